@@ -1,0 +1,1 @@
+//! Host-side tests that boot the kernel under QEMU; see `tests/`.
