@@ -5,3 +5,8 @@
 //! only exist under `cfg(target_arch = "powerpc64")`, so calling hardware
 //! from host code is a compile error rather than a runtime surprise.
 #![no_std]
+
+pub mod addr;
+pub mod instructions;
+pub mod registers;
+pub mod structures;

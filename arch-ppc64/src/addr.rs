@@ -1,0 +1,1 @@
+//! TODO(addr): being written.

@@ -1,0 +1,1 @@
+//! TODO(instructions): being written.

@@ -1,0 +1,1 @@
+//! TODO(structures): being written.

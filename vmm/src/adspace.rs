@@ -1,0 +1,1 @@
+//! TODO(adspace): being written.

@@ -1,0 +1,1 @@
+//! TODO(aix): being written.

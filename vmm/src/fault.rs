@@ -1,0 +1,1 @@
+//! TODO(fault): being written.

@@ -1,0 +1,1 @@
+//! TODO(native): being written.

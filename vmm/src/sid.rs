@@ -1,0 +1,1 @@
+//! TODO(sid): being written.

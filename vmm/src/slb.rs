@@ -1,0 +1,1 @@
+//! TODO(slb): being written.
