@@ -1,1 +1,0 @@
-//! TODO(instructions): being written.
