@@ -360,11 +360,13 @@ pub unsafe fn hcall_raw(opcode: u64, args: [u64; 9]) -> (i64, [u64; 9]) {
     let [mut r4, mut r5, mut r6, mut r7, mut r8, mut r9, mut r10, mut r11, mut r12] = args;
     let mut r3 = opcode;
     // SAFETY: the caller guarantees the call's effects are acceptable (see
-    // `# Safety` of `hcall`). `sc 1` follows the PAPR ABI: every register
-    // the hypervisor may change is an output or clobbered (clobber_abi("C")
-    // covers r0, r3..r12, CTR, LR, XER and CR0/1/5-7; CR2-4 are
-    // non-volatile in PAPR and preserved by the hypervisor). No `nomem`:
-    // hcalls may read and write memory passed by real address.
+    // `# Safety` of `hcall`). `sc 1` follows the PAPR ABI: r3..r12 are
+    // operands, and the other registers PAPR calls volatile (r0, CTR, XER
+    // and CR fields 0, 1, 5-7) are clobbered. Not `clobber_abi("C")`: that
+    // would also spill f14-f31 around the call, and `stfd` with MSR[FP] = 0
+    // (the usual kernel state) raises a floating-point unavailable
+    // interrupt. The hypervisor preserves FP/vector state and LR. No
+    // `nomem`: hcalls may read and write memory passed by real address.
     unsafe {
         core::arch::asm!(
             "sc 1",
@@ -378,7 +380,14 @@ pub unsafe fn hcall_raw(opcode: u64, args: [u64; 9]) -> (i64, [u64; 9]) {
             inout("r10") r10,
             inout("r11") r11,
             inout("r12") r12,
-            clobber_abi("C"),
+            out("r0") _,
+            out("ctr") _,
+            out("xer") _,
+            out("cr0") _,
+            out("cr1") _,
+            out("cr5") _,
+            out("cr6") _,
+            out("cr7") _,
             options(nostack),
         );
     }

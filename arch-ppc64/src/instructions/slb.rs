@@ -80,7 +80,7 @@ pub unsafe fn slbie(esid_word: u64) {
 pub unsafe fn slbia() {
     // SAFETY: the caller guarantees the code that follows only needs
     // entry 0 or none (see `# Safety`).
-    unsafe { core::arch::asm!("slbia 0", options(nostack, preserves_flags)) }
+    unsafe { core::arch::asm!("slbia", options(nostack, preserves_flags)) }
 }
 
 /// Invalidates the whole SLB including entry 0 (`slbmte 0, 0` then
@@ -101,7 +101,7 @@ pub unsafe fn invalidate_all() {
         core::arch::asm!(
             "slbmte {z}, {z}",
             "isync",
-            "slbia 0",
+            "slbia",
             "isync",
             z = in(reg) 0u64,
             options(nostack, preserves_flags),
