@@ -6,7 +6,7 @@
 //! hypervisor has written its outputs over r4..r12. r0, r3..r12, CTR, XER
 //! and CR are volatile across the call.
 //!
-//! Everything except [`hcall`] and [`hcall_raw`] builds on every host:
+//! Everything except `hcall` and `hcall_raw` (powerpc64 only) builds on every host:
 //! opcodes, flags, [`PaprError`] and [`decode`] are tested there.
 
 use core::fmt;
@@ -308,7 +308,7 @@ pub type HcallResult = Result<[u64; 9], PaprError>;
 /// Interprets the registers after `sc 1`: `r3` is the status, `out` holds
 /// r4..r12.
 ///
-/// On failure the outputs are dropped; use [`hcall_raw`] for calls whose
+/// On failure the outputs are dropped; use `hcall_raw` (powerpc64 only) for calls whose
 /// outputs matter even then (e.g. `H_BULK_REMOVE`'s per-entry responses).
 pub fn decode(r3: i64, out: [u64; 9]) -> HcallResult {
     match PaprError::from_code(r3) {

@@ -13,7 +13,7 @@
 //!   Ks `0x800`, Kp `0x400`, N `0x200`, L `0x100`, C `0x80`, LP `0x30`.
 //!
 //! A change to the SLB takes effect for following instructions only after a
-//! context-synchronizing instruction ([`super::barrier::isync`]); the
+//! context-synchronizing instruction (`isync`, see `barrier::isync`); the
 //! wrappers do not add one so that a sequence of updates pays for it once.
 
 /// `slbmte RS, RB`: writes the SLB entry whose index is in the low 12 bits

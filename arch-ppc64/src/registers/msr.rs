@@ -10,8 +10,8 @@ bitflags! {
     /// MSR contents.
     ///
     /// Bits this type does not name (for example the transactional-memory
-    /// state TS, or the secure bit S) are kept by [`read`] and written back
-    /// unchanged by [`write`], so read-modify-write is the intended use.
+    /// state TS, or the secure bit S) are kept by `read()` and written back
+    /// unchanged by `write()`, so read-modify-write is the intended use.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub struct Msr: u64 {
         /// ISA bit 0, Sixty-Four-bit mode: effective addresses are 64 bits
