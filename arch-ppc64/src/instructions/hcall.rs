@@ -97,6 +97,113 @@ pub mod flags {
     pub const H_PP2: u64 = 1 << 0;
 }
 
+/// The per-entry words of `H_BULK_REMOVE` (QEMU `spapr.h`,
+/// `h_bulk_remove`): up to [`bulk_remove::MAX_BATCH`] pairs of a
+/// translation specifier high word (type, flags, PTE index) and low word
+/// (AVPN) in r4..r11. The hypervisor writes each high word back as a
+/// response (type, completion code, R and C of the removed entry).
+pub mod bulk_remove {
+    /// Type field (PAPR bits 0:1).
+    pub const TYPE: u64 = 0xc000_0000_0000_0000;
+    /// Type: a request to remove the entry.
+    pub const REQUEST: u64 = 0x4000_0000_0000_0000;
+    /// Type: the hypervisor's response.
+    pub const RESPONSE: u64 = 0x8000_0000_0000_0000;
+    /// Type: end of the list (when fewer than four requests are passed).
+    pub const END: u64 = 0xc000_0000_0000_0000;
+    /// Completion code field of a response (PAPR bits 2:3).
+    pub const CODE: u64 = 0x3000_0000_0000_0000;
+    /// Response code: removed.
+    pub const SUCCESS: u64 = 0;
+    /// Response code: no valid entry, or the AVPN/ANDCOND test failed.
+    pub const NOT_FOUND: u64 = 0x1000_0000_0000_0000;
+    /// Response code: bad parameter (e.g. ANDCOND together with AVPN).
+    pub const PARM: u64 = 0x2000_0000_0000_0000;
+    /// Response code: hardware error.
+    pub const HW: u64 = 0x3000_0000_0000_0000;
+    /// R and C bits of the removed HPTE in a response (PAPR bits 4:5):
+    /// HPTE dword 1 bits `0x180` shifted left by 51.
+    pub const RC: u64 = 0x0c00_0000_0000_0000;
+    /// Flags field of a request (PAPR bits 6:7).
+    pub const FLAGS: u64 = 0x0300_0000_0000_0000;
+    /// Flags: remove whatever is in the slot.
+    pub const ABSOLUTE: u64 = 0;
+    /// Flags: remove only if dword 0 AND the low word is zero.
+    pub const ANDCOND: u64 = 0x0100_0000_0000_0000;
+    /// Flags: remove only if the entry's AVPN equals the low word.
+    pub const AVPN: u64 = 0x0200_0000_0000_0000;
+    /// PTE index field of a request (PAPR bits 8:63).
+    pub const PTEX: u64 = 0x00ff_ffff_ffff_ffff;
+    /// Requests per call (four pairs fill r4..r11).
+    pub const MAX_BATCH: usize = 4;
+}
+
+/// The `flags` argument of `H_PROTECT` (QEMU `h_protect`): the new page
+/// protection, no-execute bit and storage key of the HPTE, plus
+/// [`flags::H_AVPN`] if wanted.
+pub mod protect {
+    /// The two low PP bits (HPTE dword 1 bits 62:63).
+    pub const PP: u64 = 0x3;
+    /// No-execute (HPTE dword 1 bit 61).
+    pub const N: u64 = 0x4;
+    /// PP0, the high PP bit (HPTE dword 1 bit 0), moved down to here.
+    pub const PP0: u64 = 0x100;
+    /// Storage key bits 2:4 (HPTE dword 1 bits 52:54, in place).
+    pub const KEY_LO: u64 = 0xe00;
+    /// Storage key bits 0:1 (HPTE dword 1 bits 2:3), moved down to here.
+    pub const KEY_HI: u64 = 0x3000;
+
+    /// Why [`encode`] refused its input.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ProtectFlagsError {
+        /// The PP0:PP value does not fit in 3 bits.
+        PpTooWide(u8),
+        /// The storage key does not fit in 5 bits.
+        KeyTooWide(u8),
+    }
+
+    /// Encodes the `H_PROTECT` flags for the 3-bit page protection `pp`
+    /// (PP0 as its high bit, the ISA's PP0:PP), the no-execute bit and the
+    /// 5-bit storage key.
+    pub const fn encode(pp: u8, no_execute: bool, key: u8) -> Result<u64, ProtectFlagsError> {
+        if pp > 0b111 {
+            return Err(ProtectFlagsError::PpTooWide(pp));
+        }
+        if key > 0b1_1111 {
+            return Err(ProtectFlagsError::KeyTooWide(key));
+        }
+        let pp = pp as u64;
+        let key = key as u64;
+        let n = if no_execute { N } else { 0 };
+        Ok((pp & PP) | ((pp >> 2) << 8) | n | ((key & 0b111) << 9) | ((key >> 3) << 12))
+    }
+}
+
+/// Arguments of `H_SET_MODE` (r4 = mode flags, r5 = resource, r6, r7 =
+/// values), from QEMU `spapr.h`.
+pub mod set_mode {
+    /// Resource: the Completed Instruction Address Breakpoint register.
+    pub const RESOURCE_SET_CIABR: u64 = 1;
+    /// Resource: the first data address watchpoint (DAWR0).
+    pub const RESOURCE_SET_DAWR0: u64 = 2;
+    /// Resource: the Alternate Interrupt Location (LPCR\[AIL\]).
+    pub const RESOURCE_ADDR_TRANS_MODE: u64 = 3;
+    /// Resource: interrupt endianness (LPCR\[ILE\]).
+    pub const RESOURCE_LE: u64 = 4;
+    /// AIL mode flag: interrupts go to the real vector (AIL = 0).
+    pub const AIL_NONE: u64 = 0;
+    /// AIL mode flag: interrupts taken with translation on go to
+    /// `0x18000 + vector` (AIL = 2).
+    pub const AIL_0001_8000: u64 = 2;
+    /// AIL mode flag: interrupts taken with translation on go to
+    /// `0xc000_0000_0000_4000 + vector` with IR/DR on (AIL = 3).
+    pub const AIL_C000_0000_0000_4000: u64 = 3;
+    /// Endianness mode flag: take interrupts big-endian.
+    pub const LE_BIG: u64 = 0;
+    /// Endianness mode flag: take interrupts little-endian.
+    pub const LE_LITTLE: u64 = 1;
+}
+
 /// A failed hypervisor call: every non-zero PAPR return code QEMU uses
 /// (`include/hw/ppc/spapr.h`), with [`PaprError::Unknown`] for the rest.
 ///
@@ -540,6 +647,68 @@ mod tests {
         assert_eq!(flags::H_N, papr_bit(61));
         assert_eq!(flags::H_PP1, papr_bit(62));
         assert_eq!(flags::H_PP2, papr_bit(63));
+    }
+
+    #[test]
+    fn bulk_remove_fields_match_papr_bit_numbers() {
+        use bulk_remove::*;
+        assert_eq!(TYPE, papr_bit(0) | papr_bit(1));
+        assert_eq!(REQUEST, papr_bit(1));
+        assert_eq!(RESPONSE, papr_bit(0));
+        assert_eq!(END, TYPE);
+        assert_eq!(CODE, papr_bit(2) | papr_bit(3));
+        assert_eq!(NOT_FOUND, papr_bit(3));
+        assert_eq!(PARM, papr_bit(2));
+        assert_eq!(HW, CODE);
+        assert_eq!(RC, papr_bit(4) | papr_bit(5));
+        assert_eq!(FLAGS, papr_bit(6) | papr_bit(7));
+        assert_eq!(ANDCOND, papr_bit(7));
+        assert_eq!(AVPN, papr_bit(6));
+        assert_eq!(PTEX, u64::MAX >> 8);
+        // The fields tile the word exactly.
+        assert_eq!(TYPE | CODE | RC | FLAGS | PTEX, u64::MAX);
+        assert_eq!(TYPE & CODE & RC & FLAGS & PTEX, 0);
+        // R (0x100) and C (0x80) of HPTE dword 1 land in RC with << 51.
+        assert_eq!((0x180u64) << 51, RC);
+    }
+
+    #[test]
+    fn protect_flags_place_each_field() {
+        use protect::*;
+        assert_eq!(encode(0b000, false, 0), Ok(0));
+        assert_eq!(encode(0b011, false, 0), Ok(PP));
+        assert_eq!(encode(0b100, false, 0), Ok(PP0));
+        assert_eq!(encode(0b110, true, 0), Ok(PP0 | 0b10 | N));
+        assert_eq!(encode(0, false, 0b00111), Ok(KEY_LO));
+        assert_eq!(encode(0, false, 0b11000), Ok(KEY_HI));
+        assert_eq!(encode(0, false, 0b10101), Ok(0x2000 | 0xa00));
+        assert_eq!(encode(0b111, true, 31), Ok(PP | N | PP0 | KEY_LO | KEY_HI));
+    }
+
+    #[test]
+    fn protect_flags_as_qemu_applies_them() {
+        // QEMU h_protect: r |= (flags << 55) & PP0_HPTE | (flags << 48) &
+        // KEY_HI_HPTE | flags & (PP | N | KEY_LO). Check the round trip of
+        // every pp/key into HPTE dword 1 and back.
+        const HPTE_PP0: u64 = 1 << 63;
+        const HPTE_KEY_HI: u64 = 0x3000_0000_0000_0000;
+        for pp in 0..8u8 {
+            for key in 0..32u8 {
+                let f = protect::encode(pp, pp & 1 == 1, key).unwrap();
+                let r = ((f << 55) & HPTE_PP0) | ((f << 48) & HPTE_KEY_HI) | (f & 0xe07);
+                let got_pp = ((r & 3) | ((r & HPTE_PP0) >> 61)) as u8;
+                let got_key = (((r & HPTE_KEY_HI) >> 57) | ((r & 0xe00) >> 9)) as u8;
+                assert_eq!((got_pp, got_key), (pp, key));
+                assert_eq!(r & 4 != 0, pp & 1 == 1);
+            }
+        }
+    }
+
+    #[test]
+    fn protect_flags_refuse_wide_values() {
+        use protect::*;
+        assert_eq!(encode(8, false, 0), Err(ProtectFlagsError::PpTooWide(8)));
+        assert_eq!(encode(0, false, 32), Err(ProtectFlagsError::KeyTooWide(32)));
     }
 
     #[test]

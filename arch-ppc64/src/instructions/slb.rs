@@ -1,9 +1,10 @@
 //! Segment Lookaside Buffer management (Power ISA v3.1 Book III §5.9.3.1
 //! and the SLB instructions of §5.9.3.2).
 //!
-//! These take the raw register images ("ESID word" = RB, "VSID word" = RS)
-//! so this module does not depend on how the entry types in
-//! [`crate::structures`] build them:
+//! The instruction wrappers take the raw register images ("ESID word" =
+//! RB, "VSID word" = RS), so any encoding can be tried; `write_entry`,
+//! `read_entry` and `invalidate_entry` do the same with the checked
+//! [`SlbEntry`] type from [`crate::structures::slb`]:
 //!
 //! * ESID word (`slbmte` RB): ESID in ISA bits 0:35 (mask
 //!   `0xFFFF_FFFF_F000_0000`), V at ISA bit 36 (`0x0800_0000`), SLB index
@@ -15,6 +16,35 @@
 //! A change to the SLB takes effect for following instructions only after a
 //! context-synchronizing instruction (`isync`, see `barrier::isync`); the
 //! wrappers do not add one so that a sequence of updates pays for it once.
+
+use crate::structures::slb::{esid_word, vsid_word, SlbEntry};
+
+/// Fields of the `slbie` operand RB (Power ISA v3.1 Book III §5.9.3.2;
+/// Linux `SLBIE_C`, `SLBIE_SSIZE_SHIFT`).
+pub mod slbie_word {
+    /// ESID of the segment to invalidate (ISA bits 0:35), same place as in
+    /// the ESID word.
+    pub const ESID: u64 = 0xFFFF_FFFF_F000_0000;
+    /// Class `C` of the entry (ISA bit 36).
+    pub const C: u64 = 1 << (63 - 36);
+    /// Segment size `B` (ISA bits 37:38).
+    pub const B: u64 = 0b11 << B_SHIFT;
+    /// Shift of the `B` field.
+    pub const B_SHIFT: u32 = 63 - 38;
+}
+
+/// The `slbie` operand that invalidates the segment `entry` translates:
+/// its ESID, segment size and class.
+#[must_use]
+pub const fn slbie_operand(entry: SlbEntry) -> u64 {
+    let b = (entry.vsid_word & vsid_word::B) >> vsid_word::B_SHIFT;
+    let c = if entry.vsid_word & vsid_word::C != 0 {
+        slbie_word::C
+    } else {
+        0
+    };
+    (entry.esid_word & esid_word::ESID) | (b << slbie_word::B_SHIFT) | c
+}
 
 /// `slbmte RS, RB`: writes the SLB entry whose index is in the low 12 bits
 /// of `esid_word`.
@@ -146,4 +176,103 @@ pub fn slbmfev(index: u64) -> u64 {
         );
     }
     value
+}
+
+/// Writes `entry` into the SLB slot named by its index field
+/// (`slbmte entry.vsid_word, entry.esid_word`).
+///
+/// # Safety
+///
+/// As for [`slbmte`].
+#[cfg(target_arch = "powerpc64")]
+#[inline]
+pub unsafe fn write_entry(entry: SlbEntry) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { slbmte(entry.vsid_word, entry.esid_word) }
+}
+
+/// Reads SLB slot `index` back as an [`SlbEntry`] whose index field is
+/// `index` (the hardware does not return it).
+///
+/// # Panics
+///
+/// If `index` does not fit the 12-bit index field. An index at or beyond
+/// the SLB size (32 on POWER7 and later) raises a Program interrupt.
+#[cfg(target_arch = "powerpc64")]
+#[inline]
+pub fn read_entry(index: usize) -> SlbEntry {
+    assert!(index as u64 <= esid_word::INDEX, "SLB index out of range");
+    SlbEntry {
+        esid_word: (slbmfee(index as u64) & !esid_word::INDEX) | index as u64,
+        vsid_word: slbmfev(index as u64),
+    }
+}
+
+/// Invalidates the SLB entry translating the same segment as `entry`
+/// (`slbie` with [`slbie_operand`]).
+///
+/// # Safety
+///
+/// As for [`slbie`].
+#[cfg(target_arch = "powerpc64")]
+#[inline]
+pub unsafe fn invalidate_entry(entry: SlbEntry) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { slbie(slbie_operand(entry)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::{Esid, Vsid};
+    use crate::structures::slb::SlbFlags;
+    use crate::structures::{PageSize, SegmentSize};
+
+    const fn isa_bit(n: u32) -> u64 {
+        1 << (63 - n)
+    }
+
+    #[test]
+    fn slbie_fields_match_isa_bit_numbers() {
+        assert_eq!(slbie_word::ESID, esid_word::ESID);
+        assert_eq!(slbie_word::C, isa_bit(36));
+        assert_eq!(slbie_word::B, isa_bit(37) | isa_bit(38));
+        // Linux: SLBIE_C = 0x08000000, SLBIE_SSIZE_SHIFT = 25.
+        assert_eq!(slbie_word::C, 0x0800_0000);
+        assert_eq!(slbie_word::B_SHIFT, 25);
+    }
+
+    #[test]
+    fn slbie_operand_of_256m_kernel_segment() {
+        let entry = SlbEntry::new(
+            Esid::new(0xc_0000_0000),
+            Vsid::new(0x1234),
+            SegmentSize::M256,
+            PageSize::K4,
+            SlbFlags::KP,
+        )
+        .unwrap()
+        .with_index(5)
+        .unwrap();
+        // ESID only: no index, no V, B = 0, C = 0.
+        assert_eq!(slbie_operand(entry), 0xc000_0000_0000_0000);
+    }
+
+    #[test]
+    fn slbie_operand_carries_segment_size_and_class() {
+        let entry = SlbEntry::new(
+            Esid::new(0x1000),
+            Vsid::new(0x42),
+            SegmentSize::T1,
+            PageSize::K4,
+            SlbFlags::KP | SlbFlags::KS | SlbFlags::C,
+        )
+        .unwrap();
+        let rb = slbie_operand(entry);
+        assert_eq!(rb & slbie_word::ESID, 0x1000 << 28);
+        assert_eq!((rb & slbie_word::B) >> slbie_word::B_SHIFT, 0b01);
+        assert_ne!(rb & slbie_word::C, 0);
+        // Nothing outside the three fields is set (V and index are gone).
+        assert_eq!(rb & !(slbie_word::ESID | slbie_word::B | slbie_word::C), 0);
+    }
 }
