@@ -144,6 +144,7 @@ pub unsafe fn invalidate_all() {
 /// size raises a Program interrupt.
 #[cfg(target_arch = "powerpc64")]
 #[inline]
+#[must_use]
 pub fn slbmfee(index: u64) -> u64 {
     let value: u64;
     // SAFETY: slbmfee only copies an SLB entry into a GPR; it touches no
@@ -164,6 +165,7 @@ pub fn slbmfee(index: u64) -> u64 {
 /// Program interrupt.
 #[cfg(target_arch = "powerpc64")]
 #[inline]
+#[must_use]
 pub fn slbmfev(index: u64) -> u64 {
     let value: u64;
     // SAFETY: slbmfev only copies an SLB entry into a GPR.
@@ -200,6 +202,7 @@ pub unsafe fn write_entry(entry: SlbEntry) {
 /// the SLB size (32 on POWER7 and later) raises a Program interrupt.
 #[cfg(target_arch = "powerpc64")]
 #[inline]
+#[must_use]
 pub fn read_entry(index: usize) -> SlbEntry {
     assert!(index as u64 <= esid_word::INDEX, "SLB index out of range");
     SlbEntry {

@@ -65,6 +65,7 @@ impl Msr {
 /// All bits are kept, including those [`Msr`] does not name.
 #[cfg(target_arch = "powerpc64")]
 #[inline]
+#[must_use]
 pub fn read() -> Msr {
     let value: u64;
     // SAFETY: mfmsr only copies the MSR into a GPR; it touches no memory and
@@ -79,8 +80,9 @@ pub fn read() -> Msr {
 /// Writes the MSR (`mtmsrd` with L = 0), followed by `isync` so the new
 /// state is in effect for the next instruction.
 ///
-/// With L = 0 the ISA (Book III §4.4.4) does not let this instruction change
-/// HV, and ME only in hypervisor state; PR = 1 forces EE, IR and DR on.
+/// With L = 0 the ISA (Book III, `mtmsrd`) keeps some bits from changing
+/// outside hypervisor state (HV, S, ME), and PR = 1 forces EE, IR and DR
+/// on.
 ///
 /// # Safety
 ///

@@ -16,6 +16,18 @@ use core::marker::PhantomData;
 /// A readable and writable special-purpose register with number `N`.
 ///
 /// Only the type is used (`Dec::write(x)`, `Dar::read()`), never a value.
+///
+/// ```
+/// use arch_ppc64::registers::spr::{Dar, Spr};
+/// assert_eq!(Dar::NUMBER, 19);
+/// assert_eq!(Spr::<1023>::NUMBER, 1023);
+/// ```
+///
+/// SPR numbers are 10 bits wide, so a larger one is a compile error:
+///
+/// ```compile_fail
+/// let _ = arch_ppc64::registers::spr::Spr::<1024>::NUMBER;
+/// ```
 pub struct Spr<const N: u16> {
     _private: PhantomData<()>,
 }
@@ -27,13 +39,21 @@ pub struct ReadOnlySpr<const N: u16> {
     _private: PhantomData<()>,
 }
 
+/// `mfspr`/`mtspr` encode the SPR number in a split 10-bit field.
+const fn checked_spr_number(n: u16) -> u16 {
+    assert!(n < 1024, "SPR numbers are 10 bits wide");
+    n
+}
+
 impl<const N: u16> Spr<N> {
-    /// The SPR number used in `mfspr`/`mtspr`.
-    pub const NUMBER: u16 = N;
+    /// The SPR number used in `mfspr`/`mtspr`. Naming a register whose
+    /// number does not fit the instruction's 10-bit field fails to compile.
+    pub const NUMBER: u16 = checked_spr_number(N);
 
     /// Reads the register (`mfspr`).
     #[cfg(target_arch = "powerpc64")]
     #[inline]
+    #[must_use]
     pub fn read() -> u64 {
         let value: u64;
         // SAFETY: mfspr copies an SPR into a GPR and touches no memory. SPR
@@ -43,7 +63,7 @@ impl<const N: u16> Spr<N> {
             core::arch::asm!(
                 "mfspr {0}, {n}",
                 out(reg) value,
-                n = const N,
+                n = const Self::NUMBER,
                 options(nomem, nostack, preserves_flags),
             );
         }
@@ -71,7 +91,7 @@ impl<const N: u16> Spr<N> {
             core::arch::asm!(
                 "mtspr {n}, {0}",
                 in(reg) value,
-                n = const N,
+                n = const Self::NUMBER,
                 options(nostack, preserves_flags),
             );
         }
@@ -79,12 +99,14 @@ impl<const N: u16> Spr<N> {
 }
 
 impl<const N: u16> ReadOnlySpr<N> {
-    /// The SPR number used in `mfspr`.
-    pub const NUMBER: u16 = N;
+    /// The SPR number used in `mfspr`; must fit in 10 bits, as for
+    /// [`Spr::NUMBER`].
+    pub const NUMBER: u16 = checked_spr_number(N);
 
     /// Reads the register (`mfspr`).
     #[cfg(target_arch = "powerpc64")]
     #[inline]
+    #[must_use]
     pub fn read() -> u64 {
         let value: u64;
         // SAFETY: as for `Spr::read`, mfspr touches no memory.
@@ -92,7 +114,7 @@ impl<const N: u16> ReadOnlySpr<N> {
             core::arch::asm!(
                 "mfspr {0}, {n}",
                 out(reg) value,
-                n = const N,
+                n = const Self::NUMBER,
                 options(nomem, nostack, preserves_flags),
             );
         }
@@ -107,9 +129,10 @@ pub type Xer = Spr<1>;
 pub type Lr = Spr<8>;
 /// Count Register (SPR 9).
 pub type Ctr = Spr<9>;
-/// Authority Mask Register (SPR 13): per storage key, bit pairs that forbid
-/// stores (first bit) and loads (second bit).
-pub type Amr = Spr<13>;
+/// Authority Mask Register, problem-state number (SPR 13): the same
+/// register as [`Amr`]; writes from problem state only change the fields
+/// UAMOR allows.
+pub type AmrProblemState = Spr<13>;
 /// Data Stream Control Register, privileged number (SPR 17).
 pub type Dscr = Spr<17>;
 /// Data Storage Interrupt Status Register (SPR 18): why the last DSI
@@ -133,6 +156,10 @@ pub type Srr1 = Spr<27>;
 /// Come-From Address Register (SPR 28): address of the last taken branch
 /// (POWER7 and later).
 pub type Cfar = Spr<28>;
+/// Authority Mask Register, privileged number (SPR 29): per storage key,
+/// a pair of bits that forbid stores (first bit) and loads (second bit).
+/// Writes from privileged state change the fields AMOR allows.
+pub type Amr = Spr<29>;
 /// Process ID Register (SPR 48), used by radix translation.
 pub type Pidr = Spr<48>;
 /// Instruction Authority Mask Register (SPR 61): per storage key, forbids
@@ -192,6 +219,7 @@ pub type Pir = ReadOnlySpr<1023>;
 /// `timebase-frequency` property (512 MHz on QEMU pseries).
 #[cfg(target_arch = "powerpc64")]
 #[inline]
+#[must_use]
 pub fn timebase() -> u64 {
     Tb::read()
 }
@@ -205,7 +233,8 @@ mod tests {
         assert_eq!(Xer::NUMBER, 1);
         assert_eq!(Lr::NUMBER, 8);
         assert_eq!(Ctr::NUMBER, 9);
-        assert_eq!(Amr::NUMBER, 13);
+        assert_eq!(AmrProblemState::NUMBER, 13);
+        assert_eq!(Amr::NUMBER, 29);
         assert_eq!(Dscr::NUMBER, 17);
         assert_eq!(Dsisr::NUMBER, 18);
         assert_eq!(Dar::NUMBER, 19);
@@ -237,13 +266,5 @@ mod tests {
         assert_eq!(Amor::NUMBER, 349);
         assert_eq!(Ptcr::NUMBER, 464);
         assert_eq!(Pir::NUMBER, 1023);
-    }
-
-    #[test]
-    fn numbers_fit_the_ten_bit_spr_field() {
-        // mfspr/mtspr encode the SPR number in a 10-bit split field.
-        for n in [Pir::NUMBER, Ptcr::NUMBER, Hsrr1::NUMBER, Pvr::NUMBER] {
-            assert!(n < 1024, "SPR {n} does not fit");
-        }
     }
 }
