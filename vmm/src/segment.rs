@@ -1,1 +1,832 @@
-//! TODO(segment): being written.
+//! Working-storage segments: the virtual memory objects of the VMM.
+//!
+//! A segment is a 256 MB object ([`SEGSHIFT`] = 28) named by a SID. It is
+//! made of 4 KiB pages that start *untouched* and become *resident* at their
+//! first touch, in a freshly zeroed frame (zero-fill on demand, AIX
+//! "working storage"). A resident page may additionally have a hashed page
+//! table entry; the HPT is only a cache of this table, so the slot record
+//! here says where that entry is, so it can be removed or its R/C bits folded
+//! back when the page is unmapped or its entry is evicted.
+//!
+//! Besides working segments the table holds *views*: SIDs of their own that
+//! show a page window of a target segment (the AIX layer needs this for
+//! `vm_guatt`, where a process may reach only the pages it attached). A view
+//! has its own VSID, so its HPTEs are separate from the target's and no
+//! translation made for the kernel's mapping of a page can leak into the
+//! view, and a view may give its pages a protection of its own.
+//!
+//! Lifetime: attach counts (mappings) and hold counts (`as_geth`/`as_geth64`)
+//! are kept here. Deleting a held segment only marks it; it stays usable and
+//! is destroyed when the last hold is put and it is no longer attached. The
+//! destruction itself (freeing frames, HPTEs, SIDs) is done by
+//! [`crate::vm::Vmm`], which owns the platform; this module only reports
+//! what must be released.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Range;
+
+use crate::vm::hwtypes::{PhysAddr, Pp, Ptex, Sid};
+
+/// log2 of the segment size: AIX `SEGSHIFT`, 256 MB segments (ISA B = 0b00).
+pub const SEGSHIFT: u32 = 28;
+/// log2 of the base page size used for every segment: 4 KiB.
+pub const PAGE_SHIFT: u32 = 12;
+/// Bytes per page.
+pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
+/// Pages in one 256 MB segment: 65536.
+pub const PAGES_PER_SEGMENT: u32 = 1 << (SEGSHIFT - PAGE_SHIFT);
+
+/// The page index (0..65536) of a byte offset in a segment; the upper bits
+/// of `offset` (those above [`SEGSHIFT`]) are ignored, as AIX ignores them.
+pub const fn page_of_offset(offset: u64) -> u32 {
+    ((offset & ((1 << SEGSHIFT) - 1)) >> PAGE_SHIFT) as u32
+}
+
+/// Protection of one page: the HPTE PP bits and the no-execute bit (HPTE N).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageProt {
+    /// Page protection bits, interpreted with the segment key (ISA §5.7.9.2).
+    pub pp: Pp,
+    /// Instruction fetch is refused from this page (HPTE N = 1).
+    pub no_exec: bool,
+}
+
+impl PageProt {
+    /// Read-write for key 0, no access for key 1 (PP 00): the vm_galloc default.
+    pub const KERNEL_RW: PageProt = PageProt {
+        pp: Pp::RW_NONE,
+        no_exec: false,
+    };
+    /// Read-write for both keys (PP 10): ordinary user data.
+    pub const USER_RW: PageProt = PageProt {
+        pp: Pp::RW_RW,
+        no_exec: false,
+    };
+}
+
+/// A resident page: its frame and the reference/change bits seen so far
+/// (the HPTE's R and C folded in whenever its entry left the HPT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resident {
+    /// The 4 KiB frame holding the page.
+    pub frame: PhysAddr,
+    /// Referenced (HPTE R) at some point.
+    pub referenced: bool,
+    /// Changed (HPTE C) at some point.
+    pub changed: bool,
+}
+
+/// State of a page of a working segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageState {
+    /// Never touched: no frame; the first touch zero-fills one.
+    Untouched,
+    /// Backed by a frame.
+    Resident(Resident),
+}
+
+/// One page record of a segment (pages not in the map are untouched and
+/// carry the segment's default protection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Page {
+    prot: PageProt,
+    state: PageState,
+    slot: Option<Ptex>,
+}
+
+/// What a SID in the table names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// A working-storage segment with pages of its own.
+    Working,
+    /// A window onto the pages `window` of the working segment `target`.
+    View {
+        /// The working segment whose frames this view shows.
+        target: Sid,
+        /// The page indexes visible through the view; others are out of range.
+        window: Range<u32>,
+        /// Protection for every page of the view, or `None` to use the
+        /// target page's own protection.
+        prot: Option<PageProt>,
+    },
+}
+
+/// Errors of segment-table operations. Every error leaves the table unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentError {
+    /// No segment is named by this SID.
+    NoSuchSegment(Sid),
+    /// A SID given for a new segment is already in use.
+    SidInUse(Sid),
+    /// The page index lies beyond the segment's size (or outside a view's window).
+    OutOfRange {
+        /// The segment or view.
+        sid: Sid,
+        /// The offending page index.
+        page: u32,
+    },
+    /// A size of zero or above 256 MB, or an empty/oversized page range.
+    BadSize,
+    /// `put` without a matching `get`: the hold count is already zero.
+    NotHeld(Sid),
+    /// Detach of a segment that has no attachment.
+    NotAttached(Sid),
+    /// The segment is still attached somewhere and cannot be deleted now.
+    Attached(Sid),
+    /// The operation needs a working segment but the SID names a view (or
+    /// the other way round).
+    WrongKind(Sid),
+    /// The segment is already marked for deletion.
+    DeletePending(Sid),
+}
+
+impl fmt::Display for SegmentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SegmentError::NoSuchSegment(s) => write!(f, "no segment with SID {:#x}", s.as_u64()),
+            SegmentError::SidInUse(s) => write!(f, "SID {:#x} already in use", s.as_u64()),
+            SegmentError::OutOfRange { sid, page } => {
+                write!(f, "page {page} out of range of SID {:#x}", sid.as_u64())
+            }
+            SegmentError::BadSize => write!(f, "bad segment size or page range"),
+            SegmentError::NotHeld(s) => write!(f, "SID {:#x} is not held", s.as_u64()),
+            SegmentError::NotAttached(s) => write!(f, "SID {:#x} is not attached", s.as_u64()),
+            SegmentError::Attached(s) => write!(f, "SID {:#x} is still attached", s.as_u64()),
+            SegmentError::WrongKind(s) => write!(f, "SID {:#x} is the wrong kind", s.as_u64()),
+            SegmentError::DeletePending(s) => {
+                write!(f, "SID {:#x} is already being deleted", s.as_u64())
+            }
+        }
+    }
+}
+
+/// A working segment or a view (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct Segment {
+    sid: Sid,
+    kind: SegmentKind,
+    size_pages: u32,
+    default_prot: PageProt,
+    pages: BTreeMap<u32, Page>,
+    attach_count: u32,
+    hold_count: u32,
+    delete_pending: bool,
+}
+
+impl Segment {
+    fn new(sid: Sid, kind: SegmentKind, size_pages: u32, default_prot: PageProt) -> Self {
+        Segment {
+            sid,
+            kind,
+            size_pages,
+            default_prot,
+            pages: BTreeMap::new(),
+            attach_count: 0,
+            hold_count: 0,
+            delete_pending: false,
+        }
+    }
+
+    /// The SID naming this segment.
+    pub fn sid(&self) -> Sid {
+        self.sid
+    }
+
+    /// Working segment or view.
+    pub fn kind(&self) -> &SegmentKind {
+        &self.kind
+    }
+
+    /// Size in pages; pages at or above it are out of range.
+    pub fn size_pages(&self) -> u32 {
+        self.size_pages
+    }
+
+    /// The protection untouched pages get unless set otherwise.
+    pub fn default_prot(&self) -> PageProt {
+        self.default_prot
+    }
+
+    /// Number of mappings of this segment in address spaces.
+    pub fn attach_count(&self) -> u32 {
+        self.attach_count
+    }
+
+    /// Number of `as_geth` holds outstanding.
+    pub fn hold_count(&self) -> u32 {
+        self.hold_count
+    }
+
+    /// Deletion was requested while the segment was held or attached.
+    pub fn delete_pending(&self) -> bool {
+        self.delete_pending
+    }
+
+    /// Whether `page` is addressable: below the size and, for a view, inside
+    /// its window.
+    pub fn in_range(&self, page: u32) -> bool {
+        match &self.kind {
+            SegmentKind::Working => page < self.size_pages,
+            SegmentKind::View { window, .. } => window.contains(&page),
+        }
+    }
+
+    fn check(&self, page: u32) -> Result<(), SegmentError> {
+        if self.in_range(page) {
+            Ok(())
+        } else {
+            Err(SegmentError::OutOfRange {
+                sid: self.sid,
+                page,
+            })
+        }
+    }
+
+    /// Protection of `page` as this segment itself records it (for a view
+    /// without a protection of its own this is the view's default, the
+    /// caller must consult the target).
+    pub fn page_prot(&self, page: u32) -> Result<PageProt, SegmentError> {
+        self.check(page)?;
+        Ok(self.pages.get(&page).map_or(self.default_prot, |p| p.prot))
+    }
+
+    /// State of `page` (always [`PageState::Untouched`] for a view).
+    pub fn page_state(&self, page: u32) -> Result<PageState, SegmentError> {
+        self.check(page)?;
+        Ok(self
+            .pages
+            .get(&page)
+            .map_or(PageState::Untouched, |p| p.state))
+    }
+
+    /// The HPTE slot currently recorded for `page`.
+    pub fn slot(&self, page: u32) -> Option<Ptex> {
+        self.pages.get(&page).and_then(|p| p.slot)
+    }
+
+    fn page_mut(&mut self, page: u32) -> &mut Page {
+        let prot = self.default_prot;
+        self.pages.entry(page).or_insert(Page {
+            prot,
+            state: PageState::Untouched,
+            slot: None,
+        })
+    }
+
+    /// Drops the record of `page` if it says nothing the defaults don't.
+    fn tidy(&mut self, page: u32) {
+        if let Some(p) = self.pages.get(&page) {
+            if p.state == PageState::Untouched && p.slot.is_none() && p.prot == self.default_prot {
+                self.pages.remove(&page);
+            }
+        }
+    }
+
+    /// Records that `page` now lives in `frame` (after zero-filling or
+    /// copying it). Refused for views and for pages already resident.
+    pub fn make_resident(&mut self, page: u32, frame: PhysAddr) -> Result<(), SegmentError> {
+        self.check(page)?;
+        if self.kind != SegmentKind::Working || self.page_state(page)? != PageState::Untouched {
+            return Err(SegmentError::WrongKind(self.sid));
+        }
+        self.page_mut(page).state = PageState::Resident(Resident {
+            frame,
+            referenced: false,
+            changed: false,
+        });
+        Ok(())
+    }
+
+    /// Records the HPTE slot of `page`. The caller has inserted the entry.
+    pub fn set_slot(&mut self, page: u32, ptex: Ptex) -> Result<(), SegmentError> {
+        self.check(page)?;
+        self.page_mut(page).slot = Some(ptex);
+        Ok(())
+    }
+
+    /// Forgets the HPTE slot of `page` if it is `ptex` (an eviction of an
+    /// entry that was since replaced must not erase the new record); returns
+    /// whether it was.
+    pub fn clear_slot_if(&mut self, page: u32, ptex: Ptex) -> bool {
+        let hit = match self.pages.get_mut(&page) {
+            Some(p) if p.slot == Some(ptex) => {
+                p.slot = None;
+                true
+            }
+            _ => false,
+        };
+        self.tidy(page);
+        hit
+    }
+
+    /// Folds the R and C bits of an entry that left the HPT into the page
+    /// state (no effect on untouched pages or views).
+    pub fn fold_rc(&mut self, page: u32, referenced: bool, changed: bool) {
+        if let Some(Page {
+            state: PageState::Resident(r),
+            ..
+        }) = self.pages.get_mut(&page)
+        {
+            r.referenced |= referenced;
+            r.changed |= changed;
+        }
+    }
+
+    /// Sets the protection of pages `range`. Returns the slots whose entries
+    /// now carry stale protection (their records are cleared: the caller
+    /// removes the entries and folds their R/C back). An out-of-range page
+    /// refuses the whole call and changes nothing.
+    pub fn set_prot(
+        &mut self,
+        range: Range<u32>,
+        prot: PageProt,
+    ) -> Result<Vec<(u32, Ptex)>, SegmentError> {
+        if range.start >= range.end {
+            return Err(SegmentError::BadSize);
+        }
+        self.check(range.start)?;
+        self.check(range.end - 1)?;
+        let mut stale = Vec::new();
+        for page in range {
+            let p = self.page_mut(page);
+            p.prot = prot;
+            if let Some(ptex) = p.slot.take() {
+                stale.push((page, ptex));
+            }
+            self.tidy(page);
+        }
+        Ok(stale)
+    }
+
+    /// Resident pages and their frames, in page order.
+    pub fn resident_pages(&self) -> impl Iterator<Item = (u32, Resident)> + '_ {
+        self.pages.iter().filter_map(|(&i, p)| match p.state {
+            PageState::Resident(r) => Some((i, r)),
+            PageState::Untouched => None,
+        })
+    }
+
+    /// Pages with an HPTE slot recorded, in page order.
+    pub fn slots(&self) -> impl Iterator<Item = (u32, Ptex)> + '_ {
+        self.pages
+            .iter()
+            .filter_map(|(&i, p)| p.slot.map(|s| (i, s)))
+    }
+
+    /// Pages with a protection other than the default, in page order.
+    pub fn prot_overrides(&self) -> impl Iterator<Item = (u32, PageProt)> + '_ {
+        self.pages
+            .iter()
+            .filter(|(_, p)| p.prot != self.default_prot)
+            .map(|(&i, p)| (i, p.prot))
+    }
+
+    /// Empties the segment for destruction: returns every frame and HPTE
+    /// slot it recorded; afterwards it holds nothing.
+    fn drain(&mut self) -> Released {
+        let pages = core::mem::take(&mut self.pages);
+        let mut out = Released {
+            sid: self.sid,
+            frames: Vec::new(),
+            slots: Vec::new(),
+        };
+        for (i, p) in pages {
+            if let PageState::Resident(r) = p.state {
+                out.frames.push(r.frame);
+            }
+            if let Some(s) = p.slot {
+                out.slots.push((i, s));
+            }
+        }
+        out
+    }
+}
+
+/// What a destroyed segment leaves to release: its SID, its frames, and
+/// the HPTE slots it recorded (by page index).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Released {
+    /// The SID, to hand back to the SID allocator.
+    pub sid: Sid,
+    /// Frames to free.
+    pub frames: Vec<PhysAddr>,
+    /// HPTEs to remove: (page, slot).
+    pub slots: Vec<(u32, Ptex)>,
+}
+
+/// Outcome of a delete request or of the last detach/put of a deleted segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disposal {
+    /// The segment is gone; release these resources.
+    Destroyed(Released),
+    /// The segment stays (held, attached or not deleted); nothing to release.
+    Kept,
+}
+
+/// The segment table: every working segment and view, keyed by SID.
+#[derive(Clone, Debug, Default)]
+pub struct SegmentTable {
+    segments: BTreeMap<Sid, Segment>,
+}
+
+impl SegmentTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        SegmentTable::default()
+    }
+
+    /// Number of segments and views.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The segment named by `sid`.
+    pub fn get(&self, sid: Sid) -> Result<&Segment, SegmentError> {
+        self.segments
+            .get(&sid)
+            .ok_or(SegmentError::NoSuchSegment(sid))
+    }
+
+    /// The segment named by `sid`, mutably.
+    pub fn get_mut(&mut self, sid: Sid) -> Result<&mut Segment, SegmentError> {
+        self.segments
+            .get_mut(&sid)
+            .ok_or(SegmentError::NoSuchSegment(sid))
+    }
+
+    /// All segments and views in SID order.
+    pub fn iter(&self) -> impl Iterator<Item = &Segment> {
+        self.segments.values()
+    }
+
+    /// Adds a working segment of `size_pages` pages (1..=65536) under `sid`.
+    pub fn create_working(
+        &mut self,
+        sid: Sid,
+        size_pages: u32,
+        default_prot: PageProt,
+    ) -> Result<(), SegmentError> {
+        if size_pages == 0 || size_pages > PAGES_PER_SEGMENT {
+            return Err(SegmentError::BadSize);
+        }
+        if self.segments.contains_key(&sid) {
+            return Err(SegmentError::SidInUse(sid));
+        }
+        self.segments.insert(
+            sid,
+            Segment::new(sid, SegmentKind::Working, size_pages, default_prot),
+        );
+        Ok(())
+    }
+
+    /// Adds a view `sid` of pages `window` of the working segment `target`.
+    /// The view counts as one attachment of the target until it is destroyed.
+    pub fn create_view(
+        &mut self,
+        sid: Sid,
+        target: Sid,
+        window: Range<u32>,
+        prot: Option<PageProt>,
+    ) -> Result<(), SegmentError> {
+        if self.segments.contains_key(&sid) {
+            return Err(SegmentError::SidInUse(sid));
+        }
+        let t = self.get(target)?;
+        if t.kind != SegmentKind::Working {
+            return Err(SegmentError::WrongKind(target));
+        }
+        if window.start >= window.end || window.end > t.size_pages {
+            return Err(SegmentError::BadSize);
+        }
+        let default_prot = prot.unwrap_or(t.default_prot);
+        self.get_mut(target)?.attach_count += 1;
+        self.segments.insert(
+            sid,
+            Segment::new(
+                sid,
+                SegmentKind::View {
+                    target,
+                    window: window.clone(),
+                    prot,
+                },
+                window.end,
+                default_prot,
+            ),
+        );
+        Ok(())
+    }
+
+    /// The protection in force for `page` of `sid`: a view's own protection,
+    /// else the target page's.
+    pub fn effective_prot(&self, sid: Sid, page: u32) -> Result<PageProt, SegmentError> {
+        let s = self.get(sid)?;
+        s.check(page)?;
+        match &s.kind {
+            SegmentKind::Working => s.page_prot(page),
+            SegmentKind::View { prot: Some(p), .. } => Ok(*p),
+            SegmentKind::View {
+                target, prot: None, ..
+            } => self.get(*target)?.page_prot(page),
+        }
+    }
+
+    /// Counts one more mapping of `sid`.
+    pub fn attach(&mut self, sid: Sid) -> Result<u32, SegmentError> {
+        let s = self.get_mut(sid)?;
+        s.attach_count += 1;
+        Ok(s.attach_count)
+    }
+
+    /// Counts one mapping fewer; destroys the segment if it was deleted and
+    /// nothing keeps it any more. A view is destroyed by its single detach
+    /// (and detaches from its target in turn, which may destroy that too).
+    pub fn detach(&mut self, sid: Sid) -> Result<Vec<Released>, SegmentError> {
+        let s = self.get(sid)?;
+        if s.attach_count == 0 && s.kind == SegmentKind::Working {
+            return Err(SegmentError::NotAttached(sid));
+        }
+        if let SegmentKind::View { target, .. } = s.kind {
+            let mut s = self.segments.remove(&sid).expect("checked above");
+            let mut out = alloc::vec![s.drain()];
+            if let Ok(more) = self.detach(target) {
+                out.extend(more);
+            }
+            return Ok(out);
+        }
+        let s = self.get_mut(sid)?;
+        s.attach_count -= 1;
+        Ok(self.destroy_if_done(sid).into_iter().collect())
+    }
+
+    /// Takes an `as_geth` hold: the segment cannot be destroyed until it is put.
+    pub fn hold(&mut self, sid: Sid) -> Result<u32, SegmentError> {
+        let s = self.get_mut(sid)?;
+        if s.kind != SegmentKind::Working {
+            return Err(SegmentError::WrongKind(sid));
+        }
+        s.hold_count += 1;
+        Ok(s.hold_count)
+    }
+
+    /// Puts an `as_geth` hold. A put without a hold is refused
+    /// ([`SegmentError::NotHeld`]), never counted below zero. The last put
+    /// of a deleted, unattached segment destroys it.
+    pub fn put(&mut self, sid: Sid) -> Result<Disposal, SegmentError> {
+        let s = self.get_mut(sid)?;
+        if s.hold_count == 0 {
+            return Err(SegmentError::NotHeld(sid));
+        }
+        s.hold_count -= 1;
+        Ok(match self.destroy_if_done(sid) {
+            Some(r) => Disposal::Destroyed(r),
+            None => Disposal::Kept,
+        })
+    }
+
+    /// `vms_delete`: destroys an unheld, unattached working segment at once;
+    /// a held one is marked and destroyed at its last put (it stays usable
+    /// meanwhile). An attached segment that is not held is refused
+    /// ([`SegmentError::Attached`]): its mappings must go first.
+    pub fn delete(&mut self, sid: Sid) -> Result<Disposal, SegmentError> {
+        let s = self.get(sid)?;
+        if s.kind != SegmentKind::Working {
+            return Err(SegmentError::WrongKind(sid));
+        }
+        if s.delete_pending {
+            return Err(SegmentError::DeletePending(sid));
+        }
+        if s.hold_count == 0 && s.attach_count > 0 {
+            return Err(SegmentError::Attached(sid));
+        }
+        self.get_mut(sid)?.delete_pending = true;
+        Ok(match self.destroy_if_done(sid) {
+            Some(r) => Disposal::Destroyed(r),
+            None => Disposal::Kept,
+        })
+    }
+
+    fn destroy_if_done(&mut self, sid: Sid) -> Option<Released> {
+        let s = self.segments.get(&sid)?;
+        if s.delete_pending && s.hold_count == 0 && s.attach_count == 0 {
+            let mut s = self.segments.remove(&sid)?;
+            Some(s.drain())
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sid(n: u64) -> Sid {
+        Sid::new(n)
+    }
+    fn frame(n: u64) -> PhysAddr {
+        PhysAddr::new(n << 12)
+    }
+    fn ptex(n: u64) -> Ptex {
+        Ptex::try_from_raw(n).unwrap()
+    }
+
+    #[test]
+    fn constants_match_aix() {
+        assert_eq!(PAGES_PER_SEGMENT, 65536);
+        assert_eq!(1u64 << SEGSHIFT, 0x1000_0000);
+        assert_eq!(page_of_offset(0x0FFF_FFFF), 65535);
+        // Upper bits of an offset are ignored, as the AIX services do.
+        assert_eq!(page_of_offset(0xF000_1000), 1);
+    }
+
+    #[test]
+    fn pages_start_untouched_and_become_resident_once() {
+        let mut t = SegmentTable::new();
+        t.create_working(sid(5), 4, PageProt::USER_RW).unwrap();
+        let s = t.get_mut(sid(5)).unwrap();
+        assert_eq!(s.page_state(3), Ok(PageState::Untouched));
+        s.make_resident(3, frame(7)).unwrap();
+        assert_eq!(
+            s.page_state(3),
+            Ok(PageState::Resident(Resident {
+                frame: frame(7),
+                referenced: false,
+                changed: false
+            }))
+        );
+        assert!(s.make_resident(3, frame(8)).is_err());
+        assert_eq!(
+            s.page_state(4),
+            Err(SegmentError::OutOfRange {
+                sid: sid(5),
+                page: 4
+            })
+        );
+        assert!(s.make_resident(4, frame(8)).is_err());
+        assert_eq!(s.resident_pages().count(), 1);
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        let mut t = SegmentTable::new();
+        assert_eq!(
+            t.create_working(sid(1), 0, PageProt::USER_RW),
+            Err(SegmentError::BadSize)
+        );
+        assert_eq!(
+            t.create_working(sid(1), PAGES_PER_SEGMENT + 1, PageProt::USER_RW),
+            Err(SegmentError::BadSize)
+        );
+        t.create_working(sid(1), PAGES_PER_SEGMENT, PageProt::USER_RW)
+            .unwrap();
+        assert_eq!(
+            t.create_working(sid(1), 1, PageProt::USER_RW),
+            Err(SegmentError::SidInUse(sid(1)))
+        );
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn slots_fold_rc_and_ignore_stale_evictions() {
+        let mut t = SegmentTable::new();
+        t.create_working(sid(2), 8, PageProt::USER_RW).unwrap();
+        let s = t.get_mut(sid(2)).unwrap();
+        s.make_resident(1, frame(1)).unwrap();
+        s.set_slot(1, ptex(100)).unwrap();
+        // An older entry for the page was evicted: the record stays.
+        assert!(!s.clear_slot_if(1, ptex(99)));
+        assert_eq!(s.slot(1), Some(ptex(100)));
+        assert!(s.clear_slot_if(1, ptex(100)));
+        assert_eq!(s.slot(1), None);
+        s.fold_rc(1, true, false);
+        s.fold_rc(1, false, true);
+        match s.page_state(1).unwrap() {
+            PageState::Resident(r) => assert!(r.referenced && r.changed),
+            PageState::Untouched => panic!("page lost"),
+        }
+    }
+
+    #[test]
+    fn set_prot_reports_stale_slots_and_is_all_or_nothing() {
+        let mut t = SegmentTable::new();
+        t.create_working(sid(3), 4, PageProt::KERNEL_RW).unwrap();
+        let s = t.get_mut(sid(3)).unwrap();
+        s.make_resident(0, frame(1)).unwrap();
+        s.set_slot(0, ptex(8)).unwrap();
+        let ro = PageProt {
+            pp: Pp::RW_RO,
+            no_exec: true,
+        };
+        assert_eq!(
+            s.set_prot(2..5, ro),
+            Err(SegmentError::OutOfRange {
+                sid: sid(3),
+                page: 4
+            })
+        );
+        assert_eq!(s.page_prot(2), Ok(PageProt::KERNEL_RW));
+        assert_eq!(s.set_prot(0..2, ro), Ok(alloc::vec![(0, ptex(8))]));
+        assert_eq!(s.slot(0), None);
+        assert_eq!(s.page_prot(1), Ok(ro));
+        assert_eq!(s.page_prot(2), Ok(PageProt::KERNEL_RW));
+        assert_eq!(s.prot_overrides().count(), 2);
+        // Setting back to the default drops the untouched page's record.
+        s.set_prot(1..2, PageProt::KERNEL_RW).unwrap();
+        assert_eq!(s.prot_overrides().count(), 1);
+        assert_eq!(s.set_prot(1..1, ro), Err(SegmentError::BadSize));
+    }
+
+    #[test]
+    fn holds_defer_delete_until_the_last_put() {
+        let mut t = SegmentTable::new();
+        t.create_working(sid(4), 2, PageProt::USER_RW).unwrap();
+        t.get_mut(sid(4))
+            .unwrap()
+            .make_resident(0, frame(3))
+            .unwrap();
+        assert_eq!(t.put(sid(4)), Err(SegmentError::NotHeld(sid(4))));
+        assert_eq!(t.hold(sid(4)), Ok(1));
+        assert_eq!(t.hold(sid(4)), Ok(2));
+        assert_eq!(t.delete(sid(4)), Ok(Disposal::Kept));
+        assert!(t.get(sid(4)).unwrap().delete_pending());
+        assert_eq!(t.delete(sid(4)), Err(SegmentError::DeletePending(sid(4))));
+        // Still usable while held.
+        assert!(t.get(sid(4)).unwrap().page_state(0).is_ok());
+        assert_eq!(t.put(sid(4)), Ok(Disposal::Kept));
+        assert_eq!(
+            t.put(sid(4)),
+            Ok(Disposal::Destroyed(Released {
+                sid: sid(4),
+                frames: alloc::vec![frame(3)],
+                slots: alloc::vec![],
+            }))
+        );
+        assert!(t.is_empty());
+        assert_eq!(t.put(sid(4)), Err(SegmentError::NoSuchSegment(sid(4))));
+    }
+
+    #[test]
+    fn attached_segments_cannot_be_deleted_unless_held() {
+        let mut t = SegmentTable::new();
+        t.create_working(sid(6), 2, PageProt::USER_RW).unwrap();
+        t.attach(sid(6)).unwrap();
+        assert_eq!(t.delete(sid(6)), Err(SegmentError::Attached(sid(6))));
+        assert!(!t.get(sid(6)).unwrap().delete_pending());
+        t.hold(sid(6)).unwrap();
+        assert_eq!(t.delete(sid(6)), Ok(Disposal::Kept));
+        assert_eq!(t.put(sid(6)), Ok(Disposal::Kept)); // still attached
+        let r = t.detach(sid(6)).unwrap();
+        assert_eq!(r.len(), 1);
+        assert!(t.is_empty());
+        t.create_working(sid(6), 2, PageProt::USER_RW).unwrap();
+        assert_eq!(t.detach(sid(6)), Err(SegmentError::NotAttached(sid(6))));
+    }
+
+    #[test]
+    fn views_window_and_protect_their_target() {
+        let mut t = SegmentTable::new();
+        t.create_working(sid(10), 16, PageProt::KERNEL_RW).unwrap();
+        let ro = PageProt {
+            pp: Pp::RW_RO,
+            no_exec: true,
+        };
+        assert_eq!(
+            t.create_view(sid(11), sid(10), 4..17, Some(ro)),
+            Err(SegmentError::BadSize)
+        );
+        assert_eq!(
+            t.create_view(sid(11), sid(99), 4..6, Some(ro)),
+            Err(SegmentError::NoSuchSegment(sid(99)))
+        );
+        t.create_view(sid(11), sid(10), 4..6, Some(ro)).unwrap();
+        t.create_view(sid(12), sid(10), 0..16, None).unwrap();
+        assert_eq!(t.get(sid(10)).unwrap().attach_count(), 2);
+        assert_eq!(
+            t.create_view(sid(13), sid(11), 0..1, None),
+            Err(SegmentError::WrongKind(sid(11)))
+        );
+        assert!(!t.get(sid(11)).unwrap().in_range(3));
+        assert!(t.get(sid(11)).unwrap().in_range(5));
+        assert!(!t.get(sid(11)).unwrap().in_range(6));
+        assert_eq!(t.effective_prot(sid(11), 4), Ok(ro));
+        assert!(t.effective_prot(sid(11), 6).is_err());
+        assert_eq!(t.effective_prot(sid(12), 4), Ok(PageProt::KERNEL_RW));
+        assert_eq!(t.hold(sid(11)), Err(SegmentError::WrongKind(sid(11))));
+        // A held, deleted target survives its views and dies with the last one.
+        t.hold(sid(10)).unwrap();
+        t.delete(sid(10)).unwrap();
+        t.put(sid(10)).unwrap();
+        assert_eq!(t.detach(sid(11)).unwrap().len(), 1);
+        assert_eq!(t.len(), 2);
+        let gone = t.detach(sid(12)).unwrap();
+        assert_eq!(gone.len(), 2);
+        assert!(t.is_empty());
+    }
+}
