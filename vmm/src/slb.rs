@@ -1,1 +1,359 @@
-//! TODO(slb): being written.
+//! SLB management: which segment translations the processor holds.
+//!
+//! The SLB has `ibm,slb-size` entries (32 on POWER7–10). As Linux does
+//! (`SLB_NUM_BOLTED`), the low indexes `0..bolted` hold the kernel's bolted
+//! segments, which survive an address-space switch; every other entry is
+//! loaded on demand when a segment interrupt (0x380/0x480) finds no entry,
+//! into a free index or else the next one in round-robin order over the
+//! non-bolted indexes (Linux `alloc_slb_index`, `stab_rr`).
+//!
+//! The manager keeps a shadow of what it loaded, so it knows which ESIDs
+//! are present (two entries for one ESID are undefined, ISA §5.7.6.1) and
+//! which entry a detach must invalidate. All segments are 256 MB with 4 KiB
+//! base pages.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use arch_ppc64::addr::Esid;
+use arch_ppc64::structures::slb::SlbEntry;
+use arch_ppc64::structures::SegmentSize;
+
+use crate::platform::{SlbBackend, SlbError};
+
+/// Why the SLB manager refused an operation. Nothing was changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlbManagerError {
+    /// The bolted count leaves no index for on-demand entries.
+    TooManyBolted {
+        /// Bolted entries asked for.
+        bolted: usize,
+        /// SLB size.
+        size: usize,
+    },
+    /// A bolted index at or beyond the bolted count.
+    NotABoltedIndex(usize),
+    /// The entry is not valid.
+    InvalidEntry,
+    /// The backend refused the entry.
+    Backend(SlbError),
+}
+
+impl From<SlbError> for SlbManagerError {
+    fn from(e: SlbError) -> Self {
+        SlbManagerError::Backend(e)
+    }
+}
+
+/// The SLB manager of one processor.
+#[derive(Clone, Debug)]
+pub struct SlbManager {
+    bolted: usize,
+    /// The next index the round-robin replacement takes.
+    next_victim: usize,
+    /// What is loaded at each index, as the manager wrote it.
+    shadow: Vec<Option<SlbEntry>>,
+}
+
+impl SlbManager {
+    /// A manager for an SLB of `size` entries whose first `bolted` are
+    /// reserved for bolted kernel segments. At least one index must remain
+    /// for on-demand entries.
+    pub fn new(size: usize, bolted: usize) -> Result<Self, SlbManagerError> {
+        if bolted >= size {
+            return Err(SlbManagerError::TooManyBolted { bolted, size });
+        }
+        Ok(SlbManager {
+            bolted,
+            next_victim: bolted,
+            shadow: vec![None; size],
+        })
+    }
+
+    /// Number of entries.
+    pub fn size(&self) -> usize {
+        self.shadow.len()
+    }
+
+    /// Number of bolted indexes.
+    pub fn bolted(&self) -> usize {
+        self.bolted
+    }
+
+    /// The index holding a translation for `esid`, if any.
+    pub fn lookup(&self, esid: Esid) -> Option<usize> {
+        self.shadow
+            .iter()
+            .position(|e| matches!(e, Some(e) if e.esid() == esid))
+    }
+
+    /// The entry the manager loaded at `index`.
+    pub fn entry(&self, index: usize) -> Option<SlbEntry> {
+        self.shadow.get(index).copied().flatten()
+    }
+
+    /// Number of valid entries.
+    pub fn valid_count(&self) -> usize {
+        self.shadow.iter().filter(|e| e.is_some()).count()
+    }
+
+    /// Removes any entry for `esid` (hardware `slbie` and shadow).
+    fn drop_esid<B: SlbBackend + ?Sized>(&mut self, backend: &mut B, esid: Esid) -> bool {
+        match self.lookup(esid) {
+            Some(i) => {
+                backend.invalidate(esid.base(), SegmentSize::M256);
+                self.shadow[i] = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Loads a bolted kernel segment at `index` (< `bolted`), replacing
+    /// any other entry for the same ESID.
+    pub fn bolt<B: SlbBackend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        index: usize,
+        entry: SlbEntry,
+    ) -> Result<(), SlbManagerError> {
+        if index >= self.bolted {
+            return Err(SlbManagerError::NotABoltedIndex(index));
+        }
+        if !entry.is_valid() {
+            return Err(SlbManagerError::InvalidEntry);
+        }
+        self.install(backend, index, entry)
+    }
+
+    fn install<B: SlbBackend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        index: usize,
+        entry: SlbEntry,
+    ) -> Result<(), SlbManagerError> {
+        // Invalidate (rather than overwrite) what the index and the ESID
+        // held: slbmte over a valid entry does not flush derived TLB
+        // entries (QEMU `helper_SLBIA` comment), slbie does.
+        let old_at_index = self.shadow[index];
+        let old_for_esid = self.lookup(entry.esid());
+        let e = entry
+            .with_index(index)
+            .map_err(|_| SlbManagerError::Backend(SlbError::IndexOutOfRange(index)))?;
+        if let Some(old) = old_at_index {
+            backend.invalidate(old.esid().base(), SegmentSize::M256);
+            self.shadow[index] = None;
+        }
+        if old_for_esid.is_some() {
+            self.drop_esid(backend, entry.esid());
+        }
+        match backend.load(index, e) {
+            Ok(()) => {
+                self.shadow[index] = Some(e);
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Loads an on-demand entry (after a segment interrupt): into a free
+    /// non-bolted index if there is one, else over the round-robin victim.
+    /// Returns the index used.
+    pub fn load<B: SlbBackend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        entry: SlbEntry,
+    ) -> Result<usize, SlbManagerError> {
+        if !entry.is_valid() {
+            return Err(SlbManagerError::InvalidEntry);
+        }
+        let index = match self.lookup(entry.esid()) {
+            // Reload over the same ESID's own index (it may be bolted).
+            Some(i) => i,
+            None => match (self.bolted..self.size()).find(|&i| self.shadow[i].is_none()) {
+                Some(i) => i,
+                None => {
+                    let i = self.next_victim;
+                    self.next_victim = if i + 1 >= self.size() {
+                        self.bolted
+                    } else {
+                        i + 1
+                    };
+                    i
+                }
+            },
+        };
+        self.install(backend, index, entry)?;
+        Ok(index)
+    }
+
+    /// Address-space switch: invalidates every non-bolted entry.
+    pub fn switch<B: SlbBackend + ?Sized>(&mut self, backend: &mut B) {
+        backend.invalidate_non_bolted(self.bolted);
+        for e in &mut self.shadow[self.bolted..] {
+            *e = None;
+        }
+    }
+
+    /// Detach: invalidates the entry for `esid`, if loaded. Returns whether
+    /// there was one.
+    pub fn invalidate_esid<B: SlbBackend + ?Sized>(&mut self, backend: &mut B, esid: Esid) -> bool {
+        self.drop_esid(backend, esid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arch_ppc64::addr::{EffectiveAddress, Vsid};
+    use arch_ppc64::structures::slb::SlbFlags;
+    use arch_ppc64::structures::PageSize;
+
+    /// A plain array SLB that records the operations done on it.
+    struct ArraySlb {
+        entries: Vec<SlbEntry>,
+        slbie: usize,
+    }
+
+    impl SlbBackend for ArraySlb {
+        fn slb_size(&self) -> usize {
+            self.entries.len()
+        }
+        fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError> {
+            let e = self
+                .entries
+                .get_mut(index)
+                .ok_or(SlbError::IndexOutOfRange(index))?;
+            *e = entry;
+            Ok(())
+        }
+        fn read(&self, index: usize) -> Result<SlbEntry, SlbError> {
+            self.entries
+                .get(index)
+                .copied()
+                .ok_or(SlbError::IndexOutOfRange(index))
+        }
+        fn invalidate(&mut self, ea: EffectiveAddress, _ssize: SegmentSize) {
+            self.slbie += 1;
+            for e in &mut self.entries {
+                if e.matches(ea) {
+                    *e = SlbEntry::INVALID;
+                }
+            }
+        }
+        fn invalidate_non_bolted(&mut self, bolted: usize) {
+            for e in &mut self.entries[bolted..] {
+                *e = SlbEntry::INVALID;
+            }
+        }
+    }
+
+    fn slb(size: usize) -> ArraySlb {
+        ArraySlb {
+            entries: vec![SlbEntry::INVALID; size],
+            slbie: 0,
+        }
+    }
+
+    fn entry(esid: u64, vsid: u64) -> SlbEntry {
+        SlbEntry::new(
+            Esid::new(esid),
+            Vsid::new(vsid),
+            SegmentSize::M256,
+            PageSize::K4,
+            SlbFlags::KP,
+        )
+        .unwrap()
+    }
+
+    fn valid_in_hw(b: &ArraySlb) -> usize {
+        b.entries.iter().filter(|e| e.is_valid()).count()
+    }
+
+    #[test]
+    fn bolted_count_must_leave_room() {
+        assert_eq!(
+            SlbManager::new(4, 4).unwrap_err(),
+            SlbManagerError::TooManyBolted { bolted: 4, size: 4 }
+        );
+        assert!(SlbManager::new(4, 3).is_ok());
+    }
+
+    #[test]
+    fn bolted_entries_survive_a_switch() {
+        let mut b = slb(8);
+        let mut m = SlbManager::new(8, 2).unwrap();
+        m.bolt(&mut b, 0, entry(0xC00, 1)).unwrap();
+        assert_eq!(
+            m.bolt(&mut b, 2, entry(0xC01, 2)),
+            Err(SlbManagerError::NotABoltedIndex(2))
+        );
+        assert_eq!(m.load(&mut b, entry(1, 10)), Ok(2));
+        assert_eq!(m.load(&mut b, entry(2, 11)), Ok(3));
+        assert_eq!(valid_in_hw(&b), 3);
+        m.switch(&mut b);
+        assert_eq!(valid_in_hw(&b), 1);
+        assert_eq!(m.valid_count(), 1);
+        assert_eq!(m.lookup(Esid::new(0xC00)), Some(0));
+        assert_eq!(m.lookup(Esid::new(1)), None);
+        assert_eq!(b.entries[0].esid(), Esid::new(0xC00));
+        assert_eq!(b.entries[0].index(), 0);
+    }
+
+    #[test]
+    fn replacement_is_round_robin_over_non_bolted_indexes() {
+        let mut b = slb(5);
+        let mut m = SlbManager::new(5, 2).unwrap();
+        m.bolt(&mut b, 0, entry(0xC00, 1)).unwrap();
+        m.bolt(&mut b, 1, entry(0xC01, 2)).unwrap();
+        let idx: Vec<usize> = (0..8)
+            .map(|i| m.load(&mut b, entry(i, 100 + i)).unwrap())
+            .collect();
+        // Three free indexes first, then victims 2, 3, 4, 2, 3.
+        assert_eq!(idx, vec![2, 3, 4, 2, 3, 4, 2, 3]);
+        // Bolted entries were never taken.
+        assert_eq!(m.lookup(Esid::new(0xC00)), Some(0));
+        assert_eq!(m.lookup(Esid::new(0xC01)), Some(1));
+        // Only the last three on-demand ESIDs remain, once each.
+        assert_eq!(m.valid_count(), 5);
+        assert_eq!(valid_in_hw(&b), 5);
+        for e in 5..8 {
+            assert!(m.lookup(Esid::new(e)).is_some());
+        }
+        assert_eq!(m.lookup(Esid::new(4)), None);
+    }
+
+    #[test]
+    fn reloading_an_esid_never_duplicates_it() {
+        let mut b = slb(6);
+        let mut m = SlbManager::new(6, 1).unwrap();
+        let i = m.load(&mut b, entry(7, 1)).unwrap();
+        // Same ESID, new VSID (e.g. remapped): same index, old one gone.
+        assert_eq!(m.load(&mut b, entry(7, 2)), Ok(i));
+        assert_eq!(m.valid_count(), 1);
+        assert_eq!(valid_in_hw(&b), 1);
+        assert_eq!(b.entries[i].vsid(), Some(Vsid::new(2)));
+        // Bolting an ESID that was loaded on demand moves it.
+        m.bolt(&mut b, 0, entry(7, 3)).unwrap();
+        assert_eq!(m.lookup(Esid::new(7)), Some(0));
+        assert_eq!(valid_in_hw(&b), 1);
+    }
+
+    #[test]
+    fn detach_invalidates_only_that_esid() {
+        let mut b = slb(6);
+        let mut m = SlbManager::new(6, 1).unwrap();
+        m.load(&mut b, entry(1, 1)).unwrap();
+        m.load(&mut b, entry(2, 2)).unwrap();
+        let before = b.slbie;
+        assert!(m.invalidate_esid(&mut b, Esid::new(1)));
+        assert_eq!(b.slbie, before + 1);
+        assert!(!m.invalidate_esid(&mut b, Esid::new(1)));
+        assert_eq!(m.lookup(Esid::new(2)), Some(2));
+        assert_eq!(valid_in_hw(&b), 1);
+        assert_eq!(
+            m.load(&mut b, SlbEntry::INVALID),
+            Err(SlbManagerError::InvalidEntry)
+        );
+    }
+}
