@@ -1,0 +1,241 @@
+//! The table of the C interface: every constant and every function the
+//! header `vmm/include/sys/{vmuser,adspace}.h` declares, as the Rust side
+//! defines them.
+//!
+//! The test `vmm/tests/aix_header.rs` turns this table into C
+//! (`_Static_assert`s on the constants, redeclarations of the prototypes)
+//! and compiles it against the header, and checks that the header declares
+//! nothing the table lacks. With feature `c-abi` the table is also checked
+//! at compile time against the exported functions' real types, so header,
+//! table and exports cannot drift apart silently.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::consts::*;
+
+/// A constant of the C header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CConstant {
+    /// The macro name.
+    pub name: &'static str,
+    /// The value's bit pattern, zero-extended from the constant's width.
+    pub value: u64,
+}
+
+/// A function of the C header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CFunction {
+    /// The symbol name.
+    pub name: &'static str,
+    /// The parameter types as written in Rust (`*mut ulong`, `c_int`, ...).
+    pub params: &'static [&'static str],
+    /// The return type as written in Rust, `None` for `void`.
+    pub ret: Option<&'static str>,
+}
+
+/// The C spelling of a Rust type name used in the table: `c_int` → `int`,
+/// `*mut *mut c_void` → `void **`; AIX type aliases keep their names.
+pub fn c_type(rust: &str) -> String {
+    let mut rest = rust.trim();
+    let mut stars = 0;
+    loop {
+        if let Some(r) = rest.strip_prefix("*mut") {
+            rest = r.trim_start();
+        } else if let Some(r) = rest.strip_prefix("*const") {
+            rest = r.trim_start();
+        } else {
+            break;
+        }
+        stars += 1;
+    }
+    let base = match rest {
+        "c_int" => "int",
+        "c_long" => "long",
+        "c_ulonglong" => "unsigned long long",
+        "c_void" => "void",
+        other => other,
+    };
+    if stars == 0 {
+        String::from(base)
+    } else {
+        format!("{base} {}", "*".repeat(stars))
+    }
+}
+
+impl CFunction {
+    /// The C prototype, without parameter names:
+    /// `int vm_galloc(int, vmsize_t, ulong *)`.
+    pub fn c_prototype(&self) -> String {
+        let ret = self.ret.map_or(String::from("void"), c_type);
+        let params: Vec<String> = self.params.iter().map(|p| c_type(p)).collect();
+        let params = if params.is_empty() {
+            String::from("void")
+        } else {
+            params.join(", ")
+        };
+        format!("{ret} {}({params})", self.name)
+    }
+}
+
+/// Builds [`C_FUNCTIONS`] and, with `c-abi`, checks each entry against the
+/// exported function's type.
+macro_rules! c_functions {
+    ($( fn $name:ident ( $($aty:ty),* ) $(-> $ret:ty)? ; )*) => {
+        /// Every function of the C interface.
+        pub const C_FUNCTIONS: &[CFunction] = &[
+            $( CFunction {
+                name: stringify!($name),
+                params: &[$(stringify!($aty)),*],
+                ret: c_functions!(@ret $($ret)?),
+            }, )*
+        ];
+
+        #[cfg(feature = "c-abi")]
+        #[allow(unused_imports)]
+        const _: () = {
+            use super::ctypes::*;
+            use super::adsp::adspace_t;
+            use core::ffi::{c_int, c_long, c_ulonglong, c_void};
+            $( let _: unsafe extern "C" fn($($aty),*) $(-> $ret)? = super::cabi::$name; )*
+        };
+    };
+    (@ret $ret:ty) => { Some(stringify!($ret)) };
+    (@ret) => { None };
+}
+
+c_functions! {
+    fn vm_galloc(c_int, vmsize_t, *mut ulong) -> c_int;
+    fn vm_gfree(ulong, vmsize_t) -> c_int;
+    fn vm_guatt(*mut c_void, vmsize_t, vmkey_t, c_long, *mut *mut c_void) -> c_int;
+    fn vm_gudet(*mut c_void, *mut c_void, vmsize_t, c_long) -> c_int;
+    fn vm_att(vmhandle_t, caddr_t) -> caddr_t;
+    fn vm_det(caddr_t);
+    fn vm_handle(vmid_t, vmkey_t) -> vmhandle_t;
+    fn vms_create(*mut vmid_t, c_int, dev_t, vmsize_t, vmsize_t, vmsize_t) -> c_int;
+    fn vms_delete(vmid_t) -> c_int;
+    fn getadsp() -> *mut adspace_t;
+    fn as_att(*mut adspace_t, vmhandle_t, caddr_t) -> caddr_t;
+    fn as_det(*mut adspace_t, caddr_t) -> c_int;
+    fn as_geth(*mut adspace_t, caddr_t) -> vmhandle_t;
+    fn as_puth(*mut adspace_t, vmhandle_t);
+    fn as_getsrval(*mut adspace_t, caddr_t) -> vmhandle_t;
+    fn as_att64(vmhandle_t, c_int) -> c_ulonglong;
+    fn as_det64(c_ulonglong) -> c_int;
+    fn as_seth64(c_ulonglong, vmhandle_t) -> c_int;
+    fn as_geth64(c_ulonglong) -> vmhandle_t;
+    fn as_puth64(c_ulonglong, vmhandle_t) -> c_int;
+    fn as_getsrval64(c_ulonglong) -> vmhandle_t;
+    fn vmm_errno() -> c_int;
+}
+
+/// Every constant of the C header.
+pub const C_CONSTANTS: &[CConstant] = &[
+    CConstant {
+        name: "V_WORKING",
+        value: V_WORKING as u64,
+    },
+    CConstant {
+        name: "V_SYSTEM",
+        value: V_SYSTEM as u64,
+    },
+    CConstant {
+        name: "V_UREAD",
+        value: V_UREAD as u64,
+    },
+    CConstant {
+        name: "V_NOEXEC",
+        value: V_NOEXEC as u32 as u64,
+    },
+    CConstant {
+        name: "VU_ANYWHERE",
+        value: VU_ANYWHERE as u64,
+    },
+    CConstant {
+        name: "VM_PRIV",
+        value: VM_PRIV as u64,
+    },
+    CConstant {
+        name: "VM_UNPRIV",
+        value: VM_UNPRIV as u64,
+    },
+    CConstant {
+        name: "EINVAL",
+        value: EINVAL as u64,
+    },
+    CConstant {
+        name: "ENOMEM",
+        value: ENOMEM as u64,
+    },
+    CConstant {
+        name: "ENOSPC",
+        value: ENOSPC as u64,
+    },
+    CConstant {
+        name: "SEGSHIFT",
+        value: SEGSHIFT as u64,
+    },
+    CConstant {
+        name: "SEGSIZE",
+        value: SEGSIZE,
+    },
+    CConstant {
+        name: "SEGOFFSET",
+        value: SEGOFFSET,
+    },
+    CConstant {
+        name: "NSEGS",
+        value: NSEGS as u64,
+    },
+    CConstant {
+        name: "PAGESIZE",
+        value: PAGESIZE,
+    },
+    CConstant {
+        name: "L2SIDLIMIT",
+        value: L2SIDLIMIT as u64,
+    },
+    CConstant {
+        name: "SIDMAX",
+        value: SIDMAX,
+    },
+    CConstant {
+        name: "INVLSID",
+        value: INVLSID,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_type_spelling() {
+        assert_eq!(c_type("c_int"), "int");
+        assert_eq!(c_type("*mut ulong"), "ulong *");
+        assert_eq!(c_type("*mut *mut c_void"), "void **");
+        assert_eq!(c_type("c_ulonglong"), "unsigned long long");
+        assert_eq!(c_type("vmhandle_t"), "vmhandle_t");
+    }
+
+    #[test]
+    fn prototypes_render() {
+        let f = C_FUNCTIONS.iter().find(|f| f.name == "vm_galloc").unwrap();
+        assert_eq!(f.c_prototype(), "int vm_galloc(int, vmsize_t, ulong *)");
+        let f = C_FUNCTIONS.iter().find(|f| f.name == "getadsp").unwrap();
+        assert_eq!(f.c_prototype(), "adspace_t * getadsp(void)");
+        let f = C_FUNCTIONS.iter().find(|f| f.name == "vm_det").unwrap();
+        assert_eq!(f.c_prototype(), "void vm_det(caddr_t)");
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, f) in C_FUNCTIONS.iter().enumerate() {
+            assert!(C_FUNCTIONS[i + 1..].iter().all(|g| g.name != f.name));
+        }
+        for (i, c) in C_CONSTANTS.iter().enumerate() {
+            assert!(C_CONSTANTS[i + 1..].iter().all(|d| d.name != c.name));
+        }
+    }
+}
