@@ -1,0 +1,144 @@
+//! Console on the PAPR virtual terminal (`H_PUT_TERM_CHAR`), the `log`
+//! backend and the `print!`/`println!` macros.
+//!
+//! Terminal number 0 is QEMU's "first vty" shortcut (hw/char/spapr_vty.c),
+//! which lets the kernel print before it has read the vty's `reg` from the
+//! device tree; [`set_termno`] switches to the real number afterwards.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::hv;
+
+/// Terminal number (the vty node's `reg`) used for output.
+static TERMNO: AtomicU32 = AtomicU32::new(0);
+
+/// Serialises whole `print!` calls so lines do not interleave.
+static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Sets the terminal number used from now on (the vty's `reg`).
+pub fn set_termno(termno: u32) {
+    TERMNO.store(termno, Ordering::Relaxed);
+}
+
+/// The terminal number in use.
+pub fn termno() -> u32 {
+    TERMNO.load(Ordering::Relaxed)
+}
+
+/// An `H_PUT_TERM_CHAR` failure: the hcall status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutTermCharError(pub i64);
+
+/// Writes `bytes` to terminal `termno`, at most 16 bytes per hcall (PAPR's
+/// limit; QEMU answers H_PARAMETER above it). Bytes are packed big-endian
+/// into r6/r7, first byte in the most-significant position.
+pub fn put_term_chars(termno: u32, bytes: &[u8]) -> Result<(), PutTermCharError> {
+    for chunk in bytes.chunks(16) {
+        let mut packed = [0u8; 16];
+        packed[..chunk.len()].copy_from_slice(chunk);
+        let hi = u64::from_be_bytes(packed[..8].try_into().expect("8 bytes"));
+        let lo = u64::from_be_bytes(packed[8..].try_into().expect("8 bytes"));
+        loop {
+            // SAFETY: H_PUT_TERM_CHAR reads only its register arguments.
+            let (status, _) = unsafe {
+                hv::hcall(
+                    hv::H_PUT_TERM_CHAR,
+                    [u64::from(termno), chunk.len() as u64, hi, lo, 0, 0, 0, 0, 0],
+                )
+            };
+            match status {
+                hv::H_SUCCESS => break,
+                // H_BUSY: the terminal is full, try again.
+                1 => continue,
+                err => return Err(PutTermCharError(err)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `fmt::Write` on the console; turns `\n` into `\r\n` for terminals.
+pub struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let termno = termno();
+        for (i, line) in s.split('\n').enumerate() {
+            if i > 0 {
+                put_term_chars(termno, b"\r\n").map_err(|_| fmt::Error)?;
+            }
+            put_term_chars(termno, line.as_bytes()).map_err(|_| fmt::Error)?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints `args` under the console lock (used by `print!`).
+pub fn print_fmt(args: fmt::Arguments<'_>) {
+    let _guard = LOCK.lock();
+    // Console output errors have nowhere to be reported.
+    let _ = Console.write_fmt(args);
+}
+
+/// Prints `args` without taking the console lock: for the panic and trap
+/// paths, which may interrupt a holder of the lock.
+pub fn print_fmt_unlocked(args: fmt::Arguments<'_>) {
+    let _ = Console.write_fmt(args);
+}
+
+/// Releases the console lock if a failed test left it held.
+///
+/// # Safety
+///
+/// The holder must no longer run (its stack was abandoned).
+pub unsafe fn force_unlock() {
+    if LOCK.is_locked() {
+        // SAFETY: per the contract, the holder is gone.
+        unsafe { LOCK.force_unlock() };
+    }
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::print_fmt(format_args!($($arg)*)) };
+}
+
+/// Prints to the console, with a newline.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::print_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// The `log` backend: one line per record, `[LEVEL target] message`.
+struct ConsoleLogger;
+
+impl log::Log for ConsoleLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            println!(
+                "[{:<5} {}] {}",
+                record.level(),
+                record.target(),
+                record.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: ConsoleLogger = ConsoleLogger;
+
+/// Installs the console as the `log` backend at `level`.
+pub fn init_logger(level: log::LevelFilter) {
+    // A second call keeps the first logger; nothing to report.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}

@@ -1,0 +1,654 @@
+//! Physical (real-address) frame allocator: 4 KiB frames over the RAM the
+//! device tree reports, minus firmware, vectors and the kernel image.
+//!
+//! One bitmap covers the span from the lowest to the highest usable frame
+//! (a set bit means "not free"); the list of usable ranges says which
+//! frames the allocator owns, so freeing a frame it never handed out (a
+//! hole, the kernel, a double free) is a typed error that changes nothing.
+//! The logic is architecture-independent and unit-tested on the host.
+
+use core::fmt;
+
+/// Size of a frame: the 4 KiB base page of the hashed page table.
+pub const FRAME_SIZE: u64 = 4096;
+
+/// Most usable ranges tracked.
+pub const MAX_USABLE: usize = 32;
+
+/// A 4 KiB-aligned real address of one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Frame(u64);
+
+impl Frame {
+    /// The frame starting at `addr`, if `addr` is 4 KiB aligned.
+    pub fn from_start_address(addr: u64) -> Result<Self, FrameError> {
+        if addr % FRAME_SIZE != 0 {
+            return Err(FrameError::Misaligned(addr));
+        }
+        Ok(Frame(addr))
+    }
+
+    /// The frame containing `addr`.
+    pub fn containing(addr: u64) -> Self {
+        Frame(addr & !(FRAME_SIZE - 1))
+    }
+
+    /// The real address of the frame's first byte.
+    pub fn start_address(self) -> u64 {
+        self.0
+    }
+
+    /// The frame number (address / 4 KiB).
+    pub fn number(self) -> u64 {
+        self.0 / FRAME_SIZE
+    }
+}
+
+/// A half-open range `[start, end)` of real addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddrRange {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+}
+
+impl AddrRange {
+    /// `[start, start + size)`, saturating at the top of the address space.
+    pub fn new(start: u64, size: u64) -> Self {
+        Self {
+            start,
+            end: start.saturating_add(size),
+        }
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.start >= self.end
+    }
+}
+
+/// Why a frame operation failed; nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// The address is not 4 KiB aligned.
+    Misaligned(u64),
+    /// The frame is not in any usable range of this allocator.
+    NotManaged(u64),
+    /// The frame is already free.
+    DoubleFree(u64),
+    /// The bitmap storage given to [`FrameAllocator::new`] is too small.
+    BitmapTooSmall {
+        /// 64-bit words needed.
+        needed: usize,
+        /// Words given.
+        given: usize,
+    },
+    /// More usable ranges than [`MAX_USABLE`].
+    TooManyRanges,
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::Misaligned(a) => write!(f, "address {a:#x} is not 4 KiB aligned"),
+            FrameError::NotManaged(a) => write!(f, "frame {a:#x} is not managed"),
+            FrameError::DoubleFree(a) => write!(f, "frame {a:#x} is already free"),
+            FrameError::BitmapTooSmall { needed, given } => {
+                write!(f, "bitmap needs {needed} words, got {given}")
+            }
+            FrameError::TooManyRanges => write!(f, "more than {MAX_USABLE} usable ranges"),
+        }
+    }
+}
+
+/// A fixed-capacity, sorted, non-overlapping set of address ranges.
+#[derive(Debug, Clone, Copy)]
+pub struct RangeSet {
+    ranges: [AddrRange; MAX_USABLE],
+    len: usize,
+}
+
+impl Default for RangeSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RangeSet {
+    /// The empty set.
+    pub const fn new() -> Self {
+        Self {
+            ranges: [AddrRange { start: 0, end: 0 }; MAX_USABLE],
+            len: 0,
+        }
+    }
+
+    /// The ranges, sorted by start.
+    pub fn as_slice(&self) -> &[AddrRange] {
+        &self.ranges[..self.len]
+    }
+
+    /// Adds `r`, merging overlapping or touching ranges.
+    pub fn insert(&mut self, r: AddrRange) -> Result<(), FrameError> {
+        if r.is_empty() {
+            return Ok(());
+        }
+        let mut merged = r;
+        let mut out = RangeSet::new();
+        let mut placed = false;
+        for &cur in self.as_slice() {
+            if cur.end < merged.start {
+                out.push(cur)?;
+            } else if merged.end < cur.start {
+                if !placed {
+                    out.push(merged)?;
+                    placed = true;
+                }
+                out.push(cur)?;
+            } else {
+                merged.start = merged.start.min(cur.start);
+                merged.end = merged.end.max(cur.end);
+            }
+        }
+        if !placed {
+            out.push(merged)?;
+        }
+        *self = out;
+        Ok(())
+    }
+
+    fn push(&mut self, r: AddrRange) -> Result<(), FrameError> {
+        if self.len == MAX_USABLE {
+            return Err(FrameError::TooManyRanges);
+        }
+        self.ranges[self.len] = r;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes `r` from every range (may split one range in two).
+    pub fn remove(&mut self, r: AddrRange) -> Result<(), FrameError> {
+        if r.is_empty() {
+            return Ok(());
+        }
+        let mut out = RangeSet::new();
+        for &cur in self.as_slice() {
+            if cur.end <= r.start || r.end <= cur.start {
+                out.push(cur)?;
+                continue;
+            }
+            if cur.start < r.start {
+                out.push(AddrRange {
+                    start: cur.start,
+                    end: r.start,
+                })?;
+            }
+            if r.end < cur.end {
+                out.push(AddrRange {
+                    start: r.end,
+                    end: cur.end,
+                })?;
+            }
+        }
+        *self = out;
+        Ok(())
+    }
+
+    /// Keeps only the parts that are also in `other`.
+    pub fn intersect(&mut self, other: &RangeSet) -> Result<(), FrameError> {
+        let mut out = RangeSet::new();
+        for a in self.as_slice() {
+            for b in other.as_slice() {
+                let r = AddrRange {
+                    start: a.start.max(b.start),
+                    end: a.end.min(b.end),
+                };
+                if !r.is_empty() {
+                    out.insert(r)?;
+                }
+            }
+        }
+        *self = out;
+        Ok(())
+    }
+
+    /// Shrinks every range to whole frames (start rounded up, end down).
+    pub fn align_to_frames(&mut self) {
+        let mut out = RangeSet::new();
+        for r in self.as_slice() {
+            let start = r.start.next_multiple_of(FRAME_SIZE);
+            let end = r.end & !(FRAME_SIZE - 1);
+            if start < end {
+                // Cannot overflow: `out` has at most as many ranges as `self`.
+                let _ = out.push(AddrRange { start, end });
+            }
+        }
+        *self = out;
+    }
+
+    /// Total bytes.
+    pub fn total(&self) -> u64 {
+        self.as_slice().iter().map(|r| r.end - r.start).sum()
+    }
+
+    /// Whether `addr` lies in one of the ranges.
+    pub fn contains(&self, addr: u64) -> bool {
+        self.as_slice()
+            .iter()
+            .any(|r| r.start <= addr && addr < r.end)
+    }
+}
+
+/// Allocator of 4 KiB frames over a [`RangeSet`] of usable memory.
+pub struct FrameAllocator<'a> {
+    usable: RangeSet,
+    /// Frame number of bit 0 of the bitmap.
+    first_frame: u64,
+    /// One bit per frame of the span; 1 = allocated or not usable.
+    bitmap: &'a mut [u64],
+    /// Frames in the span.
+    span_frames: u64,
+    total: u64,
+    free: u64,
+    /// Word index where the next search starts.
+    hint: usize,
+}
+
+impl<'a> FrameAllocator<'a> {
+    /// 64-bit bitmap words needed to manage `usable` (after frame alignment).
+    pub fn bitmap_words(usable: &RangeSet) -> usize {
+        let mut u = *usable;
+        u.align_to_frames();
+        match (u.as_slice().first(), u.as_slice().last()) {
+            (Some(first), Some(last)) => {
+                let frames = (last.end - first.start) / FRAME_SIZE;
+                frames.div_ceil(64) as usize
+            }
+            _ => 0,
+        }
+    }
+
+    /// An allocator owning the whole frames of `usable`, all free, with its
+    /// bitmap in `bitmap` (at least [`Self::bitmap_words`] words).
+    pub fn new(usable: &RangeSet, bitmap: &'a mut [u64]) -> Result<Self, FrameError> {
+        let mut usable = *usable;
+        usable.align_to_frames();
+        let needed = Self::bitmap_words(&usable);
+        if bitmap.len() < needed {
+            return Err(FrameError::BitmapTooSmall {
+                needed,
+                given: bitmap.len(),
+            });
+        }
+        let bitmap = &mut bitmap[..needed];
+        bitmap.fill(u64::MAX);
+        let first_frame = usable
+            .as_slice()
+            .first()
+            .map_or(0, |r| r.start / FRAME_SIZE);
+        let span_frames = usable
+            .as_slice()
+            .last()
+            .map_or(0, |r| r.end / FRAME_SIZE - first_frame);
+        let mut this = Self {
+            usable,
+            first_frame,
+            bitmap,
+            span_frames,
+            total: 0,
+            free: 0,
+            hint: 0,
+        };
+        for r in usable.as_slice() {
+            for n in r.start / FRAME_SIZE..r.end / FRAME_SIZE {
+                this.clear_bit(n - first_frame);
+            }
+            this.total += (r.end - r.start) / FRAME_SIZE;
+        }
+        this.free = this.total;
+        Ok(this)
+    }
+
+    fn clear_bit(&mut self, i: u64) {
+        self.bitmap[(i / 64) as usize] &= !(1u64 << (i % 64));
+    }
+
+    fn set_bit(&mut self, i: u64) {
+        self.bitmap[(i / 64) as usize] |= 1u64 << (i % 64);
+    }
+
+    fn bit(&self, i: u64) -> bool {
+        self.bitmap[(i / 64) as usize] & (1u64 << (i % 64)) != 0
+    }
+
+    /// Allocates one frame; `None` when memory is exhausted.
+    pub fn allocate(&mut self) -> Option<Frame> {
+        let words = self.bitmap.len();
+        for k in 0..words {
+            let w = (self.hint + k) % words;
+            let word = self.bitmap[w];
+            if word != u64::MAX {
+                let bit = (!word).trailing_zeros() as u64;
+                let i = w as u64 * 64 + bit;
+                if i >= self.span_frames {
+                    continue;
+                }
+                self.set_bit(i);
+                self.free -= 1;
+                self.hint = w;
+                return Some(Frame((self.first_frame + i) * FRAME_SIZE));
+            }
+        }
+        None
+    }
+
+    /// Allocates `count` contiguous frames whose first frame is aligned to
+    /// `align` bytes (a power of two, at least 4 KiB); `None` if no such run
+    /// is free. Used for structures like an HPT that need natural alignment.
+    pub fn allocate_contiguous(&mut self, count: u64, align: u64) -> Option<Frame> {
+        if count == 0 || !align.is_power_of_two() || align < FRAME_SIZE {
+            return None;
+        }
+        let step = align / FRAME_SIZE;
+        let mut n = self.first_frame.next_multiple_of(step);
+        let end = self.first_frame + self.span_frames;
+        while n + count <= end {
+            let base = n - self.first_frame;
+            if let Some(used) = (0..count).rev().find(|&j| self.bit(base + j)) {
+                // Skip past the used frame to the next aligned start.
+                n = (n + used + 1).next_multiple_of(step);
+                continue;
+            }
+            for j in 0..count {
+                self.set_bit(base + j);
+            }
+            self.free -= count;
+            return Some(Frame(n * FRAME_SIZE));
+        }
+        None
+    }
+
+    /// Returns `frame` to the allocator.
+    pub fn deallocate(&mut self, frame: Frame) -> Result<(), FrameError> {
+        let addr = frame.start_address();
+        if !self.usable.contains(addr) {
+            return Err(FrameError::NotManaged(addr));
+        }
+        let i = frame.number() - self.first_frame;
+        if !self.bit(i) {
+            return Err(FrameError::DoubleFree(addr));
+        }
+        self.clear_bit(i);
+        self.free += 1;
+        Ok(())
+    }
+
+    /// Whether `frame` is currently allocated (false for unmanaged frames).
+    pub fn is_allocated(&self, frame: Frame) -> bool {
+        self.usable.contains(frame.start_address()) && self.bit(frame.number() - self.first_frame)
+    }
+
+    /// Frames currently free.
+    pub fn free_frames(&self) -> u64 {
+        self.free
+    }
+
+    /// Frames managed in total.
+    pub fn total_frames(&self) -> u64 {
+        self.total
+    }
+
+    /// The usable ranges (frame aligned).
+    pub fn usable(&self) -> &RangeSet {
+        &self.usable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ranges: &[(u64, u64)]) -> RangeSet {
+        let mut s = RangeSet::new();
+        for &(a, b) in ranges {
+            s.insert(AddrRange { start: a, end: b }).unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn range_set_merges_and_splits() {
+        let mut s = set(&[(0x3000, 0x5000), (0x1000, 0x2000), (0x2000, 0x3000)]);
+        assert_eq!(
+            s.as_slice(),
+            &[AddrRange {
+                start: 0x1000,
+                end: 0x5000
+            }]
+        );
+        s.remove(AddrRange {
+            start: 0x2000,
+            end: 0x3000,
+        })
+        .unwrap();
+        assert_eq!(
+            s.as_slice(),
+            &[
+                AddrRange {
+                    start: 0x1000,
+                    end: 0x2000
+                },
+                AddrRange {
+                    start: 0x3000,
+                    end: 0x5000
+                }
+            ]
+        );
+        s.intersect(&set(&[(0x1800, 0x4000)])).unwrap();
+        assert_eq!(
+            s.as_slice(),
+            &[
+                AddrRange {
+                    start: 0x1800,
+                    end: 0x2000
+                },
+                AddrRange {
+                    start: 0x3000,
+                    end: 0x4000
+                }
+            ]
+        );
+        s.align_to_frames();
+        assert_eq!(
+            s.as_slice(),
+            &[AddrRange {
+                start: 0x3000,
+                end: 0x4000
+            }]
+        );
+    }
+
+    #[test]
+    fn allocates_every_frame_once_then_exhausts() {
+        let usable = set(&[(0x10000, 0x20000), (0x40000, 0x48000)]);
+        let mut bitmap = vec![0u64; FrameAllocator::bitmap_words(&usable)];
+        let mut fa = FrameAllocator::new(&usable, &mut bitmap).unwrap();
+        assert_eq!(fa.total_frames(), 16 + 8);
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(f) = fa.allocate() {
+            assert_eq!(f.start_address() % FRAME_SIZE, 0);
+            assert!(usable.contains(f.start_address()), "{f:?} outside usable");
+            assert!(seen.insert(f), "{f:?} handed out twice");
+        }
+        assert_eq!(seen.len(), 24);
+        assert_eq!(fa.free_frames(), 0);
+        let f = *seen.iter().next().unwrap();
+        fa.deallocate(f).unwrap();
+        assert_eq!(fa.allocate(), Some(f));
+    }
+
+    #[test]
+    fn bad_frees_are_rejected_without_change() {
+        let usable = set(&[(0x10000, 0x14000), (0x20000, 0x24000)]);
+        let mut bitmap = vec![0u64; FrameAllocator::bitmap_words(&usable)];
+        let mut fa = FrameAllocator::new(&usable, &mut bitmap).unwrap();
+        let f = fa.allocate().unwrap();
+        let free = fa.free_frames();
+        assert_eq!(
+            fa.deallocate(Frame::containing(0x18000)),
+            Err(FrameError::NotManaged(0x18000))
+        );
+        fa.deallocate(f).unwrap();
+        assert_eq!(
+            fa.deallocate(f),
+            Err(FrameError::DoubleFree(f.start_address()))
+        );
+        assert_eq!(fa.free_frames(), free + 1);
+        assert_eq!(
+            Frame::from_start_address(0x10001),
+            Err(FrameError::Misaligned(0x10001))
+        );
+    }
+
+    #[test]
+    fn contiguous_aligned_runs() {
+        let usable = set(&[(0x1000, 0x100000)]);
+        let mut bitmap = vec![0u64; FrameAllocator::bitmap_words(&usable)];
+        let mut fa = FrameAllocator::new(&usable, &mut bitmap).unwrap();
+        let one = fa.allocate().unwrap();
+        assert_eq!(one.start_address(), 0x1000);
+        let run = fa.allocate_contiguous(16, 0x10000).unwrap();
+        assert_eq!(run.start_address() % 0x10000, 0);
+        for j in 0..16 {
+            assert!(fa.is_allocated(Frame::containing(run.start_address() + j * FRAME_SIZE)));
+        }
+        assert!(fa.allocate_contiguous(0x1000, 0x1000).is_none());
+        assert!(fa.allocate_contiguous(1, 3).is_none());
+    }
+
+    #[test]
+    fn small_bitmap_is_an_error() {
+        let usable = set(&[(0, 0x1000 * 200)]);
+        let mut bitmap = vec![0u64; 2];
+        assert_eq!(
+            FrameAllocator::new(&usable, &mut bitmap).err(),
+            Some(FrameError::BitmapTooSmall {
+                needed: 4,
+                given: 2
+            })
+        );
+    }
+}
+
+#[cfg(target_arch = "powerpc64")]
+mod global {
+    //! The kernel's frame allocator over the RAM of [`BootInfo`].
+
+    use super::{AddrRange, Frame, FrameAllocator, FrameError, RangeSet, FRAME_SIZE};
+    use crate::bootinfo::{real_to_virt, BootInfo};
+
+    /// Real addresses kept out of the allocator below the kernel: the
+    /// interrupt vectors (0..0x1100) and, while it ran, VOF (0..0xc38 plus
+    /// its stack up to 0x10000).
+    pub const LOW_RESERVED: u64 = 0x10000;
+
+    static FRAMES: spin::Mutex<Option<FrameAllocator<'static>>> = spin::Mutex::new(None);
+
+    fn ranges_of(list: &crate::bootinfo::RangeList) -> RangeSet {
+        let mut s = RangeSet::new();
+        for r in list.as_slice() {
+            if s.insert(AddrRange::new(r.base, r.size)).is_err() {
+                log::warn!(
+                    "too many memory ranges; ignoring {:#x}+{:#x}",
+                    r.base,
+                    r.size
+                );
+            }
+        }
+        s
+    }
+
+    /// The usable RAM: memory `reg`, limited to `available` when the
+    /// firmware provides it, minus low memory and the kernel image.
+    pub fn usable_ranges(info: &BootInfo) -> Result<RangeSet, FrameError> {
+        let mut usable = ranges_of(&info.memory);
+        if !info.available.is_empty() {
+            usable.intersect(&ranges_of(&info.available))?;
+        }
+        usable.remove(AddrRange::new(0, LOW_RESERVED))?;
+        usable.remove(AddrRange::new(info.kernel.base, info.kernel.size))?;
+        usable.align_to_frames();
+        Ok(usable)
+    }
+
+    /// Builds the global allocator; its bitmap takes the first frames of
+    /// the first usable range large enough to hold it.
+    ///
+    /// # Panics
+    ///
+    /// Panics if there is no usable memory for the bitmap.
+    pub fn init_global(info: &BootInfo) {
+        let mut usable = usable_ranges(info).expect("usable memory ranges");
+        let words = FrameAllocator::bitmap_words(&usable);
+        let bytes = (words as u64 * 8).next_multiple_of(FRAME_SIZE);
+        let home = usable
+            .as_slice()
+            .iter()
+            .find(|r| r.end - r.start >= bytes)
+            .copied()
+            .expect("room for the frame bitmap");
+        usable
+            .remove(AddrRange::new(home.start, bytes))
+            .expect("removing the bitmap range");
+        let ptr = real_to_virt(home.start) as *mut u64;
+        // SAFETY: [home.start, home.start + bytes) is RAM that nothing else
+        // uses (removed from the usable set above); real mode reaches it at
+        // its kernel address, and the slice lives for the rest of the run.
+        let bitmap = unsafe { core::slice::from_raw_parts_mut(ptr, words) };
+        let fa = FrameAllocator::new(&usable, bitmap).expect("bitmap sized by bitmap_words");
+        log::info!(
+            "frames: {} free of 4 KiB ({} MiB), bitmap at {:#x}",
+            fa.free_frames(),
+            fa.free_frames() * FRAME_SIZE >> 20,
+            home.start
+        );
+        *FRAMES.lock() = Some(fa);
+    }
+
+    /// Runs `f` with the global allocator.
+    ///
+    /// # Panics
+    ///
+    /// Panics if [`init_global`] has not run.
+    pub fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
+        let mut guard = FRAMES.lock();
+        f(guard.as_mut().expect("frame allocator initialised"))
+    }
+
+    /// Allocates one frame from the global allocator.
+    pub fn allocate() -> Option<Frame> {
+        with(|fa| fa.allocate())
+    }
+
+    /// Frees one frame to the global allocator.
+    pub fn deallocate(frame: Frame) -> Result<(), FrameError> {
+        with(|fa| fa.deallocate(frame))
+    }
+
+    /// Releases the allocator lock if a failed test left it held.
+    ///
+    /// # Safety
+    ///
+    /// No code may be inside [`with`] (the harness calls this after it has
+    /// abandoned a failed test's stack).
+    pub unsafe fn force_unlock() {
+        if FRAMES.is_locked() {
+            // SAFETY: per the contract, the holder no longer runs.
+            unsafe { FRAMES.force_unlock() };
+        }
+    }
+}
+
+#[cfg(target_arch = "powerpc64")]
+pub use global::{allocate, deallocate, force_unlock, init_global, usable_ranges, with};

@@ -1,0 +1,281 @@
+//! The in-kernel test harness.
+//!
+//! Tests are registered where they are written with [`kernel_test!`], which
+//! places a [`KernelTest`] descriptor in the `.kernel_tests` link section;
+//! the link script brackets it with `__start_kernel_tests` /
+//! `__stop_kernel_tests`, so there is no central list. Tests run in name
+//! order with libtest-style output. Each runs under a small setjmp
+//! (`harness_call`): a panic (failed assertion, unexpected interrupt) prints
+//! the test's name, message and location and jumps back, abandoning the
+//! test's stack frames, so later tests still run. The run ends with RTAS
+//! `power-off` (QEMU exit 0) if all passed, `ibm,os-term` (exit 1) if not.
+//!
+//! Abandoning frames skips their destructors: a failed test may leak heap
+//! memory or frames, which later tests tolerate.
+
+use alloc::vec::Vec;
+use core::arch::global_asm;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::summary::Summary;
+use crate::{bootinfo, console, rtas};
+
+/// A test registered with [`kernel_test!`].
+pub struct KernelTest {
+    /// `module::path::name`.
+    pub name: &'static str,
+    /// The test body.
+    pub run: fn(),
+}
+
+/// Registers kernel tests: each `fn name() { .. }` becomes a test run by
+/// the harness, named by its module path.
+#[macro_export]
+macro_rules! kernel_test {
+    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {
+        $(
+            $(#[$meta])*
+            fn $name() $body
+
+            const _: () = {
+                #[used]
+                #[link_section = ".kernel_tests"]
+                static TEST: $crate::harness::KernelTest = $crate::harness::KernelTest {
+                    name: concat!(module_path!(), "::", stringify!($name)),
+                    run: $name,
+                };
+            };
+        )*
+    };
+}
+
+/// Registers saved by `harness_call`: LR, r1, r2, CR, r13..r31.
+#[repr(C)]
+struct JmpBuf {
+    regs: [u64; 23],
+}
+
+// harness_call(test: r3 = ELFv1 function descriptor, buf: r4) -> 0, or 1
+// when harness_longjmp(buf) came back from inside the test.
+global_asm!(
+    r#"
+    .section .text.harness_call, "ax"
+    .globl harness_call
+    .p2align 2
+harness_call:
+    mflr    %r0
+    std     %r0, 0(%r4)
+    std     %r1, 8(%r4)
+    std     %r2, 16(%r4)
+    mfcr    %r5
+    std     %r5, 24(%r4)
+    std     %r13, 32(%r4)
+    std     %r14, 40(%r4)
+    std     %r15, 48(%r4)
+    std     %r16, 56(%r4)
+    std     %r17, 64(%r4)
+    std     %r18, 72(%r4)
+    std     %r19, 80(%r4)
+    std     %r20, 88(%r4)
+    std     %r21, 96(%r4)
+    std     %r22, 104(%r4)
+    std     %r23, 112(%r4)
+    std     %r24, 120(%r4)
+    std     %r25, 128(%r4)
+    std     %r26, 136(%r4)
+    std     %r27, 144(%r4)
+    std     %r28, 152(%r4)
+    std     %r29, 160(%r4)
+    std     %r30, 168(%r4)
+    std     %r31, 176(%r4)
+    std     %r0, 16(%r1)
+    stdu    %r1, -112(%r1)
+    ld      %r0, 0(%r3)
+    ld      %r2, 8(%r3)
+    ld      %r11, 16(%r3)
+    mtctr   %r0
+    bctrl
+    addi    %r1, %r1, 112
+    ld      %r0, 16(%r1)
+    mtlr    %r0
+    li      %r3, 0
+    blr
+
+    .section .text.harness_longjmp, "ax"
+    .globl harness_longjmp
+    .p2align 2
+harness_longjmp:
+    ld      %r0, 0(%r3)
+    mtlr    %r0
+    ld      %r1, 8(%r3)
+    ld      %r2, 16(%r3)
+    ld      %r5, 24(%r3)
+    mtcr    %r5
+    ld      %r13, 32(%r3)
+    ld      %r14, 40(%r3)
+    ld      %r15, 48(%r3)
+    ld      %r16, 56(%r3)
+    ld      %r17, 64(%r3)
+    ld      %r18, 72(%r3)
+    ld      %r19, 80(%r3)
+    ld      %r20, 88(%r3)
+    ld      %r21, 96(%r3)
+    ld      %r22, 104(%r3)
+    ld      %r23, 112(%r3)
+    ld      %r24, 120(%r3)
+    ld      %r25, 128(%r3)
+    ld      %r26, 136(%r3)
+    ld      %r27, 144(%r3)
+    ld      %r28, 152(%r3)
+    ld      %r29, 160(%r3)
+    ld      %r30, 168(%r3)
+    ld      %r31, 176(%r3)
+    li      %r3, 1
+    blr
+"#
+);
+
+extern "C" {
+    fn harness_call(test: fn(), buf: *mut JmpBuf) -> u64;
+    fn harness_longjmp(buf: *const JmpBuf) -> !;
+    static __start_kernel_tests: KernelTest;
+    static __stop_kernel_tests: KernelTest;
+}
+
+/// The jump buffer of the running test (null outside tests).
+static CURRENT: AtomicPtr<JmpBuf> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Every registered test, in link order.
+pub fn tests() -> &'static [KernelTest] {
+    // SAFETY: the link script places only `KernelTest` statics (by
+    // kernel_test!) between the two symbols, contiguously and aligned.
+    unsafe {
+        let start = &raw const __start_kernel_tests;
+        let stop = &raw const __stop_kernel_tests;
+        let n = (stop as usize - start as usize) / core::mem::size_of::<KernelTest>();
+        core::slice::from_raw_parts(start, n)
+    }
+}
+
+/// The test name without the crate prefix, as libtest prints it.
+fn display_name(t: &KernelTest) -> &'static str {
+    t.name.strip_prefix("kernel::").unwrap_or(t.name)
+}
+
+/// The timebase (`mftb`).
+pub fn timebase() -> u64 {
+    let tb: u64;
+    // SAFETY: reading the timebase has no side effects.
+    unsafe { core::arch::asm!("mftb {0}", out(reg) tb, options(nomem, nostack)) };
+    tb
+}
+
+/// The test filter from the kernel command line (`test=<substring>`).
+fn filter() -> Option<&'static str> {
+    bootinfo::get()
+        .bootargs()
+        .split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix("test="))
+}
+
+/// Runs every registered test and ends the run with the verdict.
+pub fn run() -> ! {
+    let mut all: Vec<&'static KernelTest> = tests().iter().collect();
+    all.sort_by_key(|t| t.name);
+    let filter = filter();
+    let selected: Vec<&'static KernelTest> = all
+        .iter()
+        .copied()
+        .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
+        .collect();
+    let mut summary = Summary {
+        filtered_out: all.len() - selected.len(),
+        timebase_hz: bootinfo::get().cpu.timebase_frequency.map_or(0, u64::from),
+        ..Summary::default()
+    };
+
+    println!();
+    println!("running {} tests", selected.len());
+    let start = timebase();
+    let mut failures: Vec<&'static str> = Vec::new();
+    for t in &selected {
+        print!("test {} ... ", display_name(t));
+        let mut buf = JmpBuf { regs: [0; 23] };
+        CURRENT.store(&raw mut buf, Ordering::SeqCst);
+        // SAFETY: `harness_call` saves the callee-saved state in `buf`
+        // and calls the test; `buf` outlives the call, and a longjmp only
+        // comes from the panic handler while CURRENT points at it.
+        let jumped = unsafe { harness_call(t.run, &raw mut buf) };
+        CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
+        if jumped == 0 {
+            summary.passed += 1;
+            println!("ok");
+        } else {
+            recover_after_failure();
+            summary.failed += 1;
+            failures.push(display_name(t));
+        }
+    }
+    summary.ticks = timebase() - start;
+
+    if !failures.is_empty() {
+        println!();
+        println!("failures:");
+        for f in &failures {
+            println!("    {f}");
+        }
+    }
+    println!();
+    println!("{summary}");
+    println!();
+    rtas::exit(summary.ok())
+}
+
+/// Puts the machine back into a state later tests can rely on after a test
+/// was abandoned mid-way.
+fn recover_after_failure() {
+    // SAFETY: the failed test's frames are gone; nobody holds the locks.
+    unsafe {
+        console::force_unlock();
+        crate::frame::force_unlock();
+    }
+    // Interrupts off again (MSR[EE], bit 48), in case the test enabled them.
+    // SAFETY: clearing EE only masks asynchronous interrupts.
+    unsafe { core::arch::asm!("wrteei 0", options(nostack)) };
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    let buf = CURRENT.swap(core::ptr::null_mut(), Ordering::SeqCst);
+    let location = info.location();
+    if !buf.is_null() {
+        console::print_fmt_unlocked(format_args!("FAILED\n"));
+        match location {
+            Some(l) => console::print_fmt_unlocked(format_args!(
+                "---- panicked at {}:{}:{}:\n{}\n",
+                l.file(),
+                l.line(),
+                l.column(),
+                info.message()
+            )),
+            None => {
+                console::print_fmt_unlocked(format_args!("---- panicked:\n{}\n", info.message()))
+            }
+        }
+        // SAFETY: `buf` is the live jump buffer of the running test, set by
+        // `run` around `harness_call`.
+        unsafe { harness_longjmp(buf) }
+    }
+    match location {
+        Some(l) => console::print_fmt_unlocked(format_args!(
+            "\nkernel panic at {}:{}:{}:\n{}\n",
+            l.file(),
+            l.line(),
+            l.column(),
+            info.message()
+        )),
+        None => console::print_fmt_unlocked(format_args!("\nkernel panic:\n{}\n", info.message())),
+    }
+    rtas::exit(false)
+}

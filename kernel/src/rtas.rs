@@ -1,0 +1,89 @@
+//! RTAS calls through QEMU's `KVMPPC_H_RTAS` hcall (PAPR 7.2: argument
+//! block of big-endian u32 cells `token, nargs, nret, args.., rets..`).
+//!
+//! The kernel does not instantiate RTAS: the hcall works under both VOF and
+//! SLOF without the firmware's RTAS blob. Tokens come from `/rtas`.
+
+use crate::bootinfo::{self, virt_to_real};
+use crate::hv;
+
+/// An RTAS argument block with room for a few arguments and returns.
+#[repr(C, align(8))]
+struct RtasArgs {
+    token: u32,
+    nargs: u32,
+    nret: u32,
+    cells: [u32; 8],
+}
+
+/// Why an RTAS call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtasError {
+    /// The device tree had no token for the service.
+    NoToken,
+    /// The hcall itself failed (status).
+    Hcall(i64),
+    /// RTAS returned a non-zero status in `rets[0]`.
+    Status(i32),
+}
+
+/// Calls RTAS service `token` with `args`; returns `rets[0]`.
+fn call(token: u32, args: &[u32], nret: u32) -> Result<i32, RtasError> {
+    let mut block = RtasArgs {
+        token,
+        nargs: args.len() as u32,
+        nret,
+        cells: [0; 8],
+    };
+    block.cells[..args.len()].copy_from_slice(args);
+    let addr = virt_to_real(&raw mut block as u64);
+    // SAFETY: KVMPPC_H_RTAS reads the block and writes its return cells;
+    // the block lives on this stack frame for the whole call.
+    let (status, _) = unsafe { hv::hcall(hv::KVMPPC_H_RTAS, [addr, 0, 0, 0, 0, 0, 0, 0, 0]) };
+    if status != hv::H_SUCCESS {
+        return Err(RtasError::Hcall(status));
+    }
+    let ret = block.cells[args.len()] as i32;
+    if ret != 0 {
+        return Err(RtasError::Status(ret));
+    }
+    Ok(ret)
+}
+
+/// Powers the machine off (`power-off`, two zero arguments as PAPR
+/// requires); QEMU then exits with status 0.
+pub fn power_off() -> Result<(), RtasError> {
+    let token = bootinfo::try_get()
+        .and_then(|b| b.rtas.power_off)
+        .ok_or(RtasError::NoToken)?;
+    call(token, &[0, 0], 1).map(|_| ())
+}
+
+/// Reports an OS failure (`ibm,os-term`) with `message`; with
+/// `-action panic=exit-failure` QEMU prints it and exits with status 1.
+pub fn os_term(message: &str) -> Result<(), RtasError> {
+    let token = bootinfo::try_get()
+        .and_then(|b| b.rtas.os_term)
+        .ok_or(RtasError::NoToken)?;
+    let mut buf = [0u8; 128];
+    let len = message.len().min(buf.len() - 1);
+    buf[..len].copy_from_slice(&message.as_bytes()[..len]);
+    let addr = virt_to_real(buf.as_ptr() as u64) as u32;
+    call(token, &[addr], 1).map(|_| ())
+}
+
+/// Ends the run: power-off on success, `ibm,os-term` on failure. Spins if
+/// both are unavailable (the host's timeout then ends the run).
+pub fn exit(success: bool) -> ! {
+    let result = if success {
+        power_off()
+    } else {
+        os_term("kernel run failed")
+    };
+    if let Err(e) = result {
+        crate::console::print_fmt_unlocked(format_args!("RTAS exit failed: {e:?}\n"));
+    }
+    loop {
+        core::hint::spin_loop();
+    }
+}

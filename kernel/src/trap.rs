@@ -1,0 +1,552 @@
+//! Interrupt vectors, the trap frame and dispatch to Rust handlers.
+//!
+//! Book III-S delivers interrupts at real addresses 0x100..0xf80 with
+//! MSR[IR,DR] = 0 (ISA 3.0 §6.5; QEMU `powerpc_excp_books`): SRR0 holds the
+//! interrupted (or, for `sc`, the next) instruction, SRR1 the old MSR plus
+//! cause bits, DAR/DSISR describe data faults.
+//!
+//! Layout: a position-independent blob (`.text.vectors`) of one 5-instruction
+//! stub per vector plus a short common tail is copied to real address 0 once
+//! Open Firmware is no longer needed. A stub parks r13 in SPRG1, loads the
+//! per-CPU area from SPRG0 and jumps, through an absolute address taken from
+//! that area, to `trap_common` in the kernel text. Nothing in the blob uses an
+//! absolute address, so a later change can install the same blob at the
+//! relocation-on (AIL) vectors 0xc000000000004000 + vector and run the
+//! handlers with translation on. `trap_common` switches to the interrupt
+//! stack (or, if already on it, goes below the red zone), saves the full
+//! register state into a [`TrapFrame`] and calls [`trap_dispatch`]; the
+//! handler may edit the frame, which is then restored and resumed by `rfid`.
+//!
+//! Floating-point registers are not saved: kernel code must not use FP in
+//! handlers (nothing does; the kernel has no floating-point code).
+
+use core::arch::global_asm;
+use core::fmt;
+
+use crate::bootinfo::{real_to_virt, virt_to_real};
+
+/// Per-CPU area the vectors reach through SPRG0 (offsets used by the asm).
+#[repr(C, align(64))]
+pub struct Paca {
+    /// Saved r10 (offset 0).
+    scratch_r10: u64,
+    /// Saved r11 (8).
+    scratch_r11: u64,
+    /// Saved r12 (16).
+    scratch_r12: u64,
+    /// Saved CTR (24).
+    scratch_ctr: u64,
+    /// Saved CR (32).
+    scratch_cr: u64,
+    /// Absolute address of `trap_common` (40).
+    common_entry: u64,
+    /// Kernel TOC pointer (48).
+    toc: u64,
+    /// Top of the interrupt stack (56).
+    istack_top: u64,
+    /// Bottom of the interrupt stack (64).
+    istack_bottom: u64,
+}
+
+/// Interrupt stack size.
+const ISTACK_SIZE: usize = 64 * 1024;
+
+#[repr(C, align(16))]
+struct InterruptStack([u8; ISTACK_SIZE]);
+
+static mut ISTACK: InterruptStack = InterruptStack([0; ISTACK_SIZE]);
+
+static mut PACA: Paca = Paca {
+    scratch_r10: 0,
+    scratch_r11: 0,
+    scratch_r12: 0,
+    scratch_ctr: 0,
+    scratch_cr: 0,
+    common_entry: 0,
+    toc: 0,
+    istack_top: 0,
+    istack_bottom: 0,
+};
+
+/// The register state of an interrupted context (offsets used by the asm).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TrapFrame {
+    /// r0..r31 (r1 is the interrupted stack pointer, r13 from SPRG1).
+    pub gpr: [u64; 32],
+    /// Condition register.
+    pub cr: u64,
+    /// Link register.
+    pub lr: u64,
+    /// Count register.
+    pub ctr: u64,
+    /// Fixed-point exception register.
+    pub xer: u64,
+    /// SRR0: where `rfid` resumes.
+    pub srr0: u64,
+    /// SRR1: the MSR `rfid` restores (plus cause bits on entry).
+    pub srr1: u64,
+    /// Data address register.
+    pub dar: u64,
+    /// Data storage interrupt status register.
+    pub dsisr: u64,
+    /// The vector offset (0x100..0xf80).
+    pub vector: u64,
+    _pad: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 336);
+
+// Stack frame: 112-byte ELFv1 header (back chain, CR/LR save, TOC save,
+// parameter save area) then the TrapFrame; 448 bytes, 16-byte aligned.
+global_asm!(
+    r#"
+    .set PACA_R10, 0
+    .set PACA_R11, 8
+    .set PACA_R12, 16
+    .set PACA_CTR, 24
+    .set PACA_CR, 32
+    .set PACA_COMMON, 40
+    .set PACA_TOC, 48
+    .set PACA_ISTACK_TOP, 56
+    .set PACA_ISTACK_BOTTOM, 64
+    .set TF, 112
+    .set TF_CR, TF + 256
+    .set TF_LR, TF + 264
+    .set TF_CTR, TF + 272
+    .set TF_XER, TF + 280
+    .set TF_SRR0, TF + 288
+    .set TF_SRR1, TF + 296
+    .set TF_DAR, TF + 304
+    .set TF_DSISR, TF + 312
+    .set TF_VECTOR, TF + 320
+    .set FRAME_BYTES, TF + 336
+
+    .macro VECTOR vec
+    .org \vec
+    mtsprg1 %r13
+    mfsprg0 %r13
+    std     %r12, PACA_R12(%r13)
+    li      %r12, \vec
+    b       vectors_common
+    .endm
+
+    .section .text.vectors, "ax"
+    .globl __vectors_start
+    .p2align 8
+__vectors_start:
+    .long 0
+    VECTOR 0x100
+    VECTOR 0x200
+    VECTOR 0x300
+    VECTOR 0x380
+    VECTOR 0x400
+    VECTOR 0x480
+    VECTOR 0x500
+    VECTOR 0x600
+    VECTOR 0x700
+    VECTOR 0x800
+    VECTOR 0x900
+    VECTOR 0x980
+    VECTOR 0xa00
+    VECTOR 0xb00
+    VECTOR 0xc00
+    VECTOR 0xd00
+    VECTOR 0xe00
+    VECTOR 0xe20
+    VECTOR 0xe40
+    VECTOR 0xe60
+    VECTOR 0xe80
+    VECTOR 0xea0
+    VECTOR 0xec0
+    VECTOR 0xee0
+    VECTOR 0xf00
+    VECTOR 0xf20
+    VECTOR 0xf40
+    VECTOR 0xf60
+    VECTOR 0xf80
+    .org 0x1000
+vectors_common:
+    std     %r11, PACA_R11(%r13)
+    mfcr    %r11
+    std     %r11, PACA_CR(%r13)
+    mfctr   %r11
+    std     %r11, PACA_CTR(%r13)
+    ld      %r11, PACA_COMMON(%r13)
+    mtctr   %r11
+    bctr
+    .globl __vectors_end
+__vectors_end:
+    .purgem VECTOR
+
+    .section .text.trap_common, "ax"
+    .globl trap_common
+    .p2align 4
+trap_common:
+    # r13 = PACA, r12 = vector; r11, r12, CR, CTR in the PACA; r13 in SPRG1.
+    std     %r10, PACA_R10(%r13)
+    ld      %r11, PACA_ISTACK_TOP(%r13)
+    ld      %r10, PACA_ISTACK_BOTTOM(%r13)
+    cmpld   %r1, %r10
+    blt     1f
+    cmpld   %r1, %r11
+    bge     1f
+    # Already on the interrupt stack (nested): stay below the 288-byte
+    # red zone the ELF ABI lets leaf code use under r1.
+    addi    %r11, %r1, -288
+1:  addi    %r11, %r11, -FRAME_BYTES
+    clrrdi  %r11, %r11, 4
+    std     %r1, 0(%r11)
+    std     %r1, TF + 8(%r11)
+    mr      %r1, %r11
+    std     %r0, TF + 0(%r1)
+    std     %r2, TF + 16(%r1)
+    std     %r3, TF + 24(%r1)
+    std     %r4, TF + 32(%r1)
+    std     %r5, TF + 40(%r1)
+    std     %r6, TF + 48(%r1)
+    std     %r7, TF + 56(%r1)
+    std     %r8, TF + 64(%r1)
+    std     %r9, TF + 72(%r1)
+    ld      %r10, PACA_R10(%r13)
+    std     %r10, TF + 80(%r1)
+    ld      %r10, PACA_R11(%r13)
+    std     %r10, TF + 88(%r1)
+    ld      %r10, PACA_R12(%r13)
+    std     %r10, TF + 96(%r1)
+    mfsprg1 %r10
+    std     %r10, TF + 104(%r1)
+    std     %r14, TF + 112(%r1)
+    std     %r15, TF + 120(%r1)
+    std     %r16, TF + 128(%r1)
+    std     %r17, TF + 136(%r1)
+    std     %r18, TF + 144(%r1)
+    std     %r19, TF + 152(%r1)
+    std     %r20, TF + 160(%r1)
+    std     %r21, TF + 168(%r1)
+    std     %r22, TF + 176(%r1)
+    std     %r23, TF + 184(%r1)
+    std     %r24, TF + 192(%r1)
+    std     %r25, TF + 200(%r1)
+    std     %r26, TF + 208(%r1)
+    std     %r27, TF + 216(%r1)
+    std     %r28, TF + 224(%r1)
+    std     %r29, TF + 232(%r1)
+    std     %r30, TF + 240(%r1)
+    std     %r31, TF + 248(%r1)
+    ld      %r10, PACA_CR(%r13)
+    std     %r10, TF_CR(%r1)
+    mflr    %r10
+    std     %r10, TF_LR(%r1)
+    ld      %r10, PACA_CTR(%r13)
+    std     %r10, TF_CTR(%r1)
+    mfxer   %r10
+    std     %r10, TF_XER(%r1)
+    mfsrr0  %r10
+    std     %r10, TF_SRR0(%r1)
+    mfsrr1  %r10
+    std     %r10, TF_SRR1(%r1)
+    mfdar   %r10
+    std     %r10, TF_DAR(%r1)
+    mfdsisr %r10
+    std     %r10, TF_DSISR(%r1)
+    std     %r12, TF_VECTOR(%r1)
+
+    ld      %r2, PACA_TOC(%r13)
+    addi    %r3, %r1, TF
+    bl      trap_dispatch
+    nop
+
+    ld      %r10, TF_SRR0(%r1)
+    mtsrr0  %r10
+    ld      %r10, TF_SRR1(%r1)
+    mtsrr1  %r10
+    ld      %r10, TF_CR(%r1)
+    mtcr    %r10
+    ld      %r10, TF_LR(%r1)
+    mtlr    %r10
+    ld      %r10, TF_CTR(%r1)
+    mtctr   %r10
+    ld      %r10, TF_XER(%r1)
+    mtxer   %r10
+    ld      %r0, TF + 0(%r1)
+    ld      %r2, TF + 16(%r1)
+    ld      %r3, TF + 24(%r1)
+    ld      %r4, TF + 32(%r1)
+    ld      %r5, TF + 40(%r1)
+    ld      %r6, TF + 48(%r1)
+    ld      %r7, TF + 56(%r1)
+    ld      %r8, TF + 64(%r1)
+    ld      %r9, TF + 72(%r1)
+    ld      %r10, TF + 80(%r1)
+    ld      %r11, TF + 88(%r1)
+    ld      %r12, TF + 96(%r1)
+    ld      %r13, TF + 104(%r1)
+    ld      %r14, TF + 112(%r1)
+    ld      %r15, TF + 120(%r1)
+    ld      %r16, TF + 128(%r1)
+    ld      %r17, TF + 136(%r1)
+    ld      %r18, TF + 144(%r1)
+    ld      %r19, TF + 152(%r1)
+    ld      %r20, TF + 160(%r1)
+    ld      %r21, TF + 168(%r1)
+    ld      %r22, TF + 176(%r1)
+    ld      %r23, TF + 184(%r1)
+    ld      %r24, TF + 192(%r1)
+    ld      %r25, TF + 200(%r1)
+    ld      %r26, TF + 208(%r1)
+    ld      %r27, TF + 216(%r1)
+    ld      %r28, TF + 224(%r1)
+    ld      %r29, TF + 232(%r1)
+    ld      %r30, TF + 240(%r1)
+    ld      %r31, TF + 248(%r1)
+    ld      %r1, TF + 8(%r1)
+    rfid
+"#
+);
+
+extern "C" {
+    static __vectors_start: u8;
+    static __vectors_end: u8;
+    fn trap_common();
+}
+
+/// The interrupt vectors of Book III-S as QEMU's POWER7-10 models raise
+/// them (`init_excp_POWER7/8/9`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Vector {
+    /// System reset.
+    SystemReset = 0x100,
+    /// Machine check.
+    MachineCheck = 0x200,
+    /// Data storage (DSI): DAR/DSISR describe the access.
+    DataStorage = 0x300,
+    /// Data segment: no SLB entry for DAR.
+    DataSegment = 0x380,
+    /// Instruction storage (ISI): cause in SRR1.
+    InstructionStorage = 0x400,
+    /// Instruction segment: no SLB entry for SRR0.
+    InstructionSegment = 0x480,
+    /// External.
+    External = 0x500,
+    /// Alignment.
+    Alignment = 0x600,
+    /// Program (trap, illegal or privileged instruction; cause in SRR1).
+    Program = 0x700,
+    /// Floating-point unavailable.
+    FpUnavailable = 0x800,
+    /// Decrementer.
+    Decrementer = 0x900,
+    /// Hypervisor decrementer.
+    HypervisorDecrementer = 0x980,
+    /// Directed privileged doorbell.
+    Doorbell = 0xa00,
+    /// Reserved 0xb00.
+    Reserved0xb00 = 0xb00,
+    /// System call (`sc`).
+    SystemCall = 0xc00,
+    /// Trace.
+    Trace = 0xd00,
+    /// Hypervisor data storage.
+    HypervisorDataStorage = 0xe00,
+    /// Hypervisor instruction storage.
+    HypervisorInstructionStorage = 0xe20,
+    /// Hypervisor emulation assistance.
+    HypervisorEmulationAssistance = 0xe40,
+    /// Hypervisor maintenance.
+    HypervisorMaintenance = 0xe60,
+    /// Directed hypervisor doorbell.
+    HypervisorDoorbell = 0xe80,
+    /// Hypervisor virtualization.
+    HypervisorVirtualization = 0xea0,
+    /// Reserved 0xec0.
+    Reserved0xec0 = 0xec0,
+    /// Reserved 0xee0.
+    Reserved0xee0 = 0xee0,
+    /// Performance monitor.
+    PerformanceMonitor = 0xf00,
+    /// Vector (VMX) unavailable.
+    VectorUnavailable = 0xf20,
+    /// VSX unavailable.
+    VsxUnavailable = 0xf40,
+    /// Facility unavailable.
+    FacilityUnavailable = 0xf60,
+    /// Hypervisor facility unavailable.
+    HypervisorFacilityUnavailable = 0xf80,
+}
+
+impl Vector {
+    /// Every vector, in address order.
+    pub const ALL: [Vector; 29] = [
+        Vector::SystemReset,
+        Vector::MachineCheck,
+        Vector::DataStorage,
+        Vector::DataSegment,
+        Vector::InstructionStorage,
+        Vector::InstructionSegment,
+        Vector::External,
+        Vector::Alignment,
+        Vector::Program,
+        Vector::FpUnavailable,
+        Vector::Decrementer,
+        Vector::HypervisorDecrementer,
+        Vector::Doorbell,
+        Vector::Reserved0xb00,
+        Vector::SystemCall,
+        Vector::Trace,
+        Vector::HypervisorDataStorage,
+        Vector::HypervisorInstructionStorage,
+        Vector::HypervisorEmulationAssistance,
+        Vector::HypervisorMaintenance,
+        Vector::HypervisorDoorbell,
+        Vector::HypervisorVirtualization,
+        Vector::Reserved0xec0,
+        Vector::Reserved0xee0,
+        Vector::PerformanceMonitor,
+        Vector::VectorUnavailable,
+        Vector::VsxUnavailable,
+        Vector::FacilityUnavailable,
+        Vector::HypervisorFacilityUnavailable,
+    ];
+
+    /// The vector with offset `offset`.
+    pub fn from_offset(offset: u64) -> Option<Vector> {
+        Self::ALL.iter().copied().find(|v| *v as u64 == offset)
+    }
+
+    /// Slot in the handler table (vectors are 0x20 apart at the finest).
+    fn slot(self) -> usize {
+        (self as u64 / 0x20) as usize
+    }
+}
+
+/// A Rust interrupt handler; it may change the frame (e.g. advance SRR0,
+/// set r3) before the interrupted context resumes.
+pub type TrapHandler = fn(&mut TrapFrame);
+
+const SLOTS: usize = 0x1000 / 0x20;
+
+static HANDLERS: spin::Mutex<[Option<TrapHandler>; SLOTS]> = spin::Mutex::new([None; SLOTS]);
+
+/// Installs `handler` for `vector` (or removes it with `None`); returns the
+/// previous handler.
+pub fn set_handler(vector: Vector, handler: Option<TrapHandler>) -> Option<TrapHandler> {
+    core::mem::replace(&mut HANDLERS.lock()[vector.slot()], handler)
+}
+
+/// Called by `trap_common` with the saved state.
+#[no_mangle]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let handler = Vector::from_offset(frame.vector).and_then(|v| HANDLERS.lock()[v.slot()]);
+    match handler {
+        Some(h) => h(frame),
+        None => unexpected(frame),
+    }
+}
+
+/// Reports an interrupt nobody handles and fails the run (or the running
+/// test, which the harness then reports).
+fn unexpected(frame: &TrapFrame) -> ! {
+    crate::console::print_fmt_unlocked(format_args!(
+        "\nunexpected interrupt {:#x} ({:?})\n{frame}",
+        frame.vector,
+        Vector::from_offset(frame.vector)
+    ));
+    panic!(
+        "unexpected interrupt {:#x} at SRR0={:#x} SRR1={:#x} DAR={:#x} DSISR={:#x}",
+        frame.vector, frame.srr0, frame.srr1, frame.dar, frame.dsisr
+    );
+}
+
+impl fmt::Display for TrapFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "SRR0={:#018x} SRR1={:#018x} DAR={:#018x} DSISR={:#010x}",
+            self.srr0, self.srr1, self.dar, self.dsisr
+        )?;
+        writeln!(
+            f,
+            "LR  ={:#018x} CTR ={:#018x} CR={:#010x} XER={:#010x}",
+            self.lr, self.ctr, self.cr, self.xer
+        )?;
+        for row in 0..8 {
+            for col in 0..4 {
+                let n = row * 4 + col;
+                write!(f, "r{n:<2}={:#018x} ", self.gpr[n])?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes data written at `[start, start + len)` visible to instruction
+/// fetch (Book II §1.8: dcbst, sync, icbi, isync).
+fn sync_icache(start: u64, len: u64) {
+    const LINE: u64 = 128;
+    let mut a = start & !(LINE - 1);
+    while a < start + len {
+        // SAFETY: dcbst only writes back a cache line of memory we own.
+        unsafe { core::arch::asm!("dcbst 0, {0}", in(reg) a, options(nostack)) };
+        a += LINE;
+    }
+    // SAFETY: ordering barrier only.
+    unsafe { core::arch::asm!("sync", options(nostack)) };
+    let mut a = start & !(LINE - 1);
+    while a < start + len {
+        // SAFETY: icbi only invalidates instruction-cache lines.
+        unsafe { core::arch::asm!("icbi 0, {0}", in(reg) a, options(nostack)) };
+        a += LINE;
+    }
+    // SAFETY: context synchronisation only.
+    unsafe { core::arch::asm!("sync", "isync", options(nostack)) };
+}
+
+/// Copies the vectors to real address 0 and points SPRG0 at the per-CPU
+/// area. Must run after the last Open Firmware call (VOF lives at 0).
+pub fn init() {
+    // Only the addresses of the linker-defined symbols are taken.
+    let (start, end) = (
+        &raw const __vectors_start as u64,
+        &raw const __vectors_end as u64,
+    );
+    let len = end - start;
+    let toc: u64;
+    // SAFETY: reads r2, the kernel TOC pointer.
+    unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc, options(nomem, nostack)) };
+    // SAFETY: single-threaded boot; the PACA and interrupt stack are only
+    // used by the vectors, which are not live until SPRG0 is written below.
+    unsafe {
+        let paca = &mut *(&raw mut PACA);
+        // An ELFv1 function pointer is a descriptor: word 0 is the code.
+        paca.common_entry = *(trap_common as usize as *const u64);
+        paca.toc = toc;
+        let istack = &raw mut ISTACK as u64;
+        paca.istack_bottom = istack;
+        paca.istack_top = istack + ISTACK_SIZE as u64;
+    }
+    // SAFETY: real addresses 0..len are the vector area, no longer used by
+    // firmware (the caller is done with Open Firmware); the kernel image
+    // starts at 0x400000 so the ranges do not overlap. Real mode reaches
+    // real address 0 at the kernel address 0xc000000000000000.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            start as *const u8,
+            real_to_virt(0) as *mut u8,
+            len as usize,
+        );
+    }
+    sync_icache(real_to_virt(0), len);
+    let paca = &raw mut PACA as u64;
+    // SAFETY: SPRG0 is the kernel's per-CPU pointer by convention here;
+    // the PACA is fully initialised above.
+    unsafe { core::arch::asm!("mtsprg0 {0}", in(reg) paca, options(nostack)) };
+    log::info!(
+        "vectors: {:#x} bytes at real 0, PACA {:#x} (real {:#x})",
+        len,
+        paca,
+        virt_to_real(paca)
+    );
+}

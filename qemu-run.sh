@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Boots the kernel under qemu-system-ppc64 -M pseries and exits with QEMU's
+# status (0 = all kernel tests passed and RTAS power-off; 1 = a test failed
+# or the kernel panicked; 124 = killed by --timeout).
+#
+# Usage: ./qemu-run.sh [options] [KERNEL_ELF] [-- extra QEMU args]
+#   --slof             boot with SLOF instead of VOF (-M pseries,x-vof=on)
+#   --cpu MODEL        POWER8, POWER9 (default) or POWER10
+#   --smp N            number of CPUs (default 1)
+#   --mem SIZE         guest RAM, a multiple of 256M (default 512M)
+#   --gdb              wait for gdb on :1234 (-s -S); no timeout
+#   --release          build the release kernel
+#   --features LIST    kernel cargo features (e.g. fail-test, hang-test)
+#   --test FILTER      run only kernel tests whose name contains FILTER
+#   --timeout SECS     kill QEMU after SECS seconds (default 120, 0 = never)
+#   KERNEL_ELF         boot this ELF instead of building (cargo runner use)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+TARGET=powerpc64-unknown-linux-gnu
+
+firmware=vof
+cpu=POWER9
+smp=1
+mem=512M
+gdb=0
+profile=debug
+features=""
+test_filter=""
+timeout_secs=120
+elf=""
+extra=()
+
+usage() {
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+die() {
+    echo "qemu-run: $*" >&2
+    exit 2
+}
+
+while (($#)); do
+    case "$1" in
+    --slof) firmware=slof ;;
+    --vof) firmware=vof ;;
+    --cpu) [[ $# -ge 2 ]] || die "--cpu needs a model"; cpu="$2"; shift ;;
+    --smp) [[ $# -ge 2 ]] || die "--smp needs a number"; smp="$2"; shift ;;
+    --mem) [[ $# -ge 2 ]] || die "--mem needs a size"; mem="$2"; shift ;;
+    --gdb) gdb=1 ;;
+    --release) profile=release ;;
+    --features) [[ $# -ge 2 ]] || die "--features needs a list"; features="$2"; shift ;;
+    --test) [[ $# -ge 2 ]] || die "--test needs a filter"; test_filter="$2"; shift ;;
+    --timeout) [[ $# -ge 2 ]] || die "--timeout needs seconds"; timeout_secs="$2"; shift ;;
+    -h | --help) usage; exit 0 ;;
+    --) shift; extra=("$@"); break ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *)
+        [[ -z "$elf" ]] || die "more than one kernel ELF given: $elf, $1"
+        elf="$1"
+        ;;
+    esac
+    shift
+done
+
+case "${cpu^^}" in
+POWER8 | POWER9 | POWER10) cpu="${cpu^^}" ;;
+*) die "unsupported --cpu $cpu (POWER8, POWER9 or POWER10)" ;;
+esac
+[[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp needs a positive number, got $smp"
+[[ "$timeout_secs" =~ ^[0-9]+$ ]] || die "--timeout needs whole seconds, got $timeout_secs"
+
+"$ROOT/tests/install-deps.sh"
+
+if [[ -z "$elf" ]]; then
+    build=(cargo build -p kernel --target "$TARGET")
+    [[ "$profile" == release ]] && build+=(--release)
+    [[ -n "$features" ]] && build+=(--features "$features")
+    echo "qemu-run: ${build[*]}" >&2
+    (cd "$ROOT" && "${build[@]}")
+    elf="${CARGO_TARGET_DIR:-$ROOT/target}/$TARGET/$profile/kernel"
+elif [[ -n "$features" || "$profile" == release ]]; then
+    echo "qemu-run: note: --features/--release ignored, booting the given ELF" >&2
+fi
+[[ -f "$elf" ]] || die "kernel ELF not found: $elf"
+
+# The cap-* settings silence TCG's "doesn't support requested feature"
+# warnings about speculation workarounds that do not apply to emulation.
+machine="pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off"
+[[ "$firmware" == vof ]] && machine+=",x-vof=on"
+
+# `ram=` lets a kernel test compare the device tree with what was asked for.
+append="ram=$mem"
+[[ -n "$test_filter" ]] && append+=" test=$test_filter"
+
+qemu=(qemu-system-ppc64 -M "$machine" -cpu "$cpu" -smp "$smp" -m "$mem"
+    -nographic -nodefaults -serial stdio -no-reboot
+    -action panic=exit-failure
+    -kernel "$elf" -append "$append")
+if ((gdb)); then
+    qemu+=(-s -S)
+    timeout_secs=0
+    cat >&2 <<HINT
+qemu-run: waiting for gdb on localhost:1234; attach with
+    gdb-multiarch $elf -ex 'target remote :1234'
+HINT
+fi
+qemu+=("${extra[@]}")
+
+echo "qemu-run: ${qemu[*]}" >&2
+set +e
+if ((timeout_secs > 0)); then
+    fg=()
+    [[ -t 0 ]] && fg=(--foreground)
+    timeout "${fg[@]}" -k 5 "$timeout_secs" "${qemu[@]}"
+    status=$?
+else
+    "${qemu[@]}"
+    status=$?
+fi
+set -e
+
+if ((status == 124 || status == 137)) && ((timeout_secs > 0)); then
+    echo "qemu-run: TIMEOUT: the guest did not finish within ${timeout_secs}s; QEMU was killed" >&2
+    exit 124
+fi
+exit "$status"
