@@ -1,1 +1,568 @@
-//! TODO(hpt): being written.
+//! Hashed page table management: the hash functions, HPTE construction for
+//! a mapping, and [`HptManager`], which inserts (primary PTEG → secondary
+//! PTEG → evict a non-bolted victim), removes, re-protects and looks up
+//! entries through any [`HptBackend`].
+//!
+//! The HPT is a cache. The VMM's software page tables are the source of
+//! truth; an entry may be evicted at any insert, and its translation comes
+//! back through the fault path (as FreeBSD's PVOs and AIX's software page
+//! frame table do). Eviction hands the victim's R and C bits back to the
+//! caller so they can be folded into the software tables.
+
+use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, PtegIndex, Ptex, Vsid};
+use arch_ppc64::structures::hpte::{self, Hpte, Pp, Wimg};
+use arch_ppc64::structures::{PageSize, SegmentSize};
+
+use crate::platform::{HptBackend, HptError, RemoveCondition};
+
+/// The hash value is taken to 39 bits (Linux masks with `0x7f_ffff_ffff`);
+/// the largest table (2^46 bytes, 2^39 PTEGs) uses all of them.
+pub const HASH_BITS: u32 = 39;
+
+/// Smallest table [`HptManager`] accepts: 2^11 PTEGs = 2^18 bytes, the ISA
+/// minimum (SDR1 HTABSIZE 0) and QEMU's smallest `ibm,pft-size`. At this
+/// size the hash supplies the 11 virtual-page bits the AVPN lacks for 4K
+/// pages, so an evicted entry can be traced back to its virtual page.
+pub const MIN_PTEG_COUNT: u64 = 1 << 11;
+
+/// The primary hash of a virtual page (Power ISA v2.07 Book III-S §5.7.7.3):
+///
+/// * 256 MB segment: `VSID ^ (offset >> p)`
+/// * 1 TB segment: `VSID ^ (VSID << 25) ^ (offset >> p)`
+///
+/// where `offset` is the byte offset in the segment and `p` the page
+/// shift. The primary PTEG is `hash & mask`, the secondary `!hash & mask`.
+pub const fn hash(vsid: Vsid, offset: u64, ssize: SegmentSize, psize: PageSize) -> u64 {
+    let page = (offset & ssize.offset_mask()) >> psize.shift();
+    let v = vsid.as_u64();
+    let h = match ssize {
+        SegmentSize::M256 => v ^ page,
+        SegmentSize::T1 => v ^ (v << 25) ^ page,
+    };
+    h & ((1 << HASH_BITS) - 1)
+}
+
+/// Why a size from the device tree cannot describe an HPT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HptSetupError {
+    /// `ibm,pft-size` outside 18..=46.
+    BadPftSize(u32),
+    /// The backend's PTEG count is not a power of two in
+    /// `MIN_PTEG_COUNT..=2^39`.
+    BadPtegCount(u64),
+}
+
+/// PTEG count for the `ibm,pft-size` value `shift` (log2 of the table size
+/// in bytes): `2^(shift - 7)`. QEMU gives 18..=46.
+pub const fn pteg_count_for_pft_size(shift: u32) -> Result<u64, HptSetupError> {
+    if shift < 18 || shift > 46 {
+        return Err(HptSetupError::BadPftSize(shift));
+    }
+    Ok(1 << (shift - 7))
+}
+
+/// One virtual page: a VSID and a page-aligned offset in its segment, with
+/// the segment's size and base page size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VirtualPage {
+    vsid: Vsid,
+    offset: u64,
+    ssize: SegmentSize,
+    psize: PageSize,
+}
+
+impl VirtualPage {
+    /// The page of segment `vsid` containing `ea` (only the segment offset
+    /// of `ea` is used). `None` if `vsid` is too wide for `ssize`.
+    pub const fn new(
+        vsid: Vsid,
+        ea: EffectiveAddress,
+        ssize: SegmentSize,
+        psize: PageSize,
+    ) -> Option<VirtualPage> {
+        VirtualPage::from_offset(vsid, ea.segment_offset_in(ssize), ssize, psize)
+    }
+
+    /// The page at byte `offset` of segment `vsid`, rounded down to the
+    /// page. `None` if `offset` is beyond the segment or `vsid` too wide.
+    pub const fn from_offset(
+        vsid: Vsid,
+        offset: u64,
+        ssize: SegmentSize,
+        psize: PageSize,
+    ) -> Option<VirtualPage> {
+        if offset > ssize.offset_mask() || !vsid.fits(ssize) {
+            return None;
+        }
+        Some(VirtualPage {
+            vsid,
+            offset: offset & !psize.offset_mask(),
+            ssize,
+            psize,
+        })
+    }
+
+    /// Segment VSID.
+    pub const fn vsid(self) -> Vsid {
+        self.vsid
+    }
+
+    /// Page-aligned byte offset within the segment.
+    pub const fn offset(self) -> u64 {
+        self.offset
+    }
+
+    /// Segment size.
+    pub const fn segment_size(self) -> SegmentSize {
+        self.ssize
+    }
+
+    /// Page size.
+    pub const fn page_size(self) -> PageSize {
+        self.psize
+    }
+
+    /// Page number within the segment (`offset >> p`).
+    pub const fn page_index(self) -> u64 {
+        self.offset >> self.psize.shift()
+    }
+
+    /// The page's effective address if its segment is mapped at `esid`.
+    pub const fn ea_in(self, esid: Esid) -> EffectiveAddress {
+        EffectiveAddress::new(esid.base().as_u64() | self.offset)
+    }
+
+    /// Primary hash ([`hash`]).
+    pub const fn hash(self) -> u64 {
+        hash(self.vsid, self.offset, self.ssize, self.psize)
+    }
+
+    /// B and AVPN of HPTEs for this page (`H_AVPN` compare value).
+    pub const fn avpn_word(self) -> u64 {
+        hpte::avpn_word(self.vsid, EffectiveAddress::new(self.offset), self.ssize)
+    }
+}
+
+/// A translation to enter into the HPT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Mapping {
+    /// The virtual page.
+    pub page: VirtualPage,
+    /// Real address of the page (aligned to its size).
+    pub pa: PhysAddr,
+    /// Page protection.
+    pub pp: Pp,
+    /// `N`: no instruction fetch.
+    pub no_execute: bool,
+    /// Software bolted bit: the manager never evicts it.
+    pub bolted: bool,
+    /// Storage attributes. PAPR (QEMU) accepts only `M` for RAM.
+    pub wimg: Wimg,
+    /// Storage key (5 bits).
+    pub key: u8,
+}
+
+impl Mapping {
+    /// An executable, evictable, cacheable (`WIMG = M`), key-0 mapping.
+    pub const fn new(page: VirtualPage, pa: PhysAddr, pp: Pp) -> Mapping {
+        Mapping {
+            page,
+            pa,
+            pp,
+            no_execute: false,
+            bolted: false,
+            wimg: Wimg::M,
+            key: 0,
+        }
+    }
+
+    /// The HPTE for this mapping, with `H` = `secondary`. R is preset (PAPR
+    /// guests set it, sparing the MMU an update). `None` if `pa` is not
+    /// aligned to the page size.
+    pub const fn hpte(&self, secondary: bool) -> Option<Hpte> {
+        let p = self.page;
+        let base = match Hpte::mapping(
+            p.vsid,
+            EffectiveAddress::new(p.offset),
+            p.ssize,
+            p.psize,
+            self.pa,
+            self.pp,
+        ) {
+            Some(h) => h,
+            None => return None,
+        };
+        Some(
+            base.with_secondary(secondary)
+                .with_no_execute(self.no_execute)
+                .with_bolted(self.bolted)
+                .with_wimg(self.wimg)
+                .with_key(self.key),
+        )
+    }
+}
+
+/// An entry the manager evicted to make room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evicted {
+    /// Where it was (the new entry now occupies this slot).
+    pub ptex: Ptex,
+    /// Its contents at removal, with final R and C.
+    pub hpte: Hpte,
+    /// The virtual page it translated, reconstructed from AVPN and the
+    /// PTEG index; `None` only for a foreign entry with a page size this
+    /// crate does not model.
+    pub page: Option<VirtualPage>,
+}
+
+/// Result of [`HptManager::insert`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inserted {
+    /// Where the new entry went.
+    pub ptex: Ptex,
+    /// The entry evicted to make room, if any.
+    pub evicted: Option<Evicted>,
+}
+
+/// Why [`HptManager::insert`] failed. The table is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// The real address is not aligned to the page size.
+    Misaligned(PhysAddr),
+    /// Both PTEGs are full of bolted entries: nothing can be evicted.
+    Full,
+    /// The backend refused (e.g. `H_PARAMETER` for a WIMG it rejects).
+    Backend(HptError),
+}
+
+/// Operation counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HptStats {
+    /// Successful inserts.
+    pub inserts: u64,
+    /// Inserts that went to the secondary PTEG.
+    pub secondary_inserts: u64,
+    /// Entries evicted to make room.
+    pub evictions: u64,
+    /// Removes that found the entry.
+    pub removes: u64,
+    /// Removes that found it already gone (evicted).
+    pub removes_absent: u64,
+    /// Protection changes that found the entry.
+    pub protects: u64,
+    /// Protection changes that found it already gone.
+    pub protects_absent: u64,
+}
+
+/// Inserts, removes, re-protects and finds HPTEs through a backend.
+///
+/// Removal and protection take the PTE index the caller got from
+/// [`HptManager::insert`] (the caller records it in its software page
+/// table, as Linux and FreeBSD do) together with the virtual page, so a
+/// slot that has meanwhile been reused for another page is left alone.
+pub struct HptManager<B> {
+    backend: B,
+    mask: u64,
+    cursor: u32,
+    stats: HptStats,
+}
+
+impl<B: HptBackend> HptManager<B> {
+    /// Manages the table behind `backend`, whose PTEG count must be a power
+    /// of two of at least [`MIN_PTEG_COUNT`].
+    pub fn new(backend: B) -> Result<Self, HptSetupError> {
+        let n = backend.pteg_count();
+        if !n.is_power_of_two() || !(MIN_PTEG_COUNT..=1 << 39).contains(&n) {
+            return Err(HptSetupError::BadPtegCount(n));
+        }
+        Ok(HptManager {
+            backend,
+            mask: n - 1,
+            cursor: 0,
+            stats: HptStats::default(),
+        })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend, mutably (bypassing the manager's bookkeeping).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// Number of PTEGs.
+    pub fn pteg_count(&self) -> u64 {
+        self.mask + 1
+    }
+
+    /// The hash mask (`pteg_count - 1`).
+    pub fn hash_mask(&self) -> u64 {
+        self.mask
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> HptStats {
+        self.stats
+    }
+
+    /// Primary PTEG of `page`.
+    pub fn primary_group(&self, page: VirtualPage) -> PtegIndex {
+        PtegIndex::new(page.hash() & self.mask)
+    }
+
+    /// Secondary PTEG of `page`.
+    pub fn secondary_group(&self, page: VirtualPage) -> PtegIndex {
+        PtegIndex::new(!page.hash() & self.mask)
+    }
+
+    /// Enters `mapping`: first free slot of the primary PTEG, else of the
+    /// secondary (with `H` = 1), else evicts a non-bolted entry (round
+    /// robin over the slots, alternating which PTEG is tried first) and
+    /// returns it in [`Inserted::evicted`].
+    ///
+    /// The caller must not enter a second translation for a page that has
+    /// one (two matching HPTEs are undefined, ISA §5.7.7.3); debug builds
+    /// check this.
+    pub fn insert(&mut self, mapping: &Mapping) -> Result<Inserted, InsertError> {
+        let page = mapping.page;
+        let Some(primary_hpte) = mapping.hpte(false) else {
+            return Err(InsertError::Misaligned(mapping.pa));
+        };
+        debug_assert!(
+            matches!(self.lookup(page), Ok(None)),
+            "second HPTE for {page:?}"
+        );
+        let secondary_hpte = primary_hpte.with_secondary(true);
+        let primary = self.primary_group(page);
+        let secondary = self.secondary_group(page);
+
+        match self.backend.insert(primary, None, primary_hpte) {
+            Ok(ptex) => return Ok(self.inserted(ptex, None, false)),
+            Err(HptError::PtegFull) => {}
+            Err(e) => return Err(InsertError::Backend(e)),
+        }
+        match self.backend.insert(secondary, None, secondary_hpte) {
+            Ok(ptex) => return Ok(self.inserted(ptex, None, true)),
+            Err(HptError::PtegFull) => {}
+            Err(e) => return Err(InsertError::Backend(e)),
+        }
+
+        // Both full: evict. `H_REMOVE(H_ANDCOND, BOLTED)` refuses bolted
+        // entries atomically (Linux pSeries_lpar_hpte_remove), then the new
+        // entry takes exactly the freed slot (FreeBSD mphyp_pte_insert).
+        let start = self.cursor;
+        self.cursor = self.cursor.wrapping_add(1);
+        let groups = if start & 1 == 0 {
+            [(primary, false), (secondary, true)]
+        } else {
+            [(secondary, true), (primary, false)]
+        };
+        for (group, is_secondary) in groups {
+            for i in 0..Ptex::SLOTS_PER_PTEG as u32 {
+                let slot = (((start >> 1) + i) & 7) as u8;
+                let victim = group.ptex(slot);
+                match self
+                    .backend
+                    .remove(victim, RemoveCondition::AndCond(hpte::v::BOLTED))
+                {
+                    Ok(old) => {
+                        let new = if is_secondary {
+                            secondary_hpte
+                        } else {
+                            primary_hpte
+                        };
+                        // The slot is invalid now, so an exact insert
+                        // cannot find it full; any error is the backend's.
+                        let ptex = self
+                            .backend
+                            .insert(group, Some(slot), new)
+                            .map_err(InsertError::Backend)?;
+                        self.stats.evictions += 1;
+                        let evicted = Evicted {
+                            ptex: victim,
+                            hpte: old,
+                            page: self.decode(victim, old),
+                        };
+                        return Ok(self.inserted(ptex, Some(evicted), is_secondary));
+                    }
+                    Err(HptError::NotFound) => continue,
+                    Err(e) => return Err(InsertError::Backend(e)),
+                }
+            }
+        }
+        Err(InsertError::Full)
+    }
+
+    fn inserted(&mut self, ptex: Ptex, evicted: Option<Evicted>, secondary: bool) -> Inserted {
+        self.stats.inserts += 1;
+        if secondary {
+            self.stats.secondary_inserts += 1;
+        }
+        Inserted { ptex, evicted }
+    }
+
+    /// Whether `ptex` is in `page`'s secondary PTEG; `Parameter` if it is
+    /// in neither of its PTEGs (a caller bug: that slot can never hold the
+    /// page).
+    fn side_of(&self, ptex: Ptex, page: VirtualPage) -> Result<bool, HptError> {
+        if ptex.pteg() == self.primary_group(page) {
+            Ok(false)
+        } else if ptex.pteg() == self.secondary_group(page) {
+            Ok(true)
+        } else {
+            Err(HptError::Parameter)
+        }
+    }
+
+    /// `H_AVPN` compares B and AVPN but not `H`. With the smallest table
+    /// (11 hash bits) and 4K pages, two pages of the same 8 MB can have
+    /// the same AVPN word with one in the other's secondary PTEG; then the
+    /// entry is read first to check `H` too.
+    fn still_ours(&self, ptex: Ptex, page: VirtualPage, secondary: bool) -> Result<bool, HptError> {
+        let ambiguous = self.mask < (1 << (23 - page.psize.shift()));
+        if !ambiguous {
+            return Ok(true);
+        }
+        let cur = self.backend.read(ptex)?;
+        let want = page.avpn_word() | hpte::v::V | if secondary { hpte::v::H } else { 0 };
+        Ok(cur.matches(want))
+    }
+
+    /// Removes `page`'s entry at `ptex` (where [`HptManager::insert`] put
+    /// it). Returns the old entry with its final R and C, or `None` if it
+    /// was already evicted (the slot is then left alone).
+    pub fn remove(&mut self, ptex: Ptex, page: VirtualPage) -> Result<Option<Hpte>, HptError> {
+        let secondary = self.side_of(ptex, page)?;
+        if !self.still_ours(ptex, page, secondary)? {
+            self.stats.removes_absent += 1;
+            return Ok(None);
+        }
+        match self
+            .backend
+            .remove(ptex, RemoveCondition::Avpn(page.avpn_word()))
+        {
+            Ok(old) => {
+                self.stats.removes += 1;
+                Ok(Some(old))
+            }
+            Err(HptError::NotFound) => {
+                self.stats.removes_absent += 1;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Changes the protection of `page`'s entry at `ptex`. `Ok(false)` if
+    /// it was already evicted (the next fault will insert it with the new
+    /// protection from the software tables).
+    pub fn protect(
+        &mut self,
+        ptex: Ptex,
+        page: VirtualPage,
+        pp: Pp,
+        no_execute: bool,
+    ) -> Result<bool, HptError> {
+        let secondary = self.side_of(ptex, page)?;
+        if !self.still_ours(ptex, page, secondary)? {
+            self.stats.protects_absent += 1;
+            return Ok(false);
+        }
+        match self.backend.protect(ptex, page.avpn_word(), pp, no_execute) {
+            Ok(()) => {
+                self.stats.protects += 1;
+                Ok(true)
+            }
+            Err(HptError::NotFound) => {
+                self.stats.protects_absent += 1;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Finds `page`'s entry the way the MMU does: primary PTEG slots 0..8,
+    /// then secondary, first entry whose B, AVPN, H and V match and whose
+    /// page size is the page's.
+    pub fn lookup(&self, page: VirtualPage) -> Result<Option<(Ptex, Hpte)>, HptError> {
+        let avpn = page.avpn_word() | hpte::v::V;
+        for (group, h) in [
+            (self.primary_group(page), 0),
+            (self.secondary_group(page), hpte::v::H),
+        ] {
+            for slot in 0..Ptex::SLOTS_PER_PTEG {
+                let ptex = group.ptex(slot);
+                let e = self.backend.read(ptex)?;
+                if e.matches(avpn | h) && e.page_size() == Some(page.psize) {
+                    return Ok(Some((ptex, e)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The virtual page a valid entry at `ptex` translates, rebuilt from
+    /// its AVPN (VSID and high offset bits) and its PTEG index (the hash
+    /// gives the low page-number bits: `page = (group ^ vsid-hash) & mask`).
+    pub fn decode(&self, ptex: Ptex, entry: Hpte) -> Option<VirtualPage> {
+        let ssize = entry.segment_size()?;
+        let psize = entry.page_size()?;
+        let avpn = entry.avpn();
+        // Offset bits 23.. of the segment come from the AVPN.
+        let high_bits = ssize.shift() - 23;
+        let vsid = Vsid::try_new(avpn >> high_bits)?;
+        let offset_high = (avpn & ((1 << high_bits) - 1)) << 23;
+        let group = ptex.pteg().as_u64();
+        let hash_low = if entry.is_secondary() { !group } else { group } & self.mask;
+        let v = vsid.as_u64();
+        let vsid_part = match ssize {
+            SegmentSize::M256 => v,
+            SegmentSize::T1 => v ^ (v << 25),
+        };
+        let page_low = (hash_low ^ vsid_part) & self.mask;
+        let low_mask = (1u64 << 23) - 1;
+        let offset = offset_high | ((page_low << psize.shift()) & low_mask);
+        VirtualPage::from_offset(vsid, offset, ssize, psize)
+    }
+
+    /// Removes every entry whose VSID `dead` selects (bolted ones too),
+    /// scanning the whole table: the sweep that lets quarantined SIDs be
+    /// reused ([`crate::sid`]). Returns how many were removed.
+    pub fn purge(&mut self, mut dead: impl FnMut(Vsid) -> bool) -> Result<usize, HptError> {
+        let mut removed = 0;
+        for g in 0..self.pteg_count() {
+            let group = PtegIndex::new(g);
+            for slot in 0..Ptex::SLOTS_PER_PTEG {
+                let ptex = group.ptex(slot);
+                let e = self.backend.read(ptex)?;
+                if !e.is_valid() {
+                    continue;
+                }
+                let Some(ssize) = e.segment_size() else {
+                    continue;
+                };
+                let Some(vsid) = Vsid::try_new(e.avpn() >> (ssize.shift() - 23)) else {
+                    continue;
+                };
+                if dead(vsid) {
+                    match self
+                        .backend
+                        .remove(ptex, RemoveCondition::Avpn(e.avpn_word()))
+                    {
+                        Ok(_) => removed += 1,
+                        Err(HptError::NotFound) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+            }
+        }
+        self.stats.removes += removed as u64;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

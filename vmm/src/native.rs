@@ -1,1 +1,335 @@
-//! TODO(native): being written.
+//! [`NativeHpt`]: a hashed page table kept in memory in the architected
+//! format — 16-byte big-endian HPTEs, 8 per 128-byte PTEG — with PAPR
+//! `H_ENTER`/`H_REMOVE`/`H_PROTECT`/`H_READ` semantics.
+//!
+//! The same type serves the emulated machine on the host (over a
+//! `Vec<u8>`) and a bare-metal powernv kernel (over the `&'static mut [u8]`
+//! whose address goes to SDR1/the partition table). On real hardware the
+//! caller must still invalidate TLBs after [`HptBackend::remove`] and
+//! [`HptBackend::protect`] (`ptesync; tlbie; eieio; tlbsync; ptesync`,
+//! ISA §5.10.1): this type only edits memory. It writes doubleword 1
+//! before doubleword 0 when inserting and clears V first when changing an
+//! entry, so a concurrent hardware table walk never sees a half-written
+//! valid entry (ISA §5.10.1.2 "Adding a Page Table Entry").
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{fence, Ordering};
+
+use arch_ppc64::addr::{PtegIndex, Ptex};
+use arch_ppc64::structures::hpte::{self, Hpte, Pp};
+
+use crate::platform::{HptBackend, HptError, RemoveCondition};
+
+/// Bytes in one PTEG (8 HPTEs of 16 bytes).
+pub const PTEG_BYTES: usize = 128;
+
+/// Why a memory region cannot hold an HPT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NativeHptError {
+    /// The length is not a power of two at least one PTEG long.
+    BadSize(usize),
+}
+
+/// A hashed page table in memory (see the module documentation).
+pub struct NativeHpt<S> {
+    table: S,
+    pteg_count: u64,
+}
+
+impl NativeHpt<Vec<u8>> {
+    /// A zeroed (all invalid) table of `2^shift` bytes on the heap, `shift`
+    /// as in the `ibm,pft-size` property. The ISA minimum is 2^18; smaller
+    /// sizes down to one PTEG (2^7) are accepted for tests.
+    pub fn with_size_shift(shift: u32) -> Result<Self, NativeHptError> {
+        if !(7..=46).contains(&shift) || shift >= usize::BITS {
+            return Err(NativeHptError::BadSize(0));
+        }
+        NativeHpt::new(vec![0u8; 1usize << shift])
+    }
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> NativeHpt<S> {
+    /// Uses `table` as the HPT. Its length must be a power of two and at
+    /// least one PTEG; its contents are kept (zero it for an empty table).
+    /// On hardware it must also be aligned to its size (SDR1 HTABORG).
+    pub fn new(table: S) -> Result<Self, NativeHptError> {
+        let len = table.as_ref().len();
+        if len < PTEG_BYTES || !len.is_power_of_two() {
+            return Err(NativeHptError::BadSize(len));
+        }
+        Ok(NativeHpt {
+            table,
+            pteg_count: (len / PTEG_BYTES) as u64,
+        })
+    }
+
+    /// The raw table bytes (big-endian HPTEs).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.table.as_ref()
+    }
+
+    /// Gives the storage back.
+    pub fn into_inner(self) -> S {
+        self.table
+    }
+
+    /// Invalidates every entry.
+    pub fn clear(&mut self) {
+        self.table.as_mut().fill(0);
+    }
+
+    /// Number of valid entries (a full scan; for tests and statistics).
+    pub fn valid_entries(&self) -> usize {
+        self.table
+            .as_ref()
+            .chunks_exact(Hpte::BYTES)
+            .filter(|e| e[7] & hpte::v::V as u8 != 0)
+            .count()
+    }
+
+    fn check(&self, ptex: Ptex) -> Result<usize, HptError> {
+        if ptex.pteg().as_u64() >= self.pteg_count {
+            return Err(HptError::Parameter);
+        }
+        Ok(ptex.byte_offset() as usize)
+    }
+
+    fn load(&self, offset: usize) -> Hpte {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&self.table.as_ref()[offset..offset + Hpte::BYTES]);
+        Hpte::from_be_bytes(b)
+    }
+
+    fn store_v(&mut self, offset: usize, v: u64) {
+        self.table.as_mut()[offset..offset + 8].copy_from_slice(&v.to_be_bytes());
+    }
+
+    fn store_r(&mut self, offset: usize, r: u64) {
+        self.table.as_mut()[offset + 8..offset + 16].copy_from_slice(&r.to_be_bytes());
+    }
+
+    /// Writes a whole entry in the order a concurrent table walk needs:
+    /// invalidate, write `r`, then the new `v`.
+    fn store(&mut self, offset: usize, h: Hpte) {
+        self.store_v(offset, 0);
+        fence(Ordering::Release);
+        self.store_r(offset, h.r);
+        fence(Ordering::Release);
+        self.store_v(offset, h.v);
+    }
+
+    /// Sets R, and C if `store`, on the entry at `ptex` as the MMU does
+    /// after a permitted access (ISA §5.7.8). Only the emulated MMU calls
+    /// this; on hardware the processor does it.
+    pub fn record_reference(&mut self, ptex: Ptex, store: bool) -> Result<(), HptError> {
+        let off = self.check(ptex)?;
+        let old = self.load(off);
+        let new = old
+            .with_referenced(true)
+            .with_changed(old.changed() || store);
+        if new.r != old.r {
+            self.store_r(off, new.r);
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> HptBackend for NativeHpt<S> {
+    fn pteg_count(&self) -> u64 {
+        self.pteg_count
+    }
+
+    fn insert(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
+        if group.as_u64() >= self.pteg_count || !hpte.is_valid() {
+            return Err(HptError::Parameter);
+        }
+        let target = match slot {
+            Some(s) if s >= Ptex::SLOTS_PER_PTEG => return Err(HptError::Parameter),
+            Some(s) => {
+                let ptex = group.ptex(s);
+                if self.load(ptex.byte_offset() as usize).is_valid() {
+                    return Err(HptError::PtegFull);
+                }
+                ptex
+            }
+            None => (0..Ptex::SLOTS_PER_PTEG)
+                .map(|s| group.ptex(s))
+                .find(|p| !self.load(p.byte_offset() as usize).is_valid())
+                .ok_or(HptError::PtegFull)?,
+        };
+        self.store(target.byte_offset() as usize, hpte);
+        Ok(target)
+    }
+
+    fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+        let off = self.check(ptex)?;
+        let old = self.load(off);
+        let refused = match cond {
+            RemoveCondition::Absolute => false,
+            RemoveCondition::Avpn(avpn) => old.avpn_word() != avpn,
+            RemoveCondition::AndCond(mask) => old.v & mask != 0,
+        };
+        if !old.is_valid() || refused {
+            return Err(HptError::NotFound);
+        }
+        self.store_v(off, 0);
+        fence(Ordering::Release);
+        // Read back after invalidating: on hardware R/C can still change
+        // until the entry is invalid (ISA §5.10.1.3).
+        Ok(Hpte {
+            v: old.v,
+            r: self.load(off).r,
+        })
+    }
+
+    fn protect(&mut self, ptex: Ptex, avpn: u64, pp: Pp, no_exec: bool) -> Result<(), HptError> {
+        let off = self.check(ptex)?;
+        let old = self.load(off);
+        if !old.is_valid() || old.avpn_word() != avpn {
+            return Err(HptError::NotFound);
+        }
+        let new = old.with_pp(pp).with_no_execute(no_exec);
+        // Invalidate, rewrite r, revalidate: the same sequence as QEMU's
+        // H_PROTECT, so no walk sees old PP with new N or vice versa.
+        self.store(off, new);
+        Ok(())
+    }
+
+    fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
+        let off = self.check(ptex)?;
+        Ok(self.load(off))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arch_ppc64::structures::hpte::{r, v};
+
+    fn entry(avpn: u64) -> Hpte {
+        Hpte {
+            v: (avpn << 7) | v::V,
+            r: 0x5000 | r::M | r::R | 0b10,
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(NativeHpt::with_size_shift(18).unwrap().pteg_count(), 2048);
+        assert_eq!(NativeHpt::with_size_shift(7).unwrap().pteg_count(), 1);
+        assert!(NativeHpt::with_size_shift(6).is_err());
+        assert_eq!(
+            NativeHpt::new(vec![0u8; 200]).err(),
+            Some(NativeHptError::BadSize(200))
+        );
+    }
+
+    #[test]
+    fn insert_fills_first_free_slot_then_reports_full() {
+        let mut t = NativeHpt::with_size_shift(10).unwrap(); // 8 PTEGs
+        let g = PtegIndex::new(3);
+        for s in 0..8 {
+            assert_eq!(t.insert(g, None, entry(s)), Ok(g.ptex(s as u8)));
+        }
+        assert_eq!(t.insert(g, None, entry(9)), Err(HptError::PtegFull));
+        // Free slot 5, the next insert lands there.
+        t.remove(g.ptex(5), RemoveCondition::Absolute).unwrap();
+        assert_eq!(t.insert(g, None, entry(10)), Ok(g.ptex(5)));
+        assert_eq!(t.valid_entries(), 8);
+    }
+
+    #[test]
+    fn exact_insert_and_parameter_errors() {
+        let mut t = NativeHpt::with_size_shift(10).unwrap();
+        let g = PtegIndex::new(1);
+        assert_eq!(t.insert(g, Some(6), entry(1)), Ok(g.ptex(6)));
+        assert_eq!(t.insert(g, Some(6), entry(2)), Err(HptError::PtegFull));
+        assert_eq!(t.insert(g, Some(8), entry(2)), Err(HptError::Parameter));
+        assert_eq!(
+            t.insert(PtegIndex::new(8), None, entry(2)),
+            Err(HptError::Parameter)
+        );
+        assert_eq!(t.insert(g, None, Hpte::EMPTY), Err(HptError::Parameter));
+        assert_eq!(t.read(PtegIndex::new(8).ptex(0)), Err(HptError::Parameter));
+        // Failed calls changed nothing.
+        assert_eq!(t.valid_entries(), 1);
+        assert_eq!(t.read(g.ptex(6)), Ok(entry(1)));
+    }
+
+    #[test]
+    fn memory_image_is_big_endian() {
+        let mut t = NativeHpt::with_size_shift(8).unwrap();
+        let h = entry(0x12);
+        let p = t.insert(PtegIndex::new(1), Some(2), h).unwrap();
+        let off = p.byte_offset() as usize;
+        assert_eq!(off, 128 + 32);
+        assert_eq!(&t.as_bytes()[off..off + 16], &h.to_be_bytes());
+        // Low byte of v: (0x12 << 7 = 0x900) | V → ...0x09_01, MSB first.
+        assert_eq!(&t.as_bytes()[off + 6..off + 8], &[0x09, 0x01]);
+    }
+
+    #[test]
+    fn remove_conditions_like_papr() {
+        let mut t = NativeHpt::with_size_shift(10).unwrap();
+        let g = PtegIndex::new(0);
+        let h = entry(0x77).with_bolted(true).with_changed(true);
+        let p = t.insert(g, None, h).unwrap();
+        // AVPN mismatch, ANDCOND on the bolted bit: refused, entry kept.
+        assert_eq!(
+            t.remove(p, RemoveCondition::Avpn(0x78 << 7)),
+            Err(HptError::NotFound)
+        );
+        assert_eq!(
+            t.remove(p, RemoveCondition::AndCond(v::BOLTED)),
+            Err(HptError::NotFound)
+        );
+        assert_eq!(t.read(p), Ok(h));
+        // Matching AVPN word (software bits ignored) removes and returns R/C.
+        let old = t.remove(p, RemoveCondition::Avpn(h.avpn_word())).unwrap();
+        assert_eq!(old, h);
+        assert!(old.changed() && old.referenced());
+        assert!(!t.read(p).unwrap().is_valid());
+        assert_eq!(
+            t.remove(p, RemoveCondition::Absolute),
+            Err(HptError::NotFound)
+        );
+    }
+
+    #[test]
+    fn protect_keeps_rc_and_checks_avpn() {
+        let mut t = NativeHpt::with_size_shift(10).unwrap();
+        let h = entry(5).with_changed(true).with_key(3);
+        let p = t.insert(PtegIndex::new(2), None, h).unwrap();
+        assert_eq!(
+            t.protect(p, 6 << 7, Pp::RO_RO, true),
+            Err(HptError::NotFound)
+        );
+        assert_eq!(t.read(p), Ok(h));
+        t.protect(p, h.avpn_word(), Pp::RO_NONE, true).unwrap();
+        let now = t.read(p).unwrap();
+        assert_eq!(now.pp(), Pp::RO_NONE);
+        assert!(now.no_execute() && now.changed() && now.referenced() && now.is_valid());
+        assert_eq!(now.key(), 3);
+        assert_eq!(now.v, h.v);
+        t.remove(p, RemoveCondition::Absolute).unwrap();
+        assert_eq!(
+            t.protect(p, h.avpn_word(), Pp::RW_RW, false),
+            Err(HptError::NotFound)
+        );
+    }
+
+    #[test]
+    fn record_reference_sets_r_and_c() {
+        let mut t = NativeHpt::with_size_shift(10).unwrap();
+        let h = entry(1).with_referenced(false);
+        let p = t.insert(PtegIndex::new(0), None, h).unwrap();
+        t.record_reference(p, false).unwrap();
+        let e = t.read(p).unwrap();
+        assert!(e.referenced() && !e.changed());
+        t.record_reference(p, true).unwrap();
+        assert!(t.read(p).unwrap().changed());
+        t.record_reference(p, false).unwrap();
+        assert!(t.read(p).unwrap().changed(), "C is sticky");
+    }
+}
