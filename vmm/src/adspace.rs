@@ -15,7 +15,9 @@ use alloc::collections::BTreeMap;
 use core::fmt;
 use core::ops::Range;
 
-use crate::vm::hwtypes::{Esid, Sid};
+use arch_ppc64::addr::Esid;
+
+use crate::vm::Sid;
 
 /// The SLB VSID-word bit `Ks`: the key used in supervisor state
 /// (ISA bit 52 of the VSID doubleword).
@@ -39,7 +41,7 @@ pub const NSEGS: usize = 16;
 
 /// A segment's storage keys as an SLB entry carries them: `Ks` applies in
 /// supervisor state, `Kp` in problem state (ISA §5.7.9.2: key =
-/// MSR[PR] ? Kp : Ks).
+/// `MSR[PR] ? Kp : Ks`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SegKey {
     /// Supervisor-state key.
@@ -185,6 +187,10 @@ pub struct Mapping {
     pub view: Option<Sid>,
     /// Keep the SLB entry across address-space switches (kernel segments).
     pub bolted: bool,
+    /// The segment belongs to this mapping (process-private data): removing
+    /// the mapping deletes the segment (deferred while held or attached
+    /// elsewhere).
+    pub owned: bool,
 }
 
 impl Mapping {
@@ -196,6 +202,7 @@ impl Mapping {
             window: None,
             view: None,
             bolted: false,
+            owned: false,
         }
     }
 

@@ -27,7 +27,10 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 
-use crate::vm::hwtypes::{PhysAddr, Pp, Ptex, Sid};
+use arch_ppc64::addr::{PhysAddr, Ptex};
+use arch_ppc64::structures::hpte::Pp;
+
+use crate::vm::Sid;
 
 /// log2 of the segment size: AIX `SEGSHIFT`, 256 MB segments (ISA B = 0b00).
 pub const SEGSHIFT: u32 = 28;
@@ -612,6 +615,21 @@ impl SegmentTable {
         })
     }
 
+    /// Marks a working segment for deletion whatever its attachments (its
+    /// owner went away): it is destroyed now if nothing holds or attaches
+    /// it, else at the last put/detach. Marking twice is harmless.
+    pub fn orphan(&mut self, sid: Sid) -> Result<Disposal, SegmentError> {
+        let s = self.get_mut(sid)?;
+        if s.kind != SegmentKind::Working {
+            return Err(SegmentError::WrongKind(sid));
+        }
+        s.delete_pending = true;
+        Ok(match self.destroy_if_done(sid) {
+            Some(r) => Disposal::Destroyed(r),
+            None => Disposal::Kept,
+        })
+    }
+
     fn destroy_if_done(&mut self, sid: Sid) -> Option<Released> {
         let s = self.segments.get(&sid)?;
         if s.delete_pending && s.hold_count == 0 && s.attach_count == 0 {
@@ -787,6 +805,12 @@ mod tests {
         assert!(t.is_empty());
         t.create_working(sid(6), 2, PageProt::USER_RW).unwrap();
         assert_eq!(t.detach(sid(6)), Err(SegmentError::NotAttached(sid(6))));
+        // An orphaned segment goes with its last attachment.
+        t.attach(sid(6)).unwrap();
+        assert_eq!(t.orphan(sid(6)), Ok(Disposal::Kept));
+        assert_eq!(t.orphan(sid(6)), Ok(Disposal::Kept));
+        assert_eq!(t.detach(sid(6)).unwrap().len(), 1);
+        assert!(t.is_empty());
     }
 
     #[test]

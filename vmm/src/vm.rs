@@ -1,18 +1,1623 @@
-//! Top-level VMM (being written).
+//! The virtual memory manager: segments, address spaces, the HPT and the
+//! SLB tied together.
+//!
+//! [`Vmm`] owns the platform backends (HPT, SLB, frame allocator), the
+//! [`SegmentTable`], the kernel's address space and one [`AddressSpace`]
+//! per process, and implements [`crate::platform::FaultHandler`] (see [`crate::fault`]).
+//!
+//! Effective addresses are split in two halves: ESIDs from
+//! [`KERNEL_ESID_BASE`] up (EA bit 0 set, where AIX keeps its kernel heap at
+//! 0xF100_…) belong to the kernel's address space, shared by every process;
+//! ESIDs below belong to the current process. Protection in problem state
+//! comes from the hardware rule alone (segment key × page PP), so kernel
+//! pages meant to be closed to processes use PP 00 (or 110) with the kernel
+//! key ([`SegKey::KERNEL`]); a process is given pages through a *view*
+//! mapping with a window and a protection of its own (see
+//! [`crate::segment`]).
 
-/// Temporary stand-ins for vmm-hw's types until they are committed.
-pub(crate) mod hwtypes {
-    /// Stand-in.
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Range;
+
+use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, Ptex, Vsid};
+use arch_ppc64::structures::hpte::{avpn_word, Hpte};
+use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
+use arch_ppc64::structures::{PageSize, SegmentSize};
+
+use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Handle, Mapping, SegKey};
+use crate::fault::FaultCounters;
+use crate::platform::{FrameAllocator, HptBackend, HptError, SlbBackend};
+use crate::segment::{
+    Disposal, PageProt, PageState, Released, SegmentError, SegmentKind, SegmentTable,
+    PAGES_PER_SEGMENT, PAGE_SHIFT, SEGSHIFT,
+};
+use crate::slb::{SlbManager, SlbManagerError};
+
+pub use glue::Sid;
+pub(crate) use glue::{vsid_of, Hpt, SidPool};
+
+/// First ESID of the kernel's half of the effective address space
+/// (EA 0x8000_0000_0000_0000).
+pub const KERNEL_ESID_BASE: u64 = 1 << 35;
+
+/// An address space (process) created by [`Vmm::create_space`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpaceId(pub u32);
+
+/// Names the kernel's address space or a process's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpaceRef {
+    /// The kernel's address space (ESIDs from [`KERNEL_ESID_BASE`]).
+    Kernel,
+    /// A process's address space (ESIDs below [`KERNEL_ESID_BASE`]).
+    Process(SpaceId),
+}
+
+/// How to map a segment (see [`Vmm::map`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapOptions {
+    /// Ks/Kp the address space uses.
+    pub key: SegKey,
+    /// Segment-level no-execute (SLB N).
+    pub no_exec: bool,
+    /// Fork behaviour.
+    pub fork: ForkAction,
+    /// Only these pages are reachable (a view with its own VSID is made).
+    pub window: Option<Range<u32>>,
+    /// Protection for every page reachable through the mapping (also makes
+    /// a view); `None`: the segment's own per-page protection.
+    pub view_prot: Option<PageProt>,
+    /// Kernel only: keep the SLB entry in a bolted index.
+    pub bolted: bool,
+    /// The mapping owns the segment: unmapping it deletes the segment.
+    pub owned: bool,
+}
+
+impl MapOptions {
+    /// Whole segment, key `key`, shared on fork, not bolted, not owned.
+    pub fn new(key: SegKey) -> Self {
+        MapOptions {
+            key,
+            no_exec: false,
+            fork: ForkAction::Share,
+            window: None,
+            view_prot: None,
+            bolted: false,
+            owned: false,
+        }
+    }
+}
+
+/// Why a [`Vmm`] operation failed; every table is as it was before the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmError {
+    /// Segment table refusal.
+    Segment(SegmentError),
+    /// Address-space refusal.
+    Adspace(AdspaceError),
+    /// No such address space.
+    NoSuchSpace(SpaceId),
+    /// The ESID is in the other half (kernel vs process) of the address space.
+    WrongHalf(Esid),
+    /// Segment size of zero or above 256 MB.
+    BadSize(u64),
+    /// Empty window or one beyond the segment's size.
+    BadWindow,
+    /// Out of frames.
+    NoFrames,
+    /// Out of SIDs.
+    NoSids,
+    /// No free bolted SLB index.
+    NoBoltedSlot,
+    /// Bolting asked for a process mapping.
+    BoltedInProcess,
+    /// The SLB refused.
+    Slb(SlbManagerError),
+    /// The HPT refused.
+    Hpt(HptError),
+}
+
+impl From<SegmentError> for VmError {
+    fn from(e: SegmentError) -> Self {
+        VmError::Segment(e)
+    }
+}
+impl From<AdspaceError> for VmError {
+    fn from(e: AdspaceError) -> Self {
+        VmError::Adspace(e)
+    }
+}
+impl From<SlbManagerError> for VmError {
+    fn from(e: SlbManagerError) -> Self {
+        VmError::Slb(e)
+    }
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VmError::Segment(e) => write!(f, "{e}"),
+            VmError::Adspace(e) => write!(f, "{e}"),
+            VmError::NoSuchSpace(s) => write!(f, "no address space {}", s.0),
+            VmError::WrongHalf(e) => write!(f, "ESID {:#x} is in the other half", e.as_u64()),
+            VmError::BadSize(s) => write!(f, "bad segment size {s:#x}"),
+            VmError::BadWindow => write!(f, "bad page window"),
+            VmError::NoFrames => write!(f, "out of frames"),
+            VmError::NoSids => write!(f, "out of SIDs"),
+            VmError::NoBoltedSlot => write!(f, "no free bolted SLB entry"),
+            VmError::BoltedInProcess => write!(f, "only kernel segments can be bolted"),
+            VmError::Slb(e) => write!(f, "SLB: {e:?}"),
+            VmError::Hpt(e) => write!(f, "HPT: {e:?}"),
+        }
+    }
+}
+
+/// A broken internal invariant found by [`Vmm::check_invariants`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invariant {
+    /// A valid HPTE no live segment page claims.
+    StrayHpte(Ptex),
+    /// A recorded slot whose HPTE is invalid or translates something else.
+    SlotMismatch(Ptex),
+    /// An HPTE whose frame or protection differs from the page's.
+    StaleHpte(Ptex),
+    /// Two HPTEs for one virtual page.
+    DuplicateHpte(Ptex),
+    /// A segment page slot missing from the slot index.
+    UnindexedSlot(Ptex),
+    /// An SLB entry that no mapping explains.
+    StraySlbe(usize),
+    /// A mapping whose segment does not exist.
+    DanglingMapping(Esid),
+}
+
+/// The VMM over an HPT backend `H`, an SLB backend `S` and frames `F`.
+pub struct Vmm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
+    pub(crate) hpt: Hpt<H>,
+    pub(crate) slb_hw: S,
+    pub(crate) slb: SlbManager,
+    pub(crate) frames: F,
+    pub(crate) sids: SidPool,
+    pub(crate) segments: SegmentTable,
+    pub(crate) kernel: AddressSpace,
+    pub(crate) spaces: BTreeMap<SpaceId, AddressSpace>,
+    pub(crate) current: Option<SpaceId>,
+    next_space: u32,
+    /// Which segment page each HPTE the VMM inserted translates.
+    pub(crate) slot_owner: BTreeMap<Ptex, (Sid, u32)>,
+    pub(crate) counters: FaultCounters,
+}
+
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
+    /// A VMM over the given backends, keeping `slb_bolted` SLB entries for
+    /// bolted kernel segments.
+    pub fn new(hpt: H, mut slb_hw: S, frames: F, slb_bolted: usize) -> Result<Self, VmError> {
+        let mut slb = SlbManager::new(slb_hw.slb_size(), slb_bolted)?;
+        // Start from an SLB without stale on-demand entries.
+        slb.switch(&mut slb_hw);
+        Ok(Vmm {
+            hpt: Hpt::new(hpt),
+            slb_hw,
+            slb,
+            frames,
+            sids: SidPool::new(),
+            segments: SegmentTable::new(),
+            kernel: AddressSpace::new(),
+            spaces: BTreeMap::new(),
+            current: None,
+            next_space: 1,
+            slot_owner: BTreeMap::new(),
+            counters: FaultCounters::default(),
+        })
+    }
+
+    // --- accessors --------------------------------------------------------
+
+    /// The HPT backend.
+    pub fn hpt_backend(&self) -> &H {
+        self.hpt.backend()
+    }
+    /// The SLB backend.
+    pub fn slb_backend(&self) -> &S {
+        &self.slb_hw
+    }
+    /// The SLB manager's view.
+    pub fn slb(&self) -> &SlbManager {
+        &self.slb
+    }
+    /// The frame allocator.
+    pub fn frames(&self) -> &F {
+        &self.frames
+    }
+    /// The frame allocator, mutably (for the kernel's own frame needs).
+    pub fn frames_mut(&mut self) -> &mut F {
+        &mut self.frames
+    }
+    /// The segment table.
+    pub fn segments(&self) -> &SegmentTable {
+        &self.segments
+    }
+    /// Fault statistics.
+    pub fn counters(&self) -> FaultCounters {
+        self.counters
+    }
+    /// Number of SIDs in use (segments and views).
+    pub fn sids_in_use(&self) -> usize {
+        self.sids.in_use()
+    }
+    /// Number of HPTEs the VMM has in the table.
+    pub fn hptes_in_use(&self) -> usize {
+        self.slot_owner.len()
+    }
+    /// The running address space, if any.
+    pub fn current(&self) -> Option<SpaceId> {
+        self.current
+    }
+    /// The kernel's address space.
+    pub fn kernel_space(&self) -> &AddressSpace {
+        &self.kernel
+    }
+    /// A process's address space.
+    pub fn space(&self, id: SpaceId) -> Result<&AddressSpace, VmError> {
+        self.spaces.get(&id).ok_or(VmError::NoSuchSpace(id))
+    }
+    /// Every process address space.
+    pub fn spaces(&self) -> impl Iterator<Item = (SpaceId, &AddressSpace)> {
+        self.spaces.iter().map(|(&i, a)| (i, a))
+    }
+    /// The VSID the hardware uses for `sid`.
+    pub fn vsid(&self, sid: Sid) -> Vsid {
+        vsid_of(sid)
+    }
+
+    fn space_ref(&self, space: SpaceRef) -> Result<&AddressSpace, VmError> {
+        match space {
+            SpaceRef::Kernel => Ok(&self.kernel),
+            SpaceRef::Process(id) => self.space(id),
+        }
+    }
+
+    fn space_mut(&mut self, space: SpaceRef) -> Result<&mut AddressSpace, VmError> {
+        match space {
+            SpaceRef::Kernel => Ok(&mut self.kernel),
+            SpaceRef::Process(id) => self.spaces.get_mut(&id).ok_or(VmError::NoSuchSpace(id)),
+        }
+    }
+
+    /// Which address space answers for `esid` right now: the kernel's for
+    /// the upper half, else the current process's.
+    pub fn space_for(&self, esid: Esid) -> Option<SpaceRef> {
+        if esid.as_u64() >= KERNEL_ESID_BASE {
+            Some(SpaceRef::Kernel)
+        } else {
+            self.current.map(SpaceRef::Process)
+        }
+    }
+
+    /// The mapping that translates `ea` right now, if any.
+    pub fn mapping_for(&self, ea: EffectiveAddress) -> Option<(SpaceRef, &Mapping)> {
+        let esid = ea.esid();
+        let space = self.space_for(esid)?;
+        self.space_ref(space).ok()?.get(esid).map(|m| (space, m))
+    }
+
+    /// The mapping at `esid` of `space`.
+    pub fn mapping(&self, space: SpaceRef, esid: Esid) -> Result<&Mapping, VmError> {
+        self.space_ref(space)?
+            .get(esid)
+            .ok_or(VmError::Adspace(AdspaceError::NotMapped(esid)))
+    }
+
+    // --- segments ---------------------------------------------------------
+
+    /// Creates a working segment of `size` bytes (rounded up to pages,
+    /// at most 256 MB) whose untouched pages get `default_prot`.
+    pub fn create_segment(&mut self, size: u64, default_prot: PageProt) -> Result<Sid, VmError> {
+        if size == 0 || size > 1 << SEGSHIFT {
+            return Err(VmError::BadSize(size));
+        }
+        let pages = size.div_ceil(1 << PAGE_SHIFT) as u32;
+        let sid = self.sids.allocate().ok_or(VmError::NoSids)?;
+        if let Err(e) = self.segments.create_working(sid, pages, default_prot) {
+            self.sids.release(sid);
+            return Err(e.into());
+        }
+        Ok(sid)
+    }
+
+    /// `vms_delete`: destroys the segment now, or when its last hold is put
+    /// if it is held. Refused while it is attached and not held. Returns
+    /// whether it was destroyed now.
+    pub fn delete_segment(&mut self, sid: Sid) -> Result<bool, VmError> {
+        let d = self.segments.delete(sid)?;
+        Ok(self.dispose(d))
+    }
+
+    /// `as_geth`: a hold that blocks the segment's destruction.
+    pub fn hold_segment(&mut self, sid: Sid) -> Result<u32, VmError> {
+        Ok(self.segments.hold(sid)?)
+    }
+
+    /// `as_puth`: releases a hold; a put without a hold is refused. Returns
+    /// whether this destroyed a deleted segment.
+    pub fn put_segment(&mut self, sid: Sid) -> Result<bool, VmError> {
+        let d = self.segments.put(sid)?;
+        Ok(self.dispose(d))
+    }
+
+    /// Sets the protection of pages `pages` of working segment `sid`.
+    /// Translations made under the old protection are removed (here and in
+    /// views that show the segment's own protection); the next access
+    /// faults them back in under the new one.
+    pub fn protect(&mut self, sid: Sid, pages: Range<u32>, prot: PageProt) -> Result<(), VmError> {
+        if self.segments.get(sid)?.kind() != &SegmentKind::Working {
+            return Err(SegmentError::WrongKind(sid).into());
+        }
+        let stale = self.segments.get_mut(sid)?.set_prot(pages.clone(), prot)?;
+        for (page, ptex) in stale {
+            self.drop_hpte(sid, page, ptex);
+        }
+        let views: Vec<Sid> = self
+            .segments
+            .iter()
+            .filter(|s| {
+                matches!(s.kind(), SegmentKind::View { target, prot: None, .. } if *target == sid)
+            })
+            .map(|s| s.sid())
+            .collect();
+        for v in views {
+            let slots: Vec<(u32, Ptex)> = self
+                .segments
+                .get(v)?
+                .slots()
+                .filter(|(p, _)| pages.contains(p))
+                .collect();
+            for (page, ptex) in slots {
+                self.drop_hpte(v, page, ptex);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads bytes of a segment page through the frame (for the kernel's own
+    /// use and checks; touches nothing, an untouched page reads as zeroes).
+    pub fn page_frame(&self, sid: Sid, page: u32) -> Result<Option<PhysAddr>, VmError> {
+        let s = self.segments.get(sid)?;
+        let (target, page) = match s.kind() {
+            SegmentKind::Working => (sid, page),
+            SegmentKind::View { target, window, .. } => {
+                if !window.contains(&page) {
+                    return Err(SegmentError::OutOfRange { sid, page }.into());
+                }
+                (*target, page)
+            }
+        };
+        Ok(match self.segments.get(target)?.page_state(page)? {
+            PageState::Resident(r) => Some(r.frame),
+            PageState::Untouched => None,
+        })
+    }
+
+    /// Removes the HPTE at `ptex` if it is still the one recorded for page
+    /// `page` of `sid`, folding its R/C into the page.
+    pub(crate) fn drop_hpte(&mut self, sid: Sid, page: u32, ptex: Ptex) {
+        if self.slot_owner.get(&ptex) != Some(&(sid, page)) {
+            return;
+        }
+        self.slot_owner.remove(&ptex);
+        let avpn = avpn_word(vsid_of(sid), page_ea(page), SegmentSize::M256);
+        if let Ok(old) = self.hpt.remove(ptex, avpn) {
+            self.fold_rc(sid, page, old);
+        }
+        if let Ok(s) = self.segments.get_mut(sid) {
+            s.clear_slot_if(page, ptex);
+        }
+    }
+
+    /// Folds an HPTE's R/C into the page that owns the frame.
+    pub(crate) fn fold_rc(&mut self, sid: Sid, page: u32, old: Hpte) {
+        let target = match self.segments.get(sid).map(|s| s.kind().clone()) {
+            Ok(SegmentKind::View { target, .. }) => target,
+            Ok(SegmentKind::Working) => sid,
+            Err(_) => return,
+        };
+        if let Ok(s) = self.segments.get_mut(target) {
+            s.fold_rc(page, old.referenced(), old.changed());
+        }
+    }
+
+    /// Releases what destroyed segments left: HPTEs, frames, SIDs.
+    fn release(&mut self, r: Released) {
+        for (page, ptex) in r.slots {
+            if self.slot_owner.get(&ptex) == Some(&(r.sid, page)) {
+                self.slot_owner.remove(&ptex);
+                let avpn = avpn_word(vsid_of(r.sid), page_ea(page), SegmentSize::M256);
+                // NotFound: already evicted, nothing to do.
+                let _ = self.hpt.remove(ptex, avpn);
+            }
+        }
+        for f in r.frames {
+            // A frame the allocator does not know would be a VMM bug; the
+            // allocator refuses it without changing anything.
+            let _ = self.frames.free(f);
+        }
+        self.sids.release(r.sid);
+    }
+
+    fn dispose(&mut self, d: Disposal) -> bool {
+        match d {
+            Disposal::Destroyed(r) => {
+                self.release(r);
+                true
+            }
+            Disposal::Kept => false,
+        }
+    }
+
+    // --- address spaces ---------------------------------------------------
+
+    /// Creates an empty process address space.
+    pub fn create_space(&mut self) -> SpaceId {
+        let id = SpaceId(self.next_space);
+        self.next_space += 1;
+        self.spaces.insert(id, AddressSpace::new());
+        id
+    }
+
+    /// Maps working segment `sid` at `esid` of `space`. Returns the handle
+    /// (SID and key) of the mapping.
+    pub fn map(
+        &mut self,
+        space: SpaceRef,
+        esid: Esid,
+        sid: Sid,
+        opts: MapOptions,
+    ) -> Result<Handle, VmError> {
+        // Validate everything before changing anything.
+        let kernel_half = esid.as_u64() >= KERNEL_ESID_BASE;
+        if kernel_half != (space == SpaceRef::Kernel) {
+            return Err(VmError::WrongHalf(esid));
+        }
+        if opts.bolted && space != SpaceRef::Kernel {
+            return Err(VmError::BoltedInProcess);
+        }
+        if self.space_ref(space)?.get(esid).is_some() {
+            return Err(AdspaceError::Occupied(esid).into());
+        }
+        let seg = self.segments.get(sid)?;
+        if seg.kind() != &SegmentKind::Working {
+            return Err(SegmentError::WrongKind(sid).into());
+        }
+        if seg.delete_pending() {
+            return Err(SegmentError::DeletePending(sid).into());
+        }
+        let size = seg.size_pages();
+        if let Some(w) = &opts.window {
+            if w.start >= w.end || w.end > size {
+                return Err(VmError::BadWindow);
+            }
+        }
+        let bolted_index = if opts.bolted {
+            Some(
+                (0..self.slb.bolted())
+                    .find(|&i| self.slb.entry(i).is_none())
+                    .ok_or(VmError::NoBoltedSlot)?,
+            )
+        } else {
+            None
+        };
+        let view = if opts.window.is_some() || opts.view_prot.is_some() {
+            let vsid = self.sids.allocate().ok_or(VmError::NoSids)?;
+            let window = opts.window.clone().unwrap_or(0..size);
+            if let Err(e) = self.segments.create_view(vsid, sid, window, opts.view_prot) {
+                self.sids.release(vsid);
+                return Err(e.into());
+            }
+            Some(vsid)
+        } else {
+            self.segments.attach(sid)?;
+            None
+        };
+        let handle = Handle::new(sid, opts.key, opts.no_exec);
+        let mapping = Mapping {
+            handle,
+            fork: opts.fork,
+            window: opts.window,
+            view,
+            bolted: opts.bolted,
+            owned: opts.owned,
+        };
+        let entry = slb_entry(esid, &mapping);
+        self.space_mut(space)?
+            .insert(esid, mapping)
+            .expect("checked free above");
+        if let Some(i) = bolted_index {
+            if let Err(e) = self.slb.bolt(&mut self.slb_hw, i, entry) {
+                self.unmap(space, esid).expect("just mapped");
+                return Err(e.into());
+            }
+        }
+        Ok(handle)
+    }
+
+    /// Unmaps `esid` of `space`: its SLB entry goes (if loaded), a view is
+    /// destroyed with its HPTEs, an owned segment is deleted.
+    pub fn unmap(&mut self, space: SpaceRef, esid: Esid) -> Result<Mapping, VmError> {
+        let m = self.space_mut(space)?.remove(esid)?;
+        let loaded_here = match space {
+            SpaceRef::Kernel => true,
+            SpaceRef::Process(id) => self.current == Some(id),
+        };
+        if loaded_here {
+            self.slb.invalidate_esid(&mut self.slb_hw, esid);
+        }
+        let sid = m.handle.sid();
+        let released = self.segments.detach(m.view.unwrap_or(sid))?;
+        for r in released {
+            self.release(r);
+        }
+        if m.owned && self.segments.get(sid).is_ok() {
+            let d = self.segments.orphan(sid)?;
+            self.dispose(d);
+        }
+        Ok(m)
+    }
+
+    /// Makes `id` the running address space (`None`: only the kernel's).
+    /// Every non-bolted SLB entry is invalidated.
+    pub fn switch_to(&mut self, id: Option<SpaceId>) -> Result<(), VmError> {
+        if let Some(id) = id {
+            self.space(id)?;
+        }
+        if self.current != id {
+            self.slb.switch(&mut self.slb_hw);
+            self.current = id;
+        }
+        Ok(())
+    }
+
+    /// Tears down a process address space (exit): every mapping is
+    /// unmapped, owned segments are deleted.
+    pub fn destroy_space(&mut self, id: SpaceId) -> Result<(), VmError> {
+        let esids: Vec<Esid> = self.space(id)?.iter().map(|(e, _)| e).collect();
+        if self.current == Some(id) {
+            self.switch_to(None)?;
+        }
+        for e in esids {
+            self.unmap(SpaceRef::Process(id), e)?;
+        }
+        self.spaces.remove(&id);
+        Ok(())
+    }
+
+    /// Clones `parent` for fork: [`ForkAction::Share`] mappings map the same
+    /// segment, [`ForkAction::Copy`] mappings get an eager private copy,
+    /// [`ForkAction::Drop`] mappings (`vm_guatt`) are left out. On failure
+    /// the half-built child is torn down again.
+    pub fn fork(&mut self, parent: SpaceId) -> Result<SpaceId, VmError> {
+        let maps: Vec<(Esid, Mapping)> = self
+            .space(parent)?
+            .iter()
+            .map(|(e, m)| (e, m.clone()))
+            .collect();
+        let child = self.create_space();
+        for (esid, m) in maps {
+            let r = self.fork_one(child, esid, &m);
+            if let Err(e) = r {
+                self.destroy_space(child)
+                    .expect("a fresh child can always be torn down");
+                return Err(e);
+            }
+        }
+        Ok(child)
+    }
+
+    fn fork_one(&mut self, child: SpaceId, esid: Esid, m: &Mapping) -> Result<(), VmError> {
+        let view_prot = match m.view {
+            Some(v) => match self.segments.get(v)?.kind() {
+                SegmentKind::View { prot, .. } => *prot,
+                SegmentKind::Working => None,
+            },
+            None => None,
+        };
+        let mut opts = MapOptions {
+            key: m.handle.key(),
+            no_exec: m.handle.no_exec(),
+            fork: m.fork,
+            window: m.window.clone(),
+            view_prot,
+            bolted: false,
+            owned: false,
+        };
+        let sid = match m.fork {
+            ForkAction::Drop => return Ok(()),
+            ForkAction::Share => m.handle.sid(),
+            ForkAction::Copy => {
+                opts.owned = true;
+                self.copy_segment(m.handle.sid())?
+            }
+        };
+        let r = self.map(SpaceRef::Process(child), esid, sid, opts);
+        if r.is_err() && m.fork == ForkAction::Copy {
+            let d = self.segments.orphan(sid)?;
+            self.dispose(d);
+        }
+        r.map(|_| ())
+    }
+
+    /// A new working segment with the same size, protections and contents
+    /// as `sid` (every resident page copied now).
+    pub fn copy_segment(&mut self, sid: Sid) -> Result<Sid, VmError> {
+        let src = self.segments.get(sid)?;
+        if src.kind() != &SegmentKind::Working {
+            return Err(SegmentError::WrongKind(sid).into());
+        }
+        let size = u64::from(src.size_pages()) << PAGE_SHIFT;
+        let prot = src.default_prot();
+        let overrides: Vec<(u32, PageProt)> = src.prot_overrides().collect();
+        let pages: Vec<(u32, PhysAddr)> = src.resident_pages().map(|(i, r)| (i, r.frame)).collect();
+        let new = self.create_segment(size, prot)?;
+        let r = self.fill_copy(new, &overrides, &pages);
+        if let Err(e) = r {
+            let d = self.segments.orphan(new)?;
+            self.dispose(d);
+            return Err(e);
+        }
+        Ok(new)
+    }
+
+    fn fill_copy(
+        &mut self,
+        new: Sid,
+        overrides: &[(u32, PageProt)],
+        pages: &[(u32, PhysAddr)],
+    ) -> Result<(), VmError> {
+        for &(page, prot) in overrides {
+            self.segments.get_mut(new)?.set_prot(page..page + 1, prot)?;
+        }
+        for &(page, src) in pages {
+            let f = self.frames.allocate().ok_or(VmError::NoFrames)?;
+            if self.frames.copy(f, src).is_err() {
+                let _ = self.frames.free(f);
+                return Err(VmError::NoFrames);
+            }
+            self.segments.get_mut(new)?.make_resident(page, f)?;
+        }
+        Ok(())
+    }
+
+    // --- checks -----------------------------------------------------------
+
+    /// Verifies that the HPT, the SLB and the tables agree: every valid
+    /// HPTE is recorded for a live segment page and translates that page to
+    /// its frame with its protection, no virtual page has two HPTEs, every
+    /// SLB entry comes from a mapping. Scans the whole HPT (tests only).
+    pub fn check_invariants(&self) -> Result<(), Invariant> {
+        let total = self.hpt.backend().pteg_count() * 8;
+        let mut seen = BTreeMap::new();
+        for raw in 0..total {
+            let ptex = Ptex::try_from_raw(raw).expect("inside the table");
+            let h = match self.hpt.backend().read(ptex) {
+                Ok(h) if h.is_valid() => h,
+                _ => continue,
+            };
+            let &(sid, page) = self
+                .slot_owner
+                .get(&ptex)
+                .ok_or(Invariant::StrayHpte(ptex))?;
+            if seen.insert((sid, page), ptex).is_some() {
+                return Err(Invariant::DuplicateHpte(ptex));
+            }
+            let seg = self
+                .segments
+                .get(sid)
+                .map_err(|_| Invariant::StrayHpte(ptex))?;
+            if seg.slot(page) != Some(ptex)
+                || h.avpn_word() != avpn_word(vsid_of(sid), page_ea(page), SegmentSize::M256)
+            {
+                return Err(Invariant::SlotMismatch(ptex));
+            }
+            let frame = self.page_frame(sid, page).ok().flatten();
+            let prot = self.segments.effective_prot(sid, page).ok();
+            if frame.is_none()
+                || h.real_address() != frame
+                || Some(h.pp()) != prot.map(|p| p.pp)
+                || Some(h.no_execute()) != prot.map(|p| p.no_exec)
+            {
+                return Err(Invariant::StaleHpte(ptex));
+            }
+        }
+        if seen.len() != self.slot_owner.len() {
+            let missing = self
+                .slot_owner
+                .keys()
+                .find(|p| !seen.values().any(|q| q == *p))
+                .copied()
+                .expect("counts differ");
+            return Err(Invariant::SlotMismatch(missing));
+        }
+        for seg in self.segments.iter() {
+            for (page, ptex) in seg.slots() {
+                if self.slot_owner.get(&ptex) != Some(&(seg.sid(), page)) {
+                    return Err(Invariant::UnindexedSlot(ptex));
+                }
+            }
+        }
+        for i in 0..self.slb.size() {
+            let Some(e) = self.slb.entry(i) else { continue };
+            let esid = e.esid();
+            let ok = self
+                .space_for(esid)
+                .and_then(|s| self.space_ref(s).ok())
+                .and_then(|a| a.get(esid))
+                .is_some_and(|m| slb_entry(esid, m).vsid_word == e.vsid_word);
+            if !ok {
+                return Err(Invariant::StraySlbe(i));
+            }
+        }
+        for a in core::iter::once(&self.kernel).chain(self.spaces.values()) {
+            for (esid, m) in a.iter() {
+                if self.segments.get(m.translation_sid()).is_err() {
+                    return Err(Invariant::DanglingMapping(esid));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The EA of page `page` at segment offset 0 of ESID 0: only the offset
+/// part matters to the AVPN and the hash.
+pub(crate) const fn page_ea(page: u32) -> EffectiveAddress {
+    EffectiveAddress::new((page as u64) << PAGE_SHIFT)
+}
+
+/// The SLB entry translating `esid` through `mapping`.
+pub(crate) fn slb_entry(esid: Esid, mapping: &Mapping) -> SlbEntry {
+    SlbEntry::new(
+        esid,
+        vsid_of(mapping.translation_sid()),
+        SegmentSize::M256,
+        PageSize::K4,
+        SlbFlags::from_bits_truncate(mapping.slb_flags()),
+    )
+    .expect("VSIDs from the scramble fit a 256 MB segment")
+}
+
+const _: () = assert!(PAGES_PER_SEGMENT == 1 << 16);
+
+/// Adapters over the hashing, HPT-insertion and SID-allocation code.
+mod glue {
+    use alloc::vec::Vec;
+
+    use arch_ppc64::addr::{PtegIndex, Ptex, Vsid};
+    use arch_ppc64::structures::hpte::Hpte;
+
+    use crate::platform::{HptBackend, HptError, RemoveCondition};
+
+    /// A segment ID (35 bits).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
     pub struct Sid(u64);
     impl Sid {
+        /// From a raw value.
         pub fn new(v: u64) -> Self {
             Sid(v)
         }
+        /// The raw value.
         pub fn as_u64(self) -> u64 {
             self.0
         }
     }
-    pub use arch_ppc64::addr::{Esid, PhysAddr, Ptex};
-    pub use arch_ppc64::structures::hpte::Pp;
+
+    /// The VSID of a SID: a multiplicative scramble modulo 2^36 − 1 so
+    /// neighbouring SIDs spread over the HPT (Linux `vsid_scramble`).
+    pub fn vsid_of(sid: Sid) -> Vsid {
+        const MODULUS: u128 = (1 << 36) - 1;
+        Vsid::new(((sid.0 as u128 * 12_538_073) % MODULUS) as u64)
+    }
+
+    /// SID allocator.
+    pub struct SidPool {
+        next: u64,
+        free: Vec<u64>,
+        in_use: usize,
+    }
+    impl SidPool {
+        pub fn new() -> Self {
+            SidPool {
+                next: 1,
+                free: Vec::new(),
+                in_use: 0,
+            }
+        }
+        pub fn allocate(&mut self) -> Option<Sid> {
+            let s = self.free.pop().unwrap_or_else(|| {
+                self.next += 1;
+                self.next - 1
+            });
+            self.in_use += 1;
+            Some(Sid(s))
+        }
+        pub fn release(&mut self, sid: Sid) {
+            self.in_use -= 1;
+            self.free.push(sid.0);
+        }
+        pub fn in_use(&self) -> usize {
+            self.in_use
+        }
+    }
+
+    /// HPT insertion: primary, secondary, then evict.
+    pub struct Hpt<H> {
+        backend: H,
+        victim: u8,
+    }
+    impl<H: HptBackend> Hpt<H> {
+        pub fn new(backend: H) -> Self {
+            Hpt { backend, victim: 0 }
+        }
+        pub fn backend(&self) -> &H {
+            &self.backend
+        }
+        /// Inserts `hpte` for page `page` of `vsid`; returns its slot and
+        /// the entries evicted to make room.
+        pub fn insert(
+            &mut self,
+            vsid: Vsid,
+            page: u32,
+            hpte: Hpte,
+        ) -> Result<(Ptex, Vec<(Ptex, Hpte)>), HptError> {
+            let mask = self.backend.pteg_count() - 1;
+            let hash = vsid.as_u64() ^ u64::from(page);
+            let primary = PtegIndex::new(hash & mask);
+            let secondary = PtegIndex::new(!hash & mask);
+            match self.backend.insert(primary, None, hpte) {
+                Err(HptError::PtegFull) => {}
+                r => return r.map(|p| (p, Vec::new())),
+            }
+            match self
+                .backend
+                .insert(secondary, None, hpte.with_secondary(true))
+            {
+                Err(HptError::PtegFull) => {}
+                r => return r.map(|p| (p, Vec::new())),
+            }
+            for _ in 0..8 {
+                self.victim = (self.victim + 1) % 8;
+                let ptex = primary.ptex(self.victim);
+                if let Ok(old) = self.backend.remove(
+                    ptex,
+                    RemoveCondition::AndCond(arch_ppc64::structures::hpte::v::BOLTED),
+                ) {
+                    let p = self.backend.insert(primary, Some(self.victim), hpte)?;
+                    return Ok((p, alloc::vec![(ptex, old)]));
+                }
+            }
+            Err(HptError::PtegFull)
+        }
+        pub fn remove(&mut self, ptex: Ptex, avpn: u64) -> Result<Hpte, HptError> {
+            self.backend.remove(ptex, RemoveCondition::Avpn(avpn))
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! Plain-array backends for unit tests of the object layer.
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use arch_ppc64::addr::{EffectiveAddress, PhysAddr, PtegIndex, Ptex};
+    use arch_ppc64::structures::hpte::{Hpte, Pp};
+    use arch_ppc64::structures::slb::SlbEntry;
+    use arch_ppc64::structures::SegmentSize;
+
+    use crate::platform::{
+        FrameAllocator, FrameError, HptBackend, HptError, PhysMemory, RemoveCondition, SlbBackend,
+        SlbError,
+    };
+
+    /// An HPT as a plain array of entries.
+    pub struct ArrayHpt(pub Vec<Hpte>);
+
+    impl ArrayHpt {
+        pub fn new(ptegs: usize) -> Self {
+            ArrayHpt(vec![Hpte::EMPTY; ptegs * 8])
+        }
+        pub fn valid(&self) -> usize {
+            self.0.iter().filter(|h| h.is_valid()).count()
+        }
+    }
+
+    impl HptBackend for ArrayHpt {
+        fn pteg_count(&self) -> u64 {
+            (self.0.len() / 8) as u64
+        }
+        fn insert(
+            &mut self,
+            group: PtegIndex,
+            slot: Option<u8>,
+            hpte: Hpte,
+        ) -> Result<Ptex, HptError> {
+            if group.as_u64() >= self.pteg_count() {
+                return Err(HptError::Parameter);
+            }
+            let slots: Vec<u8> = match slot {
+                Some(s) if s < 8 => vec![s],
+                Some(_) => return Err(HptError::Parameter),
+                None => (0..8).collect(),
+            };
+            for s in slots {
+                let p = group.ptex(s);
+                let e = &mut self.0[p.as_u64() as usize];
+                if !e.is_valid() {
+                    *e = hpte;
+                    return Ok(p);
+                }
+            }
+            Err(HptError::PtegFull)
+        }
+        fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+            let e = self
+                .0
+                .get_mut(ptex.as_u64() as usize)
+                .ok_or(HptError::Parameter)?;
+            let ok = e.is_valid()
+                && match cond {
+                    RemoveCondition::Absolute => true,
+                    RemoveCondition::Avpn(a) => e.avpn_word() == a,
+                    RemoveCondition::AndCond(m) => e.v & m == 0,
+                };
+            if !ok {
+                return Err(HptError::NotFound);
+            }
+            let old = *e;
+            *e = Hpte::EMPTY;
+            Ok(old)
+        }
+        fn protect(
+            &mut self,
+            ptex: Ptex,
+            avpn: u64,
+            pp: Pp,
+            no_exec: bool,
+        ) -> Result<(), HptError> {
+            let e = self
+                .0
+                .get_mut(ptex.as_u64() as usize)
+                .ok_or(HptError::Parameter)?;
+            if !e.is_valid() || e.avpn_word() != avpn {
+                return Err(HptError::NotFound);
+            }
+            *e = e.with_pp(pp).with_no_execute(no_exec);
+            Ok(())
+        }
+        fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
+            self.0
+                .get(ptex.as_u64() as usize)
+                .copied()
+                .ok_or(HptError::Parameter)
+        }
+    }
+
+    /// An SLB as a plain array.
+    pub struct ArraySlb(pub Vec<SlbEntry>);
+
+    impl SlbBackend for ArraySlb {
+        fn slb_size(&self) -> usize {
+            self.0.len()
+        }
+        fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError> {
+            *self
+                .0
+                .get_mut(index)
+                .ok_or(SlbError::IndexOutOfRange(index))? = entry;
+            Ok(())
+        }
+        fn read(&self, index: usize) -> Result<SlbEntry, SlbError> {
+            self.0
+                .get(index)
+                .copied()
+                .ok_or(SlbError::IndexOutOfRange(index))
+        }
+        fn invalidate(&mut self, ea: EffectiveAddress, _ssize: SegmentSize) {
+            for e in &mut self.0 {
+                if e.matches(ea) {
+                    *e = SlbEntry::INVALID;
+                }
+            }
+        }
+        fn invalidate_non_bolted(&mut self, bolted: usize) {
+            for e in &mut self.0[bolted..] {
+                *e = SlbEntry::INVALID;
+            }
+        }
+    }
+
+    /// Frames in a `Vec`, at real addresses `(i + 1) * 4096`.
+    pub struct VecFrames {
+        mem: Vec<u8>,
+        used: Vec<bool>,
+    }
+
+    impl VecFrames {
+        pub fn new(frames: usize) -> Self {
+            VecFrames {
+                mem: vec![0xAA; frames * 4096],
+                used: vec![false; frames],
+            }
+        }
+        fn index(&self, pa: PhysAddr) -> Result<usize, FrameError> {
+            let a = pa.as_u64();
+            if !a.is_multiple_of(4096) {
+                return Err(FrameError::Misaligned(pa));
+            }
+            let i = (a / 4096)
+                .checked_sub(1)
+                .ok_or(FrameError::OutOfRange(pa))? as usize;
+            if i >= self.used.len() {
+                return Err(FrameError::OutOfRange(pa));
+            }
+            if !self.used[i] {
+                return Err(FrameError::NotAllocated(pa));
+            }
+            Ok(i)
+        }
+    }
+
+    impl FrameAllocator for VecFrames {
+        fn allocate(&mut self) -> Option<PhysAddr> {
+            let i = self.used.iter().position(|u| !u)?;
+            self.used[i] = true;
+            Some(PhysAddr::new((i as u64 + 1) * 4096))
+        }
+        fn free(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
+            let i = self.index(frame)?;
+            self.used[i] = false;
+            // Poison, so a use after free shows.
+            self.mem[i * 4096..(i + 1) * 4096].fill(0xAA);
+            Ok(())
+        }
+        fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
+            let i = self.index(frame)?;
+            self.mem[i * 4096..(i + 1) * 4096].fill(0);
+            Ok(())
+        }
+        fn copy(&mut self, dst: PhysAddr, src: PhysAddr) -> Result<(), FrameError> {
+            let (d, s) = (self.index(dst)?, self.index(src)?);
+            self.mem.copy_within(s * 4096..(s + 1) * 4096, d * 4096);
+            Ok(())
+        }
+        fn free_frames(&self) -> usize {
+            self.used.iter().filter(|u| !**u).count()
+        }
+    }
+
+    impl PhysMemory for VecFrames {
+        fn read(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), FrameError> {
+            let a = (pa.as_u64() - 4096) as usize;
+            buf.copy_from_slice(&self.mem[a..a + buf.len()]);
+            Ok(())
+        }
+        fn write(&mut self, pa: PhysAddr, data: &[u8]) -> Result<(), FrameError> {
+            let a = (pa.as_u64() - 4096) as usize;
+            self.mem[a..a + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::{ArrayHpt, ArraySlb, VecFrames};
+    use super::*;
+    use crate::platform::{
+        FaultHandler, FaultOutcome, Interrupt, PhysMemory, Privilege, VmFaultReason,
+    };
+    use alloc::vec;
+    use arch_ppc64::registers::dsisr::DsisrFlags;
+    use arch_ppc64::structures::hpte::Pp;
+
+    type TestVmm = Vmm<ArrayHpt, ArraySlb, VecFrames>;
+
+    const FRAMES: usize = 64;
+
+    fn vmm(ptegs: usize) -> TestVmm {
+        Vmm::new(
+            ArrayHpt::new(ptegs),
+            ArraySlb(vec![SlbEntry::INVALID; 8]),
+            VecFrames::new(FRAMES),
+            2,
+        )
+        .unwrap()
+    }
+
+    fn ea(esid: u64, page: u32) -> EffectiveAddress {
+        EffectiveAddress::new((esid << 28) | (u64::from(page) << 12) | 0x18)
+    }
+
+    /// What the MMU would raise for an access with no SLB entry, then for
+    /// one with no HPTE: segment interrupt first, then DSI.
+    fn touch(
+        v: &mut TestVmm,
+        ea: EffectiveAddress,
+        store: bool,
+        pr: Privilege,
+    ) -> Result<(), VmFaultReason> {
+        if v.slb().lookup(ea.esid()).is_none() {
+            v.resolve(Interrupt::DataSegment { ea }, pr)?;
+        }
+        let bits = 0x4000_0000 | if store { 0x0200_0000 } else { 0 };
+        v.resolve(
+            Interrupt::DataStorage {
+                ea,
+                dsisr: DsisrFlags::from_dsisr(bits),
+            },
+            pr,
+        )
+    }
+
+    fn hpte_of(v: &TestVmm, sid: Sid, page: u32) -> Hpte {
+        let ptex = v.segments().get(sid).unwrap().slot(page).expect("slot");
+        v.hpt_backend().read(ptex).unwrap()
+    }
+
+    fn empty(v: &TestVmm) {
+        assert_eq!(v.frames().free_frames(), FRAMES, "frames leaked");
+        assert_eq!(v.sids_in_use(), 0, "SIDs leaked");
+        assert_eq!(v.hptes_in_use(), 0, "HPTEs leaked");
+        assert_eq!(v.hpt_backend().valid(), 0, "valid HPTEs left");
+        assert!(v.segments().is_empty());
+    }
+
+    #[test]
+    fn first_touch_zero_fills_and_inserts_an_hpte() {
+        let mut v = vmm(16);
+        let sid = v.create_segment(3 * 4096, PageProt::USER_RW).unwrap();
+        let p = v.create_space();
+        v.map(
+            SpaceRef::Process(p),
+            Esid::new(1),
+            sid,
+            MapOptions::new(SegKey::UNPRIV),
+        )
+        .unwrap();
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(1, 2), true, Privilege::Problem).unwrap();
+        let c = v.counters();
+        assert_eq!(
+            (c.slb_misses, c.zero_fills, c.hpt_faults_resolved),
+            (1, 1, 1)
+        );
+        assert_eq!(v.frames().free_frames(), FRAMES - 1);
+        let frame = v.page_frame(sid, 2).unwrap().unwrap();
+        let h = hpte_of(&v, sid, 2);
+        assert_eq!(h.real_address(), Some(frame));
+        assert_eq!(h.pp(), Pp::RW_RW);
+        let mut buf = [0xFFu8; 4096];
+        v.frames().read(frame, &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0), "page not zero-filled");
+        // A second miss on the same page (entry lost) reuses the frame and
+        // leaves one entry.
+        touch(&mut v, ea(1, 2), false, Privilege::Problem).unwrap();
+        assert_eq!(v.counters().zero_fills, 1);
+        assert_eq!(v.hptes_in_use(), 1);
+        assert_eq!(v.hpt_backend().valid(), 1);
+        v.check_invariants().unwrap();
+        v.destroy_space(p).unwrap();
+        v.delete_segment(sid).unwrap();
+        empty(&v);
+    }
+
+    #[test]
+    fn refused_faults_change_nothing() {
+        let mut v = vmm(16);
+        let sid = v.create_segment(3 * 4096, PageProt::USER_RW).unwrap();
+        let p = v.create_space();
+        v.map(
+            SpaceRef::Process(p),
+            Esid::new(1),
+            sid,
+            MapOptions::new(SegKey::UNPRIV),
+        )
+        .unwrap();
+        v.switch_to(Some(p)).unwrap();
+        assert_eq!(
+            touch(&mut v, ea(1, 3), false, Privilege::Problem),
+            Err(VmFaultReason::OutOfRange)
+        );
+        assert_eq!(
+            touch(&mut v, ea(2, 0), false, Privilege::Problem),
+            Err(VmFaultReason::NoSegment)
+        );
+        // Kernel half with nothing mapped.
+        assert_eq!(
+            touch(
+                &mut v,
+                ea(KERNEL_ESID_BASE + 5, 0),
+                false,
+                Privilege::Supervisor
+            ),
+            Err(VmFaultReason::NoSegment)
+        );
+        assert_eq!(v.frames().free_frames(), FRAMES);
+        assert_eq!(v.hptes_in_use(), 0);
+        let out = v.handle(Interrupt::DataSegment { ea: ea(2, 0) }, Privilege::Problem);
+        assert!(matches!(out, FaultOutcome::Fault(f) if f.reason == VmFaultReason::NoSegment));
+        assert_eq!(v.counters().faults_refused, 1);
+        // With no current process, the lower half has no segments at all.
+        v.switch_to(None).unwrap();
+        assert_eq!(
+            touch(&mut v, ea(1, 0), false, Privilege::Problem),
+            Err(VmFaultReason::NoSegment)
+        );
+        v.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn kernel_pages_are_closed_to_problem_state_and_views_open_a_window() {
+        let mut v = vmm(16);
+        let k = v.create_segment(4 * 4096, PageProt::KERNEL_RW).unwrap();
+        let kesid = Esid::new(KERNEL_ESID_BASE + 0x100);
+        v.map(SpaceRef::Kernel, kesid, k, MapOptions::new(SegKey::KERNEL))
+            .unwrap();
+        touch(&mut v, ea(kesid.as_u64(), 1), true, Privilege::Supervisor).unwrap();
+        assert_eq!(
+            touch(&mut v, ea(kesid.as_u64(), 1), false, Privilege::Problem),
+            Err(VmFaultReason::Protection)
+        );
+        // A process gets page 1 read-only through a view.
+        let p = v.create_space();
+        let mut o = MapOptions::new(SegKey::UNPRIV);
+        o.window = Some(1..2);
+        o.view_prot = Some(PageProt {
+            pp: Pp::RW_RO,
+            no_exec: true,
+        });
+        o.fork = ForkAction::Drop;
+        let h = v.map(SpaceRef::Process(p), Esid::new(7), k, o).unwrap();
+        assert_eq!(h.sid(), k);
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(7, 1), false, Privilege::Problem).unwrap();
+        assert_eq!(
+            touch(&mut v, ea(7, 1), true, Privilege::Problem),
+            Err(VmFaultReason::Protection)
+        );
+        assert_eq!(
+            touch(&mut v, ea(7, 0), false, Privilege::Problem),
+            Err(VmFaultReason::OutOfRange)
+        );
+        assert_eq!(
+            touch(&mut v, ea(7, 2), false, Privilege::Problem),
+            Err(VmFaultReason::OutOfRange)
+        );
+        // Same frame, different VSIDs: two entries for two virtual pages.
+        let view = v.space(p).unwrap().get(Esid::new(7)).unwrap().view.unwrap();
+        assert_ne!(view, k);
+        assert_eq!(
+            hpte_of(&v, view, 1).real_address(),
+            hpte_of(&v, k, 1).real_address()
+        );
+        assert_eq!(hpte_of(&v, view, 1).pp(), Pp::RW_RO);
+        assert_eq!(v.hptes_in_use(), 2);
+        v.check_invariants().unwrap();
+        // Fork drops the view; exit removes it and its entry.
+        let c = v.fork(p).unwrap();
+        assert!(v.space(c).unwrap().is_empty());
+        v.destroy_space(c).unwrap();
+        v.destroy_space(p).unwrap();
+        assert_eq!(v.hptes_in_use(), 1);
+        assert_eq!(v.sids_in_use(), 1);
+        v.check_invariants().unwrap();
+        v.unmap(SpaceRef::Kernel, kesid).unwrap();
+        v.delete_segment(k).unwrap();
+        empty(&v);
+    }
+
+    #[test]
+    fn eviction_folds_reference_bits_and_keeps_one_entry_per_page() {
+        // One PTEG: primary and secondary are the same 8 slots.
+        let mut v = vmm(1);
+        let sid = v.create_segment(20 * 4096, PageProt::USER_RW).unwrap();
+        let p = v.create_space();
+        v.map(
+            SpaceRef::Process(p),
+            Esid::new(3),
+            sid,
+            MapOptions::new(SegKey::PRIV),
+        )
+        .unwrap();
+        v.switch_to(Some(p)).unwrap();
+        for page in 0..20 {
+            touch(&mut v, ea(3, page), true, Privilege::Problem).unwrap();
+            v.check_invariants().unwrap();
+        }
+        assert_eq!(v.counters().evictions, 12);
+        assert_eq!(v.hptes_in_use(), 8);
+        let seg = v.segments().get(sid).unwrap();
+        assert_eq!(seg.resident_pages().count(), 20);
+        assert_eq!(seg.slots().count(), 8);
+        // Evicted pages kept their frame and got R folded in (insertion sets R).
+        let evicted = (0..20).find(|&pg| seg.slot(pg).is_none()).unwrap();
+        match seg.page_state(evicted).unwrap() {
+            PageState::Resident(r) => assert!(r.referenced),
+            PageState::Untouched => panic!("evicted page lost its frame"),
+        }
+        // Touching it again brings it back without a new zero-fill.
+        let fills = v.counters().zero_fills;
+        touch(&mut v, ea(3, evicted), false, Privilege::Problem).unwrap();
+        assert_eq!(v.counters().zero_fills, fills);
+        v.check_invariants().unwrap();
+        v.destroy_space(p).unwrap();
+        v.delete_segment(sid).unwrap();
+        empty(&v);
+    }
+
+    #[test]
+    fn held_segments_outlive_delete_until_the_last_put() {
+        let mut v = vmm(16);
+        let sid = v.create_segment(4096, PageProt::USER_RW).unwrap();
+        let p = v.create_space();
+        let mut o = MapOptions::new(SegKey::PRIV);
+        o.owned = true;
+        v.map(SpaceRef::Process(p), Esid::new(1), sid, o).unwrap();
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(1, 0), true, Privilege::Problem).unwrap();
+        assert_eq!(
+            v.put_segment(sid),
+            Err(VmError::Segment(SegmentError::NotHeld(sid)))
+        );
+        v.hold_segment(sid).unwrap();
+        // Held: deletion is deferred, the segment stays usable.
+        assert_eq!(v.delete_segment(sid), Ok(false));
+        touch(&mut v, ea(1, 0), false, Privilege::Problem).unwrap();
+        // Exit: the owned segment is deleted, but the hold keeps it.
+        v.destroy_space(p).unwrap();
+        assert_eq!(v.sids_in_use(), 1);
+        assert_eq!(v.frames().free_frames(), FRAMES - 1);
+        assert_eq!(v.put_segment(sid), Ok(true));
+        empty(&v);
+    }
+
+    #[test]
+    fn fork_shares_copies_and_drops() {
+        let mut v = vmm(16);
+        let shared = v.create_segment(4096, PageProt::USER_RW).unwrap();
+        let private = v.create_segment(2 * 4096, PageProt::USER_RW).unwrap();
+        let guatt = v.create_segment(4096, PageProt::USER_RW).unwrap();
+        let p = v.create_space();
+        let sp = SpaceRef::Process(p);
+        v.map(sp, Esid::new(1), shared, MapOptions::new(SegKey::PRIV))
+            .unwrap();
+        let mut o = MapOptions::new(SegKey::PRIV);
+        o.fork = ForkAction::Copy;
+        o.owned = true;
+        v.map(sp, Esid::new(2), private, o).unwrap();
+        let mut o = MapOptions::new(SegKey::PRIV);
+        o.fork = ForkAction::Drop;
+        v.map(sp, Esid::new(3), guatt, o).unwrap();
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(2, 1), true, Privilege::Problem).unwrap();
+        let pf = v.page_frame(private, 1).unwrap().unwrap();
+        v.frames_mut().write(pf, &[0x5A; 16]).unwrap();
+
+        let c = v.fork(p).unwrap();
+        let cs = v.space(c).unwrap();
+        assert_eq!(cs.len(), 2);
+        assert_eq!(cs.get(Esid::new(1)).unwrap().handle.sid(), shared);
+        let copy = cs.get(Esid::new(2)).unwrap().handle.sid();
+        assert!(cs.get(Esid::new(2)).unwrap().owned);
+        assert!(cs.get(Esid::new(3)).is_none());
+        assert_ne!(copy, private);
+        let cf = v.page_frame(copy, 1).unwrap().unwrap();
+        assert_ne!(cf, pf);
+        let mut buf = [0u8; 16];
+        v.frames().read(cf, &mut buf).unwrap();
+        assert_eq!(buf, [0x5A; 16]);
+        assert_eq!(v.page_frame(copy, 0).unwrap(), None);
+        assert_eq!(v.segments().get(shared).unwrap().attach_count(), 2);
+        v.check_invariants().unwrap();
+
+        v.destroy_space(c).unwrap();
+        assert!(v.segments().get(copy).is_err(), "child's copy not deleted");
+        v.destroy_space(p).unwrap();
+        assert!(v.segments().get(private).is_err());
+        v.delete_segment(shared).unwrap();
+        v.delete_segment(guatt).unwrap();
+        empty(&v);
+    }
+
+    #[test]
+    fn fork_out_of_frames_leaves_no_child_behind() {
+        let mut v = Vmm::new(
+            ArrayHpt::new(16),
+            ArraySlb(vec![SlbEntry::INVALID; 8]),
+            VecFrames::new(3),
+            2,
+        )
+        .unwrap();
+        let sid = v.create_segment(4 * 4096, PageProt::USER_RW).unwrap();
+        let p = v.create_space();
+        let mut o = MapOptions::new(SegKey::PRIV);
+        o.fork = ForkAction::Copy;
+        v.map(SpaceRef::Process(p), Esid::new(1), sid, o).unwrap();
+        v.switch_to(Some(p)).unwrap();
+        for page in 0..2 {
+            let e = ea(1, page);
+            v.resolve(Interrupt::DataSegment { ea: e }, Privilege::Problem)
+                .ok();
+            v.resolve(
+                Interrupt::DataStorage {
+                    ea: e,
+                    dsisr: DsisrFlags::from_dsisr(0x4200_0000),
+                },
+                Privilege::Problem,
+            )
+            .unwrap();
+        }
+        let sids = v.sids_in_use();
+        assert_eq!(v.fork(p), Err(VmError::NoFrames));
+        assert_eq!(v.spaces().count(), 1);
+        assert_eq!(v.sids_in_use(), sids);
+        assert_eq!(v.frames().free_frames(), 1);
+        v.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn protect_drops_stale_translations() {
+        let mut v = vmm(16);
+        let sid = v.create_segment(2 * 4096, PageProt::USER_RW).unwrap();
+        let p = v.create_space();
+        v.map(
+            SpaceRef::Process(p),
+            Esid::new(1),
+            sid,
+            MapOptions::new(SegKey::UNPRIV),
+        )
+        .unwrap();
+        // A view showing the segment's own protection is affected too.
+        let mut o = MapOptions::new(SegKey::UNPRIV);
+        o.window = Some(0..2);
+        v.map(SpaceRef::Process(p), Esid::new(2), sid, o).unwrap();
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(1, 0), true, Privilege::Problem).unwrap();
+        touch(&mut v, ea(2, 0), true, Privilege::Problem).unwrap();
+        assert_eq!(v.hptes_in_use(), 2);
+        let ro = PageProt {
+            pp: Pp::RO_RO,
+            no_exec: false,
+        };
+        assert!(v.protect(sid, 1..3, ro).is_err());
+        assert_eq!(v.hptes_in_use(), 2);
+        v.protect(sid, 0..1, ro).unwrap();
+        assert_eq!(v.hptes_in_use(), 0);
+        assert_eq!(
+            touch(&mut v, ea(1, 0), true, Privilege::Problem),
+            Err(VmFaultReason::Protection)
+        );
+        assert_eq!(
+            touch(&mut v, ea(2, 0), true, Privilege::Problem),
+            Err(VmFaultReason::Protection)
+        );
+        touch(&mut v, ea(1, 0), false, Privilege::Problem).unwrap();
+        assert_eq!(hpte_of(&v, sid, 0).pp(), Pp::RO_RO);
+        v.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn bolted_kernel_segments_survive_switches() {
+        let mut v = vmm(16);
+        let k = v.create_segment(4096, PageProt::KERNEL_RW).unwrap();
+        let kesid = Esid::new(KERNEL_ESID_BASE);
+        let mut o = MapOptions::new(SegKey::KERNEL);
+        o.bolted = true;
+        v.map(SpaceRef::Kernel, kesid, k, o.clone()).unwrap();
+        assert_eq!(v.slb().lookup(kesid), Some(0));
+        let p = v.create_space();
+        let q = v.create_space();
+        let u = v.create_segment(4096, PageProt::USER_RW).unwrap();
+        assert_eq!(
+            v.map(SpaceRef::Process(p), Esid::new(1), u, o.clone()),
+            Err(VmError::BoltedInProcess)
+        );
+        assert_eq!(
+            v.map(
+                SpaceRef::Process(p),
+                kesid,
+                u,
+                MapOptions::new(SegKey::PRIV)
+            ),
+            Err(VmError::WrongHalf(kesid))
+        );
+        assert_eq!(
+            v.map(
+                SpaceRef::Kernel,
+                Esid::new(1),
+                u,
+                MapOptions::new(SegKey::PRIV)
+            ),
+            Err(VmError::WrongHalf(Esid::new(1)))
+        );
+        v.map(
+            SpaceRef::Process(p),
+            Esid::new(1),
+            u,
+            MapOptions::new(SegKey::PRIV),
+        )
+        .unwrap();
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(1, 0), false, Privilege::Problem).unwrap();
+        assert!(v.slb().lookup(Esid::new(1)).is_some());
+        v.switch_to(Some(q)).unwrap();
+        assert_eq!(v.slb().lookup(Esid::new(1)), None);
+        assert_eq!(v.slb().lookup(kesid), Some(0));
+        assert!(v.slb_backend().0[0].is_valid());
+        // q has nothing at ESID 1.
+        assert_eq!(
+            touch(&mut v, ea(1, 0), false, Privilege::Problem),
+            Err(VmFaultReason::NoSegment)
+        );
+        v.check_invariants().unwrap();
+        // Unmapping the bolted segment frees its index.
+        v.unmap(SpaceRef::Kernel, kesid).unwrap();
+        assert_eq!(v.slb().lookup(kesid), None);
+        assert!(!v.slb_backend().0[0].is_valid());
+    }
+
+    #[test]
+    fn bad_maps_leave_every_table_unchanged() {
+        let mut v = vmm(16);
+        let sid = v.create_segment(2 * 4096, PageProt::USER_RW).unwrap();
+        let p = v.create_space();
+        let sp = SpaceRef::Process(p);
+        v.map(sp, Esid::new(1), sid, MapOptions::new(SegKey::PRIV))
+            .unwrap();
+        let before = (
+            v.sids_in_use(),
+            v.segments().get(sid).unwrap().attach_count(),
+        );
+        assert_eq!(
+            v.map(sp, Esid::new(1), sid, MapOptions::new(SegKey::PRIV)),
+            Err(VmError::Adspace(AdspaceError::Occupied(Esid::new(1))))
+        );
+        let mut o = MapOptions::new(SegKey::PRIV);
+        o.window = Some(1..3);
+        assert_eq!(
+            v.map(sp, Esid::new(2), sid, o.clone()),
+            Err(VmError::BadWindow)
+        );
+        o.window = Some(1..1);
+        assert_eq!(v.map(sp, Esid::new(2), sid, o), Err(VmError::BadWindow));
+        assert_eq!(
+            v.map(
+                SpaceRef::Process(SpaceId(99)),
+                Esid::new(2),
+                sid,
+                MapOptions::new(SegKey::PRIV)
+            ),
+            Err(VmError::NoSuchSpace(SpaceId(99)))
+        );
+        assert_eq!(
+            v.create_segment(0, PageProt::USER_RW),
+            Err(VmError::BadSize(0))
+        );
+        assert_eq!(
+            v.create_segment((1 << 28) + 1, PageProt::USER_RW),
+            Err(VmError::BadSize((1 << 28) + 1))
+        );
+        assert_eq!(
+            v.delete_segment(sid),
+            Err(VmError::Segment(SegmentError::Attached(sid)))
+        );
+        assert_eq!(
+            (
+                v.sids_in_use(),
+                v.segments().get(sid).unwrap().attach_count()
+            ),
+            before
+        );
+        assert_eq!(v.space(p).unwrap().len(), 1);
+        v.check_invariants().unwrap();
+    }
 }
