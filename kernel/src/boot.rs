@@ -28,7 +28,8 @@ global_asm!(
 _start:
     # These instructions mean the same in 32- and 64-bit mode.
     mfmsr   %r30                   # the firmware's MSR, for the banner
-    # MSR |= SF (bit 0, 64-bit mode) | FP (bit 50) | ME (bit 51);
+    # MSR |= SF (bit 0, 64-bit mode) | FP (bit 50) | ME (bit 51; a guest's
+    # mtmsrd leaves ME unchanged, so this only matters on bare metal);
     # MSR &= ~EE (bit 48): no external/decrementer interrupts yet.
     mfmsr   %r11
     li      %r12, 1

@@ -5,6 +5,8 @@
 use core::ffi::CStr;
 use core::fmt;
 
+use arch_ppc64::registers::spr::Pvr;
+
 use crate::of::{OfError, OpenFirmware, Phandle};
 
 /// Most memory ranges kept per list.
@@ -226,14 +228,6 @@ fn parse_ranges(bytes: &[u8], address_cells: u32, size_cells: u32, out: &mut Ran
     }
 }
 
-/// The PVR (SPR 287).
-fn mfpvr() -> u32 {
-    let pvr: u64;
-    // SAFETY: reading the PVR has no side effects.
-    unsafe { core::arch::asm!("mfspr {0}, 287", out(reg) pvr, options(nomem, nostack)) };
-    pvr as u32
-}
-
 extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;
@@ -307,7 +301,7 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
 
     let mut cpu = CpuInfo {
         cpu_version: None,
-        pvr: mfpvr(),
+        pvr: Pvr::read() as u32,
         slb_size: None,
         pft_size: None,
         segment_sizes: [-1; 4],

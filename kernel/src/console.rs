@@ -8,7 +8,7 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use crate::hv;
+use arch_ppc64::instructions::hcall::{hcall, opcode, PaprError};
 
 /// Terminal number (the vty node's `reg`) used for output.
 static TERMNO: AtomicU32 = AtomicU32::new(0);
@@ -26,14 +26,10 @@ pub fn termno() -> u32 {
     TERMNO.load(Ordering::Relaxed)
 }
 
-/// An `H_PUT_TERM_CHAR` failure: the hcall status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PutTermCharError(pub i64);
-
 /// Writes `bytes` to terminal `termno`, at most 16 bytes per hcall (PAPR's
 /// limit; QEMU answers H_PARAMETER above it). Bytes are packed big-endian
 /// into r6/r7, first byte in the most-significant position.
-pub fn put_term_chars(termno: u32, bytes: &[u8]) -> Result<(), PutTermCharError> {
+pub fn put_term_chars(termno: u32, bytes: &[u8]) -> Result<(), PaprError> {
     for chunk in bytes.chunks(16) {
         let mut packed = [0u8; 16];
         packed[..chunk.len()].copy_from_slice(chunk);
@@ -41,17 +37,17 @@ pub fn put_term_chars(termno: u32, bytes: &[u8]) -> Result<(), PutTermCharError>
         let lo = u64::from_be_bytes(packed[8..].try_into().expect("8 bytes"));
         loop {
             // SAFETY: H_PUT_TERM_CHAR reads only its register arguments.
-            let (status, _) = unsafe {
-                hv::hcall(
-                    hv::H_PUT_TERM_CHAR,
-                    [u64::from(termno), chunk.len() as u64, hi, lo, 0, 0, 0, 0, 0],
+            let result = unsafe {
+                hcall(
+                    opcode::H_PUT_TERM_CHAR,
+                    &[u64::from(termno), chunk.len() as u64, hi, lo],
                 )
             };
-            match status {
-                hv::H_SUCCESS => break,
-                // H_BUSY: the terminal is full, try again.
-                1 => continue,
-                err => return Err(PutTermCharError(err)),
+            match result {
+                Ok(_) => break,
+                // The terminal's buffer is full: try again.
+                Err(PaprError::Busy) => continue,
+                Err(e) => return Err(e),
             }
         }
     }

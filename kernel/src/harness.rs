@@ -16,7 +16,9 @@
 use alloc::vec::Vec;
 use core::arch::global_asm;
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use arch_ppc64::registers::msr::{self, Msr};
 
 use crate::summary::Summary;
 use crate::{bootinfo, console, rtas};
@@ -146,6 +148,9 @@ extern "C" {
 /// The jump buffer of the running test (null outside tests).
 static CURRENT: AtomicPtr<JmpBuf> = AtomicPtr::new(core::ptr::null_mut());
 
+/// Whether the running code is inside [`panics`] (a panic is expected).
+static EXPECTING: AtomicBool = AtomicBool::new(false);
+
 /// Every registered test, in link order.
 pub fn tests() -> &'static [KernelTest] {
     // SAFETY: the link script places only `KernelTest` statics (by
@@ -163,13 +168,7 @@ fn display_name(t: &KernelTest) -> &'static str {
     t.name.strip_prefix("kernel::").unwrap_or(t.name)
 }
 
-/// The timebase (`mftb`).
-pub fn timebase() -> u64 {
-    let tb: u64;
-    // SAFETY: reading the timebase has no side effects.
-    unsafe { core::arch::asm!("mftb {0}", out(reg) tb, options(nomem, nostack)) };
-    tb
-}
+pub use arch_ppc64::registers::spr::timebase;
 
 /// The test filter from the kernel command line (`test=<substring>`).
 fn filter() -> Option<&'static str> {
@@ -229,7 +228,56 @@ pub fn run() -> ! {
     println!();
     println!("{summary}");
     println!();
-    rtas::exit(summary.ok())
+    let mut message = [0u8; 64];
+    let message = fmt_buf(
+        &mut message,
+        format_args!(
+            "{} of {} kernel tests failed",
+            summary.failed,
+            selected.len()
+        ),
+    );
+    rtas::exit(summary.ok(), message)
+}
+
+/// Formats into `buf` (truncating); for messages on paths that must not
+/// allocate.
+fn fmt_buf<'a>(buf: &'a mut [u8], args: core::fmt::Arguments<'_>) -> &'a str {
+    struct W<'b>(&'b mut [u8], usize);
+    impl core::fmt::Write for W<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let n = s.len().min(self.0.len() - self.1);
+            self.0[self.1..self.1 + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.1 += n;
+            Ok(())
+        }
+    }
+    let mut w = W(buf, 0);
+    let _ = core::fmt::Write::write_fmt(&mut w, args);
+    let len = w.1;
+    // Truncation may split a UTF-8 sequence: keep the valid prefix.
+    match core::str::from_utf8(&buf[..len]) {
+        Ok(s) => s,
+        Err(e) => core::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or(""),
+    }
+}
+
+/// Runs `f` and reports whether it panicked, printing the panic as
+/// expected instead of failing the test: for tests of failure paths
+/// (`#[should_panic]` in libtest terms).
+pub fn panics(f: fn()) -> bool {
+    let mut buf = JmpBuf { regs: [0; 23] };
+    let outer = CURRENT.swap(&raw mut buf, Ordering::SeqCst);
+    let was_expecting = EXPECTING.swap(true, Ordering::SeqCst);
+    // SAFETY: as in `run`: `buf` outlives the call and is what CURRENT
+    // names while `f` runs.
+    let jumped = unsafe { harness_call(f, &raw mut buf) };
+    EXPECTING.store(was_expecting, Ordering::SeqCst);
+    CURRENT.store(outer, Ordering::SeqCst);
+    if jumped != 0 {
+        recover_after_failure();
+    }
+    jumped != 0
 }
 
 /// Puts the machine back into a state later tests can rely on after a test
@@ -240,15 +288,20 @@ fn recover_after_failure() {
         console::force_unlock();
         crate::frame::force_unlock();
     }
-    // Interrupts off again (MSR[EE], bit 48), in case the test enabled them.
+    // Interrupts off again, in case the test enabled them.
     // SAFETY: clearing EE only masks asynchronous interrupts.
-    unsafe { core::arch::asm!("wrteei 0", options(nostack)) };
+    unsafe { msr::write(msr::read() - Msr::EE) };
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     let buf = CURRENT.swap(core::ptr::null_mut(), Ordering::SeqCst);
     let location = info.location();
+    if !buf.is_null() && EXPECTING.load(Ordering::SeqCst) {
+        console::print_fmt_unlocked(format_args!("(expected panic: {}) ", info.message()));
+        // SAFETY: `buf` is the live jump buffer set by `panics`.
+        unsafe { harness_longjmp(buf) }
+    }
     if !buf.is_null() {
         console::print_fmt_unlocked(format_args!("FAILED\n"));
         match location {
@@ -277,5 +330,13 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         )),
         None => console::print_fmt_unlocked(format_args!("\nkernel panic:\n{}\n", info.message())),
     }
-    rtas::exit(false)
+    let mut message = [0u8; 120];
+    let message = match location {
+        Some(l) => fmt_buf(
+            &mut message,
+            format_args!("kernel panic at {}:{}", l.file(), l.line()),
+        ),
+        None => "kernel panic",
+    };
+    rtas::exit(false, message)
 }

@@ -28,15 +28,13 @@ mod harness;
 #[cfg(target_arch = "powerpc64")]
 mod heap;
 #[cfg(target_arch = "powerpc64")]
-mod hv;
-#[cfg(target_arch = "powerpc64")]
 mod ktests;
-#[cfg(target_arch = "powerpc64")]
-mod mem;
 #[cfg(target_arch = "powerpc64")]
 mod of;
 #[cfg(target_arch = "powerpc64")]
 mod rtas;
+#[cfg(target_arch = "powerpc64")]
+mod runtime;
 mod summary;
 #[cfg(target_arch = "powerpc64")]
 mod trap;

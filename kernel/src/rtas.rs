@@ -5,7 +5,7 @@
 //! SLOF without the firmware's RTAS blob. Tokens come from `/rtas`.
 
 use crate::bootinfo::{self, virt_to_real};
-use crate::hv;
+use arch_ppc64::instructions::hcall::{hcall, opcode, PaprError};
 
 /// An RTAS argument block with room for a few arguments and returns.
 #[repr(C, align(8))]
@@ -21,14 +21,15 @@ struct RtasArgs {
 pub enum RtasError {
     /// The device tree had no token for the service.
     NoToken,
-    /// The hcall itself failed (status).
-    Hcall(i64),
+    /// The hcall itself failed.
+    Hcall(PaprError),
     /// RTAS returned a non-zero status in `rets[0]`.
     Status(i32),
 }
 
-/// Calls RTAS service `token` with `args`; returns `rets[0]`.
-fn call(token: u32, args: &[u32], nret: u32) -> Result<i32, RtasError> {
+/// Calls RTAS service `token` with `args` and `nret` return cells;
+/// returns `rets[0]` (0, or the error status).
+pub fn call(token: u32, args: &[u32], nret: u32) -> Result<i32, RtasError> {
     let mut block = RtasArgs {
         token,
         nargs: args.len() as u32,
@@ -39,10 +40,7 @@ fn call(token: u32, args: &[u32], nret: u32) -> Result<i32, RtasError> {
     let addr = virt_to_real(&raw mut block as u64);
     // SAFETY: KVMPPC_H_RTAS reads the block and writes its return cells;
     // the block lives on this stack frame for the whole call.
-    let (status, _) = unsafe { hv::hcall(hv::KVMPPC_H_RTAS, [addr, 0, 0, 0, 0, 0, 0, 0, 0]) };
-    if status != hv::H_SUCCESS {
-        return Err(RtasError::Hcall(status));
-    }
+    unsafe { hcall(opcode::KVMPPC_H_RTAS, &[addr]) }.map_err(RtasError::Hcall)?;
     let ret = block.cells[args.len()] as i32;
     if ret != 0 {
         return Err(RtasError::Status(ret));
@@ -72,13 +70,14 @@ pub fn os_term(message: &str) -> Result<(), RtasError> {
     call(token, &[addr], 1).map(|_| ())
 }
 
-/// Ends the run: power-off on success, `ibm,os-term` on failure. Spins if
-/// both are unavailable (the host's timeout then ends the run).
-pub fn exit(success: bool) -> ! {
+/// Ends the run: power-off on success, `ibm,os-term` with `message` on
+/// failure. Spins if RTAS is unavailable (the host's timeout then ends the
+/// run).
+pub fn exit(success: bool, message: &str) -> ! {
     let result = if success {
         power_off()
     } else {
-        os_term("kernel run failed")
+        os_term(message)
     };
     if let Err(e) = result {
         crate::console::print_fmt_unlocked(format_args!("RTAS exit failed: {e:?}\n"));

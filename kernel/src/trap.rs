@@ -23,6 +23,9 @@
 use core::arch::global_asm;
 use core::fmt;
 
+use arch_ppc64::instructions::barrier;
+use arch_ppc64::registers::spr::Sprg0;
+
 use crate::bootinfo::{real_to_virt, virt_to_real};
 
 /// Per-CPU area the vectors reach through SPRG0 (offsets used by the asm).
@@ -308,7 +311,8 @@ trap_common:
 extern "C" {
     static __vectors_start: u8;
     static __vectors_end: u8;
-    fn trap_common();
+    /// The asm entry (a plain code label, not an ELFv1 descriptor).
+    static trap_common: u8;
 }
 
 /// The interrupt vectors of Book III-S as QEMU's POWER7-10 models raise
@@ -492,16 +496,15 @@ fn sync_icache(start: u64, len: u64) {
         unsafe { core::arch::asm!("dcbst 0, {0}", in(reg) a, options(nostack)) };
         a += LINE;
     }
-    // SAFETY: ordering barrier only.
-    unsafe { core::arch::asm!("sync", options(nostack)) };
+    barrier::sync();
     let mut a = start & !(LINE - 1);
     while a < start + len {
         // SAFETY: icbi only invalidates instruction-cache lines.
         unsafe { core::arch::asm!("icbi 0, {0}", in(reg) a, options(nostack)) };
         a += LINE;
     }
-    // SAFETY: context synchronisation only.
-    unsafe { core::arch::asm!("sync", "isync", options(nostack)) };
+    barrier::sync();
+    barrier::isync();
 }
 
 /// Copies the vectors to real address 0 and points SPRG0 at the per-CPU
@@ -520,8 +523,7 @@ pub fn init() {
     // used by the vectors, which are not live until SPRG0 is written below.
     unsafe {
         let paca = &mut *(&raw mut PACA);
-        // An ELFv1 function pointer is a descriptor: word 0 is the code.
-        paca.common_entry = *(trap_common as usize as *const u64);
+        paca.common_entry = &raw const trap_common as u64;
         paca.toc = toc;
         let istack = &raw mut ISTACK as u64;
         paca.istack_bottom = istack;
@@ -540,9 +542,9 @@ pub fn init() {
     }
     sync_icache(real_to_virt(0), len);
     let paca = &raw mut PACA as u64;
-    // SAFETY: SPRG0 is the kernel's per-CPU pointer by convention here;
-    // the PACA is fully initialised above.
-    unsafe { core::arch::asm!("mtsprg0 {0}", in(reg) paca, options(nostack)) };
+    // SAFETY: SPRG0 is reserved for the kernel's per-CPU pointer, which the
+    // vectors load; the PACA is fully initialised above.
+    unsafe { Sprg0::write(paca) };
     log::info!(
         "vectors: {:#x} bytes at real 0, PACA {:#x} (real {:#x})",
         len,

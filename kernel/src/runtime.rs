@@ -1,7 +1,9 @@
-//! `memcpy`, `memmove`, `memset`, `memcmp` and `bcmp`, which the compiler
-//! calls and which the `powerpc64-unknown-linux-gnu` target expects from
-//! libc. Volatile accesses keep LLVM from turning these loops back into
-//! calls to themselves.
+//! Symbols the compiler and the prebuilt `core`/`alloc` expect from libc
+//! and the unwinder on `powerpc64-unknown-linux-gnu`: `memcpy`, `memmove`,
+//! `memset`, `memcmp`, `bcmp`, and the unwinder entry points, which are
+//! never reached because the kernel never unwinds (panic=abort, and the
+//! panic handler does not return). Volatile accesses keep LLVM from turning
+//! the copy loops back into calls to themselves.
 
 use core::ffi::c_int;
 
@@ -124,4 +126,11 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> c_int {
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() -> ! {
     panic!("rust_eh_personality called: the kernel does not unwind");
+}
+
+/// Resumes unwinding after a landing pad of the prebuilt `alloc`. Never
+/// called: no panic unwinds in the kernel.
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    panic!("_Unwind_Resume called: the kernel does not unwind");
 }
