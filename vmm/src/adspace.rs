@@ -17,7 +17,7 @@ use core::ops::Range;
 
 use arch_ppc64::addr::Esid;
 
-use crate::vm::Sid;
+use crate::sid::Sid;
 
 /// The SLB VSID-word bit `Ks`: the key used in supervisor state
 /// (ISA bit 52 of the VSID doubleword).
@@ -29,11 +29,6 @@ pub const HANDLE_N: u64 = 0x200;
 /// Shift of the SID in a handle: the VSID field of the SLB VSID word
 /// starts at ISA bit 51 for 256 MB segments.
 pub const HANDLE_SID_SHIFT: u32 = 12;
-/// Largest SID: AIX `SIDMAX` on the 64-bit kernel, `(1 << 35) - 1`.
-pub const SIDMAX: u64 = (1 << 35) - 1;
-/// AIX `INVLSID`, the error value of `as_geth64`/`as_getsrval64`. It has low
-/// bits set that no handle has, so it can never be a valid handle.
-pub const INVLSID: u64 = 0x7_FFFF_FFFF;
 /// Number of ESIDs of a 64-bit effective address space with 256 MB segments.
 pub const ESID_COUNT: u64 = 1 << 36;
 /// Number of segment registers of a 32-bit address space: AIX `NSEGS`.
@@ -94,10 +89,12 @@ impl SegKey {
 /// Why a raw value is not a handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandleError {
-    /// Bits other than SID, Ks, Kp and N are set (this includes [`INVLSID`]).
+    /// Bits other than SID, Ks, Kp and N are set. This includes AIX
+    /// [`crate::sid::INVLSID`] (the error value of `as_geth64`), whose low bits no
+    /// handle has, so it can never be taken for a valid handle.
     StrayBits(u64),
-    /// The SID is above [`SIDMAX`].
-    SidTooLarge(u64),
+    /// The SID field is 0, [`crate::sid::INVLSID`] or wider than 35 bits.
+    BadSid(u64),
 }
 
 /// A `vmhandle_t`: SID plus key and no-execute, in SLB VSID-word layout.
@@ -127,8 +124,8 @@ impl Handle {
             return Err(HandleError::StrayBits(raw));
         }
         let sid = raw >> HANDLE_SID_SHIFT;
-        if sid > SIDMAX {
-            return Err(HandleError::SidTooLarge(sid));
+        if Sid::try_new(sid).is_none() {
+            return Err(HandleError::BadSid(sid));
         }
         Ok(Handle(raw))
     }
@@ -419,6 +416,7 @@ impl Adspace32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sid::INVLSID;
 
     fn esid(n: u64) -> Esid {
         Esid::new(n)
@@ -448,16 +446,17 @@ mod tests {
             Err(HandleError::StrayBits(INVLSID))
         );
         assert_eq!(
-            Handle::from_raw((SIDMAX + 1) << 12),
-            Err(HandleError::SidTooLarge(SIDMAX + 1))
+            Handle::from_raw(INVLSID << 12),
+            Err(HandleError::BadSid(INVLSID))
         );
+        assert_eq!(Handle::from_raw(0x800), Err(HandleError::BadSid(0)));
         let p = h.with_key(SegKey::PRIV);
         assert_eq!(p.raw(), 0x1234 << 12 | 0x200);
         assert_eq!(
-            Handle::new(Sid::new(SIDMAX), SegKey::UNPRIV, true)
+            Handle::new(Sid::new(INVLSID - 1), SegKey::UNPRIV, true)
                 .sid()
                 .as_u64(),
-            SIDMAX
+            INVLSID - 1
         );
     }
 

@@ -14,15 +14,14 @@
 //!   hardware already judged the access against a valid HPTE.
 
 use arch_ppc64::addr::EffectiveAddress;
-use arch_ppc64::structures::hpte::Hpte;
-use arch_ppc64::structures::{PageSize, SegmentSize};
 
+use crate::hpt::{Evicted, InsertError, Inserted, Mapping as HptMapping};
 use crate::platform::{
     Access, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, HptBackend, HptError,
     Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt, PageState, SegmentKind};
-use crate::vm::{page_ea, slb_entry, vsid_of, Vmm};
+use crate::vm::{slb_entry, virtual_page, Vmm};
 
 /// What the fault path has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -159,34 +158,24 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             }
         };
 
-        let vsid = vsid_of(tsid);
-        let hpte = Hpte::mapping(
-            vsid,
-            page_ea(page),
-            SegmentSize::M256,
-            PageSize::K4,
-            frame,
-            prot.pp,
-        )
-        .map(|h| h.with_no_execute(prot.no_exec));
-        let Some(hpte) = hpte else {
-            if fresh {
-                let _ = self.frames.free(frame);
-            }
-            return Err(VmFaultReason::Hardware(-4));
-        };
+        let mut mapping = HptMapping::new(virtual_page(tsid, page), frame, prot.pp);
+        mapping.no_execute = prot.no_exec;
         // An entry recorded for this page that the MMU did not find (it was
         // replaced behind our back) must not stay as a second one.
         if let Some(old) = self.segments.get(tsid).ok().and_then(|s| s.slot(page)) {
             self.drop_hpte(tsid, page, old);
         }
-        let (ptex, evicted) = match self.hpt.insert(vsid, page, hpte) {
+        let Inserted { ptex, evicted } = match self.hpt.insert(&mapping) {
             Ok(r) => r,
             Err(e) => {
                 if fresh {
                     let _ = self.frames.free(frame);
                 }
-                return Err(hpt_reason(e));
+                return Err(match e {
+                    InsertError::Full => VmFaultReason::HptFull,
+                    InsertError::Misaligned(_) => VmFaultReason::Hardware(-4),
+                    InsertError::Backend(b) => hpt_reason(b),
+                });
             }
         };
         if fresh {
@@ -196,7 +185,12 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 .expect("checked untouched above");
             self.counters.zero_fills += 1;
         }
-        for (old_ptex, old) in evicted {
+        if let Some(Evicted {
+            ptex: old_ptex,
+            hpte: old,
+            ..
+        }) = evicted
+        {
             self.counters.evictions += 1;
             if let Some((s, p)) = self.slot_owner.remove(&old_ptex) {
                 self.fold_rc(s, p, old);

@@ -30,7 +30,7 @@ use core::ops::Range;
 use arch_ppc64::addr::{PhysAddr, Ptex};
 use arch_ppc64::structures::hpte::Pp;
 
-use crate::vm::Sid;
+use crate::sid::Sid;
 
 /// log2 of the segment size: AIX `SEGSHIFT`, 256 MB segments (ISA B = 0b00).
 pub const SEGSHIFT: u32 = 28;

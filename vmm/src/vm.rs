@@ -21,7 +21,7 @@ use core::fmt;
 use core::ops::Range;
 
 use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, Ptex, Vsid};
-use arch_ppc64::structures::hpte::{avpn_word, Hpte};
+use arch_ppc64::structures::hpte::Hpte;
 use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
@@ -34,8 +34,8 @@ use crate::segment::{
 };
 use crate::slb::{SlbManager, SlbManagerError};
 
-pub use glue::Sid;
-pub(crate) use glue::{vsid_of, Hpt, SidPool};
+use crate::hpt::{HptManager, HptSetupError, VirtualPage};
+use crate::sid::{Sid, SidAllocator, SidError, SidKind};
 
 /// First ESID of the kernel's half of the effective address space
 /// (EA 0x8000_0000_0000_0000).
@@ -116,6 +116,10 @@ pub enum VmError {
     Slb(SlbManagerError),
     /// The HPT refused.
     Hpt(HptError),
+    /// The HPT backend cannot be managed (size).
+    HptSetup(HptSetupError),
+    /// The SID allocator refused.
+    Sid(SidError),
 }
 
 impl From<SegmentError> for VmError {
@@ -149,6 +153,8 @@ impl fmt::Display for VmError {
             VmError::BoltedInProcess => write!(f, "only kernel segments can be bolted"),
             VmError::Slb(e) => write!(f, "SLB: {e:?}"),
             VmError::Hpt(e) => write!(f, "HPT: {e:?}"),
+            VmError::HptSetup(e) => write!(f, "HPT setup: {e:?}"),
+            VmError::Sid(e) => write!(f, "SID: {e:?}"),
         }
     }
 }
@@ -174,11 +180,11 @@ pub enum Invariant {
 
 /// The VMM over an HPT backend `H`, an SLB backend `S` and frames `F`.
 pub struct Vmm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
-    pub(crate) hpt: Hpt<H>,
+    pub(crate) hpt: HptManager<H>,
     pub(crate) slb_hw: S,
     pub(crate) slb: SlbManager,
     pub(crate) frames: F,
-    pub(crate) sids: SidPool,
+    pub(crate) sids: SidAllocator,
     pub(crate) segments: SegmentTable,
     pub(crate) kernel: AddressSpace,
     pub(crate) spaces: BTreeMap<SpaceId, AddressSpace>,
@@ -197,11 +203,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         // Start from an SLB without stale on-demand entries.
         slb.switch(&mut slb_hw);
         Ok(Vmm {
-            hpt: Hpt::new(hpt),
+            hpt: HptManager::new(hpt).map_err(VmError::HptSetup)?,
             slb_hw,
             slb,
             frames,
-            sids: SidPool::new(),
+            sids: SidAllocator::new(),
             segments: SegmentTable::new(),
             kernel: AddressSpace::new(),
             spaces: BTreeMap::new(),
@@ -244,7 +250,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
     /// Number of SIDs in use (segments and views).
     pub fn sids_in_use(&self) -> usize {
-        self.sids.in_use()
+        self.sids.live_count()
     }
     /// Number of HPTEs the VMM has in the table.
     pub fn hptes_in_use(&self) -> usize {
@@ -311,19 +317,54 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
 
     // --- segments ---------------------------------------------------------
 
+    /// HPT manager statistics (inserts, evictions, ...).
+    pub fn hpt_stats(&self) -> crate::hpt::HptStats {
+        self.hpt.stats()
+    }
+
     /// Creates a working segment of `size` bytes (rounded up to pages,
-    /// at most 256 MB) whose untouched pages get `default_prot`.
-    pub fn create_segment(&mut self, size: u64, default_prot: PageProt) -> Result<Sid, VmError> {
+    /// at most 256 MB) whose untouched pages get `default_prot`, with a SID
+    /// from the `kind` range.
+    pub fn create_segment(
+        &mut self,
+        kind: SidKind,
+        size: u64,
+        default_prot: PageProt,
+    ) -> Result<Sid, VmError> {
         if size == 0 || size > 1 << SEGSHIFT {
             return Err(VmError::BadSize(size));
         }
         let pages = size.div_ceil(1 << PAGE_SHIFT) as u32;
-        let sid = self.sids.allocate().ok_or(VmError::NoSids)?;
+        let sid = self.allocate_sid(kind)?;
         if let Err(e) = self.segments.create_working(sid, pages, default_prot) {
-            self.sids.release(sid);
+            self.free_sid(sid);
             return Err(e.into());
         }
         Ok(sid)
+    }
+
+    /// A fresh SID; when the range is used up, one sweep of the HPT makes
+    /// the quarantined SIDs reusable ([`SidAllocator::release_purged`]).
+    fn allocate_sid(&mut self, kind: SidKind) -> Result<Sid, VmError> {
+        match self.sids.allocate(kind) {
+            Ok(s) => Ok(s),
+            Err(SidError::Exhausted(_)) => {
+                self.sids
+                    .release_purged(&mut self.hpt)
+                    .map_err(VmError::Hpt)?;
+                self.sids.allocate(kind).map_err(|_| VmError::NoSids)
+            }
+            Err(e) => Err(VmError::Sid(e)),
+        }
+    }
+
+    /// Ends a SID whose every HPTE the VMM recorded has been removed (the
+    /// slot index is exact: evictions are folded back as they happen), so
+    /// it can vouch for the quarantine release at once.
+    fn free_sid(&mut self, sid: Sid) {
+        if self.sids.free(sid).is_ok() {
+            let _ = self.sids.release(sid);
+        }
     }
 
     /// `vms_delete`: destroys the segment now, or when its last hold is put
@@ -406,8 +447,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             return;
         }
         self.slot_owner.remove(&ptex);
-        let avpn = avpn_word(vsid_of(sid), page_ea(page), SegmentSize::M256);
-        if let Ok(old) = self.hpt.remove(ptex, avpn) {
+        if let Ok(Some(old)) = self.hpt.remove(ptex, virtual_page(sid, page)) {
             self.fold_rc(sid, page, old);
         }
         if let Ok(s) = self.segments.get_mut(sid) {
@@ -432,9 +472,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         for (page, ptex) in r.slots {
             if self.slot_owner.get(&ptex) == Some(&(r.sid, page)) {
                 self.slot_owner.remove(&ptex);
-                let avpn = avpn_word(vsid_of(r.sid), page_ea(page), SegmentSize::M256);
-                // NotFound: already evicted, nothing to do.
-                let _ = self.hpt.remove(ptex, avpn);
+                // `None`: already evicted, nothing to do.
+                let _ = self.hpt.remove(ptex, virtual_page(r.sid, page));
             }
         }
         for f in r.frames {
@@ -442,7 +481,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             // allocator refuses it without changing anything.
             let _ = self.frames.free(f);
         }
-        self.sids.release(r.sid);
+        self.free_sid(r.sid);
     }
 
     fn dispose(&mut self, d: Disposal) -> bool {
@@ -508,13 +547,20 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             None
         };
         let view = if opts.window.is_some() || opts.view_prot.is_some() {
-            let vsid = self.sids.allocate().ok_or(VmError::NoSids)?;
+            let kind = match space {
+                SpaceRef::Kernel => SidKind::Kernel,
+                SpaceRef::Process(_) => SidKind::User,
+            };
+            let view_sid = self.allocate_sid(kind)?;
             let window = opts.window.clone().unwrap_or(0..size);
-            if let Err(e) = self.segments.create_view(vsid, sid, window, opts.view_prot) {
-                self.sids.release(vsid);
+            if let Err(e) = self
+                .segments
+                .create_view(view_sid, sid, window, opts.view_prot)
+            {
+                self.free_sid(view_sid);
                 return Err(e.into());
             }
-            Some(vsid)
+            Some(view_sid)
         } else {
             self.segments.attach(sid)?;
             None
@@ -657,7 +703,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let prot = src.default_prot();
         let overrides: Vec<(u32, PageProt)> = src.prot_overrides().collect();
         let pages: Vec<(u32, PhysAddr)> = src.resident_pages().map(|(i, r)| (i, r.frame)).collect();
-        let new = self.create_segment(size, prot)?;
+        let new = self.create_segment(self.sids.kind_of(sid), size, prot)?;
         let r = self.fill_copy(new, &overrides, &pages);
         if let Err(e) = r {
             let d = self.segments.orphan(new)?;
@@ -713,8 +759,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 .segments
                 .get(sid)
                 .map_err(|_| Invariant::StrayHpte(ptex))?;
-            if seg.slot(page) != Some(ptex)
-                || h.avpn_word() != avpn_word(vsid_of(sid), page_ea(page), SegmentSize::M256)
+            if seg.slot(page) != Some(ptex) || h.avpn_word() != virtual_page(sid, page).avpn_word()
             {
                 return Err(Invariant::SlotMismatch(ptex));
             }
@@ -767,10 +812,20 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 }
 
-/// The EA of page `page` at segment offset 0 of ESID 0: only the offset
-/// part matters to the AVPN and the hash.
-pub(crate) const fn page_ea(page: u32) -> EffectiveAddress {
-    EffectiveAddress::new((page as u64) << PAGE_SHIFT)
+/// The VSID the hardware uses for `sid`.
+pub(crate) const fn vsid_of(sid: Sid) -> Vsid {
+    sid.vsid()
+}
+
+/// Virtual page `page` of segment `sid` (256 MB segment, 4 KiB pages).
+pub(crate) fn virtual_page(sid: Sid, page: u32) -> VirtualPage {
+    VirtualPage::from_offset(
+        sid.vsid(),
+        u64::from(page) << PAGE_SHIFT,
+        SegmentSize::M256,
+        PageSize::K4,
+    )
+    .expect("SID VSIDs fit 256 MB segments and pages are below 65536")
 }
 
 /// The SLB entry translating `esid` through `mapping`.
@@ -786,121 +841,6 @@ pub(crate) fn slb_entry(esid: Esid, mapping: &Mapping) -> SlbEntry {
 }
 
 const _: () = assert!(PAGES_PER_SEGMENT == 1 << 16);
-
-/// Adapters over the hashing, HPT-insertion and SID-allocation code.
-mod glue {
-    use alloc::vec::Vec;
-
-    use arch_ppc64::addr::{PtegIndex, Ptex, Vsid};
-    use arch_ppc64::structures::hpte::Hpte;
-
-    use crate::platform::{HptBackend, HptError, RemoveCondition};
-
-    /// A segment ID (35 bits).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-    pub struct Sid(u64);
-    impl Sid {
-        /// From a raw value.
-        pub fn new(v: u64) -> Self {
-            Sid(v)
-        }
-        /// The raw value.
-        pub fn as_u64(self) -> u64 {
-            self.0
-        }
-    }
-
-    /// The VSID of a SID: a multiplicative scramble modulo 2^36 − 1 so
-    /// neighbouring SIDs spread over the HPT (Linux `vsid_scramble`).
-    pub fn vsid_of(sid: Sid) -> Vsid {
-        const MODULUS: u128 = (1 << 36) - 1;
-        Vsid::new(((sid.0 as u128 * 12_538_073) % MODULUS) as u64)
-    }
-
-    /// SID allocator.
-    pub struct SidPool {
-        next: u64,
-        free: Vec<u64>,
-        in_use: usize,
-    }
-    impl SidPool {
-        pub fn new() -> Self {
-            SidPool {
-                next: 1,
-                free: Vec::new(),
-                in_use: 0,
-            }
-        }
-        pub fn allocate(&mut self) -> Option<Sid> {
-            let s = self.free.pop().unwrap_or_else(|| {
-                self.next += 1;
-                self.next - 1
-            });
-            self.in_use += 1;
-            Some(Sid(s))
-        }
-        pub fn release(&mut self, sid: Sid) {
-            self.in_use -= 1;
-            self.free.push(sid.0);
-        }
-        pub fn in_use(&self) -> usize {
-            self.in_use
-        }
-    }
-
-    /// HPT insertion: primary, secondary, then evict.
-    pub struct Hpt<H> {
-        backend: H,
-        victim: u8,
-    }
-    impl<H: HptBackend> Hpt<H> {
-        pub fn new(backend: H) -> Self {
-            Hpt { backend, victim: 0 }
-        }
-        pub fn backend(&self) -> &H {
-            &self.backend
-        }
-        /// Inserts `hpte` for page `page` of `vsid`; returns its slot and
-        /// the entries evicted to make room.
-        pub fn insert(
-            &mut self,
-            vsid: Vsid,
-            page: u32,
-            hpte: Hpte,
-        ) -> Result<(Ptex, Vec<(Ptex, Hpte)>), HptError> {
-            let mask = self.backend.pteg_count() - 1;
-            let hash = vsid.as_u64() ^ u64::from(page);
-            let primary = PtegIndex::new(hash & mask);
-            let secondary = PtegIndex::new(!hash & mask);
-            match self.backend.insert(primary, None, hpte) {
-                Err(HptError::PtegFull) => {}
-                r => return r.map(|p| (p, Vec::new())),
-            }
-            match self
-                .backend
-                .insert(secondary, None, hpte.with_secondary(true))
-            {
-                Err(HptError::PtegFull) => {}
-                r => return r.map(|p| (p, Vec::new())),
-            }
-            for _ in 0..8 {
-                self.victim = (self.victim + 1) % 8;
-                let ptex = primary.ptex(self.victim);
-                if let Ok(old) = self.backend.remove(
-                    ptex,
-                    RemoveCondition::AndCond(arch_ppc64::structures::hpte::v::BOLTED),
-                ) {
-                    let p = self.backend.insert(primary, Some(self.victim), hpte)?;
-                    return Ok((p, alloc::vec![(ptex, old)]));
-                }
-            }
-            Err(HptError::PtegFull)
-        }
-        pub fn remove(&mut self, ptex: Ptex, avpn: u64) -> Result<Hpte, HptError> {
-            self.backend.remove(ptex, RemoveCondition::Avpn(avpn))
-        }
-    }
-}
 
 #[cfg(test)]
 pub(crate) mod testkit {
@@ -1123,9 +1063,12 @@ mod tests {
 
     const FRAMES: usize = 64;
 
-    fn vmm(ptegs: usize) -> TestVmm {
+    /// The smallest table the HPT manager takes: 2048 PTEGs.
+    const PTEGS: usize = 2048;
+
+    fn vmm() -> TestVmm {
         Vmm::new(
-            ArrayHpt::new(ptegs),
+            ArrayHpt::new(PTEGS),
             ArraySlb(vec![SlbEntry::INVALID; 8]),
             VecFrames::new(FRAMES),
             2,
@@ -1173,8 +1116,10 @@ mod tests {
 
     #[test]
     fn first_touch_zero_fills_and_inserts_an_hpte() {
-        let mut v = vmm(16);
-        let sid = v.create_segment(3 * 4096, PageProt::USER_RW).unwrap();
+        let mut v = vmm();
+        let sid = v
+            .create_segment(SidKind::User, 3 * 4096, PageProt::USER_RW)
+            .unwrap();
         let p = v.create_space();
         v.map(
             SpaceRef::Process(p),
@@ -1212,8 +1157,10 @@ mod tests {
 
     #[test]
     fn refused_faults_change_nothing() {
-        let mut v = vmm(16);
-        let sid = v.create_segment(3 * 4096, PageProt::USER_RW).unwrap();
+        let mut v = vmm();
+        let sid = v
+            .create_segment(SidKind::User, 3 * 4096, PageProt::USER_RW)
+            .unwrap();
         let p = v.create_space();
         v.map(
             SpaceRef::Process(p),
@@ -1257,8 +1204,10 @@ mod tests {
 
     #[test]
     fn kernel_pages_are_closed_to_problem_state_and_views_open_a_window() {
-        let mut v = vmm(16);
-        let k = v.create_segment(4 * 4096, PageProt::KERNEL_RW).unwrap();
+        let mut v = vmm();
+        let k = v
+            .create_segment(SidKind::Kernel, 4 * 4096, PageProt::KERNEL_RW)
+            .unwrap();
         let kesid = Esid::new(KERNEL_ESID_BASE + 0x100);
         v.map(SpaceRef::Kernel, kesid, k, MapOptions::new(SegKey::KERNEL))
             .unwrap();
@@ -1317,9 +1266,10 @@ mod tests {
 
     #[test]
     fn eviction_folds_reference_bits_and_keeps_one_entry_per_page() {
-        // One PTEG: primary and secondary are the same 8 slots.
-        let mut v = vmm(1);
-        let sid = v.create_segment(20 * 4096, PageProt::USER_RW).unwrap();
+        let mut v = vmm();
+        let sid = v
+            .create_segment(SidKind::User, 1 << 28, PageProt::USER_RW)
+            .unwrap();
         let p = v.create_space();
         v.map(
             SpaceRef::Process(p),
@@ -1329,17 +1279,21 @@ mod tests {
         )
         .unwrap();
         v.switch_to(Some(p)).unwrap();
-        for page in 0..20 {
+        // Pages 2048 apart share their primary and secondary PTEG (the hash
+        // is VSID ^ page number, masked to 11 bits): 16 slots for 20 pages.
+        let pages: Vec<u32> = (0..20).map(|k| 5 + k * PTEGS as u32).collect();
+        for &page in &pages {
             touch(&mut v, ea(3, page), true, Privilege::Problem).unwrap();
             v.check_invariants().unwrap();
         }
-        assert_eq!(v.counters().evictions, 12);
-        assert_eq!(v.hptes_in_use(), 8);
+        assert_eq!(v.counters().evictions, 4);
+        assert_eq!(v.hptes_in_use(), 16);
+        assert_eq!(v.hpt_backend().valid(), 16);
         let seg = v.segments().get(sid).unwrap();
         assert_eq!(seg.resident_pages().count(), 20);
-        assert_eq!(seg.slots().count(), 8);
+        assert_eq!(seg.slots().count(), 16);
         // Evicted pages kept their frame and got R folded in (insertion sets R).
-        let evicted = (0..20).find(|&pg| seg.slot(pg).is_none()).unwrap();
+        let evicted = *pages.iter().find(|&&pg| seg.slot(pg).is_none()).unwrap();
         match seg.page_state(evicted).unwrap() {
             PageState::Resident(r) => assert!(r.referenced),
             PageState::Untouched => panic!("evicted page lost its frame"),
@@ -1348,6 +1302,7 @@ mod tests {
         let fills = v.counters().zero_fills;
         touch(&mut v, ea(3, evicted), false, Privilege::Problem).unwrap();
         assert_eq!(v.counters().zero_fills, fills);
+        assert_eq!(v.counters().evictions, 5);
         v.check_invariants().unwrap();
         v.destroy_space(p).unwrap();
         v.delete_segment(sid).unwrap();
@@ -1356,8 +1311,10 @@ mod tests {
 
     #[test]
     fn held_segments_outlive_delete_until_the_last_put() {
-        let mut v = vmm(16);
-        let sid = v.create_segment(4096, PageProt::USER_RW).unwrap();
+        let mut v = vmm();
+        let sid = v
+            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
+            .unwrap();
         let p = v.create_space();
         let mut o = MapOptions::new(SegKey::PRIV);
         o.owned = true;
@@ -1382,10 +1339,16 @@ mod tests {
 
     #[test]
     fn fork_shares_copies_and_drops() {
-        let mut v = vmm(16);
-        let shared = v.create_segment(4096, PageProt::USER_RW).unwrap();
-        let private = v.create_segment(2 * 4096, PageProt::USER_RW).unwrap();
-        let guatt = v.create_segment(4096, PageProt::USER_RW).unwrap();
+        let mut v = vmm();
+        let shared = v
+            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
+            .unwrap();
+        let private = v
+            .create_segment(SidKind::User, 2 * 4096, PageProt::USER_RW)
+            .unwrap();
+        let guatt = v
+            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
+            .unwrap();
         let p = v.create_space();
         let sp = SpaceRef::Process(p);
         v.map(sp, Esid::new(1), shared, MapOptions::new(SegKey::PRIV))
@@ -1431,13 +1394,15 @@ mod tests {
     #[test]
     fn fork_out_of_frames_leaves_no_child_behind() {
         let mut v = Vmm::new(
-            ArrayHpt::new(16),
+            ArrayHpt::new(PTEGS),
             ArraySlb(vec![SlbEntry::INVALID; 8]),
             VecFrames::new(3),
             2,
         )
         .unwrap();
-        let sid = v.create_segment(4 * 4096, PageProt::USER_RW).unwrap();
+        let sid = v
+            .create_segment(SidKind::User, 4 * 4096, PageProt::USER_RW)
+            .unwrap();
         let p = v.create_space();
         let mut o = MapOptions::new(SegKey::PRIV);
         o.fork = ForkAction::Copy;
@@ -1466,8 +1431,10 @@ mod tests {
 
     #[test]
     fn protect_drops_stale_translations() {
-        let mut v = vmm(16);
-        let sid = v.create_segment(2 * 4096, PageProt::USER_RW).unwrap();
+        let mut v = vmm();
+        let sid = v
+            .create_segment(SidKind::User, 2 * 4096, PageProt::USER_RW)
+            .unwrap();
         let p = v.create_space();
         v.map(
             SpaceRef::Process(p),
@@ -1507,8 +1474,10 @@ mod tests {
 
     #[test]
     fn bolted_kernel_segments_survive_switches() {
-        let mut v = vmm(16);
-        let k = v.create_segment(4096, PageProt::KERNEL_RW).unwrap();
+        let mut v = vmm();
+        let k = v
+            .create_segment(SidKind::Kernel, 4096, PageProt::KERNEL_RW)
+            .unwrap();
         let kesid = Esid::new(KERNEL_ESID_BASE);
         let mut o = MapOptions::new(SegKey::KERNEL);
         o.bolted = true;
@@ -1516,7 +1485,9 @@ mod tests {
         assert_eq!(v.slb().lookup(kesid), Some(0));
         let p = v.create_space();
         let q = v.create_space();
-        let u = v.create_segment(4096, PageProt::USER_RW).unwrap();
+        let u = v
+            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
+            .unwrap();
         assert_eq!(
             v.map(SpaceRef::Process(p), Esid::new(1), u, o.clone()),
             Err(VmError::BoltedInProcess)
@@ -1567,8 +1538,10 @@ mod tests {
 
     #[test]
     fn bad_maps_leave_every_table_unchanged() {
-        let mut v = vmm(16);
-        let sid = v.create_segment(2 * 4096, PageProt::USER_RW).unwrap();
+        let mut v = vmm();
+        let sid = v
+            .create_segment(SidKind::User, 2 * 4096, PageProt::USER_RW)
+            .unwrap();
         let p = v.create_space();
         let sp = SpaceRef::Process(p);
         v.map(sp, Esid::new(1), sid, MapOptions::new(SegKey::PRIV))
@@ -1599,11 +1572,11 @@ mod tests {
             Err(VmError::NoSuchSpace(SpaceId(99)))
         );
         assert_eq!(
-            v.create_segment(0, PageProt::USER_RW),
+            v.create_segment(SidKind::User, 0, PageProt::USER_RW),
             Err(VmError::BadSize(0))
         );
         assert_eq!(
-            v.create_segment((1 << 28) + 1, PageProt::USER_RW),
+            v.create_segment(SidKind::User, (1 << 28) + 1, PageProt::USER_RW),
             Err(VmError::BadSize((1 << 28) + 1))
         );
         assert_eq!(
