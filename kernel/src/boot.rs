@@ -82,15 +82,17 @@ extern "C" fn kernel_entry(of_entry: u64, firmware_msr: u64) -> ! {
         if firmware_msr >> 63 != 0 { 64 } else { 32 }
     );
 
-    // SAFETY: `_start` passed the r5 the firmware gave us; nothing has
-    // touched firmware memory, and we are in real mode.
-    let of = unsafe { OpenFirmware::new(of_entry as u32) };
-    let info = match bootinfo::collect(&of) {
-        Ok(info) => info,
-        Err(e) => panic!("reading the device tree failed: {e:?}"),
+    let info = {
+        // SAFETY: `_start` passed the r5 the firmware gave us; nothing has
+        // touched firmware memory, and we are in real mode.
+        let of = unsafe { OpenFirmware::new(of_entry as u32) };
+        match bootinfo::collect(&of) {
+            Ok(info) => info,
+            Err(e) => panic!("reading the device tree failed: {e:?}"),
+        }
+        // `of` ends here: the vector copy in trap::init overwrites VOF, so
+        // there are no Open Firmware calls after this point.
     };
-    // The vector copy below overwrites VOF: no OF calls after this point.
-    drop(of);
     let info: &'static BootInfo = bootinfo::set(info);
     if let Some(reg) = info.vty_reg {
         console::set_termno(reg);

@@ -7,7 +7,7 @@ use core::fmt;
 
 use arch_ppc64::registers::spr::Pvr;
 
-use crate::of::{OfError, OpenFirmware, Phandle};
+use crate::of::{OfError, OpenFirmware, Phandle, PROP_NAME_MAX};
 
 /// Most memory ranges kept per list.
 pub const MAX_RANGES: usize = 16;
@@ -80,6 +80,8 @@ pub struct RtasTokens {
     pub os_term: Option<u32>,
     /// `system-reboot`.
     pub system_reboot: Option<u32>,
+    /// How many properties `/rtas` has (its services plus a few sizes).
+    pub properties: u32,
 }
 
 /// Properties of the boot CPU's node.
@@ -297,6 +299,7 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
         rtas.power_off = of.getprop_u32(node, c"power-off").ok();
         rtas.os_term = of.getprop_u32(node, c"ibm,os-term").ok();
         rtas.system_reboot = of.getprop_u32(node, c"system-reboot").ok();
+        rtas.properties = count_properties(of, node);
     }
 
     let mut cpu = CpuInfo {
@@ -334,6 +337,14 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
             for (slot, c) in cpu.segment_sizes.iter_mut().zip(cells(p)) {
                 *slot = c as i32;
                 cpu.segment_sizes_len += 1;
+            }
+        }
+        if let Ok(len) = of.getproplen(node, c"ibm,segment-page-sizes") {
+            if len > buf.len() {
+                log::warn!(
+                    "ibm,segment-page-sizes has {len} bytes; keeping {}",
+                    buf.len()
+                );
             }
         }
         if let Some(p) = prop(of, node, c"ibm,segment-page-sizes", &mut buf) {
@@ -375,6 +386,22 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
         cpu_count,
         kernel: kernel_range(),
     })
+}
+
+/// Counts the properties of `node` by walking `nextprop`.
+fn count_properties(of: &OpenFirmware, node: Phandle) -> u32 {
+    let mut name = [0u8; PROP_NAME_MAX];
+    let mut previous = [0u8; PROP_NAME_MAX];
+    let mut count = 0;
+    // A name that does not fit (no NUL) ends the walk.
+    while let Ok(prev) = CStr::from_bytes_until_nul(&previous) {
+        if count > 1000 || !matches!(of.nextprop(node, prev, &mut name), Ok(true)) {
+            break;
+        }
+        count += 1;
+        previous = name;
+    }
+    count
 }
 
 /// Whether `/openprom`'s `model` names SLOF.
@@ -465,8 +492,8 @@ impl fmt::Display for BootInfo {
         }
         writeln!(
             f,
-            "rtas tokens   : power-off={:x?} ibm,os-term={:x?} system-reboot={:x?}",
-            self.rtas.power_off, self.rtas.os_term, self.rtas.system_reboot
+            "rtas tokens   : power-off={:x?} ibm,os-term={:x?} system-reboot={:x?} ({} properties)",
+            self.rtas.power_off, self.rtas.os_term, self.rtas.system_reboot, self.rtas.properties
         )?;
         writeln!(
             f,

@@ -22,7 +22,7 @@ pub struct Frame(u64);
 impl Frame {
     /// The frame starting at `addr`, if `addr` is 4 KiB aligned.
     pub fn from_start_address(addr: u64) -> Result<Self, FrameError> {
-        if addr % FRAME_SIZE != 0 {
+        if !addr.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::Misaligned(addr));
         }
         Ok(Frame(addr))
@@ -608,9 +608,10 @@ mod global {
         let bitmap = unsafe { core::slice::from_raw_parts_mut(ptr, words) };
         let fa = FrameAllocator::new(&usable, bitmap).expect("bitmap sized by bitmap_words");
         log::info!(
-            "frames: {} free of 4 KiB ({} MiB), bitmap at {:#x}",
+            "frames: {} free of 4 KiB ({} MiB of {} MiB usable), bitmap at {:#x}",
             fa.free_frames(),
-            fa.free_frames() * FRAME_SIZE >> 20,
+            (fa.free_frames() * FRAME_SIZE) >> 20,
+            usable.total() >> 20,
             home.start
         );
         *FRAMES.lock() = Some(fa);
@@ -651,4 +652,4 @@ mod global {
 }
 
 #[cfg(target_arch = "powerpc64")]
-pub use global::{allocate, deallocate, force_unlock, init_global, usable_ranges, with};
+pub use global::{allocate, deallocate, force_unlock, init_global, with};

@@ -139,10 +139,11 @@ harness_longjmp:
 );
 
 extern "C" {
-    fn harness_call(test: fn(), buf: *mut JmpBuf) -> u64;
+    /// `test` is a Rust `fn()`: the address of its ELFv1 descriptor.
+    fn harness_call(test: *const (), buf: *mut JmpBuf) -> u64;
     fn harness_longjmp(buf: *const JmpBuf) -> !;
-    static __start_kernel_tests: KernelTest;
-    static __stop_kernel_tests: KernelTest;
+    static __start_kernel_tests: u8;
+    static __stop_kernel_tests: u8;
 }
 
 /// The jump buffer of the running test (null outside tests).
@@ -159,7 +160,7 @@ pub fn tests() -> &'static [KernelTest] {
         let start = &raw const __start_kernel_tests;
         let stop = &raw const __stop_kernel_tests;
         let n = (stop as usize - start as usize) / core::mem::size_of::<KernelTest>();
-        core::slice::from_raw_parts(start, n)
+        core::slice::from_raw_parts(start.cast::<KernelTest>(), n)
     }
 }
 
@@ -205,7 +206,7 @@ pub fn run() -> ! {
         // SAFETY: `harness_call` saves the callee-saved state in `buf`
         // and calls the test; `buf` outlives the call, and a longjmp only
         // comes from the panic handler while CURRENT points at it.
-        let jumped = unsafe { harness_call(t.run, &raw mut buf) };
+        let jumped = unsafe { harness_call(t.run as *const (), &raw mut buf) };
         CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
         if jumped == 0 {
             summary.passed += 1;
@@ -271,7 +272,7 @@ pub fn panics(f: fn()) -> bool {
     let was_expecting = EXPECTING.swap(true, Ordering::SeqCst);
     // SAFETY: as in `run`: `buf` outlives the call and is what CURRENT
     // names while `f` runs.
-    let jumped = unsafe { harness_call(f, &raw mut buf) };
+    let jumped = unsafe { harness_call(f as *const (), &raw mut buf) };
     EXPECTING.store(was_expecting, Ordering::SeqCst);
     CURRENT.store(outer, Ordering::SeqCst);
     if jumped != 0 {

@@ -16,7 +16,7 @@ use core::ffi::c_int;
 /// must not be above `src`.
 unsafe fn copy_forward(dst: *mut u8, src: *const u8, n: usize) {
     let mut i = 0;
-    if (dst as usize | src as usize) % 8 == 0 {
+    if (dst as usize | src as usize).is_multiple_of(8) {
         while i + 8 <= n {
             // SAFETY: in bounds and 8-byte aligned per the checks above.
             unsafe {
@@ -75,7 +75,7 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 pub unsafe extern "C" fn memset(dst: *mut u8, c: c_int, n: usize) -> *mut u8 {
     let byte = c as u8;
     let mut i = 0;
-    if (dst as usize) % 8 == 0 {
+    if (dst as usize).is_multiple_of(8) {
         let word = u64::from_ne_bytes([byte; 8]);
         while i + 8 <= n {
             // SAFETY: in bounds and aligned.

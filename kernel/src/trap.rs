@@ -319,6 +319,8 @@ extern "C" {
 /// them (`init_excp_POWER7/8/9`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u64)]
+// "Vector Unavailable" is the ISA's name for the VMX interrupt.
+#[allow(clippy::enum_variant_names)]
 pub enum Vector {
     /// System reset.
     SystemReset = 0x100,
@@ -522,12 +524,12 @@ pub fn init() {
     // SAFETY: single-threaded boot; the PACA and interrupt stack are only
     // used by the vectors, which are not live until SPRG0 is written below.
     unsafe {
-        let paca = &mut *(&raw mut PACA);
-        paca.common_entry = &raw const trap_common as u64;
-        paca.toc = toc;
+        let paca = &raw mut PACA;
+        (*paca).common_entry = &raw const trap_common as u64;
+        (*paca).toc = toc;
         let istack = &raw mut ISTACK as u64;
-        paca.istack_bottom = istack;
-        paca.istack_top = istack + ISTACK_SIZE as u64;
+        (*paca).istack_bottom = istack;
+        (*paca).istack_top = istack + ISTACK_SIZE as u64;
     }
     // SAFETY: real addresses 0..len are the vector area, no longer used by
     // firmware (the caller is done with Open Firmware); the kernel image

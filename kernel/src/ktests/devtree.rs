@@ -72,6 +72,8 @@ kernel_test! {
         let power_off = rtas.power_off.expect("/rtas power-off");
         let os_term = rtas.os_term.expect("/rtas ibm,os-term");
         assert_ne!(power_off, os_term);
+        // Found by walking /rtas with nextprop: at least the two above.
+        assert!(rtas.properties >= 2, "/rtas has {} properties", rtas.properties);
         assert_ne!(power_off, 0);
         assert_ne!(os_term, 0);
     }

@@ -11,6 +11,11 @@ kernel_test! {
     fn frames_are_unique_aligned_usable_and_come_back() {
         let info = bootinfo::get();
         let free_before = frame::with(|fa| fa.free_frames());
+        let (total, usable) = frame::with(|fa| (fa.total_frames(), *fa.usable()));
+        assert!(free_before <= total);
+        assert!(!usable.contains(info.kernel.base), "the kernel is not usable memory");
+        assert!(!usable.contains(0), "real address 0 (the vectors) is not usable memory");
+        assert!(usable.total() / FRAME_SIZE >= total);
         let mut got = BTreeSet::new();
         for _ in 0..2000 {
             let f = frame::allocate().expect("free frames");
@@ -39,6 +44,7 @@ kernel_test! {
         let kernel = Frame::containing(bootinfo::get().kernel.base);
         assert_eq!(frame::deallocate(kernel), Err(FrameError::NotManaged(kernel.start_address())));
         assert_eq!(frame::with(|fa| fa.free_frames()), free, "failed frees changed nothing");
+        assert_eq!(Frame::from_start_address(0x10_0008), Err(FrameError::Misaligned(0x10_0008)));
     }
 
     fn allocator_exhausts_and_frames_hold_data() {

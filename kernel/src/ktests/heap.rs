@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 kernel_test! {
     fn vec_box_and_btreemap_work_and_memory_comes_back() {
         let before = crate::heap::used();
+        let free_before = crate::heap::free();
         {
             let mut v: Vec<u64> = (0..10_000).collect();
             v.retain(|x| x % 3 == 0);
@@ -24,6 +25,8 @@ kernel_test! {
             assert!(crate::heap::used() > before);
         }
         assert_eq!(crate::heap::used(), before, "heap usage back to where it was");
+        assert_eq!(crate::heap::free(), free_before);
+        assert_eq!(before + free_before, crate::heap::HEAP_SIZE as usize);
     }
 
     fn large_allocation_fails_cleanly() {
