@@ -110,10 +110,54 @@ pub enum SegmentKind {
         target: Sid,
         /// The page indexes visible through the view; others are out of range.
         window: Range<u32>,
-        /// Protection for every page of the view, or `None` to use the
-        /// target page's own protection.
-        prot: Option<PageProt>,
+        /// How the view's pages are protected.
+        prot: ViewProt,
     },
+}
+
+/// How the pages of a view are protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViewProt {
+    /// As the target page itself is.
+    Segment,
+    /// This protection for every page of the view.
+    Fixed(PageProt),
+    /// The target page's access for key 0, none for key 1: a PP that lets
+    /// key 0 write becomes `000`, one that lets it only read becomes `110`
+    /// (ISA Table 9), so problem state is refused by the hardware whatever
+    /// the page's own PP and the segment's Kp. For kernel mappings of pages
+    /// that processes may see elsewhere (through their own views).
+    SupervisorOnly,
+}
+
+impl ViewProt {
+    /// The protection a view page gets when its target page has `target`.
+    pub fn apply(self, target: PageProt) -> PageProt {
+        match self {
+            ViewProt::Segment => target,
+            ViewProt::Fixed(p) => p,
+            ViewProt::SupervisorOnly => {
+                let key0 = target.pp.access(false);
+                let pp = if key0.write {
+                    Pp::RW_NONE
+                } else if key0.read {
+                    Pp::RO_NONE
+                } else {
+                    // Reserved values allow nothing for either key already.
+                    target.pp
+                };
+                PageProt {
+                    pp,
+                    no_exec: target.no_exec,
+                }
+            }
+        }
+    }
+
+    /// Whether the view's protection changes with the target page's.
+    pub fn follows_segment(self) -> bool {
+        !matches!(self, ViewProt::Fixed(_))
+    }
 }
 
 /// Errors of segment-table operations. Every error leaves the table unchanged.
@@ -496,7 +540,7 @@ impl SegmentTable {
         sid: Sid,
         target: Sid,
         window: Range<u32>,
-        prot: Option<PageProt>,
+        prot: ViewProt,
     ) -> Result<(), SegmentError> {
         if self.segments.contains_key(&sid) {
             return Err(SegmentError::SidInUse(sid));
@@ -508,7 +552,7 @@ impl SegmentTable {
         if window.start >= window.end || window.end > t.size_pages {
             return Err(SegmentError::BadSize);
         }
-        let default_prot = prot.unwrap_or(t.default_prot);
+        let default_prot = prot.apply(t.default_prot);
         self.get_mut(target)?.attach_count += 1;
         self.segments.insert(
             sid,
@@ -526,17 +570,16 @@ impl SegmentTable {
         Ok(())
     }
 
-    /// The protection in force for `page` of `sid`: a view's own protection,
-    /// else the target page's.
+    /// The protection in force for `page` of `sid`: a working segment's own,
+    /// or a view's [`ViewProt`] applied to its target page's.
     pub fn effective_prot(&self, sid: Sid, page: u32) -> Result<PageProt, SegmentError> {
         let s = self.get(sid)?;
         s.check(page)?;
         match &s.kind {
             SegmentKind::Working => s.page_prot(page),
-            SegmentKind::View { prot: Some(p), .. } => Ok(*p),
-            SegmentKind::View {
-                target, prot: None, ..
-            } => self.get(*target)?.page_prot(page),
+            SegmentKind::View { target, prot, .. } => {
+                Ok(prot.apply(self.get(*target)?.page_prot(page)?))
+            }
         }
     }
 
@@ -822,18 +865,20 @@ mod tests {
             no_exec: true,
         };
         assert_eq!(
-            t.create_view(sid(11), sid(10), 4..17, Some(ro)),
+            t.create_view(sid(11), sid(10), 4..17, ViewProt::Fixed(ro)),
             Err(SegmentError::BadSize)
         );
         assert_eq!(
-            t.create_view(sid(11), sid(99), 4..6, Some(ro)),
+            t.create_view(sid(11), sid(99), 4..6, ViewProt::Fixed(ro)),
             Err(SegmentError::NoSuchSegment(sid(99)))
         );
-        t.create_view(sid(11), sid(10), 4..6, Some(ro)).unwrap();
-        t.create_view(sid(12), sid(10), 0..16, None).unwrap();
+        t.create_view(sid(11), sid(10), 4..6, ViewProt::Fixed(ro))
+            .unwrap();
+        t.create_view(sid(12), sid(10), 0..16, ViewProt::Segment)
+            .unwrap();
         assert_eq!(t.get(sid(10)).unwrap().attach_count(), 2);
         assert_eq!(
-            t.create_view(sid(13), sid(11), 0..1, None),
+            t.create_view(sid(13), sid(11), 0..1, ViewProt::Segment),
             Err(SegmentError::WrongKind(sid(11)))
         );
         assert!(!t.get(sid(11)).unwrap().in_range(3));
@@ -842,6 +887,43 @@ mod tests {
         assert_eq!(t.effective_prot(sid(11), 4), Ok(ro));
         assert!(t.effective_prot(sid(11), 6).is_err());
         assert_eq!(t.effective_prot(sid(12), 4), Ok(PageProt::KERNEL_RW));
+        t.create_view(sid(14), sid(10), 0..2, ViewProt::SupervisorOnly)
+            .unwrap();
+        t.get_mut(sid(10))
+            .unwrap()
+            .set_prot(
+                1..2,
+                PageProt {
+                    pp: Pp::RO_RO,
+                    no_exec: true,
+                },
+            )
+            .unwrap();
+        t.get_mut(sid(10))
+            .unwrap()
+            .set_prot(
+                0..1,
+                PageProt {
+                    pp: Pp::RW_RO,
+                    no_exec: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            t.effective_prot(sid(14), 0),
+            Ok(PageProt {
+                pp: Pp::RW_NONE,
+                no_exec: false
+            })
+        );
+        assert_eq!(
+            t.effective_prot(sid(14), 1),
+            Ok(PageProt {
+                pp: Pp::RO_NONE,
+                no_exec: true
+            })
+        );
+        assert_eq!(t.detach(sid(14)).unwrap().len(), 1);
         assert_eq!(t.hold(sid(11)), Err(SegmentError::WrongKind(sid(11))));
         // A held, deleted target survives its views and dies with the last one.
         t.hold(sid(10)).unwrap();

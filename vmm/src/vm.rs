@@ -29,7 +29,7 @@ use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Handle, Mapping, Se
 use crate::fault::FaultCounters;
 use crate::platform::{FrameAllocator, HptBackend, HptError, SlbBackend};
 use crate::segment::{
-    Disposal, PageProt, PageState, Released, SegmentError, SegmentKind, SegmentTable,
+    Disposal, PageProt, PageState, Released, SegmentError, SegmentKind, SegmentTable, ViewProt,
     PAGES_PER_SEGMENT, PAGE_SHIFT, SEGSHIFT,
 };
 use crate::slb::{SlbManager, SlbManagerError};
@@ -65,9 +65,9 @@ pub struct MapOptions {
     pub fork: ForkAction,
     /// Only these pages are reachable (a view with its own VSID is made).
     pub window: Option<Range<u32>>,
-    /// Protection for every page reachable through the mapping (also makes
-    /// a view); `None`: the segment's own per-page protection.
-    pub view_prot: Option<PageProt>,
+    /// How pages reachable through the mapping are protected; anything
+    /// but [`ViewProt::Segment`] makes a view, as a window does.
+    pub view_prot: ViewProt,
     /// Kernel only: keep the SLB entry in a bolted index.
     pub bolted: bool,
     /// The mapping owns the segment: unmapping it deletes the segment.
@@ -82,7 +82,7 @@ impl MapOptions {
             no_exec: false,
             fork: ForkAction::Share,
             window: None,
-            view_prot: None,
+            view_prot: ViewProt::Segment,
             bolted: false,
             owned: false,
         }
@@ -367,12 +367,54 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
     }
 
-    /// `vms_delete`: destroys the segment now, or when its last hold is put
-    /// if it is held. Refused while it is attached and not held. Returns
+    /// `vms_delete`: a held segment is only marked (it stays usable, its
+    /// mappings stay) and is destroyed at its last put; an unheld one loses
+    /// every mapping in every address space and is destroyed now. Returns
     /// whether it was destroyed now.
     pub fn delete_segment(&mut self, sid: Sid) -> Result<bool, VmError> {
+        let s = self.segments.get(sid)?;
+        if s.kind() != &SegmentKind::Working {
+            return Err(SegmentError::WrongKind(sid).into());
+        }
+        if s.delete_pending() {
+            return Err(SegmentError::DeletePending(sid).into());
+        }
+        if s.hold_count() > 0 {
+            let d = self.segments.delete(sid)?;
+            return Ok(self.dispose(d));
+        }
+        self.revoke_mappings(sid)?;
+        if self.segments.get(sid).is_err() {
+            // An owning mapping took it along.
+            return Ok(true);
+        }
         let d = self.segments.delete(sid)?;
         Ok(self.dispose(d))
+    }
+
+    /// Every mapping of working segment `sid` (directly or through a view),
+    /// in every address space.
+    pub fn mappings_of(&self, sid: Sid) -> Vec<(SpaceRef, Esid)> {
+        let kernel = self.kernel.iter().map(|(e, m)| (SpaceRef::Kernel, e, m));
+        let procs = self
+            .spaces
+            .iter()
+            .flat_map(|(&id, a)| a.iter().map(move |(e, m)| (SpaceRef::Process(id), e, m)));
+        kernel
+            .chain(procs)
+            .filter(|(_, _, m)| m.handle.sid() == sid)
+            .map(|(s, e, _)| (s, e))
+            .collect()
+    }
+
+    /// Unmaps `sid` from every address space (`vm_gfree` revoking user
+    /// attachments, or a deleted segment's last put).
+    pub fn revoke_mappings(&mut self, sid: Sid) -> Result<usize, VmError> {
+        let all = self.mappings_of(sid);
+        for &(space, esid) in &all {
+            self.unmap(space, esid)?;
+        }
+        Ok(all.len())
     }
 
     /// `as_geth`: a hold that blocks the segment's destruction.
@@ -380,11 +422,21 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(self.segments.hold(sid)?)
     }
 
-    /// `as_puth`: releases a hold; a put without a hold is refused. Returns
-    /// whether this destroyed a deleted segment.
+    /// `as_puth`: releases a hold; a put without a hold is refused. The
+    /// last put of a deleted segment unmaps it everywhere and destroys it.
+    /// Returns whether the segment was destroyed.
     pub fn put_segment(&mut self, sid: Sid) -> Result<bool, VmError> {
         let d = self.segments.put(sid)?;
-        Ok(self.dispose(d))
+        if self.dispose(d) {
+            return Ok(true);
+        }
+        let s = self.segments.get(sid)?;
+        if s.delete_pending() && s.hold_count() == 0 {
+            self.revoke_mappings(sid)?;
+            // The last detach of a deleted segment destroys it.
+            return Ok(self.segments.get(sid).is_err());
+        }
+        Ok(false)
     }
 
     /// Sets the protection of pages `pages` of working segment `sid`.
@@ -403,7 +455,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             .segments
             .iter()
             .filter(|s| {
-                matches!(s.kind(), SegmentKind::View { target, prot: None, .. } if *target == sid)
+                matches!(s.kind(), SegmentKind::View { target, prot, .. } if *target == sid && prot.follows_segment())
             })
             .map(|s| s.sid())
             .collect();
@@ -546,7 +598,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         } else {
             None
         };
-        let view = if opts.window.is_some() || opts.view_prot.is_some() {
+        let view = if opts.window.is_some() || opts.view_prot != ViewProt::Segment {
             let kind = match space {
                 SpaceRef::Kernel => SidKind::Kernel,
                 SpaceRef::Process(_) => SidKind::User,
@@ -663,9 +715,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let view_prot = match m.view {
             Some(v) => match self.segments.get(v)?.kind() {
                 SegmentKind::View { prot, .. } => *prot,
-                SegmentKind::Working => None,
+                SegmentKind::Working => ViewProt::Segment,
             },
-            None => None,
+            None => ViewProt::Segment,
         };
         let mut opts = MapOptions {
             key: m.handle.key(),
@@ -1220,7 +1272,7 @@ mod tests {
         let p = v.create_space();
         let mut o = MapOptions::new(SegKey::UNPRIV);
         o.window = Some(1..2);
-        o.view_prot = Some(PageProt {
+        o.view_prot = ViewProt::Fixed(PageProt {
             pp: Pp::RW_RO,
             no_exec: true,
         });
@@ -1537,6 +1589,102 @@ mod tests {
     }
 
     #[test]
+    fn delete_revokes_mappings_now_or_at_the_last_put() {
+        let mut v = vmm();
+        let a = v
+            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
+            .unwrap();
+        let b = v
+            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
+            .unwrap();
+        let p = v.create_space();
+        let q = v.create_space();
+        for (space, seg) in [(p, a), (q, a), (p, b)] {
+            let mut o = MapOptions::new(SegKey::PRIV);
+            o.window = (seg == b).then_some(0..1);
+            let esid = Esid::new(if seg == a { 1 } else { 2 });
+            v.map(SpaceRef::Process(space), esid, seg, o).unwrap();
+        }
+        assert_eq!(v.mappings_of(a).len(), 2);
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(1, 0), true, Privilege::Problem).unwrap();
+        touch(&mut v, ea(2, 0), true, Privilege::Problem).unwrap();
+        // Unheld: gone from p and q at once, and p's access faults.
+        assert_eq!(v.delete_segment(a), Ok(true));
+        assert!(v.mappings_of(a).is_empty());
+        assert_eq!(
+            touch(&mut v, ea(1, 0), false, Privilege::Problem),
+            Err(VmFaultReason::NoSegment)
+        );
+        // Held: stays usable until the last put, then goes everywhere.
+        v.hold_segment(b).unwrap();
+        assert_eq!(v.delete_segment(b), Ok(false));
+        assert_eq!(
+            v.map(
+                SpaceRef::Process(q),
+                Esid::new(2),
+                b,
+                MapOptions::new(SegKey::PRIV)
+            ),
+            Err(VmError::Segment(SegmentError::DeletePending(b)))
+        );
+        touch(&mut v, ea(2, 0), false, Privilege::Problem).unwrap();
+        assert_eq!(v.put_segment(b), Ok(true));
+        assert_eq!(
+            touch(&mut v, ea(2, 0), false, Privilege::Problem),
+            Err(VmFaultReason::NoSegment)
+        );
+        v.check_invariants().unwrap();
+        v.destroy_space(p).unwrap();
+        v.destroy_space(q).unwrap();
+        empty(&v);
+    }
+
+    #[test]
+    fn supervisor_only_views_close_kernel_pages_to_problem_state() {
+        let mut v = vmm();
+        // A V_UREAD-style segment: PP 01, user read-only with key 1.
+        let ureader = PageProt {
+            pp: Pp::RW_RO,
+            no_exec: true,
+        };
+        let g = v
+            .create_segment(SidKind::Kernel, 2 * 4096, ureader)
+            .unwrap();
+        let kesid = Esid::new(0xF10_0000_00);
+        let mut o = MapOptions::new(SegKey::KERNEL);
+        o.view_prot = ViewProt::SupervisorOnly;
+        v.map(SpaceRef::Kernel, kesid, g, o).unwrap();
+        touch(&mut v, ea(kesid.as_u64(), 0), true, Privilege::Supervisor).unwrap();
+        assert_eq!(
+            touch(&mut v, ea(kesid.as_u64(), 0), false, Privilege::Problem),
+            Err(VmFaultReason::Protection)
+        );
+        let kview = v.kernel_space().get(kesid).unwrap().view.unwrap();
+        assert_eq!(hpte_of(&v, kview, 0).pp(), Pp::RW_NONE);
+        // The process's own view uses the segment's PP 01 with key 1.
+        let p = v.create_space();
+        let mut o = MapOptions::new(SegKey::UNPRIV);
+        o.window = Some(0..1);
+        o.fork = ForkAction::Drop;
+        v.map(SpaceRef::Process(p), Esid::new(0x70), g, o).unwrap();
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(0x70, 0), false, Privilege::Problem).unwrap();
+        assert_eq!(
+            touch(&mut v, ea(0x70, 0), true, Privilege::Problem),
+            Err(VmFaultReason::Protection)
+        );
+        assert_eq!(
+            touch(&mut v, ea(0x70, 1), false, Privilege::Problem),
+            Err(VmFaultReason::OutOfRange)
+        );
+        v.check_invariants().unwrap();
+        v.destroy_space(p).unwrap();
+        assert_eq!(v.delete_segment(g), Ok(true));
+        empty(&v);
+    }
+
+    #[test]
     fn bad_maps_leave_every_table_unchanged() {
         let mut v = vmm();
         let sid = v
@@ -1578,10 +1726,6 @@ mod tests {
         assert_eq!(
             v.create_segment(SidKind::User, (1 << 28) + 1, PageProt::USER_RW),
             Err(VmError::BadSize((1 << 28) + 1))
-        );
-        assert_eq!(
-            v.delete_segment(sid),
-            Err(VmError::Segment(SegmentError::Attached(sid)))
         );
         assert_eq!(
             (
