@@ -1651,7 +1651,7 @@ mod tests {
         let g = v
             .create_segment(SidKind::Kernel, 2 * 4096, ureader)
             .unwrap();
-        let kesid = Esid::new(0xF10_0000_00);
+        let kesid = Esid::new(0xF_1000_0000);
         let mut o = MapOptions::new(SegKey::KERNEL);
         o.view_prot = ViewProt::SupervisorOnly;
         v.map(SpaceRef::Kernel, kesid, g, o).unwrap();
