@@ -1,0 +1,86 @@
+//! The emulated machine's SLB.
+
+use arch_ppc64::addr::EffectiveAddress;
+use arch_ppc64::structures::slb::SlbEntry;
+use arch_ppc64::structures::SegmentSize;
+
+use super::Shared;
+use crate::platform::{SlbBackend, SlbError};
+
+/// The machine's SLB as an [`SlbBackend`] (a handle sharing the machine).
+///
+/// `load` checks what `slbmte` checks: the index (Program interrupt on
+/// hardware) and, for a valid entry, a defined segment size and a base
+/// page size this machine supports (4K or 64K, QEMU's default cap).
+#[derive(Clone)]
+pub struct SimSlb {
+    state: Shared,
+}
+
+impl SimSlb {
+    pub(super) fn new(state: Shared) -> SimSlb {
+        SimSlb { state }
+    }
+
+    /// Number of valid entries.
+    pub fn valid_entries(&self) -> usize {
+        self.state
+            .borrow()
+            .slb
+            .iter()
+            .filter(|e| e.is_valid())
+            .count()
+    }
+}
+
+impl SlbBackend for SimSlb {
+    fn slb_size(&self) -> usize {
+        self.state.borrow().slb.len()
+    }
+
+    fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError> {
+        let mut st = self.state.borrow_mut();
+        if index >= st.slb.len() {
+            return Err(SlbError::IndexOutOfRange(index));
+        }
+        let entry = entry
+            .with_index(index)
+            .map_err(|_| SlbError::IndexOutOfRange(index))?;
+        if entry.is_valid()
+            && (entry.segment_size().is_none()
+                || entry.page_size().is_none()
+                || entry.vsid().is_none()
+                || !entry
+                    .esid()
+                    .is_aligned_for(entry.segment_size().unwrap_or(SegmentSize::M256)))
+        {
+            return Err(SlbError::InvalidEntry(entry));
+        }
+        st.slb[index] = entry;
+        Ok(())
+    }
+
+    fn read(&self, index: usize) -> Result<SlbEntry, SlbError> {
+        self.state
+            .borrow()
+            .slb
+            .get(index)
+            .copied()
+            .ok_or(SlbError::IndexOutOfRange(index))
+    }
+
+    fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
+        for e in self.state.borrow_mut().slb.iter_mut() {
+            if e.matches(ea) && e.segment_size() == Some(ssize) {
+                // slbie clears V; the rest of the entry is undefined.
+                e.esid_word &= !arch_ppc64::structures::slb::esid_word::V;
+            }
+        }
+    }
+
+    fn invalidate_non_bolted(&mut self, bolted: usize) {
+        for e in self.state.borrow_mut().slb.iter_mut().skip(bolted) {
+            *e = SlbEntry::INVALID;
+        }
+    }
+}

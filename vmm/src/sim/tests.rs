@@ -1,0 +1,636 @@
+use super::*;
+use crate::hpt::{HptManager, Mapping};
+use crate::platform::{FrameAllocator, FrameError, PhysMemory, SlbBackend, SlbError};
+use alloc::vec::Vec;
+use arch_ppc64::addr::{Esid, Vsid};
+use arch_ppc64::structures::slb::SlbFlags;
+use arch_ppc64::structures::{PageSize, SegmentSize};
+
+const VSID: u64 = 0x1234;
+/// ESID 1: EAs 0x1000_0000..0x2000_0000.
+const SEG: u64 = 0x1000_0000;
+
+fn ea(off: u64) -> EffectiveAddress {
+    EffectiveAddress::new(SEG + off)
+}
+
+/// A machine with ESID 1 → VSID 0x1234 (256M, 4K) in SLB slot 0, and an
+/// HPT manager on its table.
+fn setup(flags: SlbFlags) -> (Machine, HptManager<SimHpt>) {
+    let m = Machine::new(SimConfig::default()).unwrap();
+    let e = SlbEntry::new(
+        Esid::new(1),
+        Vsid::new(VSID),
+        SegmentSize::M256,
+        PageSize::K4,
+        flags,
+    )
+    .unwrap();
+    m.slb().load(0, e).unwrap();
+    let hpt = HptManager::new(m.hpt()).unwrap();
+    (m, hpt)
+}
+
+fn page(off: u64) -> VirtualPage {
+    VirtualPage::new(Vsid::new(VSID), ea(off), SegmentSize::M256, PageSize::K4).unwrap()
+}
+
+fn dsi(off: u64, bits: u64) -> Interrupt {
+    Interrupt::DataStorage {
+        ea: ea(off),
+        dsisr: DsisrFlags::from_dsisr(bits),
+    }
+}
+
+fn isi(off: u64, bits: u64) -> Interrupt {
+    Interrupt::InstructionStorage {
+        ea: ea(off),
+        srr1: IsiFlags::from_srr1(bits),
+    }
+}
+
+const S: Privilege = Privilege::Supervisor;
+const P: Privilege = Privilege::Problem;
+
+#[test]
+fn missing_slb_entry_raises_segment_interrupts() {
+    let (m, _) = setup(SlbFlags::KP);
+    let other = EffectiveAddress::new(0x2000_0000);
+    assert_eq!(
+        m.translate(other, Access::Load, S),
+        Err(Interrupt::DataSegment { ea: other })
+    );
+    assert_eq!(
+        m.translate(other, Access::Store, P),
+        Err(Interrupt::DataSegment { ea: other })
+    );
+    assert_eq!(
+        m.translate(other, Access::Fetch, S),
+        Err(Interrupt::InstructionSegment { ea: other })
+    );
+    // slbie removes the entry for the mapped segment too.
+    m.slb().invalidate(ea(0), SegmentSize::M256);
+    assert_eq!(
+        m.translate(ea(0), Access::Load, S),
+        Err(Interrupt::DataSegment { ea: ea(0) })
+    );
+    let s = m.stats();
+    assert_eq!((s.data_segment, s.instruction_segment), (3, 1));
+}
+
+#[test]
+fn missing_hpte_raises_nopte_with_qemu_bits() {
+    let (m, _) = setup(SlbFlags::KP);
+    assert_eq!(
+        m.translate(ea(0x5000), Access::Load, S),
+        Err(dsi(0x5000, 0x4000_0000))
+    );
+    assert_eq!(
+        m.translate(ea(0x5000), Access::Store, P),
+        Err(dsi(0x5000, 0x4200_0000))
+    );
+    assert_eq!(
+        m.translate(ea(0x5000), Access::Fetch, S),
+        Err(isi(0x5000, 0x4000_0000))
+    );
+}
+
+#[test]
+fn translation_hits_primary_and_secondary_and_adds_page_offset() {
+    let (m, mut hpt) = setup(SlbFlags::KP);
+    let ins = hpt
+        .insert(&Mapping::new(
+            page(0x3000),
+            PhysAddr::new(0x7000),
+            Pp::RW_RW,
+        ))
+        .unwrap();
+    assert_eq!(ins.ptex.pteg(), hpt.primary_group(page(0x3000)));
+    assert_eq!(
+        m.translate(ea(0x3abc), Access::Load, S),
+        Ok(PhysAddr::new(0x7abc))
+    );
+    // An entry in the secondary PTEG must carry H = 1 to be found.
+    let p = page(0x9000);
+    let sec = hpt.secondary_group(p);
+    let h = Mapping::new(p, PhysAddr::new(0x8000), Pp::RW_RW)
+        .hpte(false)
+        .unwrap();
+    m.hpt().insert(sec, Some(0), h).unwrap();
+    assert_eq!(
+        m.translate(ea(0x9000), Access::Load, S),
+        Err(dsi(0x9000, 0x4000_0000))
+    );
+    m.hpt()
+        .remove(sec.ptex(0), RemoveCondition::Absolute)
+        .unwrap();
+    m.hpt()
+        .insert(sec, Some(0), h.with_secondary(true))
+        .unwrap();
+    assert_eq!(
+        m.translate(ea(0x9010), Access::Load, S),
+        Ok(PhysAddr::new(0x8010))
+    );
+}
+
+/// ISA Table 9, written out as what each (pp, key) allows.
+fn table9(pp: u8, key: bool) -> &'static str {
+    match (pp, key) {
+        (0b000, false) | (0b001, false) | (0b010, false) => "rwx",
+        (0b011, false) | (0b110, false) => "rx",
+        (0b001, true) | (0b011, true) => "rx",
+        (0b010, true) => "rwx",
+        _ => "",
+    }
+}
+
+#[test]
+fn every_pp_and_key_combination() {
+    // Ks = 0, Kp = 1: supervisor uses key 0, problem state key 1.
+    let (m, mut hpt) = setup(SlbFlags::KP);
+    let p = page(0x4000);
+    let ins = hpt
+        .insert(&Mapping::new(p, PhysAddr::new(0x4000), Pp::RW_RW))
+        .unwrap();
+    for pp in 0..8u8 {
+        assert!(hpt.protect(ins.ptex, p, Pp::new(pp), false).unwrap());
+        for (privilege, key) in [(S, false), (P, true)] {
+            let allowed = table9(pp, key);
+            let got = |a| m.translate(ea(0x4008), a, privilege);
+            let ok = Ok(PhysAddr::new(0x4008));
+            let case = alloc::format!("pp {pp:03b} key {key}");
+            if allowed.contains('r') {
+                assert_eq!(got(Access::Load), ok, "{case} load");
+            } else {
+                assert_eq!(
+                    got(Access::Load),
+                    Err(dsi(0x4008, 0x0800_0000)),
+                    "{case} load"
+                );
+            }
+            if allowed.contains('w') {
+                assert_eq!(got(Access::Store), ok, "{case} store");
+            } else {
+                assert_eq!(
+                    got(Access::Store),
+                    Err(dsi(0x4008, 0x0a00_0000)),
+                    "{case} store"
+                );
+            }
+            if allowed.contains('x') {
+                assert_eq!(got(Access::Fetch), ok, "{case} fetch");
+            } else {
+                assert_eq!(
+                    got(Access::Fetch),
+                    Err(isi(0x4008, 0x0800_0000)),
+                    "{case} fetch"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn key_follows_msr_pr() {
+    // Ks = 1, Kp = 0 (reversed): pp 000 is now open to problem state and
+    // closed to the supervisor.
+    let (m, mut hpt) = setup(SlbFlags::KS);
+    hpt.insert(&Mapping::new(page(0), PhysAddr::new(0), Pp::RW_NONE))
+        .unwrap();
+    assert!(m.translate(ea(0), Access::Store, P).is_ok());
+    assert_eq!(
+        m.translate(ea(0), Access::Load, S),
+        Err(dsi(0, 0x0800_0000))
+    );
+}
+
+#[test]
+fn no_execute_page_guarded_page_and_segment() {
+    let (m, mut hpt) = setup(SlbFlags::KP);
+    let mut nx = Mapping::new(page(0x1000), PhysAddr::new(0x1000), Pp::RW_RW);
+    nx.no_execute = true;
+    hpt.insert(&nx).unwrap();
+    let mut guarded = Mapping::new(page(0x2000), PhysAddr::new(0x2000), Pp::RW_RW);
+    guarded.wimg = Wimg::M | Wimg::G;
+    hpt.insert(&guarded).unwrap();
+    for off in [0x1000, 0x2000] {
+        assert_eq!(
+            m.translate(ea(off), Access::Fetch, P),
+            Err(isi(off, 0x1000_0000))
+        );
+        assert!(m.translate(ea(off), Access::Load, P).is_ok());
+    }
+    // N beats PP: pp 000 with key 1 also denies, but the cause is N.
+    hpt.protect(
+        hpt.lookup(page(0x1000)).unwrap().unwrap().0,
+        page(0x1000),
+        Pp::RW_NONE,
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        m.translate(ea(0x1000), Access::Fetch, P),
+        Err(isi(0x1000, 0x1000_0000))
+    );
+
+    // Segment N: denied before the page table is even searched (no HPTE
+    // at 0x3000, yet the cause is NOEXEC_GUARD, not NOPTE).
+    let e = SlbEntry::new(
+        Esid::new(1),
+        Vsid::new(VSID),
+        SegmentSize::M256,
+        PageSize::K4,
+        SlbFlags::KP | SlbFlags::N,
+    )
+    .unwrap();
+    m.slb().invalidate(ea(0), SegmentSize::M256);
+    m.slb().load(0, e).unwrap();
+    assert_eq!(
+        m.translate(ea(0x3000), Access::Fetch, S),
+        Err(isi(0x3000, 0x1000_0000))
+    );
+    assert_eq!(
+        m.translate(ea(0x3000), Access::Load, S),
+        Err(dsi(0x3000, 0x4000_0000))
+    );
+}
+
+#[test]
+fn reference_and_change_bits_are_written_back() {
+    let (m, hpt) = setup(SlbFlags::KP);
+    let p = page(0x6000);
+    let h = Mapping::new(p, PhysAddr::new(0x6000), Pp::RO_RO)
+        .hpte(false)
+        .unwrap()
+        .with_referenced(false);
+    let ptex = m.hpt().insert(hpt.primary_group(p), None, h).unwrap();
+    // A denied store sets nothing.
+    assert!(m.translate(ea(0x6000), Access::Store, P).is_err());
+    let e = m.hpt().read(ptex).unwrap();
+    assert!(!e.referenced() && !e.changed());
+    m.translate(ea(0x6000), Access::Load, P).unwrap();
+    let e = m.hpt().read(ptex).unwrap();
+    assert!(e.referenced() && !e.changed());
+    m.hpt()
+        .protect(ptex, p.avpn_word(), Pp::RW_RW, false)
+        .unwrap();
+    m.translate(ea(0x6000), Access::Store, P).unwrap();
+    assert!(m.hpt().read(ptex).unwrap().changed());
+}
+
+#[test]
+fn sixty_four_k_and_one_terabyte_segments() {
+    let m = Machine::new(SimConfig::default()).unwrap();
+    let mut hpt = HptManager::new(m.hpt()).unwrap();
+    // 64K pages in ESID 2.
+    let e64 = SlbEntry::new(
+        Esid::new(2),
+        Vsid::new(0x99),
+        SegmentSize::M256,
+        PageSize::K64,
+        SlbFlags::KP,
+    )
+    .unwrap();
+    m.slb().load(1, e64).unwrap();
+    let p = VirtualPage::new(
+        Vsid::new(0x99),
+        EffectiveAddress::new(0x2003_0000),
+        SegmentSize::M256,
+        PageSize::K64,
+    )
+    .unwrap();
+    hpt.insert(&Mapping::new(p, PhysAddr::new(0x10_0000), Pp::RW_RW))
+        .unwrap();
+    assert_eq!(
+        m.translate(EffectiveAddress::new(0x2003_fff8), Access::Load, P),
+        Ok(PhysAddr::new(0x10_fff8))
+    );
+    // A 4K HPTE for the same VA is not used in a 64K segment.
+    assert!(m
+        .translate(EffectiveAddress::new(0x2004_0000), Access::Load, P)
+        .is_err());
+
+    // A 1T segment at 0x100_0000_0000 (ESID 0x1000).
+    let ea1t = EffectiveAddress::new(0x123_4567_8000);
+    let e1t = SlbEntry::new(
+        Esid::of_segment(ea1t, SegmentSize::T1),
+        Vsid::new(0x3),
+        SegmentSize::T1,
+        PageSize::K4,
+        SlbFlags::KP,
+    )
+    .unwrap();
+    m.slb().load(2, e1t).unwrap();
+    let p = VirtualPage::new(Vsid::new(3), ea1t, SegmentSize::T1, PageSize::K4).unwrap();
+    hpt.insert(&Mapping::new(p, PhysAddr::new(0x20_0000), Pp::RW_RW))
+        .unwrap();
+    assert_eq!(
+        m.translate(EffectiveAddress::new(0x123_4567_8123), Access::Store, P),
+        Ok(PhysAddr::new(0x20_0123))
+    );
+}
+
+#[test]
+#[should_panic(expected = "SLB multi-hit")]
+fn slb_multi_hit_is_a_machine_check() {
+    let (m, _) = setup(SlbFlags::KP);
+    let e = m.slb().read(0).unwrap();
+    m.slb().load(5, e).unwrap();
+    let _ = m.translate(ea(0), Access::Load, S);
+}
+
+#[test]
+fn slb_load_checks_like_slbmte() {
+    let (m, _) = setup(SlbFlags::KP);
+    let mut slb = m.slb();
+    let e = slb.read(0).unwrap();
+    assert_eq!(slb.load(32, e), Err(SlbError::IndexOutOfRange(32)));
+    let bad = SlbEntry {
+        esid_word: e.esid_word,
+        vsid_word: e.vsid_word | 0x120, // 16G LLP: not supported here
+    };
+    assert!(matches!(slb.load(3, bad), Err(SlbError::InvalidEntry(_))));
+    assert_eq!(slb.valid_entries(), 1);
+    slb.load(7, e.with_index(0).unwrap()).unwrap();
+    assert_eq!(slb.read(7).unwrap().index(), 7);
+    slb.invalidate_non_bolted(1);
+    assert_eq!(slb.valid_entries(), 1);
+    assert!(slb.read(0).unwrap().is_valid());
+}
+
+#[test]
+fn frame_allocator_and_real_memory() {
+    let m = Machine::new(SimConfig {
+        memory_bytes: 4 * 4096 + 100,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut mem = m.memory();
+    assert_eq!(mem.frame_count(), 4);
+    let frames: Vec<PhysAddr> = (0..4).map(|_| mem.allocate().unwrap()).collect();
+    assert_eq!(frames[0], PhysAddr::new(0));
+    assert_eq!(frames[3], PhysAddr::new(0x3000));
+    assert_eq!(mem.allocate(), None);
+    mem.write(PhysAddr::new(0x1ffc), &[1, 2, 3, 4, 5, 6, 7, 8])
+        .unwrap();
+    mem.copy(frames[3], frames[1]).unwrap();
+    let mut b = [0u8; 4];
+    mem.read(PhysAddr::new(0x3ffc), &mut b).unwrap();
+    assert_eq!(b, [1, 2, 3, 4]);
+    mem.zero(frames[1]).unwrap();
+    mem.read(PhysAddr::new(0x1ffc), &mut b).unwrap();
+    assert_eq!(b, [0; 4]);
+    mem.read(PhysAddr::new(0x2000), &mut b).unwrap();
+    assert_eq!(b, [5, 6, 7, 8], "frame 2 untouched by zeroing frame 1");
+    mem.free(frames[2]).unwrap();
+    assert_eq!(
+        mem.free(frames[2]),
+        Err(FrameError::NotAllocated(frames[2]))
+    );
+    assert_eq!(
+        mem.zero(frames[2]),
+        Err(FrameError::NotAllocated(frames[2]))
+    );
+    assert_eq!(
+        mem.free(PhysAddr::new(0x1001)),
+        Err(FrameError::Misaligned(PhysAddr::new(0x1001)))
+    );
+    assert_eq!(
+        mem.free(PhysAddr::new(0x4000)),
+        Err(FrameError::OutOfRange(PhysAddr::new(0x4000)))
+    );
+    assert_eq!(
+        mem.read(PhysAddr::new(0x3ffe), &mut b),
+        Err(FrameError::OutOfRange(PhysAddr::new(0x3ffe)))
+    );
+    assert_eq!(mem.free_frames(), 1);
+    assert_eq!(mem.allocate(), Some(frames[2]));
+}
+
+/// A handler that always claims success without doing anything.
+struct Liar;
+
+impl FaultHandler for Liar {
+    fn handle(&mut self, _: Interrupt, _: Privilege) -> FaultOutcome {
+        FaultOutcome::Resolved
+    }
+}
+
+#[test]
+fn retries_are_bounded() {
+    let (m, _) = setup(SlbFlags::KP);
+    assert_eq!(
+        m.load_u64(ea(0), S, &mut Liar),
+        Err(VmFault {
+            ea: ea(0),
+            access: Some(Access::Load),
+            reason: VmFaultReason::RetriesExhausted
+        })
+    );
+    assert_eq!(m.stats().data_storage, MAX_INTERRUPTS_PER_ACCESS as u64);
+}
+
+fn pager_machine() -> (Machine, FlatPager) {
+    let m = Machine::new(SimConfig::default()).unwrap();
+    let mut pager = FlatPager::new(&m).unwrap();
+    pager
+        .add_segment(
+            Esid::new(1),
+            Vsid::new(VSID),
+            SegmentSize::M256,
+            SlbFlags::KP,
+            Pp::RW_RW,
+            false,
+        )
+        .unwrap();
+    pager
+        .add_segment(
+            Esid::new(3),
+            Vsid::new(0x777),
+            SegmentSize::M256,
+            SlbFlags::KP,
+            Pp::RO_RO,
+            true,
+        )
+        .unwrap();
+    (m, pager)
+}
+
+#[test]
+fn accesses_fault_in_zeroed_pages_and_keep_data() {
+    let (m, mut pager) = pager_machine();
+    assert_eq!(m.load_u64(ea(0x10), P, &mut pager), Ok(0));
+    m.store_u64(ea(0x10), 0x0123_4567_89ab_cdef, P, &mut pager)
+        .unwrap();
+    assert_eq!(m.load_u8(ea(0x10), P, &mut pager), Ok(0x01), "big-endian");
+    m.store_u8(ea(0x17), 0xff, P, &mut pager).unwrap();
+    assert_eq!(
+        m.load_u64(ea(0x10), P, &mut pager),
+        Ok(0x0123_4567_89ab_cdff)
+    );
+    // A doubleword straddling two pages faults in the second one.
+    m.store_u64(ea(0xffc), 0x1122_3344_5566_7788, P, &mut pager)
+        .unwrap();
+    assert_eq!(
+        m.load_u64(ea(0xffc), P, &mut pager),
+        Ok(0x1122_3344_5566_7788)
+    );
+    assert_eq!(pager.page_count(), 2);
+    let s = pager.stats();
+    assert_eq!((s.segment_faults, s.zero_fills, s.refaults), (1, 2, 0));
+    // Drop the HPTE: C comes back into the software table, and the next
+    // load refaults the same frame.
+    let state = pager.page(ea(0)).unwrap();
+    let old = pager.drop_translation(ea(0)).unwrap().unwrap();
+    assert!(old.changed());
+    assert!(pager.page(ea(0)).unwrap().changed);
+    assert_eq!(
+        m.load_u64(ea(0x10), P, &mut pager),
+        Ok(0x0123_4567_89ab_cdff)
+    );
+    assert_eq!(pager.stats().refaults, 1);
+    assert_eq!(pager.page(ea(0)).unwrap().pa, state.pa);
+    // Instruction fetch sees the same bytes.
+    assert_eq!(m.fetch_u32(ea(0x12), P, &mut pager), Ok(0x0123_4567));
+}
+
+#[test]
+fn unresolvable_faults_come_back_as_vm_faults() {
+    let (m, mut pager) = pager_machine();
+    let ro = EffectiveAddress::new(0x3000_0000);
+    assert_eq!(m.load_u64(ro, P, &mut pager), Ok(0));
+    assert_eq!(
+        m.store_u64(ro, 1, P, &mut pager),
+        Err(VmFault {
+            ea: ro,
+            access: Some(Access::Store),
+            reason: VmFaultReason::Protection
+        })
+    );
+    assert_eq!(
+        m.fetch_u32(ro, P, &mut pager).unwrap_err().reason,
+        VmFaultReason::NoExecute
+    );
+    let nowhere = EffectiveAddress::new(0x5000_0000);
+    assert_eq!(
+        m.load_u8(nowhere, P, &mut pager),
+        Err(VmFault {
+            ea: nowhere,
+            access: None,
+            reason: VmFaultReason::NoSegment
+        })
+    );
+}
+
+#[test]
+fn out_of_memory_is_a_vm_fault() {
+    let m = Machine::new(SimConfig {
+        memory_bytes: 2 * 4096,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut pager = FlatPager::new(&m).unwrap();
+    pager
+        .add_segment(
+            Esid::new(1),
+            Vsid::new(5),
+            SegmentSize::M256,
+            SlbFlags::KP,
+            Pp::RW_RW,
+            false,
+        )
+        .unwrap();
+    m.store_u8(ea(0), 1, P, &mut pager).unwrap();
+    m.store_u8(ea(0x1000), 1, P, &mut pager).unwrap();
+    assert_eq!(
+        m.store_u8(ea(0x2000), 1, P, &mut pager).unwrap_err().reason,
+        VmFaultReason::NoMemory
+    );
+}
+
+/// xorshift64*: a fixed-seed generator so the pressure test is repeatable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[test]
+fn hpt_pressure_every_page_reads_back_its_own_data() {
+    // 2^18-byte HPT = 16384 slots; touch 22000 distinct random pages in 48
+    // segments with random VSIDs (more segments than SLB entries), so the
+    // table fills past 95% and evictions and SLB replacement happen.
+    const PAGES: usize = 22_000;
+    let m = Machine::new(SimConfig {
+        memory_bytes: (PAGES + 16) * 4096,
+        hpt_shift: 18,
+        slb_size: 32,
+    })
+    .unwrap();
+    let mut pager = FlatPager::new(&m).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut esids = Vec::new();
+    while esids.len() < 48 {
+        let esid = rng.next() & 0xff_ffff; // user-ish ESIDs below 2^52 EA
+        let vsid = rng.next() & ((1 << 35) - 1);
+        if esid == 0 || esids.contains(&esid) {
+            continue;
+        }
+        pager
+            .add_segment(
+                Esid::new(esid),
+                Vsid::new(vsid | 1),
+                SegmentSize::M256,
+                SlbFlags::KP,
+                Pp::RW_RW,
+                false,
+            )
+            .unwrap();
+        esids.push(esid);
+    }
+    let mut addrs: Vec<EffectiveAddress> = Vec::new();
+    let mut seen = alloc::collections::BTreeSet::new();
+    while addrs.len() < PAGES {
+        let esid = esids[(rng.next() % esids.len() as u64) as usize];
+        let off = (rng.next() & 0xfff_f000) | ((rng.next() & 0x1ff) << 3);
+        let a = EffectiveAddress::new((esid << 28) | off);
+        if seen.insert(a.page_base(PageSize::K4)) {
+            addrs.push(a);
+        }
+    }
+    for a in &addrs {
+        m.store_u64(*a, a.as_u64() ^ 0x5a5a_5a5a_5a5a_5a5a, P, &mut pager)
+            .unwrap();
+    }
+    let slots = 16384;
+    let valid = m.valid_hptes();
+    assert!(valid * 100 > slots * 95, "HPT only {valid}/{slots} full");
+    let before = pager.stats();
+    assert!(before.evictions > 0);
+    assert_eq!(before.zero_fills, PAGES as u64);
+    for a in &addrs {
+        assert_eq!(
+            m.load_u64(*a, P, &mut pager),
+            Ok(a.as_u64() ^ 0x5a5a_5a5a_5a5a_5a5a),
+            "{a:?}"
+        );
+    }
+    let after = pager.stats();
+    assert!(after.refaults > 0, "evicted pages came back through faults");
+    assert_eq!(after.zero_fills, PAGES as u64, "no page lost its frame");
+    // Every page written had its C bit collected somewhere: in its live
+    // HPTE or folded into the software table on eviction.
+    for a in addrs.iter().take(500) {
+        let st = pager.page(*a).unwrap();
+        let live_c = st
+            .ptex
+            .map(|p| pager.hpt().backend().read(p).unwrap().changed())
+            .unwrap_or(false);
+        assert!(st.changed || live_c, "{a:?} lost its change bit");
+    }
+}
