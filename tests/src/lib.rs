@@ -1,1 +1,179 @@
-//! Host-side tests that boot the kernel under QEMU; see `tests/`.
+//! Host-side helpers for the tests in `tests/tests/`, which build the
+//! kernel for powerpc64 and boot it under QEMU through `qemu-run.sh`.
+//!
+//! Kernel builds go to their own target directory (`target/qemu-tests`,
+//! or `$CARGO_TARGET_DIR/qemu-tests`), so they never wait for the lock of
+//! the `cargo test` that runs them; a mutex serialises builds of different
+//! feature sets, and each build's ELF is copied to a per-variant name before
+//! the lock is released, so parallel tests boot the kernel they built.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The Rust target the kernel is built for.
+pub const KERNEL_TARGET: &str = "powerpc64-unknown-linux-gnu";
+
+/// Serialises kernel builds (one target directory, several feature sets).
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Where kernel builds for these tests go.
+pub fn kernel_target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir).join("qemu-tests"),
+        None => workspace_root().join("target").join("qemu-tests"),
+    }
+}
+
+/// Builds the debug kernel with `features` and returns the path of a copy
+/// of its ELF that no later build overwrites.
+pub fn build_kernel(features: &[&str]) -> Result<PathBuf, String> {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let target_dir = kernel_target_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .args(["build", "-p", "kernel", "--target", KERNEL_TARGET]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("running cargo build: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "kernel build with features {features:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let built = target_dir.join(KERNEL_TARGET).join("debug").join("kernel");
+    let variant = if features.is_empty() {
+        "default".to_string()
+    } else {
+        features.join("+")
+    };
+    let copy = target_dir.join(format!("kernel-{variant}.elf"));
+    std::fs::copy(&built, &copy)
+        .map_err(|e| format!("copying {} to {}: {e}", built.display(), copy.display()))?;
+    Ok(copy)
+}
+
+/// The outcome of one `qemu-run.sh` invocation.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status (`None` if killed by a signal).
+    pub status: Option<i32>,
+    /// The guest console (QEMU's stdout).
+    pub stdout: String,
+    /// qemu-run.sh's and QEMU's messages.
+    pub stderr: String,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// The libtest-style summary line, parsed.
+    pub fn summary(&self) -> Option<Summary> {
+        self.stdout.lines().find_map(Summary::parse)
+    }
+
+    /// stdout and stderr, for assertion messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit status {:?} after {:.2?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Boots `elf` with `qemu-run.sh` and the given options.
+pub fn boot(elf: &Path, options: &[&str]) -> Run {
+    let script = workspace_root().join("qemu-run.sh");
+    let start = Instant::now();
+    let out = Command::new(&script)
+        .args(options)
+        .arg(elf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// The counts of a `test result: ...` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// `ok` (true) or `FAILED` (false).
+    pub ok: bool,
+    /// Tests passed.
+    pub passed: u32,
+    /// Tests failed.
+    pub failed: u32,
+}
+
+impl Summary {
+    /// Parses `test result: ok. 3 passed; 0 failed; ...`.
+    pub fn parse(line: &str) -> Option<Summary> {
+        let rest = line.trim().strip_prefix("test result: ")?;
+        let (verdict, rest) = rest.split_once(". ")?;
+        let ok = match verdict {
+            "ok" => true,
+            "FAILED" => false,
+            _ => return None,
+        };
+        let mut passed = None;
+        let mut failed = None;
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next(), words.next()) else {
+                continue;
+            };
+            match what {
+                "passed" => passed = n.parse().ok(),
+                "failed" => failed = n.parse().ok(),
+                _ => {}
+            }
+        }
+        Some(Summary {
+            ok,
+            passed: passed?,
+            failed: failed?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libtest_summaries() {
+        assert_eq!(
+            Summary::parse("test result: ok. 24 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.08s"),
+            Some(Summary { ok: true, passed: 24, failed: 0 })
+        );
+        assert_eq!(
+            Summary::parse("test result: FAILED. 22 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.05s"),
+            Some(Summary { ok: false, passed: 22, failed: 1 })
+        );
+        assert_eq!(Summary::parse("test foo ... ok"), None);
+        assert_eq!(
+            Summary::parse("test result: maybe. 1 passed; 0 failed"),
+            None
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! Boots the kernel under QEMU and checks what the in-kernel harness
+//! reports and how QEMU exits.
+
+use qemu_tests::{boot, build_kernel, Run};
+
+/// Asserts a run passed: exit 0, `test result: ok.`, at least 10 tests.
+fn assert_passed(run: &Run) {
+    assert_eq!(run.status, Some(0), "{}", run.transcript());
+    let summary = run
+        .summary()
+        .unwrap_or_else(|| panic!("no summary line\n{}", run.transcript()));
+    assert!(summary.ok, "{}", run.transcript());
+    assert_eq!(summary.failed, 0, "{}", run.transcript());
+    assert!(
+        summary.passed >= 10,
+        "only {} tests passed\n{}",
+        summary.passed,
+        run.transcript()
+    );
+}
+
+#[test]
+fn vof_power9_passes() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--cpu", "POWER9", "--timeout", "60"]);
+    assert_passed(&run);
+    assert!(
+        run.stdout.contains("firmware      : Vof"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("PVR 0x004e"),
+        "POWER9 PVR\n{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn slof_power8_passes() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--slof", "--cpu", "POWER8", "--timeout", "90"]);
+    assert_passed(&run);
+    assert!(
+        run.stdout.contains("firmware      : Slof"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("PVR 0x004d"),
+        "POWER8 PVR\n{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn vof_power10_two_cpus_one_gib_passes() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(
+        &elf,
+        &[
+            "--cpu",
+            "POWER10",
+            "--smp",
+            "2",
+            "--mem",
+            "1G",
+            "--timeout",
+            "60",
+        ],
+    );
+    assert_passed(&run);
+    assert!(
+        run.stdout.contains("RAM           : 1024 MiB"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("cpus          : 2"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn failing_kernel_test_fails_the_run_and_names_the_test() {
+    let elf = build_kernel(&["fail-test"]).unwrap();
+    let run = boot(&elf, &["--timeout", "60"]);
+    assert_eq!(
+        run.status,
+        Some(1),
+        "ibm,os-term exit\n{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout
+            .contains("test ktests::harness_checks::deliberately_failing_test ... FAILED"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout
+            .contains("panicked at kernel/src/ktests/harness_checks.rs:"),
+        "location of the failed assertion\n{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("this test fails on purpose"),
+        "{}",
+        run.transcript()
+    );
+    let summary = run.summary().expect("summary line");
+    assert!(!summary.ok);
+    assert_eq!(summary.failed, 1);
+    // The harness recovered: the tests after the failing one still ran.
+    assert!(summary.passed >= 10, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("test ktests::traps::trap_returns_with_every_gpr_intact ... ok"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr.contains("OS terminated: 1 of"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn hanging_kernel_is_killed_by_the_timeout() {
+    let elf = build_kernel(&["hang-test"]).unwrap();
+    let run = boot(&elf, &["--timeout", "5"]);
+    assert_eq!(run.status, Some(124), "{}", run.transcript());
+    assert!(run.stderr.contains("TIMEOUT"), "{}", run.transcript());
+    assert!(
+        run.stdout.contains("deliberately_hanging_test ..."),
+        "{}",
+        run.transcript()
+    );
+    assert!(run.summary().is_none(), "{}", run.transcript());
+    assert!(run.elapsed.as_secs() < 30, "{}", run.transcript());
+}
+
+#[test]
+fn qemu_run_rejects_unknown_cpu() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--cpu", "POWER7"]);
+    assert_eq!(run.status, Some(2), "{}", run.transcript());
+    assert!(
+        run.stderr.contains("unsupported --cpu"),
+        "{}",
+        run.transcript()
+    );
+}
