@@ -14,6 +14,10 @@ use arch_ppc64::instructions::hcall::{hcall, opcode, PaprError};
 static TERMNO: AtomicU32 = AtomicU32::new(0);
 
 /// Serialises whole `print!` calls so lines do not interleave.
+///
+/// Only the boot CPU runs, so a held lock seen by `print!` means the holder
+/// was interrupted (a trap handler printing): waiting would deadlock, so the
+/// printer goes ahead without it and the output may interleave.
 static LOCK: spin::Mutex<()> = spin::Mutex::new(());
 
 /// Sets the terminal number used from now on (the vty's `reg`).
@@ -72,7 +76,7 @@ impl Write for Console {
 
 /// Prints `args` under the console lock (used by `print!`).
 pub fn print_fmt(args: fmt::Arguments<'_>) {
-    let _guard = LOCK.lock();
+    let _guard = LOCK.try_lock();
     // Console output errors have nowhere to be reported.
     let _ = Console.write_fmt(args);
 }

@@ -17,11 +17,17 @@
 //! register state into a [`TrapFrame`] and calls [`trap_dispatch`]; the
 //! handler may edit the frame, which is then restored and resumed by `rfid`.
 //!
+//! The hypervisor interrupts (0xe00-0xe80, 0x980) are never delivered to a
+//! pseries guest (QEMU raises them only with LPCR[VPM1] or in HV state);
+//! their stubs exist so a stray one is reported, with SRR0/SRR1 values
+//! that are not meaningful for it.
+//!
 //! Floating-point registers are not saved: kernel code must not use FP in
 //! handlers (nothing does; the kernel has no floating-point code).
 
 use core::arch::global_asm;
 use core::fmt;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use arch_ppc64::instructions::barrier;
 use arch_ppc64::registers::spr::Sprg0;
@@ -433,19 +439,38 @@ pub type TrapHandler = fn(&mut TrapFrame);
 
 const SLOTS: usize = 0x1000 / 0x20;
 
-static HANDLERS: spin::Mutex<[Option<TrapHandler>; SLOTS]> = spin::Mutex::new([None; SLOTS]);
+/// The handler table: each slot holds a [`TrapHandler`] as a raw pointer,
+/// or null. Atomics rather than a lock, because an interrupt can arrive
+/// while [`set_handler`] runs (a lock would deadlock the dispatcher).
+static HANDLERS: [AtomicPtr<()>; SLOTS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; SLOTS];
+
+fn decode(p: *mut ()) -> Option<TrapHandler> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: non-null slots only ever hold a `TrapHandler` stored by
+        // `set_handler`; fn pointers and data pointers have the same size
+        // and representation on powerpc64.
+        Some(unsafe { core::mem::transmute::<*mut (), TrapHandler>(p) })
+    }
+}
 
 /// Installs `handler` for `vector` (or removes it with `None`); returns the
 /// previous handler.
 pub fn set_handler(vector: Vector, handler: Option<TrapHandler>) -> Option<TrapHandler> {
-    core::mem::replace(&mut HANDLERS.lock()[vector.slot()], handler)
+    let new = handler.map_or(core::ptr::null_mut(), |h| h as *mut ());
+    decode(HANDLERS[vector.slot()].swap(new, Ordering::SeqCst))
+}
+
+/// The handler installed for `vector`.
+pub fn handler(vector: Vector) -> Option<TrapHandler> {
+    decode(HANDLERS[vector.slot()].load(Ordering::SeqCst))
 }
 
 /// Called by `trap_common` with the saved state.
 #[no_mangle]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    let handler = Vector::from_offset(frame.vector).and_then(|v| HANDLERS.lock()[v.slot()]);
-    match handler {
+    match Vector::from_offset(frame.vector).and_then(handler) {
         Some(h) => h(frame),
         None => unexpected(frame),
     }

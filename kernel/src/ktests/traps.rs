@@ -241,3 +241,32 @@ kernel_test! {
         assert_eq!(TICKS.load(Ordering::SeqCst), 1, "one decrementer interrupt within 1 s");
     }
 }
+
+kernel_test! {
+    fn every_vector_has_its_stub_at_real_address_0() {
+        // The stubs were copied to real address 0; each starts with
+        // `mtsprg1 r13` and loads its own offset with `li r12, vector`.
+        const MTSPRG1_R13: u32 = 0x7db1_43a6;
+        const LI_R12: u32 = 0x3980_0000;
+        for v in Vector::ALL {
+            let base = crate::bootinfo::real_to_virt(v as u64) as *const u32;
+            // SAFETY: real addresses 0..0x1100 hold the copied vectors and
+            // are readable at their kernel address in real mode.
+            let (first, fourth) = unsafe { (base.read_volatile(), base.add(3).read_volatile()) };
+            assert_eq!(first, MTSPRG1_R13, "{v:?}: first instruction");
+            assert_eq!(fourth, LI_R12 | v as u32, "{v:?}: li r12, {:#x}", v as u64);
+        }
+    }
+
+    fn handler_table_installs_and_restores() {
+        let addr = |h: Option<trap::TrapHandler>| h.map(|h| h as *const () as usize);
+        let ours = on_trap as *const () as usize;
+        let previous = trap::set_handler(Vector::Alignment, Some(on_trap));
+        assert_eq!(addr(trap::handler(Vector::Alignment)), Some(ours));
+        let replaced = trap::set_handler(Vector::Alignment, previous);
+        assert_eq!(addr(replaced), Some(ours));
+        assert_eq!(addr(trap::handler(Vector::Alignment)), addr(previous));
+        assert_eq!(Vector::from_offset(0x380), Some(Vector::DataSegment));
+        assert_eq!(Vector::from_offset(0x390), None);
+    }
+}
