@@ -5,18 +5,35 @@
 //! on top of this crate's segments and address spaces.
 //!
 //! The contract is `docs/aix-services.md`; the facts behind it are in
-//! `docs/reference/aix-services-notes.md`. The Rust API returns a typed
-//! error per service ([`error`]); the C ABI (feature `c-abi`, module
-//! `cabi`) has AIX's exact names and signatures and returns AIX's values.
+//! `docs/reference/aix-services-notes.md`.
+//!
+//! * [`Aix`] implements the services with a typed error per service
+//!   ([`error`]) over an [`AixVm`] core ([`backend`]);
+//! * [`model::ModelVm`] is a reference core for tests;
+//! * with feature `c-abi`, module `cabi` exports the services with AIX's
+//!   exact names and C signatures, returning AIX's values, on a global
+//!   instance the embedding kernel installs; the header is
+//!   `vmm/include/sys/{vmuser,adspace}.h` and [`abi`] keeps the two in
+//!   step.
 
 pub mod abi;
 pub mod adsp;
+pub mod backend;
 pub mod consts;
+pub mod core_vm;
 pub mod ctypes;
 pub mod error;
 pub mod handle;
+pub mod model;
+pub mod services;
 
 pub use adsp::{adspace_t, AdSpace, SegmentRegister};
+pub use backend::{AixVm, CoreError, MappingInfo, SegmentInfo, Space};
 pub use consts::*;
+pub use core_vm::{CoreVm, FixedContext};
 pub use error::*;
 pub use handle::{vm_handle, HandleError, VmHandle, VmKey};
+pub use services::{
+    AddressModel, Aix, AixConfig, Allocation, Attachment, Bookkeeping, ProcessError,
+    SHMAT_BASE_ESID, SHMAT_END_ESID, USER_ADDR_END_32, USER_ADDR_END_64,
+};

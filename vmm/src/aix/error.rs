@@ -226,6 +226,8 @@ service_error! {
     GetadspError {
         /// Called in the interrupt environment.
         WrongEnvironment => Inval,
+        /// The current process is not known to the services.
+        NoAddressSpace => Inval,
     }
 }
 
@@ -244,6 +246,12 @@ service_error! {
         BadHandle(HandleError) => Inval,
         /// The handle names no live segment.
         NoSuchSegment {
+            /// The SID in the handle.
+            sid: u64,
+        } => Inval,
+        /// The handle names a `vm_galloc` segment: global kernel memory
+        /// reaches a process only through `vm_guatt`.
+        NotAttachable {
             /// The SID in the handle.
             sid: u64,
         } => Inval,
@@ -274,6 +282,12 @@ service_error! {
             /// The register number.
             sr: usize,
         } => Inval,
+        /// The register holds something `as_att` did not attach (text,
+        /// data, a `vm_guatt` attachment).
+        NotAttached {
+            /// The register number.
+            sr: usize,
+        } => Inval,
     }
 }
 
@@ -289,6 +303,13 @@ service_error! {
         } => Inval,
         /// The register is not allocated.
         Unallocated {
+            /// The register number.
+            sr: usize,
+        } => Inval,
+        /// The register maps global kernel memory (a `vm_guatt`
+        /// attachment): its handle would reach every page of the
+        /// allocation, so it is not handed out.
+        GlobalMemory {
             /// The register number.
             sr: usize,
         } => Inval,
@@ -327,6 +348,12 @@ service_error! {
         BadHandle(HandleError) => Inval,
         /// The handle names no live segment.
         NoSuchSegment {
+            /// The SID in the handle.
+            sid: u64,
+        } => Inval,
+        /// The handle names a `vm_galloc` segment: global kernel memory
+        /// reaches a process only through `vm_guatt`.
+        NotAttachable {
             /// The SID in the handle.
             sid: u64,
         } => Inval,
@@ -381,6 +408,12 @@ service_error! {
             /// The SID in the handle.
             sid: u64,
         } => Inval,
+        /// The handle names a `vm_galloc` segment: global kernel memory
+        /// reaches a process only through `vm_guatt`.
+        NotAttachable {
+            /// The SID in the handle.
+            sid: u64,
+        } => Inval,
         /// The mapping could not be made.
         NoMemory(Shortage) => NoMem,
     }
@@ -400,6 +433,13 @@ service_error! {
         } => Inval,
         /// Nothing is mapped at the address.
         Unmapped {
+            /// The address passed.
+            addr: u64,
+        } => Inval,
+        /// The address maps global kernel memory (a `vm_guatt`
+        /// attachment): its handle would reach every page of the
+        /// allocation, so it is not handed out.
+        GlobalMemory {
             /// The address passed.
             addr: u64,
         } => Inval,
@@ -457,6 +497,12 @@ service_error! {
         /// The vmid names no segment `vms_create` made, or one already
         /// deleted.
         BadVmid {
+            /// The vmid passed.
+            vmid: vmid_t,
+        } => Inval,
+        /// The segment is mapped somewhere the services did not map it
+        /// (so they cannot take the mapping down first).
+        MappedElsewhere {
             /// The vmid passed.
             vmid: vmid_t,
         } => Inval,

@@ -1,0 +1,287 @@
+//! [`AixVm`] on the real core: [`CoreVm`] wraps a [`Vmm`] and tells the
+//! services which process is which address space and what is running.
+//!
+//! The core names process address spaces by [`SpaceId`]; the services by
+//! [`ProcessId`]. `CoreVm` keeps the table between the two, plus one extra
+//! process space for kernel processes: AIX gives a kernel process the
+//! kernel's 16 segment registers, which on ppc64 are ESIDs 0..15, in the
+//! core's process half.
+
+use alloc::collections::BTreeMap;
+
+use arch_ppc64::addr::Esid;
+
+use crate::platform::{
+    CurrentContext, Environment, FrameAllocator, HptBackend, ProcessId, SlbBackend,
+};
+use crate::segment::{SegmentError, SegmentKind, ViewProt};
+use crate::sid::{Sid, SidKind};
+use crate::vm::{MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
+
+use super::backend::{AixVm, CoreError, MappingInfo, SegmentInfo, Space};
+use super::consts::PAGESIZE;
+use super::error::Shortage;
+
+const _: () = assert!(KERNEL_ESID_BASE == super::backend::KERNEL_ESID_BASE);
+
+/// A [`CurrentContext`] that reports what it was last told; for tests and
+/// for kernels that track the environment in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedContext(pub Environment);
+
+impl CurrentContext for FixedContext {
+    fn environment(&self) -> Environment {
+        self.0
+    }
+}
+
+/// The core plus the process table the services need.
+pub struct CoreVm<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> {
+    vmm: Vmm<H, S, F>,
+    context: C,
+    processes: BTreeMap<ProcessId, SpaceId>,
+    kproc: SpaceId,
+}
+
+fn core_error(e: VmError) -> CoreError {
+    match e {
+        VmError::NoFrames => CoreError::Shortage(Shortage::Frames),
+        VmError::NoSids => CoreError::Shortage(Shortage::Sids),
+        VmError::Sid(_) => CoreError::Shortage(Shortage::Sids),
+        VmError::Segment(SegmentError::NoSuchSegment(s)) => CoreError::NoSuchSegment(s.as_u64()),
+        VmError::Segment(SegmentError::NotHeld(s)) => CoreError::NotHeld(s.as_u64()),
+        VmError::Segment(SegmentError::Attached(s)) => CoreError::Attached(s.as_u64()),
+        VmError::Segment(SegmentError::DeletePending(s)) => CoreError::DeletePending(s.as_u64()),
+        VmError::Adspace(crate::adspace::AdspaceError::Occupied(e)) => {
+            CoreError::Occupied(e.as_u64())
+        }
+        VmError::Adspace(crate::adspace::AdspaceError::NotMapped(e)) => {
+            CoreError::NotMapped(e.as_u64())
+        }
+        VmError::BadSize(_) | VmError::BadWindow | VmError::WrongHalf(_) => CoreError::BadRange,
+        _ => CoreError::Shortage(Shortage::Metadata),
+    }
+}
+
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> CoreVm<H, S, F, C> {
+    /// Wraps `vmm`; `context` tells what is running. Creates the address
+    /// space kernel processes use for their 16 segment registers.
+    pub fn new(mut vmm: Vmm<H, S, F>, context: C) -> Self {
+        let kproc = vmm.create_space();
+        CoreVm {
+            vmm,
+            context,
+            processes: BTreeMap::new(),
+            kproc,
+        }
+    }
+
+    /// The core.
+    pub fn vmm(&self) -> &Vmm<H, S, F> {
+        &self.vmm
+    }
+
+    /// The core, mutably (fault handling, switching).
+    pub fn vmm_mut(&mut self) -> &mut Vmm<H, S, F> {
+        &mut self.vmm
+    }
+
+    /// The context source.
+    pub fn context(&self) -> &C {
+        &self.context
+    }
+
+    /// The context source, mutably.
+    pub fn context_mut(&mut self) -> &mut C {
+        &mut self.context
+    }
+
+    /// The core's address space of `space` (kernel processes: the space
+    /// holding their segment registers).
+    pub fn space_id(&self, space: Space) -> Option<SpaceId> {
+        match space {
+            Space::Kernel => Some(self.kproc),
+            Space::Process(pid) => self.processes.get(&pid).copied(),
+        }
+    }
+
+    /// Makes `space` the running address space in the core (its SLB
+    /// entries are loaded on demand from now on).
+    pub fn switch_to(&mut self, space: Space) -> Result<(), CoreError> {
+        let id = self.space_id(space).ok_or(CoreError::NoSuchSpace(space))?;
+        self.vmm.switch_to(Some(id)).map_err(core_error)
+    }
+
+    fn space_ref(&self, space: Space, esid: u64) -> Result<SpaceRef, CoreError> {
+        if esid >= KERNEL_ESID_BASE {
+            return if space == Space::Kernel {
+                Ok(SpaceRef::Kernel)
+            } else {
+                Err(CoreError::BadRange)
+            };
+        }
+        self.space_id(space)
+            .map(SpaceRef::Process)
+            .ok_or(CoreError::NoSuchSpace(space))
+    }
+}
+
+fn sid_of(raw: u64) -> Result<Sid, CoreError> {
+    Sid::try_new(raw).ok_or(CoreError::NoSuchSegment(raw))
+}
+
+fn esid_of(raw: u64) -> Result<Esid, CoreError> {
+    Esid::try_new(raw).ok_or(CoreError::BadRange)
+}
+
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> AixVm
+    for CoreVm<H, S, F, C>
+{
+    fn environment(&self) -> Environment {
+        self.context.environment()
+    }
+
+    fn active_space(&self) -> Space {
+        match self.vmm.current() {
+            Some(id) => self
+                .processes
+                .iter()
+                .find(|(_, s)| **s == id)
+                .map_or(Space::Kernel, |(p, _)| Space::Process(*p)),
+            None => Space::Kernel,
+        }
+    }
+
+    fn create_segment(
+        &mut self,
+        pages: u32,
+        prot: crate::segment::PageProt,
+        kernel: bool,
+    ) -> Result<u64, CoreError> {
+        let kind = if kernel {
+            SidKind::Kernel
+        } else {
+            SidKind::User
+        };
+        self.vmm
+            .create_segment(kind, u64::from(pages) * PAGESIZE, prot)
+            .map(Sid::as_u64)
+            .map_err(core_error)
+    }
+
+    fn segment(&self, sid: u64) -> Option<SegmentInfo> {
+        let s = self.vmm.segments().get(Sid::try_new(sid)?).ok()?;
+        if s.kind() != &SegmentKind::Working {
+            return None;
+        }
+        Some(SegmentInfo {
+            pages: s.size_pages(),
+            holds: s.hold_count(),
+            attaches: s.attach_count(),
+            delete_pending: s.delete_pending(),
+            prot: s.default_prot(),
+        })
+    }
+
+    fn delete_segment(&mut self, sid: u64) -> Result<(), CoreError> {
+        self.vmm
+            .delete_segment(sid_of(sid)?)
+            .map(|_| ())
+            .map_err(core_error)
+    }
+
+    fn hold_segment(&mut self, sid: u64) -> Result<(), CoreError> {
+        self.vmm
+            .hold_segment(sid_of(sid)?)
+            .map(|_| ())
+            .map_err(core_error)
+    }
+
+    fn put_segment(&mut self, sid: u64) -> Result<(), CoreError> {
+        self.vmm
+            .put_segment(sid_of(sid)?)
+            .map(|_| ())
+            .map_err(core_error)
+    }
+
+    fn space_exists(&self, space: Space) -> bool {
+        self.space_id(space).is_some()
+    }
+
+    fn create_space(&mut self, pid: ProcessId) -> Result<(), CoreError> {
+        if self.processes.contains_key(&pid) {
+            return Err(CoreError::BadRange);
+        }
+        let id = self.vmm.create_space();
+        self.processes.insert(pid, id);
+        Ok(())
+    }
+
+    fn fork_space(&mut self, parent: ProcessId, child: ProcessId) -> Result<(), CoreError> {
+        let p = *self
+            .processes
+            .get(&parent)
+            .ok_or(CoreError::NoSuchSpace(Space::Process(parent)))?;
+        if self.processes.contains_key(&child) {
+            return Err(CoreError::BadRange);
+        }
+        let id = self.vmm.fork(p).map_err(core_error)?;
+        self.processes.insert(child, id);
+        Ok(())
+    }
+
+    fn destroy_space(&mut self, pid: ProcessId) -> Result<(), CoreError> {
+        let id = *self
+            .processes
+            .get(&pid)
+            .ok_or(CoreError::NoSuchSpace(Space::Process(pid)))?;
+        self.vmm.destroy_space(id).map_err(core_error)?;
+        self.processes.remove(&pid);
+        Ok(())
+    }
+
+    fn map(&mut self, space: Space, esid: u64, how: &MappingInfo) -> Result<(), CoreError> {
+        let target = self.space_ref(space, esid)?;
+        let opts = MapOptions {
+            key: how.key,
+            no_exec: how.no_exec,
+            fork: how.fork,
+            window: how.window.clone(),
+            view_prot: how.view_prot,
+            bolted: false,
+            owned: false,
+        };
+        self.vmm
+            .map(target, esid_of(esid)?, sid_of(how.sid)?, opts)
+            .map(|_| ())
+            .map_err(core_error)
+    }
+
+    fn unmap(&mut self, space: Space, esid: u64) -> Result<(), CoreError> {
+        let target = self.space_ref(space, esid)?;
+        self.vmm
+            .unmap(target, esid_of(esid)?)
+            .map(|_| ())
+            .map_err(core_error)
+    }
+
+    fn mapping(&self, space: Space, esid: u64) -> Option<MappingInfo> {
+        let target = self.space_ref(space, esid).ok()?;
+        let m = self.vmm.mapping(target, Esid::try_new(esid)?).ok()?;
+        let view_prot = match m.view {
+            Some(v) => match self.vmm.segments().get(v).ok()?.kind() {
+                SegmentKind::View { prot, .. } => *prot,
+                SegmentKind::Working => ViewProt::Segment,
+            },
+            None => ViewProt::Segment,
+        };
+        Some(MappingInfo {
+            sid: m.handle.sid().as_u64(),
+            key: m.handle.key(),
+            no_exec: m.handle.no_exec(),
+            window: m.window.clone(),
+            view_prot,
+            fork: m.fork,
+        })
+    }
+}

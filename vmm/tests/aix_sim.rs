@@ -1,0 +1,117 @@
+//! The AIX services suite on the real VMM ([`vmm::vm::Vmm`] through
+//! [`vmm::aix::CoreVm`]) with loads and stores run by the emulated MMU
+//! ([`vmm::sim::Machine`]) in problem and supervisor state.
+//!
+//! The snapshot a refused call is checked against includes the segment
+//! table, every address space's mappings, the valid HPTEs, the free frames
+//! and the SIDs in use; every snapshot also checks the core's invariants
+//! (HPT, SLB and tables agree).
+
+mod aix_common;
+
+use aix_common::Harness;
+use arch_ppc64::addr::EffectiveAddress;
+use vmm::aix::{Aix, AixConfig, CoreVm, FixedContext, Space};
+use vmm::platform::{Environment, FrameAllocator, Privilege};
+use vmm::sim::{Machine, SimConfig, SimHpt, SimMemory, SimSlb};
+use vmm::vm::Vmm;
+
+type Core = CoreVm<SimHpt, SimSlb, SimMemory, FixedContext>;
+
+struct SimHarness {
+    machine: Machine,
+    aix: Aix<Core>,
+}
+
+/// Segments (SID, pages, attaches, holds, pending), mappings per space
+/// (space, ESID, handle, window), valid HPTEs, free frames, SIDs in use.
+type CoreSnap = (
+    Vec<(u64, u32, u32, u32, bool)>,
+    Vec<(Option<u32>, u64, u64, Option<core::ops::Range<u32>>)>,
+    usize,
+    usize,
+    usize,
+);
+
+impl Harness for SimHarness {
+    type Vm = Core;
+    type Snapshot = CoreSnap;
+
+    fn with_config(config: AixConfig) -> Self {
+        let machine = Machine::new(SimConfig::default()).unwrap();
+        let vmm = Vmm::new(machine.hpt(), machine.slb(), machine.memory(), 2).unwrap();
+        let core = CoreVm::new(vmm, FixedContext(Environment::KernelProcess));
+        let mut h = SimHarness {
+            machine,
+            aix: Aix::with_config(core, config),
+        };
+        h.aix.vm_mut().switch_to(Space::Kernel).unwrap();
+        h
+    }
+    fn aix(&mut self) -> &mut Aix<Core> {
+        &mut self.aix
+    }
+    fn aix_ref(&self) -> &Aix<Core> {
+        &self.aix
+    }
+    fn set_env(&mut self, env: Environment) {
+        let vm = self.aix.vm_mut();
+        vm.context_mut().0 = env;
+        match env {
+            Environment::Process(p) => vm.switch_to(Space::Process(p)).unwrap(),
+            Environment::KernelProcess => vm.switch_to(Space::Kernel).unwrap(),
+            Environment::Interrupt => {}
+        }
+    }
+    fn load(&mut self, ea: u64, pr: Privilege) -> Result<u8, String> {
+        let vmm = self.aix.vm_mut().vmm_mut();
+        self.machine
+            .load_u8(EffectiveAddress::new(ea), pr, vmm)
+            .map_err(|f| format!("{f:?}"))
+    }
+    fn store(&mut self, ea: u64, pr: Privilege, v: u8) -> Result<(), String> {
+        let vmm = self.aix.vm_mut().vmm_mut();
+        self.machine
+            .store_u8(EffectiveAddress::new(ea), v, pr, vmm)
+            .map_err(|f| format!("{f:?}"))
+    }
+    fn core_snapshot(&self) -> CoreSnap {
+        let vmm = self.aix.vm().vmm();
+        vmm.check_invariants().expect("core invariants hold");
+        let segs = vmm
+            .segments()
+            .iter()
+            .map(|s| {
+                (
+                    s.sid().as_u64(),
+                    s.size_pages(),
+                    s.attach_count(),
+                    s.hold_count(),
+                    s.delete_pending(),
+                )
+            })
+            .collect();
+        let mut maps: Vec<_> = vmm
+            .kernel_space()
+            .iter()
+            .map(|(e, m)| (None, e.as_u64(), m.handle.raw(), m.window.clone()))
+            .collect();
+        for (id, a) in vmm.spaces() {
+            for (e, m) in a.iter() {
+                maps.push((Some(id.0), e.as_u64(), m.handle.raw(), m.window.clone()));
+            }
+        }
+        (
+            segs,
+            maps,
+            self.machine.valid_hptes(),
+            vmm.frames().free_frames(),
+            vmm.sids_in_use(),
+        )
+    }
+    fn limit_sids(&mut self, _more: u64) -> bool {
+        false
+    }
+}
+
+aix_suite!(SimHarness);
