@@ -176,6 +176,8 @@ pub enum Invariant {
     StraySlbe(usize),
     /// A mapping whose segment does not exist.
     DanglingMapping(Esid),
+    /// One frame backing two pages.
+    SharedFrame(PhysAddr),
 }
 
 /// The VMM over an HPT backend `H`, an SLB backend `S` and frames `F`.
@@ -529,9 +531,10 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             }
         }
         for f in r.frames {
-            // A frame the allocator does not know would be a VMM bug; the
-            // allocator refuses it without changing anything.
-            let _ = self.frames.free(f);
+            // A frame the allocator refuses would be a VMM bug (each frame
+            // belongs to exactly one page); the allocator changes nothing.
+            let freed = self.frames.free(f);
+            debug_assert!(freed.is_ok(), "freeing {f:?}: {freed:?}");
         }
         self.free_sid(r.sid);
     }
@@ -790,7 +793,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Verifies that the HPT, the SLB and the tables agree: every valid
     /// HPTE is recorded for a live segment page and translates that page to
     /// its frame with its protection, no virtual page has two HPTEs, every
-    /// SLB entry comes from a mapping. Scans the whole HPT (tests only).
+    /// SLB entry comes from a mapping, no frame backs two pages. Scans the
+    /// whole HPT (tests only).
     pub fn check_invariants(&self) -> Result<(), Invariant> {
         let total = self.hpt.backend().pteg_count() * 8;
         let mut seen = BTreeMap::new();
@@ -833,6 +837,14 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 .copied()
                 .expect("counts differ");
             return Err(Invariant::SlotMismatch(missing));
+        }
+        let mut frames = BTreeMap::new();
+        for seg in self.segments.iter() {
+            for (_, r) in seg.resident_pages() {
+                if frames.insert(r.frame, ()).is_some() {
+                    return Err(Invariant::SharedFrame(r.frame));
+                }
+            }
         }
         for seg in self.segments.iter() {
             for (page, ptex) in seg.slots() {
