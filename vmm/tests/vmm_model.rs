@@ -55,7 +55,7 @@ fn pp_of(bits: u8) -> Pp {
 /// the implementation: (read, write) for PP `pp` under key bit `key`.
 fn model_rights(pp: u8, key: bool) -> (bool, bool) {
     match (key, pp) {
-        (false, 0b000 | 0b001 | 0b010) => (true, true),
+        (false, 0b000..=0b010) => (true, true),
         (false, 0b011) => (true, false),
         (true, 0b000) => (false, false),
         (true, 0b001 | 0b011) => (true, false),
