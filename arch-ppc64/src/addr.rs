@@ -4,7 +4,7 @@
 //! `const` context, so a bad constant fails the build) and a `try_new` that
 //! returns `None` instead. Inside a valid value all arithmetic is exact.
 //!
-//! Sizes follow Power ISA v2.07 Book III-S §5.7 (78-bit virtual address,
+//! Sizes follow Power ISA v2.07 Book III-S "Storage Addressing" (78-bit virtual address,
 //! 60-bit real address) as QEMU's `mmu-hash64` implements them.
 
 use core::fmt;

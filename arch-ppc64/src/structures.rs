@@ -40,7 +40,8 @@ pub const fn ibm_bits(first: u32, last: u32) -> u64 {
 }
 
 /// Segment size, the `B` field of an SLB entry and of an HPTE
-/// (Power ISA v2.07 Book III-S §5.7.7: 0b00 = 256 MB, 0b01 = 1 TB, others
+/// (Power ISA v2.07 Book III-S, SLB and page table entry formats: 0b00 =
+/// 256 MB, 0b01 = 1 TB, others
 /// reserved).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SegmentSize {
@@ -88,7 +89,7 @@ impl SegmentSize {
     }
 
     /// Number of VSID bits this segment size can carry: the virtual address
-    /// is 78 bits (ISA v2.07 §5.7.1), so a 256 MB segment has a 50-bit VSID
+    /// is 78 bits (ISA v2.07 Book III-S), so a 256 MB segment has a 50-bit VSID
     /// and a 1 TB segment a 38-bit VSID. QEMU's SLB VSID mask
     /// `0x3FFF_FFFF_FFFF_F000` agrees (`vsid << 12` resp. `vsid << 24`).
     pub const fn vsid_bits(self) -> u32 {
@@ -109,7 +110,8 @@ pub enum PageSize {
 
 impl PageSize {
     /// log2 of the page size in bytes: 12 or 16. This is also the shift `p`
-    /// the hash function applies to the segment offset (ISA §5.7.7.3).
+    /// the hash function applies to the segment offset (ISA "Page Table
+    /// Search").
     pub const fn shift(self) -> u32 {
         match self {
             PageSize::K4 => 12,

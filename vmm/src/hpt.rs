@@ -25,7 +25,8 @@ pub const HASH_BITS: u32 = 39;
 /// pages, so an evicted entry can be traced back to its virtual page.
 pub const MIN_PTEG_COUNT: u64 = 1 << 11;
 
-/// The primary hash of a virtual page (Power ISA v2.07 Book III-S §5.7.7.3):
+/// The primary hash of a virtual page (Power ISA v2.07 Book III-S, "Page
+/// Table Search"; `ppc64-mmu-notes.md` §2.3):
 ///
 /// * 256 MB segment: `VSID ^ (offset >> p)`
 /// * 1 TB segment: `VSID ^ (VSID << 25) ^ (offset >> p)`
@@ -324,7 +325,7 @@ impl<B: HptBackend> HptManager<B> {
     /// returns it in [`Inserted::evicted`].
     ///
     /// The caller must not enter a second translation for a page that has
-    /// one (two matching HPTEs are undefined, ISA §5.7.7.3); debug builds
+    /// one (two matching HPTEs are undefined, ISA "Page Table Search"); debug builds
     /// check this.
     pub fn insert(&mut self, mapping: &Mapping) -> Result<Inserted, InsertError> {
         let page = mapping.page;

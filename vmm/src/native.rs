@@ -7,10 +7,10 @@
 //! whose address goes to SDR1/the partition table). On real hardware the
 //! caller must still invalidate TLBs after [`HptBackend::remove`] and
 //! [`HptBackend::protect`] (`ptesync; tlbie; eieio; tlbsync; ptesync`,
-//! ISA §5.10.1): this type only edits memory. It writes doubleword 1
+//! ISA "Page Table Update Synchronization"): this type only edits memory. It writes doubleword 1
 //! before doubleword 0 when inserting and clears V first when changing an
 //! entry, so a concurrent hardware table walk never sees a half-written
-//! valid entry (ISA §5.10.1.2 "Adding a Page Table Entry").
+//! valid entry (ISA page table update rules, "adding a page table entry").
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -120,7 +120,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> NativeHpt<S> {
     }
 
     /// Sets R, and C if `store`, on the entry at `ptex` as the MMU does
-    /// after a permitted access (ISA §5.7.8). Only the emulated MMU calls
+    /// after a permitted access (ISA "Reference and Change Recording"). Only the emulated MMU calls
     /// this; on hardware the processor does it.
     pub fn record_reference(&mut self, ptex: Ptex, store: bool) -> Result<(), HptError> {
         let off = self.check(ptex)?;
@@ -176,7 +176,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> HptBackend for NativeHpt<S> {
         self.store_v(off, 0);
         fence(Ordering::Release);
         // Read back after invalidating: on hardware R/C can still change
-        // until the entry is invalid (ISA §5.10.1.3).
+        // until the entry is invalid (ISA page table update rules).
         Ok(Hpte {
             v: old.v,
             r: self.load(off).r,
@@ -331,5 +331,144 @@ mod tests {
         assert!(t.read(p).unwrap().changed());
         t.record_reference(p, false).unwrap();
         assert!(t.read(p).unwrap().changed(), "C is sticky");
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert {
+            group: u64,
+            slot: Option<u8>,
+            avpn: u64,
+            bolted: bool,
+        },
+        Remove {
+            ptex: u64,
+            cond: u8,
+            avpn: u64,
+        },
+        Protect {
+            ptex: u64,
+            avpn: u64,
+            pp: u8,
+            n: bool,
+        },
+    }
+
+    fn arb_op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        // 9 groups / 72 slots so some operations fall outside the 8-PTEG
+        // table; few AVPNs so conditions both hold and fail.
+        prop_oneof![
+            (
+                0u64..9,
+                proptest::option::of(0u8..9),
+                0u64..4,
+                any::<bool>()
+            )
+                .prop_map(|(group, slot, avpn, bolted)| Op::Insert {
+                    group,
+                    slot,
+                    avpn,
+                    bolted
+                }),
+            (0u64..72, 0u8..3, 0u64..4).prop_map(|(ptex, cond, avpn)| Op::Remove {
+                ptex,
+                cond,
+                avpn
+            }),
+            (0u64..72, 0u64..4, 0u8..8, any::<bool>())
+                .prop_map(|(ptex, avpn, pp, n)| Op::Protect { ptex, avpn, pp, n }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Random operation sequences against a plain model of PAPR's
+        /// rules: same results, same table contents after every step.
+        #[test]
+        fn matches_a_papr_model(ops in proptest::collection::vec(arb_op(), 1..120)) {
+            let mut t = NativeHpt::with_size_shift(10).unwrap();
+            let mut model: Vec<Hpte> = vec![Hpte::EMPTY; 64];
+            for op in ops {
+                match op {
+                    Op::Insert { group, slot, avpn, bolted } => {
+                        let h = entry(avpn).with_bolted(bolted);
+                        let expect = if group >= 8 || slot.is_some_and(|s| s >= 8) {
+                            Err(HptError::Parameter)
+                        } else {
+                            let base = group as usize * 8;
+                            let pick = match slot {
+                                Some(s) => (!model[base + s as usize].is_valid()).then_some(s as usize),
+                                None => (0..8).find(|&s| !model[base + s].is_valid()),
+                            };
+                            match pick {
+                                Some(s) => {
+                                    model[base + s] = h;
+                                    Ok(PtegIndex::new(group).ptex(s as u8))
+                                }
+                                None => Err(HptError::PtegFull),
+                            }
+                        };
+                        proptest::prop_assert_eq!(t.insert(PtegIndex::new(group), slot, h), expect);
+                    }
+                    Op::Remove { ptex, cond, avpn } => {
+                        let c = match cond {
+                            0 => RemoveCondition::Absolute,
+                            1 => RemoveCondition::Avpn(avpn << 7),
+                            _ => RemoveCondition::AndCond(v::BOLTED),
+                        };
+                        let expect = if ptex >= 64 {
+                            Err(HptError::Parameter)
+                        } else {
+                            let old = model[ptex as usize];
+                            let holds = match c {
+                                RemoveCondition::Absolute => true,
+                                RemoveCondition::Avpn(w) => old.v & !0x7f == w,
+                                RemoveCondition::AndCond(m) => old.v & m == 0,
+                            };
+                            if old.is_valid() && holds {
+                                model[ptex as usize] = Hpte::EMPTY;
+                                Ok(old)
+                            } else {
+                                Err(HptError::NotFound)
+                            }
+                        };
+                        let got = t.remove(Ptex::try_from_raw(ptex).unwrap(), c);
+                        proptest::prop_assert_eq!(got, expect);
+                    }
+                    Op::Protect { ptex, avpn, pp, n } => {
+                        let expect = if ptex >= 64 {
+                            Err(HptError::Parameter)
+                        } else {
+                            let old = model[ptex as usize];
+                            if old.is_valid() && old.v & !0x7f == avpn << 7 {
+                                let mut r = old.r & !(r::PP0 | r::PP | r::N);
+                                r |= ((pp as u64 >> 2) << 63) | (pp as u64 & 3);
+                                if n {
+                                    r |= r::N;
+                                }
+                                model[ptex as usize].r = r;
+                                Ok(())
+                            } else {
+                                Err(HptError::NotFound)
+                            }
+                        };
+                        let got = t.protect(Ptex::try_from_raw(ptex).unwrap(), avpn << 7, Pp::new(pp), n);
+                        proptest::prop_assert_eq!(got, expect);
+                    }
+                }
+                for (i, m) in model.iter().enumerate() {
+                    let e = t.read(Ptex::try_from_raw(i as u64).unwrap()).unwrap();
+                    if m.is_valid() {
+                        proptest::prop_assert_eq!(e, *m);
+                    } else {
+                        proptest::prop_assert!(!e.is_valid());
+                    }
+                }
+                proptest::prop_assert_eq!(
+                    t.valid_entries(),
+                    model.iter().filter(|m| m.is_valid()).count()
+                );
+            }
+        }
     }
 }

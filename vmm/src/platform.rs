@@ -24,7 +24,8 @@ use arch_ppc64::structures::SegmentSize;
 // ---------------------------------------------------------------------------
 
 /// Why an [`HptBackend`] operation failed. Mirrors the PAPR return codes
-/// the hcalls give (PAPR §14.5.4.1; values in `ppc64-mmu-notes.md` §1.3).
+/// the hcalls give (PAPR page frame table hcalls; values in
+/// `ppc64-mmu-notes.md` §1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HptError {
     /// `H_PTEG_FULL` (−6): no free slot in the group (or the exact slot
@@ -136,7 +137,7 @@ pub trait SlbBackend {
     /// Writes `entry` at `index` (the entry's own index field is replaced
     /// by `index`). The caller must first invalidate any other entry
     /// translating the same ESID: overlapping entries are undefined (ISA
-    /// §5.7.6.1). When replacing a valid entry with a different VSID,
+    /// SLB search). When replacing a valid entry with a different VSID,
     /// invalidate it first so no stale TLB entry survives.
     fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError>;
 
@@ -261,7 +262,7 @@ pub enum Access {
 }
 
 /// A storage interrupt as the processor delivers it (Power ISA Book III
-/// §7.5.3–7.5.6, QEMU `ppc64-mmu-notes.md` §2.5).
+/// "Interrupt Definitions"; QEMU values in `ppc64-mmu-notes.md` §2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interrupt {
     /// 0x300: data access with a segment but no usable translation. `ea` is

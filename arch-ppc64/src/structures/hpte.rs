@@ -1,8 +1,8 @@
 //! Hashed page table entry (HPTE), the pre-ISA-3.0 format that every PAPR
 //! hcall uses (also on POWER9 under pseries) and that POWER8 reads natively.
 //!
-//! An HPTE is two big-endian doublewords (Power ISA v2.07 Book III-S
-//! §5.7.7.1, Figure 17):
+//! An HPTE is two big-endian doublewords (Power ISA v2.07 Book III-S,
+//! "Page Table", page table entry figure):
 //!
 //! ```text
 //! dword 0 (v): | B 0:1 | AVPN 2:56 | SW 57:60 | L 61 | H 62 | V 63 |
@@ -101,8 +101,8 @@ bitflags! {
     }
 }
 
-/// A 3-bit page protection value `PP0 || PP` (Power ISA v2.07 Book III-S
-/// §5.7.9.1, Table 9). Combined with the segment's key (`Ks` in privileged
+/// A 3-bit page protection value `PP0 || PP` (Power ISA v2.07 Book III-S,
+/// "Storage Protection", the PP/key access table). Combined with the segment's key (`Ks` in privileged
 /// state, `Kp` in problem state) it decides which accesses are allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(transparent)]
@@ -188,7 +188,7 @@ impl Pp {
     }
 
     /// Which accesses this protection allows when the segment key is `key`
-    /// (Table 9; `100`, `101` and `111` are reserved and allow nothing, as
+    /// (the ISA's PP table; `100`, `101` and `111` are reserved and allow nothing, as
     /// in QEMU).
     pub const fn access(self, key: bool) -> PpAccess {
         match (self.0, key) {
@@ -566,7 +566,7 @@ mod tests {
         let n = PpAccess::NONE;
         let rx = PpAccess::RX;
         let rwx = PpAccess::RWX;
-        // (pp, key 0, key 1) from ISA Table 9 / QEMU ppc_hash64_pte_prot.
+        // (pp, key 0, key 1) from the ISA's PP table / QEMU ppc_hash64_pte_prot.
         let table = [
             (0b000, rwx, n),
             (0b001, rwx, rx),

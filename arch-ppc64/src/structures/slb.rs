@@ -1,5 +1,5 @@
 //! Segment lookaside buffer entry, as the two register operands of
-//! `slbmte RS, RB` (Power ISA v2.07 Book III-S §5.9.3.9):
+//! `slbmte RS, RB` (Power ISA v2.07 Book III-S, SLB management instructions):
 //!
 //! ```text
 //! RB (ESID word): | ESID 0:35 | V 36 | 0 37:51 | index 52:63 |
@@ -190,7 +190,7 @@ impl SlbEntry {
         PageSize::from_slb_llp(self.vsid_word & vsid_word::LLP)
     }
 
-    /// Whether this valid entry translates `ea` (ISA §5.7.6.1: compare EA
+    /// Whether this valid entry translates `ea` (ISA SLB search: compare EA
     /// bits 0:35 for 256 MB, 0:23 for 1 TB).
     pub const fn matches(self, ea: EffectiveAddress) -> bool {
         if !self.is_valid() {
@@ -206,7 +206,7 @@ impl SlbEntry {
     }
 
     /// The storage key that applies: `Kp` in problem state, `Ks` otherwise
-    /// (ISA §5.7.9.1).
+    /// (ISA "Storage Protection").
     pub const fn key(self, problem_state: bool) -> bool {
         if problem_state {
             self.vsid_word & vsid_word::KP != 0

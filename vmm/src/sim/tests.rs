@@ -133,7 +133,7 @@ fn translation_hits_primary_and_secondary_and_adds_page_offset() {
     );
 }
 
-/// ISA Table 9, written out as what each (pp, key) allows.
+/// The ISA's PP/key table, written out as what each (pp, key) allows.
 fn table9(pp: u8, key: bool) -> &'static str {
     match (pp, key) {
         (0b000, false) | (0b001, false) | (0b010, false) => "rwx",
