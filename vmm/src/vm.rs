@@ -646,6 +646,48 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// destroyed with its HPTEs, an owned segment is deleted.
     pub fn unmap(&mut self, space: SpaceRef, esid: Esid) -> Result<Mapping, VmError> {
         let m = self.space_mut(space)?.remove(esid)?;
+        self.invalidate_slbe(space, esid);
+        self.release_mapping(&m, None)?;
+        Ok(m)
+    }
+
+    /// `as_seth64`: maps `sid` at `esid` of `space`, replacing whatever was
+    /// mapped there (returned). If the new mapping cannot be made, the old
+    /// one stays as it was.
+    pub fn replace(
+        &mut self,
+        space: SpaceRef,
+        esid: Esid,
+        sid: Sid,
+        opts: MapOptions,
+    ) -> Result<(Handle, Option<Mapping>), VmError> {
+        let old = self.space_mut(space)?.remove(esid).ok();
+        match self.map(space, esid, sid, opts) {
+            Err(e) => {
+                if let Some(m) = old {
+                    self.space_mut(space)?
+                        .insert(esid, m)
+                        .expect("the ESID was just vacated");
+                }
+                Err(e)
+            }
+            Ok(h) => {
+                if let Some(m) = &old {
+                    // The old entry must go; the new one is loaded on the
+                    // next miss. A bolted new mapping has already replaced
+                    // it in its bolted index.
+                    if !self.mapping(space, esid)?.bolted {
+                        self.invalidate_slbe(space, esid);
+                    }
+                    self.release_mapping(m, Some(sid))?;
+                }
+                Ok((h, old))
+            }
+        }
+    }
+
+    /// Drops the SLB entry for `esid` if `space` is what the SLB holds.
+    fn invalidate_slbe(&mut self, space: SpaceRef, esid: Esid) {
         let loaded_here = match space {
             SpaceRef::Kernel => true,
             SpaceRef::Process(id) => self.current == Some(id),
@@ -653,16 +695,22 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         if loaded_here {
             self.slb.invalidate_esid(&mut self.slb_hw, esid);
         }
+    }
+
+    /// Detaches a mapping taken out of its address space: its view goes,
+    /// an owned segment is deleted (unless `keep` names it: it was mapped
+    /// again in its place).
+    fn release_mapping(&mut self, m: &Mapping, keep: Option<Sid>) -> Result<(), VmError> {
         let sid = m.handle.sid();
         let released = self.segments.detach(m.view.unwrap_or(sid))?;
         for r in released {
             self.release(r);
         }
-        if m.owned && self.segments.get(sid).is_ok() {
+        if m.owned && keep != Some(sid) && self.segments.get(sid).is_ok() {
             let d = self.segments.orphan(sid)?;
             self.dispose(d);
         }
-        Ok(m)
+        Ok(())
     }
 
     /// Makes `id` the running address space (`None`: only the kernel's).
@@ -1693,6 +1741,60 @@ mod tests {
         v.check_invariants().unwrap();
         v.destroy_space(p).unwrap();
         assert_eq!(v.delete_segment(g), Ok(true));
+        empty(&v);
+    }
+
+    #[test]
+    fn kernel_half_starts_at_ea_bit_0() {
+        // ISA numbering: EA bit 0 is the most significant bit.
+        assert_eq!(Esid::new(KERNEL_ESID_BASE).base().as_u64(), 1 << 63);
+        assert_eq!(
+            Esid::new(KERNEL_ESID_BASE - 1).base().as_u64(),
+            0x7FFF_FFFF_F000_0000
+        );
+    }
+
+    #[test]
+    fn replace_swaps_segments_or_keeps_the_old_one() {
+        let mut v = vmm();
+        let a = v
+            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
+            .unwrap();
+        let b = v
+            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
+            .unwrap();
+        let p = v.create_space();
+        let sp = SpaceRef::Process(p);
+        v.map(sp, Esid::new(4), a, MapOptions::new(SegKey::PRIV))
+            .unwrap();
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(4, 0), true, Privilege::Problem).unwrap();
+        let fa = v.page_frame(a, 0).unwrap();
+        // A bad window: refused, the old mapping and its SLB entry stay.
+        let mut bad = MapOptions::new(SegKey::PRIV);
+        bad.window = Some(0..5);
+        assert_eq!(v.replace(sp, Esid::new(4), b, bad), Err(VmError::BadWindow));
+        assert_eq!(v.mapping(sp, Esid::new(4)).unwrap().handle.sid(), a);
+        assert_eq!(v.segments().get(a).unwrap().attach_count(), 1);
+        // as_seth64: b replaces a; the next access sees b's page.
+        let (h, old) = v
+            .replace(sp, Esid::new(4), b, MapOptions::new(SegKey::UNPRIV))
+            .unwrap();
+        assert_eq!(h.sid(), b);
+        assert_eq!(old.unwrap().handle.sid(), a);
+        assert_eq!(v.slb().lookup(Esid::new(4)), None);
+        touch(&mut v, ea(4, 0), true, Privilege::Problem).unwrap();
+        assert_ne!(v.page_frame(b, 0).unwrap(), fa);
+        assert_eq!(v.segments().get(a).unwrap().attach_count(), 0);
+        v.check_invariants().unwrap();
+        // Replacing an empty ESID is a plain map.
+        let (_, old) = v
+            .replace(sp, Esid::new(5), a, MapOptions::new(SegKey::PRIV))
+            .unwrap();
+        assert!(old.is_none());
+        v.destroy_space(p).unwrap();
+        v.delete_segment(a).unwrap();
+        v.delete_segment(b).unwrap();
         empty(&v);
     }
 
