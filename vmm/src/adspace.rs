@@ -35,7 +35,7 @@ pub const ESID_COUNT: u64 = 1 << 36;
 pub const NSEGS: usize = 16;
 
 /// A segment's storage keys as an SLB entry carries them: `Ks` applies in
-/// supervisor state, `Kp` in problem state (ISA §5.7.9.2: key =
+/// supervisor state, `Kp` in problem state (Power ISA Book III-S storage protection: key =
 /// `MSR[PR] ? Kp : Ks`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SegKey {
@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn handle_bits_are_the_slb_vsid_word_bits() {
-        // ISA Book III-S §5.7.7.3 (slbmte RS): Ks is bit 52, Kp 53, N 54 of
+        // Power ISA Book III-S, slbmte RS (SLB VSID word): Ks is bit 52, Kp 53, N 54 of
         // the VSID doubleword; the 256 MB VSID ends at bit 51.
         assert_eq!(HANDLE_KS, 1 << (63 - 52));
         assert_eq!(HANDLE_KP, 1 << (63 - 53));

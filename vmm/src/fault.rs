@@ -6,7 +6,7 @@
 //!   is loaded into the SLB, no mapping is [`VmFaultReason::NoSegment`].
 //! * No HPTE (DSISR/SRR1 bit 33): the page is found in its segment (or
 //!   view), the access is judged as the hardware would judge it (key =
-//!   `MSR[PR] ? Kp : Ks` against the page's PP, ISA §5.7.9.2; fetch also
+//!   `MSR[PR] ? Kp : Ks` against the page's PP, the ISA's PP table; fetch also
 //!   against N), an untouched page is zero-filled, and an HPTE is inserted;
 //!   entries evicted to make room have their R/C folded back into their
 //!   pages and their slot records cleared.
@@ -39,7 +39,7 @@ pub struct FaultCounters {
 }
 
 /// Judges `access` against a page's protection `prot` under segment key
-/// bit `key` (ISA Table 9 via [`arch_ppc64::structures::hpte::Pp::access`])
+/// bit `key` (the ISA's PP table via [`arch_ppc64::structures::hpte::Pp::access`])
 /// and the segment's no-execute bit.
 pub fn check_access(
     prot: PageProt,

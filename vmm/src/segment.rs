@@ -50,7 +50,7 @@ pub const fn page_of_offset(offset: u64) -> u32 {
 /// Protection of one page: the HPTE PP bits and the no-execute bit (HPTE N).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageProt {
-    /// Page protection bits, interpreted with the segment key (ISA §5.7.9.2).
+    /// Page protection bits, interpreted with the segment key (Power ISA Book III-S, "Storage Protection" PP table).
     pub pp: Pp,
     /// Instruction fetch is refused from this page (HPTE N = 1).
     pub no_exec: bool,
@@ -124,7 +124,7 @@ pub enum ViewProt {
     Fixed(PageProt),
     /// The target page's access for key 0, none for key 1: a PP that lets
     /// key 0 write becomes `000`, one that lets it only read becomes `110`
-    /// (ISA Table 9), so problem state is refused by the hardware whatever
+    /// (the ISA's PP table), so problem state is refused by the hardware whatever
     /// the page's own PP and the segment's Kp. For kernel mappings of pages
     /// that processes may see elsewhere (through their own views).
     SupervisorOnly,

@@ -8,7 +8,7 @@
 //! non-bolted indexes (Linux `alloc_slb_index`, `stab_rr`).
 //!
 //! The manager keeps a shadow of what it loaded, so it knows which ESIDs
-//! are present (two entries for one ESID are undefined, ISA §5.7.6.1) and
+//! are present (two entries for one ESID are undefined, Power ISA Book III-S "Segment Lookaside Buffer") and
 //! which entry a detach must invalidate. All segments are 256 MB with 4 KiB
 //! base pages.
 

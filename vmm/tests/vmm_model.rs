@@ -51,7 +51,7 @@ fn pp_of(bits: u8) -> Pp {
     Pp::new(bits)
 }
 
-/// ISA Book III-S Table 9 (page protection), written out independently of
+/// The Power ISA Book III-S page protection (PP) table, written out independently of
 /// the implementation: (read, write) for PP `pp` under key bit `key`.
 fn model_rights(pp: u8, key: bool) -> (bool, bool) {
     match (key, pp) {
