@@ -376,11 +376,16 @@ impl<B: HptBackend> HptManager<B> {
                             primary_hpte
                         };
                         // The slot is invalid now, so an exact insert
-                        // cannot find it full; any error is the backend's.
-                        let ptex = self
-                            .backend
-                            .insert(group, Some(slot), new)
-                            .map_err(InsertError::Backend)?;
+                        // cannot find it full; should the backend still
+                        // refuse, put the victim back so the table is as
+                        // before.
+                        let ptex = match self.backend.insert(group, Some(slot), new) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                let _ = self.backend.insert(group, Some(slot), old);
+                                return Err(InsertError::Backend(e));
+                            }
+                        };
                         self.stats.evictions += 1;
                         let evicted = Evicted {
                             ptex: victim,

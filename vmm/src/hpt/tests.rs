@@ -187,6 +187,59 @@ fn eviction_skips_bolted_to_the_only_evictable_entry() {
     assert_eq!(m.stats().evictions, 4);
 }
 
+/// Refuses exact inserts of entries whose AVPN word is `refuse`.
+struct RefuseExact<B> {
+    inner: B,
+    refuse: u64,
+}
+
+impl<B: HptBackend> HptBackend for RefuseExact<B> {
+    fn pteg_count(&self) -> u64 {
+        self.inner.pteg_count()
+    }
+    fn insert(&mut self, g: PtegIndex, slot: Option<u8>, h: Hpte) -> Result<Ptex, HptError> {
+        if slot.is_some() && h.avpn_word() == self.refuse {
+            return Err(HptError::Hardware(-1));
+        }
+        self.inner.insert(g, slot, h)
+    }
+    fn remove(&mut self, p: Ptex, c: RemoveCondition) -> Result<Hpte, HptError> {
+        self.inner.remove(p, c)
+    }
+    fn protect(&mut self, p: Ptex, a: u64, pp: Pp, n: bool) -> Result<(), HptError> {
+        self.inner.protect(p, a, pp, n)
+    }
+    fn read(&self, p: Ptex) -> Result<Hpte, HptError> {
+        self.inner.read(p)
+    }
+}
+
+#[test]
+fn failed_insert_after_eviction_puts_the_victim_back() {
+    let mut m = HptManager::new(RefuseExact {
+        inner: NativeHpt::with_size_shift(18).unwrap(),
+        refuse: colliding(16).avpn_word(),
+    })
+    .unwrap();
+    for k in 0..16 {
+        m.insert(&Mapping::new(colliding(k), frame(k), Pp::RW_RW))
+            .unwrap();
+    }
+    let before: Vec<_> = (0..16)
+        .map(|k| m.lookup(colliding(k)).unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        m.insert(&Mapping::new(colliding(16), frame(16), Pp::RW_RW)),
+        Err(InsertError::Backend(HptError::Hardware(-1)))
+    );
+    let after: Vec<_> = (0..16)
+        .map(|k| m.lookup(colliding(k)).unwrap().unwrap())
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(m.stats().evictions, 0);
+    assert_eq!(m.stats().inserts, 16);
+}
+
 #[test]
 fn remove_returns_rc_once_then_none() {
     let mut m = manager(18);
