@@ -19,6 +19,8 @@
 pub mod abi;
 pub mod adsp;
 pub mod backend;
+#[cfg(feature = "c-abi")]
+pub mod cabi;
 pub mod consts;
 pub mod core_vm;
 pub mod ctypes;
