@@ -17,8 +17,8 @@ use arch_ppc64::addr::EffectiveAddress;
 
 use crate::hpt::{Evicted, InsertError, Inserted, Mapping as HptMapping};
 use crate::platform::{
-    Access, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, HptBackend, HptError,
-    Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
+    Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, HptBackend,
+    HptError, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt, PageState, SegmentKind};
 use crate::vm::{slb_entry, virtual_page, Vmm};
@@ -149,6 +149,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let (frame, fresh) = match state {
             PageState::Resident(r) => (r.frame, false),
             PageState::Untouched => {
+                if self.environment == Environment::Interrupt {
+                    return Err(VmFaultReason::NotAllowedHere);
+                }
                 let f = self.frames.allocate().ok_or(VmFaultReason::NoMemory)?;
                 if self.frames.zero(f).is_err() {
                     let _ = self.frames.free(f);

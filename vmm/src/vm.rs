@@ -27,7 +27,7 @@ use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Handle, Mapping, SegKey};
 use crate::fault::FaultCounters;
-use crate::platform::{FrameAllocator, HptBackend, HptError, SlbBackend};
+use crate::platform::{Environment, FrameAllocator, HptBackend, HptError, SlbBackend};
 use crate::segment::{
     Disposal, PageProt, PageState, Released, SegmentError, SegmentKind, SegmentTable, ViewProt,
     PAGES_PER_SEGMENT, PAGE_SHIFT, SEGSHIFT,
@@ -195,6 +195,7 @@ pub struct Vmm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
     /// Which segment page each HPTE the VMM inserted translates.
     pub(crate) slot_owner: BTreeMap<Ptex, (Sid, u32)>,
     pub(crate) counters: FaultCounters,
+    pub(crate) environment: Environment,
 }
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
@@ -217,6 +218,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             next_space: 1,
             slot_owner: BTreeMap::new(),
             counters: FaultCounters::default(),
+            environment: Environment::KernelProcess,
         })
     }
 
@@ -258,6 +260,21 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     pub fn hptes_in_use(&self) -> usize {
         self.slot_owner.len()
     }
+    /// Tells the VMM what runs now (the kernel's interrupt entry and exit
+    /// call this). In [`Environment::Interrupt`] the fault path refuses to
+    /// zero-fill (that allocates, which may block: AIX makes a fault at
+    /// interrupt level on pageable memory a crash) with
+    /// [`crate::platform::VmFaultReason::NotAllowedHere`]; resident pages
+    /// are still entered into the HPT.
+    pub fn set_environment(&mut self, environment: Environment) {
+        self.environment = environment;
+    }
+
+    /// What the VMM was told runs now.
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+
     /// The running address space, if any.
     pub fn current(&self) -> Option<SpaceId> {
         self.current
@@ -1742,6 +1759,38 @@ mod tests {
         v.destroy_space(p).unwrap();
         assert_eq!(v.delete_segment(g), Ok(true));
         empty(&v);
+    }
+
+    #[test]
+    fn interrupt_level_faults_do_not_zero_fill() {
+        let mut v = vmm();
+        let sid = v
+            .create_segment(SidKind::User, 2 * 4096, PageProt::USER_RW)
+            .unwrap();
+        let p = v.create_space();
+        v.map(
+            SpaceRef::Process(p),
+            Esid::new(1),
+            sid,
+            MapOptions::new(SegKey::PRIV),
+        )
+        .unwrap();
+        v.switch_to(Some(p)).unwrap();
+        touch(&mut v, ea(1, 0), true, Privilege::Supervisor).unwrap();
+        v.protect(sid, 0..1, PageProt::USER_RW).unwrap(); // drops the HPTE
+        v.set_environment(Environment::Interrupt);
+        assert_eq!(v.environment(), Environment::Interrupt);
+        // Resident page: re-entered. Untouched page: refused, nothing allocated.
+        touch(&mut v, ea(1, 0), false, Privilege::Supervisor).unwrap();
+        let free = v.frames().free_frames();
+        assert_eq!(
+            touch(&mut v, ea(1, 1), false, Privilege::Supervisor),
+            Err(VmFaultReason::NotAllowedHere)
+        );
+        assert_eq!(v.frames().free_frames(), free);
+        v.set_environment(Environment::Process(crate::platform::ProcessId(1)));
+        touch(&mut v, ea(1, 1), false, Privilege::Supervisor).unwrap();
+        v.check_invariants().unwrap();
     }
 
     #[test]
