@@ -37,6 +37,9 @@ const ESIDS: u64 = 3;
 const OFFSET: u64 = 0x10;
 const MAX_PROCS: usize = 4;
 const MAX_SEGS: usize = 6;
+/// Where the kernel maps its segment (EA 0xF100_0000_0000_0000, AIX's
+/// kernel heap).
+const KERNEL_ESID: u64 = 0xF_1000_0000;
 /// Pages of a "small" segment: only page index 0 is inside it.
 const SMALL_PAGES: u32 = 3;
 
@@ -96,6 +99,20 @@ enum Op {
         esid: u64,
         page: u32,
     },
+    /// Set-up: the kernel segment (PP 01 pages, as vm_galloc with
+    /// V_UREAD) mapped supervisor-only in the kernel half.
+    KernelSegment,
+    /// A supervisor store through the kernel's mapping.
+    KStore {
+        page: u32,
+        value: u8,
+    },
+    /// vm_guatt-like: a window of the kernel segment in a process.
+    GuAtt {
+        proc: usize,
+        esid: u64,
+        unpriv: bool,
+    },
     /// Every test page of one ESID in turn (forces HPT evictions).
     Sweep {
         proc: usize,
@@ -146,6 +163,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (idx.clone(), 0..ESIDS, any::<bool>(), any::<u8>())
             .prop_map(|(proc, esid, store, seed)| Op::Sweep { proc, esid, store, seed }),
         2 => idx.clone().prop_map(|proc| Op::Fork { proc }),
+        2 => (0..PAGES, any::<u8>()).prop_map(|(page, value)| Op::KStore { page, value }),
+        1 => (idx.clone(), 0..ESIDS, any::<bool>())
+            .prop_map(|(proc, esid, unpriv)| Op::GuAtt { proc, esid, unpriv }),
         1 => idx.clone().prop_map(|proc| Op::Exit { proc }),
         1 => idx.clone().prop_map(|seg| Op::Delete { seg }),
         1 => (idx.clone(), page, 0usize..4).prop_map(|(seg, page, p)| Op::Protect { seg, page, pp: PP_CHOICES[p] }),
@@ -213,14 +233,21 @@ struct MProc {
 struct Model {
     segs: BTreeMap<Sid, MSeg>,
     procs: Vec<MProc>,
+    /// The vm_galloc-like kernel segment (also in `segs`, never deleted
+    /// by the random operations) mapped supervisor-only at [`KERNEL_ESID`].
+    kernel: Option<Sid>,
 }
 
 impl Model {
+    /// A user segment (not the kernel one).
     fn seg_at(&self, i: usize) -> Option<Sid> {
-        if self.segs.is_empty() {
-            return None;
-        }
-        self.segs.keys().nth(i % self.segs.len()).copied()
+        let user: Vec<Sid> = self
+            .segs
+            .keys()
+            .copied()
+            .filter(|s| Some(*s) != self.kernel)
+            .collect();
+        (!user.is_empty()).then(|| user[i % user.len()])
     }
 
     fn proc_at(&self, i: usize) -> Option<usize> {
@@ -417,6 +444,73 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
             let got = env.load(ea(esid, page_no(page), OFFSET), Privilege::Problem);
             assert_eq!(got, want, "{op:?}");
         }
+        Op::KernelSegment => {
+            let prot = PageProt {
+                pp: Pp::RW_RO,
+                no_exec: true,
+            };
+            let sid = env
+                .vmm
+                .create_segment(SidKind::Kernel, 1 << 28, prot)
+                .unwrap();
+            let mut o = MapOptions::new(SegKey::KERNEL);
+            o.view_prot = ViewProt::SupervisorOnly;
+            env.vmm
+                .map(SpaceRef::Kernel, Esid::new(KERNEL_ESID), sid, o)
+                .unwrap();
+            model.segs.insert(
+                sid,
+                MSeg {
+                    sid,
+                    size: 1 << 16,
+                    default_pp: 0b001,
+                    pp: BTreeMap::new(),
+                    data: BTreeMap::new(),
+                    pending: false,
+                    holds: 0,
+                },
+            );
+            model.kernel = Some(sid);
+        }
+        Op::KStore { page, value } => {
+            let Some(k) = model.kernel else { return };
+            env.store(
+                ea(KERNEL_ESID, page_no(page), OFFSET),
+                value,
+                Privilege::Supervisor,
+            )
+            .unwrap();
+            model
+                .segs
+                .get_mut(&k)
+                .unwrap()
+                .data
+                .insert(page_no(page), value);
+        }
+        Op::GuAtt { proc, esid, unpriv } => {
+            let (Some(p), Some(k)) = (model.proc_at(proc), model.kernel) else {
+                return;
+            };
+            let m = MMap {
+                seg: k,
+                unpriv,
+                window: Some(1..page_no(10)),
+                ro_view: false,
+                fork: ForkAction::Drop,
+                owned: false,
+            };
+            let r = env.vmm.map(
+                SpaceRef::Process(model.procs[p].id),
+                Esid::new(esid),
+                k,
+                options(&m),
+            );
+            let ok = !model.procs[p].maps.contains_key(&esid);
+            assert_eq!(r.is_ok(), ok, "{op:?}: {r:?}");
+            if ok {
+                model.procs[p].maps.insert(esid, m);
+            }
+        }
         Op::Sweep {
             proc,
             esid,
@@ -554,10 +648,28 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
 }
 
 /// Nothing the MMU would translate for a process (with every mapped
-/// segment in its SLB) goes beyond the model's rights.
+/// segment in its SLB) goes beyond the model's rights, and nothing of the
+/// kernel's half translates in problem state.
 fn check_no_excess_rights(env: &mut Env, model: &Model) {
     for (p, proc) in model.procs.iter().enumerate() {
         env.vmm.switch_to(Some(proc.id)).unwrap();
+        if model.kernel.is_some() {
+            let base = EffectiveAddress::new(ea(KERNEL_ESID, 0, 0));
+            let _ = env
+                .vmm
+                .handle(Interrupt::DataSegment { ea: base }, Privilege::Problem);
+            for idx in 0..PAGES {
+                let at = EffectiveAddress::new(ea(KERNEL_ESID, page_no(idx), OFFSET));
+                for access in [Access::Load, Access::Store] {
+                    assert!(
+                        env.machine
+                            .translate(at, access, Privilege::Problem)
+                            .is_err(),
+                        "problem state may {access:?} kernel page {idx}"
+                    );
+                }
+            }
+        }
         for esid in 0..ESIDS {
             let base = EffectiveAddress::new(ea(esid, 0, 0));
             // Load the SLB entry as a segment interrupt would.
@@ -585,6 +697,7 @@ fn check_no_excess_rights(env: &mut Env, model: &Model) {
 }
 
 fn teardown(env: &mut Env, model: &mut Model) {
+    model.kernel = None;
     for p in std::mem::take(&mut model.procs) {
         env.vmm.destroy_space(p.id).unwrap();
     }
@@ -610,14 +723,16 @@ proptest! {
     ) {
         let mut env = Env::new(2 << 20, 32);
         let mut model = Model::default();
-        // Two processes and three segments (user read-write, user
-        // read-only, kernel-only pages) with some mappings to start from.
+        // Two processes, three user segments (user read-write, user
+        // read-only, kernel-only pages) with some mappings to start from,
+        // and a kernel segment mapped supervisor-only.
         let prologue = [
             Op::Spawn,
             Op::Spawn,
             Op::CreateSeg { pp: 0b010, small: false },
             Op::CreateSeg { pp: 0b001, small: false },
             Op::CreateSeg { pp: 0b000, small: false },
+            Op::KernelSegment,
         ];
         for op in prologue.iter().chain(&setup).chain(&ops) {
             run_op(&mut env, &mut model, op);
