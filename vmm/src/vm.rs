@@ -9,11 +9,16 @@
 //! [`KERNEL_ESID_BASE`] up (EA bit 0 set, where AIX keeps its kernel heap at
 //! 0xF100_…) belong to the kernel's address space, shared by every process;
 //! ESIDs below belong to the current process. Protection in problem state
-//! comes from the hardware rule alone (segment key × page PP), so kernel
-//! pages meant to be closed to processes use PP 00 (or 110) with the kernel
-//! key ([`SegKey::KERNEL`]); a process is given pages through a *view*
-//! mapping with a window and a protection of its own (see
-//! [`crate::segment`]).
+//! comes from the hardware rule alone (segment key × page PP): kernel
+//! pages meant to be closed to processes either use PP 00 (or 110) with
+//! the kernel key ([`SegKey::KERNEL`]) or are mapped through a
+//! [`ViewProt::SupervisorOnly`] view. A process is given some pages of a
+//! segment through a *view*: a mapping with its own VSID, a page window and
+//! optionally a protection of its own (see [`crate::segment`]), so no
+//! translation made for another mapping of the segment can leak into it.
+//!
+//! Every operation that fails returns a [`VmError`] and leaves the tables,
+//! the HPT and the SLB as they were.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -492,8 +497,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(())
     }
 
-    /// Reads bytes of a segment page through the frame (for the kernel's own
-    /// use and checks; touches nothing, an untouched page reads as zeroes).
+    /// The frame backing page `page` of `sid` (a view answers with its
+    /// target's), or `None` while the page is untouched (it reads as
+    /// zeroes). Touches nothing.
     pub fn page_frame(&self, sid: Sid, page: u32) -> Result<Option<PhysAddr>, VmError> {
         let s = self.segments.get(sid)?;
         let (target, page) = match s.kind() {
@@ -969,6 +975,7 @@ pub(crate) fn slb_entry(esid: Esid, mapping: &Mapping) -> SlbEntry {
     .expect("VSIDs from the scramble fit a 256 MB segment")
 }
 
+// Page indexes are `u32` and a 256 MB segment has 2^16 4 KiB pages.
 const _: () = assert!(PAGES_PER_SEGMENT == 1 << 16);
 
 #[cfg(test)]
