@@ -58,7 +58,11 @@ impl Harness for SimHarness {
         let vm = self.aix.vm_mut();
         vm.context_mut().0 = env;
         match env {
-            Environment::Process(p) => vm.switch_to(Space::Process(p)).unwrap(),
+            // An unknown process keeps the current space (the services
+            // must refuse it anyway).
+            Environment::Process(p) => {
+                let _ = vm.switch_to(Space::Process(p));
+            }
             Environment::KernelProcess => vm.switch_to(Space::Kernel).unwrap(),
             Environment::Interrupt => {}
         }

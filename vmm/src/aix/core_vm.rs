@@ -285,3 +285,34 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> AixVm
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_errors_map_to_shortages_and_refusals() {
+        assert_eq!(
+            core_error(VmError::NoSids),
+            CoreError::Shortage(Shortage::Sids)
+        );
+        assert_eq!(
+            core_error(VmError::NoFrames),
+            CoreError::Shortage(Shortage::Frames)
+        );
+        let sid = Sid::new(7);
+        assert_eq!(
+            core_error(VmError::Segment(SegmentError::NotHeld(sid))),
+            CoreError::NotHeld(7)
+        );
+        assert_eq!(
+            core_error(VmError::Segment(SegmentError::DeletePending(sid))),
+            CoreError::DeletePending(7)
+        );
+        assert_eq!(core_error(VmError::BadWindow), CoreError::BadRange);
+        assert_eq!(
+            core_error(VmError::NoBoltedSlot),
+            CoreError::Shortage(Shortage::Metadata)
+        );
+    }
+}

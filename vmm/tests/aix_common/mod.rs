@@ -427,6 +427,46 @@ pub fn guatt_32bit_uses_segment_registers<H: Harness>() {
     assert_eq!(h.load(k, SUP), Ok(3));
 }
 
+pub fn guatt_enomem_when_no_user_segments<H: Harness>() {
+    let mut h = H::with_config(AixConfig::default());
+    h.aix().create_process(P2, AddressModel::Bits32).unwrap();
+    h.set_env(Environment::Process(P2));
+    let k = h.aix().vm_galloc(V_WORKING, (2 * SEGSIZE) as i64).unwrap();
+    // Registers 3..13 hold at most five two-segment runs (3-4 ... 11-12);
+    // 13 and 15 are single.
+    for _ in 0..5 {
+        h.aix()
+            .vm_guatt(k + SEGSIZE - K, 2 * K as i64, VM_PRIV, VU_ANYWHERE)
+            .unwrap();
+    }
+    let e = refused(&mut h, |a| {
+        a.vm_guatt(k + SEGSIZE - K, 2 * K as i64, VM_PRIV, VU_ANYWHERE)
+    });
+    assert_eq!(e, VmGuattError::NoMemory(Shortage::Regions));
+    assert_eq!(e.errno(), Errno::NoMem);
+    // A one-segment region still fits register 13.
+    let u = h.aix().vm_guatt(k, K as i64, VM_PRIV, VU_ANYWHERE).unwrap();
+    assert_eq!(u >> SEGSHIFT, 13);
+}
+
+pub fn process_hooks_refuse_bad_ids<H: Harness>() {
+    let mut h = setup::<H>();
+    let e = refused(&mut h, |a| a.create_process(P1, AddressModel::Bits64));
+    assert_eq!(e, ProcessError::Exists(P1));
+    let e = refused(&mut h, |a| a.fork(P2, ProcessId(9)));
+    assert_eq!(e, ProcessError::NoSuchProcess(P2));
+    let e = refused(&mut h, |a| a.fork(P1, P1));
+    assert_eq!(e, ProcessError::Exists(P1));
+    let e = refused(&mut h, |a| a.exit(P2));
+    assert_eq!(e, ProcessError::NoSuchProcess(P2));
+    // A process the services were never told about is refused, not guessed.
+    h.set_env(Environment::Process(ProcessId(42)));
+    let e = refused(&mut h, |a| a.as_att64(0, 0));
+    assert_eq!(e, AsAtt64Error::NoAddressSpace);
+    let e = refused(&mut h, |a| a.getadsp());
+    assert_eq!(e, GetadspError::NoAddressSpace);
+}
+
 pub fn gudet_detaches<H: Harness>() {
     let mut h = setup::<H>();
     let before = snap(&h);
@@ -1171,6 +1211,8 @@ macro_rules! aix_suite {
             guatt_refuses_bad_arguments,
             guatt_refused_in_interrupt_and_kproc,
             guatt_32bit_uses_segment_registers,
+            guatt_enomem_when_no_user_segments,
+            process_hooks_refuse_bad_ids,
             gudet_detaches,
             gudet_refuses_bad_arguments,
             fork_drops_guatt_keeps_as_att,
