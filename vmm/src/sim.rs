@@ -13,9 +13,12 @@
 //!    `PROTFAULT`.
 //! 5. R is set on every permitted access, C on a store, in the HPT.
 //!
-//! Not modelled: real mode, TLBs (every access walks the table, so there is
-//! no stale translation to invalidate), AMR/IAMR (always 0, so storage
-//! keys never deny), large-page mixes within a segment.
+//! A small TLB caches translations with QEMU's invalidation rules (see
+//! [`Machine::set_tlb_enabled`]): forgetting `slbie` before overwriting a
+//! valid SLB entry leaves old translations usable, as it would under QEMU.
+//!
+//! Not modelled: real mode, AMR/IAMR (always 0, so storage keys never
+//! deny), large-page mixes within a segment.
 //!
 //! [`Machine`] and the backend handles ([`SimHpt`], [`SimSlb`],
 //! [`SimMemory`]) share one state, the way a kernel and its MMU share the
@@ -28,6 +31,7 @@ mod pager;
 mod slb;
 #[cfg(test)]
 mod tests;
+mod tlb;
 
 use alloc::rc::Rc;
 use core::cell::RefCell;
@@ -50,6 +54,7 @@ pub use pager::{FlatPager, PagerStats};
 pub use slb::SimSlb;
 
 use memory::Memory;
+use tlb::{Tlb, TlbEntry};
 
 /// How many interrupts one access may take before the machine gives up
 /// with [`VmFaultReason::RetriesExhausted`]. A well-behaved VMM needs at
@@ -83,6 +88,8 @@ impl Default for SimConfig {
 pub struct SimStats {
     /// Successful translations.
     pub translations: u64,
+    /// Of those, how many the TLB answered without a table walk.
+    pub tlb_hits: u64,
     /// Data segment interrupts (0x380).
     pub data_segment: u64,
     /// Instruction segment interrupts (0x480).
@@ -97,6 +104,7 @@ struct State {
     slb: alloc::vec::Vec<SlbEntry>,
     hpt: NativeHpt<alloc::vec::Vec<u8>>,
     mem: Memory,
+    tlb: Tlb,
     stats: SimStats,
 }
 
@@ -136,6 +144,7 @@ impl Machine {
                 slb: alloc::vec![SlbEntry::INVALID; config.slb_size],
                 hpt,
                 mem,
+                tlb: Tlb::new(),
                 stats: SimStats::default(),
             })),
         })
@@ -161,6 +170,19 @@ impl Machine {
     /// MMU counters so far.
     pub fn stats(&self) -> SimStats {
         self.state.borrow().stats
+    }
+
+    /// Turns the TLB on (the default) or off. Off, every access walks the
+    /// SLB and HPT, so missing invalidations go unnoticed.
+    pub fn set_tlb_enabled(&self, enabled: bool) {
+        let mut st = self.state.borrow_mut();
+        st.tlb.enabled = enabled;
+        st.tlb.flush();
+    }
+
+    /// Drops every cached translation (as `tlbia` would).
+    pub fn flush_tlb(&self) {
+        self.state.borrow_mut().tlb.flush();
     }
 
     /// Number of valid HPTEs (full scan).
@@ -368,6 +390,12 @@ fn translate_in(
     };
     let isi = |bits: IsiFlags| Interrupt::InstructionStorage { ea, srr1: bits };
 
+    // 0. TLB.
+    if let Some(pa) = st.tlb.lookup(ea.as_u64(), access, privilege) {
+        st.stats.tlb_hits += 1;
+        return Ok(PhysAddr::new(pa));
+    }
+
     // 1. SLB.
     let mut hits = st.slb.iter().filter(|e| e.matches(ea));
     let slbe = match hits.next() {
@@ -437,13 +465,26 @@ fn translate_in(
     }
 
     // 5. Reference and change.
+    let store = access == Access::Store;
     st.hpt
-        .record_reference(ptex, access == Access::Store)
+        .record_reference(ptex, store)
         .expect("ptex came from this table");
     let Some(base) = pte.real_address() else {
         unreachable!("page size decoded above");
     };
-    Ok(PhysAddr::new(base.as_u64() | ea.page_offset(psize)))
+    let pa = base.as_u64() | ea.page_offset(psize);
+    st.tlb.fill(TlbEntry {
+        ea_page: ea.as_u64() & !0xfff,
+        problem: privilege.is_problem(),
+        pa_page: pa & !0xfff,
+        read: allowed.read,
+        write: allowed.write && (store || pte.changed()),
+        execute: allowed.execute
+            && !pte.no_execute()
+            && !pte.wimg().contains(Wimg::G)
+            && slbe.vsid_word & vsid_word::N == 0,
+    });
+    Ok(PhysAddr::new(pa))
 }
 
 impl HptBackend for SimHpt {
@@ -455,12 +496,20 @@ impl HptBackend for SimHpt {
         self.state.borrow_mut().hpt.insert(group, slot, hpte)
     }
 
+    /// Like PAPR `H_REMOVE`; a successful removal flushes the TLB.
     fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
-        self.state.borrow_mut().hpt.remove(ptex, cond)
+        let mut st = self.state.borrow_mut();
+        let old = st.hpt.remove(ptex, cond)?;
+        st.tlb.flush();
+        Ok(old)
     }
 
+    /// Like PAPR `H_PROTECT`; a successful change flushes the TLB.
     fn protect(&mut self, ptex: Ptex, avpn: u64, pp: Pp, no_exec: bool) -> Result<(), HptError> {
-        self.state.borrow_mut().hpt.protect(ptex, avpn, pp, no_exec)
+        let mut st = self.state.borrow_mut();
+        st.hpt.protect(ptex, avpn, pp, no_exec)?;
+        st.tlb.flush();
+        Ok(())
     }
 
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {

@@ -9,6 +9,8 @@ use crate::platform::{SlbBackend, SlbError};
 
 /// The machine's SLB as an [`SlbBackend`] (a handle sharing the machine).
 ///
+/// `load` does not flush the TLB (QEMU's `slbmte` does not either), so
+/// overwrite a valid entry only after [`SlbBackend::invalidate`].
 /// `load` checks what `slbmte` checks: the index (Program interrupt on
 /// hardware) and, for a valid entry, a defined segment size and a base
 /// page size this machine supports (4K or 64K, QEMU's default cap).
@@ -69,18 +71,29 @@ impl SlbBackend for SimSlb {
             .ok_or(SlbError::IndexOutOfRange(index))
     }
 
+    /// `slbie`: clears V of the matching entry and flushes the TLB (QEMU
+    /// flushes everything when `slbie` hits a valid entry).
     fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
-        for e in self.state.borrow_mut().slb.iter_mut() {
+        let mut st = self.state.borrow_mut();
+        let mut hit = false;
+        for e in st.slb.iter_mut() {
             if e.matches(ea) && e.segment_size() == Some(ssize) {
                 // slbie clears V; the rest of the entry is undefined.
                 e.esid_word &= !arch_ppc64::structures::slb::esid_word::V;
+                hit = true;
             }
+        }
+        if hit {
+            st.tlb.flush();
         }
     }
 
+    /// Like `slbia`: invalidates the non-bolted entries and flushes the TLB.
     fn invalidate_non_bolted(&mut self, bolted: usize) {
-        for e in self.state.borrow_mut().slb.iter_mut().skip(bolted) {
+        let mut st = self.state.borrow_mut();
+        for e in st.slb.iter_mut().skip(bolted) {
             *e = SlbEntry::INVALID;
         }
+        st.tlb.flush();
     }
 }

@@ -634,3 +634,93 @@ fn hpt_pressure_every_page_reads_back_its_own_data() {
         assert!(st.changed || live_c, "{a:?} lost its change bit");
     }
 }
+
+#[test]
+fn slbmte_over_a_valid_entry_keeps_stale_translations_until_slbie() {
+    let (m, mut hpt) = setup(SlbFlags::KP);
+    hpt.insert(&Mapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
+        .unwrap();
+    // The same offset in another segment (VSID 0x5678) maps elsewhere.
+    let other =
+        VirtualPage::new(Vsid::new(0x5678), ea(0), SegmentSize::M256, PageSize::K4).unwrap();
+    hpt.insert(&Mapping::new(other, PhysAddr::new(0x2000), Pp::RW_RW))
+        .unwrap();
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Ok(PhysAddr::new(0x1008))
+    );
+    // Overwrite slot 0 with the other VSID, no slbie: the TLB still holds
+    // the old segment's translation (as under QEMU).
+    let e = SlbEntry::new(
+        Esid::new(1),
+        Vsid::new(0x5678),
+        SegmentSize::M256,
+        PageSize::K4,
+        SlbFlags::KP,
+    )
+    .unwrap();
+    m.slb().load(0, e).unwrap();
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Ok(PhysAddr::new(0x1008))
+    );
+    // The right sequence: slbie, then slbmte.
+    m.slb().invalidate(ea(0), SegmentSize::M256);
+    m.slb().load(0, e).unwrap();
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Ok(PhysAddr::new(0x2008))
+    );
+    // Without a TLB the overwrite takes effect at once.
+    m.set_tlb_enabled(false);
+    let back = SlbEntry::new(
+        Esid::new(1),
+        Vsid::new(VSID),
+        SegmentSize::M256,
+        PageSize::K4,
+        SlbFlags::KP,
+    )
+    .unwrap();
+    m.slb().load(0, back).unwrap();
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Ok(PhysAddr::new(0x1008))
+    );
+}
+
+#[test]
+fn tlb_hits_still_record_change_and_respect_flushes() {
+    let (m, hpt) = setup(SlbFlags::KP);
+    let p = page(0x7000);
+    let h = Mapping::new(p, PhysAddr::new(0x7000), Pp::RW_RW)
+        .hpte(false)
+        .unwrap();
+    let ptex = m.hpt().insert(hpt.primary_group(p), None, h).unwrap();
+    m.translate(ea(0x7000), Access::Load, P).unwrap();
+    let hits = m.stats().tlb_hits;
+    m.translate(ea(0x7008), Access::Load, P).unwrap();
+    assert_eq!(m.stats().tlb_hits, hits + 1, "second load from the TLB");
+    assert!(!m.hpt().read(ptex).unwrap().changed());
+    // The first store walks the table (C was clear) and records C.
+    m.translate(ea(0x7000), Access::Store, P).unwrap();
+    assert!(m.hpt().read(ptex).unwrap().changed());
+    m.translate(ea(0x7000), Access::Store, P).unwrap();
+    assert_eq!(m.stats().tlb_hits, hits + 2, "later stores hit");
+    // Supervisor state has its own entries.
+    m.translate(ea(0x7000), Access::Load, S).unwrap();
+    assert_eq!(m.stats().tlb_hits, hits + 2);
+    // H_PROTECT flushes: the store is refused at once.
+    m.hpt()
+        .protect(ptex, p.avpn_word(), Pp::RO_RO, false)
+        .unwrap();
+    assert_eq!(
+        m.translate(ea(0x7000), Access::Store, P),
+        Err(dsi(0x7000, 0x0a00_0000))
+    );
+    // H_REMOVE flushes: the load faults.
+    m.hpt().remove(ptex, RemoveCondition::Absolute).unwrap();
+    assert_eq!(
+        m.translate(ea(0x7000), Access::Load, P),
+        Err(dsi(0x7000, 0x4000_0000))
+    );
+}
