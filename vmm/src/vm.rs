@@ -925,6 +925,13 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             }
         }
         for i in 0..self.slb.size() {
+            // The processor's SLB holds exactly what the manager loaded.
+            let hw = self.slb_hw.read(i).map_err(|_| Invariant::StraySlbe(i))?;
+            match self.slb.entry(i) {
+                Some(e) if hw.is_valid() && hw == e => {}
+                None if !hw.is_valid() => {}
+                _ => return Err(Invariant::StraySlbe(i)),
+            }
             let Some(e) = self.slb.entry(i) else { continue };
             let esid = e.esid();
             let ok = self
