@@ -724,3 +724,41 @@ fn tlb_hits_still_record_change_and_respect_flushes() {
         Err(dsi(0x7000, 0x4000_0000))
     );
 }
+
+#[test]
+fn pager_serves_one_terabyte_segments() {
+    let m = Machine::new(SimConfig::default()).unwrap();
+    let mut pager = FlatPager::new(&m).unwrap();
+    // The 1T segment 0x100_0000_0000..0x200_0000_0000 is named by ESID
+    // 0x1000 (EA >> 28, low 12 bits zero).
+    let base = EffectiveAddress::new(0x100_0000_0000);
+    pager
+        .add_segment(
+            Esid::of_segment(base, SegmentSize::T1),
+            Vsid::new(0x3_1234),
+            SegmentSize::T1,
+            SlbFlags::KP,
+            Pp::RW_RW,
+            false,
+        )
+        .unwrap();
+    let far = EffectiveAddress::new(0x1ab_cdef_0008);
+    m.store_u64(far, 77, P, &mut pager).unwrap();
+    m.store_u64(base, 78, P, &mut pager).unwrap();
+    assert_eq!(m.load_u64(far, P, &mut pager), Ok(77));
+    assert_eq!(m.load_u64(base, P, &mut pager), Ok(78));
+    assert_eq!(pager.stats().segment_faults, 1, "one SLB entry covers both");
+    let e = m.slb().read(0).unwrap();
+    assert_eq!(e.segment_size(), Some(SegmentSize::T1));
+    // A 1T segment's ESID must be aligned.
+    assert!(pager
+        .add_segment(
+            Esid::new(0x1001),
+            Vsid::new(1),
+            SegmentSize::T1,
+            SlbFlags::KP,
+            Pp::RW_RW,
+            false
+        )
+        .is_err());
+}
