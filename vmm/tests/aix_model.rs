@@ -51,6 +51,10 @@ impl Harness for ModelHarness {
         self.aix.vm_mut().limit_sids(more);
         true
     }
+    fn fail_map_after(&mut self, n: u32) -> bool {
+        self.aix.vm_mut().fail_map_after = Some(n);
+        true
+    }
 }
 
 aix_suite!(ModelHarness);

@@ -116,6 +116,9 @@ impl Harness for SimHarness {
     fn limit_sids(&mut self, _more: u64) -> bool {
         false
     }
+    fn fail_map_after(&mut self, _n: u32) -> bool {
+        false
+    }
 }
 
 aix_suite!(SimHarness);

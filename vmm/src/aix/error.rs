@@ -196,7 +196,9 @@ service_error! {
     VmAttError {
         /// The handle is malformed.
         BadHandle(HandleError) => Inval,
-        /// The handle names no live segment.
+        /// The handle names no live segment (or one `vms_delete`d while
+        /// held, which stays usable where it is mapped but cannot be
+        /// mapped again).
         NoSuchSegment {
             /// The SID in the handle.
             sid: u64,
@@ -244,7 +246,9 @@ service_error! {
         } => Inval,
         /// The handle is malformed.
         BadHandle(HandleError) => Inval,
-        /// The handle names no live segment.
+        /// The handle names no live segment (or one `vms_delete`d while
+        /// held, which stays usable where it is mapped but cannot be
+        /// mapped again).
         NoSuchSegment {
             /// The SID in the handle.
             sid: u64,
@@ -346,7 +350,9 @@ service_error! {
         NoAddressSpace => Inval,
         /// The handle is malformed.
         BadHandle(HandleError) => Inval,
-        /// The handle names no live segment.
+        /// The handle names no live segment (or one `vms_delete`d while
+        /// held, which stays usable where it is mapped but cannot be
+        /// mapped again).
         NoSuchSegment {
             /// The SID in the handle.
             sid: u64,
@@ -403,7 +409,9 @@ service_error! {
         } => Inval,
         /// The handle is malformed.
         BadHandle(HandleError) => Inval,
-        /// The handle names no live segment.
+        /// The handle names no live segment (or one `vms_delete`d while
+        /// held, which stays usable where it is mapped but cannot be
+        /// mapped again).
         NoSuchSegment {
             /// The SID in the handle.
             sid: u64,

@@ -57,6 +57,9 @@ pub struct ModelVm {
     /// SIDs are handed out below this bound; beyond it `create_segment`
     /// fails with [`Shortage::Sids`].
     pub sid_limit: u64,
+    /// `Some(n)`: the map call after `n` more successful ones fails (once)
+    /// with [`Shortage::Metadata`], to test the services' roll-back.
+    pub fail_map_after: Option<u32>,
     next_sid: u64,
     segments: BTreeMap<u64, ModelSegment>,
     spaces: BTreeMap<Space, BTreeMap<u64, MappingInfo>>,
@@ -77,6 +80,7 @@ impl ModelVm {
             environment: Environment::KernelProcess,
             active: Space::Kernel,
             sid_limit: 1 << 20,
+            fail_map_after: None,
             next_sid: 0x100,
             segments: BTreeMap::new(),
             spaces,
@@ -351,6 +355,18 @@ impl AixVm for ModelVm {
         if maps.contains_key(&esid) {
             return Err(CoreError::Occupied(esid));
         }
+        match self.fail_map_after {
+            Some(0) => {
+                self.fail_map_after = None;
+                return Err(CoreError::Shortage(Shortage::Metadata));
+            }
+            Some(n) => self.fail_map_after = Some(n - 1),
+            None => {}
+        }
+        let maps = self
+            .spaces
+            .get_mut(&space)
+            .ok_or(CoreError::NoSuchSpace(space))?;
         maps.insert(esid, how.clone());
         if let Some(s) = self.segments.get_mut(&how.sid) {
             s.attaches += 1;

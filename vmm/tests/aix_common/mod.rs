@@ -47,6 +47,9 @@ pub trait Harness: Sized {
     fn core_snapshot(&self) -> Self::Snapshot;
     /// Limits the SIDs the core can still hand out, if it can (for ENOMEM).
     fn limit_sids(&mut self, more: u64) -> bool;
+    /// Makes the map call after `n` successful ones fail once, if the core
+    /// can (for the roll-back paths).
+    fn fail_map_after(&mut self, n: u32) -> bool;
 }
 
 /// Everything observable.
@@ -216,6 +219,42 @@ pub fn galloc_enomem_when_sids_run_out<H: Harness>() {
     let e = refused(&mut h, |a| a.vm_galloc(V_WORKING, (SEGSIZE + 1) as i64));
     assert_eq!(e, VmGallocError::NoMemory(Shortage::Sids));
     assert_eq!(e.errno(), Errno::NoMem);
+}
+
+pub fn galloc_rolls_back_when_a_map_fails<H: Harness>() {
+    let mut h = setup::<H>();
+    if !h.fail_map_after(1) {
+        return; // covered on the model
+    }
+    let e = refused(&mut h, |a| a.vm_galloc(V_WORKING, (SEGSIZE + 1) as i64));
+    assert_eq!(e, VmGallocError::NoMemory(Shortage::Metadata));
+    assert_eq!(e.errno(), Errno::NoMem);
+}
+
+pub fn guatt_and_seth64_roll_back_when_a_map_fails<H: Harness>() {
+    let mut h = setup::<H>();
+    let k = h.aix().vm_galloc(V_WORKING, (2 * SEGSIZE) as i64).unwrap();
+    let kaddr = k + SEGSIZE - K;
+    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
+    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    if !h.fail_map_after(1) {
+        return; // covered on the model
+    }
+    let e = refused(&mut h, |a| {
+        a.vm_guatt(kaddr, 2 * K as i64, VM_PRIV, VU_ANYWHERE)
+    });
+    assert_eq!(e, VmGuattError::NoMemory(Shortage::Metadata));
+    let u = h
+        .aix()
+        .vm_guatt(kaddr, 2 * K as i64, VM_PRIV, VU_ANYWHERE)
+        .unwrap();
+    h.store(u + K, USR, 4).unwrap();
+    // as_seth64 over the attachment: the new map fails, both old
+    // segments come back.
+    assert!(h.fail_map_after(0));
+    let e = refused(&mut h, |a| a.as_seth64(u, hnd));
+    assert_eq!(e, AsSeth64Error::NoMemory(Shortage::Metadata));
+    assert_eq!(h.load(u + K, USR), Ok(4));
 }
 
 pub fn galloc_refused_in_interrupt<H: Harness>() {
@@ -1005,6 +1044,12 @@ pub fn as_geth64_hold_defers_vms_delete<H: Harness>() {
     h.store(a, USR, 0x34).unwrap();
     let e = refused(&mut h, |x| x.vms_delete(vmid));
     assert_eq!(e, VmsDeleteError::BadVmid { vmid });
+    // Deleted: no new mappings of it, anywhere.
+    let e = refused(&mut h, |x| x.as_att64(hnd, 0));
+    assert_eq!(e, AsAtt64Error::NoSuchSegment { sid: vmid as u64 });
+    assert_eq!(e.errno(), Errno::Inval);
+    let e = refused(&mut h, |x| x.vm_att(hnd, 0));
+    assert_eq!(e, VmAttError::NoSuchSegment { sid: vmid as u64 });
     h.aix().as_puth64(a, g).unwrap();
     assert!(h.load(a, USR).is_err(), "destroyed at the last put");
     assert!(h.aix_ref().vm().segment(vmid as u64).is_none());
@@ -1202,6 +1247,8 @@ macro_rules! aix_suite {
             galloc_enospc_when_range_exhausted,
             galloc_enomem_when_sids_run_out,
             galloc_refused_in_interrupt,
+            galloc_rolls_back_when_a_map_fails,
+            guatt_and_seth64_roll_back_when_a_map_fails,
             gfree_frees_and_revokes,
             gfree_refuses_inexact,
             gfree_refused_in_interrupt,
