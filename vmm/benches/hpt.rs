@@ -163,7 +163,9 @@ fn fault_benches(c: &mut Criterion) {
     }
 
     // A load that translates without faulting, and a load whose HPTE was
-    // dropped (DSI → reference pager re-inserts → retry).
+    // dropped (DSI → reference pager re-inserts → retry). The loads cycle
+    // over 4096 pages, so the sim's 64-entry TLB misses and each one walks
+    // the SLB and both PTEGs.
     {
         let m = Machine::new(config).unwrap();
         let mut pager = FlatPager::new(&m).unwrap();
