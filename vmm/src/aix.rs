@@ -15,6 +15,29 @@
 //!   instance the embedding kernel installs; the header is
 //!   `vmm/include/sys/{vmuser,adspace}.h` and [`abi`] keeps the two in
 //!   step.
+//!
+//! ```
+//! use vmm::aix::model::ModelVm;
+//! use vmm::aix::{AddressModel, Aix, Space, VM_UNPRIV, VU_ANYWHERE, V_UREAD, V_WORKING};
+//! use vmm::platform::{Environment, Privilege, ProcessId};
+//!
+//! let mut aix = Aix::new(ModelVm::new());
+//! let p = ProcessId(1);
+//! aix.create_process(p, AddressModel::Bits64).unwrap();
+//! aix.vm_mut().environment = Environment::Process(p);
+//! aix.vm_mut().active = Space::Process(p);
+//!
+//! // Global memory the process may read but not write.
+//! let k = aix.vm_galloc(V_WORKING | V_UREAD, 8192).unwrap();
+//! let u = aix.vm_guatt(k, 4096, VM_UNPRIV, VU_ANYWHERE).unwrap();
+//! assert_eq!(u, 0x0700_0000_0000_0000);
+//! let vm = aix.vm_mut();
+//! vm.store(Space::Kernel, k, Privilege::Supervisor, 7).unwrap();
+//! assert_eq!(vm.load(Space::Process(p), u, Privilege::Problem), Ok(7));
+//! assert!(vm.store(Space::Process(p), u, Privilege::Problem, 1).is_err());
+//! // Only the attached page: the second page of the allocation faults.
+//! assert!(vm.load(Space::Process(p), u + 4096, Privilege::Problem).is_err());
+//! ```
 
 pub mod abi;
 pub mod adsp;

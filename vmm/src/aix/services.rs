@@ -666,6 +666,10 @@ impl<V: AixVm> Aix<V> {
     /// access) or, with `V_UREAD`, PP 01 (user read-only through a
     /// `VM_UNPRIV` attachment); `V_NOEXEC` forbids instruction fetch.
     ///
+    /// Frames are taken at first touch (zero-fill on demand), so running
+    /// out of frames shows later as a fault of that access, not as an
+    /// error here.
+    ///
     /// Environment: process (and kernel process) only.
     ///
     /// # Errors
