@@ -2,16 +2,16 @@
 #![no_std]
 extern crate alloc;
 
-pub mod platform;
 pub mod hpt;
 pub mod native;
+pub mod platform;
 pub mod sid;
 pub mod sim;
 
-pub mod segment;
 pub mod adspace;
-pub mod slb;
 pub mod fault;
+pub mod segment;
+pub mod slb;
 pub mod vm;
 
 pub mod aix;
