@@ -113,8 +113,11 @@ impl Harness for SimHarness {
             vmm.sids_in_use(),
         )
     }
-    fn limit_sids(&mut self, _more: u64) -> bool {
-        false
+    fn limit_sids(&mut self, more: u64) -> bool {
+        let core = self.aix.vm_mut();
+        let quota = core.vmm().sids_in_use() + more as usize;
+        core.set_sid_quota(Some(quota));
+        true
     }
     fn fail_map_after(&mut self, _n: u32) -> bool {
         false
@@ -122,3 +125,22 @@ impl Harness for SimHarness {
 }
 
 aix_suite!(SimHarness);
+
+/// On the real core a windowed mapping needs a SID for its view, so
+/// `vm_guatt` can run out of SIDs half-way through a two-segment region;
+/// the first view is taken back.
+#[test]
+fn guatt_enomem_when_view_sids_run_out() {
+    use aix_common::*;
+    use vmm::aix::*;
+    let mut h: SimHarness = setup();
+    let k = h.aix().vm_galloc(V_WORKING, (2 * SEGSIZE) as i64).unwrap();
+    assert!(h.limit_sids(1));
+    let e = refused(&mut h, |a| {
+        a.vm_guatt(k + SEGSIZE - K, 2 * K as i64, VM_PRIV, VU_ANYWHERE)
+    });
+    assert_eq!(e, VmGuattError::NoMemory(Shortage::Sids));
+    assert_eq!(e.errno(), Errno::NoMem);
+    // One segment still fits.
+    h.aix().vm_guatt(k, K as i64, VM_PRIV, VU_ANYWHERE).unwrap();
+}

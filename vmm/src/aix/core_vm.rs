@@ -41,6 +41,7 @@ pub struct CoreVm<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentCon
     context: C,
     processes: BTreeMap<ProcessId, SpaceId>,
     kproc: SpaceId,
+    sid_quota: Option<usize>,
 }
 
 fn core_error(e: VmError) -> CoreError {
@@ -73,6 +74,22 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> CoreVm<
             context,
             processes: BTreeMap::new(),
             kproc,
+            sid_quota: None,
+        }
+    }
+
+    /// Caps the SIDs in use (segments and the views windowed or
+    /// supervisor-only mappings need) at `quota`: a segment or view beyond
+    /// it is refused as [`Shortage::Sids`], which the services answer with
+    /// `ENOMEM`. `None` lifts the cap.
+    pub fn set_sid_quota(&mut self, quota: Option<usize>) {
+        self.sid_quota = quota;
+    }
+
+    fn sid_available(&self) -> Result<(), CoreError> {
+        match self.sid_quota {
+            Some(q) if self.vmm.sids_in_use() >= q => Err(CoreError::Shortage(Shortage::Sids)),
+            _ => Ok(()),
         }
     }
 
@@ -163,6 +180,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> AixVm
         } else {
             SidKind::User
         };
+        self.sid_available()?;
         self.vmm
             .create_segment(kind, u64::from(pages) * PAGESIZE, prot)
             .map(Sid::as_u64)
@@ -242,6 +260,10 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> AixVm
 
     fn map(&mut self, space: Space, esid: u64, how: &MappingInfo) -> Result<(), CoreError> {
         let target = self.space_ref(space, esid)?;
+        if how.window.is_some() || how.view_prot != ViewProt::Segment {
+            // The core makes a view with a SID of its own.
+            self.sid_available()?;
+        }
         let opts = MapOptions {
             key: how.key,
             no_exec: how.no_exec,
