@@ -34,9 +34,32 @@ pub fn kernel_target_dir() -> PathBuf {
     }
 }
 
+/// A cargo build profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `dev` (target/.../debug).
+    Debug,
+    /// `release` (target/.../release).
+    Release,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
 /// Builds the debug kernel with `features` and returns the path of a copy
 /// of its ELF that no later build overwrites.
 pub fn build_kernel(features: &[&str]) -> Result<PathBuf, String> {
+    build_kernel_profile(Profile::Debug, features)
+}
+
+/// Builds the kernel in `profile` with `features`; see [`build_kernel`].
+pub fn build_kernel_profile(profile: Profile, features: &[&str]) -> Result<PathBuf, String> {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let target_dir = kernel_target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -47,6 +70,9 @@ pub fn build_kernel(features: &[&str]) -> Result<PathBuf, String> {
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
     }
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
     let out = cmd
         .output()
         .map_err(|e| format!("running cargo build: {e}"))?;
@@ -56,16 +82,72 @@ pub fn build_kernel(features: &[&str]) -> Result<PathBuf, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let built = target_dir.join(KERNEL_TARGET).join("debug").join("kernel");
+    let built = target_dir
+        .join(KERNEL_TARGET)
+        .join(profile.dir())
+        .join("kernel");
     let variant = if features.is_empty() {
-        "default".to_string()
+        format!("{}-default", profile.dir())
     } else {
-        features.join("+")
+        format!("{}-{}", profile.dir(), features.join("+"))
     };
     let copy = target_dir.join(format!("kernel-{variant}.elf"));
     std::fs::copy(&built, &copy)
         .map_err(|e| format!("copying {} to {}: {e}", built.display(), copy.display()))?;
     Ok(copy)
+}
+
+/// Instructions of the VMX (AltiVec) and VSX facilities found in the
+/// disassembly of `elf` (`powerpc64-linux-gnu-objdump -d`), as
+/// `address: text` lines. The kernel runs with MSR[VEC] = MSR[VSX] = 0, so
+/// any of them would trap.
+pub fn vector_instructions(elf: &Path) -> Result<Vec<String>, String> {
+    let out = Command::new("powerpc64-linux-gnu-objdump")
+        .arg("-d")
+        .arg(elf)
+        .output()
+        .map_err(|e| format!("running powerpc64-linux-gnu-objdump: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter(|line| {
+            // "addr:\tbytes \tmnemonic operands"
+            let mut fields = line.split('\t');
+            let (Some(_), Some(_), Some(insn)) = (fields.next(), fields.next(), fields.next())
+            else {
+                return false;
+            };
+            let mnemonic = insn.split_whitespace().next().unwrap_or("");
+            is_vector_mnemonic(mnemonic)
+        })
+        .map(str::to_string)
+        .collect())
+}
+
+/// Whether `mnemonic` belongs to VMX or VSX: VMX instructions start with
+/// `v` (except none of the scalar ones do), its loads/stores are
+/// `lvx`/`stvx`-style, VSX ones start with `xs`/`xv`/`xx` or are vector
+/// loads/stores (`lxv*`, `stxv*`, `lxsd`, ...), plus the VR/VSR moves.
+pub fn is_vector_mnemonic(mnemonic: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "lvx", "lvxl", "stvx", "stvxl", "lvsl", "lvsr", "lvebx", "lvehx", "lvewx", "stvebx",
+        "stvehx", "stvewx", "mtvscr", "mfvscr", "mtvsrd", "mfvsrd", "mtvsrwz", "mfvsrwz",
+        "mtvsrwa", "mtvsrdd", "mfvsrld", "mtvsrws", "dss", "dssall", "dst", "dstt", "dstst",
+        "dststt",
+    ];
+    let m = mnemonic.trim_end_matches('.');
+    EXACT.contains(&m)
+        || (m.starts_with('v') && m.len() > 2)
+        || m.starts_with("xs")
+        || m.starts_with("xv")
+        || m.starts_with("xx")
+        || m.starts_with("lxv")
+        || m.starts_with("stxv")
+        || m.starts_with("lxs")
+        || m.starts_with("stxs")
 }
 
 /// The outcome of one `qemu-run.sh` invocation.
@@ -159,6 +241,21 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recognises_vector_mnemonics() {
+        for m in [
+            "lvx", "stvx", "vxor", "vspltisw", "xxlxor", "lxvd2x", "stxvd2x", "lxv", "xxswapd",
+            "mtvsrd", "xscvdpsp",
+        ] {
+            assert!(is_vector_mnemonic(m), "{m}");
+        }
+        for m in [
+            "ld", "std", "mtmsrd", "mtsprg", "rfid", "sc", "lfd", "stfd", "xor", "lxa",
+        ] {
+            assert!(!is_vector_mnemonic(m), "{m}");
+        }
+    }
 
     #[test]
     fn parses_libtest_summaries() {

@@ -1,7 +1,7 @@
 //! Boots the kernel under QEMU and checks what the in-kernel harness
 //! reports and how QEMU exits.
 
-use qemu_tests::{boot, build_kernel, Run};
+use qemu_tests::{boot, build_kernel, build_kernel_profile, vector_instructions, Profile, Run};
 
 /// Asserts a run passed: exit 0, `test result: ok.`, at least 10 tests.
 fn assert_passed(run: &Run) {
@@ -152,4 +152,38 @@ fn qemu_run_rejects_unknown_cpu() {
         "{}",
         run.transcript()
     );
+}
+
+#[test]
+fn release_kernel_passes() {
+    // Optimised code is where the compiler would reach for vector
+    // registers or reorder around the firmware calls.
+    let elf = build_kernel_profile(Profile::Release, &[]).unwrap();
+    let run = boot(&elf, &["--timeout", "60"]);
+    assert_passed(&run);
+}
+
+#[test]
+fn kernel_has_no_vector_instructions() {
+    // The kernel runs with MSR[VEC] = MSR[VSX] = 0 (and interrupts clear
+    // them), so .cargo/config.toml turns VMX/VSX code generation off; a
+    // vector instruction would be a trap waiting to happen.
+    for elf in [
+        build_kernel(&[]).unwrap(),
+        build_kernel_profile(Profile::Release, &[]).unwrap(),
+    ] {
+        let found = vector_instructions(&elf).unwrap();
+        assert!(
+            found.is_empty(),
+            "{} has {} vector instructions, e.g.\n{}",
+            elf.display(),
+            found.len(),
+            found
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
 }
