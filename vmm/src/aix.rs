@@ -55,7 +55,7 @@ pub mod services;
 pub use adsp::{adspace_t, AdSpace, SegmentRegister};
 pub use backend::{AixVm, CoreError, MappingInfo, SegmentInfo, Space};
 pub use consts::*;
-pub use core_vm::{CoreVm, FixedContext};
+pub use core_vm::CoreVm;
 pub use error::*;
 pub use handle::{vm_handle, HandleError, VmHandle, VmKey};
 pub use services::{

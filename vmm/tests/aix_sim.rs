@@ -11,12 +11,12 @@ mod aix_common;
 
 use aix_common::Harness;
 use arch_ppc64::addr::EffectiveAddress;
-use vmm::aix::{Aix, AixConfig, CoreVm, FixedContext, Space};
+use vmm::aix::{Aix, AixConfig, CoreVm, Space};
 use vmm::platform::{Environment, FrameAllocator, Privilege};
 use vmm::sim::{Machine, SimConfig, SimHpt, SimMemory, SimSlb};
 use vmm::vm::Vmm;
 
-type Core = CoreVm<SimHpt, SimSlb, SimMemory, FixedContext>;
+type Core = CoreVm<SimHpt, SimSlb, SimMemory>;
 
 struct SimHarness {
     machine: Machine,
@@ -40,7 +40,7 @@ impl Harness for SimHarness {
     fn with_config(config: AixConfig) -> Self {
         let machine = Machine::new(SimConfig::default()).unwrap();
         let vmm = Vmm::new(machine.hpt(), machine.slb(), machine.memory(), 2).unwrap();
-        let core = CoreVm::new(vmm, FixedContext(Environment::KernelProcess));
+        let core = CoreVm::new(vmm);
         let mut h = SimHarness {
             machine,
             aix: Aix::with_config(core, config),
@@ -56,7 +56,7 @@ impl Harness for SimHarness {
     }
     fn set_env(&mut self, env: Environment) {
         let vm = self.aix.vm_mut();
-        vm.context_mut().0 = env;
+        vm.set_environment(env);
         match env {
             // An unknown process keeps the current space (the services
             // must refuse it anyway).

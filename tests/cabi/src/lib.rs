@@ -17,13 +17,13 @@ use std::ffi::{c_int, c_ulong};
 
 use arch_ppc64::addr::EffectiveAddress;
 use vmm::aix::cabi::{install, with_services};
-use vmm::aix::{AddressModel, Aix, CoreVm, FixedContext, Space};
+use vmm::aix::{AddressModel, Aix, CoreVm, Space};
 use vmm::platform::{Environment, Privilege, ProcessId};
 use vmm::sim::{Machine, SimConfig, SimHpt, SimMemory, SimSlb};
 use vmm::vm::Vmm;
 
 /// The core the services run on here.
-pub type Core = CoreVm<SimHpt, SimSlb, SimMemory, FixedContext>;
+pub type Core = CoreVm<SimHpt, SimSlb, SimMemory>;
 
 thread_local! {
     /// The machine of this thread's installation.
@@ -44,7 +44,7 @@ pub extern "C" fn cabi_init() -> c_int {
     let Ok(vmm) = Vmm::new(machine.hpt(), machine.slb(), machine.memory(), 2) else {
         return -1;
     };
-    let core = CoreVm::new(vmm, FixedContext(Environment::KernelProcess));
+    let core = CoreVm::new(vmm);
     let mut aix = Aix::new(core);
     if aix
         .create_process(ProcessId(1), AddressModel::Bits64)
@@ -52,7 +52,8 @@ pub extern "C" fn cabi_init() -> c_int {
     {
         return -1;
     }
-    aix.vm_mut().context_mut().0 = Environment::Process(ProcessId(1));
+    aix.vm_mut()
+        .set_environment(Environment::Process(ProcessId(1)));
     if aix
         .vm_mut()
         .switch_to(Space::Process(ProcessId(1)))
@@ -106,7 +107,7 @@ pub extern "C" fn cabi_set_env(kind: c_int, p: c_int) -> c_int {
         if let Some(s) = space {
             aix.vm_mut().switch_to(s).ok()?;
         }
-        aix.vm_mut().context_mut().0 = env;
+        aix.vm_mut().set_environment(env);
         Some(())
     });
     if matches!(r, Some(Some(()))) {

@@ -1,5 +1,7 @@
 //! [`AixVm`] on the real core: [`CoreVm`] wraps a [`Vmm`] and tells the
-//! services which process is which address space and what is running.
+//! services which process is which address space. What is running comes
+//! from the core itself ([`Vmm::environment`]), the same value its fault
+//! path obeys.
 //!
 //! The core names process address spaces by [`SpaceId`]; the services by
 //! [`ProcessId`]. `CoreVm` keeps the table between the two, plus one extra
@@ -11,9 +13,7 @@ use alloc::collections::BTreeMap;
 
 use arch_ppc64::addr::Esid;
 
-use crate::platform::{
-    CurrentContext, Environment, FrameAllocator, HptBackend, ProcessId, SlbBackend,
-};
+use crate::platform::{Environment, FrameAllocator, HptBackend, ProcessId, SlbBackend};
 use crate::segment::{SegmentError, SegmentKind, ViewProt};
 use crate::sid::{Sid, SidKind};
 use crate::vm::{MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
@@ -24,21 +24,9 @@ use super::error::Shortage;
 
 const _: () = assert!(KERNEL_ESID_BASE == super::backend::KERNEL_ESID_BASE);
 
-/// A [`CurrentContext`] that reports what it was last told; for tests and
-/// for kernels that track the environment in one place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FixedContext(pub Environment);
-
-impl CurrentContext for FixedContext {
-    fn environment(&self) -> Environment {
-        self.0
-    }
-}
-
 /// The core plus the process table the services need.
-pub struct CoreVm<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> {
+pub struct CoreVm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
     vmm: Vmm<H, S, F>,
-    context: C,
     processes: BTreeMap<ProcessId, SpaceId>,
     kproc: SpaceId,
     sid_quota: Option<usize>,
@@ -64,14 +52,13 @@ fn core_error(e: VmError) -> CoreError {
     }
 }
 
-impl<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> CoreVm<H, S, F, C> {
-    /// Wraps `vmm`; `context` tells what is running. Creates the address
-    /// space kernel processes use for their 16 segment registers.
-    pub fn new(mut vmm: Vmm<H, S, F>, context: C) -> Self {
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
+    /// Wraps `vmm`. Creates the address space kernel processes use for
+    /// their 16 segment registers.
+    pub fn new(mut vmm: Vmm<H, S, F>) -> Self {
         let kproc = vmm.create_space();
         CoreVm {
             vmm,
-            context,
             processes: BTreeMap::new(),
             kproc,
             sid_quota: None,
@@ -103,14 +90,10 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> CoreVm<
         &mut self.vmm
     }
 
-    /// The context source.
-    pub fn context(&self) -> &C {
-        &self.context
-    }
-
-    /// The context source, mutably.
-    pub fn context_mut(&mut self) -> &mut C {
-        &mut self.context
+    /// Tells the core (and so the services and the fault path) what runs
+    /// now.
+    pub fn set_environment(&mut self, environment: Environment) {
+        self.vmm.set_environment(environment);
     }
 
     /// The core's address space of `space` (kernel processes: the space
@@ -151,11 +134,9 @@ fn esid_of(raw: u64) -> Result<Esid, CoreError> {
     Esid::try_new(raw).ok_or(CoreError::BadRange)
 }
 
-impl<H: HptBackend, S: SlbBackend, F: FrameAllocator, C: CurrentContext> AixVm
-    for CoreVm<H, S, F, C>
-{
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> {
     fn environment(&self) -> Environment {
-        self.context.environment()
+        self.vmm.environment()
     }
 
     fn active_space(&self) -> Space {
