@@ -73,7 +73,8 @@ _Static_assert(EINVAL == 22 && ENOMEM == 12 && ENOSPC == 28,
 /* Allocate size bytes (rounded up to 4K) of zero-filled global kernel
  * memory in segments of its own; the address is stored in *eaddr.
  * 0, EINVAL (bad type or size, interrupt environment), ENOSPC (range
- * exhausted), ENOMEM (frames, SIDs or metadata). Process environment. */
+ * exhausted), ENOMEM (SIDs or metadata; frames are taken at first touch).
+ * Process environment. */
 extern int vm_galloc(int type, vmsize_t size, ulong *eaddr);
 
 /* Free exactly one vm_galloc allocation (eaddr, size as allocated),
