@@ -2,7 +2,7 @@
 //!
 //! The services keep AIX's bookkeeping (allocations, attachments, holds per
 //! process, `adspace_t` copies, errno) themselves and ask the core only for
-//! segments and mappings. [`AixVm`] names those primitives; the core's
+//! segments and mappings. [`AixVm`] names those primitives;
 //! [`super::CoreVm`] implements it on the core's [`crate::vm::Vmm`], and
 //! [`super::model::ModelVm`] is a small reference implementation that also
 //! decides accesses by the ISA's key/PP rule, for tests.
