@@ -6,4 +6,5 @@ mod devtree;
 mod frames;
 mod harness_checks;
 mod heap;
+mod mmu_faults;
 mod traps;
