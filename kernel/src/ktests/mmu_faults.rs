@@ -111,7 +111,8 @@ kernel_test! {
     fn load_without_hpte_is_a_data_storage_interrupt() {
         let _g = hook(Vector::DataStorage);
         let esid = Esid::new(MAPPED_EA >> 28);
-        let entry = SlbEntry::new(esid, Vsid::new(0x0765_4321), SegmentSize::M256, PageSize::K4, SlbFlags::empty())
+        let vsid = Vsid::new(0x0765_4321);
+        let entry = SlbEntry::new(esid, vsid, SegmentSize::M256, PageSize::K4, SlbFlags::empty())
             .and_then(|e| e.with_index(TEST_SLB_INDEX))
             .expect("a valid SLB entry");
         // SAFETY: slot 31 is unused by the kernel (it runs in real mode)
