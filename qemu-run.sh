@@ -12,6 +12,9 @@
 #   --release          build the release kernel
 #   --features LIST    kernel cargo features (e.g. fail-test, hang-test)
 #   --test FILTER      run only kernel tests whose name contains FILTER
+#   --icount           -icount shift=0: virtual time counts guest instructions
+#                      (1 instruction = 1 ns), so the timebase-based
+#                      `measure:` lines are deterministic instruction counts
 #   --timeout SECS     kill QEMU after SECS seconds (default 120, 0 = never)
 #   KERNEL_ELF         boot this ELF instead of building (cargo runner use)
 set -euo pipefail
@@ -27,6 +30,7 @@ gdb=0
 profile=debug
 features=""
 test_filter=""
+icount=0
 timeout_secs=120
 elf=""
 extra=()
@@ -52,6 +56,7 @@ while (($#)); do
     --release) profile=release ;;
     --features) [[ $# -ge 2 ]] || die "--features needs a list"; features="$2"; shift ;;
     --test) [[ $# -ge 2 ]] || die "--test needs a filter"; test_filter="$2"; shift ;;
+    --icount) icount=1 ;;
     --timeout) [[ $# -ge 2 ]] || die "--timeout needs seconds"; timeout_secs="$2"; shift ;;
     -h | --help) usage; exit 0 ;;
     --) shift; extra=("$@"); break ;;
@@ -98,6 +103,9 @@ qemu=(qemu-system-ppc64 -M "$machine" -cpu "$cpu" -smp "$smp" -m "$mem"
     -nographic -nodefaults -serial stdio -no-reboot
     -action panic=exit-failure
     -kernel "$elf" -append "$append")
+if ((icount)); then
+    qemu+=(-icount shift=0)
+fi
 if ((gdb)); then
     qemu+=(-s -S)
     timeout_secs=0
