@@ -1,0 +1,206 @@
+//! Measurements: guest instructions per SLB miss, demand-zero page fault,
+//! `vm_guatt` + `vm_gudet` pair, fork and context switch.
+//!
+//! Under `./qemu-run.sh --icount` (QEMU `-icount shift=0`) one guest
+//! instruction is one nanosecond of virtual time, and the timebase counts
+//! that virtual time at the cpu node's `timebase-frequency` (512 MHz on
+//! pseries), so `instructions = ticks * 1e9 / tb_hz`. The counts are then
+//! deterministic; without `--icount` the same lines give host-speed time
+//! in nanoseconds. Each prints `measure: <what> <n> instructions (<k>
+//! samples)`, and asserts what makes the number meaningful (the events
+//! really happened: SLB misses, zero-fills, switches were counted).
+
+use alloc::vec::Vec;
+
+use vmm::aix::{AddressModel, Space, VM_PRIV, VU_ANYWHERE, V_WORKING};
+use vmm::platform::Environment;
+
+use crate::harness::timebase;
+use crate::mm;
+use crate::proc::{self, syscall as sys};
+use crate::user::Script;
+
+const PAGE: u64 = 4096;
+const SEG: u64 = 1 << 28;
+
+fn tb_hz() -> u64 {
+    crate::bootinfo::get()
+        .cpu
+        .timebase_frequency
+        .map_or(512_000_000, u64::from)
+}
+
+/// Instructions (virtual ns under -icount shift=0) in `ticks`.
+fn instructions(ticks: u64) -> u64 {
+    (ticks as u128 * 1_000_000_000 / tb_hz() as u128) as u64
+}
+
+fn report(what: &str, total_ticks: u64, samples: u64) -> u64 {
+    assert!(samples > 0, "{what}: no samples");
+    let per = instructions(total_ticks) / samples;
+    println!("\nmeasure: {what} {per} instructions ({samples} samples)");
+    per
+}
+
+fn load(ea: u64) -> u64 {
+    // SAFETY: callers pass addresses of live vm_galloc memory (kernel
+    // read-write); faults are resolved by the VMM, no lock is held.
+    unsafe { (ea as *const u64).read_volatile() }
+}
+
+fn store(ea: u64, x: u64) {
+    // SAFETY: as in `load`.
+    unsafe { (ea as *mut u64).write_volatile(x) }
+}
+
+kernel_test! {
+    fn measure_slb_miss() {
+        // 48 segments of vm_galloc memory, more than the SLB's free
+        // entries: loading page 0 of each in turn misses every time. The
+        // baseline loads 48 resident pages of one segment (no SLB miss).
+        const N: u64 = 48;
+        const ROUNDS: u64 = 20;
+        let base = mm::with_aix(|a| a.vm_galloc(V_WORKING, (N * SEG) as i64)).expect("vm_galloc");
+        for i in 0..N {
+            store(base + i * SEG, i);
+            store(base + i * PAGE, i);
+        }
+        let s0 = mm::stats();
+        let t0 = timebase();
+        let mut sum = 0;
+        for _ in 0..ROUNDS {
+            for i in 0..N {
+                sum += load(base + i * SEG);
+            }
+        }
+        let t1 = timebase();
+        let s1 = mm::stats();
+        for _ in 0..ROUNDS {
+            for i in 0..N {
+                sum += load(base + i * PAGE);
+            }
+        }
+        let t2 = timebase();
+        let s2 = mm::stats();
+        assert_eq!(sum, 2 * ROUNDS * (N * (N - 1) / 2));
+        let misses = s1.slb_misses - s0.slb_misses;
+        assert!(misses >= ROUNDS * N / 2, "only {misses} SLB misses");
+        assert!(s2.slb_misses - s1.slb_misses <= 2, "baseline missed");
+        let (miss_ticks, base_ticks) = (t1 - t0, t2 - t1);
+        report("slb_miss", miss_ticks.saturating_sub(base_ticks), misses);
+        mm::with_aix(|a| a.vm_gfree(base, (N * SEG) as i64)).expect("vm_gfree");
+    }
+
+    fn measure_demand_zero_fault() {
+        // First stores to 256 untouched pages (each a DSI that zero-fills
+        // and inserts), minus the same stores again (resident).
+        const N: u64 = 256;
+        let base = mm::with_aix(|a| a.vm_galloc(V_WORKING, (N * PAGE + PAGE) as i64)).expect("vm_galloc");
+        store(base + N * PAGE, 1); // the SLB entry, outside the timing
+        let s0 = mm::stats();
+        let t0 = timebase();
+        for i in 0..N {
+            store(base + i * PAGE, i);
+        }
+        let t1 = timebase();
+        let s1 = mm::stats();
+        for i in 0..N {
+            store(base + i * PAGE, i + 1);
+        }
+        let t2 = timebase();
+        let fills = s1.zero_fills - s0.zero_fills;
+        assert_eq!(fills, N, "each first touch zero-fills");
+        report("demand_zero_fault", (t1 - t0).saturating_sub(t2 - t1), fills);
+        mm::with_aix(|a| a.vm_gfree(base, (N * PAGE + PAGE) as i64)).expect("vm_gfree");
+    }
+
+    fn measure_vm_guatt_vm_gudet_pair() {
+        // In the environment of a process (its address space exists; it
+        // does not run), attach and detach one page N times.
+        const N: u64 = 200;
+        let pid = proc::new_pid();
+        let size = 4 * PAGE as i64;
+        let kaddr = mm::with_aix(|a| {
+            a.create_process(pid, AddressModel::Bits64).expect("create_process");
+            a.vm_galloc(V_WORKING, size).expect("vm_galloc")
+        });
+        mm::with_aix(|a| a.vm_mut().set_environment(Environment::Process(pid)));
+        let t0 = timebase();
+        let mut ok = 0;
+        for _ in 0..N {
+            mm::with_aix(|a| {
+                let u = a.vm_guatt(kaddr, size, VM_PRIV, VU_ANYWHERE).expect("vm_guatt");
+                a.vm_gudet(kaddr, u, size, VU_ANYWHERE).expect("vm_gudet");
+            });
+            ok += 1;
+        }
+        let t1 = timebase();
+        mm::with_aix(|a| {
+            a.vm_mut().set_environment(Environment::KernelProcess);
+            assert!(a.attachments(pid).is_empty());
+            a.exit(pid).expect("exit");
+            a.vm_gfree(kaddr, size).expect("vm_gfree");
+            assert!(a.vm().space_id(Space::Process(pid)).is_none());
+        });
+        report("vm_guatt_vm_gudet_pair", t1 - t0, ok);
+    }
+
+    fn measure_fork_and_null_syscall() {
+        // A process with a few resident data pages forks N times (the
+        // child exits at once; the parent waits after taking the time):
+        // the time from before `sc` to after it is one fork system call.
+        // The same loop with getpid gives the bare system call.
+        const N: u64 = 32;
+        let mut s = Script::new();
+        for i in 0..8 {
+            s.store64(crate::user::SCRATCH_BASE + i * PAGE, i).quiet();
+        }
+        s.set_var(0, N);
+        let lp = s.here();
+        s.timebase().fork().quiet();
+        let br = s.here();
+        s.branch_eq(0u64, 0);
+        s.timebase().wait().quiet().add_var(0, (-1i64) as u64).branch_ne(0u64, lp);
+        s.set_var(0, N);
+        let lp2 = s.here();
+        s.timebase()
+            .syscall(sys::GETPID, &[])
+            .quiet()
+            .timebase()
+            .add_var(0, (-1i64) as u64)
+            .branch_ne(0u64, lp2)
+            .exit(0u64);
+        let child = s.here();
+        s.exit(0u64);
+        s.patch_target(br, child);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let o = r.of(pids[0]);
+        assert_eq!(o.status(), Some(0));
+        assert_eq!(r.children_of(pids[0]).len() as u64, N);
+        let t = &o.results;
+        assert_eq!(t.len() as u64, 4 * N);
+        let fork: u64 = (0..N as usize).map(|i| t[2 * i + 1] - t[2 * i]).sum();
+        let off = 2 * N as usize;
+        let null: u64 = (0..N as usize).map(|i| t[off + 2 * i + 1] - t[off + 2 * i]).sum();
+        report("fork", fork, N);
+        report("null_syscall", null, N);
+    }
+
+    fn measure_context_switch() {
+        // Two processes yield to each other N times; between two
+        // timebase reads of one of them the other ran once, so each
+        // iteration is two switches (each: sc, save, VMM switch, rfid).
+        const N: u64 = 100;
+        let mut s = Script::new();
+        s.syscall(sys::YIELD, &[]).quiet().set_var(0, N).timebase();
+        let lp = s.here();
+        s.syscall(sys::YIELD, &[]).quiet().add_var(0, (-1i64) as u64).branch_ne(0u64, lp);
+        s.timebase().exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s, &s]);
+        let o = r.of(pids[0]);
+        assert_eq!(o.status(), Some(0));
+        assert!(r.context_switches >= 2 * N, "switches {}", r.context_switches);
+        let t: Vec<u64> = o.results.clone();
+        report("context_switch", t[1] - t[0], 2 * N);
+    }
+}

@@ -1,0 +1,152 @@
+//! Processes: problem state, system calls, exit status, isolation, fork
+//! and wait, preemption.
+
+use alloc::vec;
+
+use crate::proc::{self, syscall as sys, Exit};
+use crate::user::{self, v, Script};
+
+kernel_test! {
+    fn process_exits_with_its_status() {
+        let mut s = Script::new();
+        s.syscall(sys::GETPID, &[]).exit(42u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let o = r.of(pids[0]);
+        assert_eq!(o.exit, Exit::Status(42));
+        assert_eq!(o.results, vec![pids[0].0 as u64]);
+        assert!(o.dispatches >= 1);
+    }
+
+    fn syscall_arguments_and_return_values_cross() {
+        // report(x) hands the value to the kernel; an unknown number
+        // answers -ENOSYS; the agent's loads see what it stored.
+        let mut s = Script::new();
+        s.set(0x1234_5678_9abc_def0u64)
+            .report()
+            .syscall(999, &[1u64.into(), 2u64.into(), 3u64.into(), 4u64.into(), 5u64.into(), 6u64.into()])
+            .store64(user::SCRATCH_BASE, 77u64)
+            .load64(user::SCRATCH_BASE)
+            .report()
+            .exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let o = r.of(pids[0]);
+        assert_eq!(o.exit, Exit::Status(0));
+        assert_eq!(o.reports, vec![0x1234_5678_9abc_def0, 77]);
+        assert_eq!(o.results, vec![sys::ENOSYS, 77, 77]);
+    }
+
+    fn private_memory_is_isolated_between_processes() {
+        // Both write different values at the same user address, yield
+        // to each other, and read their own value back.
+        let mut a = Script::new();
+        a.store64(user::SCRATCH_BASE, 0xaaaa_u64)
+            .syscall(sys::YIELD, &[])
+            .syscall(sys::YIELD, &[])
+            .load64(user::SCRATCH_BASE)
+            .exit(0u64);
+        let mut b = Script::new();
+        b.store64(user::SCRATCH_BASE, 0xbbbb_u64)
+            .syscall(sys::YIELD, &[])
+            .syscall(sys::YIELD, &[])
+            .load64(user::SCRATCH_BASE)
+            .exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&a, &b]);
+        assert_eq!(r.of(pids[0]).results, vec![0xaaaa, 0, 0, 0xaaaa]);
+        assert_eq!(r.of(pids[1]).results, vec![0xbbbb, 0, 0, 0xbbbb]);
+        assert!(r.context_switches >= 4, "switches {}", r.context_switches);
+    }
+
+    fn fork_copies_private_memory_and_wait_returns_the_status() {
+        let mut s = Script::new();
+        s.store64(user::SCRATCH_BASE, 1111u64).fork();
+        let fork_at = s.here();
+        s.branch_ne(0u64, 0); // parent: to `parent`
+        // child: sees the parent's value, overwrites it, exits 7
+        s.load64(user::SCRATCH_BASE)
+            .report()
+            .store64(user::SCRATCH_BASE, 2222u64)
+            .exit(7u64);
+        let parent = s.here();
+        s.patch_target(fork_at, parent);
+        s.save(0)
+            .wait()
+            .report()
+            .load64(user::SCRATCH_BASE)
+            .report()
+            .exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let p = r.of(pids[0]);
+        assert_eq!(p.exit, Exit::Status(0));
+        let kids = r.children_of(pids[0]);
+        assert_eq!(kids.len(), 1);
+        let c = kids[0];
+        assert_eq!(c.exit, Exit::Status(7));
+        assert_eq!(c.reports, vec![1111], "the child sees the parent's data");
+        // parent: wait() = 7, its own copy still 1111
+        assert_eq!(p.reports, vec![7, 1111]);
+        assert_eq!(p.results[1], c.pid.0 as u64, "fork returned the child's pid");
+    }
+
+    fn wait_without_children_is_echild() {
+        let mut s = Script::new();
+        s.wait().exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        assert_eq!(r.of(pids[0]).results, vec![sys::ECHILD]);
+    }
+
+    fn decrementer_preempts_spinning_processes() {
+        // Two long spins with a short slice: each process is dispatched
+        // more than once, so each was preempted and resumed.
+        let mut a = Script::new();
+        a.spin(3_000_000).timebase().spin(3_000_000).exit(1u64);
+        let b = a.clone();
+        for _ in 0..2 {
+            crate::proc::spawn(&a).unwrap();
+        }
+        let _ = b;
+        let r = proc::run_with_quantum(proc::default_quantum() / 10);
+        assert_eq!(r.outcomes.len(), 2);
+        for o in &r.outcomes {
+            assert_eq!(o.exit, Exit::Status(1));
+            assert!(o.dispatches >= 2, "process {} dispatched {} times", o.pid.0, o.dispatches);
+        }
+        assert!(r.preemptions >= 2, "preemptions {}", r.preemptions);
+        assert!(r.context_switches >= 3, "switches {}", r.context_switches);
+    }
+
+    fn variables_address_memory_computed_at_run_time() {
+        let mut s = Script::new();
+        s.set_var(3, user::SCRATCH_BASE)
+            .store64(v(3, 8), v(3, 1))
+            .add_var(3, 8u64)
+            .load64(v(3, 0))
+            .exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let b = user::SCRATCH_BASE;
+        assert_eq!(r.of(pids[0]).results, vec![b + 1, b + 1]);
+    }
+}
+
+kernel_test! {
+    fn byte_loads_and_stores_and_the_results_area_limit() {
+        // Bytes land where they should in big-endian order; the agent
+        // keeps 511 results and counts the rest.
+        let mut s = Script::new();
+        s.store64(user::SCRATCH_BASE, 0u64)
+            .store8(user::SCRATCH_BASE + 7, 0xa5u64)
+            .load64(user::SCRATCH_BASE)
+            .load8(user::SCRATCH_BASE + 7)
+            .set_var(0, 600u64);
+        let lp = s.here();
+        s.timebase().add_var(0, (-1i64) as u64).branch_ne(0u64, lp);
+        s.exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let o = r.of(pids[0]);
+        assert_eq!(&o.results[..4], &[0, 0xa5, 0xa5, 0xa5]);
+        assert_eq!(o.result_count, 604);
+        assert_eq!(o.results.len(), user::RESULTS_MAX);
+        // Timebase values rise.
+        assert!(o.results[4..].windows(2).all(|w| w[0] <= w[1]));
+        assert!(r.syscalls >= 1 && r.ticks > 0);
+    }
+}

@@ -1,0 +1,99 @@
+//! A process that faults is killed with a report; the others and the
+//! kernel go on.
+
+use alloc::vec;
+
+use vmm::platform::{Access, VmFaultReason};
+
+use crate::proc::{self, syscall as sys, Exit, KILLED};
+use crate::user::{self, Script};
+
+/// A process that stores, reports and exits 5: the survivor of each test.
+fn survivor() -> Script {
+    let mut s = Script::new();
+    s.store64(user::SCRATCH_BASE, 99u64)
+        .syscall(sys::YIELD, &[])
+        .load64(user::SCRATCH_BASE)
+        .exit(5u64);
+    s
+}
+
+kernel_test! {
+    fn load_from_an_unmapped_address_kills_only_that_process() {
+        let mut bad = Script::new();
+        bad.store64(user::SCRATCH_BASE, 1u64)
+            .load64(0x0000_5000_0000_0000u64)
+            .exit(0u64);
+        let ok = survivor();
+        let (pids, r) = proc::run_scripts(&[&bad, &ok]);
+        let k = r.of(pids[0]).killed().expect("killed");
+        assert_eq!(k.pid, pids[0]);
+        assert_eq!(k.address(), Some(0x0000_5000_0000_0000));
+        assert_eq!(k.reason(), Some(VmFaultReason::NoSegment));
+        assert!(k.srr0 >= user::TEXT_BASE && k.srr0 < user::TEXT_BASE + user::TEXT_SIZE);
+        // The results before the fault are kept.
+        assert_eq!(r.of(pids[0]).results, vec![1]);
+        assert_eq!(r.of(pids[1]).exit, Exit::Status(5));
+        assert_eq!(r.of(pids[1]).results, vec![99, 0, 99]);
+    }
+
+    fn store_to_read_only_text_kills_with_protection() {
+        let mut bad = Script::new();
+        bad.load64(user::TEXT_BASE).store64(user::TEXT_BASE + 0x100, 0u64).exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&bad, &survivor()]);
+        let o = r.of(pids[0]);
+        let k = o.killed().expect("killed");
+        assert_eq!(k.access(), Some(Access::Store));
+        assert_eq!(k.reason(), Some(VmFaultReason::Protection));
+        assert_eq!(k.address(), Some(user::TEXT_BASE + 0x100));
+        // The load of the text worked: the agent's first instruction.
+        assert_eq!(o.results.len(), 1);
+        assert_eq!(o.results[0] >> 32, 0x7c7f_1b78, "mr r31, r3 starts the agent");
+        assert_eq!(r.of(pids[1]).status(), Some(5));
+    }
+
+    fn fetch_from_no_execute_data_kills_and_text_executes() {
+        let mut s = Script::new();
+        s.fetch(user::probe_address())
+            .store64(user::SCRATCH_BASE, user::LI_R3_42_BLR)
+            .fetch(user::SCRATCH_BASE)
+            .exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s, &survivor()]);
+        let o = r.of(pids[0]);
+        assert_eq!(o.results, vec![42, user::LI_R3_42_BLR]);
+        let k = o.killed().expect("killed");
+        assert_eq!(k.access(), Some(Access::Fetch));
+        assert_eq!(k.reason(), Some(VmFaultReason::NoExecute));
+        assert_eq!(k.srr0, user::SCRATCH_BASE);
+        assert_eq!(r.of(pids[1]).status(), Some(5));
+    }
+
+    fn kernel_memory_is_closed_to_problem_state() {
+        // The linear map (Ks = 0, Kp = 1, PP 00) has no problem-state
+        // access: a load of the kernel's own image kills.
+        let kaddr = crate::bootinfo::KERNEL_VIRT_BASE + 0x40_0000;
+        let mut s = Script::new();
+        s.load64(kaddr).exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let k = r.of(pids[0]).killed().expect("killed");
+        assert_eq!(k.address(), Some(kaddr));
+        assert_eq!(r.of(pids[0]).results.len(), 0);
+    }
+
+    fn wait_reports_a_killed_child_and_the_parent_goes_on() {
+        let mut s = Script::new();
+        s.fork();
+        let at = s.here();
+        s.branch_ne(0u64, 0);
+        s.store64(user::TEXT_BASE, 1u64).exit(0u64); // child: killed
+        let parent = s.here();
+        s.patch_target(at, parent);
+        s.wait().report().exit(3u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let kid = r.children_of(pids[0])[0];
+        let k = kid.killed().expect("child killed");
+        assert_eq!(r.of(pids[0]).status(), Some(3));
+        assert_eq!(r.of(pids[0]).reports, vec![KILLED | k.cause.code()]);
+        assert!(proc::stats().killed >= 1);
+    }
+}

@@ -1,0 +1,889 @@
+//! Processes: problem-state programs, each in its own VMM address space,
+//! with system calls, fork, exit, wait, a round-robin scheduler that the
+//! decrementer drives, and kill-on-fault.
+//!
+//! A process runs the user agent ([`crate::user`]) in problem state
+//! (MSR[PR|IR|DR|EE|ME|RI|SF] = 1) over three segments of its own — text
+//! (ESID 1, PP 01: read-only and executable in problem state), data (ESID
+//! 2) and stack (ESID 14), both read-write and no-execute. All three are
+//! copied on fork (`ForkAction::Copy`) and owned by the mapping, so the
+//! space's teardown deletes them. The address space is created and ended
+//! through the AIX services' process hooks ([`vmm::aix::Aix::create_process`],
+//! `fork`, `exit`), so the services' bookkeeping follows: `as_att` regions
+//! are inherited on fork, `vm_guatt` attachments are not.
+//!
+//! Kernel tests call [`spawn`] and then [`run`]: `run` saves the kernel
+//! context, enters the first process with `rfid`, and comes back (through
+//! the interrupt return path into [`switch::proc_call`]'s saved context)
+//! when no process is runnable. A context switch is a copy of the
+//! interrupted [`TrapFrame`] into the process and of the next process's
+//! frame into the one the handler returns through, plus the VMM's switch
+//! of address space and environment. Processes never block inside the
+//! kernel: `wait` without an ended child marks the process waiting and
+//! schedules another.
+//!
+//! Faults the VMM refuses in problem state come through
+//! [`crate::mm::set_user_fault_hook`]; program and alignment interrupts
+//! from problem state likewise kill the process. The report (pid,
+//! address, access, reason, SRR0) is printed and kept in the process's
+//! [`Outcome`]; the kernel goes on with the next process.
+
+pub mod switch;
+pub mod syscall;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use arch_ppc64::addr::Esid;
+use arch_ppc64::registers::msr::{self, Msr};
+use arch_ppc64::registers::spr::Dec;
+use arch_ppc64::structures::hpte::Pp;
+use vmm::adspace::{ForkAction, SegKey};
+use vmm::aix::backend::Space;
+use vmm::aix::services::AddressModel;
+use vmm::platform::{Access, Environment, ProcessId, VmFault};
+use vmm::segment::PageProt;
+use vmm::sid::SidKind;
+use vmm::vm::{MapOptions, SpaceRef};
+
+use crate::mm;
+use crate::trap::{self, TrapFrame, TrapHandler, Vector};
+use crate::user::{self, Script};
+
+use switch::KernelContext;
+
+/// `wait()` returns `KILLED | reason code` for a child that was killed
+/// (see [`KillCause::code`]); exit statuses are below it.
+pub const KILLED: u64 = 0x4b11_0000_0000_0000;
+
+/// Why a process was killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillCause {
+    /// A storage or segment fault the VMM refused.
+    Fault(VmFault),
+    /// A program interrupt (trap, illegal or privileged instruction);
+    /// SRR1 holds the cause bits.
+    Program {
+        /// SRR1 at the interrupt.
+        srr1: u64,
+    },
+    /// An alignment interrupt at DAR.
+    Alignment {
+        /// DAR.
+        dar: u64,
+    },
+}
+
+impl KillCause {
+    /// A small number for `wait()`: 1 + the VMM reason index for faults,
+    /// 0x100 program, 0x200 alignment.
+    pub fn code(&self) -> u64 {
+        match self {
+            KillCause::Fault(f) => {
+                use vmm::platform::VmFaultReason as R;
+                1 + match f.reason {
+                    R::NoSegment => 0,
+                    R::OutOfRange => 1,
+                    R::Protection => 2,
+                    R::NoExecute => 3,
+                    R::Key => 4,
+                    R::NoMemory => 5,
+                    R::HptFull => 6,
+                    R::NotAllowedHere => 7,
+                    R::RetriesExhausted => 8,
+                    R::Hardware(_) => 9,
+                }
+            }
+            KillCause::Program { .. } => 0x100,
+            KillCause::Alignment { .. } => 0x200,
+        }
+    }
+}
+
+/// What the kernel reports when it kills a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KillReport {
+    /// The process.
+    pub pid: ProcessId,
+    /// Where it was (SRR0: the faulting instruction).
+    pub srr0: u64,
+    /// Why.
+    pub cause: KillCause,
+}
+
+impl KillReport {
+    /// The faulting address, for storage faults.
+    pub fn address(&self) -> Option<u64> {
+        match self.cause {
+            KillCause::Fault(f) => Some(f.ea.as_u64()),
+            KillCause::Alignment { dar } => Some(dar),
+            KillCause::Program { .. } => None,
+        }
+    }
+
+    /// The access, for storage faults where the processor tells it.
+    pub fn access(&self) -> Option<Access> {
+        match self.cause {
+            KillCause::Fault(f) => f.access,
+            _ => None,
+        }
+    }
+
+    /// The VMM's reason, for storage faults.
+    pub fn reason(&self) -> Option<vmm::platform::VmFaultReason> {
+        match self.cause {
+            KillCause::Fault(f) => Some(f.reason),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KillReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cause {
+            KillCause::Fault(v) => {
+                let access = match v.access {
+                    Some(Access::Load) => "load",
+                    Some(Access::Store) => "store",
+                    Some(Access::Fetch) => "fetch",
+                    None => "access",
+                };
+                write!(
+                    f,
+                    "process {} killed: {access} at {:#x}: {:?}; SRR0 {:#x}",
+                    self.pid.0,
+                    v.ea.as_u64(),
+                    v.reason,
+                    self.srr0
+                )
+            }
+            KillCause::Program { srr1 } => write!(
+                f,
+                "process {} killed: program interrupt (SRR1 {srr1:#x}); SRR0 {:#x}",
+                self.pid.0, self.srr0
+            ),
+            KillCause::Alignment { dar } => write!(
+                f,
+                "process {} killed: alignment interrupt at {dar:#x}; SRR0 {:#x}",
+                self.pid.0, self.srr0
+            ),
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// `exit(status)`.
+    Status(u64),
+    /// Killed by the kernel.
+    Killed(KillReport),
+}
+
+/// A process that ended during [`run`].
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Its pid.
+    pub pid: ProcessId,
+    /// Its parent, for forked processes.
+    pub parent: Option<ProcessId>,
+    /// How it ended.
+    pub exit: Exit,
+    /// The agent's recorded results (at most [`user::RESULTS_MAX`]).
+    pub results: Vec<u64>,
+    /// How many results the agent recorded (may exceed `results.len()`).
+    pub result_count: u64,
+    /// Values the process passed to the `report` system call.
+    pub reports: Vec<u64>,
+    /// How many times the scheduler dispatched it.
+    pub dispatches: u64,
+}
+
+impl Outcome {
+    /// The exit status, if it exited.
+    pub fn status(&self) -> Option<u64> {
+        match self.exit {
+            Exit::Status(s) => Some(s),
+            Exit::Killed(_) => None,
+        }
+    }
+
+    /// The kill report, if it was killed.
+    pub fn killed(&self) -> Option<&KillReport> {
+        match &self.exit {
+            Exit::Killed(k) => Some(k),
+            Exit::Status(_) => None,
+        }
+    }
+}
+
+/// What one [`run`] did.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    /// Every process that ended, in the order they ended.
+    pub outcomes: Vec<Outcome>,
+    /// Dispatches of a process other than the one that ran before.
+    pub context_switches: u64,
+    /// Decrementer interrupts that preempted a process.
+    pub preemptions: u64,
+    /// System calls handled.
+    pub syscalls: u64,
+    /// Timebase ticks from entering the first process to getting back.
+    pub ticks: u64,
+}
+
+impl RunReport {
+    /// The outcome of `pid`.
+    ///
+    /// # Panics
+    /// If `pid` did not end in this run.
+    pub fn of(&self, pid: ProcessId) -> &Outcome {
+        self.outcomes
+            .iter()
+            .find(|o| o.pid == pid)
+            .unwrap_or_else(|| panic!("process {} did not end in this run", pid.0))
+    }
+
+    /// The outcomes of `pid`'s children.
+    pub fn children_of(&self, pid: ProcessId) -> Vec<&Outcome> {
+        self.outcomes
+            .iter()
+            .filter(|o| o.parent == Some(pid))
+            .collect()
+    }
+}
+
+/// Why a process could not be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcError {
+    /// The AIX services refused the address space.
+    Process(vmm::aix::services::ProcessError),
+    /// The VMM refused a segment or mapping.
+    Vm(vmm::vm::VmError),
+    /// The script does not fit the data segment.
+    ScriptTooLarge(usize),
+}
+
+/// Counters over the whole boot (for the end-of-run banner).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcStats {
+    /// Processes created by [`spawn`] or fork.
+    pub created: u64,
+    /// Of those, by fork.
+    pub forks: u64,
+    /// Processes that called exit.
+    pub exited: u64,
+    /// Processes the kernel killed.
+    pub killed: u64,
+    /// Context switches.
+    pub context_switches: u64,
+    /// Decrementer preemptions.
+    pub preemptions: u64,
+    /// System calls.
+    pub syscalls: u64,
+}
+
+impl fmt::Display for ProcStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "proc stats: processes created {} ({} by fork), exited {}, processes killed {}; context switches {}, preemptions {}, system calls {}",
+            self.created,
+            self.forks,
+            self.exited,
+            self.killed,
+            self.context_switches,
+            self.preemptions,
+            self.syscalls
+        )
+    }
+}
+
+static CREATED: AtomicU64 = AtomicU64::new(0);
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static EXITED: AtomicU64 = AtomicU64::new(0);
+static KILLED_COUNT: AtomicU64 = AtomicU64::new(0);
+static SWITCHES: AtomicU64 = AtomicU64::new(0);
+static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
+static SYSCALLS: AtomicU64 = AtomicU64::new(0);
+static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+
+/// A fresh process id (for address spaces made without [`spawn`]).
+pub fn new_pid() -> ProcessId {
+    ProcessId(NEXT_PID.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Counters since boot.
+pub fn stats() -> ProcStats {
+    ProcStats {
+        created: CREATED.load(Ordering::Relaxed),
+        forks: FORKS.load(Ordering::Relaxed),
+        exited: EXITED.load(Ordering::Relaxed),
+        killed: KILLED_COUNT.load(Ordering::Relaxed),
+        context_switches: SWITCHES.load(Ordering::Relaxed),
+        preemptions: PREEMPTIONS.load(Ordering::Relaxed),
+        syscalls: SYSCALLS.load(Ordering::Relaxed),
+    }
+}
+
+/// The MSR a process runs with: 64-bit, external interrupts (so the
+/// decrementer preempts), problem state, machine check, translation on,
+/// recoverable.
+pub const USER_MSR: u64 = Msr::SF.bits()
+    | Msr::EE.bits()
+    | Msr::PR.bits()
+    | Msr::ME.bits()
+    | Msr::IR.bits()
+    | Msr::DR.bits()
+    | Msr::RI.bits();
+
+/// Decrementer value while the kernel runs (largest positive 32-bit).
+const DEC_IDLE: u64 = 0x7fff_ffff;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Ready,
+    Waiting,
+}
+
+struct Process {
+    parent: Option<ProcessId>,
+    frame: TrapFrame,
+    state: State,
+    reports: Vec<u64>,
+    dispatches: u64,
+    live_children: u32,
+    /// Ended children not yet collected by `wait`: (pid, wait value).
+    ended_children: VecDeque<(ProcessId, u64)>,
+}
+
+struct Sched {
+    procs: BTreeMap<ProcessId, Process>,
+    ready: VecDeque<ProcessId>,
+    current: Option<ProcessId>,
+    last: Option<ProcessId>,
+    outcomes: Vec<Outcome>,
+    kernel_msr: u64,
+    quantum: u64,
+    switches: u64,
+    preemptions: u64,
+    syscalls: u64,
+}
+
+static SCHED: spin::Mutex<Sched> = spin::Mutex::new(Sched {
+    procs: BTreeMap::new(),
+    ready: VecDeque::new(),
+    current: None,
+    last: None,
+    outcomes: Vec::new(),
+    kernel_msr: 0,
+    quantum: 0,
+    switches: 0,
+    preemptions: 0,
+    syscalls: 0,
+});
+
+/// The kernel context [`run`] saved; only `proc_call` (writing) and the
+/// interrupt return into `proc_resume_kernel` (reading) touch it.
+static mut KERNEL_CONTEXT: KernelContext = KernelContext { regs: [0; 23] };
+
+fn sched() -> spin::MutexGuard<'static, Sched> {
+    match SCHED.try_lock() {
+        Some(g) => g,
+        None => panic!("proc: scheduler lock re-entered"),
+    }
+}
+
+fn zeroed_frame() -> TrapFrame {
+    // SAFETY: TrapFrame is plain integers (repr(C)); all-zero is valid.
+    unsafe { core::mem::zeroed() }
+}
+
+/// Decrementer ticks per time slice: 1/1000 s of timebase (512 000
+/// ticks at 512 MHz, about a million instructions under `-icount
+/// shift=0`).
+pub fn default_quantum() -> u64 {
+    let hz = crate::bootinfo::get()
+        .cpu
+        .timebase_frequency
+        .map_or(512_000_000, u64::from);
+    (hz / 1000).max(1000)
+}
+
+fn set_dec(v: u64) {
+    // SAFETY: writing DEC only schedules the next decrementer interrupt,
+    // which is taken only with MSR[EE] = 1 (problem state here).
+    unsafe { Dec::write(v) };
+}
+
+/// The segments of a new process: (ESID, size, page protection, N).
+fn segments() -> [(u64, u64, PageProt, bool); 3] {
+    [
+        // Text: PP 01 = read-only for Kp = 1 (problem state), read-write
+        // for Ks = 0 (the kernel loads it); executable.
+        (
+            user::TEXT_BASE >> 28,
+            user::TEXT_SIZE,
+            PageProt {
+                pp: Pp::RW_RO,
+                no_exec: false,
+            },
+            false,
+        ),
+        // Data and stack: PP 10 = read-write for both keys; no execute.
+        (
+            user::DATA_BASE >> 28,
+            user::DATA_SIZE,
+            PageProt {
+                pp: Pp::RW_RW,
+                no_exec: true,
+            },
+            true,
+        ),
+        (
+            user::STACK_BASE >> 28,
+            user::STACK_SIZE,
+            PageProt {
+                pp: Pp::RW_RW,
+                no_exec: true,
+            },
+            true,
+        ),
+    ]
+}
+
+/// Key of a process's own segments: Ks = 0 (the kernel reads and writes
+/// them), Kp = 1 (problem state gets what the page PP gives key 1).
+const USER_KEY: SegKey = SegKey {
+    ks: false,
+    kp: true,
+};
+
+/// Creates process `pid`'s address space with its three segments.
+fn create_space(pid: ProcessId) -> Result<(), ProcError> {
+    mm::with_aix(|aix| {
+        aix.create_process(pid, AddressModel::Bits64)
+            .map_err(ProcError::Process)?;
+        let space = aix
+            .vm()
+            .space_id(Space::Process(pid))
+            .expect("the space create_process made");
+        let vmm = aix.vm_mut().vmm_mut();
+        let mut result = Ok(());
+        for (esid, size, prot, no_exec) in segments() {
+            let made = vmm
+                .create_segment(SidKind::User, size, prot)
+                .and_then(|sid| {
+                    let mut o = MapOptions::new(USER_KEY);
+                    o.no_exec = no_exec;
+                    o.fork = ForkAction::Copy;
+                    o.owned = true;
+                    vmm.map(SpaceRef::Process(space), Esid::new(esid), sid, o)
+                        .inspect_err(|_| {
+                            let _ = vmm.delete_segment(sid);
+                        })
+                });
+            if let Err(e) = made {
+                result = Err(ProcError::Vm(e));
+                break;
+            }
+        }
+        if result.is_err() {
+            // Owned mappings take their segments along.
+            let _ = aix.exit(pid);
+        }
+        result
+    })
+}
+
+/// Copies `data` to user address `ea` of the current address space with
+/// supervisor stores (faults zero-fill the pages on the way).
+fn copy_to_current(ea: u64, data: &[u8]) {
+    // SAFETY: the caller made the target process's space current; `ea`
+    // lies in one of its segments, which Ks = 0 lets the kernel write
+    // (PP 01 and 10); faults are resolved by the VMM (no lock is held).
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), ea as *mut u8, data.len()) };
+}
+
+/// Makes stores to `[start, start+len)` visible to instruction fetch.
+fn sync_icache(start: u64, len: u64) {
+    const LINE: u64 = 128;
+    let mut a = start & !(LINE - 1);
+    while a < start + len {
+        // SAFETY: dcbst writes a cache line back; the line is mapped.
+        unsafe { core::arch::asm!("dcbst 0, {0}", in(reg) a, options(nostack)) };
+        a += LINE;
+    }
+    arch_ppc64::instructions::barrier::sync();
+    let mut a = start & !(LINE - 1);
+    while a < start + len {
+        // SAFETY: icbi only invalidates instruction-cache lines.
+        unsafe { core::arch::asm!("icbi 0, {0}", in(reg) a, options(nostack)) };
+        a += LINE;
+    }
+    arch_ppc64::instructions::barrier::sync();
+    arch_ppc64::instructions::barrier::isync();
+}
+
+/// Creates a process that will run `script` (it starts at the next
+/// [`run`]). Returns its pid.
+///
+/// # Errors
+/// [`ProcError`] when the space or a segment cannot be made (nothing is
+/// left behind), or the script is too large.
+pub fn spawn(script: &Script) -> Result<ProcessId, ProcError> {
+    let bytes = script.to_bytes();
+    if bytes.len() as u64 > user::SCRIPT_MAX_BYTES {
+        return Err(ProcError::ScriptTooLarge(bytes.len()));
+    }
+    let pid = ProcessId(NEXT_PID.fetch_add(1, Ordering::Relaxed));
+    create_space(pid)?;
+    // Load the agent and the script through the process's own mappings.
+    let prev = mm::with_aix(|aix| {
+        let prev = aix.vm().vmm().current();
+        aix.vm_mut()
+            .switch_to(Space::Process(pid))
+            .expect("switch to the new space");
+        prev
+    });
+    let code = user::agent_code();
+    copy_to_current(user::TEXT_BASE, code);
+    sync_icache(user::TEXT_BASE, code.len() as u64);
+    copy_to_current(user::SCRIPT_BASE, &bytes);
+    mm::with_vmm(|v| v.switch_to(prev)).expect("switch back");
+
+    let mut frame = zeroed_frame();
+    frame.gpr[1] = user::STACK_BASE + user::STACK_SIZE - 256;
+    frame.gpr[3] = user::SCRIPT_BASE;
+    frame.gpr[4] = user::VARS_BASE;
+    frame.gpr[5] = user::RESULTS_BASE;
+    frame.srr0 = user::TEXT_BASE;
+    frame.srr1 = USER_MSR;
+    let mut s = sched();
+    s.procs.insert(
+        pid,
+        Process {
+            parent: None,
+            frame,
+            state: State::Ready,
+            reports: Vec::new(),
+            dispatches: 0,
+            live_children: 0,
+            ended_children: VecDeque::new(),
+        },
+    );
+    s.ready.push_back(pid);
+    CREATED.fetch_add(1, Ordering::Relaxed);
+    Ok(pid)
+}
+
+/// Spawns one process per script and runs them all; returns the pids
+/// (in script order) and the report.
+///
+/// # Panics
+/// If a process cannot be created.
+pub fn run_scripts(scripts: &[&Script]) -> (Vec<ProcessId>, RunReport) {
+    let pids = scripts
+        .iter()
+        .map(|s| spawn(s).unwrap_or_else(|e| panic!("spawn: {e:?}")))
+        .collect();
+    (pids, run())
+}
+
+/// Handlers [`run`] installs, and what they replaced.
+struct Installed {
+    old: [(Vector, Option<TrapHandler>); 4],
+    old_hook: Option<mm::UserFaultHook>,
+}
+
+fn install() -> Installed {
+    let ours: [(Vector, TrapHandler); 4] = [
+        (Vector::SystemCall, syscall::on_syscall),
+        (Vector::Decrementer, on_decrementer),
+        (Vector::Program, on_program),
+        (Vector::Alignment, on_alignment),
+    ];
+    let old = ours.map(|(v, h)| (v, trap::set_handler(v, Some(h))));
+    let old_hook = mm::set_user_fault_hook(on_user_fault);
+    Installed { old, old_hook }
+}
+
+fn uninstall(i: Installed) {
+    for (v, h) in i.old {
+        trap::set_handler(v, h);
+    }
+    match i.old_hook {
+        Some(h) => mm::set_user_fault_hook(h),
+        None => mm::clear_user_fault_hook(),
+    };
+}
+
+/// Runs every ready process until none is runnable; returns what ended.
+/// The kernel context (this call) is saved and resumed when the last
+/// runnable process ends or waits.
+pub fn run() -> RunReport {
+    run_with_quantum(default_quantum())
+}
+
+/// [`run`] with a time slice of `quantum` timebase ticks.
+pub fn run_with_quantum(quantum: u64) -> RunReport {
+    let installed = install();
+    {
+        let mut s = sched();
+        s.kernel_msr = msr::read().bits();
+        s.quantum = quantum;
+        s.outcomes.clear();
+        s.switches = 0;
+        s.preemptions = 0;
+        s.syscalls = 0;
+        s.last = None;
+        s.current = None;
+    }
+    let start = crate::harness::timebase();
+    // SAFETY: `enter_first` enters a process and never returns; the way
+    // back is an interrupt handler resuming `proc_resume_kernel` with
+    // KERNEL_CONTEXT, which restores this frame's callee-saved state. The
+    // context is a static, so it outlives the call.
+    let back = unsafe { switch::proc_call(enter_first as *const (), &raw mut KERNEL_CONTEXT) };
+    let ticks = crate::harness::timebase() - start;
+    set_dec(DEC_IDLE);
+    uninstall(installed);
+    let mut s = sched();
+    debug_assert!(back == 1 || s.ready.is_empty());
+    RunReport {
+        outcomes: core::mem::take(&mut s.outcomes),
+        context_switches: s.switches,
+        preemptions: s.preemptions,
+        syscalls: s.syscalls,
+        ticks,
+    }
+}
+
+/// Enters the first ready process (or, with none, returns to `run`).
+fn enter_first() {
+    let mut frame = zeroed_frame();
+    {
+        let mut s = sched();
+        dispatch_next(&mut s, &mut frame);
+        if s.current.is_none() {
+            // Nothing to run: plain return to `proc_call`.
+            return;
+        }
+    }
+    // SAFETY: the frame is the process's saved state (problem state,
+    // translation on); its address space was just made current. EE is 0
+    // until rfid.
+    unsafe { switch::proc_enter(&frame) }
+}
+
+/// The frame that takes the interrupt return path back to `run`.
+fn kernel_resume_frame(kernel_msr: u64) -> TrapFrame {
+    let mut f = zeroed_frame();
+    // SAFETY: read-only access to the saved context's registers; only
+    // `proc_call` writes it, and that is not running now.
+    let ctx = unsafe { (&raw const KERNEL_CONTEXT).as_ref() }.expect("a static");
+    // Leave a red zone below the saved stack pointer for the rfid target,
+    // which loads r1 from the context before using the stack anyway.
+    f.gpr[1] = ctx.r1() - 512;
+    f.gpr[2] = ctx.r2();
+    f.gpr[13] = ctx.r13();
+    f.gpr[3] = &raw const KERNEL_CONTEXT as u64;
+    f.srr0 = switch::resume_kernel_address();
+    f.srr1 = kernel_msr;
+    f
+}
+
+/// Puts the next ready process into `frame` (address space, environment,
+/// time slice), or the way back to `run` if none is ready.
+fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
+    match s.ready.pop_front() {
+        Some(next) => {
+            let p = s.procs.get_mut(&next).expect("ready process exists");
+            p.dispatches += 1;
+            *frame = p.frame;
+            mm::with_aix(|aix| {
+                aix.vm_mut()
+                    .switch_to(Space::Process(next))
+                    .expect("switch to a live process");
+                aix.vm_mut().set_environment(Environment::Process(next));
+            });
+            if s.last != Some(next) {
+                s.switches += 1;
+                SWITCHES.fetch_add(1, Ordering::Relaxed);
+            }
+            s.last = Some(next);
+            s.current = Some(next);
+            set_dec(s.quantum);
+        }
+        None => {
+            s.current = None;
+            mm::with_aix(|aix| {
+                let _ = aix.vm_mut().vmm_mut().switch_to(None);
+                aix.vm_mut().set_environment(Environment::KernelProcess);
+            });
+            set_dec(DEC_IDLE);
+            *frame = kernel_resume_frame(s.kernel_msr);
+        }
+    }
+}
+
+/// Saves the interrupted process (requeued if `requeue`) and dispatches
+/// the next one.
+fn switch_away(s: &mut Sched, frame: &mut TrapFrame, requeue: bool) {
+    if let Some(cur) = s.current {
+        if let Some(p) = s.procs.get_mut(&cur) {
+            p.frame = *frame;
+            if requeue {
+                s.ready.push_back(cur);
+            }
+        }
+    }
+    dispatch_next(s, frame);
+}
+
+/// Reads the agent's results from `pid`'s data segment through the
+/// frames backing it (touches no user mapping, so it is safe in any
+/// handler). Untouched pages read as zeroes.
+fn read_results(pid: ProcessId) -> (Vec<u64>, u64) {
+    let page = mm::with_aix(|aix| {
+        let space = aix.vm().space_id(Space::Process(pid))?;
+        let vmm = aix.vm().vmm();
+        let m = vmm
+            .space(space)
+            .ok()?
+            .get(Esid::new(user::DATA_BASE >> 28))?;
+        let page = ((user::RESULTS_BASE - user::DATA_BASE) >> 12) as u32;
+        vmm.page_frame(m.handle.sid(), page).ok().flatten()
+    });
+    let Some(pa) = page else {
+        return (Vec::new(), 0);
+    };
+    let base = crate::bootinfo::real_to_virt(pa.as_u64()) as *const u64;
+    // SAFETY: the frame is a live, resident page of the data segment,
+    // reached through the kernel's linear map; it is only read.
+    let count = unsafe { base.read_volatile() };
+    let kept = (count as usize).min(user::RESULTS_MAX);
+    let results = (1..=kept)
+        // SAFETY: as above; index <= 511 stays inside the 4 KiB page.
+        .map(|i| unsafe { base.add(i).read_volatile() })
+        .collect();
+    (results, count)
+}
+
+/// Ends `pid` (exit or kill): records its outcome, tears down its
+/// address space through the services' exit hook and tells its parent.
+fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
+    let Some(p) = s.procs.remove(&pid) else {
+        return;
+    };
+    let (results, result_count) = read_results(pid);
+    mm::with_aix(|aix| {
+        if aix.vm().vmm().current() == aix.vm().space_id(Space::Process(pid)) {
+            let _ = aix.vm_mut().vmm_mut().switch_to(None);
+        }
+        if let Err(e) = aix.exit(pid) {
+            log::error!("proc: exit hook of process {} failed: {e:?}", pid.0);
+        }
+    });
+    match exit {
+        Exit::Status(_) => EXITED.fetch_add(1, Ordering::Relaxed),
+        Exit::Killed(_) => KILLED_COUNT.fetch_add(1, Ordering::Relaxed),
+    };
+    s.ready.retain(|&r| r != pid);
+    if s.current == Some(pid) {
+        s.current = None;
+    }
+    // Orphans keep running without a parent.
+    for c in s.procs.values_mut() {
+        if c.parent == Some(pid) {
+            c.parent = None;
+        }
+    }
+    if let Some(ppid) = p.parent {
+        let value = match exit {
+            Exit::Status(st) => st,
+            Exit::Killed(k) => KILLED | k.cause.code(),
+        };
+        if let Some(parent) = s.procs.get_mut(&ppid) {
+            parent.live_children -= 1;
+            if parent.state == State::Waiting {
+                parent.state = State::Ready;
+                parent.frame.gpr[3] = value;
+                parent.frame.gpr[4] = pid.0 as u64;
+                s.ready.push_back(ppid);
+            } else {
+                parent.ended_children.push_back((pid, value));
+            }
+        }
+    }
+    s.outcomes.push(Outcome {
+        pid,
+        parent: p.parent,
+        exit,
+        results,
+        result_count,
+        reports: p.reports,
+        dispatches: p.dispatches,
+    });
+}
+
+/// Kills the current process with `cause` and dispatches the next one.
+fn kill_current(frame: &mut TrapFrame, cause: KillCause) {
+    let mut s = sched();
+    let Some(pid) = s.current else {
+        panic!(
+            "proc: problem-state fault with no current process: {cause:?} at SRR0 {:#x}",
+            frame.srr0
+        );
+    };
+    let report = KillReport {
+        pid,
+        srr0: frame.srr0,
+        cause,
+    };
+    println!("\n{report}");
+    end_process(&mut s, pid, Exit::Killed(report));
+    dispatch_next(&mut s, frame);
+}
+
+fn on_user_fault(frame: &mut TrapFrame, fault: VmFault) {
+    kill_current(frame, KillCause::Fault(fault));
+}
+
+fn from_problem_state(frame: &TrapFrame) -> bool {
+    frame.srr1 & Msr::PR.bits() != 0
+}
+
+fn on_program(frame: &mut TrapFrame) {
+    if !from_problem_state(frame) {
+        panic!(
+            "program interrupt in the kernel at {:#x}\n{frame}",
+            frame.srr0
+        );
+    }
+    kill_current(frame, KillCause::Program { srr1: frame.srr1 });
+}
+
+fn on_alignment(frame: &mut TrapFrame) {
+    if !from_problem_state(frame) {
+        panic!(
+            "alignment interrupt in the kernel at {:#x}\n{frame}",
+            frame.srr0
+        );
+    }
+    kill_current(frame, KillCause::Alignment { dar: frame.dar });
+}
+
+fn on_decrementer(frame: &mut TrapFrame) {
+    if !from_problem_state(frame) {
+        // Only problem state runs with EE = 1; a stray one is silenced.
+        set_dec(DEC_IDLE);
+        return;
+    }
+    let mut s = sched();
+    s.preemptions += 1;
+    PREEMPTIONS.fetch_add(1, Ordering::Relaxed);
+    switch_away(&mut s, frame, true);
+}

@@ -1,0 +1,351 @@
+//! System calls (`sc`, vector 0xc00) and the AIX services called on a
+//! process's behalf.
+//!
+//! ABI: r0 = number (the constants below), r3..r8 = arguments, r3 =
+//! result; `wait` also sets r4. The AIX services answer their value on
+//! success and `-errno` on failure, so a result `r` is an error iff
+//! `r >= -4095 as u64` ([`is_error`]); kernel addresses (0xF1.., 0xF2..)
+//! are far below that. Unknown numbers answer `-ENOSYS` (-38). Every
+//! other register is preserved. `sc` from supervisor state is not a
+//! system call here (it would be a kernel bug): it panics.
+//!
+//! The services run in the process environment
+//! (`Environment::Process(pid)`, what the scheduler set when it
+//! dispatched the process); [`IN_INTERRUPT`] runs one in the interrupt
+//! environment instead, to check the services refuse it.
+
+use core::ffi::{c_int, c_long};
+use core::sync::atomic::Ordering;
+
+use vmm::aix::Errno;
+use vmm::platform::Environment;
+
+use super::{sched, switch_away, Exit, SYSCALLS};
+use crate::mm;
+use crate::trap::TrapFrame;
+
+/// `exit(status)`: ends the process.
+pub const EXIT: u64 = 0;
+/// `getpid()`.
+pub const GETPID: u64 = 1;
+/// `fork()`: 0 in the child, the child's pid in the parent.
+pub const FORK: u64 = 2;
+/// `wait()`: r3 = an ended child's status (or [`super::KILLED`] | code),
+/// r4 = its pid; `-ECHILD` (-10) with no children. Blocks (schedules
+/// others) while children live but none has ended.
+pub const WAIT: u64 = 3;
+/// `yield()`: lets the next ready process run.
+pub const YIELD: u64 = 4;
+/// `report(value)`: appends `value` to the process's reports.
+pub const REPORT: u64 = 5;
+/// `kread(kaddr)`: the kernel loads the doubleword at `kaddr`, which must
+/// lie in a live `vm_galloc` allocation (else `-EINVAL`).
+pub const KREAD: u64 = 6;
+/// `kwrite(kaddr, value)`: the kernel stores `value` at `kaddr` (same
+/// rule as [`KREAD`]).
+pub const KWRITE: u64 = 7;
+/// `in_interrupt(nr, a1..a5)`: service call `nr` with the VMM's
+/// environment set to `Interrupt` for its duration.
+pub const IN_INTERRUPT: u64 = 8;
+/// `vm_galloc(type, size)` → kernel address.
+pub const VM_GALLOC: u64 = 16;
+/// `vm_gfree(addr, size)`.
+pub const VM_GFREE: u64 = 17;
+/// `vm_guatt(kaddr, size, key, flags)` → user address.
+pub const VM_GUATT: u64 = 18;
+/// `vm_gudet(kaddr, uaddr, size, flags)`.
+pub const VM_GUDET: u64 = 19;
+/// `vm_att(handle, offset)` → kernel address (supervisor-only).
+pub const VM_ATT: u64 = 20;
+/// `vm_det(eaddr)`.
+pub const VM_DET: u64 = 21;
+/// `vm_att_rw(handle, offset, value)`: `vm_att`, the kernel stores
+/// `value` at the address and loads it back, `vm_det`; answers the value
+/// loaded.
+pub const VM_ATT_RW: u64 = 22;
+/// `vm_handle(vmid, key)` → handle.
+pub const VM_HANDLE: u64 = 23;
+/// `getadsp()`: 0 when the process has an `adspace_t`; answers its
+/// allocation mask.
+pub const GETADSP: u64 = 24;
+/// `as_att(handle, offset)` on `getadsp()` → address.
+pub const AS_ATT: u64 = 25;
+/// `as_det(eaddr)` on `getadsp()`.
+pub const AS_DET: u64 = 26;
+/// `as_geth(eaddr)` on `getadsp()` → handle (a hold).
+pub const AS_GETH: u64 = 27;
+/// `as_puth(handle)` on `getadsp()`.
+pub const AS_PUTH: u64 = 28;
+/// `as_getsrval(eaddr)` on `getadsp()` → handle.
+pub const AS_GETSRVAL: u64 = 29;
+/// `as_att64(handle, offset)` → address.
+pub const AS_ATT64: u64 = 30;
+/// `as_det64(addr)`.
+pub const AS_DET64: u64 = 31;
+/// `as_seth64(addr, handle)`.
+pub const AS_SETH64: u64 = 32;
+/// `as_geth64(addr)` → handle (a hold).
+pub const AS_GETH64: u64 = 33;
+/// `as_puth64(addr, handle)`.
+pub const AS_PUTH64: u64 = 34;
+/// `as_getsrval64(addr)` → handle.
+pub const AS_GETSRVAL64: u64 = 35;
+/// `vms_create(type, size)` → vmid.
+pub const VMS_CREATE: u64 = 36;
+/// `vms_delete(vmid)`.
+pub const VMS_DELETE: u64 = 37;
+
+/// `-errno` as the ABI answers it.
+pub const fn neg(errno: c_int) -> u64 {
+    (-(errno as i64)) as u64
+}
+/// `-EINVAL`.
+pub const EINVAL: u64 = neg(22);
+/// `-ENOMEM`.
+pub const ENOMEM: u64 = neg(12);
+/// `-ECHILD`.
+pub const ECHILD: u64 = neg(10);
+/// `-ENOSYS`.
+pub const ENOSYS: u64 = neg(38);
+
+/// Whether a system call result is `-errno`.
+pub const fn is_error(r: u64) -> bool {
+    r >= (-4095i64) as u64
+}
+
+fn err(e: Errno) -> u64 {
+    neg(e.raw())
+}
+
+/// The 0xc00 handler.
+pub(super) fn on_syscall(frame: &mut TrapFrame) {
+    if !super::from_problem_state(frame) {
+        panic!("sc from supervisor state at {:#x}\n{frame}", frame.srr0);
+    }
+    SYSCALLS.fetch_add(1, Ordering::Relaxed);
+    let nr = frame.gpr[0];
+    let a = [
+        frame.gpr[3],
+        frame.gpr[4],
+        frame.gpr[5],
+        frame.gpr[6],
+        frame.gpr[7],
+        frame.gpr[8],
+    ];
+    let mut s = sched();
+    s.syscalls += 1;
+    let pid = s
+        .current
+        .expect("a system call comes from the current process");
+    match nr {
+        EXIT => {
+            super::end_process(&mut s, pid, Exit::Status(a[0]));
+            super::dispatch_next(&mut s, frame);
+        }
+        GETPID => frame.gpr[3] = pid.0 as u64,
+        FORK => fork(&mut s, frame, pid),
+        WAIT => wait(&mut s, frame, pid),
+        YIELD => {
+            frame.gpr[3] = 0;
+            switch_away(&mut s, frame, true);
+        }
+        REPORT => {
+            if let Some(p) = s.procs.get_mut(&pid) {
+                p.reports.push(a[0]);
+            }
+            frame.gpr[3] = 0;
+        }
+        _ => {
+            // Everything else runs without the scheduler lock (services
+            // may fault on kernel memory, which is fine without it).
+            drop(s);
+            frame.gpr[3] = match nr {
+                KREAD => kread(a[0]),
+                KWRITE => kwrite(a[0], a[1]),
+                IN_INTERRUPT => {
+                    mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Interrupt));
+                    let r = service(a[0], &[a[1], a[2], a[3], a[4], a[5], 0]);
+                    mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Process(pid)));
+                    r
+                }
+                _ => service(nr, &a),
+            };
+        }
+    }
+}
+
+fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::ProcessId) {
+    let child = vmm::platform::ProcessId(super::NEXT_PID.fetch_add(1, Ordering::Relaxed));
+    match mm::with_aix(|aix| aix.fork(parent, child)) {
+        Ok(()) => {
+            let mut cframe = *frame;
+            cframe.gpr[3] = 0;
+            s.procs.insert(
+                child,
+                super::Process {
+                    parent: Some(parent),
+                    frame: cframe,
+                    state: super::State::Ready,
+                    reports: alloc::vec::Vec::new(),
+                    dispatches: 0,
+                    live_children: 0,
+                    ended_children: alloc::collections::VecDeque::new(),
+                },
+            );
+            s.ready.push_back(child);
+            if let Some(p) = s.procs.get_mut(&parent) {
+                p.live_children += 1;
+            }
+            super::CREATED.fetch_add(1, Ordering::Relaxed);
+            super::FORKS.fetch_add(1, Ordering::Relaxed);
+            frame.gpr[3] = child.0 as u64;
+        }
+        Err(e) => {
+            log::warn!("proc: fork of {} refused: {e:?}", parent.0);
+            frame.gpr[3] = ENOMEM;
+        }
+    }
+    // The Vmm's fork leaves the parent's space current.
+}
+
+fn wait(s: &mut super::Sched, frame: &mut TrapFrame, pid: vmm::platform::ProcessId) {
+    let p = s.procs.get_mut(&pid).expect("current process exists");
+    if let Some((child, value)) = p.ended_children.pop_front() {
+        frame.gpr[3] = value;
+        frame.gpr[4] = child.0 as u64;
+    } else if p.live_children == 0 {
+        frame.gpr[3] = ECHILD;
+    } else {
+        p.state = super::State::Waiting;
+        switch_away(s, frame, false);
+    }
+}
+
+/// Whether `[kaddr, kaddr + 8)` lies in a live `vm_galloc` allocation.
+fn in_galloc(kaddr: u64) -> bool {
+    mm::with_aix(|aix| {
+        aix.allocations().any(|a| {
+            kaddr >= a.start && kaddr.checked_add(8).is_some_and(|e| e <= a.start + a.bytes)
+        })
+    })
+}
+
+fn kread(kaddr: u64) -> u64 {
+    if !kaddr.is_multiple_of(8) || !in_galloc(kaddr) {
+        return EINVAL;
+    }
+    // SAFETY: an aligned doubleword of a live vm_galloc allocation (kernel
+    // key, PP 00/01: readable by the kernel); a first touch is zero-filled
+    // by the VMM; no lock is held.
+    unsafe { (kaddr as *const u64).read_volatile() }
+}
+
+fn kwrite(kaddr: u64, value: u64) -> u64 {
+    if !kaddr.is_multiple_of(8) || !in_galloc(kaddr) {
+        return EINVAL;
+    }
+    // SAFETY: as in `kread`; vm_galloc pages are kernel read-write.
+    unsafe { (kaddr as *mut u64).write_volatile(value) };
+    0
+}
+
+fn ok0<E>(r: Result<(), E>, errno: impl FnOnce(&E) -> Errno) -> u64 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => err(errno(&e)),
+    }
+}
+
+fn val<E>(r: Result<u64, E>, errno: impl FnOnce(&E) -> Errno) -> u64 {
+    match r {
+        Ok(v) => v,
+        Err(e) => err(errno(&e)),
+    }
+}
+
+/// Calls AIX service `nr` with arguments `a` in the current environment.
+fn service(nr: u64, a: &[u64; 6]) -> u64 {
+    let int = |x: u64| x as c_int;
+    let long = |x: u64| x as c_long;
+    match nr {
+        VM_GALLOC => mm::with_aix(|x| val(x.vm_galloc(int(a[0]), long(a[1])), |e| e.errno())),
+        VM_GFREE => mm::with_aix(|x| ok0(x.vm_gfree(a[0], long(a[1])), |e| e.errno())),
+        VM_GUATT => mm::with_aix(|x| {
+            val(x.vm_guatt(a[0], long(a[1]), long(a[2]), long(a[3])), |e| {
+                e.errno()
+            })
+        }),
+        VM_GUDET => mm::with_aix(|x| {
+            ok0(x.vm_gudet(a[0], a[1], long(a[2]), long(a[3])), |e| {
+                e.errno()
+            })
+        }),
+        VM_ATT => mm::with_aix(|x| val(x.vm_att(a[0], a[1]), |e| e.errno())),
+        VM_DET => mm::with_aix(|x| ok0(x.vm_det(a[0]), |e| e.errno())),
+        VM_ATT_RW => {
+            let ea = match mm::with_aix(|x| x.vm_att(a[0], a[1])) {
+                Ok(ea) => ea,
+                Err(e) => return err(e.errno()),
+            };
+            if !ea.is_multiple_of(8) {
+                let _ = mm::with_aix(|x| x.vm_det(ea));
+                return EINVAL;
+            }
+            // SAFETY: `ea` is in the vm_att slot just attached for this
+            // context with the handle's key in supervisor state; the
+            // caller gives a handle whose pages the kernel may write
+            // (a wrong one is a kernel fault: the test's bug, reported).
+            let back = unsafe {
+                (ea as *mut u64).write_volatile(a[2]);
+                (ea as *const u64).read_volatile()
+            };
+            match mm::with_aix(|x| x.vm_det(ea)) {
+                Ok(()) => back,
+                Err(e) => err(e.errno()),
+            }
+        }
+        VM_HANDLE => match vmm::aix::vm_handle(a[0] as i64, long(a[1])) {
+            Ok(h) => h.raw(),
+            Err(_) => EINVAL,
+        },
+        GETADSP => mm::with_aix(|x| match x.getadsp() {
+            // SAFETY: getadsp answers a pointer into the services' own
+            // copy, valid while the lock is held; only read here.
+            Ok(p) => unsafe { p.as_ref() }.alloc,
+            Err(e) => err(e.errno()),
+        }),
+        AS_ATT => mm::with_aix(|x| match x.getadsp() {
+            Ok(p) => val(x.as_att(p.as_ptr(), a[0], a[1]), |e| e.errno()),
+            Err(e) => err(e.errno()),
+        }),
+        AS_DET => mm::with_aix(|x| match x.getadsp() {
+            Ok(p) => ok0(x.as_det(p.as_ptr(), a[0]), |e| e.errno()),
+            Err(e) => err(e.errno()),
+        }),
+        AS_GETH => mm::with_aix(|x| match x.getadsp() {
+            Ok(p) => val(x.as_geth(p.as_ptr(), a[0]), |e| e.errno()),
+            Err(e) => err(e.errno()),
+        }),
+        AS_PUTH => mm::with_aix(|x| match x.getadsp() {
+            Ok(p) => ok0(x.as_puth(p.as_ptr(), a[0]), |e| e.errno()),
+            Err(e) => err(e.errno()),
+        }),
+        AS_GETSRVAL => mm::with_aix(|x| match x.getadsp() {
+            Ok(p) => val(x.as_getsrval(p.as_ptr(), a[0]), |e| e.errno()),
+            Err(e) => err(e.errno()),
+        }),
+        AS_ATT64 => mm::with_aix(|x| val(x.as_att64(a[0], int(a[1])), |e| e.errno())),
+        AS_DET64 => mm::with_aix(|x| ok0(x.as_det64(a[0]), |e| e.errno())),
+        AS_SETH64 => mm::with_aix(|x| ok0(x.as_seth64(a[0], a[1]), |e| e.errno())),
+        AS_GETH64 => mm::with_aix(|x| val(x.as_geth64(a[0]), |e| e.errno())),
+        AS_PUTH64 => mm::with_aix(|x| ok0(x.as_puth64(a[0], a[1]), |e| e.errno())),
+        AS_GETSRVAL64 => mm::with_aix(|x| val(x.as_getsrval64(a[0]), |e| e.errno())),
+        VMS_CREATE => mm::with_aix(|x| {
+            val(x.vms_create(int(a[0]), long(a[1])).map(|v| v as u64), |e| {
+                e.errno()
+            })
+        }),
+        VMS_DELETE => mm::with_aix(|x| ok0(x.vms_delete(a[0] as i64), |e| e.errno())),
+        _ => ENOSYS,
+    }
+}
