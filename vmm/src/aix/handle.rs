@@ -65,8 +65,8 @@ pub enum HandleError {
         /// The key passed.
         key: vmkey_t,
     },
-    /// The raw handle has bits set outside SID, Ks, Kp and N, has
-    /// Ks ≠ Kp, or is [`INVLSID`].
+    /// The raw handle has bits set outside SID, Ks, Kp and N, or is
+    /// [`INVLSID`].
     BadHandle {
         /// The handle passed.
         handle: vmhandle_t,
@@ -119,8 +119,13 @@ impl VmHandle {
     ///
     /// # Errors
     /// [`HandleError::BadHandle`] if bits outside SID/Ks/Kp/N are set, the
-    /// SID is not below [`SIDMAX`], Ks ≠ Kp (AIX's keys set both alike),
-    /// or the value is [`INVLSID`].
+    /// SID is not below [`SIDMAX`], or the value is [`INVLSID`].
+    ///
+    /// Any Ks/Kp pair is accepted: `vm_handle` only builds Ks = Kp, but
+    /// `as_geth64`, `as_getsrval64` and `as_geth` return the keys of the
+    /// mapping as it is, and a process's own segments are commonly mapped
+    /// Ks = 0, Kp = 1 (the core's `SegKey::KERNEL`); such a handle must be
+    /// accepted back by `as_puth64` and the attach services.
     pub fn from_raw(handle: vmhandle_t) -> Result<Self, HandleError> {
         let bad = Err(HandleError::BadHandle { handle });
         if handle == INVLSID {
@@ -131,9 +136,6 @@ impl VmHandle {
             return bad;
         }
         if (handle >> Self::SID_SHIFT) >= SIDMAX {
-            return bad;
-        }
-        if (handle & Self::KS != 0) != (handle & Self::KP != 0) {
             return bad;
         }
         Ok(VmHandle(handle))
@@ -149,13 +151,26 @@ impl VmHandle {
         self.0 >> Self::SID_SHIFT
     }
 
-    /// The access key (AIX `vm_getkey`).
+    /// The access key (AIX `vm_getkey`): the problem-state key Kp, which
+    /// decides what a process gets. For a handle with Ks = Kp (every one
+    /// `vm_handle` builds) it is the key of both states; for a mixed one
+    /// ([`Self::ks`] ≠ [`Self::kp`]) use those two to get both bits.
     pub const fn key(self) -> VmKey {
         if self.0 & Self::KP != 0 {
             VmKey::Unpriv
         } else {
             VmKey::Priv
         }
+    }
+
+    /// SLB Ks: the key bit supervisor state uses.
+    pub const fn ks(self) -> bool {
+        self.0 & Self::KS != 0
+    }
+
+    /// SLB Kp: the key bit problem state uses.
+    pub const fn kp(self) -> bool {
+        self.0 & Self::KP != 0
     }
 
     /// Whether the handle forbids instruction fetch (SLB N).
@@ -245,9 +260,14 @@ mod tests {
     }
 
     #[test]
-    fn from_raw_refuses_mixed_keys_and_stray_bits() {
-        assert!(VmHandle::from_raw(5 << 12 | VmHandle::KS).is_err());
-        assert!(VmHandle::from_raw(5 << 12 | VmHandle::KP).is_err());
+    fn from_raw_accepts_mixed_keys_refuses_stray_bits() {
+        // Mixed keys come back from as_geth64 on a Ks = 0, Kp = 1 mapping.
+        let k = VmHandle::from_raw(5 << 12 | VmHandle::KP).unwrap();
+        assert!(!k.ks() && k.kp());
+        assert_eq!(k.key(), VmKey::Unpriv, "key() is the problem-state key");
+        let s = VmHandle::from_raw(5 << 12 | VmHandle::KS).unwrap();
+        assert!(s.ks() && !s.kp());
+        assert_eq!(s.key(), VmKey::Priv);
         assert!(VmHandle::from_raw(5 << 12 | 0x100).is_err());
         assert!(VmHandle::from_raw(1 << 63).is_err());
         let h = VmHandle::from_raw(5 << 12 | VmHandle::N).unwrap();

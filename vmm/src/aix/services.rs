@@ -218,11 +218,16 @@ fn type_flags_ok(type_flags: c_int) -> bool {
 }
 
 /// How `as_att`, `as_att64` and `as_seth64` map a handle: whole segment,
-/// the handle's keys and N, shared across fork.
+/// the handle's keys (Ks and Kp each as the handle has them, so a handle
+/// `as_geth64` returned for a Ks = 0, Kp = 1 mapping maps the same way
+/// again) and N, shared across fork.
 fn region(h: VmHandle) -> MappingInfo {
     MappingInfo {
         sid: h.sid(),
-        key: seg_key(h.key()),
+        key: SegKey {
+            ks: h.ks(),
+            kp: h.kp(),
+        },
         no_exec: h.no_execute(),
         window: None,
         view_prot: ViewProt::Segment,
@@ -234,9 +239,10 @@ fn region(h: VmHandle) -> MappingInfo {
 /// shares: supervisor state gets what the handle's key gives on the
 /// segment's pages; problem state nothing. Kp = 1 with PP 00 (read-write
 /// for key 0) or PP 110 (read-only for key 0) closes the pages to problem
-/// state (ISA Book III §5.7.13.1, Table 9).
+/// state (ISA Book III §5.7.13.1, Table 9). The supervisor access is the
+/// one the handle's Ks gives, whatever its Kp.
 fn kernel_only(h: VmHandle, prot: PageProt) -> MappingInfo {
-    let sup = prot.pp.access(h.key().ks());
+    let sup = prot.pp.access(h.ks());
     let (ks, pp) = if sup.write {
         (false, Pp::RW_NONE)
     } else if sup.read {

@@ -1112,6 +1112,71 @@ pub fn as_puth64_refusals<H: Harness>() {
     );
 }
 
+/// A process's own segments are usually mapped Ks = 0, Kp = 1 (the
+/// core's `SegKey::KERNEL`); `as_geth64` returns that mapping's keys, and
+/// the handle must be accepted back by `as_puth64` (else the hold can never
+/// be released) and map the same way through the attach services.
+pub fn mixed_key_handle_round_trips<H: Harness>() {
+    use vmm::adspace::{ForkAction, SegKey};
+    use vmm::segment::ViewProt;
+    let mut h = setup::<H>();
+    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
+    let sid = vmid as u64;
+    let how = MappingInfo {
+        sid,
+        key: SegKey::KERNEL,
+        no_exec: false,
+        window: None,
+        view_prot: ViewProt::Segment,
+        fork: ForkAction::Share,
+    };
+    h.aix()
+        .vm_mut()
+        .map(Space::Process(P1), 0x10, &how)
+        .unwrap();
+    let a = 0x10 << 28;
+    let g = h.aix().as_geth64(a).unwrap();
+    assert_eq!(g, sid << 12 | 0x400, "Ks = 0, Kp = 1");
+    assert_eq!(h.aix_ref().holds(Space::Process(P1)), vec![(sid, 1)]);
+    h.aix().as_puth64(a, g).unwrap();
+    assert!(h.aix_ref().holds(Space::Process(P1)).is_empty());
+    assert_eq!(h.aix_ref().vm().segment(sid).map(|s| s.holds), Some(0));
+    let e = refused(&mut h, |x| x.as_puth64(a, g));
+    assert_eq!(e, AsPuth64Error::NoHold { sid });
+    // A stray bit is still refused.
+    let e = refused(&mut h, |x| x.as_puth64(a, g | 0x100));
+    assert!(matches!(e, AsPuth64Error::BadHandle(_)));
+    // as_att64 and as_seth64 map it with the same keys: the kernel reads
+    // and writes, problem state gets nothing from PP 00 pages.
+    let b = h.aix().as_att64(g, 0).unwrap();
+    let m = h
+        .aix_ref()
+        .vm()
+        .mapping(Space::Process(P1), b >> 28)
+        .unwrap();
+    assert_eq!(m.key, SegKey::KERNEL);
+    h.store(b, SUP, 0x66).unwrap();
+    assert_eq!(h.load(b, SUP), Ok(0x66));
+    assert!(h.load(b, USR).is_err());
+    let c = SHMAT_BASE + 8 * SEGSIZE;
+    h.aix().as_seth64(c, g).unwrap();
+    let m = h
+        .aix_ref()
+        .vm()
+        .mapping(Space::Process(P1), c >> 28)
+        .unwrap();
+    assert_eq!(m.key, SegKey::KERNEL);
+    assert_eq!(h.load(c, SUP), Ok(0x66));
+    assert!(h.load(c, USR).is_err());
+    // vm_att: supervisor access follows Ks = 0 (read-write).
+    let v = h.aix().vm_att(g, 0).unwrap();
+    assert_eq!(h.load(v, SUP), Ok(0x66));
+    h.store(v, SUP, 0x67).unwrap();
+    assert!(h.load(v, USR).is_err());
+    h.aix().vm_det(v).unwrap();
+    assert_eq!(h.load(b, SUP), Ok(0x67));
+}
+
 pub fn as_getsrval64_environment_rule<H: Harness>() {
     let mut h = setup::<H>();
     let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
@@ -1521,6 +1586,7 @@ macro_rules! aix_suite {
             as_geth64_hold_defers_vms_delete,
             as_geth64_refusals,
             as_puth64_refusals,
+            mixed_key_handle_round_trips,
             as_getsrval64_environment_rule,
             vms_create_and_delete,
             vms_create_refusals,
