@@ -10,7 +10,7 @@ use core::arch::global_asm;
 
 use crate::bootinfo::{self, BootInfo};
 use crate::of::OpenFirmware;
-use crate::{console, frame, harness, heap, trap};
+use crate::{console, frame, harness, heap, mm, trap};
 
 global_asm!(
     r#"
@@ -102,5 +102,6 @@ extern "C" fn kernel_entry(of_entry: u64, firmware_msr: u64) -> ! {
     trap::init();
     frame::init_global(info);
     heap::init();
+    mm::init(info);
     harness::run()
 }

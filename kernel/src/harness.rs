@@ -227,6 +227,7 @@ pub fn run() -> ! {
         }
     }
     println!();
+    crate::mm::print_summary();
     println!("{summary}");
     println!();
     let mut message = [0u8; 64];
@@ -288,6 +289,7 @@ fn recover_after_failure() {
     unsafe {
         console::force_unlock();
         crate::frame::force_unlock();
+        crate::mm::force_unlock();
     }
     // Interrupts off again, in case the test enabled them.
     // SAFETY: clearing EE only masks asynchronous interrupts.

@@ -30,6 +30,8 @@ mod heap;
 #[cfg(target_arch = "powerpc64")]
 mod ktests;
 #[cfg(target_arch = "powerpc64")]
+mod mm;
+#[cfg(target_arch = "powerpc64")]
 mod of;
 #[cfg(target_arch = "powerpc64")]
 mod rtas;

@@ -13,9 +13,16 @@
 //! absolute address, so a later change can install the same blob at the
 //! relocation-on (AIL) vectors 0xc000000000004000 + vector and run the
 //! handlers with translation on. `trap_common` switches to the interrupt
-//! stack (or, if already on it, goes below the red zone), saves the full
-//! register state into a [`TrapFrame`] and calls [`trap_dispatch`]; the
-//! handler may edit the frame, which is then restored and resumed by `rfid`.
+//! stack (or, if already on it — a nested interrupt, e.g. a storage fault
+//! taken by a handler — goes below the red zone; from problem state always
+//! to its top), saves the full register state into a [`TrapFrame`], turns
+//! MSR[IR|DR] on once the kernel runs translated
+//! ([`set_handler_translation`]) and calls [`trap_dispatch`]; the handler
+//! may edit the frame, which is then restored and resumed by `rfid` with
+//! the interrupted MSR. Everything before the Rust call runs in real mode
+//! on the kernel image (reachable at its 0xc000… addresses there, the top
+//! address bits being ignored), so it cannot fault and nesting is safe
+//! once the scratch slots of the PACA are copied into the frame.
 //!
 //! The hypervisor interrupts (0xe00-0xe80, 0x980) are never delivered to a
 //! pseries guest (QEMU raises them only with LPCR[VPM1] or in HV state);
@@ -30,6 +37,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use arch_ppc64::instructions::barrier;
+use arch_ppc64::registers::msr::Msr;
 use arch_ppc64::registers::spr::Sprg0;
 
 use crate::bootinfo::{real_to_virt, virt_to_real};
@@ -55,6 +63,9 @@ pub struct Paca {
     istack_top: u64,
     /// Bottom of the interrupt stack (64).
     istack_bottom: u64,
+    /// MSR bits `trap_common` sets before calling Rust (72): IR|DR once
+    /// the kernel runs translated ([`set_handler_translation`]), else 0.
+    handler_msr: u64,
 }
 
 /// Interrupt stack size.
@@ -75,6 +86,7 @@ static mut PACA: Paca = Paca {
     toc: 0,
     istack_top: 0,
     istack_bottom: 0,
+    handler_msr: 0,
 };
 
 /// The register state of an interrupted context (offsets used by the asm).
@@ -119,6 +131,7 @@ global_asm!(
     .set PACA_TOC, 48
     .set PACA_ISTACK_TOP, 56
     .set PACA_ISTACK_BOTTOM, 64
+    .set PACA_HANDLER_MSR, 72
     .set TF, 112
     .set TF_CR, TF + 256
     .set TF_LR, TF + 264
@@ -195,6 +208,11 @@ trap_common:
     # r13 = PACA, r12 = vector; r11, r12, CR, CTR in the PACA; r13 in SPRG1.
     std     %r10, PACA_R10(%r13)
     ld      %r11, PACA_ISTACK_TOP(%r13)
+    # From problem state (SRR1[PR], ISA bit 49): r1 is the program's and
+    # is never trusted; start at the top of the interrupt stack.
+    mfsrr1  %r10
+    andi.   %r10, %r10, 0x4000
+    bne     1f
     ld      %r10, PACA_ISTACK_BOTTOM(%r13)
     cmpld   %r1, %r10
     blt     1f
@@ -262,6 +280,15 @@ trap_common:
     std     %r12, TF_VECTOR(%r1)
 
     ld      %r2, PACA_TOC(%r13)
+    # Everything the interrupted context needs is saved: turn translation
+    # on (IR|DR, when the kernel runs translated) so the handler runs on
+    # the bolted linear map and may touch VMM memory; a fault there nests
+    # (real mode again, frame below this one on the interrupt stack).
+    ld      %r10, PACA_HANDLER_MSR(%r13)
+    mfmsr   %r11
+    or      %r11, %r11, %r10
+    mtmsrd  %r11
+    isync
     addi    %r3, %r1, TF
     bl      trap_dispatch
     nop
@@ -532,6 +559,17 @@ fn sync_icache(start: u64, len: u64) {
     }
     barrier::sync();
     barrier::isync();
+}
+
+/// Makes `trap_common` turn MSR[IR|DR] on before calling the Rust
+/// handler (`on`), or leave the handler in real mode. The interrupted
+/// MSR comes back from SRR1 either way.
+pub fn set_handler_translation(on: bool) {
+    let bits = if on { Msr::RELOCATE.bits() } else { 0 };
+    // SAFETY: a single aligned store the vectors read; the kernel runs
+    // with EE = 0 so no interrupt observes a torn value, and either value
+    // is consistent (translation is on before this is set to IR|DR).
+    unsafe { (&raw mut PACA.handler_msr).write_volatile(bits) };
 }
 
 /// Copies the vectors to real address 0 and points SPRG0 at the per-CPU

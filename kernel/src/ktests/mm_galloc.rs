@@ -1,0 +1,157 @@
+//! `vm_galloc` memory from the kernel: it lives in kernel global segments
+//! (0xF100…) and is reached through the HPT, each first touch resolved by
+//! the VMM from the real data segment and data storage interrupts.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use arch_ppc64::addr::EffectiveAddress;
+use vmm::aix::V_WORKING;
+use vmm::platform::HptBackend;
+
+use crate::mm;
+
+const PAGE: u64 = 4096;
+
+fn galloc(size: u64) -> u64 {
+    mm::with_aix(|a| a.vm_galloc(V_WORKING, size as _)).expect("vm_galloc")
+}
+
+fn gfree(addr: u64, size: u64) {
+    mm::with_aix(|a| a.vm_gfree(addr, size as _)).expect("vm_gfree");
+}
+
+/// Drops every on-demand SLB entry of the VMM, so the next touch of a
+/// VMM segment takes a data segment interrupt.
+fn flush_vmm_slb() {
+    mm::with_vmm(|v| {
+        let cur = v.current();
+        v.switch_to(cur).expect("switch");
+    });
+}
+
+fn read(addr: u64) -> u64 {
+    // SAFETY: VMM memory the test allocated; a fault is resolved by the
+    // VMM (or, if refused, panics with the report).
+    unsafe { (addr as *const u64).read_volatile() }
+}
+
+fn write(addr: u64, v: u64) {
+    // SAFETY: as for `read`.
+    unsafe { (addr as *mut u64).write_volatile(v) }
+}
+
+static FREED: AtomicU64 = AtomicU64::new(0);
+
+fn touch_freed() {
+    let _ = read(FREED.load(Ordering::SeqCst));
+}
+
+kernel_test! {
+    fn vm_galloc_memory_is_zero_filled_and_reads_back() {
+        let pages = 5;
+        let a = galloc(pages * PAGE);
+        assert_eq!(a >> 60, 0xF, "a kernel global segment address: {a:#x}");
+        flush_vmm_slb();
+        let before = mm::stats();
+        for p in 0..pages {
+            for off in [0, 8, PAGE - 8] {
+                assert_eq!(read(a + p * PAGE + off), 0, "zero-filled at page {p} offset {off}");
+            }
+        }
+        for p in 0..pages {
+            write(a + p * PAGE + 16, 0xabcd_0000 + p);
+        }
+        for p in 0..pages {
+            assert_eq!(read(a + p * PAGE + 16), 0xabcd_0000 + p);
+        }
+        let after = mm::stats();
+        assert!(after.data_segment > before.data_segment, "a data segment interrupt was taken");
+        assert!(after.slb_misses > before.slb_misses, "the VMM loaded the SLB entry");
+        assert!(after.dsi >= before.dsi + pages, "one DSI per page at least");
+        assert!(after.zero_fills >= before.zero_fills + pages, "each page zero-filled once");
+        assert!(after.hpt_inserts >= before.hpt_inserts + pages);
+        gfree(a, pages * PAGE);
+    }
+
+    fn vm_gfree_makes_the_kernel_fault_with_a_report() {
+        let a = galloc(2 * PAGE);
+        write(a + PAGE, 7);
+        assert_eq!(read(a + PAGE), 7);
+        gfree(a, 2 * PAGE);
+        FREED.store(a + PAGE, Ordering::SeqCst);
+        let before = mm::stats();
+        assert!(crate::harness::panics(touch_freed), "touching freed vm_galloc memory panics");
+        let after = mm::stats();
+        assert_eq!(after.kernel_faults, before.kernel_faults + 1, "counted as a kernel fault");
+        assert!(after.faults_refused > before.faults_refused, "the VMM refused it");
+        // The lock was released before the panic: the VMM still works.
+        let b = galloc(PAGE);
+        write(b, 1);
+        assert_eq!(read(b), 1);
+        gfree(b, PAGE);
+    }
+
+    fn galloc_segments_translate_through_the_vmm_mapping() {
+        let a = galloc(PAGE);
+        write(a, 0x55);
+        let (sid, frame) = mm::with_vmm(|v| {
+            let (_, m) = v.mapping_for(EffectiveAddress::new(a)).expect("mapped in the kernel space");
+            let sid = m.handle.sid();
+            (sid, v.page_frame(sid, 0).expect("page").expect("resident"))
+        });
+        // The frame behind the page holds the value, seen through the linear map.
+        // SAFETY: the VMM's frame, read through the linear map.
+        let v = unsafe { (crate::bootinfo::real_to_virt(frame.as_u64()) as *const u64).read_volatile() };
+        assert_eq!(v, 0x55, "SID {sid:?}");
+        gfree(a, PAGE);
+    }
+
+    fn kernel_hpt_pressure_evicts_and_every_page_reads_back() {
+        // Pages of several segments chosen to hash into one PTEG pair
+        // (G, !G): more than its 16 slots (24), so inserts must evict.
+        // Each 256 MB segment has 1 or 2 such pages per group, depending
+        // on the table size.
+        const WANT: usize = 24;
+        let seg_bytes = 256u64 << 20;
+        let (mask, g) = mm::with_vmm(|v| {
+            let mask = v.hpt_backend().pteg_count() - 1;
+            (mask, 0x1234 & mask)
+        });
+        let mut pages = Vec::new();
+        let mut bases = Vec::new();
+        while pages.len() < WANT {
+            assert!(bases.len() < 32, "too many segments");
+            let base = galloc(seg_bytes);
+            bases.push(base);
+            let vsid = mm::with_vmm(|v| {
+                let (_, m) = v.mapping_for(EffectiveAddress::new(base)).expect("mapping");
+                v.vsid(m.translation_sid()).as_u64()
+            });
+            // 4K pages: hash = VSID ^ page; pages whose hash is G or !G.
+            for target in [g, !g & mask] {
+                let mut p = (vsid ^ target) & mask;
+                while p < seg_bytes / PAGE {
+                    pages.push(base + p * PAGE);
+                    p += mask + 1;
+                }
+            }
+        }
+        assert!(pages.len() > 16, "{} pages for one PTEG pair", pages.len());
+        let before = mm::stats();
+        for (i, &p) in pages.iter().enumerate() {
+            write(p + 8, 0x9000 + i as u64);
+        }
+        for round in 0..2 {
+            for (i, &p) in pages.iter().enumerate() {
+                assert_eq!(read(p + 8), 0x9000 + i as u64, "round {round}, page {i} at {p:#x}");
+                assert_eq!(read(p), 0, "rest of the page still zero");
+            }
+        }
+        let after = mm::stats();
+        assert!(after.hpt_evictions > before.hpt_evictions, "evictions: {} -> {}", before.hpt_evictions, after.hpt_evictions);
+        for b in bases {
+            gfree(b, seg_bytes);
+        }
+    }
+}

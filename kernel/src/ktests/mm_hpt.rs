@@ -1,0 +1,278 @@
+//! The PAPR HPT backend against QEMU's hypervisor: H_ENTER (first free
+//! slot and H_EXACT), H_READ, H_REMOVE with its conditions, H_PROTECT,
+//! H_BULK_REMOVE, the error codes, R/C through H_READ, and the VMM's HPT
+//! manager on top (primary → secondary → evict, never a bolted entry).
+//!
+//! Test entries use VSIDs in [2^36, 2^37): above the VMM's (< 2^35) and
+//! below the linear map's (2^37), in PTEG pairs found empty, and are
+//! removed before each test ends.
+
+use alloc::vec::Vec;
+
+use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, PtegIndex, Ptex, Vsid};
+use arch_ppc64::instructions::slb;
+use arch_ppc64::structures::hpte::{self, Hpte, Pp, Wimg};
+use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
+use arch_ppc64::structures::{PageSize, SegmentSize};
+use vmm::hpt::{HptManager, InsertError, Mapping, VirtualPage};
+use vmm::platform::{HptBackend, HptError, RemoveCondition};
+
+use crate::bootinfo::real_to_virt;
+use crate::mm::PaprHpt;
+
+const TEST_VSID_BASE: u64 = 1 << 36;
+
+fn hpt() -> PaprHpt {
+    let shift = crate::bootinfo::get().cpu.pft_size.expect("ibm,pft-size").1;
+    PaprHpt::new(shift).expect("HPT size")
+}
+
+fn group_empty(h: &PaprHpt, g: u64) -> bool {
+    let p = PtegIndex::new(g);
+    (0..2).all(|q| {
+        h.read4(p.ptex(q * 4))
+            .unwrap()
+            .iter()
+            .all(|e| !e.is_valid())
+    })
+}
+
+/// A group whose primary and secondary (`!g`) PTEGs are both empty.
+fn empty_pair(h: &PaprHpt, from: u64) -> u64 {
+    let mask = h.pteg_count() - 1;
+    (from..=mask)
+        .find(|&g| group_empty(h, g) && group_empty(h, !g & mask))
+        .expect("an empty PTEG pair")
+}
+
+/// The `k`-th test VSID whose page 0 hashes (primary) to group `g`.
+fn vsid_for_group(h: &PaprHpt, g: u64, k: u64) -> Vsid {
+    Vsid::new(TEST_VSID_BASE + g + k * h.pteg_count())
+}
+
+/// Entry for page 0 of segment `vsid` at frame `pa`, 4K, PP 00.
+fn entry(vsid: Vsid, pa: u64) -> Hpte {
+    Hpte::mapping(
+        vsid,
+        EffectiveAddress::new(0),
+        SegmentSize::M256,
+        PageSize::K4,
+        PhysAddr::new(pa),
+        Pp::RW_NONE,
+    )
+    .expect("aligned")
+}
+
+fn frame() -> u64 {
+    crate::frame::allocate().expect("frame").start_address()
+}
+
+fn free(pa: u64) {
+    crate::frame::deallocate(crate::frame::Frame::from_start_address(pa).unwrap()).unwrap();
+}
+
+kernel_test! {
+    fn papr_insert_read_remove_round_trip() {
+        let mut h = hpt();
+        let g = empty_pair(&h, 100);
+        let pa = frame();
+        let e = entry(vsid_for_group(&h, g, 0), pa);
+        let ptex = h.insert(PtegIndex::new(g), None, e).expect("H_ENTER");
+        assert_eq!(ptex.pteg().as_u64(), g, "first free slot of the group");
+        let back = h.read(ptex).unwrap();
+        // QEMU's H_ENTER sets software bit 0x40 (its HPTE "dirty" mark
+        // for migration); the rest of dword 0 is as entered.
+        assert_eq!(back.v & !0x40, e.v, "H_READ gives back dword 0");
+        assert_eq!(back.r & !(hpte::r::R | hpte::r::C), e.r & !(hpte::r::R | hpte::r::C));
+        // Wrong AVPN: refused, entry stays.
+        assert_eq!(h.remove(ptex, RemoveCondition::Avpn(e.avpn_word() ^ 0x80)), Err(HptError::NotFound));
+        assert!(h.read(ptex).unwrap().is_valid());
+        // ANDCOND on a bit the entry has: refused.
+        assert_eq!(h.remove(ptex, RemoveCondition::AndCond(hpte::v::V)), Err(HptError::NotFound));
+        let old = h.remove(ptex, RemoveCondition::Avpn(e.avpn_word())).expect("H_REMOVE");
+        assert_eq!(old.v & !0x40, e.v, "H_REMOVE returns the old entry");
+        assert!(!h.read(ptex).unwrap().is_valid(), "gone");
+        assert_eq!(h.remove(ptex, RemoveCondition::Absolute), Err(HptError::NotFound), "already gone");
+        free(pa);
+    }
+
+    fn papr_exact_slot_full_pteg_and_parameter_errors() {
+        let mut h = hpt();
+        let g = empty_pair(&h, 200);
+        let pa = frame();
+        let group = PtegIndex::new(g);
+        let mut placed = Vec::new();
+        // Fill slots 7 down to 0 exactly.
+        for slot in (0..8u8).rev() {
+            let e = entry(vsid_for_group(&h, g, u64::from(slot)), pa);
+            let p = h.insert(group, Some(slot), e).expect("H_ENTER H_EXACT");
+            assert_eq!(p, group.ptex(slot), "exactly the slot asked for");
+            placed.push((p, e));
+        }
+        let extra = entry(vsid_for_group(&h, g, 9), pa);
+        assert_eq!(h.insert(group, None, extra), Err(HptError::PtegFull), "all 8 valid");
+        assert_eq!(h.insert(group, Some(3), extra), Err(HptError::PtegFull), "exact slot valid");
+        // Bad arguments are refused before or by the hypervisor.
+        let count = h.pteg_count();
+        assert_eq!(h.insert(PtegIndex::new(count), None, extra), Err(HptError::Parameter));
+        assert_eq!(h.insert(group, Some(8), extra), Err(HptError::Parameter));
+        assert_eq!(h.read(Ptex::try_from_raw(count * 8).unwrap()), Err(HptError::Parameter));
+        // A RAM mapping must be WIMG = M (cacheable, coherent): I|G is refused.
+        let secondary = PtegIndex::new(!g & (count - 1));
+        let bad = extra.with_wimg(Wimg::I | Wimg::G).with_secondary(true);
+        assert_eq!(h.insert(secondary, None, bad), Err(HptError::Parameter), "H_PARAMETER for WIMG != M");
+        assert!(group_empty(&h, secondary.as_u64()), "refused inserts leave the table unchanged");
+        for (p, e) in placed {
+            h.remove(p, RemoveCondition::Avpn(e.avpn_word())).unwrap();
+        }
+        assert!(group_empty(&h, g));
+        free(pa);
+    }
+
+    fn papr_protect_changes_pp_and_keeps_the_rest() {
+        let mut h = hpt();
+        let g = empty_pair(&h, 300);
+        let pa = frame();
+        let e = entry(vsid_for_group(&h, g, 0), pa).with_changed(true);
+        let ptex = h.insert(PtegIndex::new(g), None, e).unwrap();
+        assert_eq!(h.protect(ptex, e.avpn_word() ^ 0x80, Pp::RO_RO, true), Err(HptError::NotFound), "wrong AVPN");
+        assert_eq!(h.read(ptex).unwrap().pp(), Pp::RW_NONE, "unchanged");
+        h.protect(ptex, e.avpn_word(), Pp::RO_RO, true).expect("H_PROTECT");
+        let p = h.read(ptex).unwrap();
+        assert_eq!(p.pp(), Pp::RO_RO);
+        assert!(p.no_execute());
+        assert_eq!(p.real_address(), e.real_address(), "RPN kept");
+        assert!(p.changed() && p.referenced(), "R and C kept");
+        h.remove(ptex, RemoveCondition::Absolute).unwrap();
+        assert_eq!(h.protect(ptex, e.avpn_word(), Pp::RW_RW, false), Err(HptError::NotFound), "invalid entry");
+        free(pa);
+    }
+
+    fn papr_bulk_remove_reports_each_entry() {
+        let mut h = hpt();
+        let g = empty_pair(&h, 400);
+        let pa = frame();
+        let group = PtegIndex::new(g);
+        let es: Vec<Hpte> = (0..3).map(|k| entry(vsid_for_group(&h, g, k), pa)).collect();
+        let ps: Vec<Ptex> = es.iter().map(|e| h.insert(group, None, *e).unwrap()).collect();
+        let res = h
+            .remove_bulk(&[
+                (ps[0], RemoveCondition::Avpn(es[0].avpn_word())),
+                (ps[1], RemoveCondition::Avpn(es[0].avpn_word())),
+                (ps[2], RemoveCondition::Absolute),
+                (group.ptex(7), RemoveCondition::Absolute),
+            ])
+            .expect("H_BULK_REMOVE");
+        assert_eq!(res[0], Some(Ok((true, false))), "removed, R from the insert");
+        assert_eq!(res[1], Some(Err(HptError::NotFound)), "AVPN mismatch");
+        assert_eq!(res[2], Some(Ok((true, false))));
+        assert_eq!(res[3], Some(Err(HptError::NotFound)), "empty slot");
+        assert!(!h.read(ps[0]).unwrap().is_valid());
+        assert!(h.read(ps[1]).unwrap().is_valid(), "the refused one stays");
+        assert!(!h.read(ps[2]).unwrap().is_valid());
+        h.remove(ps[1], RemoveCondition::Absolute).unwrap();
+        assert_eq!(h.remove_bulk(&[(ps[0], RemoveCondition::Absolute); 5]), Err(HptError::Parameter));
+        free(pa);
+    }
+
+    fn papr_reference_and_change_bits_come_from_h_read() {
+        let mut h = hpt();
+        let g = empty_pair(&h, 500);
+        let pa = frame();
+        let vsid = vsid_for_group(&h, g, 0);
+        let e = entry(vsid, pa).with_referenced(false).with_changed(false);
+        let ptex = h.insert(PtegIndex::new(g), None, e).unwrap();
+        let before = h.read(ptex).unwrap();
+        assert!(!before.referenced() && !before.changed(), "fresh entry: R = C = 0");
+        // Map segment 0x0000_0004_5000_0000 (a user-half ESID no process
+        // owns now) to the test VSID in the last SLB slot, load, store.
+        let ea = 0x0000_0004_5000_0000u64;
+        let idx = mm_slot();
+        let s = SlbEntry::new(Esid::of(EffectiveAddress::new(ea)), vsid, SegmentSize::M256, PageSize::K4, SlbFlags::empty())
+            .and_then(|s| s.with_index(idx))
+            .unwrap();
+        // SAFETY: a stack-free sequence: the slot's old entry (a VMM
+        // on-demand one, reloaded at its next miss) is invalidated, the test
+        // segment loaded, one load (and later one store) done, then removed.
+        // The frame at `pa` is ours.
+        unsafe {
+            let old = slb::read_entry(idx);
+            if old.is_valid() {
+                slb::invalidate_entry(old);
+            }
+            slb::write_entry(s);
+            core::arch::asm!("isync");
+            let _ = (ea as *const u64).read_volatile();
+        }
+        let after_load = h.read(ptex).unwrap();
+        // SAFETY: as above.
+        unsafe {
+            (ea as *mut u64).write_volatile(0xfeed);
+            slb::invalidate_entry(s);
+        }
+        let after_store = h.read(ptex).unwrap();
+        // SAFETY: our frame, through the linear map.
+        let v = unsafe { (real_to_virt(pa) as *const u64).read_volatile() };
+        let old = h.remove(ptex, RemoveCondition::Absolute).unwrap();
+        free(pa);
+        assert!(after_load.referenced() && !after_load.changed(), "load sets R only: {after_load:?}");
+        assert!(after_store.referenced() && after_store.changed(), "store sets C: {after_store:?}");
+        assert!(old.changed(), "H_REMOVE returns the final R/C");
+        assert_eq!(v, 0xfeed, "the store reached the frame");
+    }
+
+    fn hpt_manager_fills_primary_then_secondary_then_evicts_never_bolted() {
+        let mut h = hpt();
+        let g = empty_pair(&h, 600);
+        let pa = frame();
+        let mut mgr = HptManager::new(&mut h).expect("manager");
+        let count = mgr.pteg_count();
+        let vp = |k: u64| VirtualPage::from_offset(Vsid::new(TEST_VSID_BASE + g + k * count), 0, SegmentSize::M256, PageSize::K4).unwrap();
+        let mut placed = Vec::new();
+        // 8 bolted entries fill the primary PTEG, 8 plain ones the secondary.
+        for k in 0..16u64 {
+            let mut m = Mapping::new(vp(k), PhysAddr::new(pa), Pp::RW_NONE);
+            m.bolted = k < 8;
+            let ins = mgr.insert(&m).expect("room");
+            assert!(ins.evicted.is_none());
+            let secondary = ins.ptex.pteg().as_u64() != g;
+            assert_eq!(secondary, k >= 8, "entry {k}: primary first, then secondary");
+            placed.push((ins.ptex, vp(k)));
+        }
+        // The 17th evicts a non-bolted (secondary) entry.
+        let m = Mapping::new(vp(16), PhysAddr::new(pa), Pp::RW_NONE);
+        let ins = mgr.insert(&m).expect("eviction makes room");
+        let ev = ins.evicted.expect("an entry was evicted");
+        assert!(!ev.hpte.is_bolted(), "never a bolted one");
+        assert_ne!(ev.ptex.pteg().as_u64(), g, "the victim was in the secondary PTEG");
+        let victim = ev.page.expect("victim decodes to its page");
+        assert!((8..16).any(|k| vp(k) == victim), "victim is one of ours");
+        assert_eq!(mgr.stats().evictions, 1);
+        for k in 0..8 {
+            assert!(mgr.lookup(vp(k)).unwrap().is_some(), "bolted entry {k} still there");
+        }
+        // All bolted: the insert is refused and nothing changes.
+        let mut mgr = HptManager::new(&mut h).unwrap();
+        for (ptex, p) in &placed[8..] {
+            let _ = mgr.remove(*ptex, *p);
+        }
+        mgr.remove(ins.ptex, vp(16)).unwrap();
+        for k in 8..16u64 {
+            let mut m = Mapping::new(vp(100 + k), PhysAddr::new(pa), Pp::RW_NONE);
+            m.bolted = true;
+            placed.push((mgr.insert(&m).unwrap().ptex, vp(100 + k)));
+        }
+        let m = Mapping::new(vp(200), PhysAddr::new(pa), Pp::RW_NONE);
+        assert_eq!(mgr.insert(&m), Err(InsertError::Full), "both PTEGs bolted: nothing to evict");
+        for (ptex, p) in placed {
+            let _ = mgr.remove(ptex, p);
+        }
+        assert!(group_empty(&h, g) && group_empty(&h, !g & (h.pteg_count() - 1)), "cleaned up");
+        free(pa);
+    }
+}
+
+/// The last hardware SLB slot (a VMM on-demand slot).
+fn mm_slot() -> usize {
+    crate::mm::layout().slb_size - 1
+}

@@ -1,0 +1,120 @@
+//! [`KernelFrames`]: the VMM's frames from the kernel frame allocator
+//! ([`crate::frame`]), zeroed and copied through the linear map.
+
+use arch_ppc64::addr::PhysAddr;
+use vmm::platform::{FrameAllocator, FrameError, PhysMemory, FRAME_SIZE};
+
+use crate::bootinfo::real_to_virt;
+use crate::frame::{self, Frame};
+
+/// The global frame allocator seen through the VMM's traits.
+#[derive(Debug, Default)]
+pub struct KernelFrames {
+    allocated: u64,
+}
+
+fn allocated_frame(pa: PhysAddr) -> Result<Frame, FrameError> {
+    let f = Frame::from_start_address(pa.as_u64()).map_err(|_| FrameError::Misaligned(pa))?;
+    if frame::with(|fa| fa.is_allocated(f)) {
+        Ok(f)
+    } else {
+        Err(FrameError::NotAllocated(pa))
+    }
+}
+
+/// Checks that `[pa, pa + len)` is allocated frames.
+fn check_range(pa: PhysAddr, len: usize) -> Result<(), FrameError> {
+    let start = pa.as_u64() & !(FRAME_SIZE - 1);
+    let end = pa
+        .as_u64()
+        .checked_add(len as u64)
+        .ok_or(FrameError::OutOfRange(pa))?;
+    let mut a = start;
+    while a < end {
+        allocated_frame(PhysAddr::new(a))?;
+        a += FRAME_SIZE;
+    }
+    Ok(())
+}
+
+impl KernelFrames {
+    /// Frames the VMM currently holds.
+    pub fn allocated(&self) -> u64 {
+        self.allocated
+    }
+}
+
+impl FrameAllocator for KernelFrames {
+    fn allocate(&mut self) -> Option<PhysAddr> {
+        let f = frame::allocate()?;
+        self.allocated += 1;
+        Some(PhysAddr::new(f.start_address()))
+    }
+
+    fn free(&mut self, pa: PhysAddr) -> Result<(), FrameError> {
+        let f = allocated_frame(pa)?;
+        frame::deallocate(f).map_err(|_| FrameError::NotAllocated(pa))?;
+        self.allocated -= 1;
+        Ok(())
+    }
+
+    fn zero(&mut self, pa: PhysAddr) -> Result<(), FrameError> {
+        allocated_frame(pa)?;
+        // SAFETY: the frame is allocated (to the VMM) and reachable at its
+        // linear-map address; nothing else uses it.
+        unsafe {
+            core::ptr::write_bytes(real_to_virt(pa.as_u64()) as *mut u8, 0, FRAME_SIZE as usize)
+        };
+        Ok(())
+    }
+
+    fn copy(&mut self, dst: PhysAddr, src: PhysAddr) -> Result<(), FrameError> {
+        allocated_frame(dst)?;
+        allocated_frame(src)?;
+        if dst == src {
+            return Ok(());
+        }
+        // SAFETY: both frames are allocated, distinct, and mapped by the
+        // linear map.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                real_to_virt(src.as_u64()) as *const u8,
+                real_to_virt(dst.as_u64()) as *mut u8,
+                FRAME_SIZE as usize,
+            )
+        };
+        Ok(())
+    }
+
+    fn free_frames(&self) -> usize {
+        frame::with(|fa| fa.free_frames()) as usize
+    }
+}
+
+impl PhysMemory for KernelFrames {
+    fn read(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), FrameError> {
+        check_range(pa, buf.len())?;
+        // SAFETY: the range lies in allocated frames, mapped linearly.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                real_to_virt(pa.as_u64()) as *const u8,
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        Ok(())
+    }
+
+    fn write(&mut self, pa: PhysAddr, data: &[u8]) -> Result<(), FrameError> {
+        check_range(pa, data.len())?;
+        // SAFETY: as for `read`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                real_to_virt(pa.as_u64()) as *mut u8,
+                data.len(),
+            )
+        };
+        Ok(())
+    }
+}

@@ -1,0 +1,418 @@
+//! The kernel's memory management: the `vmm` crate on the real machine.
+//!
+//! * [`PaprHpt`], [`HwSlb`], [`KernelFrames`]: the platform backends
+//!   (PAPR hcalls, SLB instructions, the kernel frame allocator);
+//! * [`init`]: bolts the linear map ([`linear`]), turns translation on,
+//!   builds the one global [`KernelVmm`] inside the AIX services instance
+//!   and wires the storage and segment interrupts to it;
+//! * [`with_vmm`], [`with_aix`]: the global instance, under one lock;
+//! * [`set_user_fault_hook`]: who hears about a fault the VMM refuses in
+//!   problem state (the process layer kills the process);
+//! * [`stats`]: counters for the end-of-run banner.
+//!
+//! The kernel runs with MSR[EE] = 0, so the only code that can interrupt a
+//! holder of the lock is a storage fault. Code inside [`with_vmm`] must not
+//! touch memory that can fault (VMM-managed segments); if it does, the
+//! fault handler finds the lock taken and panics with a report instead of
+//! deadlocking.
+
+pub mod frames;
+pub mod hwslb;
+pub mod linear;
+pub mod papr;
+
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+use arch_ppc64::addr::EffectiveAddress;
+use arch_ppc64::instructions::{barrier, slb};
+use arch_ppc64::registers::dsisr::DsisrFlags;
+use arch_ppc64::registers::msr::{self, Msr};
+use arch_ppc64::registers::srr1::IsiFlags;
+use vmm::aix::{Aix, CoreVm};
+use vmm::platform::{FaultHandler, FaultOutcome, Interrupt, Privilege, VmFault};
+use vmm::vm::Vmm;
+
+pub use frames::KernelFrames;
+pub use hwslb::HwSlb;
+pub use papr::PaprHpt;
+
+use crate::bootinfo::BootInfo;
+use crate::trap::{self, TrapFrame, Vector};
+
+/// The VMM over the pseries backends.
+pub type KernelVmm = Vmm<PaprHpt, HwSlb, KernelFrames>;
+/// The AIX services' core over [`KernelVmm`].
+pub type KernelCore = CoreVm<PaprHpt, HwSlb, KernelFrames>;
+/// The AIX services instance.
+pub type KernelAix = Aix<KernelCore>;
+
+/// Called for a fault the VMM refuses in problem state. It must change
+/// the frame so the return resumes something else (kill the process and
+/// schedule another, or return to the kernel).
+pub type UserFaultHook = fn(&mut TrapFrame, VmFault);
+
+/// SLB entries the VMM may keep bolted (none: kernel segments of
+/// `vm_galloc` are loaded on demand).
+pub const VMM_BOLTED_SLB: usize = 0;
+
+static AIX: spin::Mutex<Option<KernelAix>> = spin::Mutex::new(None);
+static USER_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+static TRANSLATION_ON: AtomicBool = AtomicBool::new(false);
+
+/// Boot facts for the banner and tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmLayout {
+    /// PTEGs in the HPT.
+    pub hpt_ptegs: u64,
+    /// Bolted linear-map HPTEs.
+    pub linear_hptes: u64,
+    /// Bolted linear-map SLB entries (hardware indexes `0..n`).
+    pub linear_slb_entries: usize,
+    /// Hardware SLB size.
+    pub slb_size: usize,
+    /// Whether the linear map uses 1 TB segments.
+    pub one_tb_segments: bool,
+}
+
+static LAYOUT: spin::Once<MmLayout> = spin::Once::new();
+
+/// The layout [`init`] built (zeroes before).
+pub fn layout() -> MmLayout {
+    LAYOUT.get().copied().unwrap_or_default()
+}
+
+// Interrupt counts (the VMM counts what it resolves).
+static DSI: AtomicU64 = AtomicU64::new(0);
+static DSEG: AtomicU64 = AtomicU64::new(0);
+static ISI: AtomicU64 = AtomicU64::new(0);
+static ISEG: AtomicU64 = AtomicU64::new(0);
+static USER_FAULTS: AtomicU64 = AtomicU64::new(0);
+static KERNEL_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// Memory-management statistics for the end-of-run banner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MmStats {
+    /// HPTEs the VMM inserted.
+    pub hpt_inserts: u64,
+    /// Of those, into the secondary PTEG.
+    pub hpt_secondary_inserts: u64,
+    /// HPTEs evicted to make room.
+    pub hpt_evictions: u64,
+    /// HPTEs the VMM removed (unmap, free, protect-by-remove).
+    pub hpt_removes: u64,
+    /// HPTEs the VMM holds now.
+    pub hptes_in_use: u64,
+    /// Segment interrupts resolved by an SLB load.
+    pub slb_misses: u64,
+    /// Storage interrupts resolved by an HPT insert.
+    pub hpt_faults_resolved: u64,
+    /// Pages zero-filled at first touch.
+    pub zero_fills: u64,
+    /// Faults the VMM refused.
+    pub faults_refused: u64,
+    /// Data storage interrupts (0x300) taken.
+    pub dsi: u64,
+    /// Data segment interrupts (0x380) taken.
+    pub data_segment: u64,
+    /// Instruction storage interrupts (0x400) taken.
+    pub isi: u64,
+    /// Instruction segment interrupts (0x480) taken.
+    pub instruction_segment: u64,
+    /// Refused faults in problem state (handed to the user-fault hook).
+    pub user_faults: u64,
+    /// Refused faults in the kernel (panics).
+    pub kernel_faults: u64,
+}
+
+impl MmStats {
+    /// Faults resolved (SLB loads plus HPT inserts).
+    pub fn faults_resolved(&self) -> u64 {
+        self.slb_misses + self.hpt_faults_resolved
+    }
+}
+
+/// Current statistics. Before [`init`] only the interrupt counts are
+/// non-zero.
+///
+/// # Panics
+///
+/// If called while the VMM lock is held (from inside [`with_vmm`]).
+pub fn stats() -> MmStats {
+    let mut s = MmStats {
+        dsi: DSI.load(Ordering::Relaxed),
+        data_segment: DSEG.load(Ordering::Relaxed),
+        isi: ISI.load(Ordering::Relaxed),
+        instruction_segment: ISEG.load(Ordering::Relaxed),
+        user_faults: USER_FAULTS.load(Ordering::Relaxed),
+        kernel_faults: KERNEL_FAULTS.load(Ordering::Relaxed),
+        ..MmStats::default()
+    };
+    if is_initialised() {
+        with_vmm(|v| {
+            let h = v.hpt_stats();
+            let c = v.counters();
+            s.hpt_inserts = h.inserts;
+            s.hpt_secondary_inserts = h.secondary_inserts;
+            s.hpt_evictions = h.evictions;
+            s.hpt_removes = h.removes;
+            s.hptes_in_use = v.hptes_in_use() as u64;
+            s.slb_misses = c.slb_misses;
+            s.hpt_faults_resolved = c.hpt_faults_resolved;
+            s.zero_fills = c.zero_fills;
+            s.faults_refused = c.faults_refused;
+        });
+    }
+    s
+}
+
+/// Whether [`init`] has built the global VMM.
+pub fn is_initialised() -> bool {
+    LAYOUT.get().is_some()
+}
+
+/// Whether the kernel runs with MSR[IR|DR] = 1.
+pub fn translation_on() -> bool {
+    TRANSLATION_ON.load(Ordering::SeqCst)
+}
+
+fn lock() -> spin::MutexGuard<'static, Option<KernelAix>> {
+    match AIX.try_lock() {
+        Some(g) => g,
+        None => panic!("mm: the VMM lock is already held (re-entered from a fault or recursively)"),
+    }
+}
+
+/// Runs `f` on the AIX services instance (which owns the [`KernelVmm`]).
+///
+/// # Panics
+///
+/// Before [`init`], or when re-entered (a fault or a nested call while the
+/// lock is held: single processor, EE = 0, so the holder cannot be
+/// waited for).
+pub fn with_aix<R>(f: impl FnOnce(&mut KernelAix) -> R) -> R {
+    let mut g = lock();
+    f(g.as_mut().expect("mm::init has run"))
+}
+
+/// Runs `f` on the global VMM. Same rules as [`with_aix`].
+pub fn with_vmm<R>(f: impl FnOnce(&mut KernelVmm) -> R) -> R {
+    with_aix(|a| f(a.vm_mut().vmm_mut()))
+}
+
+/// Releases the VMM lock after a failed test abandoned its holder.
+///
+/// # Safety
+///
+/// No code may be inside [`with_aix`]/[`with_vmm`] any more (the harness
+/// calls this after leaving a failed test's stack).
+pub unsafe fn force_unlock() {
+    if AIX.is_locked() {
+        // SAFETY: per the contract the holder no longer runs.
+        unsafe { AIX.force_unlock() };
+    }
+}
+
+/// Installs the hook for faults refused in problem state (without one
+/// such a fault panics with the report). Returns the previous hook.
+pub fn set_user_fault_hook(hook: UserFaultHook) -> Option<UserFaultHook> {
+    swap_user_fault_hook(hook as *mut ())
+}
+
+/// Removes the user-fault hook (back to the panic default); returns it.
+pub fn clear_user_fault_hook() -> Option<UserFaultHook> {
+    swap_user_fault_hook(core::ptr::null_mut())
+}
+
+fn swap_user_fault_hook(new: *mut ()) -> Option<UserFaultHook> {
+    let old = USER_FAULT_HOOK.swap(new, Ordering::SeqCst);
+    if old.is_null() {
+        None
+    } else {
+        // SAFETY: non-null values were stored from a `UserFaultHook`; fn
+        // and data pointers have one representation on powerpc64.
+        Some(unsafe { core::mem::transmute::<*mut (), UserFaultHook>(old) })
+    }
+}
+
+fn user_fault_hook() -> Option<UserFaultHook> {
+    let p = USER_FAULT_HOOK.load(Ordering::SeqCst);
+    // SAFETY: as in `set_user_fault_hook`.
+    (!p.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), UserFaultHook>(p) })
+}
+
+/// Decodes a storage or segment interrupt from its frame.
+pub fn interrupt_of(frame: &TrapFrame) -> Option<Interrupt> {
+    Some(match frame.vector {
+        0x300 => Interrupt::DataStorage {
+            ea: EffectiveAddress::new(frame.dar),
+            dsisr: DsisrFlags::from_dsisr(frame.dsisr),
+        },
+        0x380 => Interrupt::DataSegment {
+            ea: EffectiveAddress::new(frame.dar),
+        },
+        0x400 => Interrupt::InstructionStorage {
+            ea: EffectiveAddress::new(frame.srr0),
+            srr1: IsiFlags::from_srr1(frame.srr1),
+        },
+        0x480 => Interrupt::InstructionSegment {
+            ea: EffectiveAddress::new(frame.srr0),
+        },
+        _ => return None,
+    })
+}
+
+/// The trap handler of 0x300, 0x380, 0x400 and 0x480.
+pub(crate) fn on_storage_interrupt(frame: &mut TrapFrame) {
+    let Some(interrupt) = interrupt_of(frame) else {
+        panic!("mm: vector {:#x} is not a storage interrupt", frame.vector);
+    };
+    match frame.vector {
+        0x300 => &DSI,
+        0x380 => &DSEG,
+        0x400 => &ISI,
+        _ => &ISEG,
+    }
+    .fetch_add(1, Ordering::Relaxed);
+    let problem = frame.srr1 & Msr::PR.bits() != 0;
+    let privilege = if problem {
+        Privilege::Problem
+    } else {
+        Privilege::Supervisor
+    };
+    let outcome = {
+        let Some(mut guard) = AIX.try_lock() else {
+            panic!(
+                "mm: fault at {:#x} (vector {:#x}, SRR0 {:#x}) while the VMM lock is held",
+                interrupt.ea().as_u64(),
+                frame.vector,
+                frame.srr0
+            );
+        };
+        match guard.as_mut() {
+            Some(aix) => aix.vm_mut().vmm_mut().handle(interrupt, privilege),
+            None => panic!("mm: fault before mm::init"),
+        }
+    };
+    let FaultOutcome::Fault(fault) = outcome else {
+        return;
+    };
+    if problem {
+        USER_FAULTS.fetch_add(1, Ordering::Relaxed);
+        if let Some(hook) = user_fault_hook() {
+            hook(frame, fault);
+            return;
+        }
+    } else {
+        KERNEL_FAULTS.fetch_add(1, Ordering::Relaxed);
+    }
+    panic!(
+        "{} fault at {:#x}: {:?} access, {:?} (vector {:#x}, SRR0 {:#x}, SRR1 {:#x}, DSISR {:#x})",
+        if problem { "unhandled user" } else { "kernel" },
+        fault.ea.as_u64(),
+        fault.access,
+        fault.reason,
+        frame.vector,
+        frame.srr0,
+        frame.srr1,
+        frame.dsisr
+    );
+}
+
+/// Builds the linear map, turns translation on, builds the global VMM and
+/// AIX services over the pseries backends and hooks the storage and
+/// segment interrupts to it. Runs once, after the heap exists.
+///
+/// # Panics
+///
+/// If the device tree lacks `ibm,pft-size`/`ibm,slb-size` or holds values
+/// the VMM cannot use, or the hypervisor refuses the linear map.
+pub fn init(info: &BootInfo) {
+    let shift = info.cpu.pft_size.map(|(_, s)| s).expect("ibm,pft-size");
+    let slb_size = info.cpu.slb_size.expect("ibm,slb-size") as usize;
+    let mut hpt = PaprHpt::new(shift).expect("ibm,pft-size within 18..=46");
+    let map = linear::build(info, &mut hpt);
+
+    // Bolted SLB entries at hardware indexes 0..n, then translation on.
+    // SAFETY: translation is still off (nothing needs an SLB entry); the
+    // loop installs every linear-map segment before IR|DR go on, and the
+    // kernel's code, data, stacks and heap all lie in RAM, which the
+    // bolted HPTEs just inserted map at the addresses the kernel uses.
+    unsafe {
+        slb::invalidate_all();
+        for n in 0..map.slb_entries {
+            let e = linear::slb_entry(n, map.ssize)
+                .with_index(n)
+                .expect("index");
+            slb::slbmte(e.vsid_word, e.esid_word);
+        }
+        barrier::isync();
+        msr::write(msr::read() | Msr::RELOCATE);
+    }
+    TRANSLATION_ON.store(true, Ordering::SeqCst);
+    trap::set_handler_translation(true);
+
+    let slb = HwSlb::new(slb_size, map.slb_entries).expect("SLB larger than the linear map");
+    let vmm = Vmm::new(hpt, slb, KernelFrames::default(), VMM_BOLTED_SLB)
+        .unwrap_or_else(|e| panic!("building the VMM: {e}"));
+    *AIX.lock() = Some(Aix::new(CoreVm::new(vmm)));
+    let layout = MmLayout {
+        hpt_ptegs: 1 << (shift - 7),
+        linear_hptes: map.hptes,
+        linear_slb_entries: map.slb_entries,
+        slb_size,
+        one_tb_segments: map.ssize == arch_ppc64::structures::SegmentSize::T1,
+    };
+    LAYOUT.call_once(|| layout);
+    for v in [
+        Vector::DataStorage,
+        Vector::DataSegment,
+        Vector::InstructionStorage,
+        Vector::InstructionSegment,
+    ] {
+        trap::set_handler(v, Some(on_storage_interrupt));
+    }
+    let slots = layout.hpt_ptegs * 8;
+    log::info!(
+        "mm: translation on (MSR IR|DR); linear map {} MiB at {:#x}: {} bolted 64K HPTEs ({} secondary), {} bolted {} SLB entr{}",
+        map.ram_top >> 20,
+        crate::bootinfo::KERNEL_VIRT_BASE,
+        map.hptes,
+        map.secondary,
+        map.slb_entries,
+        if layout.one_tb_segments { "1T" } else { "256M" },
+        if map.slb_entries == 1 { "y" } else { "ies" }
+    );
+    log::info!(
+        "mm: HPT 2^{} bytes = {} PTEGs, {}.{:02}% full; SLB {} entries ({} for the VMM)",
+        shift,
+        layout.hpt_ptegs,
+        map.hptes * 100 / slots,
+        map.hptes * 10000 / slots % 100,
+        slb_size,
+        slb_size - map.slb_entries
+    );
+}
+
+/// Prints the end-of-run memory statistics (before the harness's result
+/// line).
+pub fn print_summary() {
+    let s = stats();
+    println!(
+        "mm stats: HPT inserts {} ({} secondary), evictions {}, removes {}, in use {}; SLB misses {}; faults resolved {}, refused {} (user {}, kernel {}); zero-fills {}",
+        s.hpt_inserts,
+        s.hpt_secondary_inserts,
+        s.hpt_evictions,
+        s.hpt_removes,
+        s.hptes_in_use,
+        s.slb_misses,
+        s.faults_resolved(),
+        s.faults_refused,
+        s.user_faults,
+        s.kernel_faults,
+        s.zero_fills
+    );
+    println!(
+        "mm interrupts: DSI {}, data segment {}, ISI {}, instruction segment {}",
+        s.dsi, s.data_segment, s.isi, s.instruction_segment
+    );
+}

@@ -1,0 +1,194 @@
+//! [`PaprHpt`]: the hypervisor's hashed page table through the PAPR page
+//! frame table hcalls (`H_ENTER`, `H_REMOVE`, `H_PROTECT`, `H_READ`,
+//! `H_BULK_REMOVE`), as QEMU's pseries machine implements them
+//! (`ppc64-mmu-notes.md` §1.5–1.6).
+//!
+//! A pseries guest cannot write the HPT: it lives in hypervisor memory and
+//! every change goes through an hcall. R and C come back from `H_READ`
+//! and `H_REMOVE` (QEMU has no `H_CLEAR_REF`/`H_CLEAR_MOD`).
+
+use arch_ppc64::addr::{PtegIndex, Ptex};
+use arch_ppc64::instructions::hcall::{self, bulk_remove, flags, opcode, protect, PaprError};
+use arch_ppc64::structures::hpte::{self, Hpte, Pp};
+use vmm::platform::{HptBackend, HptError, RemoveCondition};
+
+/// What `H_BULK_REMOVE` did with one request: `None` past the requests
+/// made, else the removed entry's `(R, C)` or why it stayed.
+pub type BulkOutcome = Option<Result<(bool, bool), HptError>>;
+
+/// The guest's HPT as the hypervisor holds it.
+#[derive(Debug)]
+pub struct PaprHpt {
+    ptegs: u64,
+}
+
+/// Maps a PAPR failure to the backend vocabulary.
+fn hpt_error(e: PaprError) -> HptError {
+    match e {
+        PaprError::PtegFull => HptError::PtegFull,
+        PaprError::NotFound => HptError::NotFound,
+        PaprError::Parameter | PaprError::ParameterN(_) => HptError::Parameter,
+        other => HptError::Hardware(other.code()),
+    }
+}
+
+/// Makes the hypervisor's TLB invalidation of a removed or re-protected
+/// entry take effect before the next access: QEMU defers the flush to the
+/// next context-synchronising instruction (`ptesync`/`isync`).
+fn sync_translations() {
+    // SAFETY: ptesync and isync are barriers; they touch no memory.
+    unsafe { core::arch::asm!("ptesync", "isync", options(nostack, preserves_flags)) };
+}
+
+impl PaprHpt {
+    /// The table of `2^pft_shift` bytes (`ibm,pft-size`), `None` outside
+    /// the sizes PAPR allows (2^18..=2^46 bytes).
+    pub fn new(pft_shift: u32) -> Option<PaprHpt> {
+        vmm::hpt::pteg_count_for_pft_size(pft_shift)
+            .ok()
+            .map(|ptegs| PaprHpt { ptegs })
+    }
+
+    fn check(&self, ptex: Ptex) -> Result<(), HptError> {
+        if ptex.pteg().as_u64() >= self.ptegs {
+            Err(HptError::Parameter)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads the four entries `ptex & !3 .. +4` in one `H_READ` (flag
+    /// `H_READ_4`).
+    pub fn read4(&self, ptex: Ptex) -> Result<[Hpte; 4], HptError> {
+        self.check(ptex)?;
+        // SAFETY: H_READ only copies HPT entries into registers.
+        let out = unsafe { hcall::hcall(opcode::H_READ, &[flags::H_READ_4, ptex.as_u64() & !3]) }
+            .map_err(hpt_error)?;
+        Ok(core::array::from_fn(|i| Hpte {
+            v: out[2 * i],
+            r: out[2 * i + 1],
+        }))
+    }
+
+    /// `H_BULK_REMOVE`: removes up to [`bulk_remove::MAX_BATCH`] entries
+    /// in one call, each with its condition. Returns, per entry, the old
+    /// R and C bits (`Ok((referenced, changed))`) or why it was not
+    /// removed. Entries past the fourth are refused with
+    /// [`HptError::Parameter`] without any call.
+    pub fn remove_bulk(
+        &mut self,
+        requests: &[(Ptex, RemoveCondition)],
+    ) -> Result<[BulkOutcome; 4], HptError> {
+        if requests.len() > bulk_remove::MAX_BATCH {
+            return Err(HptError::Parameter);
+        }
+        let mut regs = [0u64; 9];
+        for (i, &(ptex, cond)) in requests.iter().enumerate() {
+            self.check(ptex)?;
+            let (f, avpn) = match cond {
+                RemoveCondition::Absolute => (bulk_remove::ABSOLUTE, 0),
+                RemoveCondition::Avpn(a) => (bulk_remove::AVPN, a),
+                RemoveCondition::AndCond(m) => (bulk_remove::ANDCOND, m),
+            };
+            regs[2 * i] = bulk_remove::REQUEST | f | ptex.as_u64();
+            regs[2 * i + 1] = avpn;
+        }
+        if requests.len() < bulk_remove::MAX_BATCH {
+            regs[2 * requests.len()] = bulk_remove::END;
+        }
+        // SAFETY: removing HPTEs of pages the VMM manages; the kernel's
+        // own (bolted linear-map) translations are never named here by
+        // the VMM, and the caller owns the entries it names.
+        let (status, out) = unsafe { hcall::hcall_raw(opcode::H_BULK_REMOVE, regs) };
+        sync_translations();
+        if let Some(e) = PaprError::from_code(status) {
+            // H_PARAMETER for the whole batch: a malformed request word.
+            if !matches!(e, PaprError::Parameter)
+                || out[0] & bulk_remove::TYPE != bulk_remove::RESPONSE
+            {
+                return Err(hpt_error(e));
+            }
+        }
+        let mut result = [None; 4];
+        for (i, slot) in result.iter_mut().enumerate().take(requests.len()) {
+            let tsh = out[2 * i];
+            *slot = Some(match tsh & bulk_remove::CODE {
+                bulk_remove::SUCCESS => {
+                    // PAPR puts R and C at response bits 4:5 (`RC`);
+                    // QEMU's h_bulk_remove shifts HPTE dword 1 left by 43,
+                    // which lands them at bits 12:13. Accept either.
+                    let rc =
+                        ((tsh & bulk_remove::RC) >> 51) | ((tsh >> 43) & (hpte::r::R | hpte::r::C));
+                    Ok((rc & hpte::r::R != 0, rc & hpte::r::C != 0))
+                }
+                bulk_remove::NOT_FOUND => Err(HptError::NotFound),
+                bulk_remove::PARM => Err(HptError::Parameter),
+                _ => Err(HptError::Hardware(-1)),
+            });
+        }
+        Ok(result)
+    }
+}
+
+impl HptBackend for PaprHpt {
+    fn pteg_count(&self) -> u64 {
+        self.ptegs
+    }
+
+    fn insert(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
+        if group.as_u64() >= self.ptegs || slot.is_some_and(|s| s > 7) {
+            return Err(HptError::Parameter);
+        }
+        let (f, ptex) = match slot {
+            Some(s) => (flags::H_EXACT, group.ptex(s)),
+            None => (0, group.ptex(0)),
+        };
+        // SAFETY: H_ENTER adds a translation into an invalid slot; it
+        // cannot change any translation the kernel relies on.
+        let out = unsafe { hcall::hcall(opcode::H_ENTER, &[f, ptex.as_u64(), hpte.v, hpte.r]) }
+            .map_err(hpt_error)?;
+        Ptex::try_from_raw(out[0]).ok_or(HptError::Hardware(0))
+    }
+
+    fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+        self.check(ptex)?;
+        let (f, avpn) = match cond {
+            RemoveCondition::Absolute => (0, 0),
+            RemoveCondition::Avpn(a) => (flags::H_AVPN, a),
+            RemoveCondition::AndCond(m) => (flags::H_ANDCOND, m),
+        };
+        // SAFETY: the VMM removes only entries it inserted (the bolted
+        // linear map is protected by the ANDCOND/AVPN conditions it uses
+        // and by never being named).
+        let out = unsafe { hcall::hcall(opcode::H_REMOVE, &[f, ptex.as_u64(), avpn]) };
+        sync_translations();
+        let out = out.map_err(hpt_error)?;
+        Ok(Hpte {
+            v: out[0],
+            r: out[1],
+        })
+    }
+
+    fn protect(&mut self, ptex: Ptex, avpn: u64, pp: Pp, no_exec: bool) -> Result<(), HptError> {
+        // H_PROTECT replaces the key too: keep the entry's own.
+        let key = self.read(ptex)?.key();
+        let f = protect::encode(pp.bits(), no_exec, key).map_err(|_| HptError::Parameter)?;
+        // SAFETY: changes the protection of a VMM-managed entry only
+        // (AVPN-conditioned), then flushes its old translation.
+        let r =
+            unsafe { hcall::hcall(opcode::H_PROTECT, &[f | flags::H_AVPN, ptex.as_u64(), avpn]) };
+        sync_translations();
+        r.map(|_| ()).map_err(hpt_error)
+    }
+
+    fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
+        self.check(ptex)?;
+        // SAFETY: H_READ only copies an HPT entry into registers.
+        let out =
+            unsafe { hcall::hcall(opcode::H_READ, &[0, ptex.as_u64()]) }.map_err(hpt_error)?;
+        Ok(Hpte {
+            v: out[0],
+            r: out[1],
+        })
+    }
+}
