@@ -150,3 +150,23 @@ kernel_test! {
         assert!(r.syscalls >= 1 && r.ticks > 0);
     }
 }
+
+kernel_test! {
+    fn an_orphan_runs_on_after_its_parent_exits() {
+        let mut s = Script::new();
+        s.fork();
+        let at = s.here();
+        s.branch_eq(0u64, 0);
+        s.exit(1u64); // parent exits at once
+        let child = s.here();
+        s.patch_target(at, child);
+        s.syscall(sys::YIELD, &[]).spin(1000).store64(user::SCRATCH_BASE, 5u64).exit(2u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        assert_eq!(r.of(pids[0]).status(), Some(1));
+        let kids = r.children_of(pids[0]);
+        assert_eq!(kids.len(), 1);
+        assert_eq!(kids[0].status(), Some(2));
+        assert_eq!(kids[0].results.last(), Some(&5));
+        assert_eq!(r.outcomes.last().map(|o| o.pid), Some(kids[0].pid), "the child ended last");
+    }
+}

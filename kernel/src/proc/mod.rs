@@ -34,7 +34,7 @@ pub mod syscall;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use arch_ppc64::addr::Esid;
 use arch_ppc64::registers::msr::{self, Msr};
@@ -187,7 +187,7 @@ pub enum Exit {
 pub struct Outcome {
     /// Its pid.
     pub pid: ProcessId,
-    /// Its parent, for forked processes.
+    /// The process it was forked from (even if that ended first).
     pub parent: Option<ProcessId>,
     /// How it ended.
     pub exit: Exit,
@@ -349,7 +349,10 @@ enum State {
 }
 
 struct Process {
+    /// The live parent to tell at exit (`None` once it ended).
     parent: Option<ProcessId>,
+    /// The process it was forked from, for the outcome.
+    forked_from: Option<ProcessId>,
     frame: TrapFrame,
     state: State,
     reports: Vec<u64>,
@@ -462,10 +465,9 @@ const USER_KEY: SegKey = SegKey {
 };
 
 /// Creates process `pid`'s address space with its three segments.
-fn create_space(pid: ProcessId) -> Result<(), ProcError> {
+fn create_space(pid: ProcessId, model: AddressModel) -> Result<(), ProcError> {
     mm::with_aix(|aix| {
-        aix.create_process(pid, AddressModel::Bits64)
-            .map_err(ProcError::Process)?;
+        aix.create_process(pid, model).map_err(ProcError::Process)?;
         let space = aix
             .vm()
             .space_id(Space::Process(pid))
@@ -534,12 +536,24 @@ fn sync_icache(start: u64, len: u64) {
 /// [`ProcError`] when the space or a segment cannot be made (nothing is
 /// left behind), or the script is too large.
 pub fn spawn(script: &Script) -> Result<ProcessId, ProcError> {
+    spawn_with_model(script, AddressModel::Bits64)
+}
+
+/// [`spawn`] with the AIX address-space model `model`: a 32-bit process
+/// gets its `as_att`/`as_att64`/`vm_guatt` regions in segment registers
+/// 3..13 and 15 (below 4 GB; the agent's own segments 1, 2 and 14 are
+/// below 4 GB too). The agent still runs with MSR[SF] = 1.
+///
+/// # Errors
+/// As [`spawn`].
+pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessId, ProcError> {
+    heal();
     let bytes = script.to_bytes();
     if bytes.len() as u64 > user::SCRIPT_MAX_BYTES {
         return Err(ProcError::ScriptTooLarge(bytes.len()));
     }
     let pid = ProcessId(NEXT_PID.fetch_add(1, Ordering::Relaxed));
-    create_space(pid)?;
+    create_space(pid, model)?;
     // Load the agent and the script through the process's own mappings.
     let prev = mm::with_aix(|aix| {
         let prev = aix.vm().vmm().current();
@@ -566,6 +580,7 @@ pub fn spawn(script: &Script) -> Result<ProcessId, ProcError> {
         pid,
         Process {
             parent: None,
+            forked_from: None,
             frame,
             state: State::Ready,
             reports: Vec::new(),
@@ -593,9 +608,61 @@ pub fn run_scripts(scripts: &[&Script]) -> (Vec<ProcessId>, RunReport) {
 }
 
 /// Handlers [`run`] installs, and what they replaced.
+#[derive(Clone, Copy)]
 struct Installed {
     old: [(Vector, Option<TrapHandler>); 4],
     old_hook: Option<mm::UserFaultHook>,
+}
+
+/// What the running [`run`] replaced (`None` outside a run).
+static INSTALLED: spin::Mutex<Option<Installed>> = spin::Mutex::new(None);
+
+/// Set while [`run`] is inside a run: still set at the next [`spawn`] or
+/// [`run`] only if a failed test abandoned the run (a panic in a handler
+/// jumps straight back to the harness).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Cleans up after a run a failed test abandoned: its locks, processes
+/// (their address spaces go through the exit hook), handlers,
+/// environment and decrementer. Called in kernel context by [`spawn`] and
+/// [`run`]; does nothing after a run that ended normally.
+fn heal() {
+    if !RUNNING.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: kernel context between runs, EE = 0: no handler runs, so
+    // no holder of these locks is live (the harness abandoned it).
+    unsafe {
+        if SCHED.is_locked() {
+            SCHED.force_unlock();
+        }
+        if INSTALLED.is_locked() {
+            INSTALLED.force_unlock();
+        }
+    }
+    if let Some(i) = INSTALLED.lock().take() {
+        uninstall(i);
+    }
+    let mut s = sched();
+    let stale: Vec<ProcessId> = s.procs.keys().copied().collect();
+    log::warn!(
+        "proc: cleaning up {} processes of an abandoned run",
+        stale.len()
+    );
+    mm::with_aix(|aix| {
+        let _ = aix.vm_mut().vmm_mut().switch_to(None);
+        aix.vm_mut().set_environment(Environment::KernelProcess);
+        for pid in &stale {
+            if let Err(e) = aix.exit(*pid) {
+                log::error!("proc: exit hook of stale process {}: {e:?}", pid.0);
+            }
+        }
+    });
+    s.procs.clear();
+    s.ready.clear();
+    s.current = None;
+    s.outcomes.clear();
+    set_dec(DEC_IDLE);
 }
 
 fn install() -> Installed {
@@ -629,7 +696,10 @@ pub fn run() -> RunReport {
 
 /// [`run`] with a time slice of `quantum` timebase ticks.
 pub fn run_with_quantum(quantum: u64) -> RunReport {
+    heal();
     let installed = install();
+    *INSTALLED.lock() = Some(installed);
+    RUNNING.store(true, Ordering::SeqCst);
     {
         let mut s = sched();
         s.kernel_msr = msr::read().bits();
@@ -649,6 +719,8 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
     let back = unsafe { switch::proc_call(enter_first as *const (), &raw mut KERNEL_CONTEXT) };
     let ticks = crate::harness::timebase() - start;
     set_dec(DEC_IDLE);
+    RUNNING.store(false, Ordering::SeqCst);
+    INSTALLED.lock().take();
     uninstall(installed);
     let mut s = sched();
     debug_assert!(back == 1 || s.ready.is_empty());
@@ -820,7 +892,7 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
     }
     s.outcomes.push(Outcome {
         pid,
-        parent: p.parent,
+        parent: p.forked_from,
         exit,
         results,
         result_count,

@@ -184,6 +184,7 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
                 child,
                 super::Process {
                     parent: Some(parent),
+                    forked_from: Some(parent),
                     frame: cframe,
                     state: super::State::Ready,
                     reports: alloc::vec::Vec::new(),
