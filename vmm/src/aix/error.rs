@@ -407,6 +407,14 @@ service_error! {
             /// The address passed.
             addr: u64,
         } => Inval,
+        /// The address is in a reserved segment register (0, 1, 2 or 14)
+        /// of a 32-bit process or kernel process: kernel, text, private
+        /// data and the shared library data stay as they are (the same
+        /// registers `as_det64` refuses to take down).
+        ReservedRegister {
+            /// The address passed.
+            addr: u64,
+        } => Inval,
         /// The handle is malformed.
         BadHandle(HandleError) => Inval,
         /// The handle names no live segment (or one `vms_delete`d while

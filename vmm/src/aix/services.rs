@@ -1341,6 +1341,18 @@ impl<V: AixVm> Aix<V> {
     // The *64 services: current process only
     // -----------------------------------------------------------------
 
+    /// Whether `addr64` is in segment register 0, 1, 2 or 14 of a 32-bit
+    /// address space (a 32-bit process, or the kernel's registers kernel
+    /// processes use): neither `as_seth64` nor `as_det64` may touch those.
+    fn reserved_register(&self, space: Space, addr64: u64) -> bool {
+        addr64 >> SEGSHIFT < NSEGS as u64
+            && self
+                .contexts
+                .get(&space)
+                .is_some_and(|c| c.model == AddressModel::Bits32)
+            && SegmentRegister::of_address(addr64).is_reserved()
+    }
+
     fn ctx64(&self, service: &str) -> Result<(Space, u64), bool> {
         let space = self.process_context(service)?;
         let end = self
@@ -1417,13 +1429,11 @@ impl<V: AixVm> Aix<V> {
         if self.vm.mapping(space, esid).is_none() {
             return Err(AsDet64Error::Unallocated { addr: addr64 });
         }
+        let reserved = self.reserved_register(space, addr64);
         let c = self
             .contexts
             .get_mut(&space)
             .ok_or(AsDet64Error::NoAddressSpace)?;
-        let reserved = esid < NSEGS as u64
-            && c.model == AddressModel::Bits32
-            && SegmentRegister::of_address(addr64).is_reserved();
         if reserved || !c.regions.remove(&esid) {
             return Err(AsDet64Error::NotDetachable { addr: addr64 });
         }
@@ -1438,12 +1448,16 @@ impl<V: AixVm> Aix<V> {
     /// whole). The new region is detachable with `as_det64` and shared
     /// across fork.
     ///
+    /// In a 32-bit process or a kernel process the reserved segment
+    /// registers 0, 1, 2 and 14 (kernel, text, private data, shared
+    /// library data) are refused, the same ones `as_det64` refuses.
+    ///
     /// Environment: process only.
     ///
     /// # Errors
     /// `EINVAL`: [`AsSeth64Error::WrongEnvironment`],
     /// [`AsSeth64Error::NoAddressSpace`], [`AsSeth64Error::OutOfRange`],
-    /// [`AsSeth64Error::BadHandle`], [`AsSeth64Error::NoSuchSegment`],
+    /// [`AsSeth64Error::ReservedRegister`], [`AsSeth64Error::BadHandle`], [`AsSeth64Error::NoSuchSegment`],
     /// [`AsSeth64Error::NotAttachable`]. `ENOMEM`:
     /// [`AsSeth64Error::NoMemory`] (the old mapping is restored).
     pub fn as_seth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsSeth64Error> {
@@ -1454,6 +1468,9 @@ impl<V: AixVm> Aix<V> {
         };
         if addr64 >= end {
             return Err(AsSeth64Error::OutOfRange { addr: addr64 });
+        }
+        if self.reserved_register(space, addr64) {
+            return Err(AsSeth64Error::ReservedRegister { addr: addr64 });
         }
         let h = VmHandle::from_raw(handle).map_err(AsSeth64Error::BadHandle)?;
         match self.attachable(h.sid()) {

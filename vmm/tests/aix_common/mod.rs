@@ -976,8 +976,17 @@ pub fn as_det64_refuses_reserved_register_32bit<H: Harness>() {
     h.aix().create_process(P2, AddressModel::Bits32).unwrap();
     h.set_env(Environment::Process(P2));
     let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
-    h.aix().as_seth64(14 << SEGSHIFT, hnd).unwrap();
+    // as_seth64 refuses register 14 too, so map it the way the kernel
+    // would map a process's shared library data: straight in the core.
+    let how = MappingInfo {
+        sid: vmid as u64,
+        key: vmm::adspace::SegKey::PRIV,
+        no_exec: false,
+        window: None,
+        view_prot: vmm::segment::ViewProt::Segment,
+        fork: vmm::adspace::ForkAction::Share,
+    };
+    h.aix().vm_mut().map(Space::Process(P2), 14, &how).unwrap();
     let e = refused(&mut h, |x| x.as_det64(14 << SEGSHIFT));
     assert_eq!(
         e,
@@ -1026,6 +1035,31 @@ pub fn as_seth64_refusals<H: Harness>() {
     h.set_env(Environment::Interrupt);
     let e = refused(&mut h, |x| x.as_seth64(SHMAT_BASE, h1));
     assert_eq!(e, AsSeth64Error::WrongEnvironment);
+}
+
+/// `as_seth64` may not replace the reserved segment registers 0, 1, 2, 14
+/// of a 32-bit process or a kernel process (the ones `as_det64` refuses);
+/// the other registers it may set, and a 64-bit process has no such rule.
+pub fn as_seth64_refuses_reserved_registers<H: Harness>() {
+    let mut h = setup::<H>();
+    let v1 = h.aix().vms_create(V_WORKING, K as i64).unwrap();
+    let h1 = vm_handle(v1, VM_PRIV).unwrap().raw();
+    h.aix().create_process(P2, AddressModel::Bits32).unwrap();
+    for env in [Environment::Process(P2), Environment::KernelProcess] {
+        h.set_env(env);
+        for sr in [0u64, 1, 2, 14] {
+            let addr = (sr << SEGSHIFT) + 0x123;
+            let e = refused(&mut h, |x| x.as_seth64(addr, h1));
+            assert_eq!(e, AsSeth64Error::ReservedRegister { addr }, "{env:?}");
+            assert_eq!(e.errno(), Errno::Inval);
+        }
+        h.aix().as_seth64(3 << SEGSHIFT, h1).unwrap();
+        h.aix().as_det64(3 << SEGSHIFT).unwrap();
+    }
+    // A 64-bit process's ESIDs 0..15 are ordinary segments.
+    h.set_env(Environment::Process(P1));
+    h.aix().as_seth64(14 << SEGSHIFT, h1).unwrap();
+    h.aix().as_det64(14 << SEGSHIFT).unwrap();
 }
 
 pub fn as_geth64_hold_defers_vms_delete<H: Harness>() {
@@ -1583,6 +1617,7 @@ macro_rules! aix_suite {
             as_det64_refuses_reserved_register_32bit,
             as_seth64_replaces,
             as_seth64_refusals,
+            as_seth64_refuses_reserved_registers,
             as_geth64_hold_defers_vms_delete,
             as_geth64_refusals,
             as_puth64_refusals,
