@@ -70,13 +70,19 @@ kernel_test! {
         let before = mm::stats();
         let r3: u64;
         // SAFETY: `sc` from the kernel enters the handler above, which
-        // returns after itself with r3 set; r0 and r4-r12, CTR, XER, CR
-        // are declared clobbered as for a call.
+        // returns after itself with r3 set; r0 and r4-r12, CTR, XER and
+        // the volatile CR fields are declared clobbered as for a call.
         unsafe {
             core::arch::asm!(
                 "sc",
                 inout("r3") 41u64 => r3,
-                clobber_abi("C"),
+                // Not clobber_abi("C"): that saves FPRs, which faults
+                // with MSR[FP] = 0. The trap path restores every GPR but
+                // r3; the volatile ones are declared anyway.
+                out("r0") _, out("r4") _, out("r5") _, out("r6") _, out("r7") _,
+                out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+                out("ctr") _, out("xer") _, out("cr0") _, out("cr1") _, out("cr5") _,
+                out("cr6") _, out("cr7") _,
             );
         }
         trap::set_handler(Vector::SystemCall, prev);
@@ -194,5 +200,22 @@ kernel_test! {
         for b in bases {
             gfree(b, seg_bytes);
         }
+    }
+}
+
+kernel_test! {
+    fn c_abi_vm_galloc_and_vm_gfree_reach_the_same_instance() {
+        let mut addr: u64 = 0;
+        // SAFETY: `addr` is a valid ulong to write.
+        let rc = unsafe { vmm::aix::cabi::vm_galloc(V_WORKING, 2 * PAGE as i64, &mut addr) };
+        assert_eq!(rc, 0, "vm_galloc returns 0");
+        assert_eq!(addr >> 60, 0xF, "a global kernel address {addr:#x}");
+        // The Rust side sees the allocation the C call made.
+        assert!(mm::with_aix(|a| a.allocations().any(|al| al.start == addr)));
+        write(addr + PAGE, 3);
+        assert_eq!(read(addr + PAGE), 3);
+        assert_eq!(vmm::aix::cabi::vm_gfree(addr, 2 * PAGE as i64), 0);
+        assert_ne!(vmm::aix::cabi::vm_gfree(addr, 2 * PAGE as i64), 0, "second free refused (EINVAL)");
+        assert!(!mm::with_aix(|a| a.allocations().any(|al| al.start == addr)));
     }
 }

@@ -16,6 +16,7 @@
 //! fault handler finds the lock taken and panics with a report instead of
 //! deadlocking.
 
+pub mod cabi;
 pub mod frames;
 pub mod hwslb;
 pub mod linear;
@@ -355,6 +356,7 @@ pub fn init(info: &BootInfo) {
     let vmm = Vmm::new(hpt, slb, KernelFrames::default(), VMM_BOLTED_SLB)
         .unwrap_or_else(|e| panic!("building the VMM: {e}"));
     *AIX.lock() = Some(Aix::new(CoreVm::new(vmm)));
+    cabi::install();
     let layout = MmLayout {
         hpt_ptegs: 1 << (shift - 7),
         linear_hptes: map.hptes,
