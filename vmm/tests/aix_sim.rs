@@ -119,8 +119,9 @@ impl Harness for SimHarness {
         core.set_sid_quota(Some(quota));
         true
     }
-    fn fail_map_after(&mut self, _n: u32) -> bool {
-        false
+    fn fail_map_after(&mut self, n: u32) -> bool {
+        self.aix.vm_mut().set_fail_map_after(Some(n));
+        true
     }
 }
 
@@ -143,4 +144,45 @@ fn guatt_enomem_when_view_sids_run_out() {
     assert_eq!(e.errno(), Errno::NoMem);
     // One segment still fits.
     h.aix().vm_guatt(k, K as i64, VM_PRIV, VU_ANYWHERE).unwrap();
+}
+
+/// A failed `as_seth64` over a segment the process owns (mapped by the
+/// kernel with `owned`, as its data would be) changes nothing on the real
+/// core: the segment is not deleted and its data stays reachable.
+#[test]
+fn seth64_failure_keeps_an_owned_segment() {
+    use aix_common::*;
+    use arch_ppc64::addr::Esid;
+    use arch_ppc64::structures::hpte::Pp;
+    use vmm::adspace::SegKey;
+    use vmm::aix::*;
+    use vmm::segment::PageProt;
+    use vmm::sid::SidKind;
+    use vmm::vm::{MapOptions, SpaceRef};
+    let mut h: SimHarness = setup();
+    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
+    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let id = h.aix().vm().space_id(Space::Process(P1)).unwrap();
+    let vmm = h.aix().vm_mut().vmm_mut();
+    let prot = PageProt {
+        pp: Pp::RW_RW,
+        no_exec: false,
+    };
+    let data = vmm.create_segment(SidKind::User, SEGSIZE, prot).unwrap();
+    let esid = 0x20u64;
+    let mut opts = MapOptions::new(SegKey::KERNEL);
+    opts.owned = true;
+    vmm.map(SpaceRef::Process(id), Esid::new(esid), data, opts)
+        .unwrap();
+    let ea = esid << SEGSHIFT;
+    h.store(ea + 5, USR, 0x77).unwrap();
+    assert!(h.fail_map_after(0));
+    let e = refused(&mut h, |a| a.as_seth64(ea, hnd));
+    assert_eq!(e, AsSeth64Error::NoMemory(Shortage::Metadata));
+    assert_eq!(h.load(ea + 5, USR), Ok(0x77));
+    assert!(h.aix_ref().vm().vmm().segments().get(data).is_ok());
+    // Without the failure it replaces (and releases) the owned segment.
+    h.aix().as_seth64(ea, hnd).unwrap();
+    assert_eq!(h.load(ea + 5, USR), Ok(0));
+    assert!(h.aix_ref().vm().vmm().segments().get(data).is_err());
 }

@@ -165,6 +165,17 @@ pub trait AixVm {
     /// those of kernel processes).
     fn map(&mut self, space: Space, esid: u64, how: &MappingInfo) -> Result<(), CoreError>;
 
+    /// Maps `how` at `esid` of `space` in one step, replacing whatever is
+    /// mapped there (`as_seth64`); returns the mapping replaced, if any.
+    /// On error the old mapping stays exactly as it was. The old mapping
+    /// is released as [`AixVm::unmap`] would release it.
+    fn replace(
+        &mut self,
+        space: Space,
+        esid: u64,
+        how: &MappingInfo,
+    ) -> Result<Option<MappingInfo>, CoreError>;
+
     /// Unmaps `esid` of `space` (and flushes its translations).
     fn unmap(&mut self, space: Space, esid: u64) -> Result<(), CoreError>;
 

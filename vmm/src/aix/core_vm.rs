@@ -30,6 +30,7 @@ pub struct CoreVm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
     processes: BTreeMap<ProcessId, SpaceId>,
     kproc: SpaceId,
     sid_quota: Option<usize>,
+    fail_map_after: Option<u32>,
 }
 
 fn core_error(e: VmError) -> CoreError {
@@ -62,6 +63,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
             processes: BTreeMap::new(),
             kproc,
             sid_quota: None,
+            fail_map_after: None,
         }
     }
 
@@ -71,6 +73,31 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
     /// `ENOMEM`. `None` lifts the cap.
     pub fn set_sid_quota(&mut self, quota: Option<usize>) {
         self.sid_quota = quota;
+    }
+
+    /// Fault injection for tests of the callers' roll-back paths:
+    /// `Some(n)` makes the `map`/`replace` call after `n` more successful
+    /// ones fail once with [`Shortage::Metadata`], before the core is
+    /// touched. A whole-segment mapping cannot otherwise fail once its
+    /// arguments are valid, so this is how a failing `as_seth64` is
+    /// exercised on the real core. `None` turns it off.
+    pub fn set_fail_map_after(&mut self, n: Option<u32>) {
+        self.fail_map_after = n;
+    }
+
+    /// Counts one `map`/`replace` call against [`Self::set_fail_map_after`].
+    fn injected_failure(&mut self) -> Result<(), CoreError> {
+        match self.fail_map_after {
+            Some(0) => {
+                self.fail_map_after = None;
+                Err(CoreError::Shortage(Shortage::Metadata))
+            }
+            Some(n) => {
+                self.fail_map_after = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     fn sid_available(&self) -> Result<(), CoreError> {
@@ -123,6 +150,32 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
         self.space_id(space)
             .map(SpaceRef::Process)
             .ok_or(CoreError::NoSuchSpace(space))
+    }
+}
+
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
+    /// Checks and converts the arguments of `map`/`replace`.
+    fn map_args(
+        &self,
+        space: Space,
+        esid: u64,
+        how: &MappingInfo,
+    ) -> Result<(SpaceRef, Esid, Sid, MapOptions), CoreError> {
+        let target = self.space_ref(space, esid)?;
+        if how.window.is_some() || how.view_prot != ViewProt::Segment {
+            // The core makes a view with a SID of its own.
+            self.sid_available()?;
+        }
+        let opts = MapOptions {
+            key: how.key,
+            no_exec: how.no_exec,
+            fork: how.fork,
+            window: how.window.clone(),
+            view_prot: how.view_prot,
+            bolted: false,
+            owned: false,
+        };
+        Ok((target, esid_of(esid)?, sid_of(how.sid)?, opts))
     }
 }
 
@@ -240,24 +293,29 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
     }
 
     fn map(&mut self, space: Space, esid: u64, how: &MappingInfo) -> Result<(), CoreError> {
-        let target = self.space_ref(space, esid)?;
-        if how.window.is_some() || how.view_prot != ViewProt::Segment {
-            // The core makes a view with a SID of its own.
-            self.sid_available()?;
-        }
-        let opts = MapOptions {
-            key: how.key,
-            no_exec: how.no_exec,
-            fork: how.fork,
-            window: how.window.clone(),
-            view_prot: how.view_prot,
-            bolted: false,
-            owned: false,
-        };
+        let (target, esid, sid, opts) = self.map_args(space, esid, how)?;
+        self.injected_failure()?;
         self.vmm
-            .map(target, esid_of(esid)?, sid_of(how.sid)?, opts)
+            .map(target, esid, sid, opts)
             .map(|_| ())
             .map_err(core_error)
+    }
+
+    fn replace(
+        &mut self,
+        space: Space,
+        esid: u64,
+        how: &MappingInfo,
+    ) -> Result<Option<MappingInfo>, CoreError> {
+        let old = self.mapping(space, esid);
+        let (target, esid, sid, opts) = self.map_args(space, esid, how)?;
+        self.injected_failure()?;
+        // The core's replace is atomic: the old mapping is released only
+        // once the new one is in place.
+        self.vmm
+            .replace(target, esid, sid, opts)
+            .map_err(core_error)?;
+        Ok(old)
     }
 
     fn unmap(&mut self, space: Space, esid: u64) -> Result<(), CoreError> {

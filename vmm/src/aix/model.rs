@@ -374,6 +374,38 @@ impl AixVm for ModelVm {
         Ok(())
     }
 
+    fn replace(
+        &mut self,
+        space: Space,
+        esid: u64,
+        how: &MappingInfo,
+    ) -> Result<Option<MappingInfo>, CoreError> {
+        let maps = self
+            .spaces
+            .get_mut(&space)
+            .ok_or(CoreError::NoSuchSpace(space))?;
+        // Set the old mapping aside (its attach still counted), map the new
+        // one, then release the old one or put it back.
+        let old = maps.remove(&esid);
+        match self.map(space, esid, how) {
+            Ok(()) => {
+                if let Some(m) = &old {
+                    if let Some(s) = self.segments.get_mut(&m.sid) {
+                        s.attaches -= 1;
+                    }
+                    self.destroy_if_done(m.sid);
+                }
+                Ok(old)
+            }
+            Err(e) => {
+                if let (Some(m), Some(maps)) = (old, self.spaces.get_mut(&space)) {
+                    maps.insert(esid, m);
+                }
+                Err(e)
+            }
+        }
+    }
+
     fn unmap(&mut self, space: Space, esid: u64) -> Result<(), CoreError> {
         let maps = self
             .spaces

@@ -1459,7 +1459,9 @@ impl<V: AixVm> Aix<V> {
     /// [`AsSeth64Error::NoAddressSpace`], [`AsSeth64Error::OutOfRange`],
     /// [`AsSeth64Error::ReservedRegister`], [`AsSeth64Error::BadHandle`], [`AsSeth64Error::NoSuchSegment`],
     /// [`AsSeth64Error::NotAttachable`]. `ENOMEM`:
-    /// [`AsSeth64Error::NoMemory`] (the old mapping is restored).
+    /// [`AsSeth64Error::NoMemory`] (nothing changed: the core replaces the
+    /// mapping atomically and the rest of an attachment is taken down only
+    /// after that).
     pub fn as_seth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsSeth64Error> {
         let (space, end) = match self.ctx64("as_seth64") {
             Err(true) => return Err(AsSeth64Error::WrongEnvironment),
@@ -1485,28 +1487,22 @@ impl<V: AixVm> Aix<V> {
             .contexts
             .get(&space)
             .and_then(|c| c.attachments.iter().position(|t| t.esids.contains(&esid)));
-        let victims: Vec<u64> = match attachment {
-            Some(i) => self.contexts[&space].attachments[i].esids.clone().collect(),
-            None => self
-                .vm
-                .mapping(space, esid)
-                .map(|_| alloc::vec![esid])
-                .unwrap_or_default(),
+        let others: Vec<u64> = match attachment {
+            Some(i) => self.contexts[&space].attachments[i]
+                .esids
+                .clone()
+                .filter(|&e| e != esid)
+                .collect(),
+            None => Vec::new(),
         };
-        let saved: Vec<(u64, MappingInfo)> = victims
-            .iter()
-            .filter_map(|&e| self.vm.mapping(space, e).map(|m| (e, m)))
-            .collect();
-        for (e, _) in &saved {
-            self.unmap_logged(space, *e);
-        }
-        if let Err(err) = self.vm.map(space, esid, &region(h)) {
-            for (e, m) in saved {
-                if let Err(r) = self.vm.map(space, e, &m) {
-                    log::error!("as_seth64: could not restore ESID {e:#x}: {r:?}");
-                }
-            }
-            return Err(AsSeth64Error::NoMemory(err.shortage()));
+        // The core replaces the mapping at esid in one step (nothing
+        // changes if it fails); the other segments of the attachment go
+        // only after that succeeded.
+        self.vm
+            .replace(space, esid, &region(h))
+            .map_err(|e| AsSeth64Error::NoMemory(e.shortage()))?;
+        for e in others {
+            self.unmap_logged(space, e);
         }
         if let Some(c) = self.contexts.get_mut(&space) {
             if let Some(i) = attachment {
