@@ -228,6 +228,7 @@ pub fn run() -> ! {
     }
     println!();
     crate::mm::print_summary();
+    println!("{}", crate::proc::stats());
     println!("{summary}");
     println!();
     let mut message = [0u8; 64];

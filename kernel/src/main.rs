@@ -34,12 +34,16 @@ mod mm;
 #[cfg(target_arch = "powerpc64")]
 mod of;
 #[cfg(target_arch = "powerpc64")]
+mod proc;
+#[cfg(target_arch = "powerpc64")]
 mod rtas;
 #[cfg(target_arch = "powerpc64")]
 mod runtime;
 mod summary;
 #[cfg(target_arch = "powerpc64")]
 mod trap;
+#[cfg(target_arch = "powerpc64")]
+mod user;
 
 #[cfg(not(target_arch = "powerpc64"))]
 fn main() {

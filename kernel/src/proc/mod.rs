@@ -644,6 +644,13 @@ fn heal() {
         uninstall(i);
     }
     let mut s = sched();
+    // The harness resumed the test with the MSR of the handler that
+    // panicked (the interrupt cleared FP); kernel code saves FP
+    // registers in prologues, so give FP back as the run found it.
+    if s.kernel_msr & Msr::FP.bits() != 0 {
+        // SAFETY: setting FP only enables floating-point instructions.
+        unsafe { msr::write(msr::read() | Msr::FP) };
+    }
     let stale: Vec<ProcessId> = s.procs.keys().copied().collect();
     log::warn!(
         "proc: cleaning up {} processes of an abandoned run",
