@@ -23,13 +23,13 @@ fn gfree(addr: u64, size: u64) {
     mm::with_aix(|a| a.vm_gfree(addr, size as _)).expect("vm_gfree");
 }
 
-/// Drops every on-demand SLB entry of the VMM, so the next touch of a
-/// VMM segment takes a data segment interrupt.
+/// Drops every on-demand SLB entry of the VMM from the processor, so the
+/// next touch of a VMM segment takes a segment interrupt (the VMM reloads
+/// the entry it still records, at the same index).
 fn flush_vmm_slb() {
-    mm::with_vmm(|v| {
-        let cur = v.current();
-        v.switch_to(cur).expect("switch");
-    });
+    let l = mm::layout();
+    let mut slb = mm::HwSlb::new(l.slb_size, l.linear_slb_entries).expect("SLB");
+    vmm::platform::SlbBackend::invalidate_non_bolted(&mut slb, mm::VMM_BOLTED_SLB);
 }
 
 fn read(addr: u64) -> u64 {
@@ -217,5 +217,70 @@ kernel_test! {
         assert_eq!(vmm::aix::cabi::vm_gfree(addr, 2 * PAGE as i64), 0);
         assert_ne!(vmm::aix::cabi::vm_gfree(addr, 2 * PAGE as i64), 0, "second free refused (EINVAL)");
         assert!(!mm::with_aix(|a| a.allocations().any(|al| al.start == addr)));
+    }
+}
+
+/// `blr` (ISA: bclr 20,0,0).
+const BLR: u32 = 0x4e80_0020;
+/// `li r3, 0x77` (addi r3, 0, 0x77).
+const LI_R3_0X77: u32 = 0x3860_0077;
+
+static CODE_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `li r3, 0x77; blr` at `addr` and makes it fetchable.
+fn plant_code(addr: u64) {
+    // SAFETY: VMM memory this test owns; a fault is resolved by the VMM.
+    unsafe {
+        (addr as *mut u32).write_volatile(LI_R3_0X77);
+        ((addr + 4) as *mut u32).write_volatile(BLR);
+        core::arch::asm!(
+            "dcbst 0, {a}", "sync", "icbi 0, {a}", "sync", "isync",
+            a = in(reg) addr,
+        );
+    }
+}
+
+/// Calls the code at [`CODE_AT`] through an ELFv1 descriptor.
+fn call_planted() -> u64 {
+    let toc: u64;
+    // SAFETY: reads r2.
+    unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc) };
+    let desc = [CODE_AT.load(Ordering::SeqCst), toc, 0u64];
+    // SAFETY: an ELFv1 function pointer is the address of a descriptor
+    // (entry, TOC, environment); the planted code only sets r3 and
+    // returns, as an `extern "C" fn() -> u64` does.
+    let f: extern "C" fn() -> u64 = unsafe { core::mem::transmute(&desc as *const [u64; 3]) };
+    f()
+}
+
+fn call_planted_ignoring_result() {
+    let _ = call_planted();
+}
+
+kernel_test! {
+    fn instruction_fetch_from_vm_galloc_memory_is_resolved() {
+        let a = galloc(2 * PAGE);
+        plant_code(a + PAGE);
+        CODE_AT.store(a + PAGE, Ordering::SeqCst);
+        // Drop the translation so the fetch itself faults: unmap the SLB
+        // entries; the HPTE was made by the stores (same page).
+        flush_vmm_slb();
+        let before = mm::stats();
+        assert_eq!(call_planted(), 0x77, "the planted code ran");
+        let after = mm::stats();
+        assert!(after.instruction_segment > before.instruction_segment, "0x480 taken and resolved");
+        gfree(a, 2 * PAGE);
+    }
+
+    fn instruction_fetch_from_no_execute_memory_is_a_kernel_fault() {
+        let a = mm::with_aix(|x| x.vm_galloc(V_WORKING | vmm::aix::V_NOEXEC, PAGE as _)).expect("vm_galloc");
+        plant_code(a);
+        CODE_AT.store(a, Ordering::SeqCst);
+        let before = mm::stats();
+        assert!(crate::harness::panics(call_planted_ignoring_result), "fetch from V_NOEXEC memory panics");
+        let after = mm::stats();
+        assert_eq!(after.kernel_faults, before.kernel_faults + 1);
+        assert!(after.isi + after.instruction_segment > before.isi + before.instruction_segment);
+        gfree(a, PAGE);
     }
 }
