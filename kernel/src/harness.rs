@@ -292,9 +292,13 @@ fn recover_after_failure() {
         crate::frame::force_unlock();
         crate::mm::force_unlock();
     }
-    // Interrupts off again, in case the test enabled them.
-    // SAFETY: clearing EE only masks asynchronous interrupts.
-    unsafe { msr::write(msr::read() - Msr::EE) };
+    // Interrupts off again, in case the test enabled them; FP on again,
+    // as boot set it: a panic raised in an interrupt handler comes back
+    // here with the handler's MSR, where the interrupt cleared FP, and the
+    // code resuming may restore callee-saved FPRs.
+    // SAFETY: clearing EE only masks asynchronous interrupts; setting FP
+    // restores the kernel's normal state.
+    unsafe { msr::write((msr::read() - Msr::EE) | Msr::FP) };
 }
 
 #[panic_handler]
