@@ -9,11 +9,18 @@
 //! or for `as_att64` 0 plus an errno kept per context and read with
 //! [`vmm_errno`]. Before installation every call answers its error value.
 //!
-//! Locking: the process-environment services spin on the lock. The
-//! services AIX allows in the interrupt environment (`vm_att`, `vm_det`,
-//! `as_getsrval`, `as_getsrval64`) only try it a bounded number of times,
+//! Locking: no entry spins on the lock without bound. What is running
+//! (process or interrupt) is known only to the services behind the lock,
 //! so an interrupt handler that interrupted a service call on the same
-//! processor gets the error value instead of deadlocking.
+//! processor could not be told apart from a waiting process before taking
+//! it; instead every entry only tries the lock a bounded number of times
+//! and then answers its error value (`EINVAL`, `NULL`, `INVLSID`, or 0
+//! with errno `EINVAL` for `as_att64`), logging that the services were
+//! busy. The services AIX allows in the interrupt environment (`vm_att`,
+//! `vm_det`, `as_getsrval`, `as_getsrval64`, and [`vmm_errno`]) give up
+//! after [`INTERRUPT_LOCK_TRIES`]; the process-environment ones wait
+//! longer ([`PROCESS_LOCK_TRIES`]), so that on a multiprocessor a call is
+//! refused only when another processor holds the lock for very long.
 
 use core::ffi::{c_int, c_long, c_ulonglong, c_void};
 use core::ptr;
@@ -209,7 +216,12 @@ static FALLBACK_ERRNO: AtomicI32 = AtomicI32::new(0);
 
 /// How often an interrupt-capable entry tries the lock before answering
 /// its error value.
-const INTERRUPT_LOCK_TRIES: usize = 1 << 16;
+pub const INTERRUPT_LOCK_TRIES: usize = 1 << 16;
+
+/// How often a process-environment entry tries the lock before answering
+/// its error value (a call re-entered from an interrupt handler while the
+/// lock is held on the same processor would otherwise spin for ever).
+pub const PROCESS_LOCK_TRIES: usize = 1 << 20;
 
 /// Installs `services` as the object every C function works on, returning
 /// the previous one.
@@ -249,23 +261,21 @@ pub fn with_services<R>(f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> 
     SERVICES.lock().as_mut().map(|i| f(&mut *i.0))
 }
 
-/// Runs `f` on the installed services (spinning on the lock); `None` if
-/// none are installed.
+/// Runs `f` on the installed services, trying the lock at most
+/// [`PROCESS_LOCK_TRIES`] times (process-environment entries); `None` if
+/// none are installed or the lock stayed busy.
 fn with<R>(name: &str, f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
-    let mut guard = SERVICES.lock();
-    match guard.as_mut() {
-        Some(i) => Some(f(&mut *i.0)),
-        None => {
-            log::warn!("{name}: no AIX services installed");
-            None
-        }
-    }
+    with_tries(name, PROCESS_LOCK_TRIES, f)
 }
 
-/// As [`with`], but gives up after a bounded number of tries (entries AIX
+/// As [`with`], but gives up after [`INTERRUPT_LOCK_TRIES`] (entries AIX
 /// allows in the interrupt environment).
 fn with_bounded<R>(name: &str, f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
-    for _ in 0..INTERRUPT_LOCK_TRIES {
+    with_tries(name, INTERRUPT_LOCK_TRIES, f)
+}
+
+fn with_tries<R>(name: &str, tries: usize, f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
+    for _ in 0..tries {
         if let Some(mut guard) = SERVICES.try_lock() {
             return match guard.as_mut() {
                 Some(i) => Some(f(&mut *i.0)),
