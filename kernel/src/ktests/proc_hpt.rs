@@ -12,9 +12,11 @@ use crate::mm;
 use crate::proc::{self, syscall as sys};
 use crate::user::{v, Script};
 
-/// Segments and pages per segment: 6 x 4 = 24 pages for one PTEG pair
-/// (16 slots).
-const SEGMENTS: u64 = 6;
+/// Pages wanted in one PTEG pair (16 slots).
+const PAGES: usize = 24;
+/// At most this many segments (tables of more than 2^16 PTEGs give one
+/// page of the pair per segment).
+const MAX_SEGMENTS: usize = 32;
 const SEGMENT_BYTES: i64 = 256 << 20;
 
 kernel_test! {
@@ -22,38 +24,55 @@ kernel_test! {
         let mask = mm::layout().hpt_ptegs - 1;
         // Group pair {A, !A}: chosen away from group 0.
         let a = 0x2d5b & mask;
+        let pair = [a, !a & mask];
         let mut vmids = Vec::new();
         let mut pages: Vec<(u64, u64)> = Vec::new(); // (segment index, byte offset)
-        for k in 0..SEGMENTS {
+        let mut tries = 0;
+        while pages.len() < PAGES && vmids.len() < MAX_SEGMENTS && tries < 96 {
+            tries += 1;
             let vmid = mm::with_aix(|x| x.vms_create(V_WORKING, SEGMENT_BYTES)).expect("vms_create");
             let vsid = mm::with_vmm(|vm| vm.vsid(Sid::try_new(vmid as u64).expect("sid")));
-            // Primary hash = (VSID ^ page) & mask for 4K pages in a 256M
-            // segment: page p lands in A, p ^ mask in !A, and bit 15 of
-            // the page number is above the mask (32768 PTEGs) or folds in
-            // the same way on smaller tables.
-            let p = (a ^ vsid.as_u64()) & mask;
-            for page in [p, p ^ mask, p | (mask + 1), (p ^ mask) | (mask + 1)] {
-                if page < 65536 {
-                    let off = page << 12;
+            // Primary hash of 4K page q of a 256M segment = (VSID ^ q) &
+            // mask: the pages q = (g ^ VSID) & mask + k * (mask + 1) below
+            // 65536 land in group g (their secondary is the other one).
+            let k = vmids.len() as u64;
+            let before = pages.len();
+            for g in pair {
+                let mut q = (g ^ vsid.as_u64()) & mask;
+                while q < 65536 && pages.len() < PAGES {
+                    let off = q << 12;
                     let h = vmm::hpt::hash(vsid, off, SegmentSize::M256, PageSize::K4) & mask;
-                    assert!(h == a || h == (!a & mask), "page {page:#x} hashes to {h:#x}");
+                    assert_eq!(h, g, "page {q:#x} hashes to {h:#x}");
                     pages.push((k, off));
+                    q += mask + 1;
                 }
             }
-            vmids.push(vmid);
+            if pages.len() == before {
+                // This VSID cannot reach the pair (tables above 2^16 PTEGs).
+                mm::with_aix(|x| x.vms_delete(vmid)).expect("vms_delete");
+            } else {
+                vmids.push(vmid);
+            }
         }
         assert!(pages.len() > 16, "{} pages for 16 slots", pages.len());
 
         let mut s = Script::new();
+        // as_att64 places the regions at consecutive free ESIDs of the
+        // shmat area (checked below from the recorded addresses), so
+        // segment k is at vars[0] + k * 256M.
         for (k, &vmid) in vmids.iter().enumerate() {
             let h = vm_handle(vmid, VM_PRIV).expect("handle").raw();
-            s.syscall(sys::AS_ATT64, &[h.into(), 0u64.into()]).quiet().save(k as u8);
+            s.syscall(sys::AS_ATT64, &[h.into(), 0u64.into()]);
+            if k == 0 {
+                s.save(0);
+            }
+        }
+        let at = |k: u64, off: u64| v(0, (k << 28) + off + 8);
+        for &(k, off) in &pages {
+            s.store64(at(k, off), (k << 40) | off).quiet();
         }
         for &(k, off) in &pages {
-            s.store64(v(k as u8, off + 8), (k << 40) | off).quiet();
-        }
-        for &(k, off) in &pages {
-            s.load64(v(k as u8, off + 8));
+            s.load64(at(k, off));
         }
         s.exit(0u64);
 
@@ -62,8 +81,13 @@ kernel_test! {
         let after = mm::stats();
         let o = r.of(pids[0]);
         assert_eq!(o.status(), Some(0), "{:?}", o.exit);
+        let n = vmids.len();
+        let base = o.results[0];
+        for k in 0..n {
+            assert_eq!(o.results[k], base + ((k as u64) << 28), "region {k} placed next to the previous");
+        }
         let want: Vec<u64> = pages.iter().map(|&(k, off)| (k << 40) | off).collect();
-        assert_eq!(o.results, want, "every page reads back its own value");
+        assert_eq!(o.results[n..], want[..], "every page reads back its own value");
         let evictions = after.hpt_evictions - before.hpt_evictions;
         assert!(evictions >= (pages.len() - 16) as u64, "evictions {evictions}");
         println!("\n  {} pages in one PTEG pair: {} evictions, {} inserts", pages.len(), evictions, after.hpt_inserts - before.hpt_inserts);
