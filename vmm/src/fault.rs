@@ -76,7 +76,16 @@ fn hpt_reason(e: HptError) -> VmFaultReason {
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Resolves one interrupt taken in state `privilege`, or says why not.
-    /// The tables are unchanged when it fails.
+    ///
+    /// When it fails the tables are unchanged, with one exception: if the
+    /// faulting page still had an HPTE recorded (the MMU did not find it,
+    /// so it was replaced or invalidated behind the core's back), that
+    /// record — and the HPTE, if it is still there, with its R/C folded
+    /// into the page — is dropped before the new entry is inserted, and
+    /// stays dropped if the insert then fails. It cannot wait until after
+    /// the insert: two HPTEs translating the same page are undefined (ISA
+    /// Book III "Page Table Search"). The page itself (frame, R/C) is kept,
+    /// so a later fault on it inserts a fresh entry.
     pub fn resolve(
         &mut self,
         interrupt: Interrupt,
@@ -164,7 +173,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let mut mapping = HptMapping::new(virtual_page(tsid, page), frame, prot.pp);
         mapping.no_execute = prot.no_exec;
         // An entry recorded for this page that the MMU did not find (it was
-        // replaced behind our back) must not stay as a second one.
+        // replaced behind our back) must not stay as a second one. It goes
+        // before the insert (two matching HPTEs are undefined), so a
+        // failed insert leaves it dropped; `resolve` documents that.
         if let Some(old) = self.segments.get(tsid).ok().and_then(|s| s.slot(page)) {
             self.drop_hpte(tsid, page, old);
         }
