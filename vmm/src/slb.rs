@@ -101,7 +101,9 @@ impl SlbManager {
     fn drop_esid<B: SlbBackend + ?Sized>(&mut self, backend: &mut B, esid: Esid) -> bool {
         match self.lookup(esid) {
             Some(i) => {
-                backend.invalidate(esid.base(), SegmentSize::M256);
+                if let Some(old) = self.shadow[i] {
+                    slbie(backend, old);
+                }
                 self.shadow[i] = None;
                 true
             }
@@ -141,7 +143,7 @@ impl SlbManager {
             .with_index(index)
             .map_err(|_| SlbManagerError::Backend(SlbError::IndexOutOfRange(index)))?;
         if let Some(old) = old_at_index {
-            backend.invalidate(old.esid().base(), SegmentSize::M256);
+            slbie(backend, old);
             self.shadow[index] = None;
         }
         if old_for_esid.is_some() {
@@ -202,6 +204,16 @@ impl SlbManager {
     }
 }
 
+/// Invalidates the loaded entry `old`: `slbie` must name the segment size
+/// the entry has (RB's B field, ISA Book III `slbie`), or a 1 TB entry
+/// would not match and would stay.
+fn slbie<B: SlbBackend + ?Sized>(backend: &mut B, old: SlbEntry) {
+    // Every entry the manager loads was built with a valid size; a
+    // reserved code cannot occur, M256 is only a fallback.
+    let ssize = old.segment_size().unwrap_or(SegmentSize::M256);
+    backend.invalidate(old.esid().base(), ssize);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +225,8 @@ mod tests {
     struct ArraySlb {
         entries: Vec<SlbEntry>,
         slbie: usize,
+        /// Segment size of each slbie, in order.
+        slbie_sizes: Vec<SegmentSize>,
     }
 
     impl SlbBackend for ArraySlb {
@@ -233,10 +247,12 @@ mod tests {
                 .copied()
                 .ok_or(SlbError::IndexOutOfRange(index))
         }
-        fn invalidate(&mut self, ea: EffectiveAddress, _ssize: SegmentSize) {
+        fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
             self.slbie += 1;
+            self.slbie_sizes.push(ssize);
             for e in &mut self.entries {
-                if e.matches(ea) {
+                // slbie matches an entry only with its own segment size.
+                if e.matches(ea) && e.segment_size() == Some(ssize) {
                     *e = SlbEntry::INVALID;
                 }
             }
@@ -252,6 +268,7 @@ mod tests {
         ArraySlb {
             entries: vec![SlbEntry::INVALID; size],
             slbie: 0,
+            slbie_sizes: Vec::new(),
         }
     }
 
@@ -355,5 +372,30 @@ mod tests {
             m.load(&mut b, SlbEntry::INVALID),
             Err(SlbManagerError::InvalidEntry)
         );
+    }
+
+    #[test]
+    fn a_1t_entry_is_invalidated_as_1t() {
+        let mut b = slb(6);
+        let mut m = SlbManager::new(6, 2).unwrap();
+        // A bolted 1 TB kernel segment: ESID aligned to 4096 x 256 MB.
+        let big = SlbEntry::new(
+            Esid::new(0xC00_000),
+            Vsid::new(0x42),
+            SegmentSize::T1,
+            PageSize::K4,
+            SlbFlags::KP,
+        )
+        .unwrap();
+        m.bolt(&mut b, 0, big).unwrap();
+        // Bolting something else over index 0 must slbie the 1 TB entry.
+        m.bolt(&mut b, 0, entry(0xC01, 2)).unwrap();
+        assert_eq!(b.slbie_sizes, vec![SegmentSize::T1]);
+        assert_eq!(valid_in_hw(&b), 1, "the 1 TB entry is gone");
+        // Detaching a 1 TB entry by its ESID does the same.
+        m.bolt(&mut b, 1, big).unwrap();
+        assert!(m.invalidate_esid(&mut b, Esid::new(0xC00_000)));
+        assert_eq!(b.slbie_sizes, vec![SegmentSize::T1, SegmentSize::T1]);
+        assert_eq!(valid_in_hw(&b), 1);
     }
 }
