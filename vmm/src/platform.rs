@@ -90,6 +90,41 @@ pub trait HptBackend {
     /// Reads the entry at `ptex` (valid or not), `H_READ`.
     /// [`HptError::Parameter`] if `ptex` is outside the table.
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError>;
+
+    /// Removes several entries, each as [`HptBackend::remove`] would, and
+    /// returns per request the removed entry's R and C bits or why it
+    /// stayed (same errors as `remove`). Where one request fails the
+    /// others still run. The default calls `remove` for each; a PAPR
+    /// backend batches them with `H_BULK_REMOVE` (four per hcall), which
+    /// hands back only R and C, hence the narrower result.
+    fn remove_batch(
+        &mut self,
+        requests: &[(Ptex, RemoveCondition)],
+    ) -> alloc::vec::Vec<Result<RefChange, HptError>> {
+        requests
+            .iter()
+            .map(|&(ptex, cond)| self.remove(ptex, cond).map(RefChange::of))
+            .collect()
+    }
+}
+
+/// The reference and change bits of a removed entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RefChange {
+    /// R: the page was accessed through the entry.
+    pub referenced: bool,
+    /// C: the page was stored to through the entry.
+    pub changed: bool,
+}
+
+impl RefChange {
+    /// R and C of `hpte`.
+    pub const fn of(hpte: Hpte) -> RefChange {
+        RefChange {
+            referenced: hpte.referenced(),
+            changed: hpte.changed(),
+        }
+    }
 }
 
 impl<T: HptBackend + ?Sized> HptBackend for &mut T {
@@ -107,6 +142,12 @@ impl<T: HptBackend + ?Sized> HptBackend for &mut T {
     }
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
         (**self).read(ptex)
+    }
+    fn remove_batch(
+        &mut self,
+        requests: &[(Ptex, RemoveCondition)],
+    ) -> alloc::vec::Vec<Result<RefChange, HptError>> {
+        (**self).remove_batch(requests)
     }
 }
 
@@ -502,6 +543,94 @@ mod tests {
             assert_eq!(i.access(), Some(Access::Fetch));
             assert_eq!(i.vector(), 0x400);
         }
+    }
+
+    /// Eight slots, for the default `remove_batch`.
+    struct TinyHpt([Hpte; 8]);
+
+    impl HptBackend for TinyHpt {
+        fn pteg_count(&self) -> u64 {
+            1
+        }
+        fn insert(&mut self, _: PtegIndex, _: Option<u8>, _: Hpte) -> Result<Ptex, HptError> {
+            Err(HptError::Parameter)
+        }
+        fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+            let e = *self
+                .0
+                .get(ptex.as_u64() as usize)
+                .ok_or(HptError::Parameter)?;
+            let ok = e.is_valid()
+                && match cond {
+                    RemoveCondition::Absolute => true,
+                    RemoveCondition::Avpn(a) => e.avpn_word() == a,
+                    RemoveCondition::AndCond(m) => e.v & m == 0,
+                };
+            if !ok {
+                return Err(HptError::NotFound);
+            }
+            self.0[ptex.as_u64() as usize] = Hpte::EMPTY;
+            Ok(e)
+        }
+        fn protect(&mut self, _: Ptex, _: u64, _: Pp, _: bool) -> Result<(), HptError> {
+            Err(HptError::Parameter)
+        }
+        fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
+            self.0
+                .get(ptex.as_u64() as usize)
+                .copied()
+                .ok_or(HptError::Parameter)
+        }
+    }
+
+    #[test]
+    fn default_remove_batch_removes_each_and_reports_rc() {
+        use arch_ppc64::structures::hpte::{r, v};
+        let mut t = TinyHpt([Hpte::EMPTY; 8]);
+        t.0[0] = Hpte {
+            v: 0x100 | v::V,
+            r: r::R | r::C,
+        };
+        t.0[1] = Hpte {
+            v: 0x200 | v::V | v::BOLTED,
+            r: r::R,
+        };
+        t.0[2] = Hpte {
+            v: 0x300 | v::V,
+            r: 0,
+        };
+        let p = |i| Ptex::try_from_raw(i).unwrap();
+        let res = t.remove_batch(&[
+            (p(0), RemoveCondition::Absolute),
+            (p(1), RemoveCondition::AndCond(v::BOLTED)),
+            (p(2), RemoveCondition::Avpn(0x300)),
+            (p(3), RemoveCondition::Absolute),
+        ]);
+        assert_eq!(
+            res,
+            alloc::vec![
+                Ok(RefChange {
+                    referenced: true,
+                    changed: true
+                }),
+                Err(HptError::NotFound),
+                Ok(RefChange::default()),
+                Err(HptError::NotFound),
+            ]
+        );
+        assert!(!t.0[0].is_valid() && t.0[1].is_valid() && !t.0[2].is_valid());
+        // Through `&mut T` as well.
+        let mut r = &mut t;
+        assert_eq!(
+            <&mut TinyHpt as HptBackend>::remove_batch(
+                &mut r,
+                &[(p(1), RemoveCondition::Absolute)]
+            ),
+            alloc::vec![Ok(RefChange {
+                referenced: true,
+                changed: false
+            })]
+        );
     }
 
     #[test]

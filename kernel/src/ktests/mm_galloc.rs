@@ -240,17 +240,28 @@ fn plant_code(addr: u64) {
     }
 }
 
-/// Calls the code at [`CODE_AT`] through an ELFv1 descriptor.
+/// Calls the code at [`CODE_AT`] with `mtctr; bctrl` (not through a
+/// Rust function pointer: an ELFv1 call loads the descriptor with loads
+/// LLVM treats as invariant, which it may move above the stores that
+/// build a descriptor on the stack).
 fn call_planted() -> u64 {
-    let toc: u64;
-    // SAFETY: reads r2.
-    unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc) };
-    let desc = [CODE_AT.load(Ordering::SeqCst), toc, 0u64];
-    // SAFETY: an ELFv1 function pointer is the address of a descriptor
-    // (entry, TOC, environment); the planted code only sets r3 and
-    // returns, as an `extern "C" fn() -> u64` does.
-    let f: extern "C" fn() -> u64 = unsafe { core::mem::transmute(&desc as *const [u64; 3]) };
-    f()
+    let r3: u64;
+    // SAFETY: the planted code sets r3 and returns with blr; everything a
+    // call may clobber is declared (not clobber_abi("C"), which would
+    // save FPRs).
+    unsafe {
+        core::arch::asm!(
+            "mtctr {e}",
+            "bctrl",
+            e = in(reg) CODE_AT.load(Ordering::SeqCst),
+            out("r3") r3,
+            out("r0") _, out("r4") _, out("r5") _, out("r6") _, out("r7") _,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+            out("ctr") _, out("lr") _, out("xer") _, out("cr0") _, out("cr1") _,
+            out("cr5") _, out("cr6") _, out("cr7") _,
+        );
+    }
+    r3
 }
 
 fn call_planted_ignoring_result() {

@@ -15,7 +15,7 @@ use arch_ppc64::structures::hpte::{self, Hpte, Pp, Wimg};
 use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 use vmm::hpt::{HptManager, InsertError, Mapping, VirtualPage};
-use vmm::platform::{HptBackend, HptError, RemoveCondition};
+use vmm::platform::{HptBackend, HptError, RefChange, RemoveCondition};
 
 use crate::bootinfo::real_to_virt;
 use crate::mm::PaprHpt;
@@ -275,4 +275,37 @@ kernel_test! {
 /// The last hardware SLB slot (a VMM on-demand slot).
 fn mm_slot() -> usize {
     crate::mm::layout().slb_size - 1
+}
+
+kernel_test! {
+    fn remove_batch_uses_bulk_remove_in_chunks_of_four() {
+        let mut h = hpt();
+        let g = empty_pair(&h, 700);
+        let pa = frame();
+        let group = PtegIndex::new(g);
+        let es: Vec<Hpte> = (0..6).map(|k| entry(vsid_for_group(&h, g, k), pa)).collect();
+        let ps: Vec<Ptex> = es.iter().map(|e| h.insert(group, None, *e).unwrap()).collect();
+        let count = h.pteg_count();
+        let mut reqs: Vec<(Ptex, RemoveCondition)> = ps
+            .iter()
+            .zip(&es)
+            .map(|(&p, e)| (p, RemoveCondition::Avpn(e.avpn_word())))
+            .collect();
+        reqs[2].1 = RemoveCondition::Avpn(es[3].avpn_word()); // mismatch: stays
+        // Outside the table: refused alone, the rest of its chunk still runs.
+        reqs.push((Ptex::try_from_raw(count * 8).unwrap(), RemoveCondition::Absolute));
+        let res = h.remove_batch(&reqs);
+        assert_eq!(res.len(), 7);
+        let removed = Ok(RefChange { referenced: true, changed: false });
+        assert_eq!(res[0], removed);
+        assert_eq!(res[2], Err(HptError::NotFound));
+        for i in [1, 3, 4, 5] {
+            assert_eq!(res[i], removed, "request {i}");
+        }
+        assert_eq!(res[6], Err(HptError::Parameter), "PTE index beyond the table");
+        assert!(h.read(ps[2]).unwrap().is_valid(), "the mismatched one stays");
+        h.remove(ps[2], RemoveCondition::Absolute).unwrap();
+        assert!(group_empty(&h, g));
+        free(pa);
+    }
 }

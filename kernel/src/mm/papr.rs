@@ -7,10 +7,12 @@
 //! every change goes through an hcall. R and C come back from `H_READ`
 //! and `H_REMOVE` (QEMU has no `H_CLEAR_REF`/`H_CLEAR_MOD`).
 
+use alloc::vec::Vec;
 use arch_ppc64::addr::{PtegIndex, Ptex};
 use arch_ppc64::instructions::hcall::{self, bulk_remove, flags, opcode, protect, PaprError};
 use arch_ppc64::structures::hpte::{self, Hpte, Pp};
-use vmm::platform::{HptBackend, HptError, RemoveCondition};
+
+use vmm::platform::{HptBackend, HptError, RefChange, RemoveCondition};
 
 /// What `H_BULK_REMOVE` did with one request: `None` past the requests
 /// made, else the removed entry's `(R, C)` or why it stayed.
@@ -179,6 +181,34 @@ impl HptBackend for PaprHpt {
             unsafe { hcall::hcall(opcode::H_PROTECT, &[f | flags::H_AVPN, ptex.as_u64(), avpn]) };
         sync_translations();
         r.map(|_| ()).map_err(hpt_error)
+    }
+
+    fn remove_batch(
+        &mut self,
+        requests: &[(Ptex, RemoveCondition)],
+    ) -> Vec<Result<RefChange, HptError>> {
+        let mut out = Vec::with_capacity(requests.len());
+        for chunk in requests.chunks(bulk_remove::MAX_BATCH) {
+            match self.remove_bulk(chunk) {
+                Ok(res) => out.extend(res.iter().take(chunk.len()).map(|r| {
+                    r.unwrap_or(Err(HptError::Hardware(0)))
+                        .map(|(referenced, changed)| RefChange {
+                            referenced,
+                            changed,
+                        })
+                })),
+                // A chunk refused as a whole before any hcall (a PTE index
+                // outside the table, checked up front so the hypervisor
+                // never stops half-way): do it one by one so every other
+                // request still runs and the bad one gets its error.
+                Err(_) => out.extend(
+                    chunk
+                        .iter()
+                        .map(|&(p, c)| self.remove(p, c).map(RefChange::of)),
+                ),
+            }
+        }
+        out
     }
 
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
