@@ -192,6 +192,16 @@ pub struct Aix<V: AixVm> {
     contexts: BTreeMap<Space, Context>,
     /// `vm_att` slot ESID → the context that attached it.
     vm_att: BTreeMap<u64, Space>,
+    /// The `adspace_t` copies of exited processes, emptied and kept so
+    /// their addresses are never handed out again: `as_att` and friends
+    /// find a context by the pointer `getadsp` returned, and a stale
+    /// pointer must not match a later process whose copy reused the
+    /// memory. Costs one `adspace_t` (136 bytes) per exited process; a
+    /// stale pointer stays readable (an empty address space). Boxed on
+    /// purpose: the addresses handed out must not move when the `Vec`
+    /// grows.
+    #[allow(clippy::vec_box)]
+    retired_adspaces: Vec<Box<adspace_t>>,
 }
 
 fn round_to_page(size: vmsize_t) -> Option<u64> {
@@ -288,6 +298,7 @@ impl<V: AixVm> Aix<V> {
             vms: BTreeSet::new(),
             contexts,
             vm_att: BTreeMap::new(),
+            retired_adspaces: Vec::new(),
         };
         aix.refresh_adspace(Space::Kernel);
         aix
@@ -452,6 +463,9 @@ impl<V: AixVm> Aix<V> {
             }
             self.finish_pending_delete(sid);
         }
+        let mut adspace = ctx.adspace;
+        *adspace = adspace_t::EMPTY;
+        self.retired_adspaces.push(adspace);
         self.vm.destroy_space(pid).map_err(ProcessError::Core)
     }
 
@@ -1100,7 +1114,9 @@ impl<V: AixVm> Aix<V> {
     /// `getadsp`: the current process's `adspace_t` (a kernel process
     /// gets the kernel's), refreshed from the address space. The pointer
     /// stays valid until the process exits; pass it to `as_att`,
-    /// `as_det`, `as_geth`, `as_puth`, `as_getsrval`.
+    /// `as_det`, `as_geth`, `as_puth`, `as_getsrval`. After the exit those
+    /// refuse it (`BadAdspace`): its memory is never reused for another
+    /// process's copy, and reads through it see an empty address space.
     ///
     /// Environment: process only.
     ///

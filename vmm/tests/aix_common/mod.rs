@@ -706,6 +706,43 @@ pub fn getadsp_process_and_kproc<H: Harness>() {
     assert_eq!(e, GetadspError::WrongEnvironment);
 }
 
+/// A `getadsp` pointer of a process that exited never reaches another
+/// process, even one created right after (whose `adspace_t` could reuse
+/// the freed memory): the services refuse it.
+pub fn stale_getadsp_pointer_is_refused<H: Harness>() {
+    let mut h = setup::<H>();
+    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
+    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    for round in 0..8u32 {
+        let old = ProcessId(100 + 2 * round);
+        let new = ProcessId(101 + 2 * round);
+        h.aix().create_process(old, AddressModel::Bits32).unwrap();
+        h.set_env(Environment::Process(old));
+        let stale = h.aix().getadsp().unwrap().as_ptr();
+        h.set_env(Environment::Process(P1));
+        h.aix().exit(old).unwrap();
+        h.aix().create_process(new, AddressModel::Bits32).unwrap();
+        let e = refused(&mut h, |x| x.as_att(stale, hnd, 0));
+        assert_eq!(
+            e,
+            AsAttError::BadAdspace {
+                adsp: stale as usize
+            },
+            "round {round}"
+        );
+        let e = refused(&mut h, |x| x.as_geth(stale, 0x3000_0000));
+        assert!(matches!(e, AsGethError::BadAdspace { .. }));
+        // The new process's own pointer works.
+        h.set_env(Environment::Process(new));
+        let fresh = h.aix().getadsp().unwrap().as_ptr();
+        assert_ne!(fresh, stale);
+        let a = h.aix().as_att(fresh, hnd, 0).unwrap();
+        h.aix().as_det(fresh, a).unwrap();
+        h.set_env(Environment::Process(P1));
+        h.aix().exit(new).unwrap();
+    }
+}
+
 pub fn as_att_picks_register_and_ignores_upper_bits<H: Harness>() {
     let mut h = setup::<H>();
     let vmid = h.aix().vms_create(V_WORKING, 2 * K as i64).unwrap();
@@ -1602,6 +1639,7 @@ macro_rules! aix_suite {
             vm_att_fails_safely_when_full,
             vm_det_refuses_unattached,
             getadsp_process_and_kproc,
+            stale_getadsp_pointer_is_refused,
             as_att_picks_register_and_ignores_upper_bits,
             as_att_null_when_registers_full,
             as_att_refuses_bad_arguments,
