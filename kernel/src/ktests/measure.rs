@@ -148,8 +148,11 @@ kernel_test! {
     fn measure_fork_and_null_syscall() {
         // A process with a few resident data pages forks N times (the
         // child exits at once; the parent waits after taking the time):
-        // the time from before `sc` to after it is one fork system call.
-        // The same loop with getpid gives the bare system call.
+        // the time from before `sc` to after it is one fork system call
+        // (the child is only queued, so the eager copy of the parent's
+        // resident pages is inside it; the agent's timebase command adds
+        // a few dozen instructions). The same loop with getpid gives the
+        // bare system call.
         const N: u64 = 32;
         let mut s = Script::new();
         for i in 0..8 {
@@ -189,7 +192,9 @@ kernel_test! {
     fn measure_context_switch() {
         // Two processes yield to each other N times; between two
         // timebase reads of one of them the other ran once, so each
-        // iteration is two switches (each: sc, save, VMM switch, rfid).
+        // iteration is two switches (each: sc, save the frame, VMM switch
+        // of address space and environment, rfid, the SLB reload of the
+        // agent's segments), plus the agent's loop of three commands.
         const N: u64 = 100;
         let mut s = Script::new();
         s.syscall(sys::YIELD, &[]).quiet().set_var(0, N).timebase();
