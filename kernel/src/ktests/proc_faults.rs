@@ -97,3 +97,48 @@ kernel_test! {
         assert!(proc::stats().killed >= 1);
     }
 }
+
+kernel_test! {
+    fn privileged_instruction_in_problem_state_kills_with_a_program_interrupt() {
+        // Code planted in an as_att64 region (PP 00 with Kp = 0: user
+        // read-write, executable) runs: `li r3, 42; blr` answers 42, then
+        // `mfmsr r3; blr` is privileged in problem state.
+        const MFMSR_R3_BLR: u64 = 0x7c60_00a6_4e80_0020;
+        let vmid = crate::mm::with_aix(|a| a.vms_create(vmm::aix::V_WORKING, 4096)).expect("vms_create");
+        let h = vmm::aix::vm_handle(vmid, vmm::aix::VM_PRIV).expect("handle").raw();
+        let mut s = Script::new();
+        s.syscall(sys::AS_ATT64, &[h.into(), 0u64.into()])
+            .save(0)
+            .store64(crate::user::v(0, 0), user::LI_R3_42_BLR)
+            .fetch(crate::user::v(0, 0))
+            .store64(crate::user::v(0, 0x80), MFMSR_R3_BLR)
+            .fetch(crate::user::v(0, 0x80))
+            .exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s, &survivor()]);
+        let o = r.of(pids[0]);
+        assert_eq!(&o.results[1..], &[user::LI_R3_42_BLR, 42, MFMSR_R3_BLR]);
+        let k = o.killed().expect("killed");
+        // SRR1 bit 45 (0x4_0000): privileged instruction (ISA program
+        // interrupt cause bits).
+        match k.cause {
+            proc::KillCause::Program { srr1 } => assert_ne!(srr1 & 0x4_0000, 0, "SRR1 {srr1:#x}"),
+            c => panic!("killed for {c:?}"),
+        }
+        assert_eq!(k.srr0, o.results[0] + 0x80);
+        assert_eq!(r.of(pids[1]).status(), Some(5));
+        crate::mm::with_aix(|a| a.vms_delete(vmid)).expect("vms_delete");
+    }
+
+    fn unknown_agent_command_traps_and_kills() {
+        let mut s = Script::new();
+        s.store64(user::SCRATCH_BASE, 1u64).invalid().exit(0u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let k = r.of(pids[0]).killed().expect("killed");
+        match k.cause {
+            // SRR1 bit 46 (0x2_0000): trap.
+            proc::KillCause::Program { srr1 } => assert_ne!(srr1 & 0x2_0000, 0, "SRR1 {srr1:#x}"),
+            c => panic!("killed for {c:?}"),
+        }
+        assert_eq!(r.of(pids[0]).results, vec![1]);
+    }
+}

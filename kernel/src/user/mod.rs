@@ -515,6 +515,15 @@ impl Script {
         self.push(Op::Timebase, &[])
     }
 
+    /// A command with an opcode the agent does not know: it executes
+    /// `trap` (a program interrupt), for tests of that kill path.
+    pub fn invalid(&mut self) -> &mut Self {
+        let mut c = [0u64; CMD_WORDS];
+        c[0] = 0xff;
+        self.cmds.push(c);
+        self
+    }
+
     /// The script as the agent reads it (big-endian doublewords).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.cmds.len() * CMD_BYTES as usize);
