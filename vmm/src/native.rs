@@ -4,16 +4,24 @@
 //!
 //! The same type serves the emulated machine on the host (over a
 //! `Vec<u8>`) and a bare-metal powernv kernel (over the `&'static mut [u8]`
-//! whose address goes to SDR1/the partition table). On real hardware the
-//! caller must still invalidate TLBs after [`HptBackend::remove`] and
-//! [`HptBackend::protect`] (`ptesync; tlbie; eieio; tlbsync; ptesync`,
-//! ISA "Page Table Update Synchronization"): this type only edits memory. It writes doubleword 1
-//! before doubleword 0 when inserting and clears V first when changing an
-//! entry, so a concurrent hardware table walk never sees a half-written
-//! valid entry (ISA page table update rules, "adding a page table entry").
+//! whose address goes to SDR1/the partition table). Updates follow the
+//! ISA's page table update rules ("Page Table Update Synchronization"):
+//!
+//! * adding: write doubleword 1, order the stores, write doubleword 0
+//!   (with V), `ptesync`, so no table walk sees a half-written valid entry;
+//! * removing or changing: clear V, `ptesync`, then the
+//!   [`TlbInvalidate`] hook (on hardware `tlbie; eieio; tlbsync; ptesync`
+//!   for the entry), and only then read R/C — until every translation
+//!   derived from the entry is gone, a processor may still set R or C in
+//!   it. A changed entry is then rewritten from those final R/C bits.
+//!
+//! On the host the barriers are Rust fences and the hook is
+//! [`NoTlbInvalidate`] (the emulated machine flushes its TLB model after
+//! each `H_REMOVE`/`H_PROTECT` itself and runs on one thread).
 
 use alloc::vec;
 use alloc::vec::Vec;
+#[cfg(not(target_arch = "powerpc64"))]
 use core::sync::atomic::{fence, Ordering};
 
 use arch_ppc64::addr::{PtegIndex, Ptex};
@@ -31,10 +39,57 @@ pub enum NativeHptError {
     BadSize(usize),
 }
 
-/// A hashed page table in memory (see the module documentation).
-pub struct NativeHpt<S> {
+/// Removes the translations a processor may cache from one HPTE.
+///
+/// [`NativeHpt`] calls it after it has cleared V of the entry at `ptex`
+/// (whose contents were `old`) and made that store visible (`ptesync`),
+/// and before it reads the entry's R/C. An implementation for real
+/// hardware must invalidate every TLB entry derived from `old` on every
+/// processor and wait for it (`tlbie` with the page's VPN, size and
+/// segment size; `eieio; tlbsync; ptesync`), so that no processor can set
+/// R or C in the entry afterwards.
+pub trait TlbInvalidate {
+    /// Invalidates the translations derived from `old`, the entry that was
+    /// at `ptex`.
+    fn invalidate(&mut self, ptex: Ptex, old: Hpte);
+}
+
+/// A [`TlbInvalidate`] that does nothing: for tables no hardware MMU
+/// walks (the host, the emulated machine, whose TLB model is flushed by
+/// its own `H_REMOVE`/`H_PROTECT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoTlbInvalidate;
+
+impl TlbInvalidate for NoTlbInvalidate {
+    fn invalidate(&mut self, _ptex: Ptex, _old: Hpte) {}
+}
+
+/// Orders two stores to the table (doubleword 1 before doubleword 0):
+/// `eieio` on ppc64, as in the ISA's "adding a page table entry" sequence.
+#[inline]
+fn order_stores() {
+    #[cfg(target_arch = "powerpc64")]
+    arch_ppc64::instructions::barrier::eieio();
+    #[cfg(not(target_arch = "powerpc64"))]
+    fence(Ordering::Release);
+}
+
+/// Makes table stores visible to table walks and orders them before what
+/// follows (`tlbie`, reading R/C): `ptesync` on ppc64.
+#[inline]
+fn pte_sync() {
+    #[cfg(target_arch = "powerpc64")]
+    arch_ppc64::instructions::barrier::ptesync();
+    #[cfg(not(target_arch = "powerpc64"))]
+    fence(Ordering::SeqCst);
+}
+
+/// A hashed page table in memory (see the module documentation), with
+/// TLB invalidation hook `T`.
+pub struct NativeHpt<S, T = NoTlbInvalidate> {
     table: S,
     pteg_count: u64,
+    tlb: T,
 }
 
 impl NativeHpt<Vec<u8>> {
@@ -50,10 +105,19 @@ impl NativeHpt<Vec<u8>> {
 }
 
 impl<S: AsRef<[u8]> + AsMut<[u8]>> NativeHpt<S> {
-    /// Uses `table` as the HPT. Its length must be a power of two and at
-    /// least one PTEG; its contents are kept (zero it for an empty table).
-    /// On hardware it must also be aligned to its size (SDR1 HTABORG).
+    /// Uses `table` as the HPT, with no TLB to invalidate (host, emulated
+    /// machine). Its length must be a power of two and at least one PTEG;
+    /// its contents are kept (zero it for an empty table).
     pub fn new(table: S) -> Result<Self, NativeHptError> {
+        NativeHpt::with_tlb(table, NoTlbInvalidate)
+    }
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
+    /// Uses `table` as the HPT and `tlb` to invalidate translations of
+    /// removed or changed entries. As [`NativeHpt::new`]; on hardware the
+    /// table must also be aligned to its size (SDR1 HTABORG).
+    pub fn with_tlb(table: S, tlb: T) -> Result<Self, NativeHptError> {
         let len = table.as_ref().len();
         if len < PTEG_BYTES || !len.is_power_of_two() {
             return Err(NativeHptError::BadSize(len));
@@ -61,7 +125,13 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> NativeHpt<S> {
         Ok(NativeHpt {
             table,
             pteg_count: (len / PTEG_BYTES) as u64,
+            tlb,
         })
+    }
+
+    /// The TLB invalidation hook.
+    pub fn tlb(&self) -> &T {
+        &self.tlb
     }
 
     /// The raw table bytes (big-endian HPTEs).
@@ -109,14 +179,26 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> NativeHpt<S> {
         self.table.as_mut()[offset + 8..offset + 16].copy_from_slice(&r.to_be_bytes());
     }
 
-    /// Writes a whole entry in the order a concurrent table walk needs:
-    /// invalidate, write `r`, then the new `v`.
+    /// Writes an entry into an invalid slot in the order a concurrent
+    /// table walk needs: `r`, then the new `v`, then `ptesync`.
     fn store(&mut self, offset: usize, h: Hpte) {
-        self.store_v(offset, 0);
-        fence(Ordering::Release);
         self.store_r(offset, h.r);
-        fence(Ordering::Release);
+        order_stores();
         self.store_v(offset, h.v);
+        pte_sync();
+    }
+
+    /// Takes the valid entry `old` at `ptex` out of translation: clears V,
+    /// makes that visible, has the TLBs drop it, and returns the entry with
+    /// its final R/C (no processor can set them any more).
+    fn invalidate_entry(&mut self, ptex: Ptex, offset: usize, old: Hpte) -> Hpte {
+        self.store_v(offset, 0);
+        pte_sync();
+        self.tlb.invalidate(ptex, old);
+        Hpte {
+            v: old.v,
+            r: self.load(offset).r,
+        }
     }
 
     /// Sets R, and C if `store`, on the entry at `ptex` as the MMU does
@@ -135,7 +217,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> NativeHpt<S> {
     }
 }
 
-impl<S: AsRef<[u8]> + AsMut<[u8]>> HptBackend for NativeHpt<S> {
+impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> HptBackend for NativeHpt<S, T> {
     fn pteg_count(&self) -> u64 {
         self.pteg_count
     }
@@ -173,14 +255,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> HptBackend for NativeHpt<S> {
         if !old.is_valid() || refused {
             return Err(HptError::NotFound);
         }
-        self.store_v(off, 0);
-        fence(Ordering::Release);
-        // Read back after invalidating: on hardware R/C can still change
-        // until the entry is invalid (ISA page table update rules).
-        Ok(Hpte {
-            v: old.v,
-            r: self.load(off).r,
-        })
+        // R/C are read only after the TLBs dropped the entry: until then a
+        // processor may still set them (ISA page table update rules).
+        Ok(self.invalidate_entry(ptex, off, old))
     }
 
     fn protect(&mut self, ptex: Ptex, avpn: u64, pp: Pp, no_exec: bool) -> Result<(), HptError> {
@@ -189,9 +266,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> HptBackend for NativeHpt<S> {
         if !old.is_valid() || old.avpn_word() != avpn {
             return Err(HptError::NotFound);
         }
-        let new = old.with_pp(pp).with_no_execute(no_exec);
-        // Invalidate, rewrite r, revalidate: the same sequence as QEMU's
-        // H_PROTECT, so no walk sees old PP with new N or vice versa.
+        // Invalidate (V, then TLBs), read the final R/C, rewrite r,
+        // revalidate: no walk sees old PP with new N or vice versa, and a
+        // C set before the TLB invalidation is not lost.
+        let now = self.invalidate_entry(ptex, off, old);
+        let new = now.with_pp(pp).with_no_execute(no_exec);
         self.store(off, new);
         Ok(())
     }
@@ -331,6 +410,68 @@ mod tests {
         assert!(t.read(p).unwrap().changed());
         t.record_reference(p, false).unwrap();
         assert!(t.read(p).unwrap().changed(), "C is sticky");
+    }
+
+    /// A hook standing in for a processor whose TLB still holds the entry:
+    /// before its invalidation completes it sets C in the table (as a
+    /// store through the cached translation would), and it records the
+    /// calls and whether V was already clear when it ran.
+    struct LateChange {
+        table: *mut u8,
+        calls: Vec<(Ptex, Hpte, bool)>,
+    }
+
+    impl TlbInvalidate for LateChange {
+        fn invalidate(&mut self, ptex: Ptex, old: Hpte) {
+            let off = ptex.byte_offset() as usize;
+            // SAFETY: `table` points at the heap buffer of the Vec the
+            // NativeHpt under test owns (moving the Vec does not move the
+            // buffer); the test runs on one thread and NativeHpt holds no
+            // reference into the buffer while it calls the hook.
+            let (v_low, r_c) = unsafe { (self.table.add(off + 7), self.table.add(off + 15)) };
+            // SAFETY: as above; both bytes are inside the entry.
+            unsafe {
+                let v_clear = v_low.read() & v::V as u8 == 0;
+                r_c.write(r_c.read() | r::C as u8);
+                self.calls.push((ptex, old, v_clear));
+            }
+        }
+    }
+
+    #[test]
+    fn rc_is_read_after_the_tlb_hook() {
+        let mut buf = vec![0u8; 1 << 10];
+        let table = buf.as_mut_ptr();
+        let mut t = NativeHpt::with_tlb(
+            buf,
+            LateChange {
+                table,
+                calls: Vec::new(),
+            },
+        )
+        .unwrap();
+        let h = entry(9).with_changed(false);
+        let p = t.insert(PtegIndex::new(1), None, h).unwrap();
+        assert!(t.tlb().calls.is_empty(), "inserting needs no invalidation");
+        // protect: the C set during the invalidation is kept.
+        t.protect(p, h.avpn_word(), Pp::RO_RO, false).unwrap();
+        let now = t.read(p).unwrap();
+        assert!(now.is_valid() && now.changed(), "C from the TLB kept");
+        assert_eq!(now.pp(), Pp::RO_RO);
+        assert_eq!(t.tlb().calls, vec![(p, h, true)]);
+        // A refused protect/remove does not invalidate.
+        assert!(t.protect(p, 1 << 7, Pp::RW_RW, false).is_err());
+        assert!(t.remove(p, RemoveCondition::Avpn(1 << 7)).is_err());
+        assert_eq!(t.tlb().calls.len(), 1);
+        // remove: returns the final R/C.
+        let h2 = entry(10).with_changed(false);
+        let p2 = t.insert(PtegIndex::new(2), None, h2).unwrap();
+        let old = t.remove(p2, RemoveCondition::Absolute).unwrap();
+        assert!(
+            old.changed(),
+            "C set before the TLB invalidation is returned"
+        );
+        assert_eq!(t.tlb().calls[1], (p2, h2, true));
     }
 
     #[derive(Clone, Debug)]
