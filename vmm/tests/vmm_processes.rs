@@ -462,3 +462,86 @@ fn out_of_frames_is_a_fault_not_a_panic() {
     env.vmm.delete_segment(s).unwrap();
     env.assert_empty();
 }
+
+/// HPT pressure on the real VMM: ~22,000 touched pages in many segments of
+/// several processes against an 18-bit HPT (2048 PTEGs, 16,384 slots), so
+/// the table runs over 95% full and entries are evicted. Every page must
+/// read back what was stored, the core's invariants must hold, and after
+/// teardown nothing may be left.
+#[test]
+fn hpt_pressure_over_95_percent_on_the_real_vmm() {
+    const PROCS: u32 = 4;
+    const SEGS: u32 = 22;
+    const PAGES: u32 = 250; // 4 x 22 x 250 = 22,000 pages
+    let mut env = Env::new(96 << 20, 32);
+    let slots = {
+        use vmm::platform::HptBackend;
+        env.machine.hpt().pteg_count() as usize * 8
+    };
+    assert_eq!(slots, 16_384, "an 18-bit HPT");
+    let value = |p: u32, s: u32, pg: u32| ((p * 31 + s * 7 + pg) as u8) ^ 0x5A;
+    let offset = |pg: u32| u64::from(pg * 13) % 4096;
+    let mut spaces = Vec::new();
+    let mut sids = Vec::new();
+    for p in 0..PROCS {
+        let id = env.vmm.create_space();
+        for s in 0..SEGS {
+            let sid = env
+                .vmm
+                .create_segment(SidKind::User, SEG, PageProt::USER_RW)
+                .unwrap();
+            env.vmm
+                .map(
+                    SpaceRef::Process(id),
+                    Esid::new(u64::from(s) + 1),
+                    sid,
+                    user_rw(),
+                )
+                .unwrap();
+            sids.push(sid);
+        }
+        env.vmm.switch_to(Some(id)).unwrap();
+        for s in 0..SEGS {
+            for pg in 0..PAGES {
+                let a = ea(u64::from(s) + 1, pg, offset(pg));
+                env.store(a, value(p, s, pg), PR).unwrap();
+            }
+        }
+        spaces.push(id);
+    }
+    let valid = env.machine.valid_hptes();
+    assert!(
+        valid * 100 > slots * 95,
+        "HPT only {valid} of {slots} slots valid"
+    );
+    assert!(env.vmm.counters().evictions > 0, "no HPTE was evicted");
+    env.vmm.check_invariants().unwrap();
+    for (p, &id) in spaces.iter().enumerate() {
+        env.vmm.switch_to(Some(id)).unwrap();
+        for s in 0..SEGS {
+            for pg in 0..PAGES {
+                let a = ea(u64::from(s) + 1, pg, offset(pg));
+                assert_eq!(
+                    env.load(a, PR),
+                    Ok(value(p as u32, s, pg)),
+                    "process {p} segment {s} page {pg}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        env.vmm.counters().zero_fills,
+        u64::from(PROCS * SEGS * PAGES)
+    );
+    assert_eq!(env.vmm.counters().faults_refused, 0);
+    env.vmm.check_invariants().unwrap();
+    env.vmm.switch_to(None).unwrap();
+    for id in spaces {
+        env.vmm.destroy_space(id).unwrap();
+    }
+    for sid in sids {
+        env.vmm.delete_segment(sid).unwrap();
+    }
+    env.vmm.check_invariants().unwrap();
+    env.assert_empty();
+}
