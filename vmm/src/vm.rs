@@ -658,7 +658,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             .expect("checked free above");
         if let Some(i) = bolted_index {
             if let Err(e) = self.slb.bolt(&mut self.slb_hw, i, entry) {
-                self.unmap(space, esid).expect("just mapped");
+                // Take the mapping back; if even that fails, say so rather
+                // than panic, and report the bolt failure.
+                if let Err(u) = self.unmap(space, esid) {
+                    log::error!("vm: undoing map of {esid:?} after a failed bolt: {u:?}");
+                }
                 return Err(e.into());
             }
         }
