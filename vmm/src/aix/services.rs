@@ -450,18 +450,8 @@ impl<V: AixVm> Aix<V> {
         }
         for (&sid, &n) in &ctx.holds {
             for _ in 0..n {
-                if self
-                    .vm
-                    .segment(sid)
-                    .is_some_and(|i| i.delete_pending && i.holds == 1)
-                {
-                    self.unmap_everywhere(sid);
-                }
-                if let Err(e) = self.vm.put_segment(sid) {
-                    log::error!("aix exit: put of SID {sid:#x} failed: {e:?}");
-                }
+                self.put_one_hold(sid);
             }
-            self.finish_pending_delete(sid);
         }
         let mut adspace = ctx.adspace;
         *adspace = adspace_t::EMPTY;
@@ -1272,8 +1262,15 @@ impl<V: AixVm> Aix<V> {
             }
             _ => return false,
         }
-        // The last put of a segment vms_delete'd while held destroys it and
-        // its mappings; take down the ones recorded here first.
+        self.put_one_hold(sid);
+        true
+    }
+
+    /// Puts one hold on `sid` in the core. The last put of a segment
+    /// `vms_delete`d while held destroys it and its mappings, so the
+    /// mappings the services recorded go first, and the deferred delete is
+    /// finished afterwards.
+    fn put_one_hold(&mut self, sid: u64) {
         if self
             .vm
             .segment(sid)
@@ -1285,7 +1282,6 @@ impl<V: AixVm> Aix<V> {
             log::error!("aix: put of SID {sid:#x} failed: {e:?}");
         }
         self.finish_pending_delete(sid);
-        true
     }
 
     /// `as_geth`: the handle in the segment register of `addr` in `adsp`,
