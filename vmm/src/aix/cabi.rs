@@ -299,6 +299,34 @@ fn errno_of<T, E>(r: Option<Result<T, E>>, errno: impl FnOnce(&E) -> Errno) -> c
     }
 }
 
+/// Runs a service that answers through an out-pointer: `EINVAL` for a
+/// NULL `out` (the service is not called), else the service's result is
+/// written to `*out` and 0 returned, or its errno.
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing a `T`.
+unsafe fn write_through<T, E>(
+    name: &str,
+    out: *mut T,
+    service: impl FnOnce(&mut dyn AixServices) -> Result<T, E>,
+    errno: impl FnOnce(&E) -> Errno,
+) -> c_int {
+    if out.is_null() {
+        log::warn!("{name}: out-pointer is NULL");
+        return EINVAL;
+    }
+    match with(name, service) {
+        Some(Ok(v)) => {
+            // SAFETY: the caller guarantees `out` is writable; checked
+            // non-NULL above.
+            unsafe { out.write(v) };
+            0
+        }
+        r => errno_of(r, errno),
+    }
+}
+
 /// `vm_galloc`: see [`Aix::vm_galloc`]. Stores the address in `*eaddr`.
 ///
 /// # Safety
@@ -307,18 +335,14 @@ fn errno_of<T, E>(r: Option<Result<T, E>>, errno: impl FnOnce(&E) -> Errno) -> c
 /// `ulong`.
 #[no_mangle]
 pub unsafe extern "C" fn vm_galloc(type_: c_int, size: vmsize_t, eaddr: *mut ulong) -> c_int {
-    if eaddr.is_null() {
-        log::warn!("vm_galloc: eaddr is NULL");
-        return EINVAL;
-    }
-    match with("vm_galloc", |s| s.vm_galloc(type_, size)) {
-        Some(Ok(a)) => {
-            // SAFETY: the caller guarantees `eaddr` is writable; checked
-            // non-NULL above.
-            unsafe { eaddr.write(a) };
-            0
-        }
-        r => errno_of(r, VmGallocError::errno),
+    // SAFETY: the caller guarantees `eaddr` is NULL or writable.
+    unsafe {
+        write_through(
+            "vm_galloc",
+            eaddr,
+            |s| s.vm_galloc(type_, size),
+            VmGallocError::errno,
+        )
     }
 }
 
@@ -429,18 +453,14 @@ pub unsafe extern "C" fn vms_create(
     _uplim: vmsize_t,
     _downlim: vmsize_t,
 ) -> c_int {
-    if vmid.is_null() {
-        log::warn!("vms_create: vmid is NULL");
-        return EINVAL;
-    }
-    match with("vms_create", |s| s.vms_create(type_, size)) {
-        Some(Ok(id)) => {
-            // SAFETY: the caller guarantees `vmid` is writable; checked
-            // non-NULL above.
-            unsafe { vmid.write(id) };
-            0
-        }
-        r => errno_of(r, VmsCreateError::errno),
+    // SAFETY: the caller guarantees `vmid` is NULL or writable.
+    unsafe {
+        write_through(
+            "vms_create",
+            vmid,
+            |s| s.vms_create(type_, size),
+            VmsCreateError::errno,
+        )
     }
 }
 
