@@ -3,7 +3,7 @@
 # missing (tests/install-deps.sh):
 #   1. cargo fmt --all --check
 #   2. cargo clippy --workspace --all-targets -- -D warnings        (host)
-#   3. cargo clippy -p kernel --target powerpc64-unknown-linux-gnu -- -D warnings
+#   3. cargo clippy -p kernel -p arch-ppc64 -p vmm --target powerpc64-unknown-linux-gnu -- -D warnings
 #   4. RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p arch-ppc64 -p vmm
 #   5. cargo test --workspace   (host unit tests, the emulated-MMU tests,
 #                                and qemu-tests, which boot the kernel)
@@ -33,7 +33,7 @@ step() {
 
 step fmt cargo fmt --all --check
 step clippy-host cargo clippy --workspace --all-targets -- -D warnings
-step clippy-kernel cargo clippy -p kernel --target powerpc64-unknown-linux-gnu -- -D warnings
+step clippy-ppc64 cargo clippy -p kernel -p arch-ppc64 -p vmm --target powerpc64-unknown-linux-gnu -- -D warnings
 step doc env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p arch-ppc64 -p vmm
 step test cargo test --workspace
 
