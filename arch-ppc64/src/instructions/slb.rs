@@ -231,9 +231,7 @@ mod tests {
     use crate::structures::slb::SlbFlags;
     use crate::structures::{PageSize, SegmentSize};
 
-    const fn isa_bit(n: u32) -> u64 {
-        1 << (63 - n)
-    }
+    use crate::structures::ibm_bit as isa_bit;
 
     #[test]
     fn slbie_fields_match_isa_bit_numbers() {

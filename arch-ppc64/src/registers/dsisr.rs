@@ -74,9 +74,7 @@ impl DsisrFlags {
 mod tests {
     use super::DsisrFlags;
 
-    const fn isa_bit(n: u32) -> u64 {
-        1 << (63 - n)
-    }
+    use crate::structures::ibm_bit as isa_bit;
 
     #[test]
     fn bits_match_isa_numbers_and_qemu_values() {

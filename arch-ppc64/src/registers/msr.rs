@@ -111,10 +111,7 @@ pub unsafe fn write(msr: Msr) {
 mod tests {
     use super::Msr;
 
-    /// ISA bit `n` of a 64-bit register, numbered from the MSB.
-    const fn isa_bit(n: u32) -> u64 {
-        1 << (63 - n)
-    }
+    use crate::structures::ibm_bit as isa_bit;
 
     #[test]
     fn bits_match_isa_numbers() {

@@ -98,9 +98,7 @@ impl ProgramFlags {
 mod tests {
     use super::*;
 
-    const fn isa_bit(n: u32) -> u64 {
-        1 << (63 - n)
-    }
+    use crate::structures::ibm_bit as isa_bit;
 
     #[test]
     fn isi_bits_match_isa_numbers_and_qemu_values() {

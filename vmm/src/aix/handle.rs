@@ -211,10 +211,7 @@ pub fn vm_handle(vmid: vmid_t, key: vmkey_t) -> Result<VmHandle, HandleError> {
 mod tests {
     use super::*;
 
-    /// ISA bit `n` of a doubleword, numbered from the MSB.
-    const fn isa_bit(n: u32) -> u64 {
-        1 << (63 - n)
-    }
+    use arch_ppc64::structures::ibm_bit as isa_bit;
 
     #[test]
     fn slb_bits_match_isa_numbers() {
