@@ -494,12 +494,37 @@ pub fn handler(vector: Vector) -> Option<TrapHandler> {
     decode(HANDLERS[vector.slot()].load(Ordering::SeqCst))
 }
 
+/// Handler for an interrupt without its own handler taken in problem
+/// state (SRR1[PR] = 1), or null: set by the process scheduler while
+/// processes run, so a process that raises, e.g., a floating-point
+/// unavailable interrupt is killed rather than ending the run.
+static PROBLEM_STATE_FALLBACK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs `handler` for every interrupt taken in problem state whose
+/// vector has no handler of its own (or removes it with `None`); returns
+/// the previous one. Without it such an interrupt ends the run, as one
+/// taken in the kernel always does.
+pub fn set_problem_state_fallback(handler: Option<TrapHandler>) -> Option<TrapHandler> {
+    let new = handler.map_or(core::ptr::null_mut(), |h| h as *mut ());
+    decode(PROBLEM_STATE_FALLBACK.swap(new, Ordering::SeqCst))
+}
+
+/// The handler [`set_problem_state_fallback`] installed.
+pub fn problem_state_fallback() -> Option<TrapHandler> {
+    decode(PROBLEM_STATE_FALLBACK.load(Ordering::SeqCst))
+}
+
 /// Called by `trap_common` with the saved state.
 #[no_mangle]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    match Vector::from_offset(frame.vector).and_then(handler) {
-        Some(h) => h(frame),
-        None => unexpected(frame),
+    if let Some(h) = Vector::from_offset(frame.vector).and_then(handler) {
+        return h(frame);
+    }
+    // SRR1[PR] (ISA bit 49): the interrupted context was problem state.
+    let from_problem_state = frame.srr1 & Msr::PR.bits() != 0;
+    match problem_state_fallback() {
+        Some(h) if from_problem_state => h(frame),
+        _ => unexpected(frame),
     }
 }
 

@@ -129,6 +129,21 @@ kernel_test! {
         crate::mm::with_aix(|a| a.vms_delete(vmid)).expect("vms_delete");
     }
 
+    fn floating_point_in_problem_state_kills_with_fp_unavailable() {
+        // `fmr f0, f0; blr`: processes run with MSR[FP] = 0, so this is
+        // a floating-point unavailable interrupt (0x800), which has no
+        // handler: the process dies, the kernel and the survivor go on.
+        const FMR_F0_BLR: u64 = 0xfc00_0090_4e80_0020;
+        planted_code_kills_with_vector(FMR_F0_BLR, 0x800);
+    }
+
+    fn vector_instruction_in_problem_state_kills_with_vmx_unavailable() {
+        // `vor v0, v0, v0; blr` with MSR[VEC] = 0: vector unavailable
+        // (0xf20).
+        const VOR_V0_BLR: u64 = 0x1000_0484_4e80_0020;
+        planted_code_kills_with_vector(VOR_V0_BLR, 0xf20);
+    }
+
     fn unknown_agent_command_traps_and_kills() {
         let mut s = Script::new();
         s.store64(user::SCRATCH_BASE, 1u64).invalid().exit(0u64);
@@ -141,4 +156,38 @@ kernel_test! {
         }
         assert_eq!(r.of(pids[0]).results, vec![1]);
     }
+}
+
+/// Plants `code` (two instructions, big-endian) in an executable as_att64
+/// region, fetches it from problem state and checks the process is killed
+/// for an unhandled interrupt at `vector` while a second process exits
+/// normally.
+fn planted_code_kills_with_vector(code: u64, vector: u64) {
+    let vmid =
+        crate::mm::with_aix(|a| a.vms_create(vmm::aix::V_WORKING, 4096)).expect("vms_create");
+    let h = vmm::aix::vm_handle(vmid, vmm::aix::VM_PRIV)
+        .expect("handle")
+        .raw();
+    let mut s = Script::new();
+    s.syscall(sys::AS_ATT64, &[h.into(), 0u64.into()])
+        .save(0)
+        .store64(crate::user::v(0, 0), code)
+        .fetch(crate::user::v(0, 0))
+        .exit(0u64);
+    let (pids, r) = proc::run_scripts(&[&s, &survivor()]);
+    let o = r.of(pids[0]);
+    assert_eq!(&o.results[1..], &[code]);
+    let k = o.killed().expect("killed");
+    match k.cause {
+        proc::KillCause::Unhandled { vector: v, srr1 } => {
+            assert_eq!(v, vector);
+            let pr = arch_ppc64::registers::msr::Msr::PR.bits();
+            assert_ne!(srr1 & pr, 0, "taken in problem state: SRR1 {srr1:#x}");
+        }
+        c => panic!("killed for {c:?}"),
+    }
+    assert_eq!(k.srr0, o.results[0]);
+    assert_eq!(k.cause.code(), 0x1000 + vector);
+    assert_eq!(r.of(pids[1]).status(), Some(5));
+    crate::mm::with_aix(|a| a.vms_delete(vmid)).expect("vms_delete");
 }

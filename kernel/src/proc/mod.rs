@@ -74,11 +74,20 @@ pub enum KillCause {
         /// DAR.
         dar: u64,
     },
+    /// An interrupt the kernel has no handler for (e.g. floating-point,
+    /// vector or facility unavailable: processes run without FP/VEC/VSX).
+    Unhandled {
+        /// The vector offset (0x800, 0xf20, ...).
+        vector: u64,
+        /// SRR1 at the interrupt.
+        srr1: u64,
+    },
 }
 
 impl KillCause {
     /// A small number for `wait()`: 1 + the VMM reason index for faults,
-    /// 0x100 program, 0x200 alignment.
+    /// 0x100 program, 0x200 alignment, 0x1000 + the vector offset for an
+    /// unhandled interrupt.
     pub fn code(&self) -> u64 {
         match self {
             KillCause::Fault(f) => {
@@ -98,6 +107,7 @@ impl KillCause {
             }
             KillCause::Program { .. } => 0x100,
             KillCause::Alignment { .. } => 0x200,
+            KillCause::Unhandled { vector, .. } => 0x1000 + vector,
         }
     }
 }
@@ -119,7 +129,7 @@ impl KillReport {
         match self.cause {
             KillCause::Fault(f) => Some(f.ea.as_u64()),
             KillCause::Alignment { dar } => Some(dar),
-            KillCause::Program { .. } => None,
+            KillCause::Program { .. } | KillCause::Unhandled { .. } => None,
         }
     }
 
@@ -167,6 +177,11 @@ impl fmt::Display for KillReport {
             KillCause::Alignment { dar } => write!(
                 f,
                 "process {} killed: alignment interrupt at {dar:#x}; SRR0 {:#x}",
+                self.pid.0, self.srr0
+            ),
+            KillCause::Unhandled { vector, srr1 } => write!(
+                f,
+                "process {} killed: unhandled interrupt {vector:#x} (SRR1 {srr1:#x}); SRR0 {:#x}",
                 self.pid.0, self.srr0
             ),
         }
@@ -612,6 +627,7 @@ pub fn run_scripts(scripts: &[&Script]) -> (Vec<ProcessId>, RunReport) {
 struct Installed {
     old: [(Vector, Option<TrapHandler>); 4],
     old_hook: Option<mm::UserFaultHook>,
+    old_fallback: Option<TrapHandler>,
 }
 
 /// What the running [`run`] replaced (`None` outside a run).
@@ -681,7 +697,12 @@ fn install() -> Installed {
     ];
     let old = ours.map(|(v, h)| (v, trap::set_handler(v, Some(h))));
     let old_hook = mm::set_user_fault_hook(on_user_fault);
-    Installed { old, old_hook }
+    let old_fallback = trap::set_problem_state_fallback(Some(on_unhandled));
+    Installed {
+        old,
+        old_hook,
+        old_fallback,
+    }
 }
 
 fn uninstall(i: Installed) {
@@ -692,6 +713,7 @@ fn uninstall(i: Installed) {
         Some(h) => mm::set_user_fault_hook(h),
         None => mm::clear_user_fault_hook(),
     };
+    trap::set_problem_state_fallback(i.old_fallback);
 }
 
 /// Runs every ready process until none is runnable; returns what ended.
@@ -953,6 +975,18 @@ fn on_alignment(frame: &mut TrapFrame) {
         );
     }
     kill_current(frame, KillCause::Alignment { dar: frame.dar });
+}
+
+/// Any vector without a handler taken in problem state (the trap
+/// dispatcher only calls this with SRR1[PR] = 1).
+fn on_unhandled(frame: &mut TrapFrame) {
+    kill_current(
+        frame,
+        KillCause::Unhandled {
+            vector: frame.vector,
+            srr1: frame.srr1,
+        },
+    );
 }
 
 fn on_decrementer(frame: &mut TrapFrame) {
