@@ -80,28 +80,71 @@ kernel_test! {
         });
     }
 
+    fn vm_att_rw_with_a_bad_handle_or_offset_answers_an_error_and_the_process_goes_on() {
+        // A VM_UNPRIV handle on PP 00 pages gives the kernel no access,
+        // an offset past the one-page segment or a misaligned one is
+        // invalid: each is refused before the kernel touches memory, so
+        // the process gets -errno and continues; a good call still works.
+        let vmid = mm::with_aix(|a| a.vms_create(V_WORKING, PAGE as i64)).expect("vms_create");
+        let unpriv = vm_handle(vmid, VM_UNPRIV).expect("handle").raw();
+        let private = vm_handle(vmid, VM_PRIV).expect("handle").raw();
+        let mut s = Script::new();
+        s.syscall(sys::VM_ATT_RW, &[lit(unpriv), lit(0), lit(1)])
+            .syscall(sys::VM_ATT_RW, &[lit(private), lit(PAGE), lit(2)])
+            .syscall(sys::VM_ATT_RW, &[lit(private), lit((1 << 28) - 8), lit(3)])
+            .syscall(sys::VM_ATT_RW, &[lit(private), lit(4), lit(4)])
+            .syscall(sys::VM_ATT_RW, &[lit(private), lit(8), lit(0x77)])
+            .syscall(sys::VM_ATT_RW, &[lit(private), lit(8), lit(0x78)])
+            .exit(9u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let o = r.of(pids[0]);
+        assert_eq!(o.status(), Some(9), "{:?}", o.exit);
+        assert_eq!(
+            o.results,
+            [sys::EFAULT, sys::EINVAL, sys::EINVAL, sys::EINVAL, 0x77, 0x78]
+        );
+        // Every refused call detached its slot again: the segment has no
+        // attachment left and is deleted at once.
+        mm::with_aix(|a| a.vms_delete(vmid)).expect("vms_delete");
+    }
+
     fn kernel_fault_in_a_service_call_panics_and_the_next_run_works() {
-        // vm_att with a VM_UNPRIV handle on PP 00 pages gives the kernel
-        // no access: the kernel's store faults, which is a kernel panic
-        // with a report. The harness catches it; the next run cleans up
-        // the abandoned one and works.
+        // A genuine kernel fault inside a system call is a kernel panic
+        // with a report: the test makes a vm_galloc page read-only for
+        // the kernel (PP 110) behind the syscall's back, and `kwrite`,
+        // which only checks the page is allocated, stores to it. The
+        // harness catches the panic; the next run cleans up the
+        // abandoned one and works.
         fn faulting_run() {
-            let vmid = mm::with_aix(|a| a.vms_create(V_WORKING, PAGE as i64)).expect("vms_create");
-            VMID.store(vmid as u64, core::sync::atomic::Ordering::SeqCst);
-            let h = vm_handle(vmid, VM_UNPRIV).expect("handle").raw();
+            let kaddr = mm::with_aix(|a| a.vm_galloc(V_WORKING, PAGE as i64)).expect("vm_galloc");
+            KADDR.store(kaddr, core::sync::atomic::Ordering::SeqCst);
+            mm::with_vmm(|v| {
+                let ea = arch_ppc64::addr::EffectiveAddress::new(kaddr);
+                let sid = v.mapping_for(ea).expect("galloc mapping").1.translation_sid();
+                // vm_galloc maps a view of its working segment.
+                let sid = match v.segments().get(sid).expect("segment").kind() {
+                    vmm::segment::SegmentKind::View { target, .. } => *target,
+                    vmm::segment::SegmentKind::Working => sid,
+                };
+                let page = ((kaddr >> 12) & 0xffff) as u32;
+                let ro = vmm::segment::PageProt {
+                    pp: arch_ppc64::structures::hpte::Pp::RO_NONE,
+                    no_exec: false,
+                };
+                v.protect(sid, page..page + 1, ro).expect("protect");
+            });
             let mut s = Script::new();
-            s.syscall(sys::VM_ATT_RW, &[lit(h), lit(0), lit(1)]).exit(0u64);
+            s.syscall(sys::KWRITE, &[lit(kaddr), lit(5)]).exit(0u64);
             proc::run_scripts(&[&s]);
         }
-        static VMID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+        static KADDR: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
         assert!(crate::harness::panics(faulting_run));
         let mut s = Script::new();
         s.syscall(sys::GETPID, &[]).exit(11u64);
         let (pids, r) = proc::run_scripts(&[&s]);
         assert_eq!(r.of(pids[0]).status(), Some(11));
         assert_eq!(r.outcomes.len(), 1, "nothing of the abandoned run is left");
-        // The abandoned process's vm_att slot went with its exit hook.
-        let vmid = VMID.load(core::sync::atomic::Ordering::SeqCst) as i64;
-        mm::with_aix(|a| a.vms_delete(vmid)).expect("vms_delete after cleanup");
+        let kaddr = KADDR.load(core::sync::atomic::Ordering::SeqCst);
+        mm::with_aix(|a| a.vm_gfree(kaddr, PAGE as i64)).expect("vm_gfree");
     }
 }

@@ -9,6 +9,13 @@
 //! other register is preserved. `sc` from supervisor state is not a
 //! system call here (it would be a kernel bug): it panics.
 //!
+//! This is a test kernel's system call surface, not a security boundary:
+//! [`VM_HANDLE`] builds a handle for any vmid (even one the caller did not
+//! create) and [`VM_ATT_RW`] lets a process have the kernel read and write
+//! any segment the kernel itself may access. What the kernel does check is
+//! that a call cannot crash it: [`VM_ATT_RW`] validates the segment,
+//! offset and key before touching memory and answers `-errno` otherwise.
+//!
 //! The services run in the process environment
 //! (`Environment::Process(pid)`, what the scheduler set when it
 //! dispatched the process); [`IN_INTERRUPT`] runs one in the interrupt
@@ -61,7 +68,9 @@ pub const VM_ATT: u64 = 20;
 pub const VM_DET: u64 = 21;
 /// `vm_att_rw(handle, offset, value)`: `vm_att`, the kernel stores
 /// `value` at the address and loads it back, `vm_det`; answers the value
-/// loaded.
+/// loaded. Checked first (nothing touched, slot detached): `-EINVAL` for
+/// an offset beyond the segment's size or not a multiple of 8, `-EFAULT`
+/// when the handle's key gives the kernel no read-write access.
 pub const VM_ATT_RW: u64 = 22;
 /// `vm_handle(vmid, key)` → handle.
 pub const VM_HANDLE: u64 = 23;
@@ -107,6 +116,8 @@ pub const ENOMEM: u64 = neg(12);
 pub const ECHILD: u64 = neg(10);
 /// `-ENOSYS`.
 pub const ENOSYS: u64 = neg(38);
+/// `-EFAULT`.
+pub const EFAULT: u64 = neg(14);
 
 /// Whether a system call result is `-errno`.
 pub const fn is_error(r: u64) -> bool {
@@ -264,6 +275,52 @@ fn val<E>(r: Result<u64, E>, errno: impl FnOnce(&E) -> Errno) -> u64 {
     }
 }
 
+/// Whether the kernel (supervisor state) may load and store the
+/// doubleword at `ea` without a fault the VMM would refuse: the address
+/// is mapped (`-EFAULT`), its page lies inside the segment and any window
+/// (`-EINVAL`), the page protection under the mapping's key allows read
+/// and write (ISA PP table; `-EFAULT`), and an untouched page would not
+/// need a zero-fill in the interrupt environment (`-EFAULT`). The same
+/// checks the fault handler makes, so a pass means the access resolves.
+fn kernel_may_read_write(vmm: &mm::KernelVmm, ea: u64) -> Result<(), u64> {
+    use vmm::fault::check_access;
+    use vmm::platform::Access;
+    use vmm::segment::{PageState, SegmentKind, PAGE_SHIFT, SEGSHIFT};
+
+    let addr = arch_ppc64::addr::EffectiveAddress::new(ea);
+    let (_, m) = vmm.mapping_for(addr).ok_or(EFAULT)?;
+    let page = ((ea & ((1 << SEGSHIFT) - 1)) >> PAGE_SHIFT) as u32;
+    if m.window.as_ref().is_some_and(|w| !w.contains(&page)) {
+        return Err(EINVAL);
+    }
+    let tsid = m.translation_sid();
+    let seg = vmm.segments().get(tsid).map_err(|_| EFAULT)?;
+    if !seg.in_range(page) {
+        return Err(EINVAL);
+    }
+    let target = match seg.kind() {
+        SegmentKind::View { target, .. } => *target,
+        SegmentKind::Working => tsid,
+    };
+    let prot = vmm
+        .segments()
+        .effective_prot(tsid, page)
+        .map_err(|_| EINVAL)?;
+    let key = m.handle.key().effective(false);
+    for access in [Access::Load, Access::Store] {
+        check_access(prot, m.handle.no_exec(), key, access).map_err(|_| EFAULT)?;
+    }
+    let state = vmm
+        .segments()
+        .get(target)
+        .and_then(|s| s.page_state(page))
+        .map_err(|_| EINVAL)?;
+    if state == PageState::Untouched && vmm.environment() == Environment::Interrupt {
+        return Err(EFAULT);
+    }
+    Ok(())
+}
+
 /// Calls AIX service `nr` with arguments `a` in the current environment.
 fn service(nr: u64, a: &[u64; 6]) -> u64 {
     let int = |x: u64| x as c_int;
@@ -284,18 +341,32 @@ fn service(nr: u64, a: &[u64; 6]) -> u64 {
         VM_ATT => mm::with_aix(|x| val(x.vm_att(a[0], a[1]), |e| e.errno())),
         VM_DET => mm::with_aix(|x| ok0(x.vm_det(a[0]), |e| e.errno())),
         VM_ATT_RW => {
-            let ea = match mm::with_aix(|x| x.vm_att(a[0], a[1])) {
+            // Attach and validate under one hold of the lock; the access
+            // itself happens after it is released (it may fault, and the
+            // fault handler takes the lock).
+            let ea = match mm::with_aix(|x| {
+                let ea = x.vm_att(a[0], a[1]).map_err(|e| err(e.errno()))?;
+                let checked = if ea.is_multiple_of(8) {
+                    kernel_may_read_write(x.vm_mut().vmm_mut(), ea)
+                } else {
+                    Err(EINVAL)
+                };
+                match checked {
+                    Ok(()) => Ok(ea),
+                    Err(e) => {
+                        let _ = x.vm_det(ea);
+                        Err(e)
+                    }
+                }
+            }) {
                 Ok(ea) => ea,
-                Err(e) => return err(e.errno()),
+                Err(e) => return e,
             };
-            if !ea.is_multiple_of(8) {
-                let _ = mm::with_aix(|x| x.vm_det(ea));
-                return EINVAL;
-            }
             // SAFETY: `ea` is in the vm_att slot just attached for this
-            // context with the handle's key in supervisor state; the
-            // caller gives a handle whose pages the kernel may write
-            // (a wrong one is a kernel fault: the test's bug, reported).
+            // context; `kernel_may_read_write` found its page inside the
+            // segment and readable and writable with the handle's key in
+            // supervisor state, so the access is resolved by the fault
+            // handler (a demand-zero page at worst), never refused.
             let back = unsafe {
                 (ea as *mut u64).write_volatile(a[2]);
                 (ea as *const u64).read_volatile()
