@@ -18,7 +18,7 @@ use arch_ppc64::addr::EffectiveAddress;
 use crate::hpt::{Evicted, InsertError, Inserted, Mapping as HptMapping};
 use crate::platform::{
     Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, HptBackend,
-    HptError, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
+    HptError, Interrupt, Privilege, RefChange, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt, PageState, SegmentKind};
 use crate::vm::{slb_entry, virtual_page, Vmm};
@@ -207,7 +207,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         {
             self.counters.evictions += 1;
             if let Some((s, p)) = self.slot_owner.remove(&old_ptex) {
-                self.fold_rc(s, p, old);
+                self.fold_rc(s, p, RefChange::of(old));
                 if let Ok(seg) = self.segments.get_mut(s) {
                     seg.clear_slot_if(p, old_ptex);
                 }

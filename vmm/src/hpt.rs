@@ -13,7 +13,9 @@ use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, PtegIndex, Ptex, Vsid};
 use arch_ppc64::structures::hpte::{self, Hpte, Pp, Wimg};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
-use crate::platform::{HptBackend, HptError, RemoveCondition};
+use alloc::vec::Vec;
+
+use crate::platform::{HptBackend, HptError, RefChange, RemoveCondition};
 
 /// The hash value is taken to 39 bits (Linux masks with `0x7f_ffff_ffff`);
 /// the largest table (2^46 bytes, 2^39 PTEGs) uses all of them.
@@ -462,6 +464,61 @@ impl<B: HptBackend> HptManager<B> {
         }
     }
 
+    /// Removes several pages' entries at once, each as [`HptManager::remove`]
+    /// would (same slot checks, same counters), through one
+    /// [`HptBackend::remove_batch`] call, which a PAPR backend turns into
+    /// `H_BULK_REMOVE` hcalls of four. Returns, per request and in order,
+    /// the removed entry's R and C, `None` if it was already evicted (the
+    /// slot is then left alone), or why the request was refused; one
+    /// refused request does not stop the others.
+    pub fn remove_many(
+        &mut self,
+        requests: &[(Ptex, VirtualPage)],
+    ) -> Vec<Result<Option<RefChange>, HptError>> {
+        let mut out: Vec<Result<Option<RefChange>, HptError>> = Vec::with_capacity(requests.len());
+        // Indices into `out` of the requests that go to the backend.
+        let mut sent = Vec::new();
+        let mut batch = Vec::new();
+        for &(ptex, page) in requests {
+            let checked = self
+                .side_of(ptex, page)
+                .and_then(|secondary| self.still_ours(ptex, page, secondary));
+            match checked {
+                Ok(true) => {
+                    sent.push(out.len());
+                    batch.push((ptex, RemoveCondition::Avpn(page.avpn_word())));
+                    // Overwritten below; stays only if the backend answers
+                    // fewer requests than it was given.
+                    out.push(Err(HptError::Hardware(0)));
+                }
+                Ok(false) => {
+                    self.stats.removes_absent += 1;
+                    out.push(Ok(None));
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        if batch.is_empty() {
+            return out;
+        }
+        let results = self.backend.remove_batch(&batch);
+        debug_assert_eq!(results.len(), batch.len(), "one result per request");
+        for (&i, r) in sent.iter().zip(results) {
+            out[i] = match r {
+                Ok(rc) => {
+                    self.stats.removes += 1;
+                    Ok(Some(rc))
+                }
+                Err(HptError::NotFound) => {
+                    self.stats.removes_absent += 1;
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            };
+        }
+        out
+    }
+
     /// Changes the protection of `page`'s entry at `ptex`. `Ok(false)` if
     /// it was already evicted (the next fault will insert it with the new
     /// protection from the software tables).
@@ -536,9 +593,14 @@ impl<B: HptBackend> HptManager<B> {
 
     /// Removes every entry whose VSID `dead` selects (bolted ones too),
     /// scanning the whole table: the sweep that lets quarantined SIDs be
-    /// reused ([`crate::sid`]). Returns how many were removed.
+    /// reused ([`crate::sid`]). The removes go to the backend in batches
+    /// ([`HptBackend::remove_batch`]). Returns how many were removed.
     pub fn purge(&mut self, mut dead: impl FnMut(Vsid) -> bool) -> Result<usize, HptError> {
+        /// Requests gathered before they go to the backend: two PTEGs'
+        /// worth, a multiple of `H_BULK_REMOVE`'s four.
+        const BATCH: usize = 16;
         let mut removed = 0;
+        let mut batch = Vec::with_capacity(BATCH);
         for g in 0..self.pteg_count() {
             let group = PtegIndex::new(g);
             for slot in 0..Ptex::SLOTS_PER_PTEG {
@@ -554,19 +616,38 @@ impl<B: HptBackend> HptManager<B> {
                     continue;
                 };
                 if dead(vsid) {
-                    match self
-                        .backend
-                        .remove(ptex, RemoveCondition::Avpn(e.avpn_word()))
-                    {
-                        Ok(_) => removed += 1,
-                        Err(HptError::NotFound) => {}
-                        Err(err) => return Err(err),
+                    batch.push((ptex, RemoveCondition::Avpn(e.avpn_word())));
+                    if batch.len() == BATCH {
+                        removed += self.purge_batch(&batch)?;
+                        batch.clear();
                     }
                 }
             }
         }
-        self.stats.removes += removed as u64;
+        removed += self.purge_batch(&batch)?;
         Ok(removed)
+    }
+
+    /// Sends one batch of [`HptManager::purge`]'s removes; an entry gone
+    /// meanwhile is no error. Counts what went.
+    fn purge_batch(&mut self, batch: &[(Ptex, RemoveCondition)]) -> Result<usize, HptError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        let mut failed = None;
+        for r in self.backend.remove_batch(batch) {
+            match r {
+                Ok(_) => removed += 1,
+                Err(HptError::NotFound) => {}
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        self.stats.removes += removed as u64;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
     }
 }
 

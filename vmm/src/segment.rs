@@ -436,6 +436,10 @@ impl Segment {
         let pages = core::mem::take(&mut self.pages);
         let mut out = Released {
             sid: self.sid,
+            target: match self.kind {
+                SegmentKind::View { target, .. } => Some(target),
+                SegmentKind::Working => None,
+            },
             frames: Vec::new(),
             slots: Vec::new(),
         };
@@ -457,6 +461,9 @@ impl Segment {
 pub struct Released {
     /// The SID, to hand back to the SID allocator.
     pub sid: Sid,
+    /// For a view: the working segment whose pages its HPTEs translated
+    /// (their R and C belong there). `None` for a working segment.
+    pub target: Option<Sid>,
     /// Frames to free.
     pub frames: Vec<PhysAddr>,
     /// HPTEs to remove: (page, slot).
@@ -825,6 +832,7 @@ mod tests {
             t.put(sid(4)),
             Ok(Disposal::Destroyed(Released {
                 sid: sid(4),
+                target: None,
                 frames: alloc::vec![frame(3)],
                 slots: alloc::vec![],
             }))

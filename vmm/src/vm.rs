@@ -26,13 +26,12 @@ use core::fmt;
 use core::ops::Range;
 
 use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, Ptex, Vsid};
-use arch_ppc64::structures::hpte::Hpte;
 use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Handle, Mapping, SegKey};
 use crate::fault::FaultCounters;
-use crate::platform::{Environment, FrameAllocator, HptBackend, HptError, SlbBackend};
+use crate::platform::{Environment, FrameAllocator, HptBackend, HptError, RefChange, SlbBackend};
 use crate::segment::{
     Disposal, PageProt, PageState, Released, SegmentError, SegmentKind, SegmentTable, ViewProt,
     PAGES_PER_SEGMENT, PAGE_SHIFT, SEGSHIFT,
@@ -472,9 +471,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             return Err(SegmentError::WrongKind(sid).into());
         }
         let stale = self.segments.get_mut(sid)?.set_prot(pages.clone(), prot)?;
-        for (page, ptex) in stale {
-            self.drop_hpte(sid, page, ptex);
-        }
+        self.drop_hptes(sid, &stale);
         let views: Vec<Sid> = self
             .segments
             .iter()
@@ -490,9 +487,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 .slots()
                 .filter(|(p, _)| pages.contains(p))
                 .collect();
-            for (page, ptex) in slots {
-                self.drop_hpte(v, page, ptex);
-            }
+            self.drop_hptes(v, &slots);
         }
         Ok(())
     }
@@ -525,32 +520,85 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
         self.slot_owner.remove(&ptex);
         if let Ok(Some(old)) = self.hpt.remove(ptex, virtual_page(sid, page)) {
-            self.fold_rc(sid, page, old);
+            self.fold_rc(sid, page, RefChange::of(old));
         }
         if let Ok(s) = self.segments.get_mut(sid) {
             s.clear_slot_if(page, ptex);
         }
     }
 
-    /// Folds an HPTE's R/C into the page that owns the frame.
-    pub(crate) fn fold_rc(&mut self, sid: Sid, page: u32, old: Hpte) {
+    /// [`Vmm::drop_hpte`] for many pages of `sid`, with one batched remove
+    /// (`H_BULK_REMOVE` on PAPR) instead of one hcall a page.
+    fn drop_hptes(&mut self, sid: Sid, slots: &[(u32, Ptex)]) {
+        let ours: Vec<(u32, Ptex)> = slots
+            .iter()
+            .copied()
+            .filter(|(page, ptex)| self.slot_owner.get(ptex) == Some(&(sid, *page)))
+            .collect();
+        for (page, rc) in self.remove_hptes(sid, &ours) {
+            self.fold_rc(sid, page, rc);
+        }
+        if let Ok(s) = self.segments.get_mut(sid) {
+            for &(page, ptex) in &ours {
+                s.clear_slot_if(page, ptex);
+            }
+        }
+    }
+
+    /// Forgets the owner records of `slots` (each checked to be `sid`'s by
+    /// the caller) and removes their HPTEs in one batch. Returns the R/C of
+    /// the entries that were still there; an entry already evicted or a
+    /// request the backend refused leaves nothing to fold (as with
+    /// [`Vmm::drop_hpte`]).
+    fn remove_hptes(&mut self, sid: Sid, slots: &[(u32, Ptex)]) -> Vec<(u32, RefChange)> {
+        let requests: Vec<(Ptex, VirtualPage)> = slots
+            .iter()
+            .map(|&(page, ptex)| {
+                self.slot_owner.remove(&ptex);
+                (ptex, virtual_page(sid, page))
+            })
+            .collect();
+        let results = self.hpt.remove_many(&requests);
+        slots
+            .iter()
+            .zip(results)
+            .filter_map(|(&(page, _), r)| match r {
+                Ok(Some(rc)) => Some((page, rc)),
+                Ok(None) | Err(_) => None,
+            })
+            .collect()
+    }
+
+    /// Folds an HPTE's R/C into the page that owns the frame (a view's
+    /// page folds into its target's).
+    pub(crate) fn fold_rc(&mut self, sid: Sid, page: u32, rc: RefChange) {
         let target = match self.segments.get(sid).map(|s| s.kind().clone()) {
             Ok(SegmentKind::View { target, .. }) => target,
             Ok(SegmentKind::Working) => sid,
             Err(_) => return,
         };
-        if let Ok(s) = self.segments.get_mut(target) {
-            s.fold_rc(page, old.referenced(), old.changed());
+        self.fold_rc_into(target, page, rc);
+    }
+
+    fn fold_rc_into(&mut self, working: Sid, page: u32, rc: RefChange) {
+        if let Ok(s) = self.segments.get_mut(working) {
+            s.fold_rc(page, rc.referenced, rc.changed);
         }
     }
 
     /// Releases what destroyed segments left: HPTEs, frames, SIDs.
     fn release(&mut self, r: Released) {
-        for (page, ptex) in r.slots {
-            if self.slot_owner.get(&ptex) == Some(&(r.sid, page)) {
-                self.slot_owner.remove(&ptex);
-                // `None`: already evicted, nothing to do.
-                let _ = self.hpt.remove(ptex, virtual_page(r.sid, page));
+        let ours: Vec<(u32, Ptex)> = r
+            .slots
+            .iter()
+            .copied()
+            .filter(|(page, ptex)| self.slot_owner.get(ptex) == Some(&(r.sid, *page)))
+            .collect();
+        // The segment itself is gone, but a destroyed view's pages are its
+        // target's, which may live on: their R/C go there.
+        for (page, rc) in self.remove_hptes(r.sid, &ours) {
+            if let Some(target) = r.target {
+                self.fold_rc_into(target, page, rc);
             }
         }
         for f in r.frames {
@@ -1001,8 +1049,8 @@ pub(crate) mod testkit {
     use arch_ppc64::structures::SegmentSize;
 
     use crate::platform::{
-        FrameAllocator, FrameError, HptBackend, HptError, PhysMemory, RemoveCondition, SlbBackend,
-        SlbError,
+        FrameAllocator, FrameError, HptBackend, HptError, PhysMemory, RefChange, RemoveCondition,
+        SlbBackend, SlbError,
     };
 
     /// An HPT as a plain array of entries.
@@ -1085,6 +1133,73 @@ pub(crate) mod testkit {
                 .get(ptex.as_u64() as usize)
                 .copied()
                 .ok_or(HptError::Parameter)
+        }
+    }
+
+    /// Wraps an HPT backend and counts how entries leave it: single
+    /// removes (`H_REMOVE`) and batches (`H_BULK_REMOVE` on PAPR, with
+    /// their sizes). With `store_on_insert` every entry goes in with C set,
+    /// as if its page were stored to at once, so tests can follow R/C.
+    pub struct CountingHpt<H> {
+        pub inner: H,
+        pub store_on_insert: bool,
+        pub singles: usize,
+        pub batches: Vec<usize>,
+    }
+
+    impl<H> CountingHpt<H> {
+        pub fn new(inner: H) -> Self {
+            CountingHpt {
+                inner,
+                store_on_insert: false,
+                singles: 0,
+                batches: Vec::new(),
+            }
+        }
+    }
+
+    impl<H: HptBackend> HptBackend for CountingHpt<H> {
+        fn pteg_count(&self) -> u64 {
+            self.inner.pteg_count()
+        }
+        fn insert(
+            &mut self,
+            group: PtegIndex,
+            slot: Option<u8>,
+            hpte: Hpte,
+        ) -> Result<Ptex, HptError> {
+            let hpte = if self.store_on_insert {
+                hpte.with_changed(true)
+            } else {
+                hpte
+            };
+            self.inner.insert(group, slot, hpte)
+        }
+        fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+            self.singles += 1;
+            self.inner.remove(ptex, cond)
+        }
+        fn protect(
+            &mut self,
+            ptex: Ptex,
+            avpn: u64,
+            pp: Pp,
+            no_exec: bool,
+        ) -> Result<(), HptError> {
+            self.inner.protect(ptex, avpn, pp, no_exec)
+        }
+        fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
+            self.inner.read(ptex)
+        }
+        fn remove_batch(
+            &mut self,
+            requests: &[(Ptex, RemoveCondition)],
+        ) -> Vec<Result<RefChange, HptError>> {
+            self.batches.push(requests.len());
+            requests
+                .iter()
+                .map(|&(ptex, cond)| self.inner.remove(ptex, cond).map(RefChange::of))
+                .collect()
         }
     }
 
@@ -1197,14 +1312,14 @@ pub(crate) mod testkit {
 
 #[cfg(test)]
 mod tests {
-    use super::testkit::{ArrayHpt, ArraySlb, VecFrames};
+    use super::testkit::{ArrayHpt, ArraySlb, CountingHpt, VecFrames};
     use super::*;
     use crate::platform::{
         FaultHandler, FaultOutcome, Interrupt, PhysMemory, Privilege, VmFaultReason,
     };
     use alloc::vec;
     use arch_ppc64::registers::dsisr::DsisrFlags;
-    use arch_ppc64::structures::hpte::Pp;
+    use arch_ppc64::structures::hpte::{Hpte, Pp};
 
     type TestVmm = Vmm<ArrayHpt, ArraySlb, VecFrames>;
 
@@ -1214,13 +1329,38 @@ mod tests {
     const PTEGS: usize = 2048;
 
     fn vmm() -> TestVmm {
+        vmm_on(ArrayHpt::new(PTEGS))
+    }
+
+    fn vmm_on<H: HptBackend>(hpt: H) -> Vmm<H, ArraySlb, VecFrames> {
         Vmm::new(
-            ArrayHpt::new(PTEGS),
+            hpt,
             ArraySlb(vec![SlbEntry::INVALID; 8]),
             VecFrames::new(FRAMES),
             2,
         )
         .unwrap()
+    }
+
+    /// A new user working segment of `pages` pages, `USER_RW`.
+    fn user_segment<H: HptBackend>(v: &mut Vmm<H, ArraySlb, VecFrames>, pages: u64) -> Sid {
+        v.create_segment(SidKind::User, pages << 12, PageProt::USER_RW)
+            .unwrap()
+    }
+
+    /// A new process address space with `sid` mapped at ESID `esid`,
+    /// made the running one.
+    fn current_space<H: HptBackend>(
+        v: &mut Vmm<H, ArraySlb, VecFrames>,
+        esid: u64,
+        sid: Sid,
+        opts: MapOptions,
+    ) -> SpaceId {
+        let p = v.create_space();
+        v.map(SpaceRef::Process(p), Esid::new(esid), sid, opts)
+            .unwrap();
+        v.switch_to(Some(p)).unwrap();
+        p
     }
 
     fn ea(esid: u64, page: u32) -> EffectiveAddress {
@@ -1229,8 +1369,8 @@ mod tests {
 
     /// What the MMU would raise for an access with no SLB entry, then for
     /// one with no HPTE: segment interrupt first, then DSI.
-    fn touch(
-        v: &mut TestVmm,
+    fn touch<H: HptBackend>(
+        v: &mut Vmm<H, ArraySlb, VecFrames>,
         ea: EffectiveAddress,
         store: bool,
         pr: Privilege,
@@ -1264,18 +1404,8 @@ mod tests {
     #[test]
     fn first_touch_zero_fills_and_inserts_an_hpte() {
         let mut v = vmm();
-        let sid = v
-            .create_segment(SidKind::User, 3 * 4096, PageProt::USER_RW)
-            .unwrap();
-        let p = v.create_space();
-        v.map(
-            SpaceRef::Process(p),
-            Esid::new(1),
-            sid,
-            MapOptions::new(SegKey::UNPRIV),
-        )
-        .unwrap();
-        v.switch_to(Some(p)).unwrap();
+        let sid = user_segment(&mut v, 3);
+        let p = current_space(&mut v, 1, sid, MapOptions::new(SegKey::UNPRIV));
         touch(&mut v, ea(1, 2), true, Privilege::Problem).unwrap();
         let c = v.counters();
         assert_eq!(
@@ -1305,18 +1435,8 @@ mod tests {
     #[test]
     fn refused_faults_change_nothing() {
         let mut v = vmm();
-        let sid = v
-            .create_segment(SidKind::User, 3 * 4096, PageProt::USER_RW)
-            .unwrap();
-        let p = v.create_space();
-        v.map(
-            SpaceRef::Process(p),
-            Esid::new(1),
-            sid,
-            MapOptions::new(SegKey::UNPRIV),
-        )
-        .unwrap();
-        v.switch_to(Some(p)).unwrap();
+        let sid = user_segment(&mut v, 3);
+        current_space(&mut v, 1, sid, MapOptions::new(SegKey::UNPRIV));
         assert_eq!(
             touch(&mut v, ea(1, 3), false, Privilege::Problem),
             Err(VmFaultReason::OutOfRange)
@@ -1414,18 +1534,8 @@ mod tests {
     #[test]
     fn eviction_folds_reference_bits_and_keeps_one_entry_per_page() {
         let mut v = vmm();
-        let sid = v
-            .create_segment(SidKind::User, 1 << 28, PageProt::USER_RW)
-            .unwrap();
-        let p = v.create_space();
-        v.map(
-            SpaceRef::Process(p),
-            Esid::new(3),
-            sid,
-            MapOptions::new(SegKey::PRIV),
-        )
-        .unwrap();
-        v.switch_to(Some(p)).unwrap();
+        let sid = user_segment(&mut v, 1 << 16);
+        let p = current_space(&mut v, 3, sid, MapOptions::new(SegKey::PRIV));
         // Pages 2048 apart share their primary and secondary PTEG (the hash
         // is VSID ^ page number, masked to 11 bits): 16 slots for 20 pages.
         let pages: Vec<u32> = (0..20).map(|k| 5 + k * PTEGS as u32).collect();
@@ -1459,14 +1569,10 @@ mod tests {
     #[test]
     fn held_segments_outlive_delete_until_the_last_put() {
         let mut v = vmm();
-        let sid = v
-            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
-            .unwrap();
-        let p = v.create_space();
+        let sid = user_segment(&mut v, 1);
         let mut o = MapOptions::new(SegKey::PRIV);
         o.owned = true;
-        v.map(SpaceRef::Process(p), Esid::new(1), sid, o).unwrap();
-        v.switch_to(Some(p)).unwrap();
+        let p = current_space(&mut v, 1, sid, o);
         touch(&mut v, ea(1, 0), true, Privilege::Problem).unwrap();
         assert_eq!(
             v.put_segment(sid),
@@ -1487,15 +1593,9 @@ mod tests {
     #[test]
     fn fork_shares_copies_and_drops() {
         let mut v = vmm();
-        let shared = v
-            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
-            .unwrap();
-        let private = v
-            .create_segment(SidKind::User, 2 * 4096, PageProt::USER_RW)
-            .unwrap();
-        let guatt = v
-            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
-            .unwrap();
+        let shared = user_segment(&mut v, 1);
+        let private = user_segment(&mut v, 2);
+        let guatt = user_segment(&mut v, 1);
         let p = v.create_space();
         let sp = SpaceRef::Process(p);
         v.map(sp, Esid::new(1), shared, MapOptions::new(SegKey::PRIV))
@@ -1547,14 +1647,10 @@ mod tests {
             2,
         )
         .unwrap();
-        let sid = v
-            .create_segment(SidKind::User, 4 * 4096, PageProt::USER_RW)
-            .unwrap();
-        let p = v.create_space();
+        let sid = user_segment(&mut v, 4);
         let mut o = MapOptions::new(SegKey::PRIV);
         o.fork = ForkAction::Copy;
-        v.map(SpaceRef::Process(p), Esid::new(1), sid, o).unwrap();
-        v.switch_to(Some(p)).unwrap();
+        let p = current_space(&mut v, 1, sid, o);
         for page in 0..2 {
             let e = ea(1, page);
             v.resolve(Interrupt::DataSegment { ea: e }, Privilege::Problem)
@@ -1579,9 +1675,7 @@ mod tests {
     #[test]
     fn protect_drops_stale_translations() {
         let mut v = vmm();
-        let sid = v
-            .create_segment(SidKind::User, 2 * 4096, PageProt::USER_RW)
-            .unwrap();
+        let sid = user_segment(&mut v, 2);
         let p = v.create_space();
         v.map(
             SpaceRef::Process(p),
@@ -1632,9 +1726,7 @@ mod tests {
         assert_eq!(v.slb().lookup(kesid), Some(0));
         let p = v.create_space();
         let q = v.create_space();
-        let u = v
-            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
-            .unwrap();
+        let u = user_segment(&mut v, 1);
         assert_eq!(
             v.map(SpaceRef::Process(p), Esid::new(1), u, o.clone()),
             Err(VmError::BoltedInProcess)
@@ -1686,12 +1778,8 @@ mod tests {
     #[test]
     fn delete_revokes_mappings_now_or_at_the_last_put() {
         let mut v = vmm();
-        let a = v
-            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
-            .unwrap();
-        let b = v
-            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
-            .unwrap();
+        let a = user_segment(&mut v, 1);
+        let b = user_segment(&mut v, 1);
         let p = v.create_space();
         let q = v.create_space();
         for (space, seg) in [(p, a), (q, a), (p, b)] {
@@ -1782,18 +1870,8 @@ mod tests {
     #[test]
     fn interrupt_level_faults_do_not_zero_fill() {
         let mut v = vmm();
-        let sid = v
-            .create_segment(SidKind::User, 2 * 4096, PageProt::USER_RW)
-            .unwrap();
-        let p = v.create_space();
-        v.map(
-            SpaceRef::Process(p),
-            Esid::new(1),
-            sid,
-            MapOptions::new(SegKey::PRIV),
-        )
-        .unwrap();
-        v.switch_to(Some(p)).unwrap();
+        let sid = user_segment(&mut v, 2);
+        current_space(&mut v, 1, sid, MapOptions::new(SegKey::PRIV));
         touch(&mut v, ea(1, 0), true, Privilege::Supervisor).unwrap();
         v.protect(sid, 0..1, PageProt::USER_RW).unwrap(); // drops the HPTE
         v.set_environment(Environment::Interrupt);
@@ -1824,12 +1902,8 @@ mod tests {
     #[test]
     fn replace_swaps_segments_or_keeps_the_old_one() {
         let mut v = vmm();
-        let a = v
-            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
-            .unwrap();
-        let b = v
-            .create_segment(SidKind::User, 4096, PageProt::USER_RW)
-            .unwrap();
+        let a = user_segment(&mut v, 1);
+        let b = user_segment(&mut v, 1);
         let p = v.create_space();
         let sp = SpaceRef::Process(p);
         v.map(sp, Esid::new(4), a, MapOptions::new(SegKey::PRIV))
@@ -1865,12 +1939,97 @@ mod tests {
         empty(&v);
     }
 
+    /// R and C recorded for page `page` of working segment `sid`.
+    fn rc_of<H: HptBackend>(v: &Vmm<H, ArraySlb, VecFrames>, sid: Sid, page: u32) -> (bool, bool) {
+        match v.segments().get(sid).unwrap().page_state(page).unwrap() {
+            PageState::Resident(r) => (r.referenced, r.changed),
+            PageState::Untouched => panic!("page {page} untouched"),
+        }
+    }
+
+    const BATCH_PAGES: u32 = 8;
+
+    /// A VMM whose HPT counts single and batched removes and marks every
+    /// entry changed, with a `BATCH_PAGES`-page segment mapped directly at
+    /// ESID 1 and through a whole-segment view at ESID 2 of the running
+    /// space, every page touched through `touch_esid`.
+    fn batch_fixture(
+        touch_esid: u64,
+    ) -> (
+        Vmm<CountingHpt<ArrayHpt>, ArraySlb, VecFrames>,
+        Sid,
+        SpaceId,
+    ) {
+        let mut hpt = CountingHpt::new(ArrayHpt::new(PTEGS));
+        hpt.store_on_insert = true;
+        let mut v = vmm_on(hpt);
+        let sid = user_segment(&mut v, u64::from(BATCH_PAGES));
+        let p = current_space(&mut v, 1, sid, MapOptions::new(SegKey::UNPRIV));
+        let mut o = MapOptions::new(SegKey::UNPRIV);
+        o.window = Some(0..BATCH_PAGES);
+        v.map(SpaceRef::Process(p), Esid::new(2), sid, o).unwrap();
+        for page in 0..BATCH_PAGES {
+            touch(&mut v, ea(touch_esid, page), false, Privilege::Problem).unwrap();
+        }
+        assert_eq!(v.hptes_in_use(), BATCH_PAGES as usize);
+        // Nothing has left the HPT yet, so no R/C has been folded.
+        assert_eq!(rc_of(&v, sid, 0), (false, false));
+        (v, sid, p)
+    }
+
+    #[test]
+    fn segment_teardown_removes_its_hptes_in_one_batch() {
+        let (mut v, sid, p) = batch_fixture(1);
+        v.destroy_space(p).unwrap();
+        // The segment outlives its mappings until deleted; its entries too.
+        assert_eq!(v.hptes_in_use(), BATCH_PAGES as usize);
+        assert!(v.hpt_backend().batches.is_empty());
+        assert_eq!(v.delete_segment(sid), Ok(true));
+        assert_eq!(v.hpt_backend().batches, vec![BATCH_PAGES as usize]);
+        assert_eq!(v.hpt_backend().singles, 0);
+        assert_eq!(v.hpt_stats().removes, u64::from(BATCH_PAGES));
+        assert_eq!(v.hptes_in_use(), 0);
+        assert_eq!(v.hpt_backend().inner.valid(), 0);
+        assert_eq!(v.frames().free_frames(), FRAMES);
+        assert_eq!(v.sids_in_use(), 0);
+    }
+
+    #[test]
+    fn unmapping_a_view_batches_its_removes_and_folds_rc_into_the_target() {
+        let (mut v, sid, p) = batch_fixture(2);
+        v.unmap(SpaceRef::Process(p), Esid::new(2)).unwrap();
+        assert_eq!(v.hpt_backend().batches, vec![BATCH_PAGES as usize]);
+        assert_eq!(v.hpt_backend().singles, 0);
+        assert_eq!(v.hptes_in_use(), 0);
+        assert_eq!(v.hpt_backend().inner.valid(), 0);
+        for page in 0..BATCH_PAGES {
+            assert_eq!(rc_of(&v, sid, page), (true, true), "page {page}");
+        }
+        v.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn protect_batches_its_removes_and_folds_rc() {
+        let (mut v, sid, _) = batch_fixture(1);
+        let ro = PageProt {
+            pp: Pp::RO_RO,
+            no_exec: false,
+        };
+        v.protect(sid, 0..BATCH_PAGES, ro).unwrap();
+        // One batch for the segment; the view had no entries, so no call.
+        assert_eq!(v.hpt_backend().batches, vec![BATCH_PAGES as usize]);
+        assert_eq!(v.hpt_backend().singles, 0);
+        assert_eq!(v.hptes_in_use(), 0);
+        for page in 0..BATCH_PAGES {
+            assert_eq!(rc_of(&v, sid, page), (true, true), "page {page}");
+        }
+        v.check_invariants().unwrap();
+    }
+
     #[test]
     fn bad_maps_leave_every_table_unchanged() {
         let mut v = vmm();
-        let sid = v
-            .create_segment(SidKind::User, 2 * 4096, PageProt::USER_RW)
-            .unwrap();
+        let sid = user_segment(&mut v, 2);
         let p = v.create_space();
         let sp = SpaceRef::Process(p);
         v.map(sp, Esid::new(1), sid, MapOptions::new(SegKey::PRIV))

@@ -1,5 +1,6 @@
 use super::*;
 use crate::native::NativeHpt;
+use crate::vm::testkit::CountingHpt;
 use alloc::vec::Vec;
 use proptest::prelude::*;
 
@@ -315,6 +316,86 @@ fn remove_checks_h_in_the_smallest_table() {
 }
 
 #[test]
+fn remove_many_batches_and_keeps_per_entry_outcomes() {
+    // 2^19 bytes (mask 0xfff): no AVPN ambiguity, so every request whose
+    // slot is in the page's PTEGs goes to the backend, which finds the
+    // evicted one gone.
+    let mut m = HptManager::new(CountingHpt::new(NativeHpt::with_size_shift(19).unwrap())).unwrap();
+    let pages: Vec<VirtualPage> = (0..5).map(|i| page4k(0x42, i)).collect();
+    let ptexes: Vec<Ptex> = pages
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            m.insert(&Mapping::new(p, frame(i as u64), Pp::RW_RW))
+                .unwrap()
+                .ptex
+        })
+        .collect();
+    // Page 1 was stored to; page 3's entry is already gone (evicted).
+    m.backend_mut()
+        .inner
+        .record_reference(ptexes[1], true)
+        .unwrap();
+    m.backend_mut()
+        .inner
+        .remove(ptexes[3], RemoveCondition::Absolute)
+        .unwrap();
+    let wrong = PtegIndex::new((ptexes[4].pteg().as_u64() + 1) & 0xfff).ptex(0);
+    let before = m.stats();
+    let res = m.remove_many(&[
+        (ptexes[0], pages[0]),
+        (ptexes[1], pages[1]),
+        (ptexes[2], pages[2]),
+        (ptexes[3], pages[3]),
+        (wrong, pages[4]),
+    ]);
+    let rc = |referenced, changed| {
+        Ok(Some(RefChange {
+            referenced,
+            changed,
+        }))
+    };
+    // Entries are inserted with R preset (PAPR guests set it).
+    assert_eq!(
+        res,
+        alloc::vec![
+            rc(true, false),
+            rc(true, true),
+            rc(true, false),
+            Ok(None),
+            Err(HptError::Parameter),
+        ]
+    );
+    // The slot outside page 4's PTEGs never reaches the backend.
+    assert_eq!(m.backend().batches, alloc::vec![4]);
+    assert_eq!(m.backend().singles, 0);
+    let s = m.stats();
+    assert_eq!(
+        (
+            s.removes - before.removes,
+            s.removes_absent - before.removes_absent
+        ),
+        (3, 1)
+    );
+    for p in &pages[..4] {
+        assert_eq!(m.lookup(*p), Ok(None));
+    }
+    assert!(
+        m.lookup(pages[4]).unwrap().is_some(),
+        "refused request removed nothing"
+    );
+    // Removing again finds nothing and touches nothing.
+    assert_eq!(
+        m.remove_many(&[(ptexes[0], pages[0])]),
+        alloc::vec![Ok(None)]
+    );
+    assert_eq!(m.stats().removes_absent, s.removes_absent + 1);
+    // An empty request list makes no backend call.
+    assert_eq!(m.remove_many(&[]), alloc::vec![]);
+    assert_eq!(m.backend().batches, alloc::vec![4, 1]);
+}
+
+#[test]
 fn protect_changes_pp_and_n_and_keeps_rc() {
     let mut m = manager(18);
     let p = page4k(0x42, 7);
@@ -382,7 +463,7 @@ fn sixty_four_k_and_one_terabyte_pages() {
 
 #[test]
 fn purge_removes_only_dead_vsids() {
-    let mut m = manager(18);
+    let mut m = HptManager::new(CountingHpt::new(NativeHpt::with_size_shift(18).unwrap())).unwrap();
     for i in 0..20 {
         m.insert(&Mapping::new(page4k(0x100, i), frame(i), Pp::RW_RW))
             .unwrap();
@@ -396,7 +477,11 @@ fn purge_removes_only_dead_vsids() {
         .purge(|v| v == Vsid::new(0x100) || v == Vsid::new(0x200))
         .unwrap();
     assert_eq!(n, 40);
-    assert_eq!(m.backend().valid_entries(), 20);
+    assert_eq!(m.backend().inner.valid_entries(), 20);
+    // Batched: 16 + 16 + 8, no single removes.
+    assert_eq!(m.backend().batches, alloc::vec![16, 16, 8]);
+    assert_eq!(m.backend().singles, 0);
+    assert_eq!(m.stats().removes, 40);
     for i in 0..20 {
         assert!(m.lookup(page4k(0x300, i)).unwrap().is_some());
         assert!(m.lookup(page4k(0x100, i)).unwrap().is_none());
