@@ -965,6 +965,15 @@ impl<V: AixVm> Aix<V> {
     /// process, or the kernel for kernel processes and interrupts) and is
     /// reachable in supervisor state only.
     ///
+    /// `offset` is not checked against the segment's size: as on AIX,
+    /// `vm_att` only makes the segment addressable. An offset in no page
+    /// of the segment (at or past its size rounded up to 4 KB) gives an
+    /// address whose access faults
+    /// ([`VmFaultReason::OutOfRange`](crate::platform::VmFaultReason::OutOfRange),
+    /// a kernel fault, since the window is supervisor-only); a caller
+    /// that takes the offset from an untrusted source checks it against
+    /// the segment's size itself.
+    ///
     /// AIX panics when no slot is free; this logs an error and fails.
     ///
     /// Environment: process or interrupt.

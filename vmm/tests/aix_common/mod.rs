@@ -646,6 +646,14 @@ pub fn vm_att_supervisor_only<H: Harness>() {
     h.set_env(Environment::Process(P1));
     h.aix().vm_det(v).unwrap();
     assert!(h.load(v, SUP).is_err());
+    // The offset is not checked against the segment's two pages: the
+    // attach succeeds, the access past the end faults.
+    let past = h.aix().vm_att(hnd, 2 * K).unwrap();
+    assert_eq!(past & SEGOFFSET, 2 * K);
+    assert!(h.load(past, SUP).is_err(), "offset past the segment faults");
+    assert!(h.store(past, SUP, 1).is_err());
+    assert_eq!(h.load(past - 8, SUP), Ok(0), "last page still reachable");
+    h.aix().vm_det(past).unwrap();
 }
 
 pub fn vm_att_fails_safely_when_full<H: Harness>() {
