@@ -14,7 +14,9 @@
 #   --test FILTER      run only kernel tests whose name contains FILTER
 #   --icount           -icount shift=0: virtual time counts guest instructions
 #                      (1 instruction = 1 ns), so the timebase-based
-#                      `measure:` lines are deterministic instruction counts
+#                      `measure:` lines are deterministic instruction counts;
+#                      passes icount=1 to the kernel, which then says
+#                      "instructions" (else "ns")
 #   --timeout SECS     kill QEMU after SECS seconds (default 120, 0 = never)
 #   KERNEL_ELF         boot this ELF instead of building (cargo runner use)
 set -euo pipefail
@@ -98,6 +100,7 @@ machine="pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=o
 # `ram=` lets a kernel test compare the device tree with what was asked for.
 append="ram=$mem"
 [[ -n "$test_filter" ]] && append+=" test=$test_filter"
+((icount)) && append+=" icount=1"
 
 qemu=(qemu-system-ppc64 -M "$machine" -cpu "$cpu" -smp "$smp" -m "$mem"
     -nographic -nodefaults -serial stdio -no-reboot

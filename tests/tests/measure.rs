@@ -17,17 +17,23 @@ const MEASURES: [&str; 6] = [
     "context_switch",
 ];
 
-/// `measure: <name> <n> instructions (<k> samples)` → (name, n, k).
-fn parse(line: &str) -> Option<(String, u64, u64)> {
+/// `measure: <name> <n> <unit> (<k> samples)` → (name, n, k) for lines in
+/// `unit` ("instructions" under `--icount`, else "ns").
+fn parse_unit(line: &str, unit: &str) -> Option<(String, u64, u64)> {
     let rest = line.strip_prefix("measure: ")?;
     let mut w = rest.split_whitespace();
     let name = w.next()?.to_string();
     let n = w.next()?.parse().ok()?;
-    if w.next()? != "instructions" {
+    if w.next()? != unit {
         return None;
     }
     let k = w.next()?.strip_prefix('(')?.parse().ok()?;
     (w.next()? == "samples)").then_some((name, n, k))
+}
+
+/// A `measure:` line in instructions.
+fn parse(line: &str) -> Option<(String, u64, u64)> {
+    parse_unit(line, "instructions")
 }
 
 fn measures(run: &Run) -> Vec<(String, u64, u64)> {
@@ -48,6 +54,10 @@ fn parse_reads_the_measure_line_format() {
         Some(("slb_miss".to_string(), 1234, 56))
     );
     assert_eq!(parse("measure: slb_miss 1234 ns (56 samples)"), None);
+    assert_eq!(
+        parse_unit("measure: slb_miss 1234 ns (56 samples)", "ns"),
+        Some(("slb_miss".to_string(), 1234, 56))
+    );
     assert_eq!(parse("test measure ... ok"), None);
 }
 
@@ -85,6 +95,26 @@ fn icount_measurements_are_present_plausible_and_deterministic() {
         assert!(
             a.abs_diff(b) <= tolerance,
             "{name}: {a} vs {b} instructions in two -icount boots"
+        );
+    }
+}
+
+#[test]
+fn without_icount_measurements_say_ns_not_instructions() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--test", "measure", "--timeout", "120"]);
+    assert_eq!(run.status, Some(0), "{}", run.transcript());
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("measure: "))
+        .collect();
+    assert_eq!(lines.len(), MEASURES.len(), "{}", run.transcript());
+    for l in lines {
+        assert!(parse_unit(l, "ns").is_some(), "not in ns: {l}");
+        assert!(
+            parse(l).is_none(),
+            "claims instructions without --icount: {l}"
         );
     }
 }

@@ -1,14 +1,16 @@
 //! Measurements: guest instructions per SLB miss, demand-zero page fault,
 //! `vm_guatt` + `vm_gudet` pair, fork and context switch.
 //!
-//! Under `./qemu-run.sh --icount` (QEMU `-icount shift=0`) one guest
-//! instruction is one nanosecond of virtual time, and the timebase counts
-//! that virtual time at the cpu node's `timebase-frequency` (512 MHz on
-//! pseries), so `instructions = ticks * 1e9 / tb_hz`. The counts are then
-//! deterministic; without `--icount` the same lines give host-speed time
-//! in nanoseconds. Each prints `measure: <what> <n> instructions (<k>
-//! samples)`, and asserts what makes the number meaningful (the events
-//! really happened: SLB misses, zero-fills, switches were counted).
+//! Under `./qemu-run.sh --icount` (QEMU `-icount shift=0`, and `icount=1`
+//! on the kernel command line) one guest instruction is one nanosecond of
+//! virtual time, and the timebase counts that virtual time at the cpu
+//! node's `timebase-frequency` (512 MHz on pseries), so `instructions =
+//! ticks * 1e9 / tb_hz`. The counts are then deterministic and each line
+//! reads `measure: <what> <n> instructions (<k> samples)`; without
+//! `icount=1` the same computation gives host-speed time and the line says
+//! `ns` instead. Each test asserts what makes the number meaningful (the
+//! events really happened: SLB misses, zero-fills, switches were counted;
+//! no preemption inside the process measurements).
 
 use alloc::vec::Vec;
 
@@ -35,11 +37,41 @@ fn instructions(ticks: u64) -> u64 {
     (ticks as u128 * 1_000_000_000 / tb_hz() as u128) as u64
 }
 
+/// Whether the kernel command line says virtual time counts instructions
+/// (`icount=1`, which `qemu-run.sh --icount` passes with `-icount
+/// shift=0`).
+fn icount() -> bool {
+    crate::bootinfo::get()
+        .bootargs()
+        .split_ascii_whitespace()
+        .any(|w| w == "icount=1")
+}
+
 fn report(what: &str, total_ticks: u64, samples: u64) -> u64 {
     assert!(samples > 0, "{what}: no samples");
     let per = instructions(total_ticks) / samples;
-    println!("\nmeasure: {what} {per} instructions ({samples} samples)");
+    let unit = if icount() { "instructions" } else { "ns" };
+    println!("\nmeasure: {what} {per} {unit} ({samples} samples)");
     per
+}
+
+/// A time slice no measurement reaches (DEC is a signed 32-bit count:
+/// about 4 s at 512 MHz), so the decrementer never preempts a measured
+/// process: with the default quantum it fired inside the measured
+/// intervals (it keeps counting while the kernel runs and is not reset on
+/// a system call's return), letting a forked child run and exit there.
+const NO_PREEMPTION: u64 = 0x7fff_0000;
+
+/// Spawns `scripts` and runs them with [`NO_PREEMPTION`]; asserts no
+/// decrementer preemption happened.
+fn run_unpreempted(scripts: &[&Script]) -> (Vec<vmm::platform::ProcessId>, proc::RunReport) {
+    let pids = scripts
+        .iter()
+        .map(|s| proc::spawn(s).expect("spawn"))
+        .collect();
+    let r = proc::run_with_quantum(NO_PREEMPTION);
+    assert_eq!(r.preemptions, 0, "a measured run was preempted");
+    (pids, r)
 }
 
 fn load(ea: u64) -> u64 {
@@ -148,11 +180,12 @@ kernel_test! {
     fn measure_fork_and_null_syscall() {
         // A process with a few resident data pages forks N times (the
         // child exits at once; the parent waits after taking the time):
-        // the time from before `sc` to after it is one fork system call
-        // (the child is only queued, so the eager copy of the parent's
-        // resident pages is inside it; the agent's timebase command adds
-        // a few dozen instructions). The same loop with getpid gives the
-        // bare system call.
+        // the time from before `sc` to after it is one fork system call.
+        // Fork only queues the child and the run has no preemption, so
+        // the child cannot run inside the interval; the eager copy of the
+        // parent's resident pages is inside it, and the agent's timebase
+        // command adds a few dozen instructions. The same loop with
+        // getpid gives the bare system call.
         const N: u64 = 32;
         let mut s = Script::new();
         for i in 0..8 {
@@ -176,7 +209,7 @@ kernel_test! {
         let child = s.here();
         s.exit(0u64);
         s.patch_target(br, child);
-        let (pids, r) = proc::run_scripts(&[&s]);
+        let (pids, r) = run_unpreempted(&[&s]);
         let o = r.of(pids[0]);
         assert_eq!(o.status(), Some(0));
         assert_eq!(r.children_of(pids[0]).len() as u64, N);
@@ -190,8 +223,8 @@ kernel_test! {
     }
 
     fn measure_context_switch() {
-        // Two processes yield to each other N times; between two
-        // timebase reads of one of them the other ran once, so each
+        // Two processes yield to each other N times; with no preemption,
+        // between two yields of one the other ran exactly once, so each
         // iteration is two switches (each: sc, save the frame, VMM switch
         // of address space and environment, rfid, the SLB reload of the
         // agent's segments), plus the agent's loop of three commands.
@@ -201,7 +234,7 @@ kernel_test! {
         let lp = s.here();
         s.syscall(sys::YIELD, &[]).quiet().add_var(0, (-1i64) as u64).branch_ne(0u64, lp);
         s.timebase().exit(0u64);
-        let (pids, r) = proc::run_scripts(&[&s, &s]);
+        let (pids, r) = run_unpreempted(&[&s, &s]);
         let o = r.of(pids[0]);
         assert_eq!(o.status(), Some(0));
         assert!(r.context_switches >= 2 * N, "switches {}", r.context_switches);
