@@ -10,7 +10,7 @@
 
 use core::ffi::c_int;
 
-use vmm::aix::ctypes::vmkey_t;
+use vmm::aix::ctypes::{vmhandle_t, vmid_t, vmkey_t};
 use vmm::aix::*;
 use vmm::platform::{Environment, Privilege, ProcessId};
 
@@ -93,6 +93,15 @@ pub fn setup_with<H: Harness>(config: AixConfig) -> H {
     h.aix().create_process(P1, AddressModel::Bits64).unwrap();
     h.set_env(Environment::Process(P1));
     h
+}
+
+/// [`setup`], then a one-page working object (`vms_create`) and its
+/// handle with `key`.
+pub fn setup_object<H: Harness>(key: vmkey_t) -> (H, vmid_t, vmhandle_t) {
+    let mut h = setup::<H>();
+    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
+    let hnd = vm_handle(vmid, key).unwrap().raw();
+    (h, vmid, hnd)
 }
 
 fn rw<H: Harness>(h: &mut H, ea: u64, pr: Privilege) -> (bool, bool) {
@@ -674,9 +683,7 @@ pub fn vm_att_fails_safely_when_full<H: Harness>() {
 }
 
 pub fn vm_det_refuses_unattached<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, _, hnd) = setup_object::<H>(VM_PRIV);
     let v = h.aix().vm_att(hnd, 0).unwrap();
     let k = h.aix().vm_galloc(V_WORKING, K as i64).unwrap();
     for addr in [k, 0, v + SEGSIZE] {
@@ -718,9 +725,7 @@ pub fn getadsp_process_and_kproc<H: Harness>() {
 /// process, even one created right after (whose `adspace_t` could reuse
 /// the freed memory): the services refuse it.
 pub fn stale_getadsp_pointer_is_refused<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, _, hnd) = setup_object::<H>(VM_PRIV);
     for round in 0..8u32 {
         let old = ProcessId(100 + 2 * round);
         let new = ProcessId(101 + 2 * round);
@@ -773,9 +778,7 @@ pub fn as_att_picks_register_and_ignores_upper_bits<H: Harness>() {
 }
 
 pub fn as_att_null_when_registers_full<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_UNPRIV).unwrap().raw();
+    let (mut h, _, hnd) = setup_object::<H>(VM_UNPRIV);
     let adsp = h.aix().getadsp().unwrap().as_ptr();
     let mut got = vec![];
     for _ in 0..12 {
@@ -790,9 +793,7 @@ pub fn as_att_null_when_registers_full<H: Harness>() {
 }
 
 pub fn as_att_refuses_bad_arguments<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, _, hnd) = setup_object::<H>(VM_PRIV);
     let adsp = h.aix().getadsp().unwrap().as_ptr();
     let bogus = adspace_t::EMPTY;
     let e = refused(&mut h, |a| a.as_att(&bogus, hnd, 0));
@@ -820,9 +821,7 @@ pub fn as_att_refuses_bad_arguments<H: Harness>() {
 }
 
 pub fn as_att_other_adspace_and_kproc<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, _, hnd) = setup_object::<H>(VM_PRIV);
     h.aix().create_process(P2, AddressModel::Bits32).unwrap();
     h.set_env(Environment::Process(P2));
     let adsp2 = h.aix().getadsp().unwrap().as_ptr();
@@ -842,9 +841,7 @@ pub fn as_att_other_adspace_and_kproc<H: Harness>() {
 }
 
 pub fn as_det_frees_and_refuses_reserved<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, _, hnd) = setup_object::<H>(VM_PRIV);
     let adsp = h.aix().getadsp().unwrap().as_ptr();
     let a = h.aix().as_att(adsp, hnd, 0).unwrap();
     for sr in [0u64, 1, 2, 14] {
@@ -875,9 +872,7 @@ pub fn as_det_frees_and_refuses_reserved<H: Harness>() {
 }
 
 pub fn as_geth_holds_until_puth<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_UNPRIV).unwrap().raw();
+    let (mut h, vmid, hnd) = setup_object::<H>(VM_UNPRIV);
     let adsp = h.aix().getadsp().unwrap().as_ptr();
     let a = h.aix().as_att(adsp, hnd, 0).unwrap();
     let g = h.aix().as_geth(adsp, a + 5).unwrap();
@@ -926,9 +921,7 @@ pub fn as_geth_refusals<H: Harness>() {
 }
 
 pub fn as_getsrval_in_interrupt<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, _, hnd) = setup_object::<H>(VM_PRIV);
     let adsp = h.aix().getadsp().unwrap().as_ptr();
     let a = h.aix().as_att(adsp, hnd, 0).unwrap();
     h.set_env(Environment::Interrupt);
@@ -988,9 +981,7 @@ pub fn as_att64_enomem_when_no_region<H: Harness>() {
 }
 
 pub fn as_det64_detaches_and_refuses<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, _, hnd) = setup_object::<H>(VM_PRIV);
     let a = h.aix().as_att64(hnd, 0).unwrap();
     let k = h.aix().vm_galloc(V_WORKING, K as i64).unwrap();
     let u = h.aix().vm_guatt(k, K as i64, VM_PRIV, VU_ANYWHERE).unwrap();
@@ -1065,9 +1056,7 @@ pub fn as_seth64_replaces<H: Harness>() {
 }
 
 pub fn as_seth64_refusals<H: Harness>() {
-    let mut h = setup::<H>();
-    let v1 = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let h1 = vm_handle(v1, VM_PRIV).unwrap().raw();
+    let (mut h, _, h1) = setup_object::<H>(VM_PRIV);
     let e = refused(&mut h, |x| x.as_seth64(1 << 60, h1));
     assert_eq!(e, AsSeth64Error::OutOfRange { addr: 1 << 60 });
     assert_eq!(e.errno(), Errno::Inval);
@@ -1086,9 +1075,7 @@ pub fn as_seth64_refusals<H: Harness>() {
 /// of a 32-bit process or a kernel process (the ones `as_det64` refuses);
 /// the other registers it may set, and a 64-bit process has no such rule.
 pub fn as_seth64_refuses_reserved_registers<H: Harness>() {
-    let mut h = setup::<H>();
-    let v1 = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let h1 = vm_handle(v1, VM_PRIV).unwrap().raw();
+    let (mut h, _, h1) = setup_object::<H>(VM_PRIV);
     h.aix().create_process(P2, AddressModel::Bits32).unwrap();
     for env in [Environment::Process(P2), Environment::KernelProcess] {
         h.set_env(env);
@@ -1108,9 +1095,7 @@ pub fn as_seth64_refuses_reserved_registers<H: Harness>() {
 }
 
 pub fn as_geth64_hold_defers_vms_delete<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, vmid, hnd) = setup_object::<H>(VM_PRIV);
     let a = h.aix().as_att64(hnd, 0).unwrap();
     h.store(a, USR, 0x33).unwrap();
     let g = h.aix().as_geth64(a).unwrap();
@@ -1155,9 +1140,7 @@ pub fn as_geth64_refusals<H: Harness>() {
 }
 
 pub fn as_puth64_refusals<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, vmid, hnd) = setup_object::<H>(VM_PRIV);
     let a = h.aix().as_att64(hnd, 0).unwrap();
     let e = refused(&mut h, |x| x.as_puth64(a, hnd));
     assert_eq!(
@@ -1257,9 +1240,7 @@ pub fn mixed_key_handle_round_trips<H: Harness>() {
 }
 
 pub fn as_getsrval64_environment_rule<H: Harness>() {
-    let mut h = setup::<H>();
-    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
-    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let (mut h, _, hnd) = setup_object::<H>(VM_PRIV);
     let a = h.aix().as_att64(hnd, 0).unwrap();
     let before = snap(&h);
     assert_eq!(h.aix().as_getsrval64(a), Ok(hnd));
