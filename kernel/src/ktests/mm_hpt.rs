@@ -175,6 +175,41 @@ kernel_test! {
         free(pa);
     }
 
+    fn papr_bulk_remove_stops_at_an_invalid_index_and_leaves_the_rest() {
+        // QEMU answers the first request, refuses the second (PTE index
+        // outside the table: PARM, status H_PARAMETER) and never looks at
+        // the last two: they still read REQUEST and must not be taken for
+        // removed. remove_batch then removes only those, one by one.
+        let mut h = hpt();
+        let g = empty_pair(&h, 450);
+        let pa = frame();
+        let group = PtegIndex::new(g);
+        let es: Vec<Hpte> = (0..3).map(|k| entry(vsid_for_group(&h, g, k), pa)).collect();
+        let ps: Vec<Ptex> = es.iter().map(|e| h.insert(group, None, *e).unwrap()).collect();
+        let outside = Ptex::try_from_raw(h.pteg_count() * 8).unwrap();
+        let reqs = [
+            (ps[0], RemoveCondition::Absolute),
+            (outside, RemoveCondition::Absolute),
+            (ps[1], RemoveCondition::Absolute),
+            (ps[2], RemoveCondition::Absolute),
+        ];
+        let res = h.remove_bulk(&reqs).expect("per-request outcomes");
+        assert_eq!(res[0], Some(Ok((true, false))));
+        assert_eq!(res[1], Some(Err(HptError::Parameter)));
+        assert_eq!(res[2], None, "not processed");
+        assert_eq!(res[3], None, "not processed");
+        assert!(!h.read(ps[0]).unwrap().is_valid());
+        assert!(h.read(ps[1]).unwrap().is_valid() && h.read(ps[2]).unwrap().is_valid());
+        // Again through remove_batch: ps[1] and ps[2] now removed.
+        let e0 = h.insert(group, None, es[0]).unwrap();
+        let batch = [(e0, RemoveCondition::Absolute), reqs[1], reqs[2], reqs[3]];
+        let res = h.remove_batch(&batch);
+        let removed = Ok(RefChange { referenced: true, changed: false });
+        assert_eq!(res, [removed, Err(HptError::Parameter), removed, removed]);
+        assert!(group_empty(&h, g));
+        free(pa);
+    }
+
     fn papr_reference_and_change_bits_come_from_h_read() {
         let mut h = hpt();
         let g = empty_pair(&h, 500);

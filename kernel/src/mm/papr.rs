@@ -73,10 +73,15 @@ impl PaprHpt {
     }
 
     /// `H_BULK_REMOVE`: removes up to [`bulk_remove::MAX_BATCH`] entries
-    /// in one call, each with its condition. Returns, per entry, the old
-    /// R and C bits (`Ok((referenced, changed))`) or why it was not
-    /// removed. Entries past the fourth are refused with
-    /// [`HptError::Parameter`] without any call.
+    /// in one call, each with its condition. Returns, per request, the old
+    /// R and C bits (`Some(Ok((referenced, changed)))`), why it was not
+    /// removed (`Some(Err(..))`), or `None` when the hypervisor never
+    /// processed it: it stops at the first request it answers with PARM
+    /// or HW (e.g. a PTE index outside the table) and returns
+    /// `H_PARAMETER`/`H_HARDWARE`, leaving the later request words as
+    /// they were. Such a status is still `Ok` here, with the per-request
+    /// outcomes; only a batch refused before the call (more than four
+    /// requests, a PTE index at or above 2^50) is an `Err`.
     pub fn remove_bulk(
         &mut self,
         requests: &[(Ptex, RemoveCondition)],
@@ -86,7 +91,13 @@ impl PaprHpt {
         }
         let mut regs = [0u64; 9];
         for (i, &(ptex, cond)) in requests.iter().enumerate() {
-            self.check(ptex)?;
+            // QEMU returns R and C shifted into bits 12:13 of the response
+            // word, inside the PTEX field: decoding them needs the index
+            // below 2^50 (any real table is far smaller: at most 2^46
+            // bytes, 2^42 entries).
+            if ptex.as_u64() >= 1 << 50 {
+                return Err(HptError::Parameter);
+            }
             let (f, avpn) = match cond {
                 RemoveCondition::Absolute => (bulk_remove::ABSOLUTE, 0),
                 RemoveCondition::Avpn(a) => (bulk_remove::AVPN, a),
@@ -100,20 +111,20 @@ impl PaprHpt {
         }
         // SAFETY: removing HPTEs of pages the VMM manages; the kernel's
         // own (bolted linear-map) translations are never named here by
-        // the VMM, and the caller owns the entries it names.
-        let (status, out) = unsafe { hcall::hcall_raw(opcode::H_BULK_REMOVE, regs) };
+        // the VMM, and the caller owns the entries it names. The
+        // hypervisor checks each index against the table.
+        let (_status, out) = unsafe { hcall::hcall_raw(opcode::H_BULK_REMOVE, regs) };
         sync_translations();
-        if let Some(e) = PaprError::from_code(status) {
-            // H_PARAMETER for the whole batch: a malformed request word.
-            if !matches!(e, PaprError::Parameter)
-                || out[0] & bulk_remove::TYPE != bulk_remove::RESPONSE
-            {
-                return Err(hpt_error(e));
-            }
-        }
+        // Whatever the status, each request word the hypervisor processed
+        // was rewritten as a response (TYPE = RESPONSE, PAPR bits 0:1);
+        // one still reading REQUEST was not looked at, whatever its other
+        // bits say.
         let mut result = [None; 4];
         for (i, slot) in result.iter_mut().enumerate().take(requests.len()) {
             let tsh = out[2 * i];
+            if tsh & bulk_remove::TYPE != bulk_remove::RESPONSE {
+                continue;
+            }
             *slot = Some(match tsh & bulk_remove::CODE {
                 bulk_remove::SUCCESS => {
                     // PAPR puts R and C at response bits 4:5 (`RC`);
@@ -190,17 +201,22 @@ impl HptBackend for PaprHpt {
         let mut out = Vec::with_capacity(requests.len());
         for chunk in requests.chunks(bulk_remove::MAX_BATCH) {
             match self.remove_bulk(chunk) {
-                Ok(res) => out.extend(res.iter().take(chunk.len()).map(|r| {
-                    r.unwrap_or(Err(HptError::Hardware(0)))
-                        .map(|(referenced, changed)| RefChange {
-                            referenced,
-                            changed,
-                        })
-                })),
-                // A chunk refused as a whole before any hcall (a PTE index
-                // outside the table, checked up front so the hypervisor
-                // never stops half-way): do it one by one so every other
-                // request still runs and the bad one gets its error.
+                // Requests the hypervisor never reached (after one it
+                // refused) are removed one by one; the processed ones are
+                // not removed again (their R and C came back already).
+                Ok(res) => {
+                    for (&(p, c), r) in chunk.iter().zip(res) {
+                        out.push(match r {
+                            Some(r) => r.map(|(referenced, changed)| RefChange {
+                                referenced,
+                                changed,
+                            }),
+                            None => self.remove(p, c).map(RefChange::of),
+                        });
+                    }
+                }
+                // Refused before any hcall: one by one, so each request
+                // gets its own answer.
                 Err(_) => out.extend(
                     chunk
                         .iter()
