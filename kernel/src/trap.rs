@@ -19,7 +19,9 @@
 //! MSR[IR|DR] on once the kernel runs translated
 //! ([`set_handler_translation`]) and calls [`trap_dispatch`]; the handler
 //! may edit the frame, which is then restored and resumed by `rfid` with
-//! the interrupted MSR. Everything before the Rust call runs in real mode
+//! the interrupted MSR; the restore (`trap_return`) drops back to real
+//! mode first, so no interrupt can clobber SRR0/SRR1 between `mtsrr0`
+//! and `rfid`. Everything before the Rust call runs in real mode
 //! on the kernel image (reachable at its 0xc000… addresses there, the top
 //! address bits being ignored), so it cannot fault and nesting is safe
 //! once the scratch slots of the PACA are copied into the frame.
@@ -293,6 +295,18 @@ trap_common:
     bl      trap_dispatch
     nop
 
+    .globl trap_return
+trap_return:
+    # r1 = the frame (on the interrupt stack, in the kernel image). Back
+    # to real mode before SRR0/SRR1 are loaded: with IR|DR on, a storage
+    # or segment interrupt between mtsrr0 and rfid would overwrite them.
+    # In real mode nothing here can fault (the image is reached at its
+    # 0xc000... address with the top bits ignored), and EE = 0.
+    mfmsr   %r10
+    li      %r11, 0x30
+    andc    %r10, %r10, %r11
+    mtmsrd  %r10
+    isync
     ld      %r10, TF_SRR0(%r1)
     mtsrr0  %r10
     ld      %r10, TF_SRR1(%r1)
@@ -514,9 +528,35 @@ pub fn problem_state_fallback() -> Option<TrapHandler> {
     decode(PROBLEM_STATE_FALLBACK.load(Ordering::SeqCst))
 }
 
+/// Written at the bottom of the interrupt stack by [`init`]; a handler
+/// that overflows the stack overwrites it, and [`trap_dispatch`] checks it
+/// on every interrupt.
+const ISTACK_CANARY: u64 = 0x15a7_c0de_dead_b00f;
+
+fn istack_canary() -> *mut u64 {
+    (&raw mut ISTACK).cast::<u64>()
+}
+
+/// Whether the interrupt stack's canary is intact.
+pub fn istack_canary_intact() -> bool {
+    // SAFETY: the first doubleword of the interrupt stack, a static;
+    // volatile because the stack is written by asm and overflowing code.
+    unsafe { istack_canary().read_volatile() == ISTACK_CANARY }
+}
+
 /// Called by `trap_common` with the saved state.
 #[no_mangle]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if !istack_canary_intact() {
+        // The stack below this frame is gone: no unwinding to the
+        // harness, report and stop.
+        crate::console::print_fmt_unlocked(format_args!(
+            "\ninterrupt stack overflow: canary at {:#x} overwritten; interrupt {:#x}\n{frame}",
+            istack_canary() as u64,
+            frame.vector
+        ));
+        crate::rtas::exit(false, "interrupt stack overflow");
+    }
     if let Some(h) = Vector::from_offset(frame.vector).and_then(handler) {
         return h(frame);
     }
@@ -618,6 +658,7 @@ pub fn init() {
         let istack = &raw mut ISTACK as u64;
         (*paca).istack_bottom = istack;
         (*paca).istack_top = istack + ISTACK_SIZE as u64;
+        istack_canary().write_volatile(ISTACK_CANARY);
     }
     // SAFETY: real addresses 0..len are the vector area, no longer used by
     // firmware (the caller is done with Open Firmware); the kernel image

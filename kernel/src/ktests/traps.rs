@@ -214,6 +214,18 @@ kernel_test! {
         }
     }
 
+    fn interrupt_stack_canary_is_set_and_survives_a_nested_round_trip() {
+        // trap::init wrote the canary at the bottom of the interrupt
+        // stack; every dispatch checks it (an overflow ends the run).
+        assert!(trap::istack_canary_intact(), "canary written at init");
+        let _g = HandlerGuard::install(Vector::Program, on_trap_nested);
+        DEPTH.store(0, Ordering::SeqCst);
+        let mut out = [0u64; 32];
+        // SAFETY: as for probe_trap.
+        unsafe { probe_trap(&mut out) };
+        assert!(trap::istack_canary_intact(), "intact after nesting");
+    }
+
     fn decrementer_interrupt_is_delivered() {
         static TICKS: AtomicU64 = AtomicU64::new(0);
         fn on_decrementer(_: &mut TrapFrame) {
