@@ -201,6 +201,7 @@ pub fn run() -> ! {
     let mut failures: Vec<&'static str> = Vec::new();
     for t in &selected {
         print!("test {} ... ", display_name(t));
+        let before = Snapshot::take();
         let mut buf = JmpBuf { regs: [0; 23] };
         CURRENT.store(&raw mut buf, Ordering::SeqCst);
         // SAFETY: `harness_call` saves the callee-saved state in `buf`
@@ -212,7 +213,7 @@ pub fn run() -> ! {
             summary.passed += 1;
             println!("ok");
         } else {
-            recover_after_failure();
+            recover_after_failure(&before);
             summary.failed += 1;
             failures.push(display_name(t));
         }
@@ -267,8 +268,16 @@ fn fmt_buf<'a>(buf: &'a mut [u8], args: core::fmt::Arguments<'_>) -> &'a str {
 
 /// Runs `f` and reports whether it panicked, printing the panic as
 /// expected instead of failing the test: for tests of failure paths
-/// (`#[should_panic]` in libtest terms).
+/// (`#[should_panic]` in libtest terms). Prefer [`panics_with`], which
+/// also checks the panic is the expected one.
 pub fn panics(f: fn()) -> bool {
+    panic_message(f).is_some()
+}
+
+/// Runs `f`; if it panicked, the panic message (truncated to
+/// [`PANIC_MESSAGE_BYTES`]).
+pub fn panic_message(f: fn()) -> Option<alloc::string::String> {
+    let before = Snapshot::take();
     let mut buf = JmpBuf { regs: [0; 23] };
     let outer = CURRENT.swap(&raw mut buf, Ordering::SeqCst);
     let was_expecting = EXPECTING.swap(true, Ordering::SeqCst);
@@ -277,15 +286,55 @@ pub fn panics(f: fn()) -> bool {
     let jumped = unsafe { harness_call(f as *const (), &raw mut buf) };
     EXPECTING.store(was_expecting, Ordering::SeqCst);
     CURRENT.store(outer, Ordering::SeqCst);
-    if jumped != 0 {
-        recover_after_failure();
+    if jumped == 0 {
+        return None;
     }
-    jumped != 0
+    recover_after_failure(&before);
+    let m = PANIC_MESSAGE.lock();
+    let text = core::str::from_utf8(&m.0[..m.1]).unwrap_or("<not UTF-8>");
+    Some(alloc::string::String::from(text))
+}
+
+/// Whether `f` panicked with a message containing `needle`; a panic with
+/// another message is printed (and answers false).
+pub fn panics_with(f: fn(), needle: &str) -> bool {
+    match panic_message(f) {
+        Some(m) if m.contains(needle) => true,
+        Some(m) => {
+            println!("(the panic {m:?} does not contain {needle:?})");
+            false
+        }
+        None => false,
+    }
+}
+
+/// How much of an expected panic's message [`panic_message`] keeps.
+pub const PANIC_MESSAGE_BYTES: usize = 512;
+
+/// The last expected panic's message (bytes, length).
+static PANIC_MESSAGE: spin::Mutex<([u8; PANIC_MESSAGE_BYTES], usize)> =
+    spin::Mutex::new(([0; PANIC_MESSAGE_BYTES], 0));
+
+/// What a test may change that the harness puts back when the test is
+/// abandoned (its guards' destructors never run).
+struct Snapshot {
+    handlers: crate::trap::HandlerSnapshot,
+    user_fault_hook: Option<crate::mm::UserFaultHook>,
+}
+
+impl Snapshot {
+    fn take() -> Snapshot {
+        Snapshot {
+            handlers: crate::trap::snapshot_handlers(),
+            user_fault_hook: crate::mm::user_fault_hook(),
+        }
+    }
 }
 
 /// Puts the machine back into a state later tests can rely on after a test
-/// was abandoned mid-way.
-fn recover_after_failure() {
+/// was abandoned mid-way: locks, an abandoned process run, the interrupt
+/// handlers and user-fault hook as they were in `before`, the MSR.
+fn recover_after_failure(before: &Snapshot) {
     // SAFETY: the failed test's frames are gone; nobody holds the locks.
     unsafe {
         console::force_unlock();
@@ -299,6 +348,13 @@ fn recover_after_failure() {
     // SAFETY: clearing EE only masks asynchronous interrupts; setting FP
     // restores the kernel's normal state.
     unsafe { msr::write((msr::read() - Msr::EE) | Msr::FP) };
+    // An abandoned process run: its processes, scheduler lock, handlers.
+    crate::proc::heal();
+    crate::trap::restore_handlers(&before.handlers);
+    match before.user_fault_hook {
+        Some(h) => crate::mm::set_user_fault_hook(h),
+        None => crate::mm::clear_user_fault_hook(),
+    };
 }
 
 #[panic_handler]
@@ -307,6 +363,12 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     let location = info.location();
     if !buf.is_null() && EXPECTING.load(Ordering::SeqCst) {
         console::print_fmt_unlocked(format_args!("(expected panic: {}) ", info.message()));
+        // try_lock: the panic may have interrupted a reader (nothing else
+        // takes it), in which case the message is left out.
+        if let Some(mut m) = PANIC_MESSAGE.try_lock() {
+            let len = fmt_buf(&mut m.0, format_args!("{}", info.message())).len();
+            m.1 = len;
+        }
         // SAFETY: `buf` is the live jump buffer set by `panics`.
         unsafe { harness_longjmp(buf) }
     }

@@ -508,6 +508,31 @@ pub fn handler(vector: Vector) -> Option<TrapHandler> {
     decode(HANDLERS[vector.slot()].load(Ordering::SeqCst))
 }
 
+/// Every installed handler (and the problem-state fallback), to put back
+/// with [`restore_handlers`] after a test that changed them was
+/// abandoned.
+#[derive(Clone, Copy)]
+pub struct HandlerSnapshot {
+    slots: [*mut (); SLOTS],
+    fallback: *mut (),
+}
+
+/// The current handler table.
+pub fn snapshot_handlers() -> HandlerSnapshot {
+    HandlerSnapshot {
+        slots: core::array::from_fn(|i| HANDLERS[i].load(Ordering::SeqCst)),
+        fallback: PROBLEM_STATE_FALLBACK.load(Ordering::SeqCst),
+    }
+}
+
+/// Puts back the handler table `snap` recorded.
+pub fn restore_handlers(snap: &HandlerSnapshot) {
+    for (slot, &p) in HANDLERS.iter().zip(&snap.slots) {
+        slot.store(p, Ordering::SeqCst);
+    }
+    PROBLEM_STATE_FALLBACK.store(snap.fallback, Ordering::SeqCst);
+}
+
 /// Handler for an interrupt without its own handler taken in problem
 /// state (SRR1[PR] = 1), or null: set by the process scheduler while
 /// processes run, so a process that raises, e.g., a floating-point

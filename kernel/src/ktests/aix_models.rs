@@ -138,7 +138,7 @@ kernel_test! {
             proc::run_scripts(&[&s]);
         }
         static KADDR: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-        assert!(crate::harness::panics(faulting_run));
+        assert!(crate::harness::panics_with(faulting_run, "kernel fault at 0x"));
         let mut s = Script::new();
         s.syscall(sys::GETPID, &[]).exit(11u64);
         let (pids, r) = proc::run_scripts(&[&s]);

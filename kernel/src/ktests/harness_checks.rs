@@ -48,15 +48,42 @@ kernel_test! {
         assert!(!crate::harness::panics(|| assert_eq!(core::hint::black_box(1) + 1, 2)));
     }
 
+    fn panics_with_checks_the_message() {
+        let f = || panic!("the expected message {}", core::hint::black_box(7));
+        assert!(crate::harness::panics_with(f, "expected message 7"));
+        assert!(!crate::harness::panics_with(f, "some other message"));
+        assert!(!crate::harness::panics_with(|| (), "no panic at all"));
+        assert_eq!(
+            crate::harness::panic_message(f).as_deref(),
+            Some("the expected message 7")
+        );
+    }
+
+    fn a_failed_test_gets_its_handlers_back() {
+        // A handler installed inside an abandoned closure (its guard never
+        // runs) is replaced by the snapshot taken before it.
+        fn install_and_panic() {
+            fn stray(_: &mut crate::trap::TrapFrame) {}
+            crate::trap::set_handler(crate::trap::Vector::Trace, Some(stray));
+            crate::mm::clear_user_fault_hook();
+            panic!("abandoned with a stray handler");
+        }
+        let before = crate::trap::handler(crate::trap::Vector::Trace).map(|h| h as usize);
+        let hook = crate::mm::user_fault_hook().map(|h| h as usize);
+        assert!(crate::harness::panics_with(install_and_panic, "stray handler"));
+        assert_eq!(crate::trap::handler(crate::trap::Vector::Trace).map(|h| h as usize), before);
+        assert_eq!(crate::mm::user_fault_hook().map(|h| h as usize), hook);
+    }
+
     fn unexpected_interrupt_is_reported_as_a_failure() {
         // No handler for the program interrupt: the trap reports the vector
         // and registers and panics, which `panics` catches.
         let previous = crate::trap::set_handler(crate::trap::Vector::Program, None);
-        let caught = crate::harness::panics(|| {
+        let caught = crate::harness::panics_with(|| {
             // SAFETY: traps into the kernel's own vector, whose default
             // handler panics; the harness unwinds to `panics`.
             unsafe { core::arch::asm!("trap") }
-        });
+        }, "unexpected interrupt 0x700");
         crate::trap::set_handler(crate::trap::Vector::Program, previous);
         assert!(caught, "an unhandled trap must fail the running test");
     }

@@ -141,7 +141,7 @@ kernel_test! {
             mm::on_storage_interrupt(&mut frame);
         }
         let prev = mm::clear_user_fault_hook();
-        let panicked = crate::harness::panics(fault);
+        let panicked = crate::harness::panics_with(fault, "unhandled user fault at 0x123400000");
         if let Some(h) = prev {
             mm::set_user_fault_hook(h);
         }

@@ -128,7 +128,7 @@ kernel_test! {
         gfree(a, 2 * PAGE);
         FREED.store(a + PAGE, Ordering::SeqCst);
         let before = mm::stats();
-        assert!(crate::harness::panics(touch_freed), "touching freed vm_galloc memory panics");
+        assert!(crate::harness::panics_with(touch_freed, "kernel fault at 0x"), "touching freed vm_galloc memory panics");
         let after = mm::stats();
         assert_eq!(after.kernel_faults, before.kernel_faults + 1, "counted as a kernel fault");
         assert!(after.faults_refused > before.faults_refused, "the VMM refused it");
@@ -288,7 +288,7 @@ kernel_test! {
         plant_code(a);
         CODE_AT.store(a, Ordering::SeqCst);
         let before = mm::stats();
-        assert!(crate::harness::panics(call_planted_ignoring_result), "fetch from V_NOEXEC memory panics");
+        assert!(crate::harness::panics_with(call_planted_ignoring_result, "NoExecute"), "fetch from V_NOEXEC memory panics");
         let after = mm::stats();
         assert_eq!(after.kernel_faults, before.kernel_faults + 1);
         assert!(after.isi + after.instruction_segment > before.isi + before.instruction_segment);

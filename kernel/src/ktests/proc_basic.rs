@@ -99,11 +99,9 @@ kernel_test! {
         // more than once, so each was preempted and resumed.
         let mut a = Script::new();
         a.spin(3_000_000).timebase().spin(3_000_000).exit(1u64);
-        let b = a.clone();
         for _ in 0..2 {
             crate::proc::spawn(&a).unwrap();
         }
-        let _ = b;
         let r = proc::run_with_quantum(proc::default_quantum() / 10);
         assert_eq!(r.outcomes.len(), 2);
         for o in &r.outcomes {

@@ -77,6 +77,8 @@ kernel_test! {
         let (pids, r) = proc::run_scripts(&[&s]);
         let k = r.of(pids[0]).killed().expect("killed");
         assert_eq!(k.address(), Some(kaddr));
+        assert_eq!(k.access(), Some(Access::Load));
+        assert_eq!(k.reason(), Some(VmFaultReason::Protection));
         assert_eq!(r.of(pids[0]).results.len(), 0);
     }
 
@@ -92,6 +94,9 @@ kernel_test! {
         let (pids, r) = proc::run_scripts(&[&s]);
         let kid = r.children_of(pids[0])[0];
         let k = kid.killed().expect("child killed");
+        assert_eq!(k.access(), Some(Access::Store));
+        assert_eq!(k.reason(), Some(VmFaultReason::Protection));
+        assert_eq!(k.address(), Some(user::TEXT_BASE));
         assert_eq!(r.of(pids[0]).status(), Some(3));
         assert_eq!(r.of(pids[0]).reports, vec![KILLED | k.cause.code()]);
         assert!(proc::stats().killed >= 1);

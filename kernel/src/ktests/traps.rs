@@ -144,7 +144,9 @@ fn on_trap_nested(frame: &mut TrapFrame) {
     DEPTH.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// Restores the previous handler when the test ends (or fails).
+/// Restores the previous handler when the test ends; if the test fails
+/// (its frames are abandoned, so this never drops), the harness restores
+/// the whole handler table from the snapshot it took before the test.
 struct HandlerGuard(Vector, Option<trap::TrapHandler>);
 
 impl HandlerGuard {
@@ -262,8 +264,9 @@ kernel_test! {
         const LI_R12: u32 = 0x3980_0000;
         for v in Vector::ALL {
             let base = crate::bootinfo::real_to_virt(v as u64) as *const u32;
-            // SAFETY: real addresses 0..0x1100 hold the copied vectors and
-            // are readable at their kernel address in real mode.
+            // SAFETY: real addresses 0..0x1100 hold the copied vectors;
+            // the bolted linear map makes them readable at their kernel
+            // address (0xc000... + real) with translation on.
             let (first, fourth) = unsafe { (base.read_volatile(), base.add(3).read_volatile()) };
             assert_eq!(first, MTSPRG1_R13, "{v:?}: first instruction");
             assert_eq!(fourth, LI_R12 | v as u32, "{v:?}: li r12, {:#x}", v as u64);

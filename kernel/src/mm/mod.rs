@@ -235,7 +235,8 @@ fn swap_user_fault_hook(new: *mut ()) -> Option<UserFaultHook> {
     }
 }
 
-fn user_fault_hook() -> Option<UserFaultHook> {
+/// The installed user-fault hook, if any.
+pub fn user_fault_hook() -> Option<UserFaultHook> {
     let p = USER_FAULT_HOOK.load(Ordering::SeqCst);
     // SAFETY: as in `set_user_fault_hook`.
     (!p.is_null()).then(|| unsafe { core::mem::transmute::<*mut (), UserFaultHook>(p) })

@@ -640,9 +640,10 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// Cleans up after a run a failed test abandoned: its locks, processes
 /// (their address spaces go through the exit hook), handlers,
-/// environment and decrementer. Called in kernel context by [`spawn`] and
-/// [`run`]; does nothing after a run that ended normally.
-fn heal() {
+/// environment and decrementer. Called in kernel context by [`spawn`],
+/// [`run`] and the harness after a failed test or expected panic; does
+/// nothing after a run that ended normally.
+pub fn heal() {
     if !RUNNING.swap(false, Ordering::SeqCst) {
         return;
     }
