@@ -3,7 +3,12 @@
 
 use qemu_tests::{boot, build_kernel, build_kernel_profile, vector_instructions, Profile, Run};
 
-/// Asserts a run passed: exit 0, `test result: ok.`, at least 10 tests.
+/// Kernel tests a normal boot must pass at least (there are more; a
+/// lower count means tests silently went missing).
+const MIN_PASSED: u32 = 80;
+
+/// Asserts a run passed: exit 0, `test result: ok.`, at least
+/// [`MIN_PASSED`] tests.
 fn assert_passed(run: &Run) {
     assert_eq!(run.status, Some(0), "{}", run.transcript());
     let summary = run
@@ -12,11 +17,66 @@ fn assert_passed(run: &Run) {
     assert!(summary.ok, "{}", run.transcript());
     assert_eq!(summary.failed, 0, "{}", run.transcript());
     assert!(
-        summary.passed >= 10,
+        summary.passed >= MIN_PASSED,
         "only {} tests passed\n{}",
         summary.passed,
         run.transcript()
     );
+}
+
+/// The number after `label` in `line` (`"... label 123, ..."`).
+fn number_after(line: &str, label: &str) -> Option<u64> {
+    let rest = &line[line.find(label)? + label.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The line of `run`'s output starting with `prefix`.
+fn line_starting<'a>(run: &'a Run, prefix: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line\n{}", run.transcript()))
+}
+
+/// Asserts the boot banner says translation is on and the end-of-run
+/// banner has the HPT/SLB and process statistics, each non-zero after a
+/// full run.
+fn assert_banners(run: &Run) {
+    assert!(
+        run.stdout.contains("mm: translation on (MSR IR|DR)"),
+        "{}",
+        run.transcript()
+    );
+    let mm = line_starting(run, "mm stats: ");
+    for label in ["HPT inserts", "evictions", "SLB misses", "faults resolved"] {
+        let n = number_after(mm, label).unwrap_or_else(|| panic!("no `{label} <n>` in {mm:?}"));
+        assert!(n > 0, "{label} is 0 in {mm:?}");
+    }
+    let procs = line_starting(run, "proc stats: ");
+    let killed = number_after(procs, "processes killed")
+        .unwrap_or_else(|| panic!("no `processes killed <n>` in {procs:?}"));
+    assert!(killed > 0, "{procs:?}");
+}
+
+#[test]
+fn number_after_reads_the_banner_format() {
+    let l = "mm stats: HPT inserts 842 (38 secondary), evictions 75, removes 767";
+    assert_eq!(number_after(l, "HPT inserts"), Some(842));
+    assert_eq!(number_after(l, "evictions"), Some(75));
+    assert_eq!(number_after(l, "SLB misses"), None);
+}
+
+#[test]
+fn end_of_run_banner_shows_translation_and_statistics() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--timeout", "60"]);
+    assert_passed(&run);
+    assert_banners(&run);
 }
 
 #[test]
@@ -83,6 +143,58 @@ fn vof_power10_two_cpus_one_gib_passes() {
 }
 
 #[test]
+fn vof_power8_passes() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--cpu", "POWER8", "--timeout", "60"]);
+    assert_passed(&run);
+    assert!(
+        run.stdout.contains("firmware      : Vof"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("PVR 0x004d"),
+        "POWER8 PVR\n{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn slof_power9_passes() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--slof", "--cpu", "POWER9", "--timeout", "90"]);
+    assert_passed(&run);
+    assert!(
+        run.stdout.contains("firmware      : Slof"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("PVR 0x004e"),
+        "POWER9 PVR\n{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn slof_power10_passes() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--slof", "--cpu", "POWER10", "--timeout", "90"]);
+    assert_passed(&run);
+    assert!(
+        run.stdout.contains("firmware      : Slof"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("PVR 0x0080"),
+        "POWER10 PVR\n{}",
+        run.transcript()
+    );
+    assert_banners(&run);
+}
+
+#[test]
 fn failing_kernel_test_fails_the_run_and_names_the_test() {
     let elf = build_kernel(&["fail-test"]).unwrap();
     let run = boot(&elf, &["--timeout", "60"]);
@@ -113,7 +225,7 @@ fn failing_kernel_test_fails_the_run_and_names_the_test() {
     assert!(!summary.ok);
     assert_eq!(summary.failed, 1);
     // The harness recovered: the tests after the failing one still ran.
-    assert!(summary.passed >= 10, "{}", run.transcript());
+    assert!(summary.passed >= MIN_PASSED, "{}", run.transcript());
     assert!(
         run.stdout
             .contains("test ktests::traps::trap_returns_with_every_gpr_intact ... ok"),
