@@ -5,7 +5,7 @@
 //! the link script brackets it with `__start_kernel_tests` /
 //! `__stop_kernel_tests`, so there is no central list. Tests run in name
 //! order with libtest-style output. Each runs under a small setjmp
-//! (`harness_call`): a panic (failed assertion, unexpected interrupt) prints
+//! ([`crate::context`]): a panic (failed assertion, unexpected interrupt) prints
 //! the test's name, message and location and jumps back, abandoning the
 //! test's stack frames, so later tests still run. The run ends with RTAS
 //! `power-off` (QEMU exit 0) if all passed, `ibm,os-term` (exit 1) if not.
@@ -14,12 +14,12 @@
 //! memory or frames, which later tests tolerate.
 
 use alloc::vec::Vec;
-use core::arch::global_asm;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use arch_ppc64::registers::msr::{self, Msr};
 
+use crate::context::{context_call, context_resume, SavedContext};
 use crate::summary::Summary;
 use crate::{bootinfo, console, rtas};
 
@@ -52,102 +52,13 @@ macro_rules! kernel_test {
     };
 }
 
-/// Registers saved by `harness_call`: LR, r1, r2, CR, r13..r31.
-#[repr(C)]
-struct JmpBuf {
-    regs: [u64; 23],
-}
-
-// harness_call(test: r3 = ELFv1 function descriptor, buf: r4) -> 0, or 1
-// when harness_longjmp(buf) came back from inside the test.
-global_asm!(
-    r#"
-    .section .text.harness_call, "ax"
-    .globl harness_call
-    .p2align 2
-harness_call:
-    mflr    %r0
-    std     %r0, 0(%r4)
-    std     %r1, 8(%r4)
-    std     %r2, 16(%r4)
-    mfcr    %r5
-    std     %r5, 24(%r4)
-    std     %r13, 32(%r4)
-    std     %r14, 40(%r4)
-    std     %r15, 48(%r4)
-    std     %r16, 56(%r4)
-    std     %r17, 64(%r4)
-    std     %r18, 72(%r4)
-    std     %r19, 80(%r4)
-    std     %r20, 88(%r4)
-    std     %r21, 96(%r4)
-    std     %r22, 104(%r4)
-    std     %r23, 112(%r4)
-    std     %r24, 120(%r4)
-    std     %r25, 128(%r4)
-    std     %r26, 136(%r4)
-    std     %r27, 144(%r4)
-    std     %r28, 152(%r4)
-    std     %r29, 160(%r4)
-    std     %r30, 168(%r4)
-    std     %r31, 176(%r4)
-    std     %r0, 16(%r1)
-    stdu    %r1, -112(%r1)
-    ld      %r0, 0(%r3)
-    ld      %r2, 8(%r3)
-    ld      %r11, 16(%r3)
-    mtctr   %r0
-    bctrl
-    addi    %r1, %r1, 112
-    ld      %r0, 16(%r1)
-    mtlr    %r0
-    li      %r3, 0
-    blr
-
-    .section .text.harness_longjmp, "ax"
-    .globl harness_longjmp
-    .p2align 2
-harness_longjmp:
-    ld      %r0, 0(%r3)
-    mtlr    %r0
-    ld      %r1, 8(%r3)
-    ld      %r2, 16(%r3)
-    ld      %r5, 24(%r3)
-    mtcr    %r5
-    ld      %r13, 32(%r3)
-    ld      %r14, 40(%r3)
-    ld      %r15, 48(%r3)
-    ld      %r16, 56(%r3)
-    ld      %r17, 64(%r3)
-    ld      %r18, 72(%r3)
-    ld      %r19, 80(%r3)
-    ld      %r20, 88(%r3)
-    ld      %r21, 96(%r3)
-    ld      %r22, 104(%r3)
-    ld      %r23, 112(%r3)
-    ld      %r24, 120(%r3)
-    ld      %r25, 128(%r3)
-    ld      %r26, 136(%r3)
-    ld      %r27, 144(%r3)
-    ld      %r28, 152(%r3)
-    ld      %r29, 160(%r3)
-    ld      %r30, 168(%r3)
-    ld      %r31, 176(%r3)
-    li      %r3, 1
-    blr
-"#
-);
-
 extern "C" {
-    /// `test` is a Rust `fn()`: the address of its ELFv1 descriptor.
-    fn harness_call(test: *const (), buf: *mut JmpBuf) -> u64;
-    fn harness_longjmp(buf: *const JmpBuf) -> !;
     static __start_kernel_tests: u8;
     static __stop_kernel_tests: u8;
 }
 
 /// The jump buffer of the running test (null outside tests).
-static CURRENT: AtomicPtr<JmpBuf> = AtomicPtr::new(core::ptr::null_mut());
+static CURRENT: AtomicPtr<SavedContext> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Whether the running code is inside [`panics`] (a panic is expected).
 static EXPECTING: AtomicBool = AtomicBool::new(false);
@@ -202,12 +113,12 @@ pub fn run() -> ! {
     for t in &selected {
         print!("test {} ... ", display_name(t));
         let before = Snapshot::take();
-        let mut buf = JmpBuf { regs: [0; 23] };
+        let mut buf = SavedContext::new();
         CURRENT.store(&raw mut buf, Ordering::SeqCst);
-        // SAFETY: `harness_call` saves the callee-saved state in `buf`
+        // SAFETY: `context_call` saves the callee-saved state in `buf`
         // and calls the test; `buf` outlives the call, and a longjmp only
         // comes from the panic handler while CURRENT points at it.
-        let jumped = unsafe { harness_call(t.run as *const (), &raw mut buf) };
+        let jumped = unsafe { context_call(t.run as *const (), &raw mut buf) };
         CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
         if jumped == 0 {
             summary.passed += 1;
@@ -278,12 +189,12 @@ pub fn panics(f: fn()) -> bool {
 /// [`PANIC_MESSAGE_BYTES`]).
 pub fn panic_message(f: fn()) -> Option<alloc::string::String> {
     let before = Snapshot::take();
-    let mut buf = JmpBuf { regs: [0; 23] };
+    let mut buf = SavedContext::new();
     let outer = CURRENT.swap(&raw mut buf, Ordering::SeqCst);
     let was_expecting = EXPECTING.swap(true, Ordering::SeqCst);
     // SAFETY: as in `run`: `buf` outlives the call and is what CURRENT
     // names while `f` runs.
-    let jumped = unsafe { harness_call(f as *const (), &raw mut buf) };
+    let jumped = unsafe { context_call(f as *const (), &raw mut buf) };
     EXPECTING.store(was_expecting, Ordering::SeqCst);
     CURRENT.store(outer, Ordering::SeqCst);
     if jumped == 0 {
@@ -370,7 +281,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
             m.1 = len;
         }
         // SAFETY: `buf` is the live jump buffer set by `panics`.
-        unsafe { harness_longjmp(buf) }
+        unsafe { context_resume(buf) }
     }
     if !buf.is_null() {
         console::print_fmt_unlocked(format_args!("FAILED\n"));
@@ -387,8 +298,8 @@ fn panic(info: &PanicInfo<'_>) -> ! {
             }
         }
         // SAFETY: `buf` is the live jump buffer of the running test, set by
-        // `run` around `harness_call`.
-        unsafe { harness_longjmp(buf) }
+        // `run` around `context_call`.
+        unsafe { context_resume(buf) }
     }
     match location {
         Some(l) => console::print_fmt_unlocked(format_args!(

@@ -21,6 +21,8 @@ mod console;
 mod boot;
 #[cfg(target_arch = "powerpc64")]
 mod bootinfo;
+#[cfg(target_arch = "powerpc64")]
+mod context;
 mod frame;
 #[cfg(target_arch = "powerpc64")]
 #[macro_use]

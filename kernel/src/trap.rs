@@ -534,7 +534,7 @@ pub fn restore_handlers(snap: &HandlerSnapshot) {
 }
 
 /// Handler for an interrupt without its own handler taken in problem
-/// state (SRR1[PR] = 1), or null: set by the process scheduler while
+/// state (`SRR1[PR]` = 1), or null: set by the process scheduler while
 /// processes run, so a process that raises, e.g., a floating-point
 /// unavailable interrupt is killed rather than ending the run.
 static PROBLEM_STATE_FALLBACK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
@@ -631,8 +631,9 @@ impl fmt::Display for TrapFrame {
 }
 
 /// Makes data written at `[start, start + len)` visible to instruction
-/// fetch (Book II §1.8: dcbst, sync, icbi, isync).
-fn sync_icache(start: u64, len: u64) {
+/// fetch (Book II §1.8: dcbst, sync, icbi, isync). The range must be
+/// mapped (or, in real mode, real memory).
+pub fn sync_icache(start: u64, len: u64) {
     const LINE: u64 = 128;
     let mut a = start & !(LINE - 1);
     while a < start + len {

@@ -404,8 +404,8 @@ static SCHED: spin::Mutex<Sched> = spin::Mutex::new(Sched {
 });
 
 /// The kernel context [`run`] saved; only `proc_call` (writing) and the
-/// interrupt return into `proc_resume_kernel` (reading) touch it.
-static mut KERNEL_CONTEXT: KernelContext = KernelContext { regs: [0; 23] };
+/// interrupt return into `context_resume` (reading) touch it.
+static mut KERNEL_CONTEXT: KernelContext = KernelContext::new();
 
 fn sched() -> spin::MutexGuard<'static, Sched> {
     match SCHED.try_lock() {
@@ -524,26 +524,6 @@ fn copy_to_current(ea: u64, data: &[u8]) {
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), ea as *mut u8, data.len()) };
 }
 
-/// Makes stores to `[start, start+len)` visible to instruction fetch.
-fn sync_icache(start: u64, len: u64) {
-    const LINE: u64 = 128;
-    let mut a = start & !(LINE - 1);
-    while a < start + len {
-        // SAFETY: dcbst writes a cache line back; the line is mapped.
-        unsafe { core::arch::asm!("dcbst 0, {0}", in(reg) a, options(nostack)) };
-        a += LINE;
-    }
-    arch_ppc64::instructions::barrier::sync();
-    let mut a = start & !(LINE - 1);
-    while a < start + len {
-        // SAFETY: icbi only invalidates instruction-cache lines.
-        unsafe { core::arch::asm!("icbi 0, {0}", in(reg) a, options(nostack)) };
-        a += LINE;
-    }
-    arch_ppc64::instructions::barrier::sync();
-    arch_ppc64::instructions::barrier::isync();
-}
-
 /// Creates a process that will run `script` (it starts at the next
 /// [`run`]). Returns its pid.
 ///
@@ -579,7 +559,7 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
     });
     let code = user::agent_code();
     copy_to_current(user::TEXT_BASE, code);
-    sync_icache(user::TEXT_BASE, code.len() as u64);
+    trap::sync_icache(user::TEXT_BASE, code.len() as u64);
     copy_to_current(user::SCRIPT_BASE, &bytes);
     mm::with_vmm(|v| v.switch_to(prev)).expect("switch back");
 
@@ -743,7 +723,7 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
     }
     let start = crate::harness::timebase();
     // SAFETY: `enter_first` enters a process and never returns; the way
-    // back is an interrupt handler resuming `proc_resume_kernel` with
+    // back is an interrupt handler resuming `context_resume` with
     // KERNEL_CONTEXT, which restores this frame's callee-saved state. The
     // context is a static, so it outlives the call.
     let back = unsafe { switch::proc_call(enter_first as *const (), &raw mut KERNEL_CONTEXT) };
@@ -958,28 +938,30 @@ fn from_problem_state(frame: &TrapFrame) -> bool {
     frame.srr1 & Msr::PR.bits() != 0
 }
 
-fn on_program(frame: &mut TrapFrame) {
+/// Kills the current process for `cause` if the interrupt came from
+/// problem state; in the kernel it is a bug: panic with the frame.
+fn kill_or_panic(frame: &mut TrapFrame, what: &str, cause: KillCause) {
     if !from_problem_state(frame) {
         panic!(
-            "program interrupt in the kernel at {:#x}\n{frame}",
+            "{what} interrupt in the kernel at {:#x}\n{frame}",
             frame.srr0
         );
     }
-    kill_current(frame, KillCause::Program { srr1: frame.srr1 });
+    kill_current(frame, cause);
+}
+
+fn on_program(frame: &mut TrapFrame) {
+    let cause = KillCause::Program { srr1: frame.srr1 };
+    kill_or_panic(frame, "program", cause);
 }
 
 fn on_alignment(frame: &mut TrapFrame) {
-    if !from_problem_state(frame) {
-        panic!(
-            "alignment interrupt in the kernel at {:#x}\n{frame}",
-            frame.srr0
-        );
-    }
-    kill_current(frame, KillCause::Alignment { dar: frame.dar });
+    let cause = KillCause::Alignment { dar: frame.dar };
+    kill_or_panic(frame, "alignment", cause);
 }
 
 /// Any vector without a handler taken in problem state (the trap
-/// dispatcher only calls this with SRR1[PR] = 1).
+/// dispatcher only calls this with `SRR1[PR]` = 1).
 fn on_unhandled(frame: &mut TrapFrame) {
     kill_current(
         frame,
