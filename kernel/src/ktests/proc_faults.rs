@@ -90,7 +90,11 @@ kernel_test! {
         s.store64(user::TEXT_BASE, 1u64).exit(0u64); // child: killed
         let parent = s.here();
         s.patch_target(at, parent);
-        s.wait().report().exit(3u64);
+        s.wait()
+            .report()
+            .set(user::v(user::SYSCALL_R5_VAR, 0))
+            .report()
+            .exit(3u64);
         let (pids, r) = proc::run_scripts(&[&s]);
         let kid = r.children_of(pids[0])[0];
         let k = kid.killed().expect("child killed");
@@ -98,12 +102,34 @@ kernel_test! {
         assert_eq!(k.reason(), Some(VmFaultReason::Protection));
         assert_eq!(k.address(), Some(user::TEXT_BASE));
         assert_eq!(r.of(pids[0]).status(), Some(3));
-        assert_eq!(r.of(pids[0]).reports, vec![KILLED | k.cause.code()]);
+        assert_eq!(r.of(pids[0]).reports, vec![KILLED | k.cause.code(), 1], "killed flag in r5");
         assert!(proc::stats().killed >= 1);
     }
 }
 
 kernel_test! {
+    fn wait_tells_an_exit_status_that_looks_like_a_kill_from_a_kill() {
+        // The child exits with exactly what a kill would report: only r5
+        // (the killed flag) tells them apart.
+        let fake = KILLED | 0x100;
+        let mut s = Script::new();
+        s.fork();
+        let at = s.here();
+        s.branch_ne(0u64, 0);
+        s.exit(fake); // child
+        let parent = s.here();
+        s.patch_target(at, parent);
+        s.wait()
+            .report()
+            .set(user::v(user::SYSCALL_R5_VAR, 0))
+            .report()
+            .exit(3u64);
+        let (pids, r) = proc::run_scripts(&[&s]);
+        let kid = r.children_of(pids[0])[0];
+        assert_eq!(kid.exit, Exit::Status(fake));
+        assert_eq!(r.of(pids[0]).reports, vec![fake, 0], "not killed: r5 = 0");
+    }
+
     fn privileged_instruction_in_problem_state_kills_with_a_program_interrupt() {
         // Code planted in an as_att64 region (PP 00 with Kp = 0: user
         // read-write, executable) runs: `li r3, 42; blr` answers 42, then

@@ -374,7 +374,8 @@ struct Process {
     dispatches: u64,
     live_children: u32,
     /// Ended children not yet collected by `wait`: (pid, wait value).
-    ended_children: VecDeque<(ProcessId, u64)>,
+    /// Ended children not yet waited for: (pid, wait value, killed).
+    ended_children: VecDeque<(ProcessId, u64, bool)>,
 }
 
 struct Sched {
@@ -884,9 +885,9 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
         }
     }
     if let Some(ppid) = p.parent {
-        let value = match exit {
-            Exit::Status(st) => st,
-            Exit::Killed(k) => KILLED | k.cause.code(),
+        let (value, killed) = match exit {
+            Exit::Status(st) => (st, false),
+            Exit::Killed(k) => (KILLED | k.cause.code(), true),
         };
         if let Some(parent) = s.procs.get_mut(&ppid) {
             parent.live_children -= 1;
@@ -894,9 +895,10 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
                 parent.state = State::Ready;
                 parent.frame.gpr[3] = value;
                 parent.frame.gpr[4] = pid.0 as u64;
+                parent.frame.gpr[5] = killed as u64;
                 s.ready.push_back(ppid);
             } else {
-                parent.ended_children.push_back((pid, value));
+                parent.ended_children.push_back((pid, value, killed));
             }
         }
     }

@@ -2,7 +2,7 @@
 //! process's behalf.
 //!
 //! ABI: r0 = number (the constants below), r3..r8 = arguments, r3 =
-//! result; `wait` also sets r4. The AIX services answer their value on
+//! result; `wait` also sets r4 and r5. The AIX services answer their value on
 //! success and `-errno` on failure, so a result `r` is an error iff
 //! `r >= -4095 as u64` ([`is_error`]); kernel addresses (0xF1.., 0xF2..)
 //! are far below that. Unknown numbers answer `-ENOSYS` (-38). Every
@@ -38,8 +38,10 @@ pub const GETPID: u64 = 1;
 /// `fork()`: 0 in the child, the child's pid in the parent.
 pub const FORK: u64 = 2;
 /// `wait()`: r3 = an ended child's status (or [`super::KILLED`] | code),
-/// r4 = its pid; `-ECHILD` (-10) with no children. Blocks (schedules
-/// others) while children live but none has ended.
+/// r4 = its pid, r5 = 1 if the kernel killed it, 0 if it called `exit`
+/// (a child may exit with a status that looks like `KILLED | code`);
+/// `-ECHILD` (-10) with no children. Blocks (schedules others) while
+/// children live but none has ended.
 pub const WAIT: u64 = 3;
 /// `yield()`: lets the next ready process run.
 pub const YIELD: u64 = 4;
@@ -222,9 +224,10 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
 
 fn wait(s: &mut super::Sched, frame: &mut TrapFrame, pid: vmm::platform::ProcessId) {
     let p = s.procs.get_mut(&pid).expect("current process exists");
-    if let Some((child, value)) = p.ended_children.pop_front() {
+    if let Some((child, value, killed)) = p.ended_children.pop_front() {
         frame.gpr[3] = value;
         frame.gpr[4] = child.0 as u64;
+        frame.gpr[5] = killed as u64;
     } else if p.live_children == 0 {
         frame.gpr[3] = ECHILD;
     } else {

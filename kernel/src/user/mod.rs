@@ -28,9 +28,11 @@
 //!
 //! # System call ABI (`sc`, vector 0xc00)
 //! r0 = system call number ([`crate::proc::syscall`]), r3..r8 = arguments,
-//! r3 = return value (negative = `-errno` for the AIX services), r4 = a
-//! second value where documented (`wait`). Every other register is
-//! preserved.
+//! r3 = return value (negative = `-errno` for the AIX services), r4 and
+//! r5 = more values where documented (`wait`). Every other register is
+//! preserved. After each system call the agent stores r5 in variable
+//! [`SYSCALL_R5_VAR`], so a script can read `wait`'s killed flag as
+//! `v(SYSCALL_R5_VAR, 0)`.
 
 use alloc::vec::Vec;
 use core::arch::global_asm;
@@ -52,6 +54,9 @@ pub const STACK_SIZE: u64 = 64 * 1024;
 pub const VARS_BASE: u64 = DATA_BASE;
 /// Number of variables.
 pub const VARS: usize = 15;
+/// The variable the agent overwrites with r5 after every system call
+/// (scripts keep their own values in the others).
+pub const SYSCALL_R5_VAR: u8 = 14;
 /// The agent's scratch area for effective operands (8 doublewords; the
 /// asm's `UA_EFF` offset from the variables).
 pub const EFF_BASE: u64 = DATA_BASE + 0x80;
@@ -122,6 +127,7 @@ global_asm!(
     .set UA_RESULTS_MAX, 511
     .set UA_SYS_EXIT, 0
     .set UA_SYS_REPORT, 5
+    .set UA_SYSCALL_R5, 14 * 8
 
     .section .text.user_agent, "ax"
     .globl __user_agent_start
@@ -232,6 +238,7 @@ ua_syscall:
     mr      %r8, %r20
     sc
     mr      %r29, %r3
+    std     %r5, UA_SYSCALL_R5(%r28)
     b       ua_record
 ua_beq:
     cmpd    %r29, %r14
@@ -450,7 +457,9 @@ impl Script {
     }
 
     /// `wait()`: the last result is the child's exit status, or a
-    /// [`crate::proc::KILLED`] code (recorded).
+    /// [`crate::proc::KILLED`] code (recorded); variable
+    /// [`SYSCALL_R5_VAR`] then says whether the child was killed (1) or
+    /// exited (0).
     pub fn wait(&mut self) -> &mut Self {
         self.syscall(crate::proc::syscall::WAIT, &[])
     }
