@@ -4,7 +4,7 @@
 #   1. cargo fmt --all --check
 #   2. cargo clippy --workspace --all-targets -- -D warnings        (host)
 #   3. cargo clippy -p kernel -p arch-ppc64 -p vmm --target powerpc64-unknown-linux-gnu -- -D warnings
-#   4. RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p arch-ppc64 -p vmm
+#   4. RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p arch-ppc64 -p vmm, and -p kernel for powerpc64
 #   5. cargo test --workspace   (host unit tests, the emulated-MMU tests,
 #                                and qemu-tests, which boot the kernel)
 # Every step runs even if an earlier one fails; the exit status is non-zero
@@ -35,6 +35,7 @@ step fmt cargo fmt --all --check
 step clippy-host cargo clippy --workspace --all-targets -- -D warnings
 step clippy-ppc64 cargo clippy -p kernel -p arch-ppc64 -p vmm --target powerpc64-unknown-linux-gnu -- -D warnings
 step doc env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p arch-ppc64 -p vmm
+step doc-kernel env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p kernel --target powerpc64-unknown-linux-gnu
 step test cargo test --workspace
 
 echo

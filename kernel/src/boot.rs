@@ -2,7 +2,7 @@
 //!
 //! VOF jumps to the lowest loaded address (not `e_entry`) in 32-bit mode;
 //! SLOF enters at the same place. r5 holds the Open Firmware client-interface
-//! entry in both cases. `_start` sets MSR[SF] (and ME, FP), moves to the
+//! entry in both cases. `_start` sets MSR\[SF\] (and ME, FP), moves to the
 //! link address (0xc000000000400000; real mode ignores the top 4 EA bits),
 //! sets up the stack and TOC, clears BSS and calls [`kernel_entry`].
 

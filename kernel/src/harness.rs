@@ -1,6 +1,6 @@
 //! The in-kernel test harness.
 //!
-//! Tests are registered where they are written with [`kernel_test!`], which
+//! Tests are registered where they are written with [`kernel_test!`](crate::kernel_test), which
 //! places a [`KernelTest`] descriptor in the `.kernel_tests` link section;
 //! the link script brackets it with `__start_kernel_tests` /
 //! `__stop_kernel_tests`, so there is no central list. Tests run in name
@@ -23,7 +23,7 @@ use crate::context::{context_call, context_resume, SavedContext};
 use crate::summary::Summary;
 use crate::{bootinfo, console, rtas};
 
-/// A test registered with [`kernel_test!`].
+/// A test registered with [`kernel_test!`](crate::kernel_test).
 pub struct KernelTest {
     /// `module::path::name`.
     pub name: &'static str,

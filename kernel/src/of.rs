@@ -5,7 +5,7 @@
 //! `KVMPPC_H_VOF_CLIENT` hcall, and SLOF. The argument block is an array of
 //! 32-bit big-endian cells holding 32-bit real addresses. Like Linux's
 //! `enter_prom`, [`OpenFirmware::call`] enters the firmware in 32-bit mode
-//! (MSR[SF] = 0) with real-address stack and buffers, and saves the full
+//! (MSR\[SF\] = 0) with real-address stack and buffers, and saves the full
 //! 64-bit non-volatile registers itself because 32-bit code preserves only
 //! their low halves.
 

@@ -1,7 +1,7 @@
 //! Interrupt vectors, the trap frame and dispatch to Rust handlers.
 //!
 //! Book III-S delivers interrupts at real addresses 0x100..0xf80 with
-//! MSR[IR,DR] = 0 (ISA 3.0 §6.5; QEMU `powerpc_excp_books`): SRR0 holds the
+//! MSR\[IR,DR\] = 0 (ISA 3.0 §6.5; QEMU `powerpc_excp_books`): SRR0 holds the
 //! interrupted (or, for `sc`, the next) instruction, SRR1 the old MSR plus
 //! cause bits, DAR/DSISR describe data faults.
 //!
@@ -27,7 +27,7 @@
 //! once the scratch slots of the PACA are copied into the frame.
 //!
 //! The hypervisor interrupts (0xe00-0xe80, 0x980) are never delivered to a
-//! pseries guest (QEMU raises them only with LPCR[VPM1] or in HV state);
+//! pseries guest (QEMU raises them only with LPCR\[VPM1\] or in HV state);
 //! their stubs exist so a stray one is reported, with SRR0/SRR1 values
 //! that are not meaningful for it.
 //!
@@ -534,7 +534,7 @@ pub fn restore_handlers(snap: &HandlerSnapshot) {
 }
 
 /// Handler for an interrupt without its own handler taken in problem
-/// state (`SRR1[PR]` = 1), or null: set by the process scheduler while
+/// state (`SRR1\[PR\]` = 1), or null: set by the process scheduler while
 /// processes run, so a process that raises, e.g., a floating-point
 /// unavailable interrupt is killed rather than ending the run.
 static PROBLEM_STATE_FALLBACK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());

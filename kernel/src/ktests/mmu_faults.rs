@@ -1,7 +1,7 @@
-//! Real MMU faults reach the hookable vectors: with MSR[DR] = 1, a load
+//! Real MMU faults reach the hookable vectors: with MSR\[DR\] = 1, a load
 //! from a segment the SLB does not map raises a data segment interrupt
 //! (0x380), and a load from a mapped segment with no HPTE raises a data
-//! storage interrupt (0x300) with DSISR[NOPTE] (QEMU mmu-hash64.c; the
+//! storage interrupt (0x300) with DSISR\[NOPTE\] (QEMU mmu-hash64.c; the
 //! vectors the vmm fault path will hook).
 
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -10,7 +10,7 @@
 //!   problem state (the process layer kills the process);
 //! * [`stats`]: counters for the end-of-run banner.
 //!
-//! The kernel runs with MSR[EE] = 0, so the only code that can interrupt a
+//! The kernel runs with MSR\[EE\] = 0, so the only code that can interrupt a
 //! holder of the lock is a storage fault. Code inside [`with_vmm`] must not
 //! touch memory that can fault (VMM-managed segments); if it does, the
 //! fault handler finds the lock taken and panics with a report instead of

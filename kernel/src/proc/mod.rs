@@ -538,7 +538,7 @@ pub fn spawn(script: &Script) -> Result<ProcessId, ProcError> {
 /// [`spawn`] with the AIX address-space model `model`: a 32-bit process
 /// gets its `as_att`/`as_att64`/`vm_guatt` regions in segment registers
 /// 3..13 and 15 (below 4 GB; the agent's own segments 1, 2 and 14 are
-/// below 4 GB too). The agent still runs with MSR[SF] = 1.
+/// below 4 GB too). The agent still runs with MSR\[SF\] = 1.
 ///
 /// # Errors
 /// As [`spawn`].
@@ -963,7 +963,7 @@ fn on_alignment(frame: &mut TrapFrame) {
 }
 
 /// Any vector without a handler taken in problem state (the trap
-/// dispatcher only calls this with `SRR1[PR]` = 1).
+/// dispatcher only calls this with `SRR1\[PR\]` = 1).
 fn on_unhandled(frame: &mut TrapFrame) {
     kill_current(
         frame,
