@@ -79,38 +79,59 @@ fn end_of_run_banner_shows_translation_and_statistics() {
     assert_banners(&run);
 }
 
-#[test]
-fn vof_power9_passes() {
+/// Boots the default kernel under VOF or SLOF (`slof`) on `cpu` and
+/// asserts that it passed and that the banner names that firmware and
+/// that CPU's PVR family.
+fn boot_passes_on(slof: bool, cpu: &str) -> Run {
+    let pvr = match cpu {
+        "POWER8" => "PVR 0x004d",
+        "POWER9" => "PVR 0x004e",
+        "POWER10" => "PVR 0x0080",
+        other => panic!("no PVR known for {other}"),
+    };
     let elf = build_kernel(&[]).unwrap();
-    let run = boot(&elf, &["--cpu", "POWER9", "--timeout", "60"]);
+    let mut args = vec!["--cpu", cpu];
+    args.extend(if slof {
+        ["--slof", "--timeout", "90"]
+    } else {
+        ["--vof", "--timeout", "60"]
+    });
+    let run = boot(&elf, &args);
     assert_passed(&run);
+    let firmware = if slof { "Slof" } else { "Vof" };
     assert!(
-        run.stdout.contains("firmware      : Vof"),
+        run.stdout.contains(&format!("firmware      : {firmware}")),
         "{}",
         run.transcript()
     );
-    assert!(
-        run.stdout.contains("PVR 0x004e"),
-        "POWER9 PVR\n{}",
-        run.transcript()
-    );
+    assert!(run.stdout.contains(pvr), "{cpu} PVR\n{}", run.transcript());
+    run
+}
+
+#[test]
+fn vof_power8_passes() {
+    boot_passes_on(false, "POWER8");
+}
+
+#[test]
+fn vof_power9_passes() {
+    boot_passes_on(false, "POWER9");
 }
 
 #[test]
 fn slof_power8_passes() {
-    let elf = build_kernel(&[]).unwrap();
-    let run = boot(&elf, &["--slof", "--cpu", "POWER8", "--timeout", "90"]);
-    assert_passed(&run);
-    assert!(
-        run.stdout.contains("firmware      : Slof"),
-        "{}",
-        run.transcript()
-    );
-    assert!(
-        run.stdout.contains("PVR 0x004d"),
-        "POWER8 PVR\n{}",
-        run.transcript()
-    );
+    boot_passes_on(true, "POWER8");
+}
+
+#[test]
+fn slof_power9_passes() {
+    boot_passes_on(true, "POWER9");
+}
+
+#[test]
+fn slof_power10_passes() {
+    let run = boot_passes_on(true, "POWER10");
+    assert_banners(&run);
 }
 
 #[test]
@@ -140,58 +161,6 @@ fn vof_power10_two_cpus_one_gib_passes() {
         "{}",
         run.transcript()
     );
-}
-
-#[test]
-fn vof_power8_passes() {
-    let elf = build_kernel(&[]).unwrap();
-    let run = boot(&elf, &["--cpu", "POWER8", "--timeout", "60"]);
-    assert_passed(&run);
-    assert!(
-        run.stdout.contains("firmware      : Vof"),
-        "{}",
-        run.transcript()
-    );
-    assert!(
-        run.stdout.contains("PVR 0x004d"),
-        "POWER8 PVR\n{}",
-        run.transcript()
-    );
-}
-
-#[test]
-fn slof_power9_passes() {
-    let elf = build_kernel(&[]).unwrap();
-    let run = boot(&elf, &["--slof", "--cpu", "POWER9", "--timeout", "90"]);
-    assert_passed(&run);
-    assert!(
-        run.stdout.contains("firmware      : Slof"),
-        "{}",
-        run.transcript()
-    );
-    assert!(
-        run.stdout.contains("PVR 0x004e"),
-        "POWER9 PVR\n{}",
-        run.transcript()
-    );
-}
-
-#[test]
-fn slof_power10_passes() {
-    let elf = build_kernel(&[]).unwrap();
-    let run = boot(&elf, &["--slof", "--cpu", "POWER10", "--timeout", "90"]);
-    assert_passed(&run);
-    assert!(
-        run.stdout.contains("firmware      : Slof"),
-        "{}",
-        run.transcript()
-    );
-    assert!(
-        run.stdout.contains("PVR 0x0080"),
-        "POWER10 PVR\n{}",
-        run.transcript()
-    );
-    assert_banners(&run);
 }
 
 #[test]
