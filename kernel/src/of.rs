@@ -144,7 +144,7 @@ pub struct OpenFirmware {
 /// The 32-bit real address of kernel memory `p` (the kernel is linked at
 /// 0xc000000000400000 and loaded below 4 GiB).
 fn real32<T: ?Sized>(p: *const T) -> u32 {
-    let real = (p as *const u8 as u64) & 0x0fff_ffff_ffff_ffff;
+    let real = crate::bootinfo::virt_to_real(p as *const u8 as u64);
     u32::try_from(real).expect("kernel memory below 4 GiB")
 }
 
