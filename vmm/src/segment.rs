@@ -220,6 +220,7 @@ pub struct Segment {
     attach_count: u32,
     hold_count: u32,
     delete_pending: bool,
+    orphaned: bool,
 }
 
 impl Segment {
@@ -233,6 +234,7 @@ impl Segment {
             attach_count: 0,
             hold_count: 0,
             delete_pending: false,
+            orphaned: false,
         }
     }
 
@@ -266,9 +268,19 @@ impl Segment {
         self.hold_count
     }
 
-    /// Deletion was requested while the segment was held or attached.
+    /// `vms_delete` was asked while the segment was held: it stays fully
+    /// usable (it can be mapped again, fork inherits it) and is destroyed
+    /// at the last put, which also takes down its mappings.
     pub fn delete_pending(&self) -> bool {
         self.delete_pending
+    }
+
+    /// The mapping that owned the segment went away while something else
+    /// still maps or holds it: it is destroyed with its last detach or put
+    /// and stays fully usable until then. Unlike [`Self::delete_pending`],
+    /// a put does not take its mappings down.
+    pub fn orphaned(&self) -> bool {
+        self.orphaned
     }
 
     /// Whether `page` is addressable: below the size and, for a view, inside
@@ -665,7 +677,7 @@ impl SegmentTable {
         })
     }
 
-    /// Marks a working segment for deletion whatever its attachments (its
+    /// Marks a working segment as orphaned whatever its attachments (its
     /// owner went away): it is destroyed now if nothing holds or attaches
     /// it, else at the last put/detach. Marking twice is harmless.
     pub fn orphan(&mut self, sid: Sid) -> Result<Disposal, SegmentError> {
@@ -673,7 +685,7 @@ impl SegmentTable {
         if s.kind != SegmentKind::Working {
             return Err(SegmentError::WrongKind(sid));
         }
-        s.delete_pending = true;
+        s.orphaned = true;
         Ok(match self.destroy_if_done(sid) {
             Some(r) => Disposal::Destroyed(r),
             None => Disposal::Kept,
@@ -682,7 +694,7 @@ impl SegmentTable {
 
     fn destroy_if_done(&mut self, sid: Sid) -> Option<Released> {
         let s = self.segments.get(&sid)?;
-        if s.delete_pending && s.hold_count == 0 && s.attach_count == 0 {
+        if (s.delete_pending || s.orphaned) && s.hold_count == 0 && s.attach_count == 0 {
             let mut s = self.segments.remove(&sid)?;
             Some(s.drain())
         } else {
@@ -860,6 +872,11 @@ mod tests {
         t.attach(sid(6)).unwrap();
         assert_eq!(t.orphan(sid(6)), Ok(Disposal::Kept));
         assert_eq!(t.orphan(sid(6)), Ok(Disposal::Kept));
+        let s = t.get(sid(6)).unwrap();
+        assert!(
+            s.orphaned() && !s.delete_pending(),
+            "orphaned, not vms_deleted"
+        );
         assert_eq!(t.detach(sid(6)).unwrap().len(), 1);
         assert!(t.is_empty());
     }

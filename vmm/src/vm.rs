@@ -651,11 +651,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             return Err(AdspaceError::Occupied(esid).into());
         }
         let seg = self.segments.get(sid)?;
+        // A segment waiting for deletion (held, or orphaned but still
+        // attached) stays fully usable until it is destroyed: AIX lets the
+        // held handle be attached again, and fork inherits its mappings.
         if seg.kind() != &SegmentKind::Working {
             return Err(SegmentError::WrongKind(sid).into());
-        }
-        if seg.delete_pending() {
-            return Err(SegmentError::DeletePending(sid).into());
         }
         let size = seg.size_pages();
         if let Some(w) = &opts.window {
@@ -729,14 +729,21 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// `as_seth64`: maps `sid` at `esid` of `space`, replacing whatever was
     /// mapped there (returned). If the new mapping cannot be made, the old
     /// one stays as it was.
+    ///
+    /// Re-setting the segment an owning mapping already maps there keeps
+    /// the ownership: the new mapping owns it, so it is still deleted when
+    /// that mapping goes (at exit).
     pub fn replace(
         &mut self,
         space: SpaceRef,
         esid: Esid,
         sid: Sid,
-        opts: MapOptions,
+        mut opts: MapOptions,
     ) -> Result<(Handle, Option<Mapping>), VmError> {
         let old = self.space_mut(space)?.remove(esid).ok();
+        opts.owned |= old
+            .as_ref()
+            .is_some_and(|m| m.owned && m.handle.sid() == sid);
         match self.map(space, esid, sid, opts) {
             Err(e) => {
                 if let Some(m) = old {
@@ -773,8 +780,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 
     /// Detaches a mapping taken out of its address space: its view goes,
-    /// an owned segment is deleted (unless `keep` names it: it was mapped
-    /// again in its place).
+    /// an owned segment is orphaned, so deleted once nothing maps or holds
+    /// it (unless `keep` names it: it was mapped again in its place, and
+    /// the new mapping took the ownership over).
     fn release_mapping(&mut self, m: &Mapping, keep: Option<Sid>) -> Result<(), VmError> {
         let sid = m.handle.sid();
         let released = self.segments.detach(m.view.unwrap_or(sid))?;
@@ -1802,17 +1810,17 @@ mod tests {
         // Held: stays usable until the last put, then goes everywhere.
         v.hold_segment(b).unwrap();
         assert_eq!(v.delete_segment(b), Ok(false));
-        assert_eq!(
-            v.map(
-                SpaceRef::Process(q),
-                Esid::new(2),
-                b,
-                MapOptions::new(SegKey::PRIV)
-            ),
-            Err(VmError::Segment(SegmentError::DeletePending(b)))
-        );
+        // It even maps again (AIX: the held handle can be attached).
+        v.map(
+            SpaceRef::Process(q),
+            Esid::new(2),
+            b,
+            MapOptions::new(SegKey::PRIV),
+        )
+        .unwrap();
         touch(&mut v, ea(2, 0), false, Privilege::Problem).unwrap();
         assert_eq!(v.put_segment(b), Ok(true));
+        assert!(v.space(q).unwrap().is_empty(), "q's new mapping went too");
         assert_eq!(
             touch(&mut v, ea(2, 0), false, Privilege::Problem),
             Err(VmFaultReason::NoSegment)
@@ -1936,6 +1944,95 @@ mod tests {
         v.destroy_space(p).unwrap();
         v.delete_segment(a).unwrap();
         v.delete_segment(b).unwrap();
+        empty(&v);
+    }
+
+    /// A segment waiting for deletion is still a segment: it maps, fork
+    /// inherits it, and it goes when the last hold or mapping does. Both
+    /// ways of waiting: a `vms_delete` deferred by a hold, and an owned
+    /// segment shared across fork whose owner exited (orphaned).
+    #[test]
+    fn segments_waiting_for_deletion_map_and_fork() {
+        let mut v = vmm();
+        // Held and deleted: maps again, and the fork inherits it.
+        let held = user_segment(&mut v, 1);
+        let p = current_space(&mut v, 1, held, MapOptions::new(SegKey::PRIV));
+        v.hold_segment(held).unwrap();
+        assert!(!v.delete_segment(held).unwrap(), "deferred while held");
+        v.map(
+            SpaceRef::Process(p),
+            Esid::new(2),
+            held,
+            MapOptions::new(SegKey::PRIV),
+        )
+        .unwrap();
+        let c = v.fork(p).unwrap();
+        assert_eq!(v.segments().get(held).unwrap().attach_count(), 4);
+        v.check_invariants().unwrap();
+        // The last put takes every mapping down with the segment.
+        assert!(v.put_segment(held).unwrap());
+        assert!(v.space(p).unwrap().is_empty() && v.space(c).unwrap().is_empty());
+        v.destroy_space(c).unwrap();
+
+        // Owned by p, shared with a child, p exits: the child forks on.
+        let data = user_segment(&mut v, 1);
+        let mut o = MapOptions::new(SegKey::PRIV);
+        o.owned = true;
+        v.map(SpaceRef::Process(p), Esid::new(3), data, o).unwrap();
+        touch(&mut v, ea(3, 0), true, Privilege::Problem).unwrap();
+        let c = v.fork(p).unwrap();
+        v.destroy_space(p).unwrap();
+        let s = v.segments().get(data).unwrap();
+        assert!(s.orphaned() && !s.delete_pending());
+        let g = v.fork(c).unwrap();
+        assert_eq!(
+            v.space(g).unwrap().get(Esid::new(3)).unwrap().handle.sid(),
+            data
+        );
+        // A hold and put on an orphan does not take its mappings down.
+        v.hold_segment(data).unwrap();
+        assert!(!v.put_segment(data).unwrap());
+        assert_eq!(v.segments().get(data).unwrap().attach_count(), 2);
+        v.check_invariants().unwrap();
+        v.destroy_space(c).unwrap();
+        v.destroy_space(g).unwrap();
+        assert!(
+            v.segments().get(data).is_err(),
+            "gone with its last mapping"
+        );
+        empty(&v);
+    }
+
+    /// `as_seth64` of the segment an owning mapping already maps at that
+    /// ESID (its handle from `as_getsrval64`) keeps it owned: the exit
+    /// still deletes it, its frames and its HPTEs.
+    #[test]
+    fn re_setting_an_owned_segment_keeps_it_owned() {
+        let mut v = vmm();
+        let data = user_segment(&mut v, 2);
+        let mut o = MapOptions::new(SegKey::PRIV);
+        o.owned = true;
+        let p = current_space(&mut v, 4, data, o);
+        touch(&mut v, ea(4, 1), true, Privilege::Problem).unwrap();
+        let sp = SpaceRef::Process(p);
+        let (_, old) = v
+            .replace(sp, Esid::new(4), data, MapOptions::new(SegKey::PRIV))
+            .unwrap();
+        assert!(old.unwrap().owned);
+        assert!(v.mapping(sp, Esid::new(4)).unwrap().owned);
+        assert_eq!(v.segments().get(data).unwrap().attach_count(), 1);
+        touch(&mut v, ea(4, 0), true, Privilege::Problem).unwrap();
+        v.check_invariants().unwrap();
+        // Another segment at that ESID still releases the owned one.
+        let other = user_segment(&mut v, 1);
+        v.replace(sp, Esid::new(5), data, MapOptions::new(SegKey::PRIV))
+            .unwrap();
+        v.replace(sp, Esid::new(4), other, MapOptions::new(SegKey::PRIV))
+            .unwrap();
+        assert!(v.segments().get(data).unwrap().orphaned());
+        v.destroy_space(p).unwrap();
+        assert!(v.segments().get(data).is_err());
+        v.delete_segment(other).unwrap();
         empty(&v);
     }
 

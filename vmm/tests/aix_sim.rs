@@ -186,3 +186,41 @@ fn seth64_failure_keeps_an_owned_segment() {
     assert_eq!(h.load(ea + 5, USR), Ok(0));
     assert!(h.aix_ref().vm().vmm().segments().get(data).is_err());
 }
+
+/// `as_seth64` of a process's own data segment (mapped by the kernel with
+/// `owned`) at its own address, with the handle `as_getsrval64` gave, keeps
+/// the segment owned: the exit deletes it with its frames and HPTEs.
+#[test]
+fn seth64_of_an_owned_segment_at_its_own_address_keeps_it_owned() {
+    use aix_common::*;
+    use arch_ppc64::addr::Esid;
+    use vmm::adspace::SegKey;
+    use vmm::aix::*;
+    use vmm::segment::PageProt;
+    use vmm::sid::SidKind;
+    use vmm::vm::{MapOptions, SpaceRef};
+    let mut h: SimHarness = setup();
+    let before = h.core_snapshot();
+    let id = h.aix().vm().space_id(Space::Process(P1)).unwrap();
+    let vmm = h.aix().vm_mut().vmm_mut();
+    let data = vmm
+        .create_segment(SidKind::User, SEGSIZE, PageProt::USER_RW)
+        .unwrap();
+    let mut opts = MapOptions::new(SegKey::PRIV);
+    opts.owned = true;
+    vmm.map(SpaceRef::Process(id), Esid::new(0x20), data, opts)
+        .unwrap();
+    let ea = 0x20u64 << SEGSHIFT;
+    h.store(ea + 9, USR, 0x42).unwrap();
+    let hnd = h.aix().as_getsrval64(ea).unwrap();
+    h.aix().as_seth64(ea, hnd).unwrap();
+    assert_eq!(h.load(ea + 9, USR), Ok(0x42), "the same segment, re-set");
+    h.set_env(Environment::KernelProcess);
+    h.aix().exit(P1).unwrap();
+    h.aix().create_process(P1, AddressModel::Bits64).unwrap();
+    assert_eq!(
+        h.core_snapshot(),
+        before,
+        "segment, frames, HPTEs and SIDs all released at exit"
+    );
+}

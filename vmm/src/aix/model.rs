@@ -340,9 +340,6 @@ impl AixVm for ModelVm {
             .segments
             .get(&how.sid)
             .ok_or(CoreError::NoSuchSegment(how.sid))?;
-        if seg.delete_pending {
-            return Err(CoreError::DeletePending(how.sid));
-        }
         if let Some(w) = &how.window {
             if w.start >= w.end || w.end > seg.pages {
                 return Err(CoreError::BadRange);

@@ -535,16 +535,17 @@ impl<V: AixVm> Aix<V> {
             .map(|(s, _)| *s)
     }
 
-    /// Whether `sid` may be mapped where a process can reach it: it exists,
-    /// is not being deleted, and is not `vm_galloc` memory. `Err(true)` =
-    /// galloc.
+    /// Whether `sid` may be mapped where a process can reach it: it exists
+    /// and is not `vm_galloc` memory. A segment whose `vms_delete` waits
+    /// for the last put is still attachable: the hold exists so that the
+    /// handle can be attached elsewhere. `Err(true)` = galloc.
     fn attachable(&self, sid: u64) -> Result<(), bool> {
         if self.galloc_sids.contains(&sid) {
             return Err(true);
         }
         match self.vm.segment(sid) {
-            Some(info) if !info.delete_pending => Ok(()),
-            _ => Err(false),
+            Some(_) => Ok(()),
+            None => Err(false),
         }
     }
 
@@ -979,8 +980,8 @@ impl<V: AixVm> Aix<V> {
     /// Environment: process or interrupt.
     ///
     /// # Errors
-    /// [`VmAttError::BadHandle`], [`VmAttError::NoSuchSegment`] (also for a
-    /// segment `vms_delete`d while held),
+    /// [`VmAttError::BadHandle`], [`VmAttError::NoSuchSegment`] (a segment
+    /// `vms_delete`d while held is still attachable until its last put),
     /// [`VmAttError::NoFreeRegion`] (logged as an error),
     /// [`VmAttError::NoMemory`].
     pub fn vm_att(&mut self, handle: vmhandle_t, offset: u64) -> Result<u64, VmAttError> {
@@ -988,7 +989,6 @@ impl<V: AixVm> Aix<V> {
         let info = self
             .vm
             .segment(h.sid())
-            .filter(|i| !i.delete_pending)
             .ok_or(VmAttError::NoSuchSegment { sid: h.sid() })?;
         let owner = self.current_context();
         let range =

@@ -1109,17 +1109,70 @@ pub fn as_geth64_hold_defers_vms_delete<H: Harness>() {
     h.store(a, USR, 0x34).unwrap();
     let e = refused(&mut h, |x| x.vms_delete(vmid));
     assert_eq!(e, VmsDeleteError::BadVmid { vmid });
-    // Deleted: no new mappings of it, anywhere.
-    let e = refused(&mut h, |x| x.as_att64(hnd, 0));
-    assert_eq!(e, AsAtt64Error::NoSuchSegment { sid: vmid as u64 });
-    assert_eq!(e.errno(), Errno::Inval);
-    let e = refused(&mut h, |x| x.vm_att(hnd, 0));
-    assert_eq!(e, VmAttError::NoSuchSegment { sid: vmid as u64 });
     h.aix().as_puth64(a, g).unwrap();
     assert!(h.load(a, USR).is_err(), "destroyed at the last put");
     assert!(h.aix_ref().vm().segment(vmid as u64).is_none());
     let e = refused(&mut h, |x| x.as_puth64(a, g));
     assert_eq!(e, AsPuth64Error::NoHold { sid: vmid as u64 });
+    // Destroyed: the handle attaches nowhere any more.
+    let e = refused(&mut h, |x| x.as_att64(hnd, 0));
+    assert_eq!(e, AsAtt64Error::NoSuchSegment { sid: vmid as u64 });
+    assert_eq!(e.errno(), Errno::Inval);
+    let e = refused(&mut h, |x| x.vm_att(hnd, 0));
+    assert_eq!(e, VmAttError::NoSuchSegment { sid: vmid as u64 });
+}
+
+/// AIX as_geth64: the handle "can then be used with the as_att64 or vm_att
+/// kernel service to make the object addressable at a different location"
+/// and the segment "is protected from deletion until the as_puth64 kernel
+/// service is called". So after a deferred `vms_delete` the held handle
+/// still attaches (as_att64, as_att, vm_att), fork inherits the mappings,
+/// and the last put takes every one of them down with the segment.
+pub fn deferred_delete_keeps_the_segment_fully_usable<H: Harness>() {
+    let (mut h, vmid, hnd) = setup_object::<H>(VM_PRIV);
+    let a = h.aix().as_att64(hnd, 0).unwrap();
+    h.store(a + 8, USR, 0x5C).unwrap();
+    let held = h.aix().as_geth64(a).unwrap();
+    h.aix().vms_delete(vmid).unwrap();
+    assert!(
+        h.aix_ref()
+            .vm()
+            .segment(vmid as u64)
+            .unwrap()
+            .delete_pending
+    );
+    // Addressable at a different location, three ways.
+    let b = h.aix().as_att64(held, 8).unwrap();
+    assert_ne!(b >> SEGSHIFT, a >> SEGSHIFT);
+    assert_eq!(h.load(b, USR), Ok(0x5C));
+    let adsp = h.aix().getadsp().unwrap().as_ptr();
+    let c = h.aix().as_att(adsp, held, 8).unwrap();
+    assert_eq!(h.load(c, USR), Ok(0x5C));
+    let v = h.aix().vm_att(held, 8).unwrap();
+    assert_eq!(h.load(v, SUP), Ok(0x5C));
+    h.store(v, SUP, 0x5D).unwrap();
+    assert_eq!(h.load(b, USR), Ok(0x5D), "one segment behind every alias");
+    // Fork inherits the regions of the held segment.
+    h.aix().fork(P1, P2).unwrap();
+    h.set_env(Environment::Process(P2));
+    assert_eq!(h.load(a + 8, USR), Ok(0x5D));
+    assert_eq!(h.load(b, USR), Ok(0x5D));
+    h.store(b, USR, 0x5E).unwrap();
+    // The last put (in the parent) destroys it and every mapping of it.
+    h.set_env(Environment::Process(P1));
+    assert_eq!(h.load(a + 8, USR), Ok(0x5E), "the child's store is seen");
+    h.aix().vm_det(v).unwrap();
+    h.aix().as_puth64(a, held).unwrap();
+    assert!(h.aix_ref().vm().segment(vmid as u64).is_none());
+    for ea in [a, b, c] {
+        assert!(
+            h.load(ea, USR).is_err(),
+            "{ea:#x} taken down at the last put"
+        );
+    }
+    h.set_env(Environment::Process(P2));
+    assert!(h.load(a, USR).is_err(), "the child's mappings too");
+    assert!(h.load(b, USR).is_err());
 }
 
 pub fn as_geth64_refusals<H: Harness>() {
@@ -1646,6 +1699,7 @@ macro_rules! aix_suite {
             as_seth64_refusals,
             as_seth64_refuses_reserved_registers,
             as_geth64_hold_defers_vms_delete,
+            deferred_delete_keeps_the_segment_fully_usable,
             as_geth64_refusals,
             as_puth64_refusals,
             mixed_key_handle_round_trips,
