@@ -203,7 +203,10 @@ struct MSeg {
     default_pp: u8,
     pp: BTreeMap<u32, u8>,
     data: BTreeMap<u32, u8>,
+    /// `delete_segment` deferred by a hold: revoked at the last put.
     pending: bool,
+    /// Its owning mapping went: destroyed with the last mapping or hold.
+    orphaned: bool,
     holds: u32,
 }
 
@@ -286,7 +289,7 @@ impl Model {
         let dead: Vec<Sid> = self
             .segs
             .iter()
-            .filter(|(s, g)| g.pending && g.holds == 0 && self.refs(**s) == 0)
+            .filter(|(s, g)| (g.pending || g.orphaned) && g.holds == 0 && self.refs(**s) == 0)
             .map(|(s, _)| *s)
             .collect();
         for s in dead {
@@ -304,7 +307,7 @@ impl Model {
         let m = self.procs[proc].maps.remove(&esid)?;
         if m.owned {
             if let Some(s) = self.segs.get_mut(&m.seg) {
-                s.pending = true;
+                s.orphaned = true;
             }
         }
         self.collect();
@@ -363,6 +366,7 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
                     pp: BTreeMap::new(),
                     data: BTreeMap::new(),
                     pending: false,
+                    orphaned: false,
                     holds: 0,
                 },
             );
@@ -401,7 +405,8 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
                 sid,
                 options(&m),
             );
-            let ok = !model.procs[p].maps.contains_key(&esid) && !model.segs[&sid].pending;
+            // A segment waiting for deletion still maps.
+            let ok = !model.procs[p].maps.contains_key(&esid);
             assert_eq!(r.is_ok(), ok, "map {op:?}: {r:?}");
             if ok {
                 assert_eq!(r.unwrap().sid(), sid);
@@ -467,6 +472,7 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
                     pp: BTreeMap::new(),
                     data: BTreeMap::new(),
                     pending: false,
+                    orphaned: false,
                     holds: 0,
                 },
             );
@@ -537,14 +543,8 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
                 return;
             }
             let parent = model.procs[p].clone();
-            // A shared mapping of a deleted segment cannot be re-attached.
-            let ok = parent
-                .maps
-                .values()
-                .all(|m| m.fork != ForkAction::Share || !model.segs[&m.seg].pending);
-            let r = env.vmm.fork(parent.id);
-            assert_eq!(r.is_ok(), ok, "fork: {r:?}");
-            let Ok(child) = r else { return };
+            // Segments waiting for deletion are inherited like any other.
+            let child = env.vmm.fork(parent.id).expect("fork");
             let mut maps = BTreeMap::new();
             for (&esid, m) in &parent.maps {
                 let mut c = m.clone();
@@ -558,6 +558,7 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
                         let mut s = model.segs[&m.seg].clone();
                         s.sid = new_sid;
                         s.pending = false;
+                        s.orphaned = false;
                         s.holds = 0;
                         model.segs.insert(new_sid, s);
                         c.seg = new_sid;
@@ -630,16 +631,22 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
         Op::Put { seg } => {
             let Some(sid) = model.seg_at(seg) else { return };
             let r = env.vmm.put_segment(sid);
+            let refs = model.refs(sid);
             let s = model.segs.get_mut(&sid).unwrap();
             if s.holds == 0 {
                 assert!(r.is_err(), "put without a hold: {r:?}");
                 return;
             }
             s.holds -= 1;
-            let gone = s.pending && s.holds == 0;
+            // The last put of a deleted segment revokes its mappings; an
+            // orphan only goes if nothing maps it any more.
+            let revoked = s.pending && s.holds == 0;
+            let gone = revoked || (s.orphaned && s.holds == 0 && refs == 0);
             assert_eq!(r, Ok(gone));
-            if gone {
+            if revoked {
                 model.revoke(sid);
+            }
+            if gone {
                 model.segs.remove(&sid);
                 model.collect();
             }
