@@ -59,6 +59,6 @@ pub use core_vm::CoreVm;
 pub use error::*;
 pub use handle::{vm_handle, HandleError, VmHandle, VmKey};
 pub use services::{
-    AddressModel, Aix, AixConfig, Allocation, Attachment, Bookkeeping, ProcessError,
-    SHMAT_BASE_ESID, SHMAT_END_ESID, USER_ADDR_END_32, USER_ADDR_END_64,
+    AddressModel, Aix, AixConfig, AixConfigError, Allocation, Attachment, Bookkeeping, LayoutRange,
+    ProcessError, SHMAT_BASE_ESID, SHMAT_END_ESID, USER_ADDR_END_32, USER_ADDR_END_64,
 };

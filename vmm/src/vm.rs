@@ -622,10 +622,15 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
 
     // --- address spaces ---------------------------------------------------
 
-    /// Creates an empty process address space.
+    /// Creates an empty process address space. Ids are handed out in
+    /// order and wrap around after 2^32 of them, skipping ids still alive,
+    /// so a long-running kernel never reuses a live space's id.
     pub fn create_space(&mut self) -> SpaceId {
-        let id = SpaceId(self.next_space);
-        self.next_space += 1;
+        let mut id = SpaceId(self.next_space);
+        while self.spaces.contains_key(&id) {
+            id = SpaceId(id.0.wrapping_add(1));
+        }
+        self.next_space = id.0.wrapping_add(1);
         self.spaces.insert(id, AddressSpace::new());
         id
     }
@@ -2034,6 +2039,18 @@ mod tests {
         assert!(v.segments().get(data).is_err());
         v.delete_segment(other).unwrap();
         empty(&v);
+    }
+
+    #[test]
+    fn space_ids_wrap_around_live_ones() {
+        let mut v = vmm();
+        let first = v.create_space();
+        assert_eq!(first, SpaceId(1));
+        v.next_space = u32::MAX;
+        assert_eq!(v.create_space(), SpaceId(u32::MAX));
+        assert_eq!(v.create_space(), SpaceId(0));
+        assert_eq!(v.create_space(), SpaceId(2), "1 is still alive");
+        assert_eq!(v.spaces().count(), 4);
     }
 
     /// R and C recorded for page `page` of working segment `sid`.

@@ -4,7 +4,7 @@ mod aix_common;
 
 use aix_common::Harness;
 use vmm::aix::model::ModelVm;
-use vmm::aix::{Aix, AixConfig, MappingInfo, SegmentInfo, Space};
+use vmm::aix::{Aix, AixConfig, AixConfigError, MappingInfo, SegmentInfo, Space};
 use vmm::platform::{Environment, Privilege};
 
 struct ModelHarness {
@@ -15,10 +15,10 @@ impl Harness for ModelHarness {
     type Vm = ModelVm;
     type Snapshot = (Vec<(u64, SegmentInfo)>, Vec<(Space, u64, MappingInfo)>);
 
-    fn with_config(config: AixConfig) -> Self {
-        ModelHarness {
-            aix: Aix::with_config(ModelVm::new(), config),
-        }
+    fn try_with_config(config: AixConfig) -> Result<Self, AixConfigError> {
+        Ok(ModelHarness {
+            aix: Aix::with_config(ModelVm::new(), config)?,
+        })
     }
     fn aix(&mut self) -> &mut Aix<ModelVm> {
         &mut self.aix

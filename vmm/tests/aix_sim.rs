@@ -11,7 +11,7 @@ mod aix_common;
 
 use aix_common::Harness;
 use arch_ppc64::addr::EffectiveAddress;
-use vmm::aix::{Aix, AixConfig, CoreVm, Space};
+use vmm::aix::{Aix, AixConfig, AixConfigError, CoreVm, Space};
 use vmm::platform::{Environment, FrameAllocator, Privilege};
 use vmm::sim::{Machine, SimConfig, SimHpt, SimMemory, SimSlb};
 use vmm::vm::Vmm;
@@ -37,16 +37,16 @@ impl Harness for SimHarness {
     type Vm = Core;
     type Snapshot = CoreSnap;
 
-    fn with_config(config: AixConfig) -> Self {
+    fn try_with_config(config: AixConfig) -> Result<Self, AixConfigError> {
         let machine = Machine::new(SimConfig::default()).unwrap();
         let vmm = Vmm::new(machine.hpt(), machine.slb(), machine.memory(), 2).unwrap();
         let core = CoreVm::new(vmm);
         let mut h = SimHarness {
             machine,
-            aix: Aix::with_config(core, config),
+            aix: Aix::with_config(core, config)?,
         };
         h.aix.vm_mut().switch_to(Space::Kernel).unwrap();
-        h
+        Ok(h)
     }
     fn aix(&mut self) -> &mut Aix<Core> {
         &mut self.aix

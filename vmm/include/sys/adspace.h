@@ -39,7 +39,9 @@ extern caddr_t as_att(adspace_t *adsp, vmhandle_t vmhandle, caddr_t offset);
 extern int as_det(adspace_t *adsp, caddr_t eaddr);
 
 /* The handle at addr, with a hold that defers deletion until as_puth;
- * INVLSID if nothing is mapped there. Process environment. */
+ * INVLSID if nothing is mapped there, or if addr is a vm_guatt attachment
+ * (its handle would reach every page of the vm_galloc region, not only the
+ * attached ones). Process environment. */
 extern vmhandle_t as_geth(adspace_t *adsp, caddr_t addr);
 
 /* Release one as_geth hold (a put without a get is logged and ignored). */
@@ -63,15 +65,19 @@ extern int as_det64(unsigned long long addr64);
 extern int as_seth64(unsigned long long addr64, vmhandle_t vmhandle);
 
 /* The handle at addr64 with a hold that defers deletion until as_puth64;
- * INVLSID out of range or unmapped. Process environment. */
+ * INVLSID out of range or unmapped, and for an address attached with
+ * vm_guatt: that handle would let as_att64 map the whole vm_galloc region,
+ * bypassing the pages vm_guatt allowed. While held, the segment stays fully
+ * usable after vms_delete: the handle can be attached again with as_att64,
+ * as_att or vm_att, and fork inherits its mappings. Process environment. */
 extern vmhandle_t as_geth64(unsigned long long addr64);
 
 /* Release the as_geth64 hold named by vmhandle. 0, or EINVAL out of range or
  * without a matching as_geth64 (never counted below zero). */
 extern int as_puth64(unsigned long long addr64, vmhandle_t vmhandle);
 
-/* as_geth64 without a hold. Interrupt environment only for 32-bit address
- * spaces and kernel processes. */
+/* as_geth64 without a hold (INVLSID in the same cases). Interrupt
+ * environment only for 32-bit address spaces and kernel processes. */
 extern vmhandle_t as_getsrval64(unsigned long long addr64);
 
 #ifdef __cplusplus

@@ -72,8 +72,8 @@ _Static_assert(EINVAL == 22 && ENOMEM == 12 && ENOSPC == 28,
 
 /* Allocate size bytes (rounded up to 4K) of zero-filled global kernel
  * memory in segments of its own; the address is stored in *eaddr.
- * 0, EINVAL (bad type or size, interrupt environment), ENOSPC (range
- * exhausted), ENOMEM (SIDs or metadata; frames are taken at first touch).
+ * 0, EINVAL (bad type, size <= 0, interrupt environment), ENOSPC (range
+ * exhausted, or any positive size too large for it), ENOMEM (SIDs or metadata; frames are taken at first touch).
  * Process environment. */
 extern int vm_galloc(int type, vmsize_t size, ulong *eaddr);
 
@@ -112,7 +112,10 @@ extern int vms_create(vmid_t *vmid, int type, dev_t dev, vmsize_t size, vmsize_t
                       vmsize_t downlim);
 
 /* Delete a vms_create segment; deferred while an as_geth/as_geth64 hold is
- * outstanding (it stays usable until the last put). 0 or EINVAL. */
+ * outstanding. Until the last put it stays fully usable: the held handle
+ * can still be attached with as_att, as_att64 or vm_att, and fork inherits
+ * its mappings; the last put takes every mapping down with it. 0 or
+ * EINVAL. */
 extern int vms_delete(vmid_t vmid);
 
 /* The errno the last failed as_att64 of the current context set (0 if

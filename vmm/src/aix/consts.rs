@@ -7,7 +7,7 @@
 //! `vmm/include/sys/vmuser.h` exports the same names and values; a test
 //! compares the two.
 
-use super::ctypes::{vmhandle_t, vmkey_t, vmsize_t};
+use super::ctypes::{vmhandle_t, vmkey_t};
 use core::ffi::{c_int, c_long};
 
 /// `vm_galloc`/`vms_create` type flag: a working-storage segment (anonymous,
@@ -65,10 +65,6 @@ pub const SIDMAX: u64 = (1 << L2SIDLIMIT) - 1;
 /// return on error. No valid handle equals it: a valid handle has its low
 /// nine bits clear, this value has them set.
 pub const INVLSID: vmhandle_t = SIDMAX;
-
-/// Largest `vm_galloc`/`vms_create` size accepted before rounding, in bytes.
-/// Sizes are `vmsize_t`; this keeps the page rounding from overflowing.
-pub const VMSIZE_MAX: vmsize_t = vmsize_t::MAX - PAGESIZE as vmsize_t;
 
 #[cfg(test)]
 mod tests {

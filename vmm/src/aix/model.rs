@@ -90,7 +90,7 @@ impl ModelVm {
     /// Lets `more` further segments be created, then fails with
     /// [`Shortage::Sids`].
     pub fn limit_sids(&mut self, more: u64) {
-        self.sid_limit = self.next_sid + more;
+        self.sid_limit = self.next_sid.saturating_add(more);
     }
 
     /// Number of live segments.

@@ -24,6 +24,7 @@ use core::ffi::{c_int, c_long};
 use core::ops::Range;
 use core::ptr::NonNull;
 
+use arch_ppc64::addr::Esid;
 use arch_ppc64::structures::hpte::Pp;
 
 use crate::adspace::{ForkAction, SegKey};
@@ -31,7 +32,7 @@ use crate::platform::{Environment, ProcessId};
 use crate::segment::{PageProt, ViewProt};
 
 use super::adsp::{adspace_t, SegmentRegister};
-use super::backend::{AixVm, CoreError, MappingInfo, Space};
+use super::backend::{AixVm, CoreError, MappingInfo, Space, KERNEL_ESID_BASE};
 use super::consts::*;
 use super::ctypes::{vmhandle_t, vmid_t, vmkey_t, vmsize_t};
 use super::error::*;
@@ -65,14 +66,131 @@ pub struct AixConfig {
     pub vm_att_slots: u64,
 }
 
+impl AixConfig {
+    /// The layout in the module table.
+    pub const DEFAULT: AixConfig = AixConfig {
+        galloc_base_esid: 0xF100_0000_0000_0000 >> SEGSHIFT,
+        galloc_segments: 4096,
+        vm_att_base_esid: 0xF200_0000_0000_0000 >> SEGSHIFT,
+        vm_att_slots: 16,
+    };
+
+    /// Checks the layout: each range holds at least one segment, lies in
+    /// the kernel half of the address space (ESIDs from
+    /// [`KERNEL_ESID_BASE`], so it never lands in a process's segments)
+    /// and ends at or below the last ESID, and the two ranges do not
+    /// overlap. A layout that passes keeps every address the services
+    /// compute from it inside 64 bits.
+    ///
+    /// # Errors
+    /// [`AixConfigError::Empty`], [`AixConfigError::OutsideKernelHalf`],
+    /// [`AixConfigError::Overlap`].
+    pub const fn validate(&self) -> Result<(), AixConfigError> {
+        let galloc = match esid_range(
+            LayoutRange::Galloc,
+            self.galloc_base_esid,
+            self.galloc_segments,
+        ) {
+            Ok(r) => r,
+            Err(e) => return Err(e),
+        };
+        let vm_att = match esid_range(LayoutRange::VmAtt, self.vm_att_base_esid, self.vm_att_slots)
+        {
+            Ok(r) => r,
+            Err(e) => return Err(e),
+        };
+        if galloc.start < vm_att.end && vm_att.start < galloc.end {
+            return Err(AixConfigError::Overlap);
+        }
+        Ok(())
+    }
+
+    /// The `vm_galloc` ESIDs (for a validated layout).
+    fn galloc_esids(&self) -> Range<u64> {
+        self.galloc_base_esid..self.galloc_base_esid + self.galloc_segments
+    }
+
+    /// The `vm_att` window's ESIDs (for a validated layout).
+    fn vm_att_esids(&self) -> Range<u64> {
+        self.vm_att_base_esid..self.vm_att_base_esid + self.vm_att_slots
+    }
+}
+
+const _: () = assert!(AixConfig::DEFAULT.validate().is_ok());
+
 impl Default for AixConfig {
     fn default() -> Self {
-        AixConfig {
-            galloc_base_esid: 0xF100_0000_0000_0000 >> SEGSHIFT,
-            galloc_segments: 4096,
-            vm_att_base_esid: 0xF200_0000_0000_0000 >> SEGSHIFT,
-            vm_att_slots: 16,
+        AixConfig::DEFAULT
+    }
+}
+
+/// One of the ranges of an [`AixConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutRange {
+    /// [`AixConfig::galloc_base_esid`], [`AixConfig::galloc_segments`].
+    Galloc,
+    /// [`AixConfig::vm_att_base_esid`], [`AixConfig::vm_att_slots`].
+    VmAtt,
+}
+
+/// Why [`Aix::with_config`] refused a layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AixConfigError {
+    /// The range has no segments.
+    Empty(LayoutRange),
+    /// The range starts below [`KERNEL_ESID_BASE`] (in the processes'
+    /// half) or ends past the last ESID ([`Esid::MAX`]).
+    OutsideKernelHalf {
+        /// Which range.
+        range: LayoutRange,
+        /// Its first ESID.
+        base_esid: u64,
+        /// Its length in segments.
+        segments: u64,
+    },
+    /// The `vm_galloc` range and the `vm_att` window share segments.
+    Overlap,
+}
+
+impl core::fmt::Display for AixConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AixConfigError::Empty(r) => write!(f, "the {r:?} range has no segments"),
+            AixConfigError::OutsideKernelHalf {
+                range,
+                base_esid,
+                segments,
+            } => write!(
+                f,
+                "the {range:?} range ({segments} segments from ESID {base_esid:#x}) is not inside the kernel half [{KERNEL_ESID_BASE:#x}, {:#x}]",
+                Esid::MAX
+            ),
+            AixConfigError::Overlap => write!(f, "the Galloc and VmAtt ranges overlap"),
         }
+    }
+}
+
+/// `segments` ESIDs from `base`, checked to be non-empty and inside the
+/// kernel half without overflowing.
+const fn esid_range(
+    range: LayoutRange,
+    base_esid: u64,
+    segments: u64,
+) -> Result<Range<u64>, AixConfigError> {
+    if segments == 0 {
+        return Err(AixConfigError::Empty(range));
+    }
+    let outside = AixConfigError::OutsideKernelHalf {
+        range,
+        base_esid,
+        segments,
+    };
+    if base_esid < KERNEL_ESID_BASE {
+        return Err(outside);
+    }
+    match base_esid.checked_add(segments) {
+        Some(end) if end <= Esid::MAX + 1 => Ok(base_esid..end),
+        _ => Err(outside),
     }
 }
 
@@ -99,14 +217,15 @@ pub struct Allocation {
 }
 
 impl Allocation {
+    /// Whether [kaddr, kaddr + size) lies inside the allocation. Computed
+    /// on offsets from its start, so an allocation that ends at the top of
+    /// the address space (start + bytes = 2^64) is no special case.
     fn contains(&self, kaddr: u64, size: vmsize_t) -> bool {
-        if size <= 0 {
+        if size <= 0 || kaddr < self.start {
             return false;
         }
-        match kaddr.checked_add(size as u64) {
-            Some(end) => kaddr >= self.start && end <= self.start + self.bytes,
-            None => false,
-        }
+        let off = kaddr - self.start;
+        off < self.bytes && size as u64 <= self.bytes - off
     }
 }
 
@@ -204,8 +323,10 @@ pub struct Aix<V: AixVm> {
     retired_adspaces: Vec<Box<adspace_t>>,
 }
 
+/// A positive `size` rounded up to 4 KB, in `u64`: at most 2^63, so the
+/// rounding cannot overflow even for `LONG_MAX`.
 fn round_to_page(size: vmsize_t) -> Option<u64> {
-    if size <= 0 || size > VMSIZE_MAX {
+    if size <= 0 {
         return None;
     }
     Some((size as u64).div_ceil(PAGESIZE) * PAGESIZE)
@@ -283,11 +404,20 @@ fn seg_key(key: VmKey) -> SegKey {
 impl<V: AixVm> Aix<V> {
     /// The services over `vm` with the default layout.
     pub fn new(vm: V) -> Self {
-        Self::with_config(vm, AixConfig::default())
+        // AixConfig::DEFAULT is checked at compile time.
+        Self::with_valid_config(vm, AixConfig::DEFAULT)
     }
 
     /// The services over `vm` with layout `config`.
-    pub fn with_config(vm: V, config: AixConfig) -> Self {
+    ///
+    /// # Errors
+    /// The layout's [`AixConfig::validate`] error; nothing is built.
+    pub fn with_config(vm: V, config: AixConfig) -> Result<Self, AixConfigError> {
+        config.validate()?;
+        Ok(Self::with_valid_config(vm, config))
+    }
+
+    fn with_valid_config(vm: V, config: AixConfig) -> Self {
         let mut contexts = BTreeMap::new();
         contexts.insert(Space::Kernel, Context::new(AddressModel::Bits32));
         let mut aix = Aix {
@@ -688,7 +818,9 @@ impl<V: AixVm> Aix<V> {
     /// [`VmGallocError::MissingWorking`] / [`VmGallocError::UnknownTypeFlags`]
     /// for a bad `type`; [`VmGallocError::BadSize`] for `size <= 0`;
     /// [`VmGallocError::RangeExhausted`] (`ENOSPC`) when no run of free
-    /// segments is left; [`VmGallocError::NoMemory`] (`ENOMEM`) when the
+    /// segments is left, which includes every positive size larger than
+    /// the range (up to `LONG_MAX`, whose rounding up to 4 KB does not
+    /// fit `vmsize_t`); [`VmGallocError::NoMemory`] (`ENOMEM`) when the
     /// core runs out of SIDs or metadata.
     pub fn vm_galloc(&mut self, type_flags: c_int, size: vmsize_t) -> Result<u64, VmGallocError> {
         if self.in_interrupt("vm_galloc") {
@@ -700,12 +832,12 @@ impl<V: AixVm> Aix<V> {
         if !type_flags_ok(type_flags) {
             return Err(VmGallocError::UnknownTypeFlags { type_flags });
         }
+        // Any positive size rounds without overflow; one too large for the
+        // range is ENOSPC below, never EINVAL.
         let bytes = round_to_page(size).ok_or(VmGallocError::BadSize { size })?;
         let segments = bytes.div_ceil(SEGSIZE);
-        let range = self.config.galloc_base_esid
-            ..self.config.galloc_base_esid + self.config.galloc_segments;
         let base = self
-            .free_run(Space::Kernel, range, segments)
+            .free_run(Space::Kernel, self.config.galloc_esids(), segments)
             .ok_or(VmGallocError::RangeExhausted { segments })?;
         let prot = page_prot(type_flags);
         let mut sids = Vec::new();
@@ -869,14 +1001,15 @@ impl<V: AixVm> Aix<V> {
         let a = self
             .allocation_containing(kaddr, size)
             .ok_or(VmGuattError::NotInAllocation { kaddr, size })?;
-        let end = kaddr + size as u64;
-        let first = (kaddr - a.start) >> SEGSHIFT;
-        let last = (end - 1 - a.start) >> SEGSHIFT;
+        // Offsets from the allocation's start: it may end at the top of
+        // the address space, where kaddr + size would wrap.
+        let off = kaddr - a.start;
+        let off_end = off + size as u64;
         let mut parts = Vec::new();
-        for seg in first..=last {
-            let lo_ea = a.start + (seg << SEGSHIFT);
-            let lo = kaddr.max(lo_ea) - lo_ea;
-            let hi = end.min(lo_ea + SEGSIZE) - lo_ea;
+        for seg in off >> SEGSHIFT..=(off_end - 1) >> SEGSHIFT {
+            let seg_off = seg << SEGSHIFT;
+            let lo = off.max(seg_off) - seg_off;
+            let hi = off_end.min(seg_off + SEGSIZE) - seg_off;
             let window = (lo / PAGESIZE) as u32..hi.div_ceil(PAGESIZE) as u32;
             parts.push((a.sids[seg as usize], Some(window)));
         }
@@ -991,9 +1124,7 @@ impl<V: AixVm> Aix<V> {
             .segment(h.sid())
             .ok_or(VmAttError::NoSuchSegment { sid: h.sid() })?;
         let owner = self.current_context();
-        let range =
-            self.config.vm_att_base_esid..self.config.vm_att_base_esid + self.config.vm_att_slots;
-        let Some(esid) = self.free_run(Space::Kernel, range, 1) else {
+        let Some(esid) = self.free_run(Space::Kernel, self.config.vm_att_esids(), 1) else {
             log::error!("vm_att: no free region for handle {handle:#x} (AIX would panic); refused");
             return Err(VmAttError::NoFreeRegion);
         };
@@ -1295,6 +1426,8 @@ impl<V: AixVm> Aix<V> {
 
     /// `as_geth`: the handle in the segment register of `addr` in `adsp`,
     /// with a hold that defers the segment's deletion until `as_puth`.
+    /// A register holding a `vm_guatt` attachment gives no handle
+    /// ([`AsGethError::GlobalMemory`]), as for [`Aix::as_geth64`].
     ///
     /// Environment: process only.
     ///
@@ -1561,7 +1694,14 @@ impl<V: AixVm> Aix<V> {
 
     /// `as_geth64`: the handle of the segment at `addr64` in the current
     /// process, with a hold that defers its deletion (`vms_delete`) until
-    /// `as_puth64`.
+    /// `as_puth64`. Until then the segment stays fully usable: the handle
+    /// can be attached again ([`Aix::as_att64`], [`Aix::as_att`],
+    /// [`Aix::vm_att`]) and fork inherits its mappings.
+    ///
+    /// An address attached with [`Aix::vm_guatt`] gives no handle
+    /// ([`AsGeth64Error::GlobalMemory`], C `INVLSID`): the handle names the
+    /// whole `vm_galloc` segment, so `as_att64` with it would reach pages
+    /// outside the window `vm_guatt` allowed.
     ///
     /// Environment: process only.
     ///

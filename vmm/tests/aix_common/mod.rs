@@ -31,8 +31,12 @@ pub trait Harness: Sized {
     type Vm: AixVm;
     /// Observable state for before/after comparisons.
     type Snapshot: PartialEq + core::fmt::Debug;
+    /// A fresh machine with the services over it, if `config` is valid.
+    fn try_with_config(config: AixConfig) -> Result<Self, AixConfigError>;
     /// A fresh machine with the services over it.
-    fn with_config(config: AixConfig) -> Self;
+    fn with_config(config: AixConfig) -> Self {
+        Self::try_with_config(config).expect("a valid layout")
+    }
     /// The services.
     fn aix(&mut self) -> &mut Aix<Self::Vm>;
     /// The services, shared.
@@ -191,11 +195,177 @@ pub fn galloc_refuses_bad_type<H: Harness>() {
 
 pub fn galloc_refuses_bad_size<H: Harness>() {
     let mut h = setup::<H>();
-    for size in [0, -1, i64::MIN, i64::MAX] {
+    for size in [0, -1, i64::MIN] {
         let e = refused(&mut h, |a| a.vm_galloc(V_WORKING, size));
         assert_eq!(e, VmGallocError::BadSize { size });
         assert_eq!(e.errno(), Errno::Inval);
     }
+}
+
+/// A positive size that cannot be satisfied is ENOSPC, never EINVAL, also
+/// where rounding it up to 4 KB would overflow `vmsize_t`.
+pub fn galloc_too_large_is_enospc<H: Harness>() {
+    let mut h = setup::<H>();
+    let range = AixConfig::default().galloc_segments;
+    for size in [
+        (range * SEGSIZE + 1) as i64,
+        0x7fff_ffff_ffff_efff,
+        0x7fff_ffff_ffff_f000,
+        0x7fff_ffff_ffff_f001,
+        i64::MAX,
+    ] {
+        let e = refused(&mut h, |a| a.vm_galloc(V_WORKING, size));
+        let segments = (size as u64).div_ceil(SEGSIZE);
+        assert_eq!(e, VmGallocError::RangeExhausted { segments }, "{size:#x}");
+        assert_eq!(e.errno(), Errno::NoSpc);
+    }
+}
+
+/// The layout is checked when the services are built: empty ranges,
+/// ranges that leave the kernel half or wrap past the last ESID, and
+/// overlapping ranges are refused; a range that ends exactly at the top of
+/// the address space is fine.
+pub fn layout_is_validated<H: Harness>() {
+    let d = AixConfig::default();
+    let top = (1u64 << 36) - 1;
+    let bad = [
+        (
+            AixConfig {
+                galloc_segments: 0,
+                ..d
+            },
+            AixConfigError::Empty(LayoutRange::Galloc),
+        ),
+        (
+            AixConfig {
+                vm_att_slots: 0,
+                ..d
+            },
+            AixConfigError::Empty(LayoutRange::VmAtt),
+        ),
+        (
+            AixConfig {
+                galloc_segments: u64::MAX,
+                ..d
+            },
+            AixConfigError::OutsideKernelHalf {
+                range: LayoutRange::Galloc,
+                base_esid: d.galloc_base_esid,
+                segments: u64::MAX,
+            },
+        ),
+        (
+            AixConfig {
+                vm_att_slots: u64::MAX,
+                ..d
+            },
+            AixConfigError::OutsideKernelHalf {
+                range: LayoutRange::VmAtt,
+                base_esid: d.vm_att_base_esid,
+                segments: u64::MAX,
+            },
+        ),
+        (
+            AixConfig {
+                galloc_base_esid: top,
+                galloc_segments: 2,
+                ..d
+            },
+            AixConfigError::OutsideKernelHalf {
+                range: LayoutRange::Galloc,
+                base_esid: top,
+                segments: 2,
+            },
+        ),
+        (
+            // In the user half, galloc memory would land in the kernel
+            // process's segment registers.
+            AixConfig {
+                galloc_base_esid: 3,
+                ..d
+            },
+            AixConfigError::OutsideKernelHalf {
+                range: LayoutRange::Galloc,
+                base_esid: 3,
+                segments: d.galloc_segments,
+            },
+        ),
+        (
+            AixConfig {
+                vm_att_base_esid: (1 << 35) - 1,
+                vm_att_slots: 2,
+                ..d
+            },
+            AixConfigError::OutsideKernelHalf {
+                range: LayoutRange::VmAtt,
+                base_esid: (1 << 35) - 1,
+                segments: 2,
+            },
+        ),
+        (
+            AixConfig {
+                vm_att_base_esid: d.galloc_base_esid + 4095,
+                ..d
+            },
+            AixConfigError::Overlap,
+        ),
+    ];
+    for (config, want) in bad {
+        assert_eq!(config.validate(), Err(want), "{config:?}");
+        assert_eq!(H::try_with_config(config).err(), Some(want), "{config:?}");
+    }
+    let ok = AixConfig {
+        galloc_base_esid: top,
+        galloc_segments: 1,
+        ..d
+    };
+    assert_eq!(ok.validate(), Ok(()));
+    assert!(H::try_with_config(ok).is_ok());
+}
+
+/// A galloc range and a vm_att window in the very last segment of the
+/// address space: every service works there and nothing wraps.
+pub fn ranges_at_the_top_of_the_address_space<H: Harness>() {
+    let top = (1u64 << 36) - 1;
+    let mut h = setup_with::<H>(AixConfig {
+        galloc_base_esid: top,
+        galloc_segments: 1,
+        vm_att_base_esid: top - 1,
+        vm_att_slots: 1,
+    });
+    let k = h.aix().vm_galloc(V_WORKING, SEGSIZE as i64).unwrap();
+    assert_eq!(k, 0xFFFF_FFFF_F000_0000);
+    let e = refused(&mut h, |a| a.vm_galloc(V_WORKING, 1));
+    assert_eq!(e, VmGallocError::RangeExhausted { segments: 1 });
+    // The last page, and the whole allocation.
+    let last = k + (SEGSIZE - K);
+    let u = h
+        .aix()
+        .vm_guatt(last, K as i64, VM_PRIV, VU_ANYWHERE)
+        .unwrap();
+    h.store(u + K - 1, USR, 0x7E).unwrap();
+    assert_eq!(h.load(u64::MAX, SUP), Ok(0x7E));
+    let w = h
+        .aix()
+        .vm_guatt(k, SEGSIZE as i64, VM_PRIV, VU_ANYWHERE)
+        .unwrap();
+    assert_eq!(h.load(w + (SEGSIZE - 1), USR), Ok(0x7E));
+    // Ranges that would wrap past 2^64 are not in the allocation.
+    for (kaddr, size) in [(last, K as i64 + 1), (u64::MAX, 2), (k, i64::MAX)] {
+        let e = refused(&mut h, |a| a.vm_guatt(kaddr, size, VM_PRIV, VU_ANYWHERE));
+        assert_eq!(e, VmGuattError::NotInAllocation { kaddr, size });
+        let e = refused(&mut h, |a| a.vm_gudet(kaddr, u, size, VU_ANYWHERE));
+        assert_eq!(e, VmGudetError::NotAllocated { kaddr, size });
+    }
+    h.aix().vm_gudet(last, u, K as i64, VU_ANYWHERE).unwrap();
+    h.aix().vm_gudet(k, w, SEGSIZE as i64, VU_ANYWHERE).unwrap();
+    // vm_att in the window just below.
+    let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
+    let hnd = vm_handle(vmid, VM_PRIV).unwrap().raw();
+    let v = h.aix().vm_att(hnd, u64::MAX).unwrap();
+    assert_eq!(v, ((top - 1) << SEGSHIFT) | 0x0FFF_FFFF);
+    h.aix().vm_det(v).unwrap();
+    h.aix().vm_gfree(k, SEGSIZE as i64).unwrap();
 }
 
 pub fn galloc_enospc_when_range_exhausted<H: Harness>() {
@@ -1185,8 +1355,12 @@ pub fn as_geth64_refusals<H: Harness>() {
     assert_eq!(e, AsGeth64Error::Unmapped { addr: SHMAT_BASE });
     let k = h.aix().vm_galloc(V_WORKING, K as i64).unwrap();
     let u = h.aix().vm_guatt(k, K as i64, VM_PRIV, VU_ANYWHERE).unwrap();
+    // A vm_guatt address gives no handle (C: INVLSID): as_att64 with it
+    // would reach the whole allocation, not only the attached page.
     let e = refused(&mut h, |x| x.as_geth64(u));
     assert_eq!(e, AsGeth64Error::GlobalMemory { addr: u });
+    let e = refused(&mut h, |x| x.as_getsrval64(u + 1));
+    assert_eq!(e, AsGeth64Error::GlobalMemory { addr: u + 1 });
     h.set_env(Environment::Interrupt);
     let e = refused(&mut h, |x| x.as_geth64(u));
     assert_eq!(e, AsGeth64Error::WrongEnvironment);
@@ -1657,6 +1831,9 @@ macro_rules! aix_suite {
             galloc_multi_segment_is_contiguous,
             galloc_refuses_bad_type,
             galloc_refuses_bad_size,
+            galloc_too_large_is_enospc,
+            layout_is_validated,
+            ranges_at_the_top_of_the_address_space,
             galloc_enospc_when_range_exhausted,
             galloc_enomem_when_sids_run_out,
             galloc_refused_in_interrupt,
