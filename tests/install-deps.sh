@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building and booting the kernel needs, saying what it does:
 # QEMU for ppc64, GNU binutils for powerpc64 (the linker), gdb-multiarch,
-# and the Rust powerpc64-unknown-linux-gnu target. Quiet when all present.
+# gcc and g++ (the C/C++ header tests), and the Rust
+# powerpc64-unknown-linux-gnu target. Quiet when all present.
 set -euo pipefail
 
 missing=()
 command -v qemu-system-ppc64 >/dev/null 2>&1 || missing+=(qemu-system-ppc)
 command -v powerpc64-linux-gnu-ld >/dev/null 2>&1 || missing+=(binutils-powerpc64-linux-gnu)
 command -v gdb-multiarch >/dev/null 2>&1 || missing+=(gdb-multiarch)
+# The C header and harness tests compile C (gcc) and C++17 (g++).
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
 
 if ((${#missing[@]})); then
     echo "install-deps: installing missing packages: ${missing[*]}" >&2

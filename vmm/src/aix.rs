@@ -13,7 +13,7 @@
 //! * with feature `c-abi`, module `cabi` exports the services with AIX's
 //!   exact names and C signatures, returning AIX's values, on a global
 //!   instance the embedding kernel installs; the header is
-//!   `vmm/include/sys/{vmuser,adspace}.h` and [`abi`] keeps the two in
+//!   `vmm/include/sys/{vmuser,adspace,seg}.h` and [`abi`] keeps the two in
 //!   step.
 //!
 //! ```

@@ -11,17 +11,35 @@
  * function, except as_att64 (see sys/adspace.h), which returns 0 and leaves
  * the cause for vmm_errno().
  *
- * The values are kept equal to the Rust side by vmm/tests/aix_header.rs.
+ * Refusals and anomalies (a service called from the wrong environment, a
+ * bad vm_det address, a vm_att with no free region) are also reported
+ * through the Rust `log` crate, to whatever logger the embedder installed.
+ *
+ * On a host, the harness of tests/cabi (header tests/cabi/c/cabi.h, see
+ * README.md) installs the services over an emulated MMU and delivers those
+ * log records to a C callback or stderr.
+ *
+ * The header compiles as C11 and as C++ (C++11 or later). The values are
+ * kept equal to the Rust side by vmm/tests/aix_header.rs.
  */
 #ifndef VMM_SYS_VMUSER_H
 #define VMM_SYS_VMUSER_H
+
+#include "seg.h"
+
+/* static_assert in C++, _Static_assert in C11: the header compiles as both. */
+#ifdef __cplusplus
+#define VMM_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define VMM_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-_Static_assert(sizeof(long) == 8 && sizeof(void *) == 8,
-               "the AIX services use the LP64 model of the 64-bit kernel");
+VMM_STATIC_ASSERT(sizeof(long) == 8 && sizeof(void *) == 8,
+                  "the AIX services use the LP64 model of the 64-bit kernel");
 
 /* Types of the 64-bit AIX kernel (sys/vm_types.h, sys/types.h). Each
  * typedef names the same type glibc uses for that name, so a hosted
@@ -57,18 +75,12 @@ typedef unsigned long dev_t;      /* ignored by vms_create for working segments 
 #ifndef ENOSPC
 #define ENOSPC 28
 #endif
-_Static_assert(EINVAL == 22 && ENOMEM == 12 && ENOSPC == 28,
-               "the services return AIX errno values");
+VMM_STATIC_ASSERT(EINVAL == 22 && ENOMEM == 12 && ENOSPC == 28,
+                  "the services return AIX errno values");
 
-/* segments (sys/seg.h) */
-#define SEGSHIFT 28
-#define SEGSIZE 0x10000000UL
-#define SEGOFFSET 0x0FFFFFFFUL
-#define NSEGS 16
+/* Segments: SEGSHIFT, SEGSIZE, SEGOFFSET, NSEGS, L2SIDLIMIT, SIDMAX and
+ * INVLSID come from sys/seg.h (included above), where AIX defines them. */
 #define PAGESIZE 4096
-#define L2SIDLIMIT 35
-#define SIDMAX 0x7FFFFFFFFUL
-#define INVLSID 0x7FFFFFFFFUL  /* error value of as_geth64 / as_getsrval64 */
 
 /* Allocate size bytes (rounded up to 4K) of zero-filled global kernel
  * memory in segments of its own; the address is stored in *eaddr.

@@ -1,5 +1,5 @@
 //! The table of the C interface: every constant and every function the
-//! header `vmm/include/sys/{vmuser,adspace}.h` declares, as the Rust side
+//! header `vmm/include/sys/{vmuser,adspace,seg}.h` declares, as the Rust side
 //! defines them.
 //!
 //! The test `vmm/tests/aix_header.rs` turns this table into C

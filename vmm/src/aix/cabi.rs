@@ -21,6 +21,12 @@
 //! after [`INTERRUPT_LOCK_TRIES`]; the process-environment ones wait
 //! longer ([`PROCESS_LOCK_TRIES`]), so that on a multiprocessor a call is
 //! refused only when another processor holds the lock for very long.
+//!
+//! Guard: services that may only be used from some contexts (an emulated
+//! machine that belongs to one thread) are installed with
+//! [`install_guarded`]; every entry then asks the [`Guard`] first and,
+//! when it says no, logs the guard's reason and answers its error value
+//! without touching the services.
 
 use core::ffi::{c_int, c_long, c_ulonglong, c_void};
 use core::ptr;
@@ -200,8 +206,22 @@ impl<V: AixVm + 'static> AixServices for Aix<V> {
     }
 }
 
-/// The installed services.
-struct Installed(&'static mut dyn AixServices);
+/// Who may call the installed services: checked by every C entry before it
+/// touches them (see [`install_guarded`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Guard {
+    /// Whether the calling context may use the services.
+    pub allowed: fn() -> bool,
+    /// Why a call was refused, logged after the entry's name when
+    /// `allowed` says no ("called from a thread other than ...").
+    pub refusal: &'static str,
+}
+
+/// The installed services and who may call them.
+struct Installed {
+    services: &'static mut dyn AixServices,
+    guard: Option<Guard>,
+}
 
 // SAFETY: `Installed` is only reached through `SERVICES`' lock, so one
 // thread at a time uses it. Whether the object may move between threads at
@@ -235,7 +255,38 @@ pub const PROCESS_LOCK_TRIES: usize = 1 << 20;
 pub unsafe fn install(
     services: &'static mut dyn AixServices,
 ) -> Option<&'static mut dyn AixServices> {
-    SERVICES.lock().replace(Installed(services)).map(|i| i.0)
+    SERVICES
+        .lock()
+        .replace(Installed {
+            services,
+            guard: None,
+        })
+        .map(|i| i.services)
+}
+
+/// Installs `services` as [`install`] does, with a [`Guard`] every C
+/// function consults before using them: a call the guard does not allow is
+/// logged with the guard's reason and answered with the function's error
+/// value. [`with_services`] does not consult it. Returns the previous
+/// object.
+///
+/// # Safety
+///
+/// As for [`install`]: if `services` is not `Send`, the guard must refuse
+/// every thread but the installing one for as long as they stay installed
+/// (and the installer must not use them from elsewhere through
+/// [`with_services`]).
+pub unsafe fn install_guarded(
+    services: &'static mut dyn AixServices,
+    guard: Guard,
+) -> Option<&'static mut dyn AixServices> {
+    SERVICES
+        .lock()
+        .replace(Installed {
+            services,
+            guard: Some(guard),
+        })
+        .map(|i| i.services)
 }
 
 /// Installs thread-safe `services` (see [`install`]); returns the previous
@@ -250,20 +301,22 @@ pub fn install_send(
 /// Removes the installed services (the C functions answer their error
 /// values again) and gives them back.
 pub fn uninstall() -> Option<&'static mut dyn AixServices> {
-    SERVICES.lock().take().map(|i| i.0)
+    SERVICES.lock().take().map(|i| i.services)
 }
 
 /// Runs `f` on the installed services under the same lock the C
 /// functions take; `None` if none are installed. For the embedder's own
 /// work on the services (process hooks through
-/// [`AixServices::as_any_mut`]).
+/// [`AixServices::as_any_mut`]). It does not consult the [`Guard`]: the
+/// embedder answers for its own calls.
 pub fn with_services<R>(f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
-    SERVICES.lock().as_mut().map(|i| f(&mut *i.0))
+    SERVICES.lock().as_mut().map(|i| f(&mut *i.services))
 }
 
 /// Runs `f` on the installed services, trying the lock at most
 /// [`PROCESS_LOCK_TRIES`] times (process-environment entries); `None` if
-/// none are installed or the lock stayed busy.
+/// none are installed, the [`Guard`] refused the caller or the lock stayed
+/// busy.
 fn with<R>(name: &str, f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
     with_tries(name, PROCESS_LOCK_TRIES, f)
 }
@@ -276,14 +329,17 @@ fn with_bounded<R>(name: &str, f: impl FnOnce(&mut dyn AixServices) -> R) -> Opt
 
 fn with_tries<R>(name: &str, tries: usize, f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
     for _ in 0..tries {
-        if let Some(mut guard) = SERVICES.try_lock() {
-            return match guard.as_mut() {
-                Some(i) => Some(f(&mut *i.0)),
-                None => {
-                    log::warn!("{name}: no AIX services installed");
-                    None
-                }
+        if let Some(mut installed) = SERVICES.try_lock() {
+            let refusal = match installed.as_mut() {
+                None => "no AIX services installed",
+                Some(Installed { guard: Some(g), .. }) if !(g.allowed)() => g.refusal,
+                Some(i) => return Some(f(&mut *i.services)),
             };
+            // Logged without the lock: a logger that calls back into the
+            // services must not find it held.
+            drop(installed);
+            log::warn!("{name}: {refusal}; refused");
+            return None;
         }
         core::hint::spin_loop();
     }

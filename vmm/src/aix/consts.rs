@@ -4,7 +4,7 @@
 //!
 //! Each constant has the C type the services take it in, so a Rust caller
 //! passes it exactly as a C caller would. The C header
-//! `vmm/include/sys/vmuser.h` exports the same names and values; a test
+//! `vmm/include/sys/{vmuser,adspace,seg}.h` exports the same names and values; a test
 //! compares the two.
 
 use super::ctypes::{vmhandle_t, vmkey_t};
