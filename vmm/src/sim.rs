@@ -17,17 +17,44 @@
 //! [`Machine::set_tlb_enabled`]): forgetting `slbie` before overwriting a
 //! valid SLB entry leaves old translations usable, as it would under QEMU.
 //!
-//! Not modelled: real mode, AMR/IAMR (always 0, so storage keys never
-//! deny), large-page mixes within a segment.
+//! # The page table: pseries or native
+//!
+//! [`Machine::hpt`] is the pseries stand-in the host tests run on: the
+//! table as a guest sees it through QEMU's PAPR hcalls, the hypervisor's
+//! rules ([`papr`]) on top of the architected table:
+//!
+//! * `H_ENTER` ([`HptBackend::insert`]) refuses with
+//!   [`HptError::Parameter`] a page size the default pseries machine does
+//!   not offer (L = 1 with anything but the 64K encoding), a page in RAM
+//!   whose WIMG is not exactly M, and a page outside RAM that is not I or
+//!   I|M (G allowed, W not). It accepts an entry with V = 0, which then
+//!   sits invalid in its slot. It stores doubleword 0 with the software
+//!   bits 0x60 cleared and [`papr::HYPERVISOR_DIRTY`] (0x40) set; the
+//!   bolted bit 0x10 survives.
+//! * `H_REMOVE` returns the old entry, R and C included, and leaves
+//!   [`papr::REMOVED`] in the slot: a later `H_READ` shows R = C = 0.
+//!
+//! So no host test can pass on an entry a pseries kernel could never
+//! insert. [`Machine::native_hpt`] is the same table without those rules,
+//! as [`NativeHpt`] gives it to a kernel that owns the table (powernv):
+//! any WIMG, V required, a removal clears only V. Tests of architected
+//! behaviour that PAPR refuses (a guarded RAM page) use it. The two
+//! handles are views of one table; a test uses one of them.
+//!
+//! # Accesses
 //!
 //! [`Machine`] and the backend handles ([`SimHpt`], [`SimSlb`],
 //! [`SimMemory`]) share one state, the way a kernel and its MMU share the
 //! hardware: give the handles to the VMM, run accesses through the
 //! machine. Accesses ([`Machine::load_u64`] etc.) call a [`FaultHandler`] on
 //! each interrupt and retry, as the interrupt vectors would.
+//!
+//! Not modelled: real mode, AMR/IAMR (always 0, so storage keys never
+//! deny), large-page mixes within a segment.
 
 mod memory;
 mod pager;
+pub mod papr;
 mod slb;
 #[cfg(test)]
 mod tests;
@@ -116,10 +143,13 @@ pub struct Machine {
     state: Shared,
 }
 
-/// The machine's HPT as an [`HptBackend`] (a handle sharing the machine).
+/// The machine's HPT as an [`HptBackend`] (a handle sharing the machine):
+/// as a pseries guest sees it ([`Machine::hpt`]) or as the native table
+/// ([`Machine::native_hpt`]); see the module documentation.
 #[derive(Clone)]
 pub struct SimHpt {
     state: Shared,
+    papr: bool,
 }
 
 /// Why a machine could not be built.
@@ -150,10 +180,23 @@ impl Machine {
         })
     }
 
-    /// The HPT backend handle.
+    /// The HPT backend handle a pseries kernel would have: the table
+    /// behind QEMU's PAPR hcalls, with their checks and stored bits (see
+    /// the module documentation). Host tests of the VMM use this one.
     pub fn hpt(&self) -> SimHpt {
         SimHpt {
             state: self.state.clone(),
+            papr: true,
+        }
+    }
+
+    /// The HPT backend handle a kernel owning the table would have
+    /// (powernv): [`NativeHpt`]'s architected operations, no hypervisor
+    /// policy.
+    pub fn native_hpt(&self) -> SimHpt {
+        SimHpt {
+            state: self.state.clone(),
+            papr: false,
         }
     }
 
@@ -492,14 +535,45 @@ impl HptBackend for SimHpt {
         self.state.borrow().hpt.pteg_count()
     }
 
+    /// Native: [`NativeHpt`]'s insert. PAPR: `H_ENTER`, refusing what
+    /// QEMU refuses ([`papr::h_enter_entry`]) and storing what it stores;
+    /// an entry with V = 0 goes into a free slot like a valid one.
     fn insert(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
-        self.state.borrow_mut().hpt.insert(group, slot, hpte)
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
+        if !self.papr {
+            return st.hpt.insert(group, slot, hpte);
+        }
+        let stored = papr::h_enter_entry(hpte, st.mem.len())?;
+        if stored.is_valid() {
+            return st.hpt.insert(group, slot, stored);
+        }
+        if group.as_u64() >= st.hpt.pteg_count() || slot.is_some_and(|s| s >= Ptex::SLOTS_PER_PTEG)
+        {
+            return Err(HptError::Parameter);
+        }
+        let free = |p: &Ptex| st.hpt.read(*p).is_ok_and(|e| !e.is_valid());
+        let target = match slot {
+            Some(s) => group.ptex(s),
+            None => (0..Ptex::SLOTS_PER_PTEG)
+                .map(|s| group.ptex(s))
+                .find(free)
+                .ok_or(HptError::PtegFull)?,
+        };
+        st.hpt.write_invalid(target, stored)?;
+        Ok(target)
     }
 
-    /// Like PAPR `H_REMOVE`; a successful removal flushes the TLB.
+    /// Like PAPR `H_REMOVE` (on the PAPR handle the slot is left as
+    /// [`papr::REMOVED`]); a successful removal flushes the TLB.
     fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
         let mut st = self.state.borrow_mut();
         let old = st.hpt.remove(ptex, cond)?;
+        if self.papr {
+            st.hpt
+                .write_invalid(ptex, papr::REMOVED)
+                .expect("the slot was just invalidated");
+        }
         st.tlb.flush();
         Ok(old)
     }

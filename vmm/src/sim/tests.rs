@@ -204,21 +204,30 @@ fn key_follows_msr_pr() {
     );
 }
 
+/// Real address of a device page, beyond the default machine's 16 MiB of
+/// RAM: PAPR lets a guest map it caching-inhibited and guarded.
+const IO_PAGE: u64 = 0x8000_0000;
+
 #[test]
 fn no_execute_page_guarded_page_and_segment() {
     let (m, mut hpt) = setup(SlbFlags::KP);
     let mut nx = Mapping::new(page(0x1000), PhysAddr::new(0x1000), Pp::RW_RW);
     nx.no_execute = true;
     hpt.insert(&nx).unwrap();
-    let mut guarded = Mapping::new(page(0x2000), PhysAddr::new(0x2000), Pp::RW_RW);
-    guarded.wimg = Wimg::M | Wimg::G;
+    // G on a RAM page is refused by H_ENTER; a guarded page is a device
+    // page (I|G), as a pseries kernel would map it.
+    let mut guarded = Mapping::new(page(0x2000), PhysAddr::new(IO_PAGE), Pp::RW_RW);
+    guarded.wimg = Wimg::I | Wimg::G;
     hpt.insert(&guarded).unwrap();
-    for off in [0x1000, 0x2000] {
+    for (off, pa) in [(0x1000, 0x1000), (0x2000, IO_PAGE)] {
         assert_eq!(
             m.translate(ea(off), Access::Fetch, P),
             Err(isi(off, 0x1000_0000))
         );
-        assert!(m.translate(ea(off), Access::Load, P).is_ok());
+        assert_eq!(
+            m.translate(ea(off + 8), Access::Load, P),
+            Ok(PhysAddr::new(pa + 8))
+        );
     }
     // N beats PP: pp 000 with key 1 also denies, but the cause is N.
     hpt.protect(
@@ -761,4 +770,184 @@ fn pager_serves_one_terabyte_segments() {
             false
         )
         .is_err());
+}
+
+/// The HPTE for the 4K page at `off` in the test segment, mapped to `pa`
+/// read-write, with storage attributes `wimg`.
+fn entry_to(off: u64, pa: u64, wimg: Wimg) -> Hpte {
+    Mapping::new(page(off), PhysAddr::new(pa), Pp::RW_RW)
+        .hpte(false)
+        .unwrap()
+        .with_wimg(wimg)
+}
+
+#[test]
+fn h_enter_refuses_what_the_pseries_hypervisor_refuses() {
+    let (m, hpt) = setup(SlbFlags::KP);
+    let group = hpt.primary_group(page(0x5000));
+    let ram = |wimg| entry_to(0x5000, 0x5000, wimg);
+    let io = |wimg| entry_to(0x5000, IO_PAGE, wimg);
+    let ram_end = SimConfig::default().memory_bytes as u64;
+    let (w, i, mm, g) = (Wimg::W, Wimg::I, Wimg::M, Wimg::G);
+    // A large page at 64K-aligned RAM, its size encoded in the RPN's low
+    // bits.
+    let with_lp = |lp: u64| {
+        let h = entry_to(0x5000, 0x1_0000, mm);
+        Hpte {
+            v: h.v | hpte::v::L,
+            r: h.r | lp,
+        }
+    };
+    let refused = [
+        // RAM: WIMG must be exactly M.
+        ram(mm | g),
+        ram(g),
+        ram(i),
+        ram(Wimg::empty()),
+        ram(i | mm),
+        ram(i | g),
+        ram(w | mm),
+        // The last RAM page is still RAM.
+        entry_to(0x5000, ram_end - 0x1000, i),
+        // Outside RAM: I or I|M, G free, W never.
+        io(Wimg::empty()),
+        io(mm),
+        io(g),
+        io(w | i),
+        io(w | i | mm | g),
+        // L = 1 with an encoding the default machine filters out: 64K in
+        // a 4K segment (0x7), 16M in a 64K segment (0x8), 16M/16G (0).
+        with_lp(0x7000),
+        with_lp(0x8000),
+        with_lp(0),
+    ];
+    for h in refused {
+        assert_eq!(
+            m.hpt().insert(group, None, h),
+            Err(HptError::Parameter),
+            "{h:x?}"
+        );
+    }
+    // Refusals left the table as it was.
+    for s in 0..8 {
+        assert_eq!(m.hpt().read(group.ptex(s)), Ok(Hpte::EMPTY));
+    }
+    let accepted = [
+        ram(mm),
+        io(i),
+        io(i | mm),
+        io(i | g),
+        io(i | mm | g),
+        entry_to(0x5000, ram_end, i | g),
+        // 64K page in a 64K segment (LP 0x1).
+        with_lp(hpte::r::LP_64K),
+    ];
+    for h in accepted {
+        let ptex = m.hpt().insert(group, None, h).unwrap();
+        assert_eq!(ptex, group.ptex(0), "{h:x?}");
+        m.hpt().remove(ptex, RemoveCondition::Absolute).unwrap();
+    }
+}
+
+#[test]
+fn native_table_takes_any_wimg_and_guards_ram() {
+    // Powernv-style: the kernel owns the table, nothing filters WIMG, and
+    // G on a RAM page has its architected effect.
+    let (m, hpt) = setup(SlbFlags::KP);
+    let p = page(0x2000);
+    let h = entry_to(0x2000, 0x2000, Wimg::M | Wimg::G);
+    assert_eq!(
+        m.hpt().insert(hpt.primary_group(p), None, h),
+        Err(HptError::Parameter)
+    );
+    m.native_hpt()
+        .insert(hpt.primary_group(p), None, h)
+        .unwrap();
+    assert_eq!(
+        m.translate(ea(0x2000), Access::Fetch, P),
+        Err(isi(0x2000, 0x1000_0000))
+    );
+    assert_eq!(
+        m.translate(ea(0x2010), Access::Store, P),
+        Ok(PhysAddr::new(0x2010))
+    );
+}
+
+#[test]
+fn h_enter_stores_an_invalid_entry_in_a_free_slot() {
+    let (m, hpt) = setup(SlbFlags::KP);
+    let group = hpt.primary_group(page(0x5000));
+    let h = entry_to(0x5000, 0x5000, Wimg::M);
+    assert_eq!(m.hpt().insert(group, None, h), Ok(group.ptex(0)));
+    // QEMU does not look at V: the entry is stored (with its software
+    // bits rewritten) and the slot stays free.
+    let invalid = entry_to(0x5000, 0x9000, Wimg::M).with_valid(false);
+    assert_eq!(m.hpt().insert(group, None, invalid), Ok(group.ptex(1)));
+    assert_eq!(
+        m.hpt().read(group.ptex(1)),
+        Ok(Hpte {
+            v: invalid.v | papr::HYPERVISOR_DIRTY,
+            r: invalid.r
+        })
+    );
+    assert_eq!(m.valid_hptes(), 1);
+    // It takes no part in translation (no second match, no panic).
+    assert_eq!(
+        m.translate(ea(0x5008), Access::Load, S),
+        Ok(PhysAddr::new(0x5008))
+    );
+    // H_EXACT onto a valid slot is still refused; onto the free one not.
+    assert_eq!(
+        m.hpt().insert(group, Some(0), invalid),
+        Err(HptError::PtegFull)
+    );
+    let other = entry_to(0x6000, 0x6000, Wimg::M);
+    assert_eq!(m.hpt().insert(group, Some(1), other), Ok(group.ptex(1)));
+    // The architected table wants V.
+    assert_eq!(
+        m.native_hpt().insert(group, None, invalid),
+        Err(HptError::Parameter)
+    );
+}
+
+#[test]
+fn h_enter_and_h_remove_store_what_the_hypervisor_stores() {
+    let (m, hpt) = setup(SlbFlags::KP);
+    let p = page(0x5000);
+    let group = hpt.primary_group(p);
+    let h = entry_to(0x5000, 0x5000, Wimg::M).with_referenced(false);
+    // Every software bit set: 0x60 is cleared, 0x40 set again, bolted
+    // (0x10) and 0x08 survive.
+    let given = Hpte {
+        v: h.v | hpte::v::SW,
+        r: h.r,
+    };
+    let ptex = m.hpt().insert(group, None, given).unwrap();
+    let stored = m.hpt().read(ptex).unwrap();
+    assert_eq!(stored.v, h.v | 0x58);
+    assert_eq!(stored.r, h.r);
+    assert!(stored.is_bolted());
+    m.translate(ea(0x5000), Access::Store, P).unwrap();
+    // H_REMOVE returns the entry as stored, with its final R and C...
+    let old = m
+        .hpt()
+        .remove(ptex, RemoveCondition::Avpn(h.avpn_word()))
+        .unwrap();
+    assert_eq!(old.v, stored.v);
+    assert!(old.referenced() && old.changed());
+    // ...and rewrites the whole slot: a later H_READ shows R = C = 0.
+    let after = m.hpt().read(ptex).unwrap();
+    assert_eq!(after, papr::REMOVED);
+    assert!(!after.is_valid() && !after.referenced() && !after.changed());
+
+    // The native table only clears V (the ISA's removal sequence).
+    let ptex = m.native_hpt().insert(group, None, h).unwrap();
+    assert_eq!(m.native_hpt().read(ptex), Ok(h), "stored as given");
+    m.translate(ea(0x5000), Access::Store, P).unwrap();
+    let old = m
+        .native_hpt()
+        .remove(ptex, RemoveCondition::Absolute)
+        .unwrap();
+    assert!(old.referenced() && old.changed());
+    assert_eq!(m.native_hpt().read(ptex), Ok(Hpte { v: 0, r: old.r }));
 }
