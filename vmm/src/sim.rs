@@ -49,6 +49,13 @@
 //! machine. Accesses ([`Machine::load_u64`] etc.) call a [`FaultHandler`] on
 //! each interrupt and retry, as the interrupt vectors would.
 //!
+//! An access that crosses a page boundary translates every page it
+//! touches before it moves a byte, as QEMU does (it fills the TLB for the
+//! second page before it stores into the first): a store whose second
+//! page faults stores nothing, and a load leaves the buffer alone. As on
+//! QEMU, the pages translated before the fault already have R (and C, for
+//! a store) set.
+//!
 //! Not modelled: real mode, AMR/IAMR (always 0, so storage keys never
 //! deny), large-page mixes within a segment.
 
@@ -83,9 +90,10 @@ pub use slb::SimSlb;
 use memory::Memory;
 use tlb::{Tlb, TlbEntry};
 
-/// How many interrupts one access may take before the machine gives up
-/// with [`VmFaultReason::RetriesExhausted`]. A well-behaved VMM needs at
-/// most two (segment, then page); the margin allows an eviction storm.
+/// How many interrupts one access may take, per 4 KiB page it touches,
+/// before the machine gives up with [`VmFaultReason::RetriesExhausted`]. A
+/// well-behaved VMM needs at most two per page (segment, then page); the
+/// margin allows an eviction storm.
 pub const MAX_INTERRUPTS_PER_ACCESS: usize = 16;
 
 /// Size of the machine.
@@ -260,57 +268,60 @@ impl Machine {
         result
     }
 
-    /// Translates one access, calling `handler` on each interrupt and
-    /// retrying, at most [`MAX_INTERRUPTS_PER_ACCESS`] times.
-    fn resolve(
-        &self,
-        ea: EffectiveAddress,
-        access: Access,
-        privilege: Privilege,
-        handler: &mut dyn FaultHandler,
-    ) -> Result<PhysAddr, VmFault> {
-        for _ in 0..MAX_INTERRUPTS_PER_ACCESS {
-            match self.translate(ea, access, privilege) {
-                Ok(pa) => return Ok(pa),
-                // The state is not borrowed here: the handler may use the
-                // backend handles freely.
-                Err(interrupt) => match handler.handle(interrupt, privilege) {
-                    FaultOutcome::Resolved => continue,
-                    FaultOutcome::Fault(f) => return Err(f),
-                },
-            }
-        }
-        Err(VmFault {
-            ea,
-            access: Some(access),
-            reason: VmFaultReason::RetriesExhausted,
-        })
-    }
-
-    /// Runs `f` over each piece of `[ea, ea + len)` that lies in one 4 KiB
-    /// page (the smallest page size), with its real address.
-    fn for_each_piece(
+    /// Translates every 4 KiB piece of `[ea, ea + len)` (the smallest
+    /// page size) before any byte moves, as one instruction does: an
+    /// interrupt on any piece goes to `handler`, and translation starts
+    /// again from the first piece, as the re-executed instruction would
+    /// (the handler may have evicted an earlier piece's entry). Gives up
+    /// after [`MAX_INTERRUPTS_PER_ACCESS`] interrupts per piece in all.
+    fn translate_pieces(
         &self,
         ea: EffectiveAddress,
         len: usize,
         access: Access,
         privilege: Privilege,
         handler: &mut dyn FaultHandler,
-        mut f: impl FnMut(&mut Memory, PhysAddr, core::ops::Range<usize>),
-    ) -> Result<(), VmFault> {
+    ) -> Result<alloc::vec::Vec<(PhysAddr, core::ops::Range<usize>)>, VmFault> {
+        let mut pieces = alloc::vec::Vec::new();
         let mut done = 0usize;
         while done < len {
             let here = EffectiveAddress::new(ea.as_u64().wrapping_add(done as u64));
             let room = 4096 - (here.as_u64() & 0xfff) as usize;
             let n = room.min(len - done);
-            let pa = self.resolve(here, access, privilege, handler)?;
-            f(&mut self.state.borrow_mut().mem, pa, done..done + n);
+            pieces.push((here, done..done + n));
             done += n;
         }
-        Ok(())
+        let budget = MAX_INTERRUPTS_PER_ACCESS * pieces.len();
+        let mut interrupts = 0;
+        'instruction: loop {
+            let mut out = alloc::vec::Vec::with_capacity(pieces.len());
+            for (here, range) in &pieces {
+                match self.translate(*here, access, privilege) {
+                    Ok(pa) => out.push((pa, range.clone())),
+                    // The state is not borrowed here: the handler may use
+                    // the backend handles freely.
+                    Err(interrupt) => match handler.handle(interrupt, privilege) {
+                        FaultOutcome::Fault(f) => return Err(f),
+                        FaultOutcome::Resolved => {
+                            interrupts += 1;
+                            if interrupts >= budget {
+                                return Err(VmFault {
+                                    ea: *here,
+                                    access: Some(access),
+                                    reason: VmFaultReason::RetriesExhausted,
+                                });
+                            }
+                            continue 'instruction;
+                        }
+                    },
+                }
+            }
+            return Ok(out);
+        }
     }
 
-    /// Loads `buf.len()` bytes from `ea`.
+    /// Loads `buf.len()` bytes from `ea`, all or nothing: `buf` is
+    /// written only once every page the range touches has translated.
     ///
     /// # Panics
     ///
@@ -322,13 +333,17 @@ impl Machine {
         privilege: Privilege,
         handler: &mut dyn FaultHandler,
     ) -> Result<(), VmFault> {
-        let len = buf.len();
-        self.for_each_piece(ea, len, Access::Load, privilege, handler, |m, pa, r| {
-            m.read_real(pa, &mut buf[r]);
-        })
+        let pieces = self.translate_pieces(ea, buf.len(), Access::Load, privilege, handler)?;
+        let st = self.state.borrow();
+        for (pa, r) in pieces {
+            st.mem.read_real(pa, &mut buf[r]);
+        }
+        Ok(())
     }
 
-    /// Stores `data` at `ea`.
+    /// Stores `data` at `ea`, all or nothing: no byte is stored until
+    /// every page the range touches has translated (QEMU probes the second
+    /// page of a crossing store first).
     ///
     /// # Panics
     ///
@@ -340,16 +355,12 @@ impl Machine {
         privilege: Privilege,
         handler: &mut dyn FaultHandler,
     ) -> Result<(), VmFault> {
-        self.for_each_piece(
-            ea,
-            data.len(),
-            Access::Store,
-            privilege,
-            handler,
-            |m, pa, r| {
-                m.write_real(pa, &data[r]);
-            },
-        )
+        let pieces = self.translate_pieces(ea, data.len(), Access::Store, privilege, handler)?;
+        let mut st = self.state.borrow_mut();
+        for (pa, r) in pieces {
+            st.mem.write_real(pa, &data[r]);
+        }
+        Ok(())
     }
 
     /// Loads a big-endian doubleword.
@@ -407,7 +418,9 @@ impl Machine {
         handler: &mut dyn FaultHandler,
     ) -> Result<u32, VmFault> {
         let ea = EffectiveAddress::new(ea.as_u64() & !3);
-        let pa = self.resolve(ea, Access::Fetch, privilege, handler)?;
+        let [(pa, _)] = self.translate_pieces(ea, 4, Access::Fetch, privilege, handler)?[..] else {
+            unreachable!("an aligned word lies in one page");
+        };
         let mut b = [0u8; 4];
         self.state.borrow().mem.read_real(pa, &mut b);
         Ok(u32::from_be_bytes(b))

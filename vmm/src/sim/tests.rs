@@ -951,3 +951,53 @@ fn h_enter_and_h_remove_store_what_the_hypervisor_stores() {
     assert!(old.referenced() && old.changed());
     assert_eq!(m.native_hpt().read(ptex), Ok(Hpte { v: 0, r: old.r }));
 }
+
+#[test]
+fn a_store_crossing_into_a_faulting_page_stores_nothing() {
+    let (m, mut pager) = pager_machine();
+    // ESID 2 read-write, followed by ESID 3 (read-only) and, after that,
+    // no segment at ESID 4.
+    pager
+        .add_segment(
+            Esid::new(2),
+            Vsid::new(0x555),
+            SegmentSize::M256,
+            SlbFlags::KP,
+            Pp::RW_RW,
+            false,
+        )
+        .unwrap();
+    let last = EffectiveAddress::new(0x2fff_fff8);
+    let crossing = EffectiveAddress::new(0x2fff_fffc);
+    let ro = EffectiveAddress::new(0x3000_0000);
+    // Fault the first page in with a load: zeroed, C clear.
+    assert_eq!(m.load_u64(last, P, &mut pager), Ok(0));
+    let ptex = pager.page(last).unwrap().ptex.unwrap();
+    assert!(!m.hpt().read(ptex).unwrap().changed());
+    assert_eq!(
+        m.store_u64(crossing, 0x1122_3344_5566_7788, P, &mut pager),
+        Err(VmFault {
+            ea: ro,
+            access: Some(Access::Store),
+            reason: VmFaultReason::Protection
+        })
+    );
+    // Not one byte reached the first page...
+    assert_eq!(m.load_u64(last, P, &mut pager), Ok(0));
+    // ...though it was translated for the store before the second page
+    // faulted, so C is set (QEMU fills its TLB entry for the first page,
+    // recording C, before it probes the second).
+    assert!(m.hpt().read(ptex).unwrap().changed());
+
+    // A load crossing into a page with no segment leaves the buffer alone.
+    let mut buf = [0xee; 8];
+    assert_eq!(
+        m.load_bytes(EffectiveAddress::new(0x3fff_fffc), &mut buf, P, &mut pager),
+        Err(VmFault {
+            ea: EffectiveAddress::new(0x4000_0000),
+            access: None,
+            reason: VmFaultReason::NoSegment
+        })
+    );
+    assert_eq!(buf, [0xee; 8]);
+}
