@@ -56,6 +56,29 @@
 //! QEMU, the pages translated before the fault already have R (and C, for
 //! a store) set.
 //!
+//! # Where the sim deliberately differs from QEMU
+//!
+//! * **Two matches.** Two valid SLB entries translating one EA, or two
+//!   HPTEs matching one virtual page (in either PTEG): QEMU uses the first
+//!   it finds (lowest SLB index; primary PTEG first, lowest slot); the sim
+//!   panics, as for a machine check, because either is a VMM bug. The sim
+//!   is stricter.
+//! * **`slbie` with the wrong segment size.** QEMU finds the entry by the
+//!   EA alone and invalidates it whatever B the instruction gives; the sim
+//!   ([`SimSlb`]'s
+//!   [`invalidate`](crate::platform::SlbBackend::invalidate)) invalidates
+//!   only an entry of the segment size it is given, so a VMM passing the
+//!   wrong size sees the old segment stay. The ISA leaves the mismatched
+//!   case undefined.
+//! * **`slbmte` checks** ([`SimSlb`]'s
+//!   [`load`](crate::platform::SlbBackend::load)). Like QEMU (a Program
+//!   interrupt there) the sim refuses with
+//!   [`SlbError::InvalidEntry`](crate::platform::SlbError::InvalidEntry)
+//!   reserved bits in the ESID word (RB), a reserved segment size and an
+//!   `L || LP` the machine does not offer, whether the entry is valid or
+//!   not. It also refuses a valid 1T entry whose ESID is not 1T-aligned,
+//!   which QEMU stores and then never matches.
+//!
 //! Not modelled: real mode, AMR/IAMR (always 0, so storage keys never
 //! deny), large-page mixes within a segment.
 

@@ -1001,3 +1001,102 @@ fn a_store_crossing_into_a_faulting_page_stores_nothing() {
     );
     assert_eq!(buf, [0xee; 8]);
 }
+
+#[test]
+#[should_panic(expected = "two HPTEs")]
+fn two_matching_hptes_are_a_machine_check() {
+    // H_ENTER does not look for duplicates and QEMU would translate
+    // through the first (slot 0); the sim stops: it is a VMM bug.
+    let (m, hpt) = setup(SlbFlags::KP);
+    let group = hpt.primary_group(page(0x5000));
+    m.hpt()
+        .insert(group, None, entry_to(0x5000, 0x5000, Wimg::M))
+        .unwrap();
+    m.hpt()
+        .insert(group, None, entry_to(0x5000, 0x6000, Wimg::M))
+        .unwrap();
+    let _ = m.translate(ea(0x5000), Access::Load, S);
+}
+
+#[test]
+fn slbie_with_another_segment_size_leaves_the_entry() {
+    let (m, mut hpt) = setup(SlbFlags::KP);
+    hpt.insert(&Mapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
+        .unwrap();
+    // QEMU would invalidate the 256M entry whatever size slbie names; the
+    // sim keeps it, so a VMM passing the wrong size sees the segment stay.
+    m.slb().invalidate(ea(0), SegmentSize::T1);
+    assert!(m.slb().read(0).unwrap().is_valid());
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Ok(PhysAddr::new(0x1008))
+    );
+    m.slb().invalidate(ea(0), SegmentSize::M256);
+    assert!(!m.slb().read(0).unwrap().is_valid());
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Err(Interrupt::DataSegment { ea: ea(8) })
+    );
+    // The same for a 1T entry and a 256M slbie.
+    let ea1t = EffectiveAddress::new(0x100_0000_0000);
+    let e1t = SlbEntry::new(
+        Esid::of_segment(ea1t, SegmentSize::T1),
+        Vsid::new(3),
+        SegmentSize::T1,
+        PageSize::K4,
+        SlbFlags::KP,
+    )
+    .unwrap();
+    m.slb().load(1, e1t).unwrap();
+    m.slb().invalidate(ea1t, SegmentSize::M256);
+    assert!(m.slb().read(1).unwrap().is_valid());
+    m.slb().invalidate(ea1t, SegmentSize::T1);
+    assert!(!m.slb().read(1).unwrap().is_valid());
+}
+
+#[test]
+fn slbmte_refuses_reserved_bits_valid_or_not() {
+    let (m, _) = setup(SlbFlags::KP);
+    let mut slb = m.slb();
+    let before: Vec<SlbEntry> = (0..32).map(|i| slb.read(i).unwrap()).collect();
+    let e = slb.read(0).unwrap();
+    let v = arch_ppc64::structures::slb::esid_word::V;
+    let refused = [
+        // Reserved RB bits between V and the index (QEMU: Program
+        // interrupt), valid or not.
+        SlbEntry {
+            esid_word: e.esid_word | 0x0100_0000,
+            vsid_word: e.vsid_word,
+        },
+        SlbEntry {
+            esid_word: (e.esid_word & !v) | 0x1000,
+            vsid_word: e.vsid_word,
+        },
+        // A reserved B or an L||LP not offered, with V = 0.
+        SlbEntry {
+            esid_word: e.esid_word & !v,
+            vsid_word: e.vsid_word | (2 << 62),
+        },
+        SlbEntry {
+            esid_word: e.esid_word & !v,
+            vsid_word: e.vsid_word | 0x100, // 16M: filtered out
+        },
+        // A valid 1T entry whose ESID is not 1T-aligned (QEMU stores it
+        // and never matches it).
+        SlbEntry {
+            esid_word: (0x1001 << 28) | v,
+            vsid_word: (1 << 62) | (5 << 24) | arch_ppc64::structures::slb::vsid_word::KP,
+        },
+    ];
+    for bad in refused {
+        assert_eq!(
+            slb.load(3, bad),
+            Err(SlbError::InvalidEntry(bad.with_index(3).unwrap()))
+        );
+    }
+    let after: Vec<SlbEntry> = (0..32).map(|i| slb.read(i).unwrap()).collect();
+    assert_eq!(before, after);
+    // slbmte 0,0 (Linux's way of clearing entry 0) is fine.
+    slb.load(0, SlbEntry::INVALID).unwrap();
+    assert_eq!(slb.valid_entries(), 0);
+}
