@@ -201,6 +201,27 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
         }
     }
 
+    /// Overwrites slot `ptex`, which holds no valid entry, with `hpte`,
+    /// which is not valid either. No table walk uses an invalid entry, so
+    /// its contents are software's: this is how a hypervisor leaves its
+    /// own marks in slots it frees or fills with an invalid entry (see
+    /// [`crate::sim`]'s PAPR rules). Needs no TLB invalidation.
+    ///
+    /// Errors: [`HptError::Parameter`] if `ptex` is outside the table or
+    /// `hpte` has V set, [`HptError::PtegFull`] if the slot holds a valid
+    /// entry. The table is unchanged on error.
+    pub fn write_invalid(&mut self, ptex: Ptex, hpte: Hpte) -> Result<(), HptError> {
+        let off = self.check(ptex)?;
+        if hpte.is_valid() {
+            return Err(HptError::Parameter);
+        }
+        if self.load(off).is_valid() {
+            return Err(HptError::PtegFull);
+        }
+        self.store(off, hpte);
+        Ok(())
+    }
+
     /// Sets R, and C if `store`, on the entry at `ptex` as the MMU does
     /// after a permitted access (ISA "Reference and Change Recording"). Only the emulated MMU calls
     /// this; on hardware the processor does it.
@@ -396,6 +417,32 @@ mod tests {
             t.protect(p, h.avpn_word(), Pp::RW_RW, false),
             Err(HptError::NotFound)
         );
+    }
+
+    #[test]
+    fn write_invalid_fills_only_free_slots_with_invalid_entries() {
+        let mut t = NativeHpt::with_size_shift(10).unwrap();
+        let g = PtegIndex::new(2);
+        let p = t.insert(g, None, entry(4)).unwrap();
+        let mark = Hpte { v: 0x40, r: 0x123 };
+        // A valid entry, a valid slot, a slot outside the table: refused,
+        // nothing written.
+        assert_eq!(
+            t.write_invalid(g.ptex(1), entry(5)),
+            Err(HptError::Parameter)
+        );
+        assert_eq!(t.write_invalid(p, mark), Err(HptError::PtegFull));
+        assert_eq!(
+            t.write_invalid(PtegIndex::new(8).ptex(0), mark),
+            Err(HptError::Parameter)
+        );
+        assert_eq!(t.read(p), Ok(entry(4)));
+        assert_eq!(t.read(g.ptex(1)), Ok(Hpte::EMPTY));
+        // A free slot takes it and stays free.
+        t.write_invalid(g.ptex(1), mark).unwrap();
+        assert_eq!(t.read(g.ptex(1)), Ok(mark));
+        assert_eq!(t.valid_entries(), 1);
+        assert_eq!(t.insert(g, None, entry(6)), Ok(g.ptex(1)));
     }
 
     #[test]

@@ -17,17 +17,74 @@
 //! [`Machine::set_tlb_enabled`]): forgetting `slbie` before overwriting a
 //! valid SLB entry leaves old translations usable, as it would under QEMU.
 //!
-//! Not modelled: real mode, AMR/IAMR (always 0, so storage keys never
-//! deny), large-page mixes within a segment.
+//! # The page table: pseries or native
+//!
+//! [`Machine::hpt`] is the pseries stand-in the host tests run on: the
+//! table as a guest sees it through QEMU's PAPR hcalls, the hypervisor's
+//! rules ([`papr`]) on top of the architected table:
+//!
+//! * `H_ENTER` ([`HptBackend::insert`]) refuses with
+//!   [`HptError::Parameter`] a page size the default pseries machine does
+//!   not offer (L = 1 with anything but the 64K encoding), a page in RAM
+//!   whose WIMG is not exactly M, and a page outside RAM that is not I or
+//!   I|M (G allowed, W not). It accepts an entry with V = 0, which then
+//!   sits invalid in its slot. It stores doubleword 0 with the software
+//!   bits 0x60 cleared and [`papr::HYPERVISOR_DIRTY`] (0x40) set; the
+//!   bolted bit 0x10 survives.
+//! * `H_REMOVE` returns the old entry, R and C included, and leaves
+//!   [`papr::REMOVED`] in the slot: a later `H_READ` shows R = C = 0.
+//!
+//! So no host test can pass on an entry a pseries kernel could never
+//! insert. [`Machine::native_hpt`] is the same table without those rules,
+//! as [`NativeHpt`] gives it to a kernel that owns the table (powernv):
+//! any WIMG, V required, a removal clears only V. Tests of architected
+//! behaviour that PAPR refuses (a guarded RAM page) use it. The two
+//! handles are views of one table; a test uses one of them.
+//!
+//! # Accesses
 //!
 //! [`Machine`] and the backend handles ([`SimHpt`], [`SimSlb`],
 //! [`SimMemory`]) share one state, the way a kernel and its MMU share the
 //! hardware: give the handles to the VMM, run accesses through the
 //! machine. Accesses ([`Machine::load_u64`] etc.) call a [`FaultHandler`] on
 //! each interrupt and retry, as the interrupt vectors would.
+//!
+//! An access that crosses a page boundary translates every page it
+//! touches before it moves a byte, as QEMU does (it fills the TLB for the
+//! second page before it stores into the first): a store whose second
+//! page faults stores nothing, and a load leaves the buffer alone. As on
+//! QEMU, the pages translated before the fault already have R (and C, for
+//! a store) set.
+//!
+//! # Where the sim deliberately differs from QEMU
+//!
+//! * **Two matches.** Two valid SLB entries translating one EA, or two
+//!   HPTEs matching one virtual page (in either PTEG): QEMU uses the first
+//!   it finds (lowest SLB index; primary PTEG first, lowest slot); the sim
+//!   panics, as for a machine check, because either is a VMM bug. The sim
+//!   is stricter.
+//! * **`slbie` with the wrong segment size.** QEMU finds the entry by the
+//!   EA alone and invalidates it whatever B the instruction gives; the sim
+//!   ([`SimSlb`]'s
+//!   [`invalidate`](crate::platform::SlbBackend::invalidate)) invalidates
+//!   only an entry of the segment size it is given, so a VMM passing the
+//!   wrong size sees the old segment stay. The ISA leaves the mismatched
+//!   case undefined.
+//! * **`slbmte` checks** ([`SimSlb`]'s
+//!   [`load`](crate::platform::SlbBackend::load)). Like QEMU (a Program
+//!   interrupt there) the sim refuses with
+//!   [`SlbError::InvalidEntry`](crate::platform::SlbError::InvalidEntry)
+//!   reserved bits in the ESID word (RB), a reserved segment size and an
+//!   `L || LP` the machine does not offer, whether the entry is valid or
+//!   not. It also refuses a valid 1T entry whose ESID is not 1T-aligned,
+//!   which QEMU stores and then never matches.
+//!
+//! Not modelled: real mode, AMR/IAMR (always 0, so storage keys never
+//! deny), large-page mixes within a segment.
 
 mod memory;
 mod pager;
+pub mod papr;
 mod slb;
 #[cfg(test)]
 mod tests;
@@ -56,9 +113,10 @@ pub use slb::SimSlb;
 use memory::Memory;
 use tlb::{Tlb, TlbEntry};
 
-/// How many interrupts one access may take before the machine gives up
-/// with [`VmFaultReason::RetriesExhausted`]. A well-behaved VMM needs at
-/// most two (segment, then page); the margin allows an eviction storm.
+/// How many interrupts one access may take, per 4 KiB page it touches,
+/// before the machine gives up with [`VmFaultReason::RetriesExhausted`]. A
+/// well-behaved VMM needs at most two per page (segment, then page); the
+/// margin allows an eviction storm.
 pub const MAX_INTERRUPTS_PER_ACCESS: usize = 16;
 
 /// Size of the machine.
@@ -116,10 +174,13 @@ pub struct Machine {
     state: Shared,
 }
 
-/// The machine's HPT as an [`HptBackend`] (a handle sharing the machine).
+/// The machine's HPT as an [`HptBackend`] (a handle sharing the machine):
+/// as a pseries guest sees it ([`Machine::hpt`]) or as the native table
+/// ([`Machine::native_hpt`]); see the module documentation.
 #[derive(Clone)]
 pub struct SimHpt {
     state: Shared,
+    papr: bool,
 }
 
 /// Why a machine could not be built.
@@ -150,10 +211,23 @@ impl Machine {
         })
     }
 
-    /// The HPT backend handle.
+    /// The HPT backend handle a pseries kernel would have: the table
+    /// behind QEMU's PAPR hcalls, with their checks and stored bits (see
+    /// the module documentation). Host tests of the VMM use this one.
     pub fn hpt(&self) -> SimHpt {
         SimHpt {
             state: self.state.clone(),
+            papr: true,
+        }
+    }
+
+    /// The HPT backend handle a kernel owning the table would have
+    /// (powernv): [`NativeHpt`]'s architected operations, no hypervisor
+    /// policy.
+    pub fn native_hpt(&self) -> SimHpt {
+        SimHpt {
+            state: self.state.clone(),
+            papr: false,
         }
     }
 
@@ -217,57 +291,60 @@ impl Machine {
         result
     }
 
-    /// Translates one access, calling `handler` on each interrupt and
-    /// retrying, at most [`MAX_INTERRUPTS_PER_ACCESS`] times.
-    fn resolve(
-        &self,
-        ea: EffectiveAddress,
-        access: Access,
-        privilege: Privilege,
-        handler: &mut dyn FaultHandler,
-    ) -> Result<PhysAddr, VmFault> {
-        for _ in 0..MAX_INTERRUPTS_PER_ACCESS {
-            match self.translate(ea, access, privilege) {
-                Ok(pa) => return Ok(pa),
-                // The state is not borrowed here: the handler may use the
-                // backend handles freely.
-                Err(interrupt) => match handler.handle(interrupt, privilege) {
-                    FaultOutcome::Resolved => continue,
-                    FaultOutcome::Fault(f) => return Err(f),
-                },
-            }
-        }
-        Err(VmFault {
-            ea,
-            access: Some(access),
-            reason: VmFaultReason::RetriesExhausted,
-        })
-    }
-
-    /// Runs `f` over each piece of `[ea, ea + len)` that lies in one 4 KiB
-    /// page (the smallest page size), with its real address.
-    fn for_each_piece(
+    /// Translates every 4 KiB piece of `[ea, ea + len)` (the smallest
+    /// page size) before any byte moves, as one instruction does: an
+    /// interrupt on any piece goes to `handler`, and translation starts
+    /// again from the first piece, as the re-executed instruction would
+    /// (the handler may have evicted an earlier piece's entry). Gives up
+    /// after [`MAX_INTERRUPTS_PER_ACCESS`] interrupts per piece in all.
+    fn translate_pieces(
         &self,
         ea: EffectiveAddress,
         len: usize,
         access: Access,
         privilege: Privilege,
         handler: &mut dyn FaultHandler,
-        mut f: impl FnMut(&mut Memory, PhysAddr, core::ops::Range<usize>),
-    ) -> Result<(), VmFault> {
+    ) -> Result<alloc::vec::Vec<(PhysAddr, core::ops::Range<usize>)>, VmFault> {
+        let mut pieces = alloc::vec::Vec::new();
         let mut done = 0usize;
         while done < len {
             let here = EffectiveAddress::new(ea.as_u64().wrapping_add(done as u64));
             let room = 4096 - (here.as_u64() & 0xfff) as usize;
             let n = room.min(len - done);
-            let pa = self.resolve(here, access, privilege, handler)?;
-            f(&mut self.state.borrow_mut().mem, pa, done..done + n);
+            pieces.push((here, done..done + n));
             done += n;
         }
-        Ok(())
+        let budget = MAX_INTERRUPTS_PER_ACCESS * pieces.len();
+        let mut interrupts = 0;
+        'instruction: loop {
+            let mut out = alloc::vec::Vec::with_capacity(pieces.len());
+            for (here, range) in &pieces {
+                match self.translate(*here, access, privilege) {
+                    Ok(pa) => out.push((pa, range.clone())),
+                    // The state is not borrowed here: the handler may use
+                    // the backend handles freely.
+                    Err(interrupt) => match handler.handle(interrupt, privilege) {
+                        FaultOutcome::Fault(f) => return Err(f),
+                        FaultOutcome::Resolved => {
+                            interrupts += 1;
+                            if interrupts >= budget {
+                                return Err(VmFault {
+                                    ea: *here,
+                                    access: Some(access),
+                                    reason: VmFaultReason::RetriesExhausted,
+                                });
+                            }
+                            continue 'instruction;
+                        }
+                    },
+                }
+            }
+            return Ok(out);
+        }
     }
 
-    /// Loads `buf.len()` bytes from `ea`.
+    /// Loads `buf.len()` bytes from `ea`, all or nothing: `buf` is
+    /// written only once every page the range touches has translated.
     ///
     /// # Panics
     ///
@@ -279,13 +356,17 @@ impl Machine {
         privilege: Privilege,
         handler: &mut dyn FaultHandler,
     ) -> Result<(), VmFault> {
-        let len = buf.len();
-        self.for_each_piece(ea, len, Access::Load, privilege, handler, |m, pa, r| {
-            m.read_real(pa, &mut buf[r]);
-        })
+        let pieces = self.translate_pieces(ea, buf.len(), Access::Load, privilege, handler)?;
+        let st = self.state.borrow();
+        for (pa, r) in pieces {
+            st.mem.read_real(pa, &mut buf[r]);
+        }
+        Ok(())
     }
 
-    /// Stores `data` at `ea`.
+    /// Stores `data` at `ea`, all or nothing: no byte is stored until
+    /// every page the range touches has translated (QEMU probes the second
+    /// page of a crossing store first).
     ///
     /// # Panics
     ///
@@ -297,16 +378,12 @@ impl Machine {
         privilege: Privilege,
         handler: &mut dyn FaultHandler,
     ) -> Result<(), VmFault> {
-        self.for_each_piece(
-            ea,
-            data.len(),
-            Access::Store,
-            privilege,
-            handler,
-            |m, pa, r| {
-                m.write_real(pa, &data[r]);
-            },
-        )
+        let pieces = self.translate_pieces(ea, data.len(), Access::Store, privilege, handler)?;
+        let mut st = self.state.borrow_mut();
+        for (pa, r) in pieces {
+            st.mem.write_real(pa, &data[r]);
+        }
+        Ok(())
     }
 
     /// Loads a big-endian doubleword.
@@ -364,7 +441,9 @@ impl Machine {
         handler: &mut dyn FaultHandler,
     ) -> Result<u32, VmFault> {
         let ea = EffectiveAddress::new(ea.as_u64() & !3);
-        let pa = self.resolve(ea, Access::Fetch, privilege, handler)?;
+        let [(pa, _)] = self.translate_pieces(ea, 4, Access::Fetch, privilege, handler)?[..] else {
+            unreachable!("an aligned word lies in one page");
+        };
         let mut b = [0u8; 4];
         self.state.borrow().mem.read_real(pa, &mut b);
         Ok(u32::from_be_bytes(b))
@@ -492,14 +571,45 @@ impl HptBackend for SimHpt {
         self.state.borrow().hpt.pteg_count()
     }
 
+    /// Native: [`NativeHpt`]'s insert. PAPR: `H_ENTER`, refusing what
+    /// QEMU refuses ([`papr::h_enter_entry`]) and storing what it stores;
+    /// an entry with V = 0 goes into a free slot like a valid one.
     fn insert(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
-        self.state.borrow_mut().hpt.insert(group, slot, hpte)
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
+        if !self.papr {
+            return st.hpt.insert(group, slot, hpte);
+        }
+        let stored = papr::h_enter_entry(hpte, st.mem.len())?;
+        if stored.is_valid() {
+            return st.hpt.insert(group, slot, stored);
+        }
+        if group.as_u64() >= st.hpt.pteg_count() || slot.is_some_and(|s| s >= Ptex::SLOTS_PER_PTEG)
+        {
+            return Err(HptError::Parameter);
+        }
+        let free = |p: &Ptex| st.hpt.read(*p).is_ok_and(|e| !e.is_valid());
+        let target = match slot {
+            Some(s) => group.ptex(s),
+            None => (0..Ptex::SLOTS_PER_PTEG)
+                .map(|s| group.ptex(s))
+                .find(free)
+                .ok_or(HptError::PtegFull)?,
+        };
+        st.hpt.write_invalid(target, stored)?;
+        Ok(target)
     }
 
-    /// Like PAPR `H_REMOVE`; a successful removal flushes the TLB.
+    /// Like PAPR `H_REMOVE` (on the PAPR handle the slot is left as
+    /// [`papr::REMOVED`]); a successful removal flushes the TLB.
     fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
         let mut st = self.state.borrow_mut();
         let old = st.hpt.remove(ptex, cond)?;
+        if self.papr {
+            st.hpt
+                .write_invalid(ptex, papr::REMOVED)
+                .expect("the slot was just invalidated");
+        }
         st.tlb.flush();
         Ok(old)
     }

@@ -56,6 +56,11 @@ impl Memory {
         }
     }
 
+    /// Bytes of real memory (it starts at real address 0).
+    pub(super) fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
     /// Read by the emulated MMU after a translation.
     ///
     /// # Panics

@@ -1,7 +1,7 @@
 //! The emulated machine's SLB.
 
 use arch_ppc64::addr::EffectiveAddress;
-use arch_ppc64::structures::slb::SlbEntry;
+use arch_ppc64::structures::slb::{esid_word, SlbEntry};
 use arch_ppc64::structures::SegmentSize;
 
 use super::Shared;
@@ -11,9 +11,16 @@ use crate::platform::{SlbBackend, SlbError};
 ///
 /// `load` does not flush the TLB (QEMU's `slbmte` does not either), so
 /// overwrite a valid entry only after [`SlbBackend::invalidate`].
-/// `load` checks what `slbmte` checks: the index (Program interrupt on
-/// hardware) and, for a valid entry, a defined segment size and a base
-/// page size this machine supports (4K or 64K, QEMU's default cap).
+/// `load` refuses what QEMU's `slbmte` refuses with a Program interrupt,
+/// valid entry or not: an index beyond the SLB, reserved bits in the ESID
+/// word (anything but ESID, V and the index), a reserved segment size, a
+/// base page size this machine does not offer (4K and 64K, QEMU's default
+/// cap). It also refuses a valid 1T entry whose ESID is not 1T-aligned
+/// (QEMU stores it and never matches it).
+///
+/// `invalidate` (`slbie`) invalidates only an entry of the segment size it
+/// is given; QEMU ignores the size (see the module documentation of
+/// [`crate::sim`]).
 #[derive(Clone)]
 pub struct SimSlb {
     state: Shared,
@@ -48,14 +55,13 @@ impl SlbBackend for SimSlb {
         let entry = entry
             .with_index(index)
             .map_err(|_| SlbError::IndexOutOfRange(index))?;
-        if entry.is_valid()
-            && (entry.segment_size().is_none()
-                || entry.page_size().is_none()
-                || entry.vsid().is_none()
-                || !entry
-                    .esid()
-                    .is_aligned_for(entry.segment_size().unwrap_or(SegmentSize::M256)))
-        {
+        let reserved = entry.esid_word & !(esid_word::ESID | esid_word::V | esid_word::INDEX);
+        let refused = reserved != 0
+            || match (entry.segment_size(), entry.page_size()) {
+                (Some(ssize), Some(_)) => entry.is_valid() && !entry.esid().is_aligned_for(ssize),
+                _ => true,
+            };
+        if refused {
             return Err(SlbError::InvalidEntry(entry));
         }
         st.slb[index] = entry;
@@ -79,7 +85,7 @@ impl SlbBackend for SimSlb {
         for e in st.slb.iter_mut() {
             if e.matches(ea) && e.segment_size() == Some(ssize) {
                 // slbie clears V; the rest of the entry is undefined.
-                e.esid_word &= !arch_ppc64::structures::slb::esid_word::V;
+                e.esid_word &= !esid_word::V;
                 hit = true;
             }
         }

@@ -204,21 +204,30 @@ fn key_follows_msr_pr() {
     );
 }
 
+/// Real address of a device page, beyond the default machine's 16 MiB of
+/// RAM: PAPR lets a guest map it caching-inhibited and guarded.
+const IO_PAGE: u64 = 0x8000_0000;
+
 #[test]
 fn no_execute_page_guarded_page_and_segment() {
     let (m, mut hpt) = setup(SlbFlags::KP);
     let mut nx = Mapping::new(page(0x1000), PhysAddr::new(0x1000), Pp::RW_RW);
     nx.no_execute = true;
     hpt.insert(&nx).unwrap();
-    let mut guarded = Mapping::new(page(0x2000), PhysAddr::new(0x2000), Pp::RW_RW);
-    guarded.wimg = Wimg::M | Wimg::G;
+    // G on a RAM page is refused by H_ENTER; a guarded page is a device
+    // page (I|G), as a pseries kernel would map it.
+    let mut guarded = Mapping::new(page(0x2000), PhysAddr::new(IO_PAGE), Pp::RW_RW);
+    guarded.wimg = Wimg::I | Wimg::G;
     hpt.insert(&guarded).unwrap();
-    for off in [0x1000, 0x2000] {
+    for (off, pa) in [(0x1000, 0x1000), (0x2000, IO_PAGE)] {
         assert_eq!(
             m.translate(ea(off), Access::Fetch, P),
             Err(isi(off, 0x1000_0000))
         );
-        assert!(m.translate(ea(off), Access::Load, P).is_ok());
+        assert_eq!(
+            m.translate(ea(off + 8), Access::Load, P),
+            Ok(PhysAddr::new(pa + 8))
+        );
     }
     // N beats PP: pp 000 with key 1 also denies, but the cause is N.
     hpt.protect(
@@ -761,4 +770,333 @@ fn pager_serves_one_terabyte_segments() {
             false
         )
         .is_err());
+}
+
+/// The HPTE for the 4K page at `off` in the test segment, mapped to `pa`
+/// read-write, with storage attributes `wimg`.
+fn entry_to(off: u64, pa: u64, wimg: Wimg) -> Hpte {
+    Mapping::new(page(off), PhysAddr::new(pa), Pp::RW_RW)
+        .hpte(false)
+        .unwrap()
+        .with_wimg(wimg)
+}
+
+#[test]
+fn h_enter_refuses_what_the_pseries_hypervisor_refuses() {
+    let (m, hpt) = setup(SlbFlags::KP);
+    let group = hpt.primary_group(page(0x5000));
+    let ram = |wimg| entry_to(0x5000, 0x5000, wimg);
+    let io = |wimg| entry_to(0x5000, IO_PAGE, wimg);
+    let ram_end = SimConfig::default().memory_bytes as u64;
+    let (w, i, mm, g) = (Wimg::W, Wimg::I, Wimg::M, Wimg::G);
+    // A large page at 64K-aligned RAM, its size encoded in the RPN's low
+    // bits.
+    let with_lp = |lp: u64| {
+        let h = entry_to(0x5000, 0x1_0000, mm);
+        Hpte {
+            v: h.v | hpte::v::L,
+            r: h.r | lp,
+        }
+    };
+    let refused = [
+        // RAM: WIMG must be exactly M.
+        ram(mm | g),
+        ram(g),
+        ram(i),
+        ram(Wimg::empty()),
+        ram(i | mm),
+        ram(i | g),
+        ram(w | mm),
+        // The last RAM page is still RAM.
+        entry_to(0x5000, ram_end - 0x1000, i),
+        // Outside RAM: I or I|M, G free, W never.
+        io(Wimg::empty()),
+        io(mm),
+        io(g),
+        io(w | i),
+        io(w | i | mm | g),
+        // L = 1 with an encoding the default machine filters out: 64K in
+        // a 4K segment (0x7), 16M in a 64K segment (0x8), 16M/16G (0).
+        with_lp(0x7000),
+        with_lp(0x8000),
+        with_lp(0),
+    ];
+    for h in refused {
+        assert_eq!(
+            m.hpt().insert(group, None, h),
+            Err(HptError::Parameter),
+            "{h:x?}"
+        );
+    }
+    // Refusals left the table as it was.
+    for s in 0..8 {
+        assert_eq!(m.hpt().read(group.ptex(s)), Ok(Hpte::EMPTY));
+    }
+    let accepted = [
+        ram(mm),
+        io(i),
+        io(i | mm),
+        io(i | g),
+        io(i | mm | g),
+        entry_to(0x5000, ram_end, i | g),
+        // 64K page in a 64K segment (LP 0x1).
+        with_lp(hpte::r::LP_64K),
+    ];
+    for h in accepted {
+        let ptex = m.hpt().insert(group, None, h).unwrap();
+        assert_eq!(ptex, group.ptex(0), "{h:x?}");
+        m.hpt().remove(ptex, RemoveCondition::Absolute).unwrap();
+    }
+}
+
+#[test]
+fn native_table_takes_any_wimg_and_guards_ram() {
+    // Powernv-style: the kernel owns the table, nothing filters WIMG, and
+    // G on a RAM page has its architected effect.
+    let (m, hpt) = setup(SlbFlags::KP);
+    let p = page(0x2000);
+    let h = entry_to(0x2000, 0x2000, Wimg::M | Wimg::G);
+    assert_eq!(
+        m.hpt().insert(hpt.primary_group(p), None, h),
+        Err(HptError::Parameter)
+    );
+    m.native_hpt()
+        .insert(hpt.primary_group(p), None, h)
+        .unwrap();
+    assert_eq!(
+        m.translate(ea(0x2000), Access::Fetch, P),
+        Err(isi(0x2000, 0x1000_0000))
+    );
+    assert_eq!(
+        m.translate(ea(0x2010), Access::Store, P),
+        Ok(PhysAddr::new(0x2010))
+    );
+}
+
+#[test]
+fn h_enter_stores_an_invalid_entry_in_a_free_slot() {
+    let (m, hpt) = setup(SlbFlags::KP);
+    let group = hpt.primary_group(page(0x5000));
+    let h = entry_to(0x5000, 0x5000, Wimg::M);
+    assert_eq!(m.hpt().insert(group, None, h), Ok(group.ptex(0)));
+    // QEMU does not look at V: the entry is stored (with its software
+    // bits rewritten) and the slot stays free.
+    let invalid = entry_to(0x5000, 0x9000, Wimg::M).with_valid(false);
+    assert_eq!(m.hpt().insert(group, None, invalid), Ok(group.ptex(1)));
+    assert_eq!(
+        m.hpt().read(group.ptex(1)),
+        Ok(Hpte {
+            v: invalid.v | papr::HYPERVISOR_DIRTY,
+            r: invalid.r
+        })
+    );
+    assert_eq!(m.valid_hptes(), 1);
+    // It takes no part in translation (no second match, no panic).
+    assert_eq!(
+        m.translate(ea(0x5008), Access::Load, S),
+        Ok(PhysAddr::new(0x5008))
+    );
+    // H_EXACT onto a valid slot is still refused; onto the free one not.
+    assert_eq!(
+        m.hpt().insert(group, Some(0), invalid),
+        Err(HptError::PtegFull)
+    );
+    let other = entry_to(0x6000, 0x6000, Wimg::M);
+    assert_eq!(m.hpt().insert(group, Some(1), other), Ok(group.ptex(1)));
+    // The architected table wants V.
+    assert_eq!(
+        m.native_hpt().insert(group, None, invalid),
+        Err(HptError::Parameter)
+    );
+}
+
+#[test]
+fn h_enter_and_h_remove_store_what_the_hypervisor_stores() {
+    let (m, hpt) = setup(SlbFlags::KP);
+    let p = page(0x5000);
+    let group = hpt.primary_group(p);
+    let h = entry_to(0x5000, 0x5000, Wimg::M).with_referenced(false);
+    // Every software bit set: 0x60 is cleared, 0x40 set again, bolted
+    // (0x10) and 0x08 survive.
+    let given = Hpte {
+        v: h.v | hpte::v::SW,
+        r: h.r,
+    };
+    let ptex = m.hpt().insert(group, None, given).unwrap();
+    let stored = m.hpt().read(ptex).unwrap();
+    assert_eq!(stored.v, h.v | 0x58);
+    assert_eq!(stored.r, h.r);
+    assert!(stored.is_bolted());
+    m.translate(ea(0x5000), Access::Store, P).unwrap();
+    // H_REMOVE returns the entry as stored, with its final R and C...
+    let old = m
+        .hpt()
+        .remove(ptex, RemoveCondition::Avpn(h.avpn_word()))
+        .unwrap();
+    assert_eq!(old.v, stored.v);
+    assert!(old.referenced() && old.changed());
+    // ...and rewrites the whole slot: a later H_READ shows R = C = 0.
+    let after = m.hpt().read(ptex).unwrap();
+    assert_eq!(after, papr::REMOVED);
+    assert!(!after.is_valid() && !after.referenced() && !after.changed());
+
+    // The native table only clears V (the ISA's removal sequence).
+    let ptex = m.native_hpt().insert(group, None, h).unwrap();
+    assert_eq!(m.native_hpt().read(ptex), Ok(h), "stored as given");
+    m.translate(ea(0x5000), Access::Store, P).unwrap();
+    let old = m
+        .native_hpt()
+        .remove(ptex, RemoveCondition::Absolute)
+        .unwrap();
+    assert!(old.referenced() && old.changed());
+    assert_eq!(m.native_hpt().read(ptex), Ok(Hpte { v: 0, r: old.r }));
+}
+
+#[test]
+fn a_store_crossing_into_a_faulting_page_stores_nothing() {
+    let (m, mut pager) = pager_machine();
+    // ESID 2 read-write, followed by ESID 3 (read-only) and, after that,
+    // no segment at ESID 4.
+    pager
+        .add_segment(
+            Esid::new(2),
+            Vsid::new(0x555),
+            SegmentSize::M256,
+            SlbFlags::KP,
+            Pp::RW_RW,
+            false,
+        )
+        .unwrap();
+    let last = EffectiveAddress::new(0x2fff_fff8);
+    let crossing = EffectiveAddress::new(0x2fff_fffc);
+    let ro = EffectiveAddress::new(0x3000_0000);
+    // Fault the first page in with a load: zeroed, C clear.
+    assert_eq!(m.load_u64(last, P, &mut pager), Ok(0));
+    let ptex = pager.page(last).unwrap().ptex.unwrap();
+    assert!(!m.hpt().read(ptex).unwrap().changed());
+    assert_eq!(
+        m.store_u64(crossing, 0x1122_3344_5566_7788, P, &mut pager),
+        Err(VmFault {
+            ea: ro,
+            access: Some(Access::Store),
+            reason: VmFaultReason::Protection
+        })
+    );
+    // Not one byte reached the first page...
+    assert_eq!(m.load_u64(last, P, &mut pager), Ok(0));
+    // ...though it was translated for the store before the second page
+    // faulted, so C is set (QEMU fills its TLB entry for the first page,
+    // recording C, before it probes the second).
+    assert!(m.hpt().read(ptex).unwrap().changed());
+
+    // A load crossing into a page with no segment leaves the buffer alone.
+    let mut buf = [0xee; 8];
+    assert_eq!(
+        m.load_bytes(EffectiveAddress::new(0x3fff_fffc), &mut buf, P, &mut pager),
+        Err(VmFault {
+            ea: EffectiveAddress::new(0x4000_0000),
+            access: None,
+            reason: VmFaultReason::NoSegment
+        })
+    );
+    assert_eq!(buf, [0xee; 8]);
+}
+
+#[test]
+#[should_panic(expected = "two HPTEs")]
+fn two_matching_hptes_are_a_machine_check() {
+    // H_ENTER does not look for duplicates and QEMU would translate
+    // through the first (slot 0); the sim stops: it is a VMM bug.
+    let (m, hpt) = setup(SlbFlags::KP);
+    let group = hpt.primary_group(page(0x5000));
+    m.hpt()
+        .insert(group, None, entry_to(0x5000, 0x5000, Wimg::M))
+        .unwrap();
+    m.hpt()
+        .insert(group, None, entry_to(0x5000, 0x6000, Wimg::M))
+        .unwrap();
+    let _ = m.translate(ea(0x5000), Access::Load, S);
+}
+
+#[test]
+fn slbie_with_another_segment_size_leaves_the_entry() {
+    let (m, mut hpt) = setup(SlbFlags::KP);
+    hpt.insert(&Mapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
+        .unwrap();
+    // QEMU would invalidate the 256M entry whatever size slbie names; the
+    // sim keeps it, so a VMM passing the wrong size sees the segment stay.
+    m.slb().invalidate(ea(0), SegmentSize::T1);
+    assert!(m.slb().read(0).unwrap().is_valid());
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Ok(PhysAddr::new(0x1008))
+    );
+    m.slb().invalidate(ea(0), SegmentSize::M256);
+    assert!(!m.slb().read(0).unwrap().is_valid());
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Err(Interrupt::DataSegment { ea: ea(8) })
+    );
+    // The same for a 1T entry and a 256M slbie.
+    let ea1t = EffectiveAddress::new(0x100_0000_0000);
+    let e1t = SlbEntry::new(
+        Esid::of_segment(ea1t, SegmentSize::T1),
+        Vsid::new(3),
+        SegmentSize::T1,
+        PageSize::K4,
+        SlbFlags::KP,
+    )
+    .unwrap();
+    m.slb().load(1, e1t).unwrap();
+    m.slb().invalidate(ea1t, SegmentSize::M256);
+    assert!(m.slb().read(1).unwrap().is_valid());
+    m.slb().invalidate(ea1t, SegmentSize::T1);
+    assert!(!m.slb().read(1).unwrap().is_valid());
+}
+
+#[test]
+fn slbmte_refuses_reserved_bits_valid_or_not() {
+    let (m, _) = setup(SlbFlags::KP);
+    let mut slb = m.slb();
+    let before: Vec<SlbEntry> = (0..32).map(|i| slb.read(i).unwrap()).collect();
+    let e = slb.read(0).unwrap();
+    let v = arch_ppc64::structures::slb::esid_word::V;
+    let refused = [
+        // Reserved RB bits between V and the index (QEMU: Program
+        // interrupt), valid or not.
+        SlbEntry {
+            esid_word: e.esid_word | 0x0100_0000,
+            vsid_word: e.vsid_word,
+        },
+        SlbEntry {
+            esid_word: (e.esid_word & !v) | 0x1000,
+            vsid_word: e.vsid_word,
+        },
+        // A reserved B or an L||LP not offered, with V = 0.
+        SlbEntry {
+            esid_word: e.esid_word & !v,
+            vsid_word: e.vsid_word | (2 << 62),
+        },
+        SlbEntry {
+            esid_word: e.esid_word & !v,
+            vsid_word: e.vsid_word | 0x100, // 16M: filtered out
+        },
+        // A valid 1T entry whose ESID is not 1T-aligned (QEMU stores it
+        // and never matches it).
+        SlbEntry {
+            esid_word: (0x1001 << 28) | v,
+            vsid_word: (1 << 62) | (5 << 24) | arch_ppc64::structures::slb::vsid_word::KP,
+        },
+    ];
+    for bad in refused {
+        assert_eq!(
+            slb.load(3, bad),
+            Err(SlbError::InvalidEntry(bad.with_index(3).unwrap()))
+        );
+    }
+    let after: Vec<SlbEntry> = (0..32).map(|i| slb.read(i).unwrap()).collect();
+    assert_eq!(before, after);
+    // slbmte 0,0 (Linux's way of clearing entry 0) is fine.
+    slb.load(0, SlbEntry::INVALID).unwrap();
+    assert_eq!(slb.valid_entries(), 0);
 }
