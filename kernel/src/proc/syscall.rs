@@ -35,7 +35,9 @@ use crate::trap::TrapFrame;
 pub const EXIT: u64 = 0;
 /// `getpid()`.
 pub const GETPID: u64 = 1;
-/// `fork()`: 0 in the child, the child's pid in the parent.
+/// `fork()`: 0 in the child, the child's pid in the parent; if the VMM
+/// refuses the copy, `-errno` as [`vmm::aix::ProcessError::errno`] maps it
+/// (`-ENOMEM` when it ran out of memory).
 pub const FORK: u64 = 2;
 /// `wait()`: r3 = an ended child's status (or [`super::KILLED`] | code),
 /// r4 = its pid, r5 = 1 if the kernel killed it, 0 if it called `exit`
@@ -216,7 +218,7 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
         }
         Err(e) => {
             log::warn!("proc: fork of {} refused: {e:?}", parent.0);
-            frame.gpr[3] = ENOMEM;
+            frame.gpr[3] = err(e.errno());
         }
     }
     // The Vmm's fork leaves the parent's space current.
