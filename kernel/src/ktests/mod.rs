@@ -16,5 +16,6 @@ mod mm_hpt;
 mod mmu_faults;
 mod proc_basic;
 mod proc_faults;
+mod proc_heap;
 mod proc_hpt;
 mod traps;

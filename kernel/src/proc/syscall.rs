@@ -14,7 +14,9 @@
 //! create) and [`VM_ATT_RW`] lets a process have the kernel read and write
 //! any segment the kernel itself may access. What the kernel does check is
 //! that a call cannot crash it: [`VM_ATT_RW`] validates the segment,
-//! offset and key before touching memory and answers `-errno` otherwise.
+//! offset and key before touching memory and answers `-errno` otherwise,
+//! and calls that would make the kernel keep more bookkeeping are refused
+//! while its heap is low ([`HEAP_RESERVE`]).
 //!
 //! The services run in the process environment
 //! (`Environment::Process(pid)`, what the scheduler set when it
@@ -37,7 +39,8 @@ pub const EXIT: u64 = 0;
 pub const GETPID: u64 = 1;
 /// `fork()`: 0 in the child, the child's pid in the parent; if the VMM
 /// refuses the copy, `-errno` as [`vmm::aix::ProcessError::errno`] maps it
-/// (`-ENOMEM` when it ran out of memory).
+/// (`-ENOMEM` when it ran out of memory); `-ENOMEM` while the heap is low
+/// ([`HEAP_RESERVE`]).
 pub const FORK: u64 = 2;
 /// `wait()`: r3 = an ended child's status (or [`super::KILLED`] | code),
 /// r4 = its pid, r5 = 1 if the kernel killed it, 0 if it called `exit`
@@ -47,7 +50,8 @@ pub const FORK: u64 = 2;
 pub const WAIT: u64 = 3;
 /// `yield()`: lets the next ready process run.
 pub const YIELD: u64 = 4;
-/// `report(value)`: appends `value` to the process's reports.
+/// `report(value)`: appends `value` to the process's reports (`-ENOMEM`
+/// while the heap is low, see [`HEAP_RESERVE`]).
 pub const REPORT: u64 = 5;
 /// `kread(kaddr)`: the kernel loads the doubleword at `kaddr`, which must
 /// lie in a live `vm_galloc` allocation (else `-EINVAL`).
@@ -108,6 +112,25 @@ pub const VMS_CREATE: u64 = 36;
 /// `vms_delete(vmid)`.
 pub const VMS_DELETE: u64 = 37;
 
+/// Free kernel heap below which the calls that make the kernel keep more
+/// bookkeeping — new segments, views, mappings, processes, reports:
+/// `fork`, `report`, `vm_galloc`, `vm_guatt`, `as_att`, `as_att64`,
+/// `as_seth64`, `vms_create` — answer `-ENOMEM` before doing anything.
+/// The heap is fixed and an allocation that fails panics the kernel, so a
+/// process must not be able to use it up, one call or a loop of them. One
+/// call grows the heap by less than this (segments and views are capped by
+/// [`crate::mm::SID_QUOTA`]); calls that release memory are never refused.
+pub const HEAP_RESERVE: usize = 1 << 20;
+
+/// Whether `nr` makes the kernel keep more bookkeeping (see
+/// [`HEAP_RESERVE`]).
+fn grows_bookkeeping(nr: u64) -> bool {
+    matches!(
+        nr,
+        FORK | REPORT | VM_GALLOC | VM_GUATT | AS_ATT | AS_ATT64 | AS_SETH64 | VMS_CREATE
+    )
+}
+
 /// `-errno` as the ABI answers it.
 pub const fn neg(errno: c_int) -> u64 {
     (-(errno as i64)) as u64
@@ -152,6 +175,10 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
     let pid = s
         .current
         .expect("a system call comes from the current process");
+    if grows_bookkeeping(nr) && crate::heap::free() < HEAP_RESERVE {
+        frame.gpr[3] = ENOMEM;
+        return;
+    }
     match nr {
         EXIT => {
             super::end_process(&mut s, pid, Exit::Status(a[0]));
