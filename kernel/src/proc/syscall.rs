@@ -9,14 +9,21 @@
 //! other register is preserved. `sc` from supervisor state is not a
 //! system call here (it would be a kernel bug): it panics.
 //!
-//! This is a test kernel's system call surface, not a security boundary:
-//! [`VM_HANDLE`] builds a handle for any vmid (even one the caller did not
-//! create) and [`VM_ATT_RW`] lets a process have the kernel read and write
-//! any segment the kernel itself may access. What the kernel does check is
-//! that a call cannot crash it: [`VM_ATT_RW`] validates the segment,
-//! offset and key before touching memory and answers `-errno` otherwise,
-//! and calls that would make the kernel keep more bookkeeping are refused
-//! while its heap is low ([`HEAP_RESERVE`]).
+//! This is a test kernel's system call surface, not a full security
+//! boundary: [`VM_HANDLE`] builds a handle for any vmid (even one the
+//! caller did not create) and [`VM_ATT_RW`] lets a process have the kernel
+//! read and write any segment the kernel itself may access. What the
+//! kernel does check is that a call cannot crash it: [`VM_ATT_RW`]
+//! validates the segment, offset and key before touching memory and
+//! answers `-errno` otherwise, and calls that would make the kernel keep
+//! more bookkeeping are refused while its heap is low ([`HEAP_RESERVE`]).
+//! And one process cannot reach another's
+//! private memory: a handle naming a segment another process owns (its
+//! text, data or stack) is refused with `-EINVAL` by every call that
+//! would attach it or access through it ([`VM_ATT`], [`VM_ATT_RW`],
+//! [`AS_ATT`], [`AS_ATT64`], [`AS_SETH64`]), as if no such segment
+//! existed; the AIX services themselves, which trust their kernel
+//! callers, would attach it.
 //!
 //! The services run in the process environment
 //! (`Environment::Process(pid)`, what the scheduler set when it
@@ -26,8 +33,8 @@
 use core::ffi::{c_int, c_long};
 use core::sync::atomic::Ordering;
 
-use vmm::aix::Errno;
-use vmm::platform::Environment;
+use vmm::aix::{Errno, Space, VmHandle};
+use vmm::platform::{Environment, ProcessId};
 
 use super::{sched, switch_away, Exit, SYSCALLS};
 use crate::mm;
@@ -206,11 +213,11 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
                 KWRITE => kwrite(a[0], a[1]),
                 IN_INTERRUPT => {
                     mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Interrupt));
-                    let r = service(a[0], &[a[1], a[2], a[3], a[4], a[5], 0]);
+                    let r = service(pid, a[0], &[a[1], a[2], a[3], a[4], a[5], 0]);
                     mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Process(pid)));
                     r
                 }
-                _ => service(nr, &a),
+                _ => service(pid, nr, &a),
             };
         }
     }
@@ -353,10 +360,35 @@ fn kernel_may_read_write(vmm: &mm::KernelVmm, ea: u64) -> Result<(), u64> {
     Ok(())
 }
 
-/// Calls AIX service `nr` with arguments `a` in the current environment.
-fn service(nr: u64, a: &[u64; 6]) -> u64 {
+/// Whether `handle` names a segment a process other than `pid` owns (its
+/// text, data or stack: an owned mapping). A malformed handle names none;
+/// the service refuses it itself.
+fn names_foreign_private(aix: &mm::KernelAix, pid: ProcessId, handle: u64) -> bool {
+    let Ok(h) = VmHandle::from_raw(handle) else {
+        return false;
+    };
+    let mine = aix.vm().space_id(Space::Process(pid));
+    aix.vm().vmm().spaces().any(|(id, space)| {
+        Some(id) != mine
+            && space
+                .iter()
+                .any(|(_, m)| m.owned && m.handle.sid().as_u64() == h.sid())
+    })
+}
+
+/// Calls AIX service `nr` with arguments `a` in the current environment
+/// on behalf of process `pid`.
+fn service(pid: ProcessId, nr: u64, a: &[u64; 6]) -> u64 {
     let int = |x: u64| x as c_int;
     let long = |x: u64| x as c_long;
+    let handle = match nr {
+        VM_ATT | VM_ATT_RW | AS_ATT | AS_ATT64 => Some(a[0]),
+        AS_SETH64 => Some(a[1]),
+        _ => None,
+    };
+    if handle.is_some_and(|h| mm::with_aix(|x| names_foreign_private(x, pid, h))) {
+        return EINVAL;
+    }
     match nr {
         VM_GALLOC => mm::with_aix(|x| val(x.vm_galloc(int(a[0]), long(a[1])), |e| e.errno())),
         VM_GFREE => mm::with_aix(|x| ok0(x.vm_gfree(a[0], long(a[1])), |e| e.errno())),
