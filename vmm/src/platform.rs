@@ -91,6 +91,18 @@ pub trait HptBackend {
     /// [`HptError::Parameter`] if `ptex` is outside the table.
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError>;
 
+    /// Reads the eight entries of group `group` (valid or not), for scans
+    /// of the whole table. The default calls `read` for each; a PAPR
+    /// backend reads four per `H_READ` (`H_READ_4`).
+    /// [`HptError::Parameter`] if `group` is outside the table.
+    fn read_group(&self, group: PtegIndex) -> Result<[Hpte; 8], HptError> {
+        let mut out = [Hpte::EMPTY; 8];
+        for (slot, h) in (0..Ptex::SLOTS_PER_PTEG).zip(out.iter_mut()) {
+            *h = self.read(group.ptex(slot))?;
+        }
+        Ok(out)
+    }
+
     /// Removes several entries, each as [`HptBackend::remove`] would, and
     /// returns per request the removed entry's R and C bits or why it
     /// stayed (same errors as `remove`). Where one request fails the

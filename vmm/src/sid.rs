@@ -25,9 +25,12 @@
 //!      (catching any the owner lost track of), then releases them all.
 //!      Batching amortises the sweep over many deletions.
 //!
-//! Released SIDs are reused first-in first-out, and only after the range's
-//! never-used SIDs run out, to keep a recycled VSID out of the caches as
-//! long as possible.
+//! Released SIDs are reused first-in first-out, to keep a recycled VSID
+//! out of the caches as long as possible: only after the range's
+//! never-used SIDs run out, or once [`REUSE_DEPTH`] released SIDs wait.
+//! The second rule bounds the queue, the allocator's only memory per freed
+//! SID: without it every segment ever deleted would cost a kernel's heap
+//! eight bytes for good, the ranges being far larger than any heap.
 
 use alloc::collections::{BTreeSet, VecDeque};
 use core::ops::Range;
@@ -57,6 +60,11 @@ pub const VSID_MULTIPLIER_INVERSE: u64 = 24_243_402_935;
 pub const KERNEL_SIDS: Range<u64> = 1..1 << 20;
 /// Default user SIDs: `2^20..INVLSID`.
 pub const USER_SIDS: Range<u64> = 1 << 20..INVLSID;
+
+/// Released SIDs a range keeps waiting before it reuses the oldest even
+/// though never-used ones remain: a recycled VSID has then been out of use
+/// while this many other segments were deleted.
+pub const REUSE_DEPTH: usize = 1024;
 
 /// `sid * VSID_MULTIPLIER mod (2^35 − 1)`.
 ///
@@ -158,7 +166,7 @@ impl Pool {
     }
 
     fn take(&mut self) -> Option<u64> {
-        if self.next < self.range.end {
+        if self.next < self.range.end && self.reusable.len() < REUSE_DEPTH {
             self.next += 1;
             Some(self.next - 1)
         } else {
@@ -428,6 +436,28 @@ mod tests {
             .map(|_| a.allocate(SidKind::User).unwrap().as_u64())
             .collect();
         assert_eq!(next, [12, 13, 11, 10]);
+    }
+
+    #[test]
+    fn released_sids_are_reused_once_reuse_depth_of_them_wait() {
+        let mut a = SidAllocator::new();
+        let s: Vec<Sid> = (0..REUSE_DEPTH + 1)
+            .map(|_| a.allocate(SidKind::User).unwrap())
+            .collect();
+        let fresh = s[REUSE_DEPTH].as_u64() + 1;
+        for &x in &s[..REUSE_DEPTH - 1] {
+            a.free(x).unwrap();
+            a.release(x).unwrap();
+        }
+        // One short of the depth: never-used SIDs still come first.
+        let n = a.allocate(SidKind::User).unwrap();
+        assert_eq!(n.as_u64(), fresh);
+        a.free(n).unwrap();
+        a.release(n).unwrap();
+        // At the depth: the longest-released one, and the queue stays put.
+        assert_eq!(a.allocate(SidKind::User), Ok(s[0]));
+        assert_eq!(a.allocate(SidKind::User).unwrap().as_u64(), fresh + 1);
+        assert_eq!(a.user.reusable.len(), REUSE_DEPTH - 1);
     }
 
     #[test]

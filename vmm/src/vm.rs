@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 
-use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, Ptex, Vsid};
+use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, PtegIndex, Ptex, Vsid};
 use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
@@ -930,39 +930,51 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// HPTE is recorded for a live segment page and translates that page to
     /// its frame with its protection, no virtual page has two HPTEs, every
     /// SLB entry comes from a mapping, no frame backs two pages. Scans the
-    /// whole HPT (tests only).
+    /// whole HPT (tests only). HPTEs outside the VMM's VSID space (not a
+    /// 256 MB segment, or a VSID no SID scrambles to) belong to whoever
+    /// shares the table, such as a kernel's bolted linear map, and are
+    /// left out.
     pub fn check_invariants(&self) -> Result<(), Invariant> {
-        let total = self.hpt.backend().pteg_count() * 8;
         let mut seen = BTreeMap::new();
-        for raw in 0..total {
-            let ptex = Ptex::try_from_raw(raw).expect("inside the table");
-            let h = match self.hpt.backend().read(ptex) {
-                Ok(h) if h.is_valid() => h,
-                _ => continue,
+        for g in 0..self.hpt.backend().pteg_count() {
+            let group = PtegIndex::new(g);
+            let Ok(entries) = self.hpt.backend().read_group(group) else {
+                continue;
             };
-            let &(sid, page) = self
-                .slot_owner
-                .get(&ptex)
-                .ok_or(Invariant::StrayHpte(ptex))?;
-            if seen.insert((sid, page), ptex).is_some() {
-                return Err(Invariant::DuplicateHpte(ptex));
-            }
-            let seg = self
-                .segments
-                .get(sid)
-                .map_err(|_| Invariant::StrayHpte(ptex))?;
-            if seg.slot(page) != Some(ptex) || h.avpn_word() != virtual_page(sid, page).avpn_word()
-            {
-                return Err(Invariant::SlotMismatch(ptex));
-            }
-            let frame = self.page_frame(sid, page).ok().flatten();
-            let prot = self.segments.effective_prot(sid, page).ok();
-            if frame.is_none()
-                || h.real_address() != frame
-                || Some(h.pp()) != prot.map(|p| p.pp)
-                || Some(h.no_execute()) != prot.map(|p| p.no_exec)
-            {
-                return Err(Invariant::StaleHpte(ptex));
+            for slot in 0..Ptex::SLOTS_PER_PTEG {
+                let h = entries[slot as usize];
+                let vmm_vsid = h.is_valid()
+                    && h.segment_size() == Some(SegmentSize::M256)
+                    && h.avpn() >> (SEGSHIFT - 23) < crate::sid::SIDMAX;
+                if !vmm_vsid {
+                    continue;
+                }
+                let ptex = group.ptex(slot);
+                let &(sid, page) = self
+                    .slot_owner
+                    .get(&ptex)
+                    .ok_or(Invariant::StrayHpte(ptex))?;
+                if seen.insert((sid, page), ptex).is_some() {
+                    return Err(Invariant::DuplicateHpte(ptex));
+                }
+                let seg = self
+                    .segments
+                    .get(sid)
+                    .map_err(|_| Invariant::StrayHpte(ptex))?;
+                if seg.slot(page) != Some(ptex)
+                    || h.avpn_word() != virtual_page(sid, page).avpn_word()
+                {
+                    return Err(Invariant::SlotMismatch(ptex));
+                }
+                let frame = self.page_frame(sid, page).ok().flatten();
+                let prot = self.segments.effective_prot(sid, page).ok();
+                if frame.is_none()
+                    || h.real_address() != frame
+                    || Some(h.pp()) != prot.map(|p| p.pp)
+                    || Some(h.no_execute()) != prot.map(|p| p.no_exec)
+                {
+                    return Err(Invariant::StaleHpte(ptex));
+                }
             }
         }
         if seen.len() != self.slot_owner.len() {
@@ -1909,6 +1921,31 @@ mod tests {
         assert_eq!(
             Esid::new(KERNEL_ESID_BASE - 1).base().as_u64(),
             0x7FFF_FFFF_F000_0000
+        );
+    }
+
+    #[test]
+    fn invariants_leave_out_hptes_outside_the_vmm_vsid_space() {
+        let ea = EffectiveAddress::new(0xc000_0000_0000_0000);
+        let pa = PhysAddr::new(0x10_0000);
+        let entry = |vsid: u64, ssize| {
+            Hpte::mapping(Vsid::new(vsid), ea, ssize, PageSize::K4, pa, Pp::RW_NONE)
+                .unwrap()
+                .with_bolted(true)
+        };
+        // A kernel's linear map sharing the table: VSIDs above the SIDs'
+        // range in 256 MB segments, or 1 TB segments.
+        let mut hpt = ArrayHpt::new(PTEGS);
+        hpt.0[0] = entry(1 << 37, SegmentSize::M256);
+        hpt.0[8] = entry(1 << 37, SegmentSize::T1);
+        assert_eq!(vmm_on(hpt).check_invariants(), Ok(()));
+        // One in the VMM's range that no page claims is still stray.
+        let mut hpt = ArrayHpt::new(PTEGS);
+        hpt.0[16] = entry(12345, SegmentSize::M256);
+        let stray = Ptex::try_from_raw(16).unwrap();
+        assert_eq!(
+            vmm_on(hpt).check_invariants(),
+            Err(Invariant::StrayHpte(stray))
         );
     }
 

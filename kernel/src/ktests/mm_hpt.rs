@@ -129,6 +129,28 @@ kernel_test! {
         free(pa);
     }
 
+    fn papr_read_group_reads_the_eight_entries_of_a_group() {
+        let mut h = hpt();
+        let g = empty_pair(&h, 400);
+        let pa = frame();
+        let group = PtegIndex::new(g);
+        let mut placed = Vec::new();
+        for slot in [1u8, 4, 7] {
+            let e = entry(vsid_for_group(&h, g, u64::from(slot)), pa);
+            placed.push((h.insert(group, Some(slot), e).unwrap(), e));
+        }
+        let all = h.read_group(group).expect("read_group");
+        for slot in 0..8u8 {
+            assert_eq!(all[slot as usize], h.read(group.ptex(slot)).unwrap(), "slot {slot}");
+            assert_eq!(all[slot as usize].is_valid(), [1, 4, 7].contains(&slot), "slot {slot}");
+        }
+        assert_eq!(h.read_group(PtegIndex::new(h.pteg_count())), Err(HptError::Parameter));
+        for (p, e) in placed {
+            h.remove(p, RemoveCondition::Avpn(e.avpn_word())).unwrap();
+        }
+        free(pa);
+    }
+
     fn papr_protect_changes_pp_and_keeps_the_rest() {
         let mut h = hpt();
         let g = empty_pair(&h, 300);

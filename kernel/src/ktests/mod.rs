@@ -16,5 +16,7 @@ mod mm_hpt;
 mod mmu_faults;
 mod proc_basic;
 mod proc_faults;
+mod proc_fuzz;
+mod proc_heap;
 mod proc_hpt;
 mod traps;

@@ -56,6 +56,15 @@ pub type UserFaultHook = fn(&mut TrapFrame, VmFault);
 /// `vm_galloc` are loaded on demand).
 pub const VMM_BOLTED_SLB: usize = 0;
 
+/// Most SIDs (segments and views) the AIX services may have in use; past
+/// it they answer `ENOMEM` ([`CoreVm::set_sid_quota`]). Each SID costs the
+/// heap about 250 bytes (its segment record and mapping: `vm_galloc` of 1
+/// TB, 4096 segments and their kernel views, took 1.9 MB of the 4 MiB
+/// heap), so 2048 stay near half a MiB: below
+/// [`crate::proc::syscall::HEAP_RESERVE`], so that no single call, however
+/// large its size argument, can take the heap from the reserve to empty.
+pub const SID_QUOTA: usize = 2048;
+
 static AIX: spin::Mutex<Option<KernelAix>> = spin::Mutex::new(None);
 static USER_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 static TRANSLATION_ON: AtomicBool = AtomicBool::new(false);
@@ -356,7 +365,9 @@ pub fn init(info: &BootInfo) {
     let slb = HwSlb::new(slb_size, map.slb_entries).expect("SLB larger than the linear map");
     let vmm = Vmm::new(hpt, slb, KernelFrames::default(), VMM_BOLTED_SLB)
         .unwrap_or_else(|e| panic!("building the VMM: {e}"));
-    *AIX.lock() = Some(Aix::new(CoreVm::new(vmm)));
+    let mut core = CoreVm::new(vmm);
+    core.set_sid_quota(Some(SID_QUOTA));
+    *AIX.lock() = Some(Aix::new(core));
     cabi::install();
     let layout = MmLayout {
         hpt_ptegs: 1 << (shift - 7),

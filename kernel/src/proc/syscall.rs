@@ -9,12 +9,21 @@
 //! other register is preserved. `sc` from supervisor state is not a
 //! system call here (it would be a kernel bug): it panics.
 //!
-//! This is a test kernel's system call surface, not a security boundary:
-//! [`VM_HANDLE`] builds a handle for any vmid (even one the caller did not
-//! create) and [`VM_ATT_RW`] lets a process have the kernel read and write
-//! any segment the kernel itself may access. What the kernel does check is
-//! that a call cannot crash it: [`VM_ATT_RW`] validates the segment,
-//! offset and key before touching memory and answers `-errno` otherwise.
+//! This is a test kernel's system call surface, not a full security
+//! boundary: [`VM_HANDLE`] builds a handle for any vmid (even one the
+//! caller did not create) and [`VM_ATT_RW`] lets a process have the kernel
+//! read and write any segment the kernel itself may access. What the
+//! kernel does check is that a call cannot crash it: [`VM_ATT_RW`]
+//! validates the segment, offset and key before touching memory and
+//! answers `-errno` otherwise, and calls that would make the kernel keep
+//! more bookkeeping are refused while its heap is low ([`HEAP_RESERVE`]).
+//! And one process cannot reach another's
+//! private memory: a handle naming a segment another process owns (its
+//! text, data or stack) is refused with `-EINVAL` by every call that
+//! would attach it or access through it ([`VM_ATT`], [`VM_ATT_RW`],
+//! [`AS_ATT`], [`AS_ATT64`], [`AS_SETH64`]), as if no such segment
+//! existed; the AIX services themselves, which trust their kernel
+//! callers, would attach it.
 //!
 //! The services run in the process environment
 //! (`Environment::Process(pid)`, what the scheduler set when it
@@ -24,8 +33,8 @@
 use core::ffi::{c_int, c_long};
 use core::sync::atomic::Ordering;
 
-use vmm::aix::Errno;
-use vmm::platform::Environment;
+use vmm::aix::{Errno, Space, VmHandle};
+use vmm::platform::{Environment, ProcessId};
 
 use super::{sched, switch_away, Exit, SYSCALLS};
 use crate::mm;
@@ -35,7 +44,10 @@ use crate::trap::TrapFrame;
 pub const EXIT: u64 = 0;
 /// `getpid()`.
 pub const GETPID: u64 = 1;
-/// `fork()`: 0 in the child, the child's pid in the parent.
+/// `fork()`: 0 in the child, the child's pid in the parent; if the VMM
+/// refuses the copy, `-errno` as [`vmm::aix::ProcessError::errno`] maps it
+/// (`-ENOMEM` when it ran out of memory); `-ENOMEM` while the heap is low
+/// ([`HEAP_RESERVE`]).
 pub const FORK: u64 = 2;
 /// `wait()`: r3 = an ended child's status (or [`super::KILLED`] | code),
 /// r4 = its pid, r5 = 1 if the kernel killed it, 0 if it called `exit`
@@ -45,7 +57,8 @@ pub const FORK: u64 = 2;
 pub const WAIT: u64 = 3;
 /// `yield()`: lets the next ready process run.
 pub const YIELD: u64 = 4;
-/// `report(value)`: appends `value` to the process's reports.
+/// `report(value)`: appends `value` to the process's reports (`-ENOMEM`
+/// while the heap is low, see [`HEAP_RESERVE`]).
 pub const REPORT: u64 = 5;
 /// `kread(kaddr)`: the kernel loads the doubleword at `kaddr`, which must
 /// lie in a live `vm_galloc` allocation (else `-EINVAL`).
@@ -106,6 +119,25 @@ pub const VMS_CREATE: u64 = 36;
 /// `vms_delete(vmid)`.
 pub const VMS_DELETE: u64 = 37;
 
+/// Free kernel heap below which the calls that make the kernel keep more
+/// bookkeeping — new segments, views, mappings, processes, reports:
+/// `fork`, `report`, `vm_galloc`, `vm_guatt`, `as_att`, `as_att64`,
+/// `as_seth64`, `vms_create` — answer `-ENOMEM` before doing anything.
+/// The heap is fixed and an allocation that fails panics the kernel, so a
+/// process must not be able to use it up, one call or a loop of them. One
+/// call grows the heap by less than this (segments and views are capped by
+/// [`crate::mm::SID_QUOTA`]); calls that release memory are never refused.
+pub const HEAP_RESERVE: usize = 1 << 20;
+
+/// Whether `nr` makes the kernel keep more bookkeeping (see
+/// [`HEAP_RESERVE`]).
+fn grows_bookkeeping(nr: u64) -> bool {
+    matches!(
+        nr,
+        FORK | REPORT | VM_GALLOC | VM_GUATT | AS_ATT | AS_ATT64 | AS_SETH64 | VMS_CREATE
+    )
+}
+
 /// `-errno` as the ABI answers it.
 pub const fn neg(errno: c_int) -> u64 {
     (-(errno as i64)) as u64
@@ -150,6 +182,10 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
     let pid = s
         .current
         .expect("a system call comes from the current process");
+    if grows_bookkeeping(nr) && crate::heap::free() < HEAP_RESERVE {
+        frame.gpr[3] = ENOMEM;
+        return;
+    }
     match nr {
         EXIT => {
             super::end_process(&mut s, pid, Exit::Status(a[0]));
@@ -177,11 +213,11 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
                 KWRITE => kwrite(a[0], a[1]),
                 IN_INTERRUPT => {
                     mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Interrupt));
-                    let r = service(a[0], &[a[1], a[2], a[3], a[4], a[5], 0]);
+                    let r = service(pid, a[0], &[a[1], a[2], a[3], a[4], a[5], 0]);
                     mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Process(pid)));
                     r
                 }
-                _ => service(nr, &a),
+                _ => service(pid, nr, &a),
             };
         }
     }
@@ -216,7 +252,7 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
         }
         Err(e) => {
             log::warn!("proc: fork of {} refused: {e:?}", parent.0);
-            frame.gpr[3] = ENOMEM;
+            frame.gpr[3] = err(e.errno());
         }
     }
     // The Vmm's fork leaves the parent's space current.
@@ -324,10 +360,35 @@ fn kernel_may_read_write(vmm: &mm::KernelVmm, ea: u64) -> Result<(), u64> {
     Ok(())
 }
 
-/// Calls AIX service `nr` with arguments `a` in the current environment.
-fn service(nr: u64, a: &[u64; 6]) -> u64 {
+/// Whether `handle` names a segment a process other than `pid` owns (its
+/// text, data or stack: an owned mapping). A malformed handle names none;
+/// the service refuses it itself.
+fn names_foreign_private(aix: &mm::KernelAix, pid: ProcessId, handle: u64) -> bool {
+    let Ok(h) = VmHandle::from_raw(handle) else {
+        return false;
+    };
+    let mine = aix.vm().space_id(Space::Process(pid));
+    aix.vm().vmm().spaces().any(|(id, space)| {
+        Some(id) != mine
+            && space
+                .iter()
+                .any(|(_, m)| m.owned && m.handle.sid().as_u64() == h.sid())
+    })
+}
+
+/// Calls AIX service `nr` with arguments `a` in the current environment
+/// on behalf of process `pid`.
+fn service(pid: ProcessId, nr: u64, a: &[u64; 6]) -> u64 {
     let int = |x: u64| x as c_int;
     let long = |x: u64| x as c_long;
+    let handle = match nr {
+        VM_ATT | VM_ATT_RW | AS_ATT | AS_ATT64 => Some(a[0]),
+        AS_SETH64 => Some(a[1]),
+        _ => None,
+    };
+    if handle.is_some_and(|h| mm::with_aix(|x| names_foreign_private(x, pid, h))) {
+        return EINVAL;
+    }
     match nr {
         VM_GALLOC => mm::with_aix(|x| val(x.vm_galloc(int(a[0]), long(a[1])), |e| e.errno())),
         VM_GFREE => mm::with_aix(|x| ok0(x.vm_gfree(a[0], long(a[1])), |e| e.errno())),

@@ -2,7 +2,8 @@
 //!
 //! Each service has its own small enum whose variants carry the value that
 //! was refused (the style of seL4's and riscv's Rust error types). They
-//! become AIX errno values only at the C boundary, through `errno()`.
+//! become AIX errno values only at the C boundary, through `errno()`; so
+//! does [`super::ProcessError`] at a kernel's system call boundary.
 
 use super::consts::{EINVAL, ENOMEM, ENOSPC};
 use super::ctypes::{vmid_t, vmkey_t, vmsize_t};
@@ -525,6 +526,22 @@ service_error! {
     }
 }
 
+impl super::services::ProcessError {
+    /// The errno a system call that failed with this answers: `ENOMEM`
+    /// when the core ran out of something, `EINVAL` otherwise (a pid that
+    /// is taken or unknown, a core refusal of the arguments).
+    pub const fn errno(&self) -> Errno {
+        use super::backend::CoreError;
+        use super::services::ProcessError;
+        match self {
+            ProcessError::Core(CoreError::Shortage(_)) => Errno::NoMem,
+            ProcessError::Exists(_) | ProcessError::NoSuchProcess(_) | ProcessError::Core(_) => {
+                Errno::Inval
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,5 +571,28 @@ mod tests {
         );
         assert_eq!(AsAtt64Error::NoSuchSegment { sid: 3 }.errno(), Errno::Inval);
         assert_eq!(VmsDeleteError::BadVmid { vmid: 9 }.errno(), Errno::Inval);
+    }
+
+    #[test]
+    fn process_errors_map_to_enomem_only_for_shortages() {
+        use crate::aix::backend::{CoreError, Space};
+        use crate::aix::services::ProcessError;
+        use crate::platform::ProcessId;
+        let pid = ProcessId(7);
+        for s in [
+            Shortage::Frames,
+            Shortage::Sids,
+            Shortage::Metadata,
+            Shortage::Regions,
+        ] {
+            assert_eq!(
+                ProcessError::Core(CoreError::Shortage(s)).errno(),
+                Errno::NoMem
+            );
+        }
+        assert_eq!(ProcessError::Exists(pid).errno(), Errno::Inval);
+        assert_eq!(ProcessError::NoSuchProcess(pid).errno(), Errno::Inval);
+        let refused = CoreError::NoSuchSpace(Space::Process(pid));
+        assert_eq!(ProcessError::Core(refused).errno(), Errno::Inval);
     }
 }
