@@ -11,19 +11,7 @@
 #include <sys/adspace.h>
 #include <sys/seg.h>
 #include "cabi.h"
-
-static int failures;
-static int checks;
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        checks++;                                                            \
-        if (!(cond)) {                                                       \
-            failures++;                                                      \
-            fprintf(stderr, "harness.c:%d: check failed: %s\n", __LINE__,    \
-                    #cond);                                                  \
-        }                                                                    \
-    } while (0)
+#include "check.h"
 
 #define GALLOC 0xF100000000000000UL
 #define SUP 0
@@ -270,6 +258,5 @@ int main(void)
     reset_gives_a_fresh_machine();
     records_to_stderr();
     CHECK(cabi_reset() == CABI_OK);
-    printf("harness: %d checks, %d failures\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return check_summary("harness");
 }

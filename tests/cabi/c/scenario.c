@@ -8,19 +8,7 @@
 
 #include <sys/adspace.h>
 #include "cabi.h"
-
-static int failures;
-static int checks;
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        checks++;                                                            \
-        if (!(cond)) {                                                       \
-            failures++;                                                      \
-            fprintf(stderr, "scenario.c:%d: check failed: %s\n", __LINE__,   \
-                    #cond);                                                  \
-        }                                                                    \
-    } while (0)
+#include "check.h"
 
 #define USER 1
 #define SUP 0
@@ -253,6 +241,5 @@ int main(void)
     thirty_two_bit_process();
     CHECK(cabi_exit(2) == 0);
     CHECK(cabi_check() == 0);
-    printf("scenario: %d checks, %d failures\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return check_summary("scenario");
 }
