@@ -93,6 +93,30 @@ impl MapOptions {
     }
 }
 
+/// How [`Vmm::with_config`] sets the manager up beyond its backends.
+/// [`VmmConfig::new`] is what [`Vmm::new`] uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmmConfig {
+    /// SLB entries kept for bolted kernel segments.
+    pub slb_bolted: usize,
+    /// SIDs of kernel segments and of views in the kernel half.
+    pub kernel_sids: Range<u64>,
+    /// SIDs of user segments and of views in process address spaces.
+    pub user_sids: Range<u64>,
+}
+
+impl VmmConfig {
+    /// `slb_bolted` bolted SLB entries, the default SID ranges
+    /// ([`crate::sid::KERNEL_SIDS`], [`crate::sid::USER_SIDS`]).
+    pub fn new(slb_bolted: usize) -> Self {
+        VmmConfig {
+            slb_bolted,
+            kernel_sids: crate::sid::KERNEL_SIDS,
+            user_sids: crate::sid::USER_SIDS,
+        }
+    }
+}
+
 /// Why a [`Vmm`] operation failed; every table is as it was before the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmError {
@@ -205,16 +229,35 @@ pub struct Vmm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// A VMM over the given backends, keeping `slb_bolted` SLB entries for
     /// bolted kernel segments.
-    pub fn new(hpt: H, mut slb_hw: S, frames: F, slb_bolted: usize) -> Result<Self, VmError> {
-        let mut slb = SlbManager::new(slb_hw.slb_size(), slb_bolted)?;
+    pub fn new(hpt: H, slb_hw: S, frames: F, slb_bolted: usize) -> Result<Self, VmError> {
+        Self::with_config(hpt, slb_hw, frames, VmmConfig::new(slb_bolted))
+    }
+
+    /// A VMM over the given backends set up as `config` says: bolted SLB
+    /// entries and SID ranges (small ones make SIDs recycle sooner).
+    ///
+    /// # Errors
+    /// [`VmError::Slb`] for more bolted entries than the SLB has,
+    /// [`VmError::HptSetup`] for a table size the manager refuses,
+    /// [`VmError::Sid`] for empty, overlapping or out-of-range SID ranges.
+    pub fn with_config(
+        hpt: H,
+        mut slb_hw: S,
+        frames: F,
+        config: VmmConfig,
+    ) -> Result<Self, VmError> {
+        let mut slb = SlbManager::new(slb_hw.slb_size(), config.slb_bolted)?;
+        let sids = SidAllocator::with_ranges(config.kernel_sids, config.user_sids)
+            .map_err(VmError::Sid)?;
+        let hpt = HptManager::new(hpt).map_err(VmError::HptSetup)?;
         // Start from an SLB without stale on-demand entries.
         slb.switch(&mut slb_hw);
         Ok(Vmm {
-            hpt: HptManager::new(hpt).map_err(VmError::HptSetup)?,
+            hpt,
             slb_hw,
             slb,
             frames,
-            sids: SidAllocator::new(),
+            sids,
             segments: SegmentTable::new(),
             kernel: AddressSpace::new(),
             spaces: BTreeMap::new(),
@@ -1912,6 +1955,46 @@ mod tests {
         v.set_environment(Environment::Process(crate::platform::ProcessId(1)));
         touch(&mut v, ea(1, 1), false, Privilege::Supervisor).unwrap();
         v.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn config_sets_sid_ranges() {
+        let build = |c: &VmmConfig| {
+            Vmm::with_config(
+                ArrayHpt::new(PTEGS),
+                ArraySlb(vec![SlbEntry::INVALID; 8]),
+                VecFrames::new(FRAMES),
+                c.clone(),
+            )
+        };
+        let mut c = VmmConfig::new(2);
+        c.kernel_sids = 5..6;
+        c.user_sids = 6..8;
+        let mut v = build(&c).unwrap();
+        let a = user_segment(&mut v, 1);
+        let b = user_segment(&mut v, 1);
+        assert_eq!((a.as_u64(), b.as_u64()), (6, 7));
+        assert_eq!(
+            v.create_segment(SidKind::User, 4096, PageProt::USER_RW),
+            Err(VmError::NoSids)
+        );
+        let k = v
+            .create_segment(SidKind::Kernel, 4096, PageProt::KERNEL_RW)
+            .unwrap();
+        assert_eq!(k.as_u64(), 5);
+        // A deleted segment's SID is handed out again, its old page gone.
+        let p = current_space(&mut v, 1, a, MapOptions::new(SegKey::PRIV));
+        touch(&mut v, ea(1, 0), true, Privilege::Problem).unwrap();
+        v.destroy_space(p).unwrap();
+        assert_eq!(v.delete_segment(a), Ok(true));
+        assert_eq!(user_segment(&mut v, 1), a);
+        assert_eq!(v.page_frame(a, 0), Ok(None));
+        v.check_invariants().unwrap();
+        c.user_sids = 5..9;
+        assert!(matches!(build(&c), Err(VmError::Sid(SidError::BadRanges))));
+        c.user_sids = 6..8;
+        c.slb_bolted = 8;
+        assert!(matches!(build(&c), Err(VmError::Slb(_))));
     }
 
     #[test]

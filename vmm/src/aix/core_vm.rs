@@ -75,6 +75,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
         self.sid_quota = quota;
     }
 
+    /// The SID cap [`Self::set_sid_quota`] set, if any.
+    pub fn sid_quota(&self) -> Option<usize> {
+        self.sid_quota
+    }
+
     /// Fault injection for tests of the callers' roll-back paths:
     /// `Some(n)` makes the `map`/`replace` call after `n` more successful
     /// ones fail once with [`Shortage::Metadata`], before the core is
@@ -83,6 +88,13 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
     /// exercised on the real core. `None` turns it off.
     pub fn set_fail_map_after(&mut self, n: Option<u32>) {
         self.fail_map_after = n;
+    }
+
+    /// How many more `map`/`replace` calls succeed before the injected
+    /// failure ([`Self::set_fail_map_after`]); `None` when none is armed
+    /// (also after it fired).
+    pub fn fail_map_after(&self) -> Option<u32> {
+        self.fail_map_after
     }
 
     /// Counts one `map`/`replace` call against [`Self::set_fail_map_after`].
@@ -350,6 +362,45 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_hooks_report_what_is_armed() {
+        use crate::adspace::SegKey;
+        use crate::vm::testkit::{ArrayHpt, ArraySlb, VecFrames};
+        use alloc::vec;
+        use arch_ppc64::structures::slb::SlbEntry;
+        let vmm = Vmm::new(
+            ArrayHpt::new(2048),
+            ArraySlb(vec![SlbEntry::INVALID; 8]),
+            VecFrames::new(8),
+            0,
+        )
+        .unwrap();
+        let mut core = CoreVm::new(vmm);
+        assert_eq!((core.sid_quota(), core.fail_map_after()), (None, None));
+        core.set_sid_quota(Some(3));
+        assert_eq!(core.sid_quota(), Some(3));
+        let sid = core
+            .create_segment(1, crate::segment::PageProt::USER_RW, false)
+            .unwrap();
+        let how = MappingInfo {
+            sid,
+            key: SegKey::PRIV,
+            no_exec: false,
+            window: None,
+            view_prot: ViewProt::Segment,
+            fork: crate::adspace::ForkAction::Share,
+        };
+        core.set_fail_map_after(Some(1));
+        core.map(Space::Kernel, 3, &how).unwrap();
+        assert_eq!(core.fail_map_after(), Some(0));
+        assert_eq!(
+            core.map(Space::Kernel, 4, &how),
+            Err(CoreError::Shortage(Shortage::Metadata))
+        );
+        assert_eq!(core.fail_map_after(), None);
+        core.map(Space::Kernel, 4, &how).unwrap();
+    }
 
     #[test]
     fn core_errors_map_to_shortages_and_refusals() {
