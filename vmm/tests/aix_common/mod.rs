@@ -8,6 +8,8 @@
 //! after.
 #![allow(dead_code)]
 
+pub mod sim;
+
 use core::ffi::c_int;
 
 use vmm::aix::ctypes::{vmhandle_t, vmid_t, vmkey_t};
