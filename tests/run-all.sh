@@ -6,6 +6,7 @@
 #   3. cargo clippy -p kernel -p arch-ppc64 -p vmm --target powerpc64-unknown-linux-gnu -- -D warnings
 #   4. RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p arch-ppc64 -p vmm, and -p kernel for powerpc64
 #   5. cargo test --workspace   (host unit tests, the emulated-MMU tests,
+#                                the robustness driver's default run,
 #                                and qemu-tests, which boot the kernel)
 # Every step runs even if an earlier one fails; the exit status is non-zero
 # if any failed, and the failed steps are listed at the end.

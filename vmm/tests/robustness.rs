@@ -441,7 +441,6 @@ struct KernelMade {
     sid: Sid,
     space: SpaceRef,
     esid: Esid,
-    owned: bool,
 }
 
 /// The test hooks armed when a call started.
@@ -472,7 +471,11 @@ struct Driver {
     vms: BTreeSet<u64>,
     /// `vm_att` slot ESID → the context that attached it.
     slots: BTreeMap<u64, Space>,
+    /// Mappings the kernel made that are still its own.
     kmade: Vec<KernelMade>,
+    /// Segments the kernel made that still exist, and whether their first
+    /// mapping owned them.
+    ksegs: Vec<(Sid, bool)>,
     /// What was stored, per working segment: byte offset → value. Bytes
     /// never stored read as zero.
     shadow: BTreeMap<u64, BTreeMap<u64, u8>>,
@@ -571,6 +574,7 @@ impl Driver {
             vms: BTreeSet::new(),
             slots: BTreeMap::new(),
             kmade: Vec::new(),
+            ksegs: Vec::new(),
             shadow: BTreeMap::new(),
             fresh,
             stats: Stats::default(),
@@ -779,12 +783,12 @@ impl Driver {
             .map(|(e, _)| e.as_u64())
             .collect();
         self.slots.retain(|e, _| kernel_slots.contains(e));
+        let vmm = self.h.aix.vm().vmm();
         self.kmade.retain(|k| {
-            let vmm = self.h.aix.vm().vmm();
             vmm.mapping(k.space, k.esid)
                 .is_ok_and(|m| m.handle.sid() == k.sid)
-                || (!k.owned && vmm.segments().get(k.sid).is_ok())
         });
+        self.ksegs.retain(|k| vmm.segments().get(k.0).is_ok());
         if step % 40 == 39 {
             self.sweep();
         }
@@ -1109,12 +1113,14 @@ impl Driver {
             "kernel map {sid:?} ({pages} pages, {prot:?}) at {space:?}:{esid:#x} {o:?} -> {r:?}"
         ));
         match r {
-            Ok(_) => self.kmade.push(KernelMade {
-                sid,
-                space,
-                esid: Esid::new(esid),
-                owned: o.owned,
-            }),
+            Ok(_) => {
+                self.kmade.push(KernelMade {
+                    sid,
+                    space,
+                    esid: Esid::new(esid),
+                });
+                self.ksegs.push((sid, o.owned));
+            }
             Err(_) => {
                 if self.vmm_mut().delete_segment(sid) != Ok(true) {
                     bug!("deleting a fresh unmapped segment failed");
@@ -1128,11 +1134,13 @@ impl Driver {
 
     /// The kernel unmaps, re-protects or deletes one of its own.
     fn kernel_other_op(&mut self) {
-        let Some(k) = self.rng.pick(&self.kmade) else {
-            return;
+        let op = self.rng.below(3);
+        let (k, seg) = match (self.rng.pick(&self.kmade), self.rng.pick(&self.ksegs)) {
+            (Some(k), Some(seg)) => (k, seg),
+            _ => return,
         };
         let before = snap(&self.h);
-        match self.rng.below(3) {
+        match op {
             0 => {
                 let still = self
                     .vmm()
@@ -1158,15 +1166,15 @@ impl Driver {
                 let size = self
                     .vmm()
                     .segments()
-                    .get(k.sid)
+                    .get(seg.0)
                     .map_or(1, |s| s.size_pages());
                 let a = self.rng.below(u64::from(size) + 1) as u32;
                 let b = a + self.rng.below(4) as u32;
                 let prot = self.pick_prot();
-                let r = self.vmm_mut().protect(k.sid, a..b, prot);
+                let r = self.vmm_mut().protect(seg.0, a..b, prot);
                 note(format!(
                     "kernel protect {:?} pages {a}..{b} {prot:?} -> {r:?}",
-                    k.sid
+                    seg.0
                 ));
                 if r.is_err() && snap(&self.h) != before {
                     bug!("refused protect changed state");
@@ -1175,17 +1183,17 @@ impl Driver {
             _ => {
                 // Only segments no service knows of: the services keep
                 // their own records of the mappings they made.
-                let theirs = self
-                    .vmm()
-                    .mappings_of(k.sid)
-                    .into_iter()
-                    .any(|(s, e)| !self.kmade.iter().any(|m| m.space == s && m.esid == e));
-                let owned = self.kmade.iter().any(|m| m.sid == k.sid && m.owned);
-                if theirs || owned {
+                let theirs = self.vmm().mappings_of(seg.0).into_iter().any(|(s, e)| {
+                    !self
+                        .kmade
+                        .iter()
+                        .any(|m| m.space == s && m.esid == e && m.sid == seg.0)
+                });
+                if theirs || seg.1 {
                     return;
                 }
-                let r = self.vmm_mut().delete_segment(k.sid);
-                note(format!("kernel delete {:?} -> {r:?}", k.sid));
+                let r = self.vmm_mut().delete_segment(seg.0);
+                note(format!("kernel delete {:?} -> {r:?}", seg.0));
                 if r.is_err() && snap(&self.h) != before {
                     bug!("refused delete changed state");
                 }
@@ -1249,7 +1257,7 @@ impl Driver {
                 self.rng.pick(&g).unwrap_or(1) as i64
             }
             14 | 15 => {
-                let k: Vec<u64> = self.kmade.iter().map(|k| k.sid.as_u64()).collect();
+                let k: Vec<u64> = self.ksegs.iter().map(|k| k.0.as_u64()).collect();
                 self.rng.pick(&k).unwrap_or(2) as i64
             }
             _ => [
@@ -1288,7 +1296,7 @@ impl Driver {
                 // A segment that may be attached: a live object or one the
                 // kernel made, with either key.
                 let mut ok: Vec<u64> = self.vms.iter().copied().collect();
-                ok.extend(self.kmade.iter().map(|k| k.sid.as_u64()));
+                ok.extend(self.ksegs.iter().map(|k| k.0.as_u64()));
                 let sid = self.rng.pick(&ok).unwrap_or(1 << 20);
                 let key = [0, VmHandle::KS | VmHandle::KP, VmHandle::KP, VmHandle::N]
                     [self.rng.below(4) as usize];
@@ -2270,6 +2278,11 @@ impl Driver {
                     bug!("as_seth64({a:#x}, {h:#x}) in {ctx:?}: mapped {m:?}");
                 }
                 Self::record(&mut self.addrs, a);
+                // What the kernel had mapped there is the services' now.
+                if let Some(id) = self.aix().vm().space_id(c) {
+                    self.kmade
+                        .retain(|k| !(k.space == SpaceRef::Process(id) && k.esid.as_u64() == esid));
+                }
             }
             Err(e) => match (rule, e) {
                 (Rule::MustNot | Rule::May, e) if e.errno() == Errno::Inval => {}
@@ -2671,7 +2684,19 @@ impl Driver {
     /// Gives everything back through the services and the core and checks
     /// that the machine is as fresh as it started.
     fn teardown(&mut self) {
-        note("teardown".into());
+        note(format!(
+            "teardown: kernel-made {:?}; spaces {:?}",
+            self.kmade,
+            self.vmm()
+                .spaces()
+                .map(|(id, a)| (
+                    id,
+                    a.iter()
+                        .map(|(e, m)| (e.as_u64(), m.handle))
+                        .collect::<Vec<_>>()
+                ))
+                .collect::<Vec<_>>()
+        ));
         {
             let core = self.h.aix.vm_mut();
             core.set_fail_map_after(None);
@@ -2695,9 +2720,14 @@ impl Driver {
             }
         }
         let theirs = |d: &Driver, space: SpaceRef, e: u64| {
+            let sid = d
+                .vmm()
+                .mapping(space, Esid::new(e))
+                .ok()
+                .map(|m| m.handle.sid());
             !d.kmade
                 .iter()
-                .any(|k| k.space == space && k.esid.as_u64() == e)
+                .any(|k| k.space == space && k.esid.as_u64() == e && Some(k.sid) == sid)
         };
         let kproc = SpaceRef::Process(self.aix().vm().space_id(Space::Kernel).unwrap());
         for e in 0..16 {
@@ -2727,10 +2757,17 @@ impl Driver {
                 }
             }
         }
-        for k in self.kmade.clone() {
-            if self.vmm().segments().get(k.sid).is_ok() {
-                if let Err(e) = self.vmm_mut().delete_segment(k.sid) {
-                    bug!("teardown: kernel delete {k:?}: {e:?}");
+        for (sid, _) in self.ksegs.clone() {
+            // A pending one waits for something else to let go; the leak
+            // check below names it if nothing does.
+            if self
+                .vmm()
+                .segments()
+                .get(sid)
+                .is_ok_and(|s| !s.delete_pending())
+            {
+                if let Err(e) = self.vmm_mut().delete_segment(sid) {
+                    bug!("teardown: kernel delete {sid:?}: {e:?}");
                 }
             }
         }
@@ -2775,7 +2812,8 @@ impl Driver {
             })
             .collect();
         if !left.is_empty() {
-            bug!("teardown: segments leaked: {left:?}");
+            let maps: Vec<_> = left.iter().map(|l| (l.0, vmm.mappings_of(l.0))).collect();
+            bug!("teardown: segments leaked: {left:?}, mapped at {maps:?}");
         }
         if vmm.sids_in_use() != 0 || vmm.hptes_in_use() != 0 || self.h.machine.valid_hptes() != 0 {
             bug!(
