@@ -45,9 +45,12 @@ use aix_common::sim::{CappedHpt, SimHarness};
 use aix_common::{snap, Harness, Rng};
 use arch_ppc64::addr::{EffectiveAddress, Esid};
 use arch_ppc64::structures::hpte::Pp;
+use arch_ppc64::structures::{PageSize, SegmentSize};
 use vmm::adspace::{ForkAction, SegKey};
 use vmm::aix::*;
-use vmm::platform::{Access, Environment, FrameAllocator, Privilege, ProcessId, VmFaultReason};
+use vmm::platform::{
+    Access, Environment, FrameAllocator, HptBackend, Privilege, ProcessId, VmFaultReason,
+};
 use vmm::segment::{PageProt, SegmentKind, ViewProt};
 use vmm::sid::{Sid, SidKind};
 use vmm::sim::{SimConfig, SimMemory, SimSlb};
@@ -59,24 +62,6 @@ type H = SimHarness<CappedHpt>;
 
 const PAGE: u64 = 4096;
 
-/// Issue 8, item 1: a segment `vms_delete`d while held stays fully usable
-/// until the last put (`vm_att`, `as_att`, `as_att64` with the held
-/// handle, and fork of a process that maps it). Until that fix is on
-/// main, those refusals are let through.
-const ITEM_1_FIXED: bool = false;
-/// Issue 8, item 2: `as_seth64` of a context's own owned (exec-style)
-/// segment at the ESID where it is mapped keeps it owned; until that fix
-/// is on main it loses the ownership and the segment leaks at exit, so
-/// the driver does not make that call.
-const ITEM_2_FIXED: bool = false;
-/// Issue 8, item 3: address arithmetic of the services does not overflow
-/// for a galloc range that ends at the top of the address space. Until
-/// that fix is on main the `top-of-space` variant ends its galloc range
-/// one segment below the top.
-const ITEM_3_FIXED: bool = false;
-/// Issue 8, item 4: `vm_galloc` of a size whose rounding to pages
-/// overflows is `ENOSPC`; until that fix is on main it is `EINVAL`.
-const ITEM_4_FIXED: bool = false;
 const SUP: Privilege = Privilege::Supervisor;
 const USR: Privilege = Privilege::Problem;
 
@@ -124,7 +109,7 @@ fn variants() -> Vec<Variant> {
             vm_att_slots: 4,
             ..AixConfig::default()
         },
-        steps: 700,
+        steps: 1000,
         pressure: &[],
     };
     let few_frames = SimConfig {
@@ -158,12 +143,13 @@ fn variants() -> Vec<Variant> {
             pressure: &[Pressure::Frames],
             ..roomy.clone()
         },
-        // Two SLB entries, one of them bolted: every segment switch
-        // reloads the only on-demand entry.
+        // Two SLB entries, none bolted (an access crossing a segment
+        // boundary holds both at once): segment switches reload them all
+        // the time.
         Variant {
             name: "slb-2",
             sim: slb2,
-            vmm: VmmConfig::new(1),
+            vmm: VmmConfig::new(0),
             ..roomy.clone()
         },
         // 11 kernel and 16 user SIDs: SIDs run out and are recycled.
@@ -178,9 +164,9 @@ fn variants() -> Vec<Variant> {
         Variant {
             name: "top-of-space",
             aix: AixConfig {
-                galloc_base_esid: (1 << 36) - 6 - u64::from(!ITEM_3_FIXED),
-                galloc_segments: 6,
-                vm_att_base_esid: (1 << 36) - 12,
+                galloc_base_esid: (1 << 36) - 12,
+                galloc_segments: 12,
+                vm_att_base_esid: (1 << 36) - 16,
                 vm_att_slots: 4,
             },
             ..roomy.clone()
@@ -196,7 +182,7 @@ fn variants() -> Vec<Variant> {
             hpt_slots: 1,
             hpt_half: true,
             vmm: VmmConfig {
-                slb_bolted: 1,
+                slb_bolted: 0,
                 ..few_sids
             },
             pressure: &[Pressure::Frames, Pressure::Sids],
@@ -550,7 +536,7 @@ impl Driver {
         .expect("a valid layout");
         let fresh = h.core_snapshot();
         // `after_step` checks the invariants once per step.
-        h.snapshot_checks = false;
+        h.scan_on_snapshot = false;
         Driver {
             h,
             // Each variant its own sequences for the same seed.
@@ -676,7 +662,7 @@ impl Driver {
         match self.aix().vm().segment(sid) {
             _ if user && self.galloc_sids().contains(&sid) => Rule::MustNot,
             None => Rule::MustNot,
-            Some(i) if !i.delete_pending || (i.holds > 0 && ITEM_1_FIXED) => Rule::Must,
+            Some(i) if !i.delete_pending || i.holds > 0 => Rule::Must,
             Some(_) => Rule::May,
         }
     }
@@ -752,8 +738,8 @@ impl Driver {
         }
         match self.rng.below(1000) {
             0..=49 => self.env_op(),
-            50..=64 => self.create_process_op(false),
-            65..=84 => self.fork_op(),
+            50..=69 => self.create_process_op(false),
+            70..=84 => self.fork_op(),
             85..=97 => self.exit_op(),
             98..=129 => self.kernel_map_op(),
             130..=159 => self.kernel_other_op(),
@@ -789,6 +775,10 @@ impl Driver {
                 .is_ok_and(|m| m.handle.sid() == k.sid)
         });
         self.ksegs.retain(|k| vmm.segments().get(k.0).is_ok());
+        if self.aix().vm().sid_quota().is_some() && self.chance(10) {
+            self.h.aix.vm_mut().set_sid_quota(None);
+            note("hooks: sid_quota lifted".into());
+        }
         if step % 40 == 39 {
             self.sweep();
         }
@@ -869,12 +859,12 @@ impl Driver {
 
     fn fork_op(&mut self) {
         let live: Vec<u32> = self.live.keys().copied().collect();
-        let parent = if self.chance(90) {
+        let parent = if self.chance(80) {
             self.rng.pick(&live).unwrap_or(1)
         } else {
             self.pick_pid(false)
         };
-        let fresh = self.chance(85);
+        let fresh = self.chance(75);
         let child = self.pick_pid(fresh);
         let parent_maps = self.space_mappings(Space::Process(ProcessId(parent)));
         let frames = self.vmm().frames().free_frames();
@@ -903,13 +893,6 @@ impl Driver {
                     bug!("fork {parent} -> {child} refused for {s:?}");
                 }
             }
-            Err(ProcessError::Core(CoreError::DeletePending(sid)))
-                if !ITEM_1_FIXED
-                    && parent_live
-                    && !child_live
-                    && parent_maps
-                        .iter()
-                        .any(|(_, m)| m.handle.sid().as_u64() == sid) => {}
             Err(e) => {
                 if parent_live && !child_live {
                     bug!("fork {parent} -> {child} refused: {e:?}");
@@ -975,7 +958,7 @@ impl Driver {
 
     fn exit_op(&mut self) {
         let live: Vec<u32> = self.live.keys().copied().collect();
-        let pid = if self.chance(85) {
+        let pid = if self.chance(70) {
             self.rng.pick(&live).unwrap_or(1)
         } else {
             self.pick_pid(false)
@@ -1009,15 +992,17 @@ impl Driver {
 
     // --- test hooks -----------------------------------------------------
 
+    /// Arms a failure of one of the next map calls, or a SID quota just
+    /// above what is in use; a quota is lifted again after a few steps
+    /// (`after_step`).
     fn hooks_op(&mut self) {
         let n = self.rng.below(3) as u32;
         let q = self.vmm().sids_in_use() + self.rng.below(4) as usize;
         let core = self.h.aix.vm_mut();
-        match self.rng.below(4) {
+        match self.rng.below(3) {
             0 => core.set_fail_map_after(Some(n)),
-            1 => core.set_fail_map_after(None),
-            2 => core.set_sid_quota(Some(q)),
-            _ => core.set_sid_quota(None),
+            1 => core.set_sid_quota(Some(q)),
+            _ => core.set_fail_map_after(None),
         }
         let core = self.h.aix.vm();
         note(format!(
@@ -1409,7 +1394,7 @@ impl Driver {
         if self.chance(50) {
             self.env_op();
         }
-        match self.rng.below(23) {
+        match self.rng.below(24) {
             0 | 1 => self.vm_galloc(),
             2 => self.vm_gfree(),
             3 | 4 => self.vm_guatt(),
@@ -1429,13 +1414,8 @@ impl Driver {
             18 => self.as_det64(),
             19 => self.as_seth64(),
             20 => self.as_geth64(),
-            21 => {
-                if self.chance(50) {
-                    self.as_puth64()
-                } else {
-                    self.as_getsrval64()
-                }
-            }
+            21 => self.as_puth64(),
+            23 => self.as_getsrval64(),
             _ => unreachable!(),
         }
     }
@@ -1453,7 +1433,6 @@ impl Driver {
         });
         let invalid = env == Environment::Interrupt || !type_ok(t) || size <= 0;
         let too_big = !invalid && segments_for(size) > u128::from(self.v.aix.galloc_segments);
-        let item4 = !ITEM_4_FIXED && too_big && size > i64::MAX - 4096;
         match r {
             Ok(k) => {
                 if invalid || too_big {
@@ -1499,7 +1478,6 @@ impl Driver {
                     None
                 };
                 match (want, e) {
-                    (Some(Errno::NoSpc), e) if item4 && e.errno() == Errno::Inval => {}
                     (Some(w), e) if e.errno() != w => {
                         bug!("vm_galloc({t:#x}, {size:#x}) in {env:?}: {e:?}, expected {w:?}")
                     }
@@ -1687,20 +1665,19 @@ impl Driver {
         }
     }
 
-    /// Makes a live process for which `want` holds the running one, if
-    /// there is such a process (and `percent` says so).
+    /// Makes a context for which `want` holds run (a live process, or
+    /// the kernel process), if there is one (and `percent` says so).
     fn steer(&mut self, percent: u64, want: impl Fn(&Driver, Space) -> bool) {
         if !self.chance(percent) {
             return;
         }
-        let pids: Vec<u32> = self
-            .live
-            .keys()
-            .copied()
-            .filter(|&p| want(self, Space::Process(ProcessId(p))))
-            .collect();
-        if let Some(p) = self.rng.pick(&pids) {
-            self.set_env(Environment::Process(ProcessId(p)));
+        let mut ctxs = vec![Space::Kernel];
+        ctxs.extend(self.live.keys().map(|&p| Space::Process(ProcessId(p))));
+        ctxs.retain(|&c| want(self, c));
+        match self.rng.pick(&ctxs) {
+            Some(Space::Process(p)) => self.set_env(Environment::Process(p)),
+            Some(Space::Kernel) => self.set_env(Environment::KernelProcess),
+            None => {}
         }
     }
 
@@ -1808,8 +1785,26 @@ impl Driver {
     }
 
     fn vm_det(&mut self) {
+        // Mostly from the context that attached a slot.
+        let owners: Vec<Space> = self.slots.values().copied().collect();
+        match self.rng.pick(&owners) {
+            Some(Space::Kernel) if self.chance(60) => self.set_env(Environment::KernelProcess),
+            Some(Space::Process(p)) if self.chance(60) => self.set_env(Environment::Process(p)),
+            _ => {}
+        }
         let e = if self.chance(70) {
-            let s: Vec<u64> = self.slots.keys().copied().collect();
+            let me = self.cur_ctx();
+            let mine: Vec<u64> = self
+                .slots
+                .iter()
+                .filter(|(_, &o)| o == me)
+                .map(|(&e, _)| e)
+                .collect();
+            let s: Vec<u64> = if mine.is_empty() || self.chance(20) {
+                self.slots.keys().copied().collect()
+            } else {
+                mine
+            };
             match self.rng.pick(&s) {
                 Some(esid) => (esid << 28) | self.rng.below(SEGSIZE),
                 None => self.pick_addr(),
@@ -2248,14 +2243,16 @@ impl Driver {
         let ctx = self.proc_ctx();
         let hooks = self.hooks();
         let esid = a >> 28;
-        let reseat_owned = ctx
-            .and_then(|c| self.aix().vm().space_id(c))
-            .and_then(|id| Esid::try_new(esid).map(|e| (id, e)))
-            .and_then(|(id, e)| self.vmm().mapping(SpaceRef::Process(id), e).ok())
-            .is_some_and(|m| m.owned && Some(m.handle.sid().as_u64()) == Self::handle_sid(h));
-        if reseat_owned && !ITEM_2_FIXED {
-            return;
-        }
+        let owned_at = |d: &Driver| {
+            ctx.and_then(|c| d.aix().vm().space_id(c))
+                .and_then(|id| Esid::try_new(esid).map(|e| (id, e)))
+                .and_then(|(id, e)| d.vmm().mapping(SpaceRef::Process(id), e).ok())
+                .filter(|m| m.owned)
+                .map(|m| m.handle.sid().as_u64())
+        };
+        // Re-setting a context's own owned segment where it is mapped
+        // keeps it owned (else it would outlive the exit).
+        let reseat_owned = owned_at(self).is_some_and(|s| Some(s) == Self::handle_sid(h));
         let place_ok = ctx.is_some_and(|c| {
             a < self.addr_end(c)
                 && !(self.model_of(c) == AddressModel::Bits32 && is_reserved_sr(esid))
@@ -2276,6 +2273,9 @@ impl Driver {
                         != VmHandle::from_raw(h).ok().map(|h| h.raw())
                 {
                     bug!("as_seth64({a:#x}, {h:#x}) in {ctx:?}: mapped {m:?}");
+                }
+                if reseat_owned && owned_at(self).is_none() {
+                    bug!("as_seth64({a:#x}, {h:#x}) of its own owned segment lost the ownership");
                 }
                 Self::record(&mut self.addrs, a);
                 // What the kernel had mapped there is the services' now.
@@ -2327,6 +2327,7 @@ impl Driver {
     }
 
     fn as_getsrval64(&mut self) {
+        self.steer(40, |d, c| !d.space_mappings(c).is_empty());
         let a = self.pick_addr_in(Some(self.cur_ctx()));
         let ctx = match self.env() {
             Environment::Interrupt => {
@@ -2358,7 +2359,7 @@ impl Driver {
         pr: Privilege,
         fresh: &mut BTreeSet<(u64, u32)>,
         frames: &mut usize,
-    ) -> Result<(u64, u32), VmFaultReason> {
+    ) -> Result<(u64, u32, Sid), VmFaultReason> {
         use VmFaultReason::*;
         let vmm = self.vmm();
         let esid = Esid::new(ea >> 28);
@@ -2399,6 +2400,7 @@ impl Driver {
             _ => {}
         }
         let key = (target.as_u64(), page);
+        let reached = (target.as_u64(), page, tsid);
         let resident =
             vmm.page_frame(target, page).ok().flatten().is_some() || fresh.contains(&key);
         if !resident {
@@ -2411,7 +2413,7 @@ impl Driver {
             *frames -= 1;
             fresh.insert(key);
         }
-        Ok(key)
+        Ok(reached)
     }
 
     /// Runs one access through the MMU and checks it against the
@@ -2445,6 +2447,9 @@ impl Driver {
                 }
             }
         }
+        // Every piece must hold its translation at once: two pieces whose
+        // only usable HPT slot is the same one evict each other forever.
+        let livelock = fail.is_none() && self.slot_clash(&reached);
         let data: Vec<u8> = (0..len).map(|_| self.rng.next() as u8).collect();
         let mut buf = vec![0u8; len];
         let SimHarness { machine, aix, .. } = &mut self.h;
@@ -2476,7 +2481,11 @@ impl Driver {
         if matches!(got, Some((_, VmFaultReason::NoMemory))) {
             self.stats.no_frames += 1;
         }
-        if got != fail {
+        let as_predicted = match (got, livelock) {
+            (Some((at, VmFaultReason::RetriesExhausted)), true) => pcs.iter().any(|p| p.0 == at),
+            (got, _) => got == fail && !livelock,
+        };
+        if !as_predicted {
             let hex = |f: Option<(u64, VmFaultReason)>| f.map(|(a, r)| format!("{r:?} at {a:#x}"));
             bug!(
                 "{access:?} {pr:?} at {ea:#x}+{len} in {:?}: the MMU says {:?}, the tables say {:?}",
@@ -2485,8 +2494,12 @@ impl Driver {
                 hex(fail)
             );
         }
+        // All or nothing: a refused access moved no byte.
+        if let Some(refused) = got {
+            return Err(refused);
+        }
         let mut touched = BTreeMap::<(u64, u32), Vec<u64>>::new();
-        for (i, &(sid, page)) in reached.iter().enumerate() {
+        for (i, &(sid, page, _)) in reached.iter().enumerate() {
             let (pea, boff, n) = pcs[i];
             let base = u64::from(page) * PAGE + pea % PAGE;
             let shadow = self.shadow.entry(sid).or_default();
@@ -2506,11 +2519,36 @@ impl Driver {
         for ((sid, page), offs) in touched {
             self.read_back(sid, page, &offs);
         }
-        match got {
-            None if access == Access::Store => Ok(data),
-            None => Ok(buf),
-            Some(f) => Err(f),
+        Ok(if access == Access::Store { data } else { buf })
+    }
+
+    /// Whether two of the pages an access reaches through translation
+    /// SIDs `reached` can only go to the same HPT slot ([`CappedHpt`] with
+    /// one slot in the lower half of the PTEGs: a page's primary PTEG, or
+    /// its secondary `mask - primary` when the primary is in the upper
+    /// half).
+    fn slot_clash(&self, reached: &[(u64, u32, Sid)]) -> bool {
+        if !(self.v.hpt_half && self.v.hpt_slots == 1) {
+            return false;
         }
+        let count = self.h.machine.hpt().pteg_count();
+        let groups: Vec<u64> = reached
+            .iter()
+            .map(|&(_, page, tsid)| {
+                let primary = vmm::hpt::hash(
+                    tsid.vsid(),
+                    u64::from(page) << 12,
+                    SegmentSize::M256,
+                    PageSize::K4,
+                ) & (count - 1);
+                if primary < count / 2 {
+                    primary
+                } else {
+                    count - 1 - primary
+                }
+            })
+            .collect();
+        (1..groups.len()).any(|i| groups[..i].contains(&groups[i]))
     }
 
     /// Loads the bytes at `offs` of page `page` of working segment `sid`

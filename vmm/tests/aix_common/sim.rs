@@ -107,10 +107,12 @@ pub struct SimHarness<H: HptBackend = SimHpt> {
     pub machine: Machine,
     /// The services over the core.
     pub aix: Aix<CoreVm<H, SimSlb, SimMemory>>,
-    /// Whether every snapshot checks the core's invariants (a full HPT
-    /// scan). A driver that checks them after every step itself turns
-    /// this off so a call's before-and-after pair costs one scan less.
-    pub snapshot_checks: bool,
+    /// Whether every snapshot scans the HPT: checks the core's invariants
+    /// and counts the valid entries. A driver that checks the invariants
+    /// after every step itself turns this off; the count then comes from
+    /// the core's record of its entries, which the invariants tie to the
+    /// table.
+    pub scan_on_snapshot: bool,
 }
 
 /// Segments (SID, pages, attaches, holds, pending), mappings per space
@@ -140,7 +142,7 @@ impl<H: HptBackend> SimHarness<H> {
         let mut h = SimHarness {
             machine,
             aix: Aix::with_config(core, aix)?,
-            snapshot_checks: true,
+            scan_on_snapshot: true,
         };
         h.aix.vm_mut().switch_to(Space::Kernel).unwrap();
         Ok(h)
@@ -189,7 +191,7 @@ impl<H: HptBackend + From<SimHpt>> Harness for SimHarness<H> {
     }
     fn core_snapshot(&self) -> CoreSnap {
         let vmm = self.aix.vm().vmm();
-        if self.snapshot_checks {
+        if self.scan_on_snapshot {
             vmm.check_invariants().expect("core invariants hold");
         }
         let segs = vmm
@@ -218,7 +220,11 @@ impl<H: HptBackend + From<SimHpt>> Harness for SimHarness<H> {
         (
             segs,
             maps,
-            self.machine.valid_hptes(),
+            if self.scan_on_snapshot {
+                self.machine.valid_hptes()
+            } else {
+                vmm.hptes_in_use()
+            },
             vmm.frames().free_frames(),
             vmm.sids_in_use(),
         )
