@@ -954,6 +954,12 @@ impl Driver {
                 kids.len()
             );
         }
+        // Neither vm_guatt attachments nor holds are inherited.
+        let c = ProcessId(child);
+        if !self.aix().attachments(c).is_empty() || !self.aix().holds(Space::Process(c)).is_empty()
+        {
+            bug!("fork: the child inherited attachments or holds");
+        }
     }
 
     fn exit_op(&mut self) {
@@ -1148,6 +1154,21 @@ impl Driver {
                 }
             }
             1 => {
+                // Its own segments mostly; sometimes any working segment
+                // (the kernel re-protecting pages of an object or of
+                // global memory), which views and forks must follow.
+                let seg = if self.chance(30) {
+                    let all: Vec<Sid> = self
+                        .vmm()
+                        .segments()
+                        .iter()
+                        .filter(|s| s.kind() == &SegmentKind::Working)
+                        .map(|s| s.sid())
+                        .collect();
+                    (self.rng.pick(&all).unwrap_or(seg.0), false)
+                } else {
+                    seg
+                };
                 let size = self
                     .vmm()
                     .segments()
@@ -1635,6 +1656,20 @@ impl Driver {
     /// problem state with `VM_PRIV` or on `V_UREAD` memory, writable with
     /// `VM_PRIV` only, and what it reads is what the kernel address holds.
     fn guatt_semantics(&mut self, k: u64, u: u64, size: i64, key: c_long, type_flags: c_int) {
+        // Pages the kernel has re-protected follow their own protection
+        // (the access checks cover them), not the allocation's type.
+        let sid = self
+            .mapping(self.cur_ctx(), u >> 28)
+            .and_then(|m| Sid::try_new(m.sid));
+        let reprotected = sid.is_none_or(|s| {
+            self.vmm()
+                .segments()
+                .get(s)
+                .is_ok_and(|s| s.prot_overrides().next().is_some())
+        });
+        if reprotected {
+            return;
+        }
         let off = self.rng.below(size as u64);
         let readable = key == VM_PRIV as c_long || type_flags & V_UREAD != 0;
         let r = self.access(u + off, 1, Access::Load, USR);
@@ -1937,8 +1972,12 @@ impl Driver {
                 let a = *self.aix().adspace_of(c).unwrap();
                 for n in 0..16u64 {
                     let sr = SegmentRegister::new(n as usize).unwrap();
-                    if a.is_alloc(sr) != self.mapping(c, n).is_some() {
-                        bug!("getadsp in {c:?}: register {n} alloc bit disagrees with the space");
+                    let m = self.mapping(c, n).map(|m| m.handle_raw());
+                    if a.get(sr) != m {
+                        bug!(
+                            "getadsp in {c:?}: register {n} holds {:?}, the space {m:?}",
+                            a.get(sr)
+                        );
                     }
                 }
                 Self::record(&mut self.adsps, p);
