@@ -109,7 +109,7 @@ fn variants() -> Vec<Variant> {
             vm_att_slots: 4,
             ..AixConfig::default()
         },
-        steps: 1000,
+        steps: 800,
         pressure: &[],
     };
     let few_frames = SimConfig {
@@ -2032,6 +2032,11 @@ impl Driver {
     }
 
     fn as_det(&mut self) {
+        self.steer(50, |d, c| {
+            d.space_mappings(c)
+                .iter()
+                .any(|(e, _)| *e < 16 && !is_reserved_sr(*e))
+        });
         let adsp = self.pick_own_adsp();
         let ctx = self.ctx_of_adsp(adsp);
         let e = self.pick_reg_addr(ctx);
@@ -2729,10 +2734,10 @@ impl Driver {
         for _ in 0..n {
             let page = u64::from(lo) + self.rng.below(u64::from(hi - lo));
             let ea = (esid << 28) | (page * PAGE) | self.rng.below(PAGE);
-            let access = if self.chance(60) {
-                Access::Store
-            } else {
-                Access::Load
+            let access = match self.rng.below(10) {
+                0..=5 => Access::Store,
+                6 => Access::Fetch,
+                _ => Access::Load,
             };
             if let Err((_, VmFaultReason::NoMemory)) = self.access(ea, 1, access, pr) {
                 return;
