@@ -105,6 +105,8 @@ pub struct CpuInfo {
     pub segment_page_sizes_len: usize,
     /// `timebase-frequency` in Hz.
     pub timebase_frequency: Option<u32>,
+    /// `d-cache-block-size`: the bytes one `dcbz` zeroes.
+    pub dcache_block_size: Option<u32>,
 }
 
 /// Which firmware started the kernel.
@@ -312,6 +314,7 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
         segment_page_sizes: [0; MAX_SPS_CELLS],
         segment_page_sizes_len: 0,
         timebase_frequency: None,
+        dcache_block_size: None,
     };
     let mut cpu_count = 0;
     let cpus = of.finddevice(c"/cpus")?;
@@ -326,6 +329,7 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
         cpu.cpu_version = of.getprop_u32(node, c"cpu-version").ok();
         cpu.slb_size = of.getprop_u32(node, c"ibm,slb-size").ok();
         cpu.timebase_frequency = of.getprop_u32(node, c"timebase-frequency").ok();
+        cpu.dcache_block_size = of.getprop_u32(node, c"d-cache-block-size").ok();
         let mut buf = [0u8; MAX_SPS_CELLS * 4];
         if let Some(p) = prop(of, node, c"ibm,pft-size", &mut buf) {
             let mut it = cells(p);
@@ -501,6 +505,7 @@ impl fmt::Display for BootInfo {
             self.cpu_count, self.cpu.pvr, self.cpu.cpu_version
         )?;
         writeln!(f, "ibm,slb-size  : {:?}", self.cpu.slb_size)?;
+        writeln!(f, "d-cache-block : {:?}", self.cpu.dcache_block_size)?;
         writeln!(f, "bootargs      : {:?}", self.bootargs())?;
         match self.cpu.pft_size {
             Some((_, shift)) => writeln!(

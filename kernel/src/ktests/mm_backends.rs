@@ -101,6 +101,29 @@ kernel_test! {
         assert_eq!(f.free_frames(), free0);
     }
 
+    fn frames_are_zeroed_with_dcbz_over_the_device_tree_block_size() {
+        use crate::mm::frames::zero_block;
+        // QEMU's POWER8/9/10 CPU nodes say 128, as the hardware does.
+        let dt = crate::bootinfo::get().cpu.dcache_block_size;
+        assert_eq!(dt, Some(128));
+        let mut f = KernelFrames::new(dt);
+        assert_eq!(f.zeroes_with_dcbz(), Some(128));
+        // Only sizes that tile a frame exactly are used.
+        for bad in [None, Some(0), Some(16), Some(48), Some(8192), Some(u32::MAX)] {
+            assert_eq!(zero_block(bad), None, "{bad:?}");
+        }
+        assert_eq!(zero_block(Some(4096)), Some(4096));
+        // Every byte of the frame, the last block included, is zeroed.
+        let a = f.allocate().expect("frame");
+        let mut page = [0xffu8; FRAME_SIZE as usize];
+        f.write(a, &page).unwrap();
+        f.zero(a).unwrap();
+        page.fill(0xee);
+        f.read(a, &mut page).unwrap();
+        assert!(page.iter().all(|&x| x == 0), "zeroed");
+        f.free(a).unwrap();
+    }
+
     fn refused_problem_state_fault_goes_to_the_user_fault_hook() {
         let prev = mm::set_user_fault_hook(test_hook);
         // A problem-state data segment interrupt on an address no address

@@ -363,8 +363,13 @@ pub fn init(info: &BootInfo) {
     trap::set_handler_translation(true);
 
     let slb = HwSlb::new(slb_size, map.slb_entries).expect("SLB larger than the linear map");
-    let vmm = Vmm::new(hpt, slb, KernelFrames::default(), VMM_BOLTED_SLB)
-        .unwrap_or_else(|e| panic!("building the VMM: {e}"));
+    let vmm = Vmm::new(
+        hpt,
+        slb,
+        KernelFrames::new(info.cpu.dcache_block_size),
+        VMM_BOLTED_SLB,
+    )
+    .unwrap_or_else(|e| panic!("building the VMM: {e}"));
     let mut core = CoreVm::new(vmm);
     core.set_sid_quota(Some(SID_QUOTA));
     *AIX.lock() = Some(Aix::new(core));
