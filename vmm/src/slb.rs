@@ -53,7 +53,14 @@ pub struct SlbManager {
     next_victim: usize,
     /// What is loaded at each index, as the manager wrote it.
     shadow: Vec<Option<SlbEntry>>,
+    /// The ESID loaded at each index, [`NO_ESID`] where none: what the
+    /// lookups on the segment-miss path scan, one word an entry.
+    esids: Vec<u64>,
 }
+
+/// Marks an index of [`SlbManager::esids`] that holds no entry (no ESID is
+/// this large: they have 36 bits).
+const NO_ESID: u64 = u64::MAX;
 
 impl SlbManager {
     /// A manager for an SLB of `size` entries whose first `bolted` are
@@ -67,6 +74,7 @@ impl SlbManager {
             bolted,
             next_victim: bolted,
             shadow: vec![None; size],
+            esids: vec![NO_ESID; size],
         })
     }
 
@@ -82,9 +90,22 @@ impl SlbManager {
 
     /// The index holding a translation for `esid`, if any.
     pub fn lookup(&self, esid: Esid) -> Option<usize> {
-        self.shadow
+        let esid = esid.as_u64();
+        self.esids.iter().position(|&e| e == esid)
+    }
+
+    /// The lowest non-bolted index holding nothing.
+    fn free_index(&self) -> Option<usize> {
+        self.esids[self.bolted..]
             .iter()
-            .position(|e| matches!(e, Some(e) if e.esid() == esid))
+            .position(|&e| e == NO_ESID)
+            .map(|i| i + self.bolted)
+    }
+
+    /// Records what index `i` holds, in the shadow and the ESID column.
+    fn set(&mut self, i: usize, entry: Option<SlbEntry>) {
+        self.shadow[i] = entry;
+        self.esids[i] = entry.map_or(NO_ESID, |e| e.esid().as_u64());
     }
 
     /// The entry the manager loaded at `index`.
@@ -101,14 +122,19 @@ impl SlbManager {
     fn drop_esid<B: SlbBackend + ?Sized>(&mut self, backend: &mut B, esid: Esid) -> bool {
         match self.lookup(esid) {
             Some(i) => {
-                if let Some(old) = self.shadow[i] {
-                    slbie(backend, old);
-                }
-                self.shadow[i] = None;
+                self.drop_index(backend, i);
                 true
             }
             None => false,
         }
+    }
+
+    /// Invalidates whatever index `i` holds (hardware `slbie` and shadow).
+    fn drop_index<B: SlbBackend + ?Sized>(&mut self, backend: &mut B, i: usize) {
+        if let Some(old) = self.shadow[i] {
+            slbie(backend, old);
+        }
+        self.set(i, None);
     }
 
     /// Loads a bolted kernel segment at `index` (< `bolted`), replacing
@@ -125,33 +151,32 @@ impl SlbManager {
         if !entry.is_valid() {
             return Err(SlbManagerError::InvalidEntry);
         }
-        self.install(backend, index, entry)
+        let old_for_esid = self.lookup(entry.esid());
+        self.install(backend, index, entry, old_for_esid)
     }
 
+    /// Loads `entry` at `index`; `old_for_esid` is where the ESID is
+    /// loaded now (the caller has looked it up).
     fn install<B: SlbBackend + ?Sized>(
         &mut self,
         backend: &mut B,
         index: usize,
         entry: SlbEntry,
+        old_for_esid: Option<usize>,
     ) -> Result<(), SlbManagerError> {
         // Invalidate (rather than overwrite) what the index and the ESID
         // held: slbmte over a valid entry does not flush derived TLB
         // entries (QEMU `helper_SLBIA` comment), slbie does.
-        let old_at_index = self.shadow[index];
-        let old_for_esid = self.lookup(entry.esid());
         let e = entry
             .with_index(index)
             .map_err(|_| SlbManagerError::Backend(SlbError::IndexOutOfRange(index)))?;
-        if let Some(old) = old_at_index {
-            slbie(backend, old);
-            self.shadow[index] = None;
-        }
-        if old_for_esid.is_some() {
-            self.drop_esid(backend, entry.esid());
+        self.drop_index(backend, index);
+        if let Some(i) = old_for_esid.filter(|&i| i != index) {
+            self.drop_index(backend, i);
         }
         match backend.load(index, e) {
             Ok(()) => {
-                self.shadow[index] = Some(e);
+                self.set(index, Some(e));
                 Ok(())
             }
             Err(err) => Err(err.into()),
@@ -169,10 +194,11 @@ impl SlbManager {
         if !entry.is_valid() {
             return Err(SlbManagerError::InvalidEntry);
         }
-        let index = match self.lookup(entry.esid()) {
+        let old_for_esid = self.lookup(entry.esid());
+        let index = match old_for_esid {
             // Reload over the same ESID's own index (it may be bolted).
             Some(i) => i,
-            None => match (self.bolted..self.size()).find(|&i| self.shadow[i].is_none()) {
+            None => match self.free_index() {
                 Some(i) => i,
                 None => {
                     let i = self.next_victim;
@@ -185,16 +211,15 @@ impl SlbManager {
                 }
             },
         };
-        self.install(backend, index, entry)?;
+        self.install(backend, index, entry, old_for_esid)?;
         Ok(index)
     }
 
     /// Address-space switch: invalidates every non-bolted entry.
     pub fn switch<B: SlbBackend + ?Sized>(&mut self, backend: &mut B) {
         backend.invalidate_non_bolted(self.bolted);
-        for e in &mut self.shadow[self.bolted..] {
-            *e = None;
-        }
+        self.shadow[self.bolted..].fill(None);
+        self.esids[self.bolted..].fill(NO_ESID);
     }
 
     /// Detach: invalidates the entry for `esid`, if loaded. Returns whether
@@ -285,6 +310,42 @@ mod tests {
 
     fn valid_in_hw(b: &ArraySlb) -> usize {
         b.entries.iter().filter(|e| e.is_valid()).count()
+    }
+
+    /// The ESID column the lookups scan says what the shadow says, and
+    /// the shadow what the hardware holds, after any mix of loads, bolts,
+    /// detaches and switches.
+    #[test]
+    fn the_esid_column_follows_the_shadow() {
+        let mut hw = slb(8);
+        let mut m = SlbManager::new(8, 2).unwrap();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..2000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let esid = 0x100 + x % 12;
+            match (x >> 8) % 8 {
+                0 => m
+                    .bolt(&mut hw, (x >> 16) as usize % 2, entry(esid, step + 1))
+                    .unwrap(),
+                1 => {
+                    m.invalidate_esid(&mut hw, Esid::new(esid));
+                }
+                2 => m.switch(&mut hw),
+                _ => {
+                    m.load(&mut hw, entry(esid, step + 1)).unwrap();
+                }
+            }
+            for i in 0..m.size() {
+                let want = m.entry(i).map_or(NO_ESID, |e| e.esid().as_u64());
+                assert_eq!(m.esids[i], want, "step {step}, index {i}");
+                assert_eq!(hw.entries[i].is_valid(), m.entry(i).is_some());
+                if let Some(e) = m.entry(i) {
+                    assert_eq!(m.lookup(e.esid()), Some(i), "one index per ESID");
+                }
+            }
+        }
     }
 
     #[test]

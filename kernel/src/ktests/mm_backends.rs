@@ -73,6 +73,30 @@ kernel_test! {
         assert!(arch_ppc64::registers::msr::read().contains(Msr::IR | Msr::DR));
     }
 
+    fn hw_slb_keeps_the_vmm_off_the_linear_map_without_reading_the_slb() {
+        let mut s = hw_slb();
+        let linear = slb::read_entry(0);
+        let base = linear.esid().base();
+        // A 256 MB entry inside the linear map's segment, and one of class
+        // C, are refused: the direct slbie relies on neither existing.
+        let inside = test_entry(base.esid().as_u64() + 3);
+        assert_eq!(s.load(1, inside), Err(SlbError::InvalidEntry(inside)));
+        let class_c = SlbEntry {
+            vsid_word: test_entry(0x459).vsid_word | arch_ppc64::structures::slb::vsid_word::C,
+            ..test_entry(0x459)
+        };
+        assert_eq!(s.load(1, class_c), Err(SlbError::InvalidEntry(class_c)));
+        assert!(!s.read(1).unwrap().is_valid(), "nothing was loaded");
+        // slbie of a linear-map address (either size) is not passed on.
+        s.invalidate(EffectiveAddress::new(base.as_u64() + (3 << 28)), SegmentSize::M256);
+        s.invalidate(base, SegmentSize::T1);
+        assert_eq!(slb::read_entry(0), linear, "the linear map keeps its entry");
+        // A VMM entry goes with one slbie of its segment.
+        s.load(1, test_entry(0x45a)).unwrap();
+        s.invalidate(EffectiveAddress::new((0x45a << 28) + 0x1234), SegmentSize::M256);
+        assert!(!s.read(1).unwrap().is_valid());
+    }
+
     fn kernel_frames_zero_copy_and_refuse_foreign_frames() {
         let mut f = KernelFrames::default();
         let free0 = f.free_frames();

@@ -6,11 +6,21 @@
 //! `0..reserved` translate the linear map (the kernel image, stacks, heap
 //! and frames) and the VMM can neither see nor replace them, so a bug in
 //! on-demand SLB management cannot unmap the code handling the fault.
+//!
+//! `slbie` goes straight to the segment the VMM names, with no read-back
+//! of the SLB: the VMM's manager only invalidates what it loaded, and
+//! [`HwSlb::load`] refuses any entry that overlaps the linear map, so an
+//! `slbie` the VMM asks for can never hit a linear-map entry (QEMU's
+//! `slbie` ignores the segment size, so a 256 MB `slbie` inside the 1 TB
+//! linear segment would drop it). The VMM loads class-0 entries only (no
+//! C), which the `slbie` operand assumes; `load` refuses others.
 
-use arch_ppc64::addr::EffectiveAddress;
+use alloc::vec::Vec;
+
+use arch_ppc64::addr::{EffectiveAddress, Esid, Vsid};
 use arch_ppc64::instructions::{barrier, slb};
-use arch_ppc64::structures::slb::{esid_word, SlbEntry};
-use arch_ppc64::structures::SegmentSize;
+use arch_ppc64::structures::slb::{esid_word, vsid_word, SlbEntry, SlbFlags};
+use arch_ppc64::structures::{PageSize, SegmentSize};
 use vmm::platform::{SlbBackend, SlbError};
 
 /// The hardware SLB above the `reserved` linear-map entries.
@@ -18,14 +28,36 @@ use vmm::platform::{SlbBackend, SlbError};
 pub struct HwSlb {
     hw_size: usize,
     reserved: usize,
+    /// The linear map's entries, read once: what the VMM must not overlap.
+    linear: Vec<SlbEntry>,
 }
 
 impl HwSlb {
     /// An SLB of `hw_size` entries (`ibm,slb-size`) whose first
-    /// `reserved` belong to the kernel's linear map. `None` if nothing is
-    /// left for the VMM.
+    /// `reserved` belong to the kernel's linear map, already loaded.
+    /// `None` if nothing is left for the VMM.
     pub fn new(hw_size: usize, reserved: usize) -> Option<HwSlb> {
-        (hw_size > reserved && hw_size <= 4096).then_some(HwSlb { hw_size, reserved })
+        if hw_size <= reserved || hw_size > 4096 {
+            return None;
+        }
+        let linear = (0..reserved)
+            .map(Self::read_hw)
+            .filter(|e| e.is_valid())
+            .collect();
+        Some(HwSlb {
+            hw_size,
+            reserved,
+            linear,
+        })
+    }
+
+    /// Whether the segment of `e` and a linear-map segment share an
+    /// address (either may be the larger).
+    fn overlaps_linear_map(&self, e: SlbEntry) -> bool {
+        let base = e.esid().base();
+        self.linear
+            .iter()
+            .any(|l| l.matches(base) || e.matches(l.esid().base()))
     }
 
     /// Number of hardware entries kept for the linear map.
@@ -64,7 +96,12 @@ impl SlbBackend for HwSlb {
 
     fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError> {
         let hw = self.hw_index(index)?;
-        if entry.is_valid() && (entry.segment_size().is_none() || entry.page_size().is_none()) {
+        if entry.is_valid()
+            && (entry.segment_size().is_none()
+                || entry.page_size().is_none()
+                || entry.vsid_word & vsid_word::C != 0
+                || self.overlaps_linear_map(entry))
+        {
             return Err(SlbError::InvalidEntry(entry));
         }
         // An overwrite without slbie leaves the old segment's translations
@@ -93,13 +130,22 @@ impl SlbBackend for HwSlb {
     }
 
     fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
-        // Find the VMM entry translating `ea` (never a linear-map one).
-        for hw in self.reserved..self.hw_size {
-            let e = Self::read_hw(hw);
-            if e.is_valid() && e.segment_size() == Some(ssize) && e.matches(ea) {
-                Self::slbie(e);
-            }
+        // The operand names the segment (ESID, B; class 0): any valid VSID
+        // builds it. An address of the linear map is never a VMM entry
+        // (`load` refuses those), so it is left alone.
+        let Ok(e) = SlbEntry::new(
+            Esid::new((ea.as_u64() & !ssize.offset_mask()) >> 28),
+            Vsid::new(0),
+            ssize,
+            PageSize::K4,
+            SlbFlags::empty(),
+        ) else {
+            return;
+        };
+        if self.linear.iter().any(|l| l.matches(ea)) {
+            return;
         }
+        Self::slbie(e);
         barrier::isync();
     }
 
