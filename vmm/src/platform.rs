@@ -7,10 +7,11 @@
 //! | [`HptBackend`] | PAPR hcalls `H_ENTER`/`H_REMOVE`/`H_PROTECT`/`H_READ` | [`crate::native::NativeHpt`] | [`crate::sim`] |
 //! | [`SlbBackend`] | `slbmte`/`slbie`/`slbmfee` | same | [`crate::sim`] |
 //! | [`FrameAllocator`], [`PhysMemory`] | kernel frame allocator | same | [`crate::sim`] |
-//! | [`CurrentContext`] | kernel scheduler | same | test fixture |
 //!
 //! [`FaultHandler`] goes the other way: the VMM implements it, the
-//! interrupt vectors (or the sim) call it.
+//! interrupt vectors (or the sim) call it. What runs on the processor
+//! ([`Environment`]) is not a trait: the kernel tells the VMM with
+//! [`crate::vm::Vmm::set_environment`] at interrupt entry and exit.
 
 use arch_ppc64::addr::{EffectiveAddress, PhysAddr, PtegIndex, Ptex};
 use arch_ppc64::registers::dsisr::DsisrFlags;
@@ -275,12 +276,6 @@ pub enum Environment {
     KernelProcess,
     /// An interrupt handler: must not block or fault on pageable memory.
     Interrupt,
-}
-
-/// Tells the VMM what is running on this processor.
-pub trait CurrentContext {
-    /// The current environment.
-    fn environment(&self) -> Environment;
 }
 
 // ---------------------------------------------------------------------------
