@@ -157,31 +157,42 @@ kernel_test! {
     fn kernel_hpt_pressure_evicts_and_every_page_reads_back() {
         // Pages of several segments chosen to hash into one PTEG pair
         // (G, !G): more than its 16 slots (24), so inserts must evict.
-        // Each 256 MB segment has 1 or 2 such pages per group, depending
-        // on the table size.
+        // Up to 2^16 PTEGs (a 512 MiB guest) each 256 MB segment has 1 or
+        // 2 such pages per group; in a larger table only a segment whose
+        // VSID agrees with G above its 16 page bits has one, so the
+        // segments allowed grow with the table, and a segment without
+        // such a page is given back at once.
         const WANT: usize = 24;
         let seg_bytes = 256u64 << 20;
         let (mask, g) = mm::with_vmm(|v| {
             let mask = v.hpt_backend().pteg_count() - 1;
             (mask, 0x1234 & mask)
         });
+        let max_tries = 64 * ((mask + 1) >> 16).max(1);
         let mut pages = Vec::new();
         let mut bases = Vec::new();
+        let mut tries = 0;
         while pages.len() < WANT {
-            assert!(bases.len() < 32, "too many segments");
+            assert!(tries < max_tries, "no {WANT} pages in {tries} segments");
+            tries += 1;
             let base = galloc(seg_bytes);
-            bases.push(base);
             let vsid = mm::with_vmm(|v| {
                 let (_, m) = v.mapping_for(EffectiveAddress::new(base)).expect("mapping");
                 v.vsid(m.translation_sid()).as_u64()
             });
             // 4K pages: hash = VSID ^ page; pages whose hash is G or !G.
+            let found = pages.len();
             for target in [g, !g & mask] {
                 let mut p = (vsid ^ target) & mask;
                 while p < seg_bytes / PAGE {
                     pages.push(base + p * PAGE);
                     p += mask + 1;
                 }
+            }
+            if pages.len() == found {
+                gfree(base, seg_bytes);
+            } else {
+                bases.push(base);
             }
         }
         assert!(pages.len() > 16, "{} pages for one PTEG pair", pages.len());

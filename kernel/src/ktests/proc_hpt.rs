@@ -18,6 +18,11 @@ const PAGES: usize = 24;
 /// page of the pair per segment).
 const MAX_SEGMENTS: usize = 32;
 const SEGMENT_BYTES: i64 = 256 << 20;
+/// Segments tried per 2^16 PTEGs of the table: above 2^16 PTEGs only a
+/// segment whose VSID agrees with the group above its 16 page bits has a
+/// page in it (one in 2^(bits - 16) per group of the pair), so a larger
+/// table needs more tries for the same pages.
+const TRIES_PER_2_16_PTEGS: u64 = 96;
 
 kernel_test! {
     fn pages_colliding_in_one_pteg_pair_evict_and_read_back() {
@@ -28,7 +33,8 @@ kernel_test! {
         let mut vmids = Vec::new();
         let mut pages: Vec<(u64, u64)> = Vec::new(); // (segment index, byte offset)
         let mut tries = 0;
-        while pages.len() < PAGES && vmids.len() < MAX_SEGMENTS && tries < 96 {
+        let max_tries = TRIES_PER_2_16_PTEGS * ((mask + 1) >> 16).max(1);
+        while pages.len() < PAGES && vmids.len() < MAX_SEGMENTS && tries < max_tries {
             tries += 1;
             let vmid = mm::with_aix(|x| x.vms_create(V_WORKING, SEGMENT_BYTES)).expect("vms_create");
             let vsid = mm::with_vmm(|vm| vm.vsid(Sid::try_new(vmid as u64).expect("sid")));
