@@ -255,13 +255,7 @@ pub const PROCESS_LOCK_TRIES: usize = 1 << 20;
 pub unsafe fn install(
     services: &'static mut dyn AixServices,
 ) -> Option<&'static mut dyn AixServices> {
-    SERVICES
-        .lock()
-        .replace(Installed {
-            services,
-            guard: None,
-        })
-        .map(|i| i.services)
+    replace_installed(services, None)
 }
 
 /// Installs `services` as [`install`] does, with a [`Guard`] every C
@@ -280,12 +274,18 @@ pub unsafe fn install_guarded(
     services: &'static mut dyn AixServices,
     guard: Guard,
 ) -> Option<&'static mut dyn AixServices> {
+    replace_installed(services, Some(guard))
+}
+
+/// Puts `services` (with `guard`) in place of what was installed, which
+/// it returns.
+fn replace_installed(
+    services: &'static mut dyn AixServices,
+    guard: Option<Guard>,
+) -> Option<&'static mut dyn AixServices> {
     SERVICES
         .lock()
-        .replace(Installed {
-            services,
-            guard: Some(guard),
-        })
+        .replace(Installed { services, guard })
         .map(|i| i.services)
 }
 
