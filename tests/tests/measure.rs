@@ -8,11 +8,12 @@
 use qemu_tests::{boot, build_kernel, Run};
 
 /// The measurements the kernel prints (`ktests::measure`).
-const MEASURES: [&str; 6] = [
+const MEASURES: [&str; 7] = [
     "slb_miss",
     "demand_zero_fault",
     "vm_guatt_vm_gudet_pair",
     "fork",
+    "fork_100",
     "null_syscall",
     "context_switch",
 ];
@@ -82,6 +83,8 @@ fn icount_measurements_are_present_plausible_and_deterministic() {
     let null = get(&m, "null_syscall", &first).0;
     assert!(null < get(&m, "context_switch", &first).0);
     assert!(null < get(&m, "fork", &first).0);
+    // Fork copies the resident pages: 100 of them cost more than 8.
+    assert!(get(&m, "fork", &first).0 < get(&m, "fork_100", &first).0);
 
     // Virtual time counts instructions: a second boot gives the same
     // counts, up to tick rounding (observed: 2791 vs 2792).

@@ -1,5 +1,6 @@
 //! Measurements: guest instructions per SLB miss, demand-zero page fault,
-//! `vm_guatt` + `vm_gudet` pair, fork and context switch.
+//! `vm_guatt` + `vm_gudet` pair, null system call, fork (of a parent with
+//! 8 and with 100 resident pages) and context switch.
 //!
 //! Under `./qemu-run.sh --icount` (QEMU `-icount shift=0`, and `icount=1`
 //! on the kernel command line) one guest instruction is one nanosecond of
@@ -72,6 +73,38 @@ fn run_unpreempted(scripts: &[&Script]) -> (Vec<vmm::platform::ProcessId>, proc:
     let r = proc::run_with_quantum(NO_PREEMPTION);
     assert_eq!(r.preemptions, 0, "a measured run was preempted");
     (pids, r)
+}
+
+/// Runs a process that stores to `pages` pages of its data, forks `n`
+/// times timing each `fork` call, then makes `n` getpid calls in one
+/// tight loop. Returns the total ticks of the forks and of the getpids.
+fn fork_and_null(pages: u64, n: u64) -> (u64, u64) {
+    let mut s = Script::new();
+    for i in 0..pages {
+        s.store64(crate::user::SCRATCH_BASE + i * PAGE, i).quiet();
+    }
+    s.set_var(0, n);
+    let lp = s.here();
+    s.timebase().fork().quiet();
+    let br = s.here();
+    s.branch_eq(0u64, 0);
+    s.timebase()
+        .wait()
+        .quiet()
+        .add_var(0, (-1i64) as u64)
+        .branch_ne(0u64, lp);
+    s.syscall_loop(sys::GETPID, n, &[]).exit(0u64);
+    let child = s.here();
+    s.exit(0u64);
+    s.patch_target(br, child);
+    let (pids, r) = run_unpreempted(&[&s]);
+    let o = r.of(pids[0]);
+    assert_eq!(o.status(), Some(0));
+    assert_eq!(r.children_of(pids[0]).len() as u64, n);
+    let t = &o.results;
+    assert_eq!(t.len() as u64, 2 * n + 1);
+    let fork = (0..n as usize).map(|i| t[2 * i + 1] - t[2 * i]).sum();
+    (fork, t[2 * n as usize])
 }
 
 fn load(ea: u64) -> u64 {
@@ -184,42 +217,21 @@ kernel_test! {
         // Fork only queues the child and the run has no preemption, so
         // the child cannot run inside the interval; the eager copy of the
         // parent's resident pages is inside it, and the agent's timebase
-        // command adds a few dozen instructions. The same loop with
-        // getpid gives the bare system call.
+        // command adds a few dozen instructions. The bare system call is
+        // getpid in the agent's tight loop: `sc` and the ten instructions
+        // of the loop around it, no interpreter.
         const N: u64 = 32;
-        let mut s = Script::new();
-        for i in 0..8 {
-            s.store64(crate::user::SCRATCH_BASE + i * PAGE, i).quiet();
-        }
-        s.set_var(0, N);
-        let lp = s.here();
-        s.timebase().fork().quiet();
-        let br = s.here();
-        s.branch_eq(0u64, 0);
-        s.timebase().wait().quiet().add_var(0, (-1i64) as u64).branch_ne(0u64, lp);
-        s.set_var(0, N);
-        let lp2 = s.here();
-        s.timebase()
-            .syscall(sys::GETPID, &[])
-            .quiet()
-            .timebase()
-            .add_var(0, (-1i64) as u64)
-            .branch_ne(0u64, lp2)
-            .exit(0u64);
-        let child = s.here();
-        s.exit(0u64);
-        s.patch_target(br, child);
-        let (pids, r) = run_unpreempted(&[&s]);
-        let o = r.of(pids[0]);
-        assert_eq!(o.status(), Some(0));
-        assert_eq!(r.children_of(pids[0]).len() as u64, N);
-        let t = &o.results;
-        assert_eq!(t.len() as u64, 4 * N);
-        let fork: u64 = (0..N as usize).map(|i| t[2 * i + 1] - t[2 * i]).sum();
-        let off = 2 * N as usize;
-        let null: u64 = (0..N as usize).map(|i| t[off + 2 * i + 1] - t[off + 2 * i]).sum();
+        let (fork, null) = fork_and_null(8, N);
         report("fork", fork, N);
         report("null_syscall", null, N);
+    }
+
+    fn measure_fork_100() {
+        // As `fork`, from a parent with 100 resident data pages: how the
+        // cost grows with what the parent has touched.
+        const N: u64 = 8;
+        let (fork, _) = fork_and_null(100, N);
+        report("fork_100", fork, N);
     }
 
     fn measure_context_switch() {

@@ -112,6 +112,10 @@ pub enum Op {
     Timebase = 13,
     /// `vars[e0] += e1`; last result = the new value (not recorded).
     AddVar = 14,
+    /// System call e0 made e1 times in a tight loop, with arguments
+    /// e2..e7; last result = the timebase ticks the loop took (so a
+    /// measurement counts no interpreter work).
+    SyscallLoop = 15,
 }
 
 /// Opcode flag: do not record this command's result.
@@ -119,7 +123,9 @@ pub const QUIET: u64 = 0x100;
 
 // Register use: r31 script base, r30 current command, r29 last result,
 // r28 vars, r27 results, r26 result count, r25 opcode word, r14..r21 the
-// effective operands e0..e7.
+// effective operands e0..e7, r22/r23 the system call loop's start time
+// and count. All non-volatile, so a kernel that keeps only what the ABI
+// says across `sc` still leaves them.
 global_asm!(
     r#"
     .set UA_CMD_BYTES, 80
@@ -200,6 +206,8 @@ ua_loop:
     beq     ua_tb
     cmpdi   %r12, 14
     beq     ua_addvar
+    cmpdi   %r12, 15
+    beq     ua_sysloop
     # Unknown opcode: a trap, which the kernel reports as a program fault.
     trap
 
@@ -272,6 +280,24 @@ ua_set:
     b       ua_next
 ua_tb:
     mftb    %r29
+    b       ua_record
+ua_sysloop:
+    mr      %r23, %r15
+    mftb    %r22
+1:  cmpdi   %r23, 0
+    beq     2f
+    mr      %r0, %r14
+    mr      %r3, %r16
+    mr      %r4, %r17
+    mr      %r5, %r18
+    mr      %r6, %r19
+    mr      %r7, %r20
+    mr      %r8, %r21
+    sc
+    addi    %r23, %r23, -1
+    b       1b
+2:  mftb    %r29
+    subf    %r29, %r22, %r29
     b       ua_record
 ua_addvar:
     sldi    %r5, %r14, 3
@@ -448,6 +474,18 @@ impl Script {
         ops[0] = nr.into();
         ops[1..=args.len()].copy_from_slice(args);
         self.push(Op::Syscall, &ops)
+    }
+
+    /// System call `nr` made `n` times in a tight loop with up to six
+    /// arguments; the last result is the timebase ticks the `n` calls took
+    /// (recorded), with no interpreter work inside.
+    pub fn syscall_loop(&mut self, nr: u64, n: u64, args: &[Operand]) -> &mut Self {
+        assert!(args.len() <= 6, "at most 6 system call arguments");
+        let mut ops = [Operand::from(0u64); 8];
+        ops[0] = nr.into();
+        ops[1] = n.into();
+        ops[2..2 + args.len()].copy_from_slice(args);
+        self.push(Op::SyscallLoop, &ops)
     }
 
     /// `fork()`: the last result is 0 in the child and the child's pid in
