@@ -988,7 +988,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 let h = entries[slot as usize];
                 let vmm_vsid = h.is_valid()
                     && h.segment_size() == Some(SegmentSize::M256)
-                    && h.avpn() >> (SEGSHIFT - 23) < crate::sid::SIDMAX;
+                    && Vsid::try_new(h.avpn() >> (SEGSHIFT - 23))
+                        .and_then(Sid::from_vsid)
+                        .is_some();
                 if !vmm_vsid {
                     continue;
                 }

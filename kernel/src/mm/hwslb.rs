@@ -131,8 +131,9 @@ impl SlbBackend for HwSlb {
 
     fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
         // The operand names the segment (ESID, B; class 0): any valid VSID
-        // builds it. An address of the linear map is never a VMM entry
-        // (`load` refuses those), so it is left alone.
+        // builds it. A segment overlapping the linear map is never a VMM
+        // entry (`load` refuses those by the same rule), so it is left
+        // alone.
         let Ok(e) = SlbEntry::new(
             Esid::new((ea.as_u64() & !ssize.offset_mask()) >> 28),
             Vsid::new(0),
@@ -142,7 +143,7 @@ impl SlbBackend for HwSlb {
         ) else {
             return;
         };
-        if self.linear.iter().any(|l| l.matches(ea)) {
+        if self.overlaps_linear_map(e) {
             return;
         }
         Self::slbie(e);
