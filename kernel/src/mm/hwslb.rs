@@ -131,9 +131,11 @@ impl SlbBackend for HwSlb {
 
     fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
         // The operand names the segment (ESID, B; class 0): any valid VSID
-        // builds it. A segment overlapping the linear map is never a VMM
-        // entry (`load` refuses those by the same rule), so it is left
-        // alone.
+        // builds it. An address of the linear map is never a VMM entry
+        // (`load` refuses those), so it is left alone. One `matches` per
+        // linear entry, not `overlaps_linear_map`'s two: this runs on
+        // every SLB-miss eviction, and the VMM's 256 MB segments cannot
+        // contain a linear-map segment.
         let Ok(e) = SlbEntry::new(
             Esid::new((ea.as_u64() & !ssize.offset_mask()) >> 28),
             Vsid::new(0),
@@ -143,7 +145,7 @@ impl SlbBackend for HwSlb {
         ) else {
             return;
         };
-        if self.overlaps_linear_map(e) {
+        if self.linear.iter().any(|l| l.matches(ea)) {
             return;
         }
         Self::slbie(e);
