@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn test_hooks_report_what_is_armed() {
         use crate::adspace::SegKey;
-        use crate::vm::testkit::{ArrayHpt, ArraySlb, VecFrames};
+        use crate::testkit::{ArrayHpt, ArraySlb, VecFrames};
         use alloc::vec;
         use arch_ppc64::structures::slb::SlbEntry;
         let vmm = Vmm::new(

@@ -1,6 +1,6 @@
 use super::*;
 use crate::native::NativeHpt;
-use crate::vm::testkit::CountingHpt;
+use crate::testkit::CountingHpt;
 use alloc::vec::Vec;
 use proptest::prelude::*;
 

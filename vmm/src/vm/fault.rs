@@ -15,13 +15,13 @@
 
 use arch_ppc64::addr::EffectiveAddress;
 
+use super::{slb_entry, virtual_page, Vmm};
 use crate::hpt::{Evicted, InsertError, Inserted, Mapping as HptMapping};
 use crate::platform::{
     Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, HptBackend,
     HptError, Interrupt, Privilege, RefChange, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt, PageState, SegmentKind};
-use crate::vm::{slb_entry, virtual_page, Vmm};
 
 /// What the fault path has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,141 @@
+//! The consistency check tests run after every step: HPT, SLB and tables
+//! agree.
+
+use alloc::collections::BTreeMap;
+
+use arch_ppc64::addr::{Esid, PhysAddr, PtegIndex, Ptex, Vsid};
+use arch_ppc64::structures::SegmentSize;
+
+use super::{slb_entry, virtual_page, Vmm};
+use crate::platform::{FrameAllocator, HptBackend, SlbBackend};
+use crate::segment::SEGSHIFT;
+use crate::sid::Sid;
+
+/// A broken internal invariant found by [`Vmm::check_invariants`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invariant {
+    /// A valid HPTE no live segment page claims.
+    StrayHpte(Ptex),
+    /// A recorded slot whose HPTE is invalid or translates something else.
+    SlotMismatch(Ptex),
+    /// An HPTE whose frame or protection differs from the page's.
+    StaleHpte(Ptex),
+    /// Two HPTEs for one virtual page.
+    DuplicateHpte(Ptex),
+    /// A segment page slot missing from the slot index.
+    UnindexedSlot(Ptex),
+    /// An SLB entry that no mapping explains.
+    StraySlbe(usize),
+    /// A mapping whose segment does not exist.
+    DanglingMapping(Esid),
+    /// One frame backing two pages.
+    SharedFrame(PhysAddr),
+}
+
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
+    /// Verifies that the HPT, the SLB and the tables agree: every valid
+    /// HPTE is recorded for a live segment page and translates that page to
+    /// its frame with its protection, no virtual page has two HPTEs, every
+    /// SLB entry comes from a mapping, no frame backs two pages. Scans the
+    /// whole HPT (tests only). HPTEs outside the VMM's VSID space (not a
+    /// 256 MB segment, or a VSID no SID scrambles to) belong to whoever
+    /// shares the table, such as a kernel's bolted linear map, and are
+    /// left out.
+    pub fn check_invariants(&self) -> Result<(), Invariant> {
+        let mut seen = BTreeMap::new();
+        for g in 0..self.hpt.backend().pteg_count() {
+            let group = PtegIndex::new(g);
+            let Ok(entries) = self.hpt.backend().read_group(group) else {
+                continue;
+            };
+            for slot in 0..Ptex::SLOTS_PER_PTEG {
+                let h = entries[slot as usize];
+                let vmm_vsid = h.is_valid()
+                    && h.segment_size() == Some(SegmentSize::M256)
+                    && Vsid::try_new(h.avpn() >> (SEGSHIFT - 23))
+                        .and_then(Sid::from_vsid)
+                        .is_some();
+                if !vmm_vsid {
+                    continue;
+                }
+                let ptex = group.ptex(slot);
+                let &(sid, page) = self
+                    .slot_owner
+                    .get(&ptex)
+                    .ok_or(Invariant::StrayHpte(ptex))?;
+                if seen.insert((sid, page), ptex).is_some() {
+                    return Err(Invariant::DuplicateHpte(ptex));
+                }
+                let seg = self
+                    .segments
+                    .get(sid)
+                    .map_err(|_| Invariant::StrayHpte(ptex))?;
+                if seg.slot(page) != Some(ptex)
+                    || h.avpn_word() != virtual_page(sid, page).avpn_word()
+                {
+                    return Err(Invariant::SlotMismatch(ptex));
+                }
+                let frame = self.page_frame(sid, page).ok().flatten();
+                let prot = self.segments.effective_prot(sid, page).ok();
+                if frame.is_none()
+                    || h.real_address() != frame
+                    || Some(h.pp()) != prot.map(|p| p.pp)
+                    || Some(h.no_execute()) != prot.map(|p| p.no_exec)
+                {
+                    return Err(Invariant::StaleHpte(ptex));
+                }
+            }
+        }
+        if seen.len() != self.slot_owner.len() {
+            let missing = self
+                .slot_owner
+                .keys()
+                .find(|p| !seen.values().any(|q| q == *p))
+                .copied()
+                .expect("counts differ");
+            return Err(Invariant::SlotMismatch(missing));
+        }
+        let mut frames = BTreeMap::new();
+        for seg in self.segments.iter() {
+            for (_, r) in seg.resident_pages() {
+                if frames.insert(r.frame, ()).is_some() {
+                    return Err(Invariant::SharedFrame(r.frame));
+                }
+            }
+        }
+        for seg in self.segments.iter() {
+            for (page, ptex) in seg.slots() {
+                if self.slot_owner.get(&ptex) != Some(&(seg.sid(), page)) {
+                    return Err(Invariant::UnindexedSlot(ptex));
+                }
+            }
+        }
+        for i in 0..self.slb.size() {
+            // The processor's SLB holds exactly what the manager loaded.
+            let hw = self.slb_hw.read(i).map_err(|_| Invariant::StraySlbe(i))?;
+            match self.slb.entry(i) {
+                Some(e) if hw.is_valid() && hw == e => {}
+                None if !hw.is_valid() => {}
+                _ => return Err(Invariant::StraySlbe(i)),
+            }
+            let Some(e) = self.slb.entry(i) else { continue };
+            let esid = e.esid();
+            let ok = self
+                .space_for(esid)
+                .and_then(|s| self.space_ref(s).ok())
+                .and_then(|a| a.get(esid))
+                .is_some_and(|m| slb_entry(esid, m).vsid_word == e.vsid_word);
+            if !ok {
+                return Err(Invariant::StraySlbe(i));
+            }
+        }
+        for a in core::iter::once(&self.kernel).chain(self.spaces.values()) {
+            for (esid, m) in a.iter() {
+                if self.segments.get(m.translation_sid()).is_err() {
+                    return Err(Invariant::DanglingMapping(esid));
+                }
+            }
+        }
+        Ok(())
+    }
+}

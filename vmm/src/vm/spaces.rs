@@ -1,0 +1,275 @@
+//! Address spaces: creating them, mapping and unmapping segments
+//! (`as_att`, `as_seth64`), switching, fork and exit.
+
+use alloc::vec::Vec;
+
+use arch_ppc64::addr::Esid;
+
+use super::{slb_entry, MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
+use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Handle, Mapping};
+use crate::platform::{FrameAllocator, HptBackend, SlbBackend};
+use crate::segment::{SegmentError, SegmentKind, ViewProt};
+use crate::sid::{Sid, SidKind};
+
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
+    /// Creates an empty process address space. Ids are handed out in
+    /// order and wrap around after 2^32 of them, skipping ids still alive,
+    /// so a long-running kernel never reuses a live space's id.
+    pub fn create_space(&mut self) -> SpaceId {
+        let mut id = SpaceId(self.next_space);
+        while self.spaces.contains_key(&id) {
+            id = SpaceId(id.0.wrapping_add(1));
+        }
+        self.next_space = id.0.wrapping_add(1);
+        self.spaces.insert(id, AddressSpace::new());
+        id
+    }
+
+    /// Maps working segment `sid` at `esid` of `space`. Returns the handle
+    /// (SID and key) of the mapping.
+    pub fn map(
+        &mut self,
+        space: SpaceRef,
+        esid: Esid,
+        sid: Sid,
+        opts: MapOptions,
+    ) -> Result<Handle, VmError> {
+        // Validate everything before changing anything.
+        let kernel_half = esid.as_u64() >= KERNEL_ESID_BASE;
+        if kernel_half != (space == SpaceRef::Kernel) {
+            return Err(VmError::WrongHalf(esid));
+        }
+        if opts.bolted && space != SpaceRef::Kernel {
+            return Err(VmError::BoltedInProcess);
+        }
+        if self.space_ref(space)?.get(esid).is_some() {
+            return Err(AdspaceError::Occupied(esid).into());
+        }
+        let seg = self.segments.get(sid)?;
+        // A segment waiting for deletion (held, or orphaned but still
+        // attached) stays fully usable until it is destroyed: AIX lets the
+        // held handle be attached again, and fork inherits its mappings.
+        if seg.kind() != &SegmentKind::Working {
+            return Err(SegmentError::WrongKind(sid).into());
+        }
+        let size = seg.size_pages();
+        if let Some(w) = &opts.window {
+            if w.start >= w.end || w.end > size {
+                return Err(VmError::BadWindow);
+            }
+        }
+        let bolted_index = if opts.bolted {
+            Some(
+                (0..self.slb.bolted())
+                    .find(|&i| self.slb.entry(i).is_none())
+                    .ok_or(VmError::NoBoltedSlot)?,
+            )
+        } else {
+            None
+        };
+        let view = if opts.window.is_some() || opts.view_prot != ViewProt::Segment {
+            let kind = match space {
+                SpaceRef::Kernel => SidKind::Kernel,
+                SpaceRef::Process(_) => SidKind::User,
+            };
+            let view_sid = self.allocate_sid(kind)?;
+            let window = opts.window.clone().unwrap_or(0..size);
+            if let Err(e) = self
+                .segments
+                .create_view(view_sid, sid, window, opts.view_prot)
+            {
+                self.free_sid(view_sid);
+                return Err(e.into());
+            }
+            Some(view_sid)
+        } else {
+            self.segments.attach(sid)?;
+            None
+        };
+        let handle = Handle::new(sid, opts.key, opts.no_exec);
+        let mapping = Mapping {
+            handle,
+            fork: opts.fork,
+            window: opts.window,
+            view,
+            bolted: opts.bolted,
+            owned: opts.owned,
+        };
+        let entry = slb_entry(esid, &mapping);
+        self.space_mut(space)?
+            .insert(esid, mapping)
+            .expect("checked free above");
+        if let Some(i) = bolted_index {
+            if let Err(e) = self.slb.bolt(&mut self.slb_hw, i, entry) {
+                // Take the mapping back; if even that fails, say so rather
+                // than panic, and report the bolt failure.
+                if let Err(u) = self.unmap(space, esid) {
+                    log::error!("vm: undoing map of {esid:?} after a failed bolt: {u:?}");
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(handle)
+    }
+
+    /// Unmaps `esid` of `space`: its SLB entry goes (if loaded), a view is
+    /// destroyed with its HPTEs, an owned segment is deleted.
+    pub fn unmap(&mut self, space: SpaceRef, esid: Esid) -> Result<Mapping, VmError> {
+        let m = self.space_mut(space)?.remove(esid)?;
+        self.invalidate_slbe(space, esid);
+        self.release_mapping(&m, None)?;
+        Ok(m)
+    }
+
+    /// `as_seth64`: maps `sid` at `esid` of `space`, replacing whatever was
+    /// mapped there (returned). If the new mapping cannot be made, the old
+    /// one stays as it was.
+    ///
+    /// Re-setting the segment an owning mapping already maps there keeps
+    /// the ownership: the new mapping owns it, so it is still deleted when
+    /// that mapping goes (at exit).
+    pub fn replace(
+        &mut self,
+        space: SpaceRef,
+        esid: Esid,
+        sid: Sid,
+        mut opts: MapOptions,
+    ) -> Result<(Handle, Option<Mapping>), VmError> {
+        let old = self.space_mut(space)?.remove(esid).ok();
+        opts.owned |= old
+            .as_ref()
+            .is_some_and(|m| m.owned && m.handle.sid() == sid);
+        match self.map(space, esid, sid, opts) {
+            Err(e) => {
+                if let Some(m) = old {
+                    self.space_mut(space)?
+                        .insert(esid, m)
+                        .expect("the ESID was just vacated");
+                }
+                Err(e)
+            }
+            Ok(h) => {
+                if let Some(m) = &old {
+                    // The old entry must go; the new one is loaded on the
+                    // next miss. A bolted new mapping has already replaced
+                    // it in its bolted index.
+                    if !self.mapping(space, esid)?.bolted {
+                        self.invalidate_slbe(space, esid);
+                    }
+                    self.release_mapping(m, Some(sid))?;
+                }
+                Ok((h, old))
+            }
+        }
+    }
+
+    /// Drops the SLB entry for `esid` if `space` is what the SLB holds.
+    fn invalidate_slbe(&mut self, space: SpaceRef, esid: Esid) {
+        let loaded_here = match space {
+            SpaceRef::Kernel => true,
+            SpaceRef::Process(id) => self.current == Some(id),
+        };
+        if loaded_here {
+            self.slb.invalidate_esid(&mut self.slb_hw, esid);
+        }
+    }
+
+    /// Detaches a mapping taken out of its address space: its view goes,
+    /// an owned segment is orphaned, so deleted once nothing maps or holds
+    /// it (unless `keep` names it: it was mapped again in its place, and
+    /// the new mapping took the ownership over).
+    fn release_mapping(&mut self, m: &Mapping, keep: Option<Sid>) -> Result<(), VmError> {
+        let sid = m.handle.sid();
+        let released = self.segments.detach(m.view.unwrap_or(sid))?;
+        for r in released {
+            self.release(r);
+        }
+        if m.owned && keep != Some(sid) && self.segments.get(sid).is_ok() {
+            let d = self.segments.orphan(sid)?;
+            self.dispose(d);
+        }
+        Ok(())
+    }
+
+    /// Makes `id` the running address space (`None`: only the kernel's).
+    /// Every non-bolted SLB entry is invalidated.
+    pub fn switch_to(&mut self, id: Option<SpaceId>) -> Result<(), VmError> {
+        if let Some(id) = id {
+            self.space(id)?;
+        }
+        if self.current != id {
+            self.slb.switch(&mut self.slb_hw);
+            self.current = id;
+        }
+        Ok(())
+    }
+
+    /// Tears down a process address space (exit): every mapping is
+    /// unmapped, owned segments are deleted.
+    pub fn destroy_space(&mut self, id: SpaceId) -> Result<(), VmError> {
+        let esids: Vec<Esid> = self.space(id)?.iter().map(|(e, _)| e).collect();
+        if self.current == Some(id) {
+            self.switch_to(None)?;
+        }
+        for e in esids {
+            self.unmap(SpaceRef::Process(id), e)?;
+        }
+        self.spaces.remove(&id);
+        Ok(())
+    }
+
+    /// Clones `parent` for fork: [`ForkAction::Share`] mappings map the same
+    /// segment, [`ForkAction::Copy`] mappings get an eager private copy,
+    /// [`ForkAction::Drop`] mappings (`vm_guatt`) are left out. On failure
+    /// the half-built child is torn down again.
+    pub fn fork(&mut self, parent: SpaceId) -> Result<SpaceId, VmError> {
+        let maps: Vec<(Esid, Mapping)> = self
+            .space(parent)?
+            .iter()
+            .map(|(e, m)| (e, m.clone()))
+            .collect();
+        let child = self.create_space();
+        for (esid, m) in maps {
+            let r = self.fork_one(child, esid, &m);
+            if let Err(e) = r {
+                self.destroy_space(child)
+                    .expect("a fresh child can always be torn down");
+                return Err(e);
+            }
+        }
+        Ok(child)
+    }
+
+    fn fork_one(&mut self, child: SpaceId, esid: Esid, m: &Mapping) -> Result<(), VmError> {
+        let view_prot = match m.view {
+            Some(v) => match self.segments.get(v)?.kind() {
+                SegmentKind::View { prot, .. } => *prot,
+                SegmentKind::Working => ViewProt::Segment,
+            },
+            None => ViewProt::Segment,
+        };
+        let mut opts = MapOptions {
+            key: m.handle.key(),
+            no_exec: m.handle.no_exec(),
+            fork: m.fork,
+            window: m.window.clone(),
+            view_prot,
+            bolted: false,
+            owned: false,
+        };
+        let sid = match m.fork {
+            ForkAction::Drop => return Ok(()),
+            ForkAction::Share => m.handle.sid(),
+            ForkAction::Copy => {
+                opts.owned = true;
+                self.copy_segment(m.handle.sid())?
+            }
+        };
+        let r = self.map(SpaceRef::Process(child), esid, sid, opts);
+        if r.is_err() && m.fork == ForkAction::Copy {
+            let d = self.segments.orphan(sid)?;
+            self.dispose(d);
+        }
+        r.map(|_| ())
+    }
+}
