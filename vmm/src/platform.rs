@@ -498,6 +498,7 @@ impl<T: FaultHandler + ?Sized> FaultHandler for &mut T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::ArrayHpt;
 
     fn ea() -> EffectiveAddress {
         EffectiveAddress::new(0x1000_2000)
@@ -552,48 +553,11 @@ mod tests {
         }
     }
 
-    /// Eight slots, for the default `remove_batch`.
-    struct TinyHpt([Hpte; 8]);
-
-    impl HptBackend for TinyHpt {
-        fn pteg_count(&self) -> u64 {
-            1
-        }
-        fn insert(&mut self, _: PtegIndex, _: Option<u8>, _: Hpte) -> Result<Ptex, HptError> {
-            Err(HptError::Parameter)
-        }
-        fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
-            let e = *self
-                .0
-                .get(ptex.as_u64() as usize)
-                .ok_or(HptError::Parameter)?;
-            let ok = e.is_valid()
-                && match cond {
-                    RemoveCondition::Absolute => true,
-                    RemoveCondition::Avpn(a) => e.avpn_word() == a,
-                    RemoveCondition::AndCond(m) => e.v & m == 0,
-                };
-            if !ok {
-                return Err(HptError::NotFound);
-            }
-            self.0[ptex.as_u64() as usize] = Hpte::EMPTY;
-            Ok(e)
-        }
-        fn protect(&mut self, _: Ptex, _: u64, _: Pp, _: bool) -> Result<(), HptError> {
-            Err(HptError::Parameter)
-        }
-        fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
-            self.0
-                .get(ptex.as_u64() as usize)
-                .copied()
-                .ok_or(HptError::Parameter)
-        }
-    }
-
     #[test]
     fn default_remove_batch_removes_each_and_reports_rc() {
         use arch_ppc64::structures::hpte::{r, v};
-        let mut t = TinyHpt([Hpte::EMPTY; 8]);
+        // One PTEG; ArrayHpt keeps the default `remove_batch`.
+        let mut t = ArrayHpt::new(1);
         t.0[0] = Hpte {
             v: 0x100 | v::V,
             r: r::R | r::C,
@@ -629,7 +593,7 @@ mod tests {
         // Through `&mut T` as well.
         let mut r = &mut t;
         assert_eq!(
-            <&mut TinyHpt as HptBackend>::remove_batch(
+            <&mut ArrayHpt as HptBackend>::remove_batch(
                 &mut r,
                 &[(p(1), RemoveCondition::Absolute)]
             ),

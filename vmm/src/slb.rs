@@ -242,60 +242,10 @@ fn slbie<B: SlbBackend + ?Sized>(backend: &mut B, old: SlbEntry) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arch_ppc64::addr::{EffectiveAddress, Vsid};
+    use crate::testkit::ArraySlb;
+    use arch_ppc64::addr::Vsid;
     use arch_ppc64::structures::slb::SlbFlags;
     use arch_ppc64::structures::PageSize;
-
-    /// A plain array SLB that records the operations done on it.
-    struct ArraySlb {
-        entries: Vec<SlbEntry>,
-        slbie: usize,
-        /// Segment size of each slbie, in order.
-        slbie_sizes: Vec<SegmentSize>,
-    }
-
-    impl SlbBackend for ArraySlb {
-        fn slb_size(&self) -> usize {
-            self.entries.len()
-        }
-        fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError> {
-            let e = self
-                .entries
-                .get_mut(index)
-                .ok_or(SlbError::IndexOutOfRange(index))?;
-            *e = entry;
-            Ok(())
-        }
-        fn read(&self, index: usize) -> Result<SlbEntry, SlbError> {
-            self.entries
-                .get(index)
-                .copied()
-                .ok_or(SlbError::IndexOutOfRange(index))
-        }
-        fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
-            self.slbie += 1;
-            self.slbie_sizes.push(ssize);
-            for e in &mut self.entries {
-                // slbie matches an entry only with its own segment size.
-                if e.matches(ea) && e.segment_size() == Some(ssize) {
-                    *e = SlbEntry::INVALID;
-                }
-            }
-        }
-        fn invalidate_non_bolted(&mut self, bolted: usize) {
-            for e in &mut self.entries[bolted..] {
-                *e = SlbEntry::INVALID;
-            }
-        }
-    }
-
-    fn slb(size: usize) -> ArraySlb {
-        ArraySlb {
-            entries: vec![SlbEntry::INVALID; size],
-            slbie: 0,
-            slbie_sizes: Vec::new(),
-        }
-    }
 
     fn entry(esid: u64, vsid: u64) -> SlbEntry {
         SlbEntry::new(
@@ -317,7 +267,7 @@ mod tests {
     /// detaches and switches.
     #[test]
     fn the_esid_column_follows_the_shadow() {
-        let mut hw = slb(8);
+        let mut hw = ArraySlb::new(8);
         let mut m = SlbManager::new(8, 2).unwrap();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for step in 0..2000u64 {
@@ -359,7 +309,7 @@ mod tests {
 
     #[test]
     fn bolted_entries_survive_a_switch() {
-        let mut b = slb(8);
+        let mut b = ArraySlb::new(8);
         let mut m = SlbManager::new(8, 2).unwrap();
         m.bolt(&mut b, 0, entry(0xC00, 1)).unwrap();
         assert_eq!(
@@ -380,7 +330,7 @@ mod tests {
 
     #[test]
     fn replacement_is_round_robin_over_non_bolted_indexes() {
-        let mut b = slb(5);
+        let mut b = ArraySlb::new(5);
         let mut m = SlbManager::new(5, 2).unwrap();
         m.bolt(&mut b, 0, entry(0xC00, 1)).unwrap();
         m.bolt(&mut b, 1, entry(0xC01, 2)).unwrap();
@@ -403,7 +353,7 @@ mod tests {
 
     #[test]
     fn reloading_an_esid_never_duplicates_it() {
-        let mut b = slb(6);
+        let mut b = ArraySlb::new(6);
         let mut m = SlbManager::new(6, 1).unwrap();
         let i = m.load(&mut b, entry(7, 1)).unwrap();
         // Same ESID, new VSID (e.g. remapped): same index, old one gone.
@@ -419,7 +369,7 @@ mod tests {
 
     #[test]
     fn detach_invalidates_only_that_esid() {
-        let mut b = slb(6);
+        let mut b = ArraySlb::new(6);
         let mut m = SlbManager::new(6, 1).unwrap();
         m.load(&mut b, entry(1, 1)).unwrap();
         m.load(&mut b, entry(2, 2)).unwrap();
@@ -437,7 +387,7 @@ mod tests {
 
     #[test]
     fn a_1t_entry_is_invalidated_as_1t() {
-        let mut b = slb(6);
+        let mut b = ArraySlb::new(6);
         let mut m = SlbManager::new(6, 2).unwrap();
         // A bolted 1 TB kernel segment: ESID aligned to 4096 x 256 MB.
         let big = SlbEntry::new(

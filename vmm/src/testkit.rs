@@ -141,35 +141,54 @@ impl<H: HptBackend> HptBackend for CountingHpt<H> {
     }
 }
 
-/// An SLB as a plain array.
-pub struct ArraySlb(pub Vec<SlbEntry>);
+/// An SLB as a plain array that counts its `slbie`s and the segment size
+/// each named.
+pub struct ArraySlb {
+    pub entries: Vec<SlbEntry>,
+    pub slbie: usize,
+    pub slbie_sizes: Vec<SegmentSize>,
+}
+
+impl ArraySlb {
+    /// `size` invalid entries.
+    pub fn new(size: usize) -> Self {
+        ArraySlb {
+            entries: vec![SlbEntry::INVALID; size],
+            slbie: 0,
+            slbie_sizes: Vec::new(),
+        }
+    }
+}
 
 impl SlbBackend for ArraySlb {
     fn slb_size(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
     fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError> {
         *self
-            .0
+            .entries
             .get_mut(index)
             .ok_or(SlbError::IndexOutOfRange(index))? = entry;
         Ok(())
     }
     fn read(&self, index: usize) -> Result<SlbEntry, SlbError> {
-        self.0
+        self.entries
             .get(index)
             .copied()
             .ok_or(SlbError::IndexOutOfRange(index))
     }
-    fn invalidate(&mut self, ea: EffectiveAddress, _ssize: SegmentSize) {
-        for e in &mut self.0 {
-            if e.matches(ea) {
+    fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
+        self.slbie += 1;
+        self.slbie_sizes.push(ssize);
+        for e in &mut self.entries {
+            // slbie matches an entry only with its own segment size.
+            if e.matches(ea) && e.segment_size() == Some(ssize) {
                 *e = SlbEntry::INVALID;
             }
         }
     }
     fn invalidate_non_bolted(&mut self, bolted: usize) {
-        for e in &mut self.0[bolted..] {
+        for e in &mut self.entries[bolted..] {
             *e = SlbEntry::INVALID;
         }
     }

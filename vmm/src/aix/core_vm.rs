@@ -367,15 +367,7 @@ mod tests {
     fn test_hooks_report_what_is_armed() {
         use crate::adspace::SegKey;
         use crate::testkit::{ArrayHpt, ArraySlb, VecFrames};
-        use alloc::vec;
-        use arch_ppc64::structures::slb::SlbEntry;
-        let vmm = Vmm::new(
-            ArrayHpt::new(2048),
-            ArraySlb(vec![SlbEntry::INVALID; 8]),
-            VecFrames::new(8),
-            0,
-        )
-        .unwrap();
+        let vmm = Vmm::new(ArrayHpt::new(2048), ArraySlb::new(8), VecFrames::new(8), 0).unwrap();
         let mut core = CoreVm::new(vmm);
         assert_eq!((core.sid_quota(), core.fail_map_after()), (None, None));
         core.set_sid_quota(Some(3));

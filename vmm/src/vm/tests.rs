@@ -11,7 +11,6 @@ use alloc::vec::Vec;
 use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, Ptex, Vsid};
 use arch_ppc64::registers::dsisr::DsisrFlags;
 use arch_ppc64::structures::hpte::{Hpte, Pp};
-use arch_ppc64::structures::slb::SlbEntry;
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
 type TestVmm = Vmm<ArrayHpt, ArraySlb, VecFrames>;
@@ -26,13 +25,7 @@ fn vmm() -> TestVmm {
 }
 
 fn vmm_on<H: HptBackend>(hpt: H) -> Vmm<H, ArraySlb, VecFrames> {
-    Vmm::new(
-        hpt,
-        ArraySlb(vec![SlbEntry::INVALID; 8]),
-        VecFrames::new(FRAMES),
-        2,
-    )
-    .unwrap()
+    Vmm::new(hpt, ArraySlb::new(8), VecFrames::new(FRAMES), 2).unwrap()
 }
 
 /// A new user working segment of `pages` pages, `USER_RW`.
@@ -333,13 +326,7 @@ fn fork_shares_copies_and_drops() {
 
 #[test]
 fn fork_out_of_frames_leaves_no_child_behind() {
-    let mut v = Vmm::new(
-        ArrayHpt::new(PTEGS),
-        ArraySlb(vec![SlbEntry::INVALID; 8]),
-        VecFrames::new(3),
-        2,
-    )
-    .unwrap();
+    let mut v = Vmm::new(ArrayHpt::new(PTEGS), ArraySlb::new(8), VecFrames::new(3), 2).unwrap();
     let sid = user_segment(&mut v, 4);
     let mut o = MapOptions::new(SegKey::PRIV);
     o.fork = ForkAction::Copy;
@@ -455,7 +442,7 @@ fn bolted_kernel_segments_survive_switches() {
     v.switch_to(Some(q)).unwrap();
     assert_eq!(v.slb().lookup(Esid::new(1)), None);
     assert_eq!(v.slb().lookup(kesid), Some(0));
-    assert!(v.slb_backend().0[0].is_valid());
+    assert!(v.slb_backend().entries[0].is_valid());
     // q has nothing at ESID 1.
     assert_eq!(
         touch(&mut v, ea(1, 0), false, Privilege::Problem),
@@ -465,7 +452,7 @@ fn bolted_kernel_segments_survive_switches() {
     // Unmapping the bolted segment frees its index.
     v.unmap(SpaceRef::Kernel, kesid).unwrap();
     assert_eq!(v.slb().lookup(kesid), None);
-    assert!(!v.slb_backend().0[0].is_valid());
+    assert!(!v.slb_backend().entries[0].is_valid());
 }
 
 #[test]
@@ -587,7 +574,7 @@ fn config_sets_sid_ranges() {
     let build = |c: &VmmConfig| {
         Vmm::with_config(
             ArrayHpt::new(PTEGS),
-            ArraySlb(vec![SlbEntry::INVALID; 8]),
+            ArraySlb::new(8),
             VecFrames::new(FRAMES),
             c.clone(),
         )
