@@ -20,6 +20,8 @@ use arch_ppc64::structures::hpte::{Hpte, Pp};
 use arch_ppc64::structures::slb::SlbEntry;
 use arch_ppc64::structures::SegmentSize;
 
+use crate::slb::SlbManagerError;
+
 // ---------------------------------------------------------------------------
 // Hashed page table
 // ---------------------------------------------------------------------------
@@ -27,7 +29,7 @@ use arch_ppc64::structures::SegmentSize;
 /// Why an [`HptBackend`] operation failed. Mirrors the PAPR return codes
 /// the hcalls give (PAPR page frame table hcalls; values in
 /// `ppc64-mmu-notes.md` §1.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HptError {
     /// `H_PTEG_FULL` (−6): no free slot in the group (or the exact slot
     /// asked for is valid).
@@ -169,7 +171,7 @@ impl<T: HptBackend + ?Sized> HptBackend for &mut T {
 // ---------------------------------------------------------------------------
 
 /// Why an [`SlbBackend`] operation was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SlbError {
     /// Index at or beyond [`SlbBackend::slb_size`] (on hardware: a Program
     /// interrupt).
@@ -215,7 +217,7 @@ pub trait SlbBackend {
 pub const FRAME_SIZE: u64 = 4096;
 
 /// Why a frame operation was refused. The frame tables are left unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FrameError {
     /// The address is not a multiple of [`FRAME_SIZE`].
     Misaligned(PhysAddr),
@@ -457,8 +459,27 @@ pub enum VmFaultReason {
     /// The handler said `Resolved` but the access kept faulting (the
     /// emulated machine gives up after a bounded number of retries).
     RetriesExhausted,
-    /// Backend failure with its raw code.
-    Hardware(i64),
+    /// The SLB refused the segment's entry (a bad entry or index: a VMM
+    /// or backend bug, not the program's fault).
+    Slb(SlbManagerError),
+    /// The frame allocator refused the page's frame: zero-filling it
+    /// failed, or the frame it handed out is not page-aligned.
+    Frame(FrameError),
+    /// The HPT backend refused the insert for a reason other than a full
+    /// group (`H_PARAMETER`, or a code the hypervisor gave).
+    Hpt(HptError),
+    /// The interrupt's status bits (DSISR, SRR1) name no cause the VMM
+    /// knows.
+    UnknownCause,
+}
+
+impl From<HptError> for VmFaultReason {
+    fn from(e: HptError) -> Self {
+        match e {
+            HptError::PtegFull => VmFaultReason::HptFull,
+            other => VmFaultReason::Hpt(other),
+        }
+    }
 }
 
 /// A fault the VMM could not resolve.

@@ -22,7 +22,7 @@ use arch_ppc64::structures::SegmentSize;
 use crate::platform::{SlbBackend, SlbError};
 
 /// Why the SLB manager refused an operation. Nothing was changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SlbManagerError {
     /// The bolted count leaves no index for on-demand entries.
     TooManyBolted {

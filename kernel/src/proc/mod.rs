@@ -102,7 +102,8 @@ impl KillCause {
                     R::HptFull => 6,
                     R::NotAllowedHere => 7,
                     R::RetriesExhausted => 8,
-                    R::Hardware(_) => 9,
+                    // One code for what used to be a raw backend code.
+                    R::Slb(_) | R::Frame(_) | R::Hpt(_) | R::UnknownCause => 9,
                 }
             }
             KillCause::Program { .. } => 0x100,

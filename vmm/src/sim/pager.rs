@@ -14,7 +14,7 @@ use arch_ppc64::structures::slb::{SlbEntry, SlbEntryError, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use super::{Machine, SimHpt, SimMemory, SimSlb};
-use crate::hpt::{HptManager, HptSetupError, InsertError, Mapping, VirtualPage};
+use crate::hpt::{HptManager, HptSetupError, Mapping, VirtualPage};
 use crate::platform::{
     FaultCause, FaultHandler, FaultOutcome, FrameAllocator, HptError, Interrupt, Privilege,
     SlbBackend, VmFault, VmFaultReason,
@@ -185,7 +185,7 @@ impl FlatPager {
         }
         self.slb
             .load(index, seg.entry)
-            .map_err(|_| VmFaultReason::Hardware(-4))
+            .map_err(|e| VmFaultReason::Slb(e.into()))
     }
 
     fn map_page(&mut self, seg: &Segment, ea: EffectiveAddress) -> Result<(), VmFaultReason> {
@@ -197,9 +197,7 @@ impl FlatPager {
             }
             None => {
                 let pa = self.memory.allocate().ok_or(VmFaultReason::NoMemory)?;
-                self.memory
-                    .zero(pa)
-                    .map_err(|_| VmFaultReason::Hardware(-1))?;
+                self.memory.zero(pa).map_err(VmFaultReason::Frame)?;
                 self.pages.insert(
                     page,
                     PageState {
@@ -215,12 +213,7 @@ impl FlatPager {
         };
         let mut mapping = Mapping::new(page, pa, seg.pp);
         mapping.no_execute = seg.no_execute;
-        let ins = self.hpt.insert(&mapping).map_err(|e| match e {
-            InsertError::Full => VmFaultReason::HptFull,
-            InsertError::Misaligned(_) => VmFaultReason::Hardware(-4),
-            InsertError::Backend(HptError::Hardware(c)) => VmFaultReason::Hardware(c),
-            InsertError::Backend(_) => VmFaultReason::Hardware(-4),
-        })?;
+        let ins = self.hpt.insert(&mapping)?;
         if let Some(ev) = ins.evicted {
             self.stats.evictions += 1;
             if let Some(victim) = ev.page.and_then(|p| self.pages.get_mut(&p)) {
@@ -258,7 +251,7 @@ impl FaultHandler for FlatPager {
             FaultCause::Protection => Err(VmFaultReason::Protection),
             FaultCause::NoExecute => Err(VmFaultReason::NoExecute),
             FaultCause::Key => Err(VmFaultReason::Key),
-            FaultCause::Unknown => Err(VmFaultReason::Hardware(0)),
+            FaultCause::Unknown => Err(VmFaultReason::UnknownCause),
         };
         match done {
             Ok(()) => FaultOutcome::Resolved,

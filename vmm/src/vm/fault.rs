@@ -18,8 +18,8 @@ use arch_ppc64::addr::EffectiveAddress;
 use super::{slb_entry, virtual_page, Vmm};
 use crate::hpt::{Evicted, InsertError, Inserted, Mapping as HptMapping};
 use crate::platform::{
-    Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, HptBackend,
-    HptError, Interrupt, Privilege, RefChange, SlbBackend, VmFault, VmFaultReason,
+    Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, FrameError,
+    HptBackend, Interrupt, Privilege, RefChange, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt, PageState, SegmentKind};
 
@@ -65,12 +65,14 @@ pub fn check_access(
     }
 }
 
-fn hpt_reason(e: HptError) -> VmFaultReason {
-    match e {
-        HptError::PtegFull => VmFaultReason::HptFull,
-        HptError::NotFound => VmFaultReason::Hardware(-7),
-        HptError::Parameter => VmFaultReason::Hardware(-4),
-        HptError::Hardware(c) => VmFaultReason::Hardware(c),
+impl From<InsertError> for VmFaultReason {
+    /// A frame not aligned to its page is the frame allocator's fault.
+    fn from(e: InsertError) -> Self {
+        match e {
+            InsertError::Full => VmFaultReason::HptFull,
+            InsertError::Misaligned(pa) => VmFaultReason::Frame(FrameError::Misaligned(pa)),
+            InsertError::Backend(b) => b.into(),
+        }
     }
 }
 
@@ -103,7 +105,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             FaultCause::Protection => Err(VmFaultReason::Protection),
             FaultCause::NoExecute => Err(VmFaultReason::NoExecute),
             FaultCause::Key => Err(VmFaultReason::Key),
-            FaultCause::Unknown => Err(VmFaultReason::Hardware(0)),
+            FaultCause::Unknown => Err(VmFaultReason::UnknownCause),
         }
     }
 
@@ -113,7 +115,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let entry = slb_entry(esid, m);
         self.slb
             .load(&mut self.slb_hw, entry)
-            .map_err(|_| VmFaultReason::Hardware(-4))?;
+            .map_err(VmFaultReason::Slb)?;
         self.counters.slb_misses += 1;
         Ok(())
     }
@@ -162,9 +164,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                     return Err(VmFaultReason::NotAllowedHere);
                 }
                 let f = self.frames.allocate().ok_or(VmFaultReason::NoMemory)?;
-                if self.frames.zero(f).is_err() {
+                if let Err(e) = self.frames.zero(f) {
                     let _ = self.frames.free(f);
-                    return Err(VmFaultReason::Hardware(-1));
+                    return Err(VmFaultReason::Frame(e));
                 }
                 (f, true)
             }
@@ -185,11 +187,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 if fresh {
                     let _ = self.frames.free(frame);
                 }
-                return Err(match e {
-                    InsertError::Full => VmFaultReason::HptFull,
-                    InsertError::Misaligned(_) => VmFaultReason::Hardware(-4),
-                    InsertError::Backend(b) => hpt_reason(b),
-                });
+                return Err(e.into());
             }
         };
         if fresh {
@@ -303,5 +301,34 @@ mod tests {
             check_access(prot(Pp::RW_NONE, false), false, true, Access::Fetch),
             Err(VmFaultReason::Protection)
         );
+    }
+
+    #[test]
+    fn insert_refusals_become_typed_reasons() {
+        use crate::platform::HptError;
+        use arch_ppc64::addr::PhysAddr;
+        let pa = PhysAddr::new(0x1800);
+        assert_eq!(
+            VmFaultReason::from(InsertError::Misaligned(pa)),
+            VmFaultReason::Frame(FrameError::Misaligned(pa))
+        );
+        assert_eq!(
+            VmFaultReason::from(InsertError::Full),
+            VmFaultReason::HptFull
+        );
+        assert_eq!(
+            VmFaultReason::from(InsertError::Backend(HptError::PtegFull)),
+            VmFaultReason::HptFull
+        );
+        for e in [
+            HptError::Parameter,
+            HptError::NotFound,
+            HptError::Hardware(-3),
+        ] {
+            assert_eq!(
+                VmFaultReason::from(InsertError::Backend(e)),
+                VmFaultReason::Hpt(e)
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::adspace::{AdspaceError, ForkAction, SegKey};
 use crate::platform::{
-    FaultHandler, FaultOutcome, Interrupt, PhysMemory, Privilege, VmFaultReason,
+    FaultHandler, FaultOutcome, FrameError, Interrupt, PhysMemory, Privilege, VmFaultReason,
 };
 use crate::segment::{PageProt, PageState, SegmentError, ViewProt};
 use crate::sid::{Sid, SidKind};
@@ -152,6 +152,86 @@ fn refused_faults_change_nothing() {
         touch(&mut v, ea(1, 0), false, Privilege::Problem),
         Err(VmFaultReason::NoSegment)
     );
+    v.check_invariants().unwrap();
+}
+
+/// Frames whose zero-fill always fails.
+struct ZeroRefused(VecFrames);
+
+impl FrameAllocator for ZeroRefused {
+    fn allocate(&mut self) -> Option<PhysAddr> {
+        self.0.allocate()
+    }
+    fn free(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
+        self.0.free(frame)
+    }
+    fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
+        Err(FrameError::OutOfRange(frame))
+    }
+    fn copy(&mut self, dst: PhysAddr, src: PhysAddr) -> Result<(), FrameError> {
+        self.0.copy(dst, src)
+    }
+    fn free_frames(&self) -> usize {
+        self.0.free_frames()
+    }
+}
+
+/// Causes the VMM cannot blame on the program are named, not coded: a
+/// DSISR with no known cause bit, and a frame that cannot be zeroed.
+/// Neither changes a table.
+#[test]
+fn unknown_causes_and_frame_refusals_are_typed_reasons() {
+    let mut v = vmm();
+    let sid = user_segment(&mut v, 1);
+    current_space(&mut v, 1, sid, MapOptions::new(SegKey::UNPRIV));
+    let odd = Interrupt::DataStorage {
+        ea: ea(1, 0),
+        dsisr: DsisrFlags::from_dsisr(0x0040_0000),
+    };
+    assert_eq!(
+        v.resolve(odd, Privilege::Problem),
+        Err(VmFaultReason::UnknownCause)
+    );
+    assert_eq!((v.hptes_in_use(), v.frames().free_frames()), (0, FRAMES));
+
+    let mut v = Vmm::new(
+        ArrayHpt::new(PTEGS),
+        ArraySlb::new(8),
+        ZeroRefused(VecFrames::new(FRAMES)),
+        2,
+    )
+    .unwrap();
+    let sid = v
+        .create_segment(SidKind::User, 4096, PageProt::USER_RW)
+        .unwrap();
+    let p = v.create_space();
+    v.map(
+        SpaceRef::Process(p),
+        Esid::new(1),
+        sid,
+        MapOptions::new(SegKey::UNPRIV),
+    )
+    .unwrap();
+    v.switch_to(Some(p)).unwrap();
+    v.resolve(Interrupt::DataSegment { ea: ea(1, 0) }, Privilege::Problem)
+        .unwrap();
+    let store = Interrupt::DataStorage {
+        ea: ea(1, 0),
+        dsisr: DsisrFlags::from_dsisr(0x4200_0000),
+    };
+    // VecFrames hands out its lowest free frame first.
+    let first = PhysAddr::new(4096);
+    assert_eq!(
+        v.resolve(store, Privilege::Problem),
+        Err(VmFaultReason::Frame(FrameError::OutOfRange(first)))
+    );
+    assert_eq!(v.frames().free_frames(), FRAMES, "the frame went back");
+    assert_eq!(
+        v.page_frame(sid, 0),
+        Ok(None),
+        "the page is still untouched"
+    );
+    assert_eq!(v.hptes_in_use(), 0);
     v.check_invariants().unwrap();
 }
 
