@@ -19,7 +19,7 @@ use super::{slb_entry, virtual_page, Vmm};
 use crate::hpt::{Evicted, InsertError, Inserted, Mapping as HptMapping};
 use crate::platform::{
     Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, FrameError,
-    HptBackend, Interrupt, Privilege, RefChange, SlbBackend, VmFault, VmFaultReason,
+    HptBackend, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt, PageState, SegmentKind};
 
@@ -204,18 +204,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }) = evicted
         {
             self.counters.evictions += 1;
-            if let Some((s, p)) = self.slot_owner.remove(&old_ptex) {
-                self.fold_rc(s, p, RefChange::of(old));
-                if let Ok(seg) = self.segments.get_mut(s) {
-                    seg.clear_slot_if(p, old_ptex);
-                }
-            }
+            self.forget_evicted(old_ptex, old);
         }
-        self.slot_owner.insert(ptex, (tsid, page));
-        self.segments
-            .get_mut(tsid)
-            .and_then(|s| s.set_slot(page, ptex))
-            .expect("page checked in range above");
+        self.record_slot(tsid, page, ptex);
         self.counters.hpt_faults_resolved += 1;
         Ok(())
     }

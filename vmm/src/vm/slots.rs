@@ -5,6 +5,7 @@
 use alloc::vec::Vec;
 
 use arch_ppc64::addr::Ptex;
+use arch_ppc64::structures::hpte::Hpte;
 
 use super::{virtual_page, Vmm};
 use crate::hpt::VirtualPage;
@@ -72,7 +73,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
 
     /// Folds an HPTE's R/C into the page that owns the frame (a view's
     /// page folds into its target's).
-    pub(super) fn fold_rc(&mut self, sid: Sid, page: u32, rc: RefChange) {
+    fn fold_rc(&mut self, sid: Sid, page: u32, rc: RefChange) {
         let target = match self.segments.get(sid).map(|s| s.kind().clone()) {
             Ok(SegmentKind::View { target, .. }) => target,
             Ok(SegmentKind::Working) => sid,
@@ -118,6 +119,26 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 true
             }
             Disposal::Kept => false,
+        }
+    }
+
+    /// Records that the HPTE at `ptex` translates page `page` of `sid`.
+    pub(super) fn record_slot(&mut self, sid: Sid, page: u32, ptex: Ptex) {
+        self.slot_owner.insert(ptex, (sid, page));
+        self.segments
+            .get_mut(sid)
+            .and_then(|s| s.set_slot(page, ptex))
+            .expect("the fault path checked the page is in range");
+    }
+
+    /// The HPT evicted `hpte` from `ptex` to make room: if the VMM had put
+    /// it there, its R/C go to its page and the slot record goes.
+    pub(super) fn forget_evicted(&mut self, ptex: Ptex, hpte: Hpte) {
+        if let Some((s, p)) = self.slot_owner.remove(&ptex) {
+            self.fold_rc(s, p, RefChange::of(hpte));
+            if let Ok(seg) = self.segments.get_mut(s) {
+                seg.clear_slot_if(p, ptex);
+            }
         }
     }
 }
