@@ -218,11 +218,65 @@ pub struct Evicted {
     pub page: Option<VirtualPage>,
 }
 
+/// Where a page's HPTE sits relative to the page's own two PTEGs: which
+/// of them (primary or secondary) and which of its eight slots. With the
+/// page's hash this gives the PTE index; on its own it is four bits, so a
+/// software page table entry can carry it beside the frame, the way
+/// Linux's hash MMU keeps the secondary bit and the slot in its PTEs
+/// instead of a side table indexed by slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HptSlot(u8);
+
+impl HptSlot {
+    /// Slot `index` (0..8) of the primary (`secondary` = false) or the
+    /// secondary PTEG.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `index >= 8`.
+    pub const fn new(secondary: bool, index: u8) -> HptSlot {
+        assert!(index < Ptex::SLOTS_PER_PTEG, "HPTE slot must be 0..8");
+        HptSlot((secondary as u8) << 3 | index)
+    }
+
+    /// The slot an entry found at `ptex` occupies: its group is the
+    /// secondary one if the entry's `H` bit says so.
+    pub const fn of_entry(ptex: Ptex, hpte: Hpte) -> HptSlot {
+        HptSlot::new(hpte.is_secondary(), ptex.slot())
+    }
+
+    /// In the secondary PTEG.
+    pub const fn secondary(self) -> bool {
+        self.0 & 8 != 0
+    }
+
+    /// The slot within the group.
+    pub const fn index(self) -> u8 {
+        self.0 & 7
+    }
+
+    /// The four bits (`secondary << 3 | index`).
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// From [`HptSlot::bits`]; `None` above 15.
+    pub const fn from_bits(bits: u8) -> Option<HptSlot> {
+        if bits < 16 {
+            Some(HptSlot(bits))
+        } else {
+            None
+        }
+    }
+}
+
 /// Result of [`HptManager::insert`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inserted {
     /// Where the new entry went.
     pub ptex: Ptex,
+    /// The same place relative to the page's PTEGs.
+    pub slot: HptSlot,
     /// The entry evicted to make room, if any.
     pub evicted: Option<Evicted>,
 }
@@ -409,7 +463,28 @@ impl<B: HptBackend> HptManager<B> {
         if secondary {
             self.stats.secondary_inserts += 1;
         }
-        Inserted { ptex, evicted }
+        Inserted {
+            ptex,
+            slot: HptSlot::new(secondary, ptex.slot()),
+            evicted,
+        }
+    }
+
+    /// The PTE index of `slot` among `page`'s PTEGs.
+    pub fn slot_ptex(&self, page: VirtualPage, slot: HptSlot) -> Ptex {
+        let h = page.hash();
+        let group = if slot.secondary() { !h } else { h } & self.mask;
+        PtegIndex::new(group).ptex(slot.index())
+    }
+
+    /// Where `ptex` lies among `page`'s PTEGs; `None` if in neither (that
+    /// slot can never hold the page). With the primary and secondary group
+    /// the same (never: a hash and its complement differ in every bit),
+    /// the primary is meant.
+    pub fn slot_of(&self, page: VirtualPage, ptex: Ptex) -> Option<HptSlot> {
+        self.side_of(ptex, page)
+            .ok()
+            .map(|secondary| HptSlot::new(secondary, ptex.slot()))
     }
 
     /// Whether `ptex` is in `page`'s secondary PTEG; `Parameter` if it is

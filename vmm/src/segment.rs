@@ -22,15 +22,21 @@
 //! [`crate::vm::Vmm`], which owns the platform; this module only reports
 //! what must be released.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 
-use arch_ppc64::addr::{PhysAddr, Ptex};
+use arch_ppc64::addr::PhysAddr;
 use arch_ppc64::structures::hpte::Pp;
 
+use crate::hpt::HptSlot;
 use crate::sid::Sid;
+
+mod pages;
+mod sidmap;
+
+pub use pages::{PageEntry, PageTable, LEAF_PAGES};
+use sidmap::SidMap;
 
 /// log2 of the segment size: AIX `SEGSHIFT`, 256 MB segments (ISA B = 0b00).
 pub const SEGSHIFT: u32 = 28;
@@ -88,15 +94,6 @@ pub enum PageState {
     Untouched,
     /// Backed by a frame.
     Resident(Resident),
-}
-
-/// One page record of a segment (pages not in the map are untouched and
-/// carry the segment's default protection).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Page {
-    prot: PageProt,
-    state: PageState,
-    slot: Option<Ptex>,
 }
 
 /// What a SID in the table names.
@@ -187,6 +184,9 @@ pub enum SegmentError {
     WrongKind(Sid),
     /// The segment is already marked for deletion.
     DeletePending(Sid),
+    /// The allocator could not provide room for the page records (or the
+    /// table's index).
+    NoMemory,
 }
 
 impl fmt::Display for SegmentError {
@@ -205,6 +205,7 @@ impl fmt::Display for SegmentError {
             SegmentError::DeletePending(s) => {
                 write!(f, "SID {:#x} is already being deleted", s.as_u64())
             }
+            SegmentError::NoMemory => write!(f, "no memory for page records"),
         }
     }
 }
@@ -216,7 +217,9 @@ pub struct Segment {
     kind: SegmentKind,
     size_pages: u32,
     default_prot: PageProt,
-    pages: BTreeMap<u32, Page>,
+    pages: PageTable,
+    /// Entries with an HPTE slot recorded.
+    slot_count: usize,
     attach_count: u32,
     hold_count: u32,
     delete_pending: bool,
@@ -230,7 +233,8 @@ impl Segment {
             kind,
             size_pages,
             default_prot,
-            pages: BTreeMap::new(),
+            pages: PageTable::new(size_pages),
+            slot_count: 0,
             attach_count: 0,
             hold_count: 0,
             delete_pending: false,
@@ -285,6 +289,7 @@ impl Segment {
 
     /// Whether `page` is addressable: below the size and, for a view, inside
     /// its window.
+    #[inline]
     pub fn in_range(&self, page: u32) -> bool {
         match &self.kind {
             SegmentKind::Working => page < self.size_pages,
@@ -303,149 +308,205 @@ impl Segment {
         }
     }
 
+    /// The whole record of `page` ([`PageEntry::EMPTY`] for a page never
+    /// written or out of range): one array lookup, what the fault path
+    /// reads.
+    #[inline]
+    pub fn entry(&self, page: u32) -> PageEntry {
+        self.pages.get(page)
+    }
+
+    /// Makes sure `page` has room for its record, so that recording a
+    /// frame or a slot for it afterwards cannot fail. Changes nothing a
+    /// reader can see.
+    pub fn reserve(&mut self, page: u32) -> Result<(), SegmentError> {
+        self.check(page)?;
+        self.pages
+            .entry(page)
+            .map(|_| ())
+            .map_err(|_| SegmentError::NoMemory)
+    }
+
+    fn entry_mut(&mut self, page: u32) -> Result<&mut PageEntry, SegmentError> {
+        self.check(page)?;
+        self.pages.entry(page).map_err(|_| SegmentError::NoMemory)
+    }
+
     /// Protection of `page` as this segment itself records it (for a view
     /// without a protection of its own this is the view's default, the
     /// caller must consult the target).
     pub fn page_prot(&self, page: u32) -> Result<PageProt, SegmentError> {
         self.check(page)?;
-        Ok(self.pages.get(&page).map_or(self.default_prot, |p| p.prot))
+        Ok(self.entry(page).prot(self.default_prot))
     }
 
     /// State of `page` (always [`PageState::Untouched`] for a view).
     pub fn page_state(&self, page: u32) -> Result<PageState, SegmentError> {
         self.check(page)?;
-        Ok(self
-            .pages
-            .get(&page)
-            .map_or(PageState::Untouched, |p| p.state))
+        Ok(self.entry(page).state())
     }
 
-    /// The HPTE slot currently recorded for `page`.
-    pub fn slot(&self, page: u32) -> Option<Ptex> {
-        self.pages.get(&page).and_then(|p| p.slot)
+    /// The HPTE slot currently recorded for `page`, relative to the page's
+    /// own PTEGs ([`crate::hpt::HptManager::slot_ptex`] makes it a PTE
+    /// index).
+    pub fn slot(&self, page: u32) -> Option<HptSlot> {
+        self.entry(page).slot()
     }
 
-    fn page_mut(&mut self, page: u32) -> &mut Page {
-        let prot = self.default_prot;
-        self.pages.entry(page).or_insert(Page {
-            prot,
-            state: PageState::Untouched,
-            slot: None,
-        })
-    }
-
-    /// Drops the record of `page` if it says nothing the defaults don't.
-    fn tidy(&mut self, page: u32) {
-        if let Some(p) = self.pages.get(&page) {
-            if p.state == PageState::Untouched && p.slot.is_none() && p.prot == self.default_prot {
-                self.pages.remove(&page);
-            }
-        }
+    /// Number of pages with an HPTE slot recorded.
+    pub fn slot_count(&self) -> usize {
+        self.slot_count
     }
 
     /// Records that `page` now lives in `frame` (after zero-filling or
     /// copying it). Refused for views and for pages already resident.
     pub fn make_resident(&mut self, page: u32, frame: PhysAddr) -> Result<(), SegmentError> {
         self.check(page)?;
-        if self.kind != SegmentKind::Working || self.page_state(page)? != PageState::Untouched {
+        if self.kind != SegmentKind::Working || self.entry(page).frame().is_some() {
             return Err(SegmentError::WrongKind(self.sid));
         }
-        self.page_mut(page).state = PageState::Resident(Resident {
-            frame,
-            referenced: false,
-            changed: false,
-        });
+        let e = self.entry_mut(page)?;
+        *e = e.with_frame(frame);
         Ok(())
     }
 
     /// Records the HPTE slot of `page`. The caller has inserted the entry.
-    pub fn set_slot(&mut self, page: u32, ptex: Ptex) -> Result<(), SegmentError> {
-        self.check(page)?;
-        self.page_mut(page).slot = Some(ptex);
+    pub fn set_slot(&mut self, page: u32, slot: HptSlot) -> Result<(), SegmentError> {
+        let e = self.entry_mut(page)?;
+        let had = e.slot().is_some();
+        *e = e.with_slot(Some(slot));
+        if !had {
+            self.slot_count += 1;
+        }
         Ok(())
     }
 
-    /// Forgets the HPTE slot of `page` if it is `ptex` (an eviction of an
-    /// entry that was since replaced must not erase the new record); returns
-    /// whether it was.
-    pub fn clear_slot_if(&mut self, page: u32, ptex: Ptex) -> bool {
-        let hit = match self.pages.get_mut(&page) {
-            Some(p) if p.slot == Some(ptex) => {
-                p.slot = None;
+    /// Forgets the HPTE slot of `page` if it is `slot` (an eviction of an
+    /// entry that was since replaced must not erase the new record);
+    /// returns whether it was.
+    pub fn clear_slot_if(&mut self, page: u32, slot: HptSlot) -> bool {
+        match self.pages.get_mut(page) {
+            Some(e) if e.slot() == Some(slot) => {
+                *e = e.with_slot(None);
+                self.slot_count -= 1;
                 true
             }
             _ => false,
-        };
-        self.tidy(page);
-        hit
+        }
+    }
+
+    /// Forgets whatever HPTE slot `page` has recorded and returns it.
+    pub fn take_slot(&mut self, page: u32) -> Option<HptSlot> {
+        let e = self.pages.get_mut(page)?;
+        let slot = e.slot()?;
+        *e = e.with_slot(None);
+        self.slot_count -= 1;
+        Some(slot)
     }
 
     /// Folds the R and C bits of an entry that left the HPT into the page
     /// state (no effect on untouched pages or views).
     pub fn fold_rc(&mut self, page: u32, referenced: bool, changed: bool) {
-        if let Some(Page {
-            state: PageState::Resident(r),
-            ..
-        }) = self.pages.get_mut(&page)
-        {
-            r.referenced |= referenced;
-            r.changed |= changed;
+        if let Some(e) = self.pages.get_mut(page) {
+            *e = e.with_rc(referenced, changed);
         }
+    }
+
+    /// Records the outcome of a fault on `page` in one write: the frame a
+    /// zero-fill gave it (`None`: it was resident already) and the slot
+    /// the new HPTE took. The caller has [`reserve`](Self::reserve)d the
+    /// page, checked that it was untouched if `fresh` is given, and
+    /// forgotten any earlier slot.
+    #[inline]
+    pub fn record_fault(&mut self, page: u32, fresh: Option<PhysAddr>, slot: HptSlot) {
+        let e = self
+            .pages
+            .get_mut(page)
+            .expect("the fault path reserved the page");
+        debug_assert!(e.slot().is_none(), "earlier slot not forgotten");
+        let mut new = e.with_slot(Some(slot));
+        if let Some(frame) = fresh {
+            debug_assert!(new.frame().is_none(), "zero-filled twice");
+            new = new.with_frame(frame);
+        }
+        *e = new;
+        self.slot_count += 1;
     }
 
     /// Sets the protection of pages `range`. Returns the slots whose entries
     /// now carry stale protection (their records are cleared: the caller
-    /// removes the entries and folds their R/C back). An out-of-range page
-    /// refuses the whole call and changes nothing.
+    /// removes the entries and folds their R/C back). An out-of-range page,
+    /// or no memory for the records, refuses the whole call and changes
+    /// nothing.
     pub fn set_prot(
         &mut self,
         range: Range<u32>,
         prot: PageProt,
-    ) -> Result<Vec<(u32, Ptex)>, SegmentError> {
+    ) -> Result<Vec<(u32, HptSlot)>, SegmentError> {
         if range.start >= range.end {
             return Err(SegmentError::BadSize);
         }
         self.check(range.start)?;
         self.check(range.end - 1)?;
+        let own = (prot != self.default_prot).then_some(prot);
+        if own.is_some() {
+            // Room for every record first, so a failure changes nothing
+            // (records made room for still read as the defaults).
+            for page in range.clone() {
+                self.reserve(page)?;
+            }
+        }
         let mut stale = Vec::new();
         for page in range {
-            let p = self.page_mut(page);
-            p.prot = prot;
-            if let Some(ptex) = p.slot.take() {
-                stale.push((page, ptex));
+            // A page without storage has the default protection and no
+            // slot: setting the default leaves it so.
+            let Some(e) = self.pages.get_mut(page) else {
+                continue;
+            };
+            let mut new = e.with_prot(own);
+            if let Some(slot) = e.slot() {
+                stale.push((page, slot));
+                new = new.with_slot(None);
             }
-            self.tidy(page);
+            *e = new;
         }
+        self.slot_count -= stale.len();
         Ok(stale)
     }
 
     /// Resident pages and their frames, in page order.
     pub fn resident_pages(&self) -> impl Iterator<Item = (u32, Resident)> + '_ {
-        self.pages.iter().filter_map(|(&i, p)| match p.state {
+        self.pages.iter().filter_map(|(i, e)| match e.state() {
             PageState::Resident(r) => Some((i, r)),
             PageState::Untouched => None,
         })
     }
 
     /// Pages with an HPTE slot recorded, in page order.
-    pub fn slots(&self) -> impl Iterator<Item = (u32, Ptex)> + '_ {
+    pub fn slots(&self) -> impl Iterator<Item = (u32, HptSlot)> + '_ {
         self.pages
             .iter()
-            .filter_map(|(&i, p)| p.slot.map(|s| (i, s)))
+            .filter_map(|(i, e)| e.slot().map(|s| (i, s)))
     }
 
     /// Pages with a protection other than the default, in page order.
     pub fn prot_overrides(&self) -> impl Iterator<Item = (u32, PageProt)> + '_ {
         self.pages
             .iter()
-            .filter(|(_, p)| p.prot != self.default_prot)
-            .map(|(&i, p)| (i, p.prot))
+            .filter_map(|(i, e)| e.prot_override().map(|p| (i, p)))
+            .filter(|(_, p)| *p != self.default_prot)
+    }
+
+    /// Bytes the page records take (for heap accounting).
+    pub fn record_bytes(&self) -> usize {
+        self.pages.allocated_bytes()
     }
 
     /// Empties the segment for destruction: returns every frame and HPTE
     /// slot it recorded; afterwards it holds nothing.
     fn drain(&mut self) -> Released {
-        let pages = core::mem::take(&mut self.pages);
+        let pages = self.pages.take();
+        self.slot_count = 0;
         let mut out = Released {
             sid: self.sid,
             target: match self.kind {
@@ -455,11 +516,11 @@ impl Segment {
             frames: Vec::new(),
             slots: Vec::new(),
         };
-        for (i, p) in pages {
-            if let PageState::Resident(r) = p.state {
-                out.frames.push(r.frame);
+        for (i, e) in pages.iter() {
+            if let Some(f) = e.frame() {
+                out.frames.push(f);
             }
-            if let Some(s) = p.slot {
+            if let Some(s) = e.slot() {
                 out.slots.push((i, s));
             }
         }
@@ -478,8 +539,8 @@ pub struct Released {
     pub target: Option<Sid>,
     /// Frames to free.
     pub frames: Vec<PhysAddr>,
-    /// HPTEs to remove: (page, slot).
-    pub slots: Vec<(u32, Ptex)>,
+    /// HPTEs to remove: (page, slot relative to the page's PTEGs).
+    pub slots: Vec<(u32, HptSlot)>,
 }
 
 /// Outcome of a delete request or of the last detach/put of a deleted segment.
@@ -491,10 +552,11 @@ pub enum Disposal {
     Kept,
 }
 
-/// The segment table: every working segment and view, keyed by SID.
+/// The segment table: every working segment and view, keyed by SID (a
+/// hash index, so the fault path finds a segment without a search).
 #[derive(Clone, Debug, Default)]
 pub struct SegmentTable {
-    segments: BTreeMap<Sid, Segment>,
+    segments: SidMap<Segment>,
 }
 
 impl SegmentTable {
@@ -514,22 +576,32 @@ impl SegmentTable {
     }
 
     /// The segment named by `sid`.
+    #[inline]
     pub fn get(&self, sid: Sid) -> Result<&Segment, SegmentError> {
         self.segments
-            .get(&sid)
+            .get(sid)
             .ok_or(SegmentError::NoSuchSegment(sid))
     }
 
     /// The segment named by `sid`, mutably.
+    #[inline]
     pub fn get_mut(&mut self, sid: Sid) -> Result<&mut Segment, SegmentError> {
         self.segments
-            .get_mut(&sid)
+            .get_mut(sid)
             .ok_or(SegmentError::NoSuchSegment(sid))
     }
 
-    /// All segments and views in SID order.
+    /// All segments and views in SID order (sorted on each call: for
+    /// scans, not for hot paths).
     pub fn iter(&self) -> impl Iterator<Item = &Segment> {
-        self.segments.values()
+        let mut all: Vec<&Segment> = self.segments.iter().map(|(_, s)| s).collect();
+        all.sort_unstable_by_key(|s| s.sid);
+        all.into_iter()
+    }
+
+    /// HPTE slots recorded over all segments and views.
+    pub fn slot_count(&self) -> usize {
+        self.segments.iter().map(|(_, s)| s.slot_count).sum()
     }
 
     /// Adds a working segment of `size_pages` pages (1..=65536) under `sid`.
@@ -542,14 +614,15 @@ impl SegmentTable {
         if size_pages == 0 || size_pages > PAGES_PER_SEGMENT {
             return Err(SegmentError::BadSize);
         }
-        if self.segments.contains_key(&sid) {
+        if self.segments.contains(sid) {
             return Err(SegmentError::SidInUse(sid));
         }
-        self.segments.insert(
-            sid,
-            Segment::new(sid, SegmentKind::Working, size_pages, default_prot),
-        );
-        Ok(())
+        self.segments
+            .insert(
+                sid,
+                Segment::new(sid, SegmentKind::Working, size_pages, default_prot),
+            )
+            .map_err(|_| SegmentError::NoMemory)
     }
 
     /// Adds a view `sid` of pages `window` of the working segment `target`.
@@ -561,7 +634,7 @@ impl SegmentTable {
         window: Range<u32>,
         prot: ViewProt,
     ) -> Result<(), SegmentError> {
-        if self.segments.contains_key(&sid) {
+        if self.segments.contains(sid) {
             return Err(SegmentError::SidInUse(sid));
         }
         let t = self.get(target)?;
@@ -572,20 +645,22 @@ impl SegmentTable {
             return Err(SegmentError::BadSize);
         }
         let default_prot = prot.apply(t.default_prot);
-        self.get_mut(target)?.attach_count += 1;
-        self.segments.insert(
-            sid,
-            Segment::new(
+        self.segments
+            .insert(
                 sid,
-                SegmentKind::View {
-                    target,
-                    window: window.clone(),
-                    prot,
-                },
-                window.end,
-                default_prot,
-            ),
-        );
+                Segment::new(
+                    sid,
+                    SegmentKind::View {
+                        target,
+                        window: window.clone(),
+                        prot,
+                    },
+                    window.end,
+                    default_prot,
+                ),
+            )
+            .map_err(|_| SegmentError::NoMemory)?;
+        self.get_mut(target)?.attach_count += 1;
         Ok(())
     }
 
@@ -618,7 +693,7 @@ impl SegmentTable {
             return Err(SegmentError::NotAttached(sid));
         }
         if let SegmentKind::View { target, .. } = s.kind {
-            let mut s = self.segments.remove(&sid).expect("checked above");
+            let mut s = self.segments.remove(sid).expect("checked above");
             let mut out = alloc::vec![s.drain()];
             if let Ok(more) = self.detach(target) {
                 out.extend(more);
@@ -693,9 +768,9 @@ impl SegmentTable {
     }
 
     fn destroy_if_done(&mut self, sid: Sid) -> Option<Released> {
-        let s = self.segments.get(&sid)?;
+        let s = self.segments.get(sid)?;
         if (s.delete_pending || s.orphaned) && s.hold_count == 0 && s.attach_count == 0 {
-            let mut s = self.segments.remove(&sid)?;
+            let mut s = self.segments.remove(sid)?;
             Some(s.drain())
         } else {
             None
@@ -713,8 +788,8 @@ mod tests {
     fn frame(n: u64) -> PhysAddr {
         PhysAddr::new(n << 12)
     }
-    fn ptex(n: u64) -> Ptex {
-        Ptex::try_from_raw(n).unwrap()
+    fn hslot(bits: u8) -> HptSlot {
+        HptSlot::from_bits(bits).unwrap()
     }
 
     #[test]
@@ -779,11 +854,11 @@ mod tests {
         t.create_working(sid(2), 8, PageProt::USER_RW).unwrap();
         let s = t.get_mut(sid(2)).unwrap();
         s.make_resident(1, frame(1)).unwrap();
-        s.set_slot(1, ptex(100)).unwrap();
+        s.set_slot(1, hslot(12)).unwrap();
         // An older entry for the page was evicted: the record stays.
-        assert!(!s.clear_slot_if(1, ptex(99)));
-        assert_eq!(s.slot(1), Some(ptex(100)));
-        assert!(s.clear_slot_if(1, ptex(100)));
+        assert!(!s.clear_slot_if(1, hslot(11)));
+        assert_eq!(s.slot(1), Some(hslot(12)));
+        assert!(s.clear_slot_if(1, hslot(12)));
         assert_eq!(s.slot(1), None);
         s.fold_rc(1, true, false);
         s.fold_rc(1, false, true);
@@ -799,7 +874,7 @@ mod tests {
         t.create_working(sid(3), 4, PageProt::KERNEL_RW).unwrap();
         let s = t.get_mut(sid(3)).unwrap();
         s.make_resident(0, frame(1)).unwrap();
-        s.set_slot(0, ptex(8)).unwrap();
+        s.set_slot(0, hslot(8)).unwrap();
         let ro = PageProt {
             pp: Pp::RW_RO,
             no_exec: true,
@@ -812,7 +887,7 @@ mod tests {
             })
         );
         assert_eq!(s.page_prot(2), Ok(PageProt::KERNEL_RW));
-        assert_eq!(s.set_prot(0..2, ro), Ok(alloc::vec![(0, ptex(8))]));
+        assert_eq!(s.set_prot(0..2, ro), Ok(alloc::vec![(0, hslot(8))]));
         assert_eq!(s.slot(0), None);
         assert_eq!(s.page_prot(1), Ok(ro));
         assert_eq!(s.page_prot(2), Ok(PageProt::KERNEL_RW));

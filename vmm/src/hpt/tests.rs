@@ -256,6 +256,27 @@ fn remove_returns_rc_once_then_none() {
 }
 
 #[test]
+fn slots_name_ptexes_relative_to_the_pages_groups() {
+    let m = manager(18);
+    let p = colliding(0);
+    let (primary, secondary) = (m.primary_group(p), m.secondary_group(p));
+    for index in 0..8 {
+        let s = HptSlot::new(false, index);
+        assert_eq!(m.slot_ptex(p, s), primary.ptex(index));
+        assert_eq!(m.slot_of(p, primary.ptex(index)), Some(s));
+        let s = HptSlot::new(true, index);
+        assert_eq!(m.slot_ptex(p, s), secondary.ptex(index));
+        assert_eq!(m.slot_of(p, secondary.ptex(index)), Some(s));
+        assert_eq!(HptSlot::from_bits(s.bits()), Some(s));
+    }
+    // A page of another group: the slot means another PTE index.
+    let q = page4k(0x1234, 6);
+    assert_ne!(m.slot_ptex(q, HptSlot::new(false, 0)), primary.ptex(0));
+    assert_eq!(m.slot_of(q, primary.ptex(0)), None);
+    assert_eq!(HptSlot::from_bits(16), None);
+}
+
+#[test]
 fn remove_with_a_slot_outside_both_groups_is_a_parameter_error() {
     let mut m = manager(18);
     let p = page4k(0x42, 7);
@@ -505,28 +526,33 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     /// Whatever the page, the entry inserted for it is found by lookup and
-    /// its virtual page is recovered from (AVPN, PTEG index) alone.
+    /// its virtual page is recovered from (AVPN, PTEG index) alone; the
+    /// four-bit slot the insert reports names the same PTE index, and the
+    /// entry's `H` bit and slot give it back.
     #[test]
     fn insert_lookup_decode_round_trip(pages in proptest::collection::vec(arb_page(), 1..40),
                                        shift in 18u32..21) {
         let mut m = manager(shift);
-        let mut live: Vec<(VirtualPage, Ptex)> = Vec::new();
+        let mut live: Vec<(VirtualPage, Ptex, HptSlot)> = Vec::new();
         for (i, p) in pages.iter().enumerate() {
-            if live.iter().any(|(q, _)| q == p) {
+            if live.iter().any(|(q, _, _)| q == p) {
                 continue;
             }
             let pa = PhysAddr::new((i as u64) << 16);
             let ins = m.insert(&Mapping::new(*p, pa, Pp::RW_RW)).unwrap();
             if let Some(ev) = ins.evicted {
                 let gone = ev.page.unwrap();
-                live.retain(|(q, _)| *q != gone);
+                live.retain(|(q, _, _)| *q != gone);
             }
-            live.push((*p, ins.ptex));
+            live.push((*p, ins.ptex, ins.slot));
         }
-        for (p, ptex) in &live {
+        for (p, ptex, slot) in &live {
             let (found, e) = m.lookup(*p).unwrap().unwrap();
             prop_assert_eq!(found, *ptex);
             prop_assert_eq!(m.decode(found, e), Some(*p));
+            prop_assert_eq!(m.slot_ptex(*p, *slot), *ptex);
+            prop_assert_eq!(m.slot_of(*p, *ptex), Some(*slot));
+            prop_assert_eq!(HptSlot::of_entry(*ptex, e), *slot);
         }
     }
 }

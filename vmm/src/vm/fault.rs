@@ -13,15 +13,16 @@
 //! * Any other cause (protection, no-execute, key) is a real fault: the
 //!   hardware already judged the access against a valid HPTE.
 
-use arch_ppc64::addr::EffectiveAddress;
+use arch_ppc64::addr::{EffectiveAddress, PhysAddr};
 
 use super::{slb_entry, virtual_page, Vmm};
-use crate::hpt::{Evicted, InsertError, Inserted, Mapping as HptMapping};
+use crate::hpt::{Evicted, InsertError, Mapping as HptMapping};
 use crate::platform::{
     Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, FrameError,
     HptBackend, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
 };
-use crate::segment::{page_of_offset, PageProt, PageState, SegmentKind};
+use crate::segment::{page_of_offset, PageProt, SegmentKind, ViewProt};
+use crate::sid::Sid;
 
 /// What the fault path has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -127,61 +128,108 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         privilege: Privilege,
     ) -> Result<(), VmFaultReason> {
         let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
-        let m = m.clone();
         let page = page_of_offset(ea.segment_offset());
         if m.window.as_ref().is_some_and(|w| !w.contains(&page)) {
             return Err(VmFaultReason::OutOfRange);
         }
         let tsid = m.translation_sid();
+        let key = m.handle.key().effective(privilege.is_problem());
+        let segment_no_exec = m.handle.no_exec();
         let seg = self
             .segments
-            .get(tsid)
+            .get_mut(tsid)
             .map_err(|_| VmFaultReason::NoSegment)?;
         if !seg.in_range(page) {
             return Err(VmFaultReason::OutOfRange);
         }
         let target = match seg.kind() {
-            SegmentKind::View { target, .. } => *target,
-            SegmentKind::Working => tsid,
-        };
-        let prot = self
-            .segments
-            .effective_prot(tsid, page)
-            .map_err(|_| VmFaultReason::OutOfRange)?;
-        let key = m.handle.key().effective(privilege.is_problem());
-        check_access(prot, m.handle.no_exec(), key, access)?;
-
-        // Zero-fill on first touch (AIX working storage).
-        let state = self
-            .segments
-            .get(target)
-            .and_then(|s| s.page_state(page))
-            .map_err(|_| VmFaultReason::OutOfRange)?;
-        let (frame, fresh) = match state {
-            PageState::Resident(r) => (r.frame, false),
-            PageState::Untouched => {
-                if self.environment == Environment::Interrupt {
+            SegmentKind::View { target, prot, .. } => (*target, *prot),
+            SegmentKind::Working => {
+                // The common case: one segment, one entry, one lookup of each.
+                let e = seg.entry(page);
+                let prot = e.prot(seg.default_prot());
+                check_access(prot, segment_no_exec, key, access)?;
+                if e.frame().is_none() && self.environment == Environment::Interrupt {
                     return Err(VmFaultReason::NotAllowedHere);
                 }
-                let f = self.frames.allocate().ok_or(VmFaultReason::NoMemory)?;
-                if let Err(e) = self.frames.zero(f) {
-                    let _ = self.frames.free(f);
-                    return Err(VmFaultReason::Frame(e));
+                seg.reserve(page).map_err(|_| VmFaultReason::NoMemory)?;
+                let vp = virtual_page(tsid, page);
+                // An entry recorded for this page that the MMU did not
+                // find (it was replaced behind our back) must not stay as
+                // a second one. It goes before the insert (two matching
+                // HPTEs are undefined), so a failed insert leaves it
+                // dropped; `resolve` documents that.
+                if let Some(old) = seg.take_slot(page) {
+                    let ptex = self.hpt.slot_ptex(vp, old);
+                    if let Ok(Some(h)) = self.hpt.remove(ptex, vp) {
+                        seg.fold_rc(page, h.referenced(), h.changed());
+                    }
                 }
-                (f, true)
+                let (frame, fresh) = match e.frame() {
+                    Some(f) => (f, false),
+                    None => (zero_filled(&mut self.frames)?, true),
+                };
+                let mut mapping = HptMapping::new(vp, frame, prot.pp);
+                mapping.no_execute = prot.no_exec;
+                let inserted = match self.hpt.insert(&mapping) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        if fresh {
+                            let _ = self.frames.free(frame);
+                        }
+                        return Err(e.into());
+                    }
+                };
+                seg.record_fault(page, fresh.then_some(frame), inserted.slot);
+                self.finish(fresh, inserted.evicted);
+                return Ok(());
             }
         };
+        self.resolve_view_page(tsid, target, page, key, segment_no_exec, access)
+    }
 
-        let mut mapping = HptMapping::new(virtual_page(tsid, page), frame, prot.pp);
-        mapping.no_execute = prot.no_exec;
-        // An entry recorded for this page that the MMU did not find (it was
-        // replaced behind our back) must not stay as a second one. It goes
-        // before the insert (two matching HPTEs are undefined), so a
-        // failed insert leaves it dropped; `resolve` documents that.
-        if let Some(old) = self.segments.get(tsid).ok().and_then(|s| s.slot(page)) {
-            self.drop_hpte(tsid, page, old);
+    /// [`Vmm::resolve_page`] through a view: the protection and frame are
+    /// the target page's (with the view's [`ViewProt`] applied), the HPTE
+    /// and its slot record the view's own.
+    fn resolve_view_page(
+        &mut self,
+        view: Sid,
+        (target, view_prot): (Sid, ViewProt),
+        page: u32,
+        key: bool,
+        segment_no_exec: bool,
+        access: Access,
+    ) -> Result<(), VmFaultReason> {
+        let t = self
+            .segments
+            .get(target)
+            .map_err(|_| VmFaultReason::OutOfRange)?;
+        let te = t.entry(page);
+        let prot = view_prot.apply(te.prot(t.default_prot()));
+        check_access(prot, segment_no_exec, key, access)?;
+        if te.frame().is_none() && self.environment == Environment::Interrupt {
+            return Err(VmFaultReason::NotAllowedHere);
         }
-        let Inserted { ptex, evicted } = match self.hpt.insert(&mapping) {
+        // Room for both records before anything changes.
+        self.segments
+            .get_mut(view)
+            .and_then(|s| s.reserve(page))
+            .map_err(|_| VmFaultReason::NoMemory)?;
+        if te.frame().is_none() {
+            self.segments
+                .get_mut(target)
+                .and_then(|s| s.reserve(page))
+                .map_err(|_| VmFaultReason::NoMemory)?;
+        }
+        // As in `resolve_page`: a stale entry goes before the insert.
+        self.drop_hpte(view, page);
+        let (frame, fresh) = match te.frame() {
+            Some(f) => (f, false),
+            None => (zero_filled(&mut self.frames)?, true),
+        };
+        let mut mapping = HptMapping::new(virtual_page(view, page), frame, prot.pp);
+        mapping.no_execute = prot.no_exec;
+        let inserted = match self.hpt.insert(&mapping) {
             Ok(r) => r,
             Err(e) => {
                 if fresh {
@@ -194,22 +242,39 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             self.segments
                 .get_mut(target)
                 .and_then(|s| s.make_resident(page, frame))
-                .expect("checked untouched above");
-            self.counters.zero_fills += 1;
+                .expect("checked untouched and reserved above");
         }
-        if let Some(Evicted {
-            ptex: old_ptex,
-            hpte: old,
-            ..
-        }) = evicted
-        {
-            self.counters.evictions += 1;
-            self.forget_evicted(old_ptex, old);
-        }
-        self.record_slot(tsid, page, ptex);
-        self.counters.hpt_faults_resolved += 1;
+        self.segments
+            .get_mut(view)
+            .expect("looked up above")
+            .record_fault(page, None, inserted.slot);
+        self.finish(fresh, inserted.evicted);
         Ok(())
     }
+
+    /// Counts a resolved fault and folds back what its insert evicted.
+    #[inline]
+    fn finish(&mut self, fresh: bool, evicted: Option<Evicted>) {
+        if fresh {
+            self.counters.zero_fills += 1;
+        }
+        if let Some(e) = evicted {
+            self.counters.evictions += 1;
+            self.forget_evicted(e);
+        }
+        self.counters.hpt_faults_resolved += 1;
+    }
+}
+
+/// A fresh zeroed frame for a first touch (AIX working storage).
+#[inline]
+fn zero_filled<F: FrameAllocator>(frames: &mut F) -> Result<PhysAddr, VmFaultReason> {
+    let f = frames.allocate().ok_or(VmFaultReason::NoMemory)?;
+    if let Err(e) = frames.zero(f) {
+        let _ = frames.free(f);
+        return Err(VmFaultReason::Frame(e));
+    }
+    Ok(f)
 }
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> FaultHandler for Vmm<H, S, F> {

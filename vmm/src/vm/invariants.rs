@@ -14,7 +14,7 @@ use crate::sid::Sid;
 /// A broken internal invariant found by [`Vmm::check_invariants`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Invariant {
-    /// A valid HPTE no live segment page claims.
+    /// A valid HPTE no live segment page's record names.
     StrayHpte(Ptex),
     /// A recorded slot whose HPTE is invalid or translates something else.
     SlotMismatch(Ptex),
@@ -22,8 +22,9 @@ pub enum Invariant {
     StaleHpte(Ptex),
     /// Two HPTEs for one virtual page.
     DuplicateHpte(Ptex),
-    /// A segment page slot missing from the slot index.
-    UnindexedSlot(Ptex),
+    /// A segment whose count of recorded slots is not the number of its
+    /// entries that record one.
+    SlotCount(Sid),
     /// An SLB entry that no mapping explains.
     StraySlbe(usize),
     /// A mapping whose segment does not exist.
@@ -42,6 +43,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// shares the table, such as a kernel's bolted linear map, and are
     /// left out.
     pub fn check_invariants(&self) -> Result<(), Invariant> {
+        // Every VMM entry in the table, by the page it translates.
         let mut seen = BTreeMap::new();
         for g in 0..self.hpt.backend().pteg_count() {
             let group = PtegIndex::new(g);
@@ -59,20 +61,24 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                     continue;
                 }
                 let ptex = group.ptex(slot);
-                let &(sid, page) = self
-                    .slot_owner
-                    .get(&ptex)
+                let (sid, page) = self
+                    .hpt
+                    .decode(ptex, h)
+                    .and_then(Self::owner_of)
                     .ok_or(Invariant::StrayHpte(ptex))?;
                 if seen.insert((sid, page), ptex).is_some() {
                     return Err(Invariant::DuplicateHpte(ptex));
                 }
+                // Some page's record must name this very slot.
                 let seg = self
                     .segments
                     .get(sid)
                     .map_err(|_| Invariant::StrayHpte(ptex))?;
-                if seg.slot(page) != Some(ptex)
-                    || h.avpn_word() != virtual_page(sid, page).avpn_word()
-                {
+                match seg.slot(page) {
+                    Some(s) if self.slot_ptex(sid, page, s) == ptex => {}
+                    _ => return Err(Invariant::StrayHpte(ptex)),
+                }
+                if h.avpn_word() != virtual_page(sid, page).avpn_word() {
                     return Err(Invariant::SlotMismatch(ptex));
                 }
                 let frame = self.page_frame(sid, page).ok().flatten();
@@ -86,27 +92,25 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 }
             }
         }
-        if seen.len() != self.slot_owner.len() {
-            let missing = self
-                .slot_owner
-                .keys()
-                .find(|p| !seen.values().any(|q| q == *p))
-                .copied()
-                .expect("counts differ");
-            return Err(Invariant::SlotMismatch(missing));
+        // And every record names an entry of its page.
+        for seg in self.segments.iter() {
+            let mut count = 0;
+            for (page, slot) in seg.slots() {
+                let ptex = self.slot_ptex(seg.sid(), page, slot);
+                if seen.get(&(seg.sid(), page)) != Some(&ptex) {
+                    return Err(Invariant::SlotMismatch(ptex));
+                }
+                count += 1;
+            }
+            if count != seg.slot_count() {
+                return Err(Invariant::SlotCount(seg.sid()));
+            }
         }
         let mut frames = BTreeMap::new();
         for seg in self.segments.iter() {
             for (_, r) in seg.resident_pages() {
                 if frames.insert(r.frame, ()).is_some() {
                     return Err(Invariant::SharedFrame(r.frame));
-                }
-            }
-        }
-        for seg in self.segments.iter() {
-            for (page, ptex) in seg.slots() {
-                if self.slot_owner.get(&ptex) != Some(&(seg.sid(), page)) {
-                    return Err(Invariant::UnindexedSlot(ptex));
                 }
             }
         }

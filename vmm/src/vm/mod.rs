@@ -21,8 +21,8 @@
 //! the HPT and the SLB as they were.
 //!
 //! The code is split by what it touches: segments (`segments.rs`),
-//! address spaces (`spaces.rs`), the HPTE-slot records and R/C folding
-//! (`slots.rs`), the fault path ([`fault`]) and the consistency check
+//! address spaces (`spaces.rs`), the HPTE slots the page entries record,
+//! evictions and R/C folding (`slots.rs`), the fault path ([`fault`]) and the consistency check
 //! (`invariants.rs`). They are child modules so they share the manager's
 //! private state without widening it to the crate.
 
@@ -30,7 +30,7 @@ use alloc::collections::BTreeMap;
 use core::fmt;
 use core::ops::Range;
 
-use arch_ppc64::addr::{EffectiveAddress, Esid, Ptex, Vsid};
+use arch_ppc64::addr::{EffectiveAddress, Esid, Vsid};
 use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
@@ -211,8 +211,6 @@ pub struct Vmm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
     spaces: BTreeMap<SpaceId, AddressSpace>,
     current: Option<SpaceId>,
     next_space: u32,
-    /// Which segment page each HPTE the VMM inserted translates.
-    slot_owner: BTreeMap<Ptex, (Sid, u32)>,
     counters: FaultCounters,
     environment: Environment,
 }
@@ -254,7 +252,6 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             spaces: BTreeMap::new(),
             current: None,
             next_space: 1,
-            slot_owner: BTreeMap::new(),
             counters: FaultCounters::default(),
             environment: Environment::KernelProcess,
         })
@@ -292,9 +289,10 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     pub fn sids_in_use(&self) -> usize {
         self.sids.live_count()
     }
-    /// Number of HPTEs the VMM has in the table.
+    /// Number of HPTEs the VMM has in the table (slots its page records
+    /// name; a sum over the segments, not for hot paths).
     pub fn hptes_in_use(&self) -> usize {
-        self.slot_owner.len()
+        self.segments.slot_count()
     }
     /// Tells the VMM what runs now (the kernel's interrupt entry and exit
     /// call this). In [`Environment::Interrupt`] the fault path refuses to

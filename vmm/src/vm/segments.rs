@@ -4,9 +4,10 @@
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use arch_ppc64::addr::{Esid, PhysAddr, Ptex};
+use arch_ppc64::addr::{Esid, PhysAddr};
 
 use super::{SpaceRef, VmError, Vmm};
+use crate::hpt::HptSlot;
 use crate::platform::{FrameAllocator, HptBackend, SlbBackend};
 use crate::segment::{PageProt, PageState, SegmentError, SegmentKind, PAGE_SHIFT, SEGSHIFT};
 use crate::sid::{Sid, SidError, SidKind};
@@ -49,8 +50,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 
     /// Ends a SID whose every HPTE the VMM recorded has been removed (the
-    /// slot index is exact: evictions are folded back as they happen), so
-    /// it can vouch for the quarantine release at once.
+    /// page records are exact: evictions are folded back as they happen),
+    /// so it can vouch for the quarantine release at once.
     pub(super) fn free_sid(&mut self, sid: Sid) {
         if self.sids.free(sid).is_ok() {
             let _ = self.sids.release(sid);
@@ -148,7 +149,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             .map(|s| s.sid())
             .collect();
         for v in views {
-            let slots: Vec<(u32, Ptex)> = self
+            let slots: Vec<(u32, HptSlot)> = self
                 .segments
                 .get(v)?
                 .slots()

@@ -1,63 +1,88 @@
-//! HPTE-slot bookkeeping: which segment page each HPTE the VMM inserted
-//! translates, removing entries (one at a time or batched), folding their
-//! R/C back into the pages, and releasing what destroyed segments leave.
+//! HPTE-slot bookkeeping: each page entry records where its HPTE is
+//! ([`HptSlot`]: which of the page's two PTEGs, which slot), so there is no
+//! side table from slot to page. Removing entries (one at a time or
+//! batched) folds their R/C back into the pages; an entry evicted by an
+//! insert is traced back to its page from the entry itself (its AVPN gives
+//! the VSID, hence the SID, and the high page bits; the PTEG index gives
+//! the rest: [`crate::hpt::HptManager::decode`]), as Linux's hash MMU does.
+//!
+//! A record can be stale (its entry was removed behind the VMM's back, or
+//! the slot reused since): every removal is conditioned on the entry in
+//! the slot translating that very page (`H_REMOVE` with `H_AVPN`, and the
+//! PTEG pair and `H` bit implied by the slot), so a stale record can never
+//! remove another page's entry; it only finds nothing there.
 
 use alloc::vec::Vec;
 
 use arch_ppc64::addr::Ptex;
-use arch_ppc64::structures::hpte::Hpte;
+use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use super::{virtual_page, Vmm};
-use crate::hpt::VirtualPage;
+use crate::hpt::{Evicted, HptSlot, VirtualPage};
 use crate::platform::{FrameAllocator, HptBackend, RefChange, SlbBackend};
 use crate::segment::{Disposal, Released, SegmentKind};
 use crate::sid::Sid;
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
-    /// Removes the HPTE at `ptex` if it is still the one recorded for page
-    /// `page` of `sid`, folding its R/C into the page.
-    pub(super) fn drop_hpte(&mut self, sid: Sid, page: u32, ptex: Ptex) {
-        if self.slot_owner.get(&ptex) != Some(&(sid, page)) {
+    /// The PTE index `slot` names for page `page` of `sid`.
+    pub(super) fn slot_ptex(&self, sid: Sid, page: u32, slot: HptSlot) -> Ptex {
+        self.hpt.slot_ptex(virtual_page(sid, page), slot)
+    }
+
+    /// The PTE index recorded for page `page` of `sid` (a view's own
+    /// entry for a view), if any.
+    pub fn page_slot(&self, sid: Sid, page: u32) -> Option<Ptex> {
+        let slot = self.segments.get(sid).ok()?.slot(page)?;
+        Some(self.slot_ptex(sid, page, slot))
+    }
+
+    /// Forgets the HPTE recorded for page `page` of `sid` and removes it if
+    /// it is still there, folding its R/C into the page.
+    pub(super) fn drop_hpte(&mut self, sid: Sid, page: u32) {
+        let Some(slot) = self
+            .segments
+            .get_mut(sid)
+            .ok()
+            .and_then(|s| s.take_slot(page))
+        else {
             return;
-        }
-        self.slot_owner.remove(&ptex);
-        if let Ok(Some(old)) = self.hpt.remove(ptex, virtual_page(sid, page)) {
+        };
+        let vp = virtual_page(sid, page);
+        let ptex = self.hpt.slot_ptex(vp, slot);
+        if let Ok(Some(old)) = self.hpt.remove(ptex, vp) {
             self.fold_rc(sid, page, RefChange::of(old));
         }
-        if let Ok(s) = self.segments.get_mut(sid) {
-            s.clear_slot_if(page, ptex);
-        }
     }
 
-    /// [`Vmm::drop_hpte`] for many pages of `sid`, with one batched remove
-    /// (`H_BULK_REMOVE` on PAPR) instead of one hcall a page.
-    pub(super) fn drop_hptes(&mut self, sid: Sid, slots: &[(u32, Ptex)]) {
-        let ours: Vec<(u32, Ptex)> = slots
-            .iter()
-            .copied()
-            .filter(|(page, ptex)| self.slot_owner.get(ptex) == Some(&(sid, *page)))
-            .collect();
-        for (page, rc) in self.remove_hptes(sid, &ours) {
-            self.fold_rc(sid, page, rc);
-        }
+    /// Removes the HPTEs at `slots` of pages of `sid` with one batched
+    /// remove (`H_BULK_REMOVE` on PAPR) instead of one hcall a page,
+    /// folding their R/C back, and forgets each record that still names
+    /// its slot (records already forgotten, as [`crate::segment::Segment::set_prot`]
+    /// leaves them, are fine).
+    pub(super) fn drop_hptes(&mut self, sid: Sid, slots: &[(u32, HptSlot)]) {
         if let Ok(s) = self.segments.get_mut(sid) {
-            for &(page, ptex) in &ours {
-                s.clear_slot_if(page, ptex);
+            for &(page, slot) in slots {
+                s.clear_slot_if(page, slot);
             }
         }
+        for (page, rc) in self.remove_hptes(sid, slots) {
+            self.fold_rc(sid, page, rc);
+        }
     }
 
-    /// Forgets the owner records of `slots` (each checked to be `sid`'s by
-    /// the caller) and removes their HPTEs in one batch. Returns the R/C of
-    /// the entries that were still there; an entry already evicted or a
-    /// request the backend refused leaves nothing to fold (as with
-    /// [`Vmm::drop_hpte`]).
-    fn remove_hptes(&mut self, sid: Sid, slots: &[(u32, Ptex)]) -> Vec<(u32, RefChange)> {
+    /// Removes the entries `slots` of pages of `sid` name, in one batch,
+    /// each only if it still translates its page. Returns the R/C of the
+    /// entries that were still there; an entry already gone or a request
+    /// the backend refused leaves nothing to fold.
+    fn remove_hptes(&mut self, sid: Sid, slots: &[(u32, HptSlot)]) -> Vec<(u32, RefChange)> {
+        if slots.is_empty() {
+            return Vec::new();
+        }
         let requests: Vec<(Ptex, VirtualPage)> = slots
             .iter()
-            .map(|&(page, ptex)| {
-                self.slot_owner.remove(&ptex);
-                (ptex, virtual_page(sid, page))
+            .map(|&(page, slot)| {
+                let vp = virtual_page(sid, page);
+                (self.hpt.slot_ptex(vp, slot), vp)
             })
             .collect();
         let results = self.hpt.remove_many(&requests);
@@ -74,8 +99,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Folds an HPTE's R/C into the page that owns the frame (a view's
     /// page folds into its target's).
     fn fold_rc(&mut self, sid: Sid, page: u32, rc: RefChange) {
-        let target = match self.segments.get(sid).map(|s| s.kind().clone()) {
-            Ok(SegmentKind::View { target, .. }) => target,
+        let target = match self.segments.get(sid).map(|s| s.kind()) {
+            Ok(SegmentKind::View { target, .. }) => *target,
             Ok(SegmentKind::Working) => sid,
             Err(_) => return,
         };
@@ -90,15 +115,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
 
     /// Releases what destroyed segments left: HPTEs, frames, SIDs.
     pub(super) fn release(&mut self, r: Released) {
-        let ours: Vec<(u32, Ptex)> = r
-            .slots
-            .iter()
-            .copied()
-            .filter(|(page, ptex)| self.slot_owner.get(ptex) == Some(&(r.sid, *page)))
-            .collect();
         // The segment itself is gone, but a destroyed view's pages are its
         // target's, which may live on: their R/C go there.
-        for (page, rc) in self.remove_hptes(r.sid, &ours) {
+        for (page, rc) in self.remove_hptes(r.sid, &r.slots) {
             if let Some(target) = r.target {
                 self.fold_rc_into(target, page, rc);
             }
@@ -122,23 +141,32 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
     }
 
-    /// Records that the HPTE at `ptex` translates page `page` of `sid`.
-    pub(super) fn record_slot(&mut self, sid: Sid, page: u32, ptex: Ptex) {
-        self.slot_owner.insert(ptex, (sid, page));
-        self.segments
-            .get_mut(sid)
-            .and_then(|s| s.set_slot(page, ptex))
-            .expect("the fault path checked the page is in range");
+    /// The segment page an HPTE of the VMM's translates, from the entry's
+    /// own virtual page; `None` for entries that are not the VMM's (other
+    /// page or segment sizes, VSIDs no SID scrambles to).
+    pub(super) fn owner_of(page: VirtualPage) -> Option<(Sid, u32)> {
+        if page.segment_size() != SegmentSize::M256 || page.page_size() != PageSize::K4 {
+            return None;
+        }
+        let sid = Sid::from_vsid(page.vsid())?;
+        Some((sid, page.page_index() as u32))
     }
 
-    /// The HPT evicted `hpte` from `ptex` to make room: if the VMM had put
-    /// it there, its R/C go to its page and the slot record goes.
-    pub(super) fn forget_evicted(&mut self, ptex: Ptex, hpte: Hpte) {
-        if let Some((s, p)) = self.slot_owner.remove(&ptex) {
-            self.fold_rc(s, p, RefChange::of(hpte));
-            if let Ok(seg) = self.segments.get_mut(s) {
-                seg.clear_slot_if(p, ptex);
-            }
+    /// The HPT evicted an entry to make room: if it is the one a page's
+    /// record names, its R/C go to the page and the record goes. A record
+    /// naming another slot (the page was re-entered elsewhere since) is
+    /// left alone.
+    pub(super) fn forget_evicted(&mut self, evicted: Evicted) {
+        let Some((sid, page)) = evicted.page.and_then(Self::owner_of) else {
+            return;
+        };
+        let slot = HptSlot::of_entry(evicted.ptex, evicted.hpte);
+        let cleared = self
+            .segments
+            .get_mut(sid)
+            .is_ok_and(|s| s.clear_slot_if(page, slot));
+        if cleared {
+            self.fold_rc(sid, page, RefChange::of(evicted.hpte));
         }
     }
 }

@@ -1,14 +1,16 @@
 use super::*;
 use crate::adspace::{AdspaceError, ForkAction, SegKey};
+use crate::hpt::Evicted;
 use crate::platform::{
-    FaultHandler, FaultOutcome, FrameError, Interrupt, PhysMemory, Privilege, VmFaultReason,
+    FaultHandler, FaultOutcome, FrameError, Interrupt, PhysMemory, Privilege, RemoveCondition,
+    VmFaultReason,
 };
 use crate::segment::{PageProt, PageState, SegmentError, ViewProt};
 use crate::sid::{Sid, SidKind};
 use crate::testkit::{ArrayHpt, ArraySlb, CountingHpt, VecFrames};
 use alloc::vec;
 use alloc::vec::Vec;
-use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, Ptex, Vsid};
+use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, PtegIndex, Ptex, Vsid};
 use arch_ppc64::registers::dsisr::DsisrFlags;
 use arch_ppc64::structures::hpte::{Hpte, Pp};
 use arch_ppc64::structures::{PageSize, SegmentSize};
@@ -75,7 +77,7 @@ fn touch<H: HptBackend>(
 }
 
 fn hpte_of(v: &TestVmm, sid: Sid, page: u32) -> Hpte {
-    let ptex = v.segments().get(sid).unwrap().slot(page).expect("slot");
+    let ptex = v.page_slot(sid, page).expect("slot");
     v.hpt_backend().read(ptex).unwrap()
 }
 
@@ -1002,4 +1004,180 @@ fn bad_maps_leave_every_table_unchanged() {
     );
     assert_eq!(v.space(p).unwrap().len(), 1);
     v.check_invariants().unwrap();
+}
+
+/// The primary PTEG of page `page` of `sid` in a `PTEGS`-group table.
+fn primary_group(sid: Sid, page: u32) -> u64 {
+    virtual_page(sid, page).hash() & (PTEGS as u64 - 1)
+}
+
+/// A page of `sid` whose primary PTEG is `group`.
+fn page_in_group(sid: Sid, group: u64) -> u32 {
+    let p = ((sid.vsid().as_u64() ^ group) & (PTEGS as u64 - 1)) as u32;
+    assert_eq!(primary_group(sid, p), group);
+    p
+}
+
+/// A record left naming a slot whose entry was removed behind the VMM's
+/// back and then reused by another page: no path that acts on the record
+/// (a new fault on the page, re-protecting it, destroying its segment)
+/// may remove the other page's entry, because every removal is checked
+/// against the page's AVPN and PTEG.
+#[test]
+fn a_stale_slot_record_never_removes_another_pages_entry() {
+    for path in ["fault", "protect", "delete"] {
+        let mut v = vmm();
+        let a = user_segment(&mut v, 1 << 16);
+        let b = user_segment(&mut v, 1 << 16);
+        let p = v.create_space();
+        for (esid, sid) in [(1, a), (2, b)] {
+            v.map(
+                SpaceRef::Process(p),
+                Esid::new(esid),
+                sid,
+                MapOptions::new(SegKey::PRIV),
+            )
+            .unwrap();
+        }
+        v.switch_to(Some(p)).unwrap();
+        let pa = 77;
+        let group = primary_group(a, pa);
+        let pb = page_in_group(b, group);
+        touch(&mut v, ea(1, pa), true, Privilege::Problem).unwrap();
+        let x = v.page_slot(a, pa).unwrap();
+        assert_eq!(x, PtegIndex::new(group).ptex(0));
+        // Gone behind the VMM's back; page b takes the same slot.
+        v.hpt
+            .backend_mut()
+            .remove(x, RemoveCondition::Absolute)
+            .unwrap();
+        touch(&mut v, ea(2, pb), true, Privilege::Problem).unwrap();
+        assert_eq!(v.page_slot(b, pb), Some(x));
+        assert_eq!(v.page_slot(a, pa), Some(x), "a's record is stale");
+        let b_entry = hpte_of(&v, b, pb);
+        match path {
+            "fault" => {
+                touch(&mut v, ea(1, pa), false, Privilege::Problem).unwrap();
+                assert_ne!(v.page_slot(a, pa), Some(x), "a went elsewhere");
+                v.check_invariants().unwrap();
+            }
+            "protect" => {
+                let ro = PageProt {
+                    pp: Pp::RO_RO,
+                    no_exec: false,
+                };
+                v.protect(a, pa..pa + 1, ro).unwrap();
+                assert_eq!(v.page_slot(a, pa), None);
+                v.check_invariants().unwrap();
+            }
+            _ => {
+                v.unmap(SpaceRef::Process(p), Esid::new(1)).unwrap();
+                v.delete_segment(a).unwrap();
+                v.check_invariants().unwrap();
+            }
+        }
+        assert_eq!(v.hpt_backend().read(x).unwrap(), b_entry, "{path}");
+        assert_eq!(v.page_slot(b, pb), Some(x));
+    }
+}
+
+/// An evicted entry clears its page's record only if the record names the
+/// evicted slot (and only then are its R/C folded in); a record naming
+/// another slot, or a victim that is no page of the VMM's, is left alone.
+#[test]
+fn eviction_clears_a_record_only_if_it_names_the_evicted_slot() {
+    let mut v = vmm();
+    let sid = user_segment(&mut v, 64);
+    current_space(&mut v, 1, sid, MapOptions::new(SegKey::PRIV));
+    touch(&mut v, ea(1, 3), false, Privilege::Problem).unwrap();
+    let ptex = v.page_slot(sid, 3).unwrap();
+    let entry = v.hpt_backend().read(ptex).unwrap();
+    let vp = virtual_page(sid, 3);
+    // The same page at another slot of its PTEG (as if a copy had been
+    // left there): its eviction is not the recorded entry's.
+    let other = PtegIndex::new(primary_group(sid, 3)).ptex(5);
+    let changed = entry.with_changed(true);
+    v.forget_evicted(Evicted {
+        ptex: other,
+        hpte: changed,
+        page: Some(vp),
+    });
+    assert_eq!(v.page_slot(sid, 3), Some(ptex));
+    let unchanged = |v: &TestVmm| match v.segments().get(sid).unwrap().page_state(3) {
+        Ok(PageState::Resident(r)) => !r.changed,
+        _ => false,
+    };
+    assert!(
+        unchanged(&v),
+        "no R/C from an entry the record does not name"
+    );
+    // The recorded one, but said to sit in the secondary group (H set):
+    // another slot as well.
+    v.forget_evicted(Evicted {
+        ptex,
+        hpte: changed.with_secondary(true),
+        page: Some(vp),
+    });
+    assert_eq!(v.page_slot(sid, 3), Some(ptex));
+    // Not a VMM page at all (a 64K page): ignored.
+    let big = VirtualPage::from_offset(vp.vsid(), 0, SegmentSize::M256, PageSize::K64).unwrap();
+    v.forget_evicted(Evicted {
+        ptex,
+        hpte: changed,
+        page: Some(big),
+    });
+    v.forget_evicted(Evicted {
+        ptex,
+        hpte: changed,
+        page: None,
+    });
+    assert_eq!(v.page_slot(sid, 3), Some(ptex));
+    assert_eq!(v.hptes_in_use(), 1);
+    // The recorded slot itself: the record goes and C is folded in.
+    v.hpt
+        .backend_mut()
+        .remove(ptex, RemoveCondition::Absolute)
+        .unwrap();
+    v.forget_evicted(Evicted {
+        ptex,
+        hpte: changed,
+        page: Some(vp),
+    });
+    assert_eq!(v.page_slot(sid, 3), None);
+    assert_eq!(v.hptes_in_use(), 0);
+    assert!(!unchanged(&v), "C folded in");
+    v.check_invariants().unwrap();
+}
+
+/// Invariants catch a record that names an empty slot or a slot holding
+/// another page's entry, and an entry no record names.
+#[test]
+fn invariants_verify_records_against_the_table() {
+    let mut v = vmm();
+    let sid = user_segment(&mut v, 64);
+    current_space(&mut v, 1, sid, MapOptions::new(SegKey::PRIV));
+    touch(&mut v, ea(1, 3), false, Privilege::Problem).unwrap();
+    let ptex = v.page_slot(sid, 3).unwrap();
+    let entry = v.hpt_backend().read(ptex).unwrap();
+    v.hpt
+        .backend_mut()
+        .remove(ptex, RemoveCondition::Absolute)
+        .unwrap();
+    assert_eq!(v.check_invariants(), Err(Invariant::SlotMismatch(ptex)));
+    // Back, but one slot further on: stray, and the record still dangles.
+    let moved = PtegIndex::new(ptex.pteg().as_u64()).ptex(ptex.slot() + 1);
+    v.hpt
+        .backend_mut()
+        .insert(moved.pteg(), Some(moved.slot()), entry)
+        .unwrap();
+    assert_eq!(v.check_invariants(), Err(Invariant::StrayHpte(moved)));
+    v.hpt
+        .backend_mut()
+        .remove(moved, RemoveCondition::Absolute)
+        .unwrap();
+    v.hpt
+        .backend_mut()
+        .insert(ptex.pteg(), Some(ptex.slot()), entry)
+        .unwrap();
+    assert_eq!(v.check_invariants(), Ok(()));
 }

@@ -1,0 +1,437 @@
+//! The page records of one segment: one packed doubleword per page
+//! ([`PageEntry`]) in an array indexed by page number ([`PageTable`]).
+//!
+//! The fault path reads and writes one entry per fault, found by two
+//! array indexings at most; there is no search and no allocation unless
+//! the page is the first of its leaf to be written.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use arch_ppc64::addr::PhysAddr;
+use arch_ppc64::structures::hpte::Pp;
+
+use super::{PageProt, PageState, Resident};
+use crate::hpt::HptSlot;
+
+/// Pages per leaf of a segment larger than one leaf (4 KiB of entries,
+/// 2 MB of address space); a segment of at most this many pages has a
+/// single array of exactly its size.
+pub const LEAF_PAGES: u32 = 512;
+
+/// One page of a segment packed in a doubleword; all zero is an untouched
+/// page with the segment's default protection and no HPTE.
+///
+/// | bits | field |
+/// |---|---|
+/// | 0 | resident (a frame is recorded) |
+/// | 1, 2 | referenced, changed (HPTE R and C folded in so far) |
+/// | 3 | protection of its own (else the segment's default) |
+/// | 4..=6 | that protection's PP (`PP0 PP1 PP2`) |
+/// | 7 | that protection's no-execute (HPTE N) |
+/// | 8 | an HPTE slot is recorded |
+/// | 9..=12 | the slot ([`HptSlot::bits`]: secondary, index in the group) |
+/// | 13..=15 | free: room for sharing marks (copy-on-write) |
+/// | 16..=63 | frame number (real address >> 12; real addresses have 60 bits) |
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PageEntry(u64);
+
+const RESIDENT: u64 = 1 << 0;
+const REFERENCED: u64 = 1 << 1;
+const CHANGED: u64 = 1 << 2;
+const PROT_SET: u64 = 1 << 3;
+const PP_SHIFT: u32 = 4;
+const PP_MASK: u64 = 7 << PP_SHIFT;
+const NO_EXEC: u64 = 1 << 7;
+const SLOT_SET: u64 = 1 << 8;
+const SLOT_SHIFT: u32 = 9;
+const SLOT_MASK: u64 = 0xf << SLOT_SHIFT;
+const FRAME_SHIFT: u32 = 16;
+const PAGE_SHIFT: u32 = 12;
+
+// The frame number of any real address fits above the flag bits.
+const _: () = assert!(PhysAddr::BITS - PAGE_SHIFT + FRAME_SHIFT <= 64);
+
+impl PageEntry {
+    /// Untouched, default protection, no HPTE.
+    pub const EMPTY: PageEntry = PageEntry(0);
+
+    /// Bits no field uses yet (13..=15), for sharing marks a later change
+    /// may add (a copy-on-write page, say).
+    pub const FREE_BITS: u64 = 7 << 13;
+
+    /// Whether every field is at its default.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The frame, if the page is resident.
+    pub const fn frame(self) -> Option<PhysAddr> {
+        if self.0 & RESIDENT != 0 {
+            Some(PhysAddr::new((self.0 >> FRAME_SHIFT) << PAGE_SHIFT))
+        } else {
+            None
+        }
+    }
+
+    /// Resident or untouched, with the R and C folded in so far.
+    pub const fn state(self) -> PageState {
+        match self.frame() {
+            Some(frame) => PageState::Resident(Resident {
+                frame,
+                referenced: self.0 & REFERENCED != 0,
+                changed: self.0 & CHANGED != 0,
+            }),
+            None => PageState::Untouched,
+        }
+    }
+
+    /// Resident in `frame` (a 4 KiB-aligned address), not yet referenced
+    /// or changed.
+    pub const fn with_frame(self, frame: PhysAddr) -> PageEntry {
+        let keep = self.0 & !(RESIDENT | REFERENCED | CHANGED) & ((1 << FRAME_SHIFT) - 1);
+        PageEntry(keep | RESIDENT | ((frame.as_u64() >> PAGE_SHIFT) << FRAME_SHIFT))
+    }
+
+    /// R and C or-ed in (no effect on an untouched page: there is nothing
+    /// to have referenced).
+    pub const fn with_rc(self, referenced: bool, changed: bool) -> PageEntry {
+        if self.0 & RESIDENT == 0 {
+            return self;
+        }
+        PageEntry(
+            self.0 | if referenced { REFERENCED } else { 0 } | if changed { CHANGED } else { 0 },
+        )
+    }
+
+    /// The page's own protection, if it has one.
+    pub const fn prot_override(self) -> Option<PageProt> {
+        if self.0 & PROT_SET == 0 {
+            return None;
+        }
+        Some(PageProt {
+            pp: Pp::new(((self.0 & PP_MASK) >> PP_SHIFT) as u8),
+            no_exec: self.0 & NO_EXEC != 0,
+        })
+    }
+
+    /// The protection in force: the page's own or `default`.
+    #[inline]
+    pub const fn prot(self, default: PageProt) -> PageProt {
+        match self.prot_override() {
+            Some(p) => p,
+            None => default,
+        }
+    }
+
+    /// With protection `prot` of its own (`None`: the segment's default).
+    pub const fn with_prot(self, prot: Option<PageProt>) -> PageEntry {
+        let base = self.0 & !(PROT_SET | PP_MASK | NO_EXEC);
+        match prot {
+            None => PageEntry(base),
+            Some(p) => PageEntry(
+                base | PROT_SET
+                    | ((p.pp.bits() as u64) << PP_SHIFT)
+                    | if p.no_exec { NO_EXEC } else { 0 },
+            ),
+        }
+    }
+
+    /// The recorded HPTE slot.
+    pub const fn slot(self) -> Option<HptSlot> {
+        if self.0 & SLOT_SET == 0 {
+            return None;
+        }
+        HptSlot::from_bits(((self.0 & SLOT_MASK) >> SLOT_SHIFT) as u8)
+    }
+
+    /// With HPTE slot `slot` recorded (`None`: none).
+    pub const fn with_slot(self, slot: Option<HptSlot>) -> PageEntry {
+        let base = self.0 & !(SLOT_SET | SLOT_MASK);
+        match slot {
+            None => PageEntry(base),
+            Some(s) => PageEntry(base | SLOT_SET | ((s.bits() as u64) << SLOT_SHIFT)),
+        }
+    }
+}
+
+impl core::fmt::Debug for PageEntry {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PageEntry")
+            .field("state", &self.state())
+            .field("prot", &self.prot_override())
+            .field("slot", &self.slot())
+            .finish()
+    }
+}
+
+type Leaf = [PageEntry; LEAF_PAGES as usize];
+
+/// Storage for the entries.
+#[derive(Clone, Debug)]
+enum Repr {
+    /// Nothing written yet: every page reads as [`PageEntry::EMPTY`].
+    Empty,
+    /// A segment of at most [`LEAF_PAGES`] pages: one array of its size.
+    Flat(Box<[PageEntry]>),
+    /// A larger segment: a top level of one pointer per [`LEAF_PAGES`]
+    /// pages; a leaf exists once one of its pages was written.
+    Radix(Box<[Option<Box<Leaf>>]>),
+}
+
+/// The allocator could not provide a leaf or a top level; nothing was
+/// changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfMemory;
+
+/// A segment's entries, indexed by page number (`0..size`).
+#[derive(Clone, Debug)]
+pub struct PageTable {
+    size: u32,
+    repr: Repr,
+}
+
+fn filled<T: Clone>(n: usize, value: T) -> Result<Box<[T]>, OutOfMemory> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| OutOfMemory)?;
+    v.resize(n, value);
+    Ok(v.into_boxed_slice())
+}
+
+impl PageTable {
+    /// The table of a segment of `size` pages, all empty; allocates nothing.
+    pub const fn new(size: u32) -> PageTable {
+        PageTable {
+            size,
+            repr: Repr::Empty,
+        }
+    }
+
+    /// Number of pages.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// The entry of `page` ([`PageEntry::EMPTY`] if never written or
+    /// beyond the size).
+    #[inline]
+    pub fn get(&self, page: u32) -> PageEntry {
+        match &self.repr {
+            Repr::Empty => PageEntry::EMPTY,
+            Repr::Flat(a) => a.get(page as usize).copied().unwrap_or_default(),
+            Repr::Radix(top) => match top.get((page / LEAF_PAGES) as usize) {
+                Some(Some(leaf)) => leaf[(page % LEAF_PAGES) as usize],
+                _ => PageEntry::EMPTY,
+            },
+        }
+    }
+
+    /// The entry of `page` if its storage exists.
+    #[inline]
+    pub fn get_mut(&mut self, page: u32) -> Option<&mut PageEntry> {
+        match &mut self.repr {
+            Repr::Empty => None,
+            Repr::Flat(a) => a.get_mut(page as usize),
+            Repr::Radix(top) => match top.get_mut((page / LEAF_PAGES) as usize) {
+                Some(Some(leaf)) => Some(&mut leaf[(page % LEAF_PAGES) as usize]),
+                _ => None,
+            },
+        }
+    }
+
+    /// The entry of `page`, allocating its storage first if need be.
+    /// `page` must be below the size.
+    pub fn entry(&mut self, page: u32) -> Result<&mut PageEntry, OutOfMemory> {
+        assert!(page < self.size, "page {page} beyond {}", self.size);
+        if matches!(self.repr, Repr::Empty) {
+            self.repr = if self.size <= LEAF_PAGES {
+                Repr::Flat(filled(self.size as usize, PageEntry::EMPTY)?)
+            } else {
+                Repr::Radix(filled(self.size.div_ceil(LEAF_PAGES) as usize, None)?)
+            };
+        }
+        match &mut self.repr {
+            Repr::Empty => unreachable!("allocated above"),
+            Repr::Flat(a) => Ok(&mut a[page as usize]),
+            Repr::Radix(top) => {
+                let slot = &mut top[(page / LEAF_PAGES) as usize];
+                if slot.is_none() {
+                    let leaf: Box<Leaf> = filled(LEAF_PAGES as usize, PageEntry::EMPTY)?
+                        .try_into()
+                        .expect("LEAF_PAGES entries");
+                    *slot = Some(leaf);
+                }
+                let leaf = slot.as_mut().expect("allocated above");
+                Ok(&mut leaf[(page % LEAF_PAGES) as usize])
+            }
+        }
+    }
+
+    /// Non-empty entries, in page order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, PageEntry)> + '_ {
+        let (flat, top): (&[PageEntry], &[Option<Box<Leaf>>]) = match &self.repr {
+            Repr::Empty => (&[], &[]),
+            Repr::Flat(a) => (a, &[]),
+            Repr::Radix(t) => (&[], t),
+        };
+        let flat = flat.iter().enumerate().map(|(i, &e)| (i as u32, e));
+        let radix = top.iter().enumerate().flat_map(|(l, leaf)| {
+            leaf.iter().flat_map(move |leaf| {
+                leaf.iter()
+                    .enumerate()
+                    .map(move |(i, &e)| (l as u32 * LEAF_PAGES + i as u32, e))
+            })
+        });
+        flat.chain(radix).filter(|(_, e)| !e.is_empty())
+    }
+
+    /// Empties the table, returning what it held; frees its storage.
+    pub fn take(&mut self) -> PageTable {
+        core::mem::replace(self, PageTable::new(self.size))
+    }
+
+    /// Bytes of entry storage allocated (leaves and top level).
+    pub fn allocated_bytes(&self) -> usize {
+        let entry = core::mem::size_of::<PageEntry>();
+        match &self.repr {
+            Repr::Empty => 0,
+            Repr::Flat(a) => a.len() * entry,
+            Repr::Radix(top) => {
+                top.len() * core::mem::size_of::<Option<Box<Leaf>>>()
+                    + top.iter().flatten().count() * core::mem::size_of::<Leaf>()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u64) -> PhysAddr {
+        PhysAddr::new(n << 12)
+    }
+
+    #[test]
+    fn entry_fields_are_independent() {
+        let ro = PageProt {
+            pp: Pp::RO_NONE,
+            no_exec: true,
+        };
+        let slot = HptSlot::new(true, 5);
+        let top = PhysAddr::new(PhysAddr::MAX & !0xfff);
+        let e = PageEntry::EMPTY
+            .with_frame(top)
+            .with_prot(Some(ro))
+            .with_slot(Some(slot))
+            .with_rc(true, false);
+        assert_eq!(e.frame(), Some(top));
+        assert_eq!(e.prot(PageProt::USER_RW), ro);
+        assert_eq!(e.slot(), Some(slot));
+        assert_eq!(
+            e.state(),
+            PageState::Resident(Resident {
+                frame: top,
+                referenced: true,
+                changed: false
+            })
+        );
+        assert_eq!(e.0 & PageEntry::FREE_BITS, 0, "the free bits stay free");
+        // Each field can be cleared without touching the others.
+        let e2 = e.with_slot(None);
+        assert_eq!((e2.slot(), e2.frame()), (None, Some(top)));
+        assert_eq!(e2.prot_override(), Some(ro));
+        let e3 = e2.with_prot(None);
+        assert_eq!(e3.prot(PageProt::KERNEL_RW), PageProt::KERNEL_RW);
+        assert_eq!(e3.frame(), Some(top));
+        // A new frame forgets the old one's R and C, keeps prot and slot.
+        let e4 = e.with_rc(true, true).with_frame(frame(3));
+        assert_eq!(
+            e4.state(),
+            PageState::Resident(Resident {
+                frame: frame(3),
+                referenced: false,
+                changed: false
+            })
+        );
+        assert_eq!((e4.slot(), e4.prot_override()), (Some(slot), Some(ro)));
+        // R and C need a frame.
+        assert_eq!(PageEntry::EMPTY.with_rc(true, true), PageEntry::EMPTY);
+        // Every PP value round-trips, with and without N.
+        for bits in 0..8 {
+            for no_exec in [false, true] {
+                let p = PageProt {
+                    pp: Pp::new(bits),
+                    no_exec,
+                };
+                assert_eq!(PageEntry::EMPTY.with_prot(Some(p)).prot_override(), Some(p));
+            }
+        }
+        for bits in 0..16 {
+            let s = HptSlot::from_bits(bits).unwrap();
+            assert_eq!(PageEntry::EMPTY.with_slot(Some(s)).slot(), Some(s));
+        }
+    }
+
+    #[test]
+    fn small_tables_are_one_array_of_their_size() {
+        let mut t = PageTable::new(3);
+        assert_eq!(t.allocated_bytes(), 0, "nothing until written");
+        assert_eq!(t.get(2), PageEntry::EMPTY);
+        *t.entry(2).unwrap() = PageEntry::EMPTY.with_frame(frame(9));
+        assert_eq!(t.allocated_bytes(), 3 * 8);
+        assert_eq!(t.get(2).frame(), Some(frame(9)));
+        assert_eq!(t.get(3), PageEntry::EMPTY, "beyond the size");
+        assert!(t.get_mut(3).is_none());
+        let full = PageTable::new(LEAF_PAGES);
+        let mut full = full;
+        full.entry(LEAF_PAGES - 1).unwrap();
+        assert_eq!(full.allocated_bytes(), LEAF_PAGES as usize * 8);
+    }
+
+    #[test]
+    fn radix_leaves_appear_at_their_first_write_and_keep_their_edges_apart() {
+        let size = 65536;
+        let mut t = PageTable::new(size);
+        let leaf = core::mem::size_of::<Leaf>();
+        let top = (size / LEAF_PAGES) as usize * 8;
+        // The last page of leaf 0 and the first of leaf 1.
+        let edges = [0, LEAF_PAGES - 1, LEAF_PAGES, 2 * LEAF_PAGES - 1, size - 1];
+        for (n, &p) in edges.iter().enumerate() {
+            *t.entry(p).unwrap() = PageEntry::EMPTY.with_frame(frame(u64::from(p) + 1));
+            let leaves = [1, 1, 2, 2, 3][n];
+            assert_eq!(t.allocated_bytes(), top + leaves * leaf, "after page {p}");
+        }
+        for &p in &edges {
+            assert_eq!(t.get(p).frame(), Some(frame(u64::from(p) + 1)));
+        }
+        // Neighbours across the leaf boundary are untouched.
+        for p in [1, LEAF_PAGES - 2, LEAF_PAGES + 1, size - 2] {
+            assert_eq!(t.get(p), PageEntry::EMPTY, "page {p}");
+        }
+        // A page in a leaf never written reads empty without allocating.
+        assert_eq!(t.get(10 * LEAF_PAGES), PageEntry::EMPTY);
+        assert!(t.get_mut(10 * LEAF_PAGES).is_none());
+        assert_eq!(t.get(size), PageEntry::EMPTY, "beyond the size");
+        let pages: Vec<u32> = t.iter().map(|(p, _)| p).collect();
+        assert_eq!(pages, edges, "in page order");
+        let old = t.take();
+        assert_eq!(t.allocated_bytes(), 0);
+        assert_eq!(old.iter().count(), edges.len());
+    }
+
+    #[test]
+    fn a_partial_last_leaf_is_a_whole_leaf() {
+        // 513 pages: two leaves, the second holding one page.
+        let mut t = PageTable::new(LEAF_PAGES + 1);
+        *t.entry(LEAF_PAGES).unwrap() = PageEntry::EMPTY.with_slot(Some(HptSlot::new(false, 7)));
+        assert_eq!(t.get(LEAF_PAGES).slot(), Some(HptSlot::new(false, 7)));
+        assert_eq!(t.iter().count(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond")]
+    fn writing_beyond_the_size_is_a_bug() {
+        let _ = PageTable::new(LEAF_PAGES + 1).entry(LEAF_PAGES + 1);
+    }
+}
