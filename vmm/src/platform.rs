@@ -241,6 +241,22 @@ pub trait FrameAllocator {
     /// Fills an allocated frame with zeroes.
     fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError>;
 
+    /// A free frame filled with zeroes (the fault path's first touch):
+    /// [`allocate`](Self::allocate) then [`zero`](Self::zero), the frame
+    /// going back if it cannot be zeroed. `Ok(None)` when memory is
+    /// exhausted. An allocator may do it in one step, without the checks
+    /// `zero` makes on a frame it did not just hand out.
+    fn allocate_zeroed(&mut self) -> Result<Option<PhysAddr>, FrameError> {
+        let Some(f) = self.allocate() else {
+            return Ok(None);
+        };
+        if let Err(e) = self.zero(f) {
+            let _ = self.free(f);
+            return Err(e);
+        }
+        Ok(Some(f))
+    }
+
     /// Copies allocated frame `src` to allocated frame `dst`.
     fn copy(&mut self, dst: PhysAddr, src: PhysAddr) -> Result<(), FrameError>;
 
