@@ -214,6 +214,7 @@ impl PtegIndex {
     /// # Panics
     ///
     /// Panics if `index` does not fit in 39 bits.
+    #[inline]
     pub const fn new(index: u64) -> Self {
         match Self::try_new(index) {
             Some(i) => i,
@@ -240,6 +241,7 @@ impl PtegIndex {
     /// # Panics
     ///
     /// Panics if `slot >= 8`.
+    #[inline]
     pub const fn ptex(self, slot: u8) -> Ptex {
         Ptex::new(self, slot)
     }
@@ -272,12 +274,14 @@ impl Ptex {
     /// # Panics
     ///
     /// Panics if `slot >= 8`.
+    #[inline]
     pub const fn new(group: PtegIndex, slot: u8) -> Self {
         assert!(slot < Self::SLOTS_PER_PTEG, "HPTE slot must be 0..8");
         Ptex((group.0 << 3) | slot as u64)
     }
 
     /// Interprets a raw PTE index; `None` if it is beyond the largest table.
+    #[inline]
     pub const fn try_from_raw(ptex: u64) -> Option<Self> {
         if ptex <= Self::MAX {
             Some(Ptex(ptex))
@@ -334,6 +338,7 @@ impl PhysAddr {
     /// # Panics
     ///
     /// Panics if `pa` does not fit in 60 bits.
+    #[inline]
     pub const fn new(pa: u64) -> Self {
         match Self::try_new(pa) {
             Some(p) => p,

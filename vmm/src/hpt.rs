@@ -35,6 +35,7 @@ pub const MIN_PTEG_COUNT: u64 = 1 << 11;
 ///
 /// where `offset` is the byte offset in the segment and `p` the page
 /// shift. The primary PTEG is `hash & mask`, the secondary `!hash & mask`.
+#[inline(always)]
 pub const fn hash(vsid: Vsid, offset: u64, ssize: SegmentSize, psize: PageSize) -> u64 {
     let page = (offset & ssize.offset_mask()) >> psize.shift();
     let v = vsid.as_u64();
@@ -88,6 +89,7 @@ impl VirtualPage {
 
     /// The page at byte `offset` of segment `vsid`, rounded down to the
     /// page. `None` if `offset` is beyond the segment or `vsid` too wide.
+    #[inline(always)]
     pub const fn from_offset(
         vsid: Vsid,
         offset: u64,
@@ -106,6 +108,7 @@ impl VirtualPage {
     }
 
     /// Segment VSID.
+    #[inline]
     pub const fn vsid(self) -> Vsid {
         self.vsid
     }
@@ -126,6 +129,7 @@ impl VirtualPage {
     }
 
     /// Page number within the segment (`offset >> p`).
+    #[inline]
     pub const fn page_index(self) -> u64 {
         self.offset >> self.psize.shift()
     }
@@ -136,11 +140,13 @@ impl VirtualPage {
     }
 
     /// Primary hash ([`hash`]).
+    #[inline(always)]
     pub const fn hash(self) -> u64 {
         hash(self.vsid, self.offset, self.ssize, self.psize)
     }
 
     /// B and AVPN of HPTEs for this page (`H_AVPN` compare value).
+    #[inline(always)]
     pub const fn avpn_word(self) -> u64 {
         hpte::avpn_word(self.vsid, EffectiveAddress::new(self.offset), self.ssize)
     }
@@ -167,6 +173,7 @@ pub struct Mapping {
 
 impl Mapping {
     /// An executable, evictable, cacheable (`WIMG = M`), key-0 mapping.
+    #[inline]
     pub const fn new(page: VirtualPage, pa: PhysAddr, pp: Pp) -> Mapping {
         Mapping {
             page,
@@ -182,8 +189,32 @@ impl Mapping {
     /// The HPTE for this mapping, with `H` = `secondary`. R is preset (PAPR
     /// guests set it, sparing the MMU an update). `None` if `pa` is not
     /// aligned to the page size.
+    #[inline(always)]
     pub const fn hpte(&self, secondary: bool) -> Option<Hpte> {
         let p = self.page;
+        if let PageSize::K4 = p.psize {
+            // The fault path's case, composed in one go (the general
+            // construction below calls a builder per field); the test
+            // `the_4k_hpte_is_the_general_one` holds them equal.
+            let pa = self.pa.as_u64();
+            if pa & 0xfff != 0 {
+                return None;
+            }
+            let key = (self.key & 0x1f) as u64;
+            return Some(Hpte {
+                v: p.avpn_word()
+                    | hpte::v::V
+                    | bit_if(secondary, hpte::v::H)
+                    | bit_if(self.bolted, hpte::v::BOLTED),
+                r: (pa & hpte::r::RPN)
+                    | hpte::r::R
+                    | self.wimg.bits()
+                    | bit_if(self.no_execute, hpte::r::N)
+                    | self.pp.to_r_bits()
+                    | ((key << 57) & hpte::r::KEY_HI)
+                    | ((key << 9) & hpte::r::KEY_LO),
+            });
+        }
         let base = match Hpte::mapping(
             p.vsid,
             EffectiveAddress::new(p.offset),
@@ -202,6 +233,16 @@ impl Mapping {
                 .with_wimg(self.wimg)
                 .with_key(self.key),
         )
+    }
+}
+
+/// `bit` if `on`, else nothing.
+#[inline]
+const fn bit_if(on: bool, bit: u64) -> u64 {
+    if on {
+        bit
+    } else {
+        0
     }
 }
 
@@ -234,6 +275,7 @@ impl HptSlot {
     /// # Panics
     ///
     /// Panics if `index >= 8`.
+    #[inline(always)]
     pub const fn new(secondary: bool, index: u8) -> HptSlot {
         assert!(index < Ptex::SLOTS_PER_PTEG, "HPTE slot must be 0..8");
         HptSlot((secondary as u8) << 3 | index)
@@ -241,26 +283,31 @@ impl HptSlot {
 
     /// The slot an entry found at `ptex` occupies: its group is the
     /// secondary one if the entry's `H` bit says so.
+    #[inline]
     pub const fn of_entry(ptex: Ptex, hpte: Hpte) -> HptSlot {
         HptSlot::new(hpte.is_secondary(), ptex.slot())
     }
 
     /// In the secondary PTEG.
+    #[inline]
     pub const fn secondary(self) -> bool {
         self.0 & 8 != 0
     }
 
     /// The slot within the group.
+    #[inline]
     pub const fn index(self) -> u8 {
         self.0 & 7
     }
 
     /// The four bits (`secondary << 3 | index`).
+    #[inline]
     pub const fn bits(self) -> u8 {
         self.0
     }
 
     /// From [`HptSlot::bits`]; `None` above 15.
+    #[inline]
     pub const fn from_bits(bits: u8) -> Option<HptSlot> {
         if bits < 16 {
             Some(HptSlot(bits))
@@ -393,8 +440,9 @@ impl<B: HptBackend> HptManager<B> {
             "second HPTE for {page:?}"
         );
         let secondary_hpte = primary_hpte.with_secondary(true);
-        let primary = self.primary_group(page);
-        let secondary = self.secondary_group(page);
+        let hash = page.hash();
+        let primary = PtegIndex::new(hash & self.mask);
+        let secondary = PtegIndex::new(!hash & self.mask);
 
         match self.backend.insert(primary, None, primary_hpte) {
             Ok(ptex) => return Ok(self.inserted(ptex, None, false)),
@@ -407,6 +455,18 @@ impl<B: HptBackend> HptManager<B> {
             Err(e) => return Err(InsertError::Backend(e)),
         }
 
+        self.insert_evicting([primary, secondary], [primary_hpte, secondary_hpte])
+    }
+
+    /// [`HptManager::insert`] when both PTEGs are full: evicts a victim.
+    /// Kept out of line so the common insert saves few registers.
+    #[cold]
+    #[inline(never)]
+    fn insert_evicting(
+        &mut self,
+        [primary, secondary]: [PtegIndex; 2],
+        [primary_hpte, secondary_hpte]: [Hpte; 2],
+    ) -> Result<Inserted, InsertError> {
         // Both full: evict. `H_REMOVE(H_ANDCOND, BOLTED)` refuses bolted
         // entries atomically (Linux pSeries_lpar_hpte_remove), then the new
         // entry takes exactly the freed slot (FreeBSD mphyp_pte_insert).
@@ -471,6 +531,7 @@ impl<B: HptBackend> HptManager<B> {
     }
 
     /// The PTE index of `slot` among `page`'s PTEGs.
+    #[inline(always)]
     pub fn slot_ptex(&self, page: VirtualPage, slot: HptSlot) -> Ptex {
         let h = page.hash();
         let group = if slot.secondary() { !h } else { h } & self.mask;

@@ -26,16 +26,17 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 
-use arch_ppc64::addr::PhysAddr;
+use arch_ppc64::addr::{PhysAddr, Vsid};
 use arch_ppc64::structures::hpte::Pp;
+use arch_ppc64::structures::{PageSize, SegmentSize};
 
-use crate::hpt::HptSlot;
+use crate::hpt::{HptSlot, VirtualPage};
 use crate::sid::Sid;
 
 mod pages;
 mod sidmap;
 
-pub use pages::{PageEntry, PageTable, LEAF_PAGES};
+pub use pages::{Entries, PageEntry, PageTable, LEAF_PAGES};
 use sidmap::SidMap;
 
 /// log2 of the segment size: AIX `SEGSHIFT`, 256 MB segments (ISA B = 0b00).
@@ -214,6 +215,8 @@ impl fmt::Display for SegmentError {
 #[derive(Clone, Debug)]
 pub struct Segment {
     sid: Sid,
+    /// `sid.vsid()`, kept so the fault path does not scramble again.
+    vsid: Vsid,
     kind: SegmentKind,
     size_pages: u32,
     default_prot: PageProt,
@@ -230,6 +233,7 @@ impl Segment {
     fn new(sid: Sid, kind: SegmentKind, size_pages: u32, default_prot: PageProt) -> Self {
         Segment {
             sid,
+            vsid: sid.vsid(),
             kind,
             size_pages,
             default_prot,
@@ -243,11 +247,31 @@ impl Segment {
     }
 
     /// The SID naming this segment.
+    #[inline]
     pub fn sid(&self) -> Sid {
         self.sid
     }
 
+    /// The VSID the hardware uses for it.
+    #[inline]
+    pub fn vsid(&self) -> Vsid {
+        self.vsid
+    }
+
+    /// Its virtual page `page` (4 KiB pages of a 256 MB segment).
+    #[inline(always)]
+    pub fn virtual_page(&self, page: u32) -> VirtualPage {
+        VirtualPage::from_offset(
+            self.vsid,
+            u64::from(page) << PAGE_SHIFT,
+            SegmentSize::M256,
+            PageSize::K4,
+        )
+        .expect("SID VSIDs fit 256 MB segments and pages are below 65536")
+    }
+
     /// Working segment or view.
+    #[inline]
     pub fn kind(&self) -> &SegmentKind {
         &self.kind
     }
@@ -258,6 +282,7 @@ impl Segment {
     }
 
     /// The protection untouched pages get unless set otherwise.
+    #[inline(always)]
     pub fn default_prot(&self) -> PageProt {
         self.default_prot
     }
@@ -289,7 +314,7 @@ impl Segment {
 
     /// Whether `page` is addressable: below the size and, for a view, inside
     /// its window.
-    #[inline]
+    #[inline(always)]
     pub fn in_range(&self, page: u32) -> bool {
         match &self.kind {
             SegmentKind::Working => page < self.size_pages,
@@ -297,6 +322,7 @@ impl Segment {
         }
     }
 
+    #[inline(always)]
     fn check(&self, page: u32) -> Result<(), SegmentError> {
         if self.in_range(page) {
             Ok(())
@@ -311,7 +337,7 @@ impl Segment {
     /// The whole record of `page` ([`PageEntry::EMPTY`] for a page never
     /// written or out of range): one array lookup, what the fault path
     /// reads.
-    #[inline]
+    #[inline(always)]
     pub fn entry(&self, page: u32) -> PageEntry {
         self.pages.get(page)
     }
@@ -319,8 +345,12 @@ impl Segment {
     /// Makes sure `page` has room for its record, so that recording a
     /// frame or a slot for it afterwards cannot fail. Changes nothing a
     /// reader can see.
+    #[inline(always)]
     pub fn reserve(&mut self, page: u32) -> Result<(), SegmentError> {
         self.check(page)?;
+        if self.pages.get_mut(page).is_some() {
+            return Ok(());
+        }
         self.pages
             .entry(page)
             .map(|_| ())
@@ -349,6 +379,7 @@ impl Segment {
     /// The HPTE slot currently recorded for `page`, relative to the page's
     /// own PTEGs ([`crate::hpt::HptManager::slot_ptex`] makes it a PTE
     /// index).
+    #[inline]
     pub fn slot(&self, page: u32) -> Option<HptSlot> {
         self.entry(page).slot()
     }
@@ -384,6 +415,7 @@ impl Segment {
     /// Forgets the HPTE slot of `page` if it is `slot` (an eviction of an
     /// entry that was since replaced must not erase the new record);
     /// returns whether it was.
+    #[inline]
     pub fn clear_slot_if(&mut self, page: u32, slot: HptSlot) -> bool {
         match self.pages.get_mut(page) {
             Some(e) if e.slot() == Some(slot) => {
@@ -395,42 +427,26 @@ impl Segment {
         }
     }
 
-    /// Forgets whatever HPTE slot `page` has recorded and returns it.
-    pub fn take_slot(&mut self, page: u32) -> Option<HptSlot> {
-        let e = self.pages.get_mut(page)?;
-        let slot = e.slot()?;
-        *e = e.with_slot(None);
-        self.slot_count -= 1;
-        Some(slot)
-    }
-
     /// Folds the R and C bits of an entry that left the HPT into the page
     /// state (no effect on untouched pages or views).
+    #[inline(always)]
     pub fn fold_rc(&mut self, page: u32, referenced: bool, changed: bool) {
         if let Some(e) = self.pages.get_mut(page) {
             *e = e.with_rc(referenced, changed);
         }
     }
 
-    /// Records the outcome of a fault on `page` in one write: the frame a
-    /// zero-fill gave it (`None`: it was resident already) and the slot
-    /// the new HPTE took. The caller has [`reserve`](Self::reserve)d the
-    /// page, checked that it was untouched if `fresh` is given, and
-    /// forgotten any earlier slot.
-    #[inline]
-    pub fn record_fault(&mut self, page: u32, fresh: Option<PhysAddr>, slot: HptSlot) {
-        let e = self
-            .pages
-            .get_mut(page)
-            .expect("the fault path reserved the page");
-        debug_assert!(e.slot().is_none(), "earlier slot not forgotten");
-        let mut new = e.with_slot(Some(slot));
-        if let Some(frame) = fresh {
-            debug_assert!(new.frame().is_none(), "zero-filled twice");
-            new = new.with_frame(frame);
-        }
-        *e = new;
-        self.slot_count += 1;
+    /// Opens the record of `page` for the fault path, making room for it
+    /// first if need be: one lookup, then reads and writes through the
+    /// returned handle.
+    #[inline(always)]
+    pub fn open(&mut self, page: u32) -> Result<PageRecord<'_>, SegmentError> {
+        self.check(page)?;
+        let entry = self.pages.entry(page).map_err(|_| SegmentError::NoMemory)?;
+        Ok(PageRecord {
+            entry,
+            slot_count: &mut self.slot_count,
+        })
     }
 
     /// Sets the protection of pages `range`. Returns the slots whose entries
@@ -472,6 +488,11 @@ impl Segment {
         }
         self.slot_count -= stale.len();
         Ok(stale)
+    }
+
+    /// Every page with a record other than the defaults, in page order.
+    pub fn entries(&self) -> Entries<'_> {
+        self.pages.iter()
     }
 
     /// Resident pages and their frames, in page order.
@@ -525,6 +546,51 @@ impl Segment {
             }
         }
         out
+    }
+}
+
+/// One page's record opened by [`Segment::open`].
+#[derive(Debug)]
+pub struct PageRecord<'a> {
+    entry: &'a mut PageEntry,
+    slot_count: &'a mut usize,
+}
+
+impl PageRecord<'_> {
+    /// The entry as it is now.
+    #[inline(always)]
+    pub fn get(&self) -> PageEntry {
+        *self.entry
+    }
+
+    /// Forgets the recorded HPTE slot and returns it.
+    #[inline(always)]
+    pub fn take_slot(&mut self) -> Option<HptSlot> {
+        let slot = self.entry.slot()?;
+        *self.entry = self.entry.with_slot(None);
+        *self.slot_count -= 1;
+        Some(slot)
+    }
+
+    /// Records the HPTE slot `slot` (none was recorded).
+    #[inline(always)]
+    pub fn set_slot(&mut self, slot: HptSlot) {
+        debug_assert!(self.entry.slot().is_none(), "earlier slot not forgotten");
+        *self.entry = self.entry.with_slot(Some(slot));
+        *self.slot_count += 1;
+    }
+
+    /// Records that the page now lives in `frame` (it was untouched).
+    #[inline(always)]
+    pub fn set_frame(&mut self, frame: PhysAddr) {
+        debug_assert!(self.entry.frame().is_none(), "zero-filled twice");
+        *self.entry = self.entry.with_frame(frame);
+    }
+
+    /// Folds R and C of an entry that left the HPT in.
+    #[inline(always)]
+    pub fn fold_rc(&mut self, referenced: bool, changed: bool) {
+        *self.entry = self.entry.with_rc(referenced, changed);
     }
 }
 
@@ -589,6 +655,31 @@ impl SegmentTable {
         self.segments
             .get_mut(sid)
             .ok_or(SegmentError::NoSuchSegment(sid))
+    }
+
+    /// The segment `sid` and, if it is a view, its target and how the view
+    /// protects it: everything the fault path needs, found with one hash
+    /// lookup for a working segment and two for a view.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    pub fn with_target_mut(
+        &mut self,
+        sid: Sid,
+    ) -> Result<(&mut Segment, Option<(&mut Segment, ViewProt)>), SegmentError> {
+        let i = self
+            .segments
+            .index_of(sid)
+            .ok_or(SegmentError::NoSuchSegment(sid))?;
+        let (target, prot) = match &self.segments.at(i).kind {
+            SegmentKind::Working => return Ok((self.segments.at_mut(i), None)),
+            SegmentKind::View { target, prot, .. } => (*target, *prot),
+        };
+        let j = self
+            .segments
+            .index_of(target)
+            .ok_or(SegmentError::NoSuchSegment(target))?;
+        let (view, target) = self.segments.pair_at_mut(i, j);
+        Ok((view, Some((target, prot))))
     }
 
     /// All segments and views in SID order (sorted on each call: for

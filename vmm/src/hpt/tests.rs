@@ -255,6 +255,54 @@ fn remove_returns_rc_once_then_none() {
     assert_eq!((s.removes, s.removes_absent), (1, 1));
 }
 
+/// `Mapping::hpte` builds 4K entries directly; every field must come out
+/// as the general construction (`Hpte::mapping` and the builders) makes it.
+#[test]
+fn the_4k_hpte_is_the_general_one() {
+    let general = |m: &Mapping, secondary: bool| {
+        Hpte::mapping(
+            m.page.vsid(),
+            EffectiveAddress::new(m.page.offset()),
+            m.page.segment_size(),
+            m.page.page_size(),
+            m.pa,
+            m.pp,
+        )
+        .map(|h| {
+            h.with_secondary(secondary)
+                .with_no_execute(m.no_execute)
+                .with_bolted(m.bolted)
+                .with_wimg(m.wimg)
+                .with_key(m.key)
+        })
+    };
+    let pages = [
+        page4k(1, 0),
+        page4k(0x7_ffff_fffe, 0xffff),
+        VirtualPage::from_offset(Vsid::new(5), 0xff_f000, SegmentSize::T1, PageSize::K4).unwrap(),
+    ];
+    for page in pages {
+        for pa in [0, 0x1000, 0x0fff_ffff_ffff_f000, 0x1800] {
+            for pp in 0..8 {
+                for bits in 0..32u8 {
+                    let mut m = Mapping::new(page, PhysAddr::new(pa), Pp::new(pp));
+                    m.no_execute = bits & 1 != 0;
+                    m.bolted = bits & 2 != 0;
+                    m.wimg = if bits & 4 != 0 {
+                        Wimg::I | Wimg::G
+                    } else {
+                        Wimg::M
+                    };
+                    m.key = bits.wrapping_mul(7) & 0x1f;
+                    for secondary in [false, true] {
+                        assert_eq!(m.hpte(secondary), general(&m, secondary), "{m:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn slots_name_ptexes_relative_to_the_pages_groups() {
     let m = manager(18);

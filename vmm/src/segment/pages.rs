@@ -61,11 +61,13 @@ impl PageEntry {
     pub const FREE_BITS: u64 = 7 << 13;
 
     /// Whether every field is at its default.
+    #[inline]
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
 
     /// The frame, if the page is resident.
+    #[inline(always)]
     pub const fn frame(self) -> Option<PhysAddr> {
         if self.0 & RESIDENT != 0 {
             Some(PhysAddr::new((self.0 >> FRAME_SHIFT) << PAGE_SHIFT))
@@ -75,6 +77,7 @@ impl PageEntry {
     }
 
     /// Resident or untouched, with the R and C folded in so far.
+    #[inline]
     pub const fn state(self) -> PageState {
         match self.frame() {
             Some(frame) => PageState::Resident(Resident {
@@ -88,6 +91,7 @@ impl PageEntry {
 
     /// Resident in `frame` (a 4 KiB-aligned address), not yet referenced
     /// or changed.
+    #[inline(always)]
     pub const fn with_frame(self, frame: PhysAddr) -> PageEntry {
         let keep = self.0 & !(RESIDENT | REFERENCED | CHANGED) & ((1 << FRAME_SHIFT) - 1);
         PageEntry(keep | RESIDENT | ((frame.as_u64() >> PAGE_SHIFT) << FRAME_SHIFT))
@@ -95,6 +99,7 @@ impl PageEntry {
 
     /// R and C or-ed in (no effect on an untouched page: there is nothing
     /// to have referenced).
+    #[inline(always)]
     pub const fn with_rc(self, referenced: bool, changed: bool) -> PageEntry {
         if self.0 & RESIDENT == 0 {
             return self;
@@ -105,6 +110,7 @@ impl PageEntry {
     }
 
     /// The page's own protection, if it has one.
+    #[inline(always)]
     pub const fn prot_override(self) -> Option<PageProt> {
         if self.0 & PROT_SET == 0 {
             return None;
@@ -116,7 +122,7 @@ impl PageEntry {
     }
 
     /// The protection in force: the page's own or `default`.
-    #[inline]
+    #[inline(always)]
     pub const fn prot(self, default: PageProt) -> PageProt {
         match self.prot_override() {
             Some(p) => p,
@@ -125,6 +131,7 @@ impl PageEntry {
     }
 
     /// With protection `prot` of its own (`None`: the segment's default).
+    #[inline]
     pub const fn with_prot(self, prot: Option<PageProt>) -> PageEntry {
         let base = self.0 & !(PROT_SET | PP_MASK | NO_EXEC);
         match prot {
@@ -138,6 +145,7 @@ impl PageEntry {
     }
 
     /// The recorded HPTE slot.
+    #[inline(always)]
     pub const fn slot(self) -> Option<HptSlot> {
         if self.0 & SLOT_SET == 0 {
             return None;
@@ -146,6 +154,7 @@ impl PageEntry {
     }
 
     /// With HPTE slot `slot` recorded (`None`: none).
+    #[inline(always)]
     pub const fn with_slot(self, slot: Option<HptSlot>) -> PageEntry {
         let base = self.0 & !(SLOT_SET | SLOT_MASK);
         match slot {
@@ -198,6 +207,14 @@ fn filled<T: Clone>(n: usize, value: T) -> Result<Box<[T]>, OutOfMemory> {
     Ok(v.into_boxed_slice())
 }
 
+/// A leaf of empty entries.
+#[cold]
+fn new_leaf() -> Result<Box<Leaf>, OutOfMemory> {
+    Ok(filled(LEAF_PAGES as usize, PageEntry::EMPTY)?
+        .try_into()
+        .expect("LEAF_PAGES entries"))
+}
+
 impl PageTable {
     /// The table of a segment of `size` pages, all empty; allocates nothing.
     pub const fn new(size: u32) -> PageTable {
@@ -214,7 +231,7 @@ impl PageTable {
 
     /// The entry of `page` ([`PageEntry::EMPTY`] if never written or
     /// beyond the size).
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, page: u32) -> PageEntry {
         match &self.repr {
             Repr::Empty => PageEntry::EMPTY,
@@ -227,7 +244,7 @@ impl PageTable {
     }
 
     /// The entry of `page` if its storage exists.
-    #[inline]
+    #[inline(always)]
     pub fn get_mut(&mut self, page: u32) -> Option<&mut PageEntry> {
         match &mut self.repr {
             Repr::Empty => None,
@@ -241,48 +258,50 @@ impl PageTable {
 
     /// The entry of `page`, allocating its storage first if need be.
     /// `page` must be below the size.
+    #[inline(always)]
     pub fn entry(&mut self, page: u32) -> Result<&mut PageEntry, OutOfMemory> {
         assert!(page < self.size, "page {page} beyond {}", self.size);
         if matches!(self.repr, Repr::Empty) {
-            self.repr = if self.size <= LEAF_PAGES {
-                Repr::Flat(filled(self.size as usize, PageEntry::EMPTY)?)
-            } else {
-                Repr::Radix(filled(self.size.div_ceil(LEAF_PAGES) as usize, None)?)
-            };
+            self.allocate_top()?;
         }
         match &mut self.repr {
             Repr::Empty => unreachable!("allocated above"),
             Repr::Flat(a) => Ok(&mut a[page as usize]),
             Repr::Radix(top) => {
                 let slot = &mut top[(page / LEAF_PAGES) as usize];
-                if slot.is_none() {
-                    let leaf: Box<Leaf> = filled(LEAF_PAGES as usize, PageEntry::EMPTY)?
-                        .try_into()
-                        .expect("LEAF_PAGES entries");
-                    *slot = Some(leaf);
-                }
-                let leaf = slot.as_mut().expect("allocated above");
+                let leaf = match slot {
+                    Some(leaf) => leaf,
+                    None => slot.insert(new_leaf()?),
+                };
                 Ok(&mut leaf[(page % LEAF_PAGES) as usize])
             }
         }
     }
 
+    /// The first storage of a table: the whole array of a small segment,
+    /// the top level of a large one.
+    #[cold]
+    fn allocate_top(&mut self) -> Result<(), OutOfMemory> {
+        self.repr = if self.size <= LEAF_PAGES {
+            Repr::Flat(filled(self.size as usize, PageEntry::EMPTY)?)
+        } else {
+            Repr::Radix(filled(self.size.div_ceil(LEAF_PAGES) as usize, None)?)
+        };
+        Ok(())
+    }
+
     /// Non-empty entries, in page order.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, PageEntry)> + '_ {
-        let (flat, top): (&[PageEntry], &[Option<Box<Leaf>>]) = match &self.repr {
+    pub fn iter(&self) -> Entries<'_> {
+        let (cur, top): (&[PageEntry], &[Option<Box<Leaf>>]) = match &self.repr {
             Repr::Empty => (&[], &[]),
             Repr::Flat(a) => (a, &[]),
             Repr::Radix(t) => (&[], t),
         };
-        let flat = flat.iter().enumerate().map(|(i, &e)| (i as u32, e));
-        let radix = top.iter().enumerate().flat_map(|(l, leaf)| {
-            leaf.iter().flat_map(move |leaf| {
-                leaf.iter()
-                    .enumerate()
-                    .map(move |(i, &e)| (l as u32 * LEAF_PAGES + i as u32, e))
-            })
-        });
-        flat.chain(radix).filter(|(_, e)| !e.is_empty())
+        Entries {
+            cur,
+            base: 0,
+            leaves: top.iter().enumerate(),
+        }
     }
 
     /// Empties the table, returning what it held; frees its storage.
@@ -300,6 +319,38 @@ impl PageTable {
                 top.len() * core::mem::size_of::<Option<Box<Leaf>>>()
                     + top.iter().flatten().count() * core::mem::size_of::<Leaf>()
             }
+        }
+    }
+}
+
+/// The non-empty entries of a [`PageTable`], in page order, with their
+/// page numbers: a scan for non-zero doublewords over each array, so a
+/// table with few records is walked at a few instructions an entry.
+#[derive(Clone, Debug)]
+pub struct Entries<'a> {
+    /// What is left of the array being scanned.
+    cur: &'a [PageEntry],
+    /// Page number of `cur[0]`.
+    base: u32,
+    /// The leaves not scanned yet.
+    leaves: core::iter::Enumerate<core::slice::Iter<'a, Option<Box<Leaf>>>>,
+}
+
+impl Iterator for Entries<'_> {
+    type Item = (u32, PageEntry);
+
+    fn next(&mut self) -> Option<(u32, PageEntry)> {
+        loop {
+            if let Some(i) = self.cur.iter().position(|e| !e.is_empty()) {
+                let entry = self.cur[i];
+                let page = self.base + i as u32;
+                self.cur = &self.cur[i + 1..];
+                self.base = page + 1;
+                return Some((page, entry));
+            }
+            let (l, leaf) = self.leaves.find(|(_, leaf)| leaf.is_some())?;
+            self.cur = &leaf.as_deref().expect("found a leaf")[..];
+            self.base = l as u32 * LEAF_PAGES;
         }
     }
 }

@@ -22,6 +22,8 @@ const MIN_CAPACITY: usize = 16;
 pub struct SidMap<V> {
     slots: Vec<Option<(Sid, Box<V>)>>,
     len: usize,
+    /// 64 − log2(capacity): the hash keeps the top bits of the product.
+    shift: u32,
 }
 
 /// The allocator could not grow the table; nothing was changed.
@@ -33,6 +35,7 @@ impl<V> Default for SidMap<V> {
         SidMap {
             slots: Vec::new(),
             len: 0,
+            shift: 64,
         }
     }
 }
@@ -48,19 +51,19 @@ impl<V> SidMap<V> {
         self.len == 0
     }
 
+    #[inline]
     fn mask(&self) -> usize {
         self.slots.len() - 1
     }
 
     /// Where the probe for `sid` starts (the table is not empty).
-    #[inline]
+    #[inline(always)]
     fn home(&self, sid: Sid) -> usize {
-        let bits = self.slots.len().trailing_zeros();
-        (sid.as_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+        (sid.as_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
     }
 
     /// The slot holding `sid`, if any.
-    #[inline]
+    #[inline(always)]
     fn find(&self, sid: Sid) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
@@ -88,6 +91,39 @@ impl<V> SidMap<V> {
     pub fn get_mut(&mut self, sid: Sid) -> Option<&mut V> {
         let i = self.find(sid)?;
         self.slots[i].as_mut().map(|(_, v)| &mut **v)
+    }
+
+    /// Where `sid` is, for [`SidMap::at`] and [`SidMap::pair_at_mut`]
+    /// (valid until the map changes).
+    #[inline(always)]
+    pub fn index_of(&self, sid: Sid) -> Option<usize> {
+        self.find(sid)
+    }
+
+    /// The value at `index` (from [`SidMap::index_of`]).
+    #[inline(always)]
+    pub fn at(&self, index: usize) -> &V {
+        &self.slots[index].as_ref().expect("an index of a member").1
+    }
+
+    /// The values at two different indexes at once, mutably.
+    #[inline(always)]
+    pub fn pair_at_mut(&mut self, i: usize, j: usize) -> (&mut V, &mut V) {
+        assert_ne!(i, j, "two different members");
+        let (left, right) = self.slots.split_at_mut(i.max(j));
+        let low = &mut *left[i.min(j)].as_mut().expect("a member").1;
+        let high = &mut *right[0].as_mut().expect("a member").1;
+        if i < j {
+            (low, high)
+        } else {
+            (high, low)
+        }
+    }
+
+    /// The value at `index`, mutably.
+    #[inline(always)]
+    pub fn at_mut(&mut self, index: usize) -> &mut V {
+        &mut self.slots[index].as_mut().expect("an index of a member").1
     }
 
     /// Whether `sid` is a member.
@@ -123,6 +159,7 @@ impl<V> SidMap<V> {
         fresh.try_reserve_exact(capacity).map_err(|_| MapFull)?;
         fresh.resize_with(capacity, || None);
         let old = core::mem::replace(&mut self.slots, fresh);
+        self.shift = 64 - capacity.trailing_zeros();
         for (sid, value) in old.into_iter().flatten() {
             self.place(sid, value);
         }
@@ -200,6 +237,28 @@ mod tests {
         let mut all: Vec<(Sid, u64)> = m.iter().map(|(s, v)| (s, *v)).collect();
         all.sort();
         assert_eq!(all, model.into_iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn indexes_reach_members_one_or_two_at_a_time() {
+        let mut m = SidMap::default();
+        for s in 1..40 {
+            m.insert(Sid::new(s), s).unwrap();
+        }
+        let (i, j) = (
+            m.index_of(Sid::new(3)).unwrap(),
+            m.index_of(Sid::new(30)).unwrap(),
+        );
+        assert_eq!((*m.at(i), *m.at(j)), (3, 30));
+        let (a, b) = m.pair_at_mut(i, j);
+        (*a, *b) = (*b, *a);
+        assert_eq!(m.get(Sid::new(3)), Some(&30));
+        assert_eq!(m.get(Sid::new(30)), Some(&3));
+        let (a, b) = m.pair_at_mut(j, i);
+        assert_eq!((*a, *b), (3, 30), "in the order asked");
+        *m.at_mut(i) = 7;
+        assert_eq!(m.get(Sid::new(3)), Some(&7));
+        assert!(m.index_of(Sid::new(99)).is_none());
     }
 
     #[test]

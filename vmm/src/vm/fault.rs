@@ -15,14 +15,13 @@
 
 use arch_ppc64::addr::{EffectiveAddress, PhysAddr};
 
-use super::{slb_entry, virtual_page, Vmm};
+use super::{slb_entry, Vmm};
 use crate::hpt::{Evicted, InsertError, Mapping as HptMapping};
 use crate::platform::{
     Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, FrameError,
     HptBackend, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
 };
-use crate::segment::{page_of_offset, PageProt, SegmentKind, ViewProt};
-use crate::sid::Sid;
+use crate::segment::{page_of_offset, PageProt};
 
 /// What the fault path has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -135,99 +134,57 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let tsid = m.translation_sid();
         let key = m.handle.key().effective(privilege.is_problem());
         let segment_no_exec = m.handle.no_exec();
-        let seg = self
+        // The segment the hardware translates through (the mapping's own,
+        // or its view) holds the slot; the frame and protection are the
+        // working segment's (the view's target, with the view's ViewProt).
+        let (seg, mut target) = self
             .segments
-            .get_mut(tsid)
+            .with_target_mut(tsid)
             .map_err(|_| VmFaultReason::NoSegment)?;
         if !seg.in_range(page) {
             return Err(VmFaultReason::OutOfRange);
         }
-        let target = match seg.kind() {
-            SegmentKind::View { target, prot, .. } => (*target, *prot),
-            SegmentKind::Working => {
-                // The common case: one segment, one entry, one lookup of each.
+        let (prot, resident) = match &target {
+            None => {
                 let e = seg.entry(page);
-                let prot = e.prot(seg.default_prot());
-                check_access(prot, segment_no_exec, key, access)?;
-                if e.frame().is_none() && self.environment == Environment::Interrupt {
-                    return Err(VmFaultReason::NotAllowedHere);
-                }
-                seg.reserve(page).map_err(|_| VmFaultReason::NoMemory)?;
-                let vp = virtual_page(tsid, page);
-                // An entry recorded for this page that the MMU did not
-                // find (it was replaced behind our back) must not stay as
-                // a second one. It goes before the insert (two matching
-                // HPTEs are undefined), so a failed insert leaves it
-                // dropped; `resolve` documents that.
-                if let Some(old) = seg.take_slot(page) {
-                    let ptex = self.hpt.slot_ptex(vp, old);
-                    if let Ok(Some(h)) = self.hpt.remove(ptex, vp) {
-                        seg.fold_rc(page, h.referenced(), h.changed());
-                    }
-                }
-                let (frame, fresh) = match e.frame() {
-                    Some(f) => (f, false),
-                    None => (zero_filled(&mut self.frames)?, true),
-                };
-                let mut mapping = HptMapping::new(vp, frame, prot.pp);
-                mapping.no_execute = prot.no_exec;
-                let inserted = match self.hpt.insert(&mapping) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        if fresh {
-                            let _ = self.frames.free(frame);
-                        }
-                        return Err(e.into());
-                    }
-                };
-                seg.record_fault(page, fresh.then_some(frame), inserted.slot);
-                self.finish(fresh, inserted.evicted);
-                return Ok(());
+                (e.prot(seg.default_prot()), e.frame())
+            }
+            Some((t, view_prot)) => {
+                let e = t.entry(page);
+                (view_prot.apply(e.prot(t.default_prot())), e.frame())
             }
         };
-        self.resolve_view_page(tsid, target, page, key, segment_no_exec, access)
-    }
-
-    /// [`Vmm::resolve_page`] through a view: the protection and frame are
-    /// the target page's (with the view's [`ViewProt`] applied), the HPTE
-    /// and its slot record the view's own.
-    fn resolve_view_page(
-        &mut self,
-        view: Sid,
-        (target, view_prot): (Sid, ViewProt),
-        page: u32,
-        key: bool,
-        segment_no_exec: bool,
-        access: Access,
-    ) -> Result<(), VmFaultReason> {
-        let t = self
-            .segments
-            .get(target)
-            .map_err(|_| VmFaultReason::OutOfRange)?;
-        let te = t.entry(page);
-        let prot = view_prot.apply(te.prot(t.default_prot()));
         check_access(prot, segment_no_exec, key, access)?;
-        if te.frame().is_none() && self.environment == Environment::Interrupt {
+        if resident.is_none() && self.environment == Environment::Interrupt {
             return Err(VmFaultReason::NotAllowedHere);
         }
-        // Room for both records before anything changes.
-        self.segments
-            .get_mut(view)
-            .and_then(|s| s.reserve(page))
-            .map_err(|_| VmFaultReason::NoMemory)?;
-        if te.frame().is_none() {
-            self.segments
-                .get_mut(target)
-                .and_then(|s| s.reserve(page))
-                .map_err(|_| VmFaultReason::NoMemory)?;
+        let vp = seg.virtual_page(page);
+        // Open the records (making room for them) before anything changes.
+        let mut rec = seg.open(page).map_err(|_| VmFaultReason::NoMemory)?;
+        let mut target_rec = match &mut target {
+            Some((t, _)) => Some(t.open(page).map_err(|_| VmFaultReason::NoMemory)?),
+            None => None,
+        };
+        // An entry recorded for this page that the MMU did not find (it was
+        // replaced behind our back) must not stay as a second one. It goes
+        // before the insert (two matching HPTEs are undefined), so a
+        // failed insert leaves it dropped; `resolve` documents that. The
+        // removal checks the entry is this page's, so a stale record
+        // removes nothing else.
+        if let Some(old) = rec.take_slot() {
+            let ptex = self.hpt.slot_ptex(vp, old);
+            if let Ok(Some(h)) = self.hpt.remove(ptex, vp) {
+                target_rec
+                    .as_mut()
+                    .unwrap_or(&mut rec)
+                    .fold_rc(h.referenced(), h.changed());
+            }
         }
-        // As in `resolve_page`: a stale entry goes before the insert.
-        self.drop_hpte(view, page);
-        let (frame, fresh) = match te.frame() {
+        let (frame, fresh) = match resident {
             Some(f) => (f, false),
             None => (zero_filled(&mut self.frames)?, true),
         };
-        let mut mapping = HptMapping::new(virtual_page(view, page), frame, prot.pp);
+        let mut mapping = HptMapping::new(vp, frame, prot.pp);
         mapping.no_execute = prot.no_exec;
         let inserted = match self.hpt.insert(&mapping) {
             Ok(r) => r,
@@ -239,15 +196,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             }
         };
         if fresh {
-            self.segments
-                .get_mut(target)
-                .and_then(|s| s.make_resident(page, frame))
-                .expect("checked untouched and reserved above");
+            target_rec.as_mut().unwrap_or(&mut rec).set_frame(frame);
         }
-        self.segments
-            .get_mut(view)
-            .expect("looked up above")
-            .record_fault(page, None, inserted.slot);
+        rec.set_slot(inserted.slot);
         self.finish(fresh, inserted.evicted);
         Ok(())
     }
@@ -269,12 +220,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
 /// A fresh zeroed frame for a first touch (AIX working storage).
 #[inline]
 fn zero_filled<F: FrameAllocator>(frames: &mut F) -> Result<PhysAddr, VmFaultReason> {
-    let f = frames.allocate().ok_or(VmFaultReason::NoMemory)?;
-    if let Err(e) = frames.zero(f) {
-        let _ = frames.free(f);
-        return Err(VmFaultReason::Frame(e));
+    match frames.allocate_zeroed() {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(VmFaultReason::NoMemory),
+        Err(e) => Err(VmFaultReason::Frame(e)),
     }
-    Ok(f)
 }
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> FaultHandler for Vmm<H, S, F> {

@@ -189,8 +189,17 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
         let size = u64::from(src.size_pages()) << PAGE_SHIFT;
         let prot = src.default_prot();
-        let overrides: Vec<(u32, PageProt)> = src.prot_overrides().collect();
-        let pages: Vec<(u32, PhysAddr)> = src.resident_pages().map(|(i, r)| (i, r.frame)).collect();
+        // One pass over the records for both lists.
+        let mut overrides: Vec<(u32, PageProt)> = Vec::new();
+        let mut pages: Vec<(u32, PhysAddr)> = Vec::new();
+        for (i, e) in src.entries() {
+            if let Some(p) = e.prot_override().filter(|p| *p != prot) {
+                overrides.push((i, p));
+            }
+            if let Some(f) = e.frame() {
+                pages.push((i, f));
+            }
+        }
         let new = self.create_segment(self.sids.kind_of(sid), size, prot)?;
         let r = self.fill_copy(new, &overrides, &pages);
         if let Err(e) = r {

@@ -36,24 +36,6 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Some(self.slot_ptex(sid, page, slot))
     }
 
-    /// Forgets the HPTE recorded for page `page` of `sid` and removes it if
-    /// it is still there, folding its R/C into the page.
-    pub(super) fn drop_hpte(&mut self, sid: Sid, page: u32) {
-        let Some(slot) = self
-            .segments
-            .get_mut(sid)
-            .ok()
-            .and_then(|s| s.take_slot(page))
-        else {
-            return;
-        };
-        let vp = virtual_page(sid, page);
-        let ptex = self.hpt.slot_ptex(vp, slot);
-        if let Ok(Some(old)) = self.hpt.remove(ptex, vp) {
-            self.fold_rc(sid, page, RefChange::of(old));
-        }
-    }
-
     /// Removes the HPTEs at `slots` of pages of `sid` with one batched
     /// remove (`H_BULK_REMOVE` on PAPR) instead of one hcall a page,
     /// folding their R/C back, and forgets each record that still names
