@@ -580,7 +580,20 @@ impl<B: HptBackend> HptManager<B> {
     /// was already evicted (the slot is then left alone).
     pub fn remove(&mut self, ptex: Ptex, page: VirtualPage) -> Result<Option<Hpte>, HptError> {
         let secondary = self.side_of(ptex, page)?;
-        if !self.still_ours(ptex, page, secondary)? {
+        self.remove_slot(page, HptSlot::new(secondary, ptex.slot()))
+    }
+
+    /// [`HptManager::remove`] of the entry at `slot` among `page`'s PTEGs
+    /// (as a page record keeps it): the slot lies in one of the page's
+    /// groups by construction, so only the entry itself is checked.
+    #[inline]
+    pub fn remove_slot(
+        &mut self,
+        page: VirtualPage,
+        slot: HptSlot,
+    ) -> Result<Option<Hpte>, HptError> {
+        let ptex = self.slot_ptex(page, slot);
+        if !self.still_ours(ptex, page, slot.secondary())? {
             self.stats.removes_absent += 1;
             return Ok(None);
         }

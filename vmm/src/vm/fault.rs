@@ -172,8 +172,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         // removal checks the entry is this page's, so a stale record
         // removes nothing else.
         if let Some(old) = rec.take_slot() {
-            let ptex = self.hpt.slot_ptex(vp, old);
-            if let Ok(Some(h)) = self.hpt.remove(ptex, vp) {
+            if let Ok(Some(h)) = self.hpt.remove_slot(vp, old) {
                 target_rec
                     .as_mut()
                     .unwrap_or(&mut rec)
