@@ -149,6 +149,22 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
         self.table.as_mut().fill(0);
     }
 
+    /// Doubleword 0 (B, AVPN, flags, H, V) of each entry of `group`:
+    /// what a table search compares, so the emulated MMU reads the other
+    /// doubleword only of an entry that matches.
+    pub fn group_v_words(&self, group: PtegIndex) -> Result<[u64; 8], HptError> {
+        if group.as_u64() >= self.pteg_count {
+            return Err(HptError::Parameter);
+        }
+        let base = group.byte_offset() as usize;
+        let bytes = &self.table.as_ref()[base..base + PTEG_BYTES];
+        Ok(core::array::from_fn(|i| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i * Hpte::BYTES..i * Hpte::BYTES + 8]);
+            u64::from_be_bytes(w)
+        }))
+    }
+
     /// Number of valid entries (a full scan; for tests and statistics).
     pub fn valid_entries(&self) -> usize {
         self.table
@@ -256,10 +272,14 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> HptBackend for NativeHpt<S,
                 }
                 ptex
             }
-            None => (0..Ptex::SLOTS_PER_PTEG)
-                .map(|s| group.ptex(s))
-                .find(|p| !self.load(p.byte_offset() as usize).is_valid())
-                .ok_or(HptError::PtegFull)?,
+            None => {
+                let words = self.group_v_words(group)?;
+                let free = words
+                    .iter()
+                    .position(|v| v & hpte::v::V == 0)
+                    .ok_or(HptError::PtegFull)?;
+                group.ptex(free as u8)
+            }
         };
         self.store(target.byte_offset() as usize, hpte);
         Ok(target)
@@ -299,6 +319,25 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> HptBackend for NativeHpt<S,
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
         let off = self.check(ptex)?;
         Ok(self.load(off))
+    }
+
+    /// The group's 128 bytes in one slice (the emulated MMU reads two
+    /// groups on every table walk).
+    fn read_group(&self, group: PtegIndex) -> Result<[Hpte; 8], HptError> {
+        if group.as_u64() >= self.pteg_count {
+            return Err(HptError::Parameter);
+        }
+        let base = group.byte_offset() as usize;
+        let bytes = &self.table.as_ref()[base..base + 8 * Hpte::BYTES];
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_be_bytes(w)
+        };
+        Ok(core::array::from_fn(|i| Hpte {
+            v: word(i * Hpte::BYTES),
+            r: word(i * Hpte::BYTES + 8),
+        }))
     }
 }
 

@@ -160,10 +160,26 @@ pub struct SimStats {
 
 struct State {
     slb: alloc::vec::Vec<SlbEntry>,
+    /// One bit per SLB index whose entry is valid, so the MMU's SLB search
+    /// visits only those (a process uses a few of 32 or more).
+    slb_valid: alloc::vec::Vec<u64>,
     hpt: NativeHpt<alloc::vec::Vec<u8>>,
     mem: Memory,
     tlb: Tlb,
     stats: SimStats,
+}
+
+impl State {
+    /// Writes SLB entry `index` and keeps the valid bits in step.
+    fn set_slb(&mut self, index: usize, entry: SlbEntry) {
+        self.slb[index] = entry;
+        let bit = 1u64 << (index % 64);
+        if entry.is_valid() {
+            self.slb_valid[index / 64] |= bit;
+        } else {
+            self.slb_valid[index / 64] &= !bit;
+        }
+    }
 }
 
 type Shared = Rc<RefCell<State>>;
@@ -203,6 +219,7 @@ impl Machine {
         Ok(Machine {
             state: Rc::new(RefCell::new(State {
                 slb: alloc::vec![SlbEntry::INVALID; config.slb_size],
+                slb_valid: alloc::vec![0; config.slb_size.div_ceil(64)],
                 hpt,
                 mem,
                 tlb: Tlb::new(),
@@ -343,6 +360,44 @@ impl Machine {
         }
     }
 
+    /// [`Machine::translate_pieces`] for an access inside one 4 KiB
+    /// piece (every access of up to 8 aligned bytes), without building
+    /// the list of pieces.
+    fn translate_one(
+        &self,
+        ea: EffectiveAddress,
+        access: Access,
+        privilege: Privilege,
+        handler: &mut dyn FaultHandler,
+    ) -> Result<PhysAddr, VmFault> {
+        let mut interrupts = 0;
+        loop {
+            match self.translate(ea, access, privilege) {
+                Ok(pa) => return Ok(pa),
+                // The state is not borrowed here: the handler may use the
+                // backend handles freely.
+                Err(interrupt) => match handler.handle(interrupt, privilege) {
+                    FaultOutcome::Fault(f) => return Err(f),
+                    FaultOutcome::Resolved => {
+                        interrupts += 1;
+                        if interrupts >= MAX_INTERRUPTS_PER_ACCESS {
+                            return Err(VmFault {
+                                ea,
+                                access: Some(access),
+                                reason: VmFaultReason::RetriesExhausted,
+                            });
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Whether `[ea, ea + len)` lies in one 4 KiB piece.
+    fn one_piece(ea: EffectiveAddress, len: usize) -> bool {
+        len > 0 && (ea.as_u64() & 0xfff) as usize + len <= 4096
+    }
+
     /// Loads `buf.len()` bytes from `ea`, all or nothing: `buf` is
     /// written only once every page the range touches has translated.
     ///
@@ -356,6 +411,11 @@ impl Machine {
         privilege: Privilege,
         handler: &mut dyn FaultHandler,
     ) -> Result<(), VmFault> {
+        if Self::one_piece(ea, buf.len()) {
+            let pa = self.translate_one(ea, Access::Load, privilege, handler)?;
+            self.state.borrow().mem.read_real(pa, buf);
+            return Ok(());
+        }
         let pieces = self.translate_pieces(ea, buf.len(), Access::Load, privilege, handler)?;
         let st = self.state.borrow();
         for (pa, r) in pieces {
@@ -378,6 +438,11 @@ impl Machine {
         privilege: Privilege,
         handler: &mut dyn FaultHandler,
     ) -> Result<(), VmFault> {
+        if Self::one_piece(ea, data.len()) {
+            let pa = self.translate_one(ea, Access::Store, privilege, handler)?;
+            self.state.borrow_mut().mem.write_real(pa, data);
+            return Ok(());
+        }
         let pieces = self.translate_pieces(ea, data.len(), Access::Store, privilege, handler)?;
         let mut st = self.state.borrow_mut();
         for (pa, r) in pieces {
@@ -441,9 +506,7 @@ impl Machine {
         handler: &mut dyn FaultHandler,
     ) -> Result<u32, VmFault> {
         let ea = EffectiveAddress::new(ea.as_u64() & !3);
-        let [(pa, _)] = self.translate_pieces(ea, 4, Access::Fetch, privilege, handler)?[..] else {
-            unreachable!("an aligned word lies in one page");
-        };
+        let pa = self.translate_one(ea, Access::Fetch, privilege, handler)?;
         let mut b = [0u8; 4];
         self.state.borrow().mem.read_real(pa, &mut b);
         Ok(u32::from_be_bytes(b))
@@ -476,16 +539,23 @@ fn translate_in(
     }
 
     // 1. SLB.
-    let mut hits = st.slb.iter().filter(|e| e.matches(ea));
-    let slbe = match hits.next() {
-        Some(e) => *e,
+    let mut hit: Option<SlbEntry> = None;
+    for (w, &bits) in st.slb_valid.iter().enumerate() {
+        let mut bits = bits;
+        while bits != 0 {
+            let e = st.slb[w * 64 + bits.trailing_zeros() as usize];
+            bits &= bits - 1;
+            if e.matches(ea) {
+                assert!(hit.is_none(), "SLB multi-hit for {ea:?} (machine check)");
+                hit = Some(e);
+            }
+        }
+    }
+    let slbe = match hit {
+        Some(e) => e,
         None if access == Access::Fetch => return Err(Interrupt::InstructionSegment { ea }),
         None => return Err(Interrupt::DataSegment { ea }),
     };
-    assert!(
-        hits.next().is_none(),
-        "SLB multi-hit for {ea:?} (machine check)"
-    );
     // `SimSlb::load` refuses entries whose sizes do not decode.
     let (Some(ssize), Some(psize), Some(vsid)) =
         (slbe.segment_size(), slbe.page_size(), slbe.vsid())
@@ -507,8 +577,16 @@ fn translate_in(
     let compare = page.avpn_word() | hpte::v::V;
     let mut found: Option<(Ptex, Hpte)> = None;
     for (group, h) in [(hash & mask, 0), (!hash & mask, hpte::v::H)] {
-        for slot in 0..Ptex::SLOTS_PER_PTEG {
-            let ptex = PtegIndex::new(group).ptex(slot);
+        let group = PtegIndex::new(group);
+        let words = st
+            .hpt
+            .group_v_words(group)
+            .map_err(|_| dsi(DsisrFlags::NOPTE))?;
+        for (slot, &v) in (0..Ptex::SLOTS_PER_PTEG).zip(words.iter()) {
+            if (v ^ (compare | h)) & hpte::v::COMPARE != 0 {
+                continue;
+            }
+            let ptex = group.ptex(slot);
             let e = st.hpt.read(ptex).map_err(|_| dsi(DsisrFlags::NOPTE))?;
             if e.matches(compare | h) && e.page_size() == Some(psize) {
                 assert!(

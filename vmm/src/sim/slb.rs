@@ -64,7 +64,7 @@ impl SlbBackend for SimSlb {
         if refused {
             return Err(SlbError::InvalidEntry(entry));
         }
-        st.slb[index] = entry;
+        st.set_slb(index, entry);
         Ok(())
     }
 
@@ -82,10 +82,12 @@ impl SlbBackend for SimSlb {
     fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
         let mut st = self.state.borrow_mut();
         let mut hit = false;
-        for e in st.slb.iter_mut() {
+        for i in 0..st.slb.len() {
+            let mut e = st.slb[i];
             if e.matches(ea) && e.segment_size() == Some(ssize) {
                 // slbie clears V; the rest of the entry is undefined.
                 e.esid_word &= !esid_word::V;
+                st.set_slb(i, e);
                 hit = true;
             }
         }
@@ -97,8 +99,8 @@ impl SlbBackend for SimSlb {
     /// Like `slbia`: invalidates the non-bolted entries and flushes the TLB.
     fn invalidate_non_bolted(&mut self, bolted: usize) {
         let mut st = self.state.borrow_mut();
-        for e in st.slb.iter_mut().skip(bolted) {
-            *e = SlbEntry::INVALID;
+        for i in bolted..st.slb.len() {
+            st.set_slb(i, SlbEntry::INVALID);
         }
         st.tlb.flush();
     }
