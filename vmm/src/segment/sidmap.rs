@@ -154,7 +154,12 @@ impl<V> SidMap<V> {
     }
 
     fn grow(&mut self) -> Result<(), MapFull> {
-        let capacity = (self.slots.len() * 2).max(MIN_CAPACITY);
+        self.rehash((self.slots.len() * 2).max(MIN_CAPACITY))
+    }
+
+    /// Moves every member into a table of `capacity` slots (a power of
+    /// two with room for them all).
+    fn rehash(&mut self, capacity: usize) -> Result<(), MapFull> {
         let mut fresh = Vec::new();
         fresh.try_reserve_exact(capacity).map_err(|_| MapFull)?;
         fresh.resize_with(capacity, || None);
@@ -183,6 +188,13 @@ impl<V> SidMap<V> {
                 self.slots[hole] = self.slots[j].take();
                 hole = j;
             }
+        }
+        // Give memory back once the table is mostly empty (an eighth full,
+        // well below the five eighths that grow it, so a size near either
+        // edge does not flip back and forth). Without room for the
+        // smaller table the larger one simply stays.
+        if self.slots.len() > MIN_CAPACITY && self.len * 8 < self.slots.len() {
+            let _ = self.rehash(self.slots.len() / 2);
         }
         Some(*value)
     }
@@ -271,6 +283,24 @@ mod tests {
         assert_eq!(m.slots.len(), MIN_CAPACITY);
         assert_eq!(m.remove(Sid::new(1)), Some(7));
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn the_table_shrinks_back_as_members_go() {
+        let mut m = SidMap::default();
+        for s in 1..=2048u64 {
+            m.insert(Sid::new(s), s).unwrap();
+        }
+        let big = m.slots.len();
+        assert!(big >= 4096);
+        for s in 3..=2048u64 {
+            assert_eq!(m.remove(Sid::new(s)), Some(s));
+        }
+        assert_eq!(m.slots.len(), MIN_CAPACITY, "shrunk back");
+        assert_eq!(
+            (m.get(Sid::new(1)), m.get(Sid::new(2))),
+            (Some(&1), Some(&2))
+        );
     }
 
     #[test]
