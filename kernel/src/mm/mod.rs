@@ -272,18 +272,28 @@ pub fn interrupt_of(frame: &TrapFrame) -> Option<Interrupt> {
     })
 }
 
-/// The trap handler of 0x300, 0x380, 0x400 and 0x480.
+/// Counts one more interrupt. A plain load and store, not an atomic
+/// read-modify-write: the one processor runs handlers with EE = 0 and
+/// nothing between the two can fault (the counters are kernel statics on
+/// the bolted linear map), so no other increment can come between them.
+#[inline]
+fn count(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// The trap handler of 0x300, 0x380, 0x400 and 0x480. What the VMM
+/// resolves returns at once; everything else (refusals, misuse) is in
+/// out-of-line functions, so the resolved path keeps a small frame.
 pub(crate) fn on_storage_interrupt(frame: &mut TrapFrame) {
     let Some(interrupt) = interrupt_of(frame) else {
-        panic!("mm: vector {:#x} is not a storage interrupt", frame.vector);
+        not_a_storage_interrupt(frame);
     };
-    match frame.vector {
+    count(match frame.vector {
         0x300 => &DSI,
         0x380 => &DSEG,
         0x400 => &ISI,
         _ => &ISEG,
-    }
-    .fetch_add(1, Ordering::Relaxed);
+    });
     let problem = frame.srr1 & Msr::PR.bits() != 0;
     let privilege = if problem {
         Privilege::Problem
@@ -292,29 +302,48 @@ pub(crate) fn on_storage_interrupt(frame: &mut TrapFrame) {
     };
     let outcome = {
         let Some(mut guard) = AIX.try_lock() else {
-            panic!(
-                "mm: fault at {:#x} (vector {:#x}, SRR0 {:#x}) while the VMM lock is held",
-                interrupt.ea().as_u64(),
-                frame.vector,
-                frame.srr0
-            );
+            fault_under_the_lock(frame, interrupt);
         };
         match guard.as_mut() {
             Some(aix) => aix.vm_mut().vmm_mut().handle(interrupt, privilege),
             None => panic!("mm: fault before mm::init"),
         }
     };
-    let FaultOutcome::Fault(fault) = outcome else {
-        return;
-    };
+    if let FaultOutcome::Fault(fault) = outcome {
+        refused(frame, fault, problem);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_a_storage_interrupt(frame: &TrapFrame) -> ! {
+    panic!("mm: vector {:#x} is not a storage interrupt", frame.vector);
+}
+
+#[cold]
+#[inline(never)]
+fn fault_under_the_lock(frame: &TrapFrame, interrupt: Interrupt) -> ! {
+    panic!(
+        "mm: fault at {:#x} (vector {:#x}, SRR0 {:#x}) while the VMM lock is held",
+        interrupt.ea().as_u64(),
+        frame.vector,
+        frame.srr0
+    );
+}
+
+/// A fault the VMM refused: the user-fault hook's in problem state (if
+/// one is installed), else a panic with the report.
+#[cold]
+#[inline(never)]
+fn refused(frame: &mut TrapFrame, fault: VmFault, problem: bool) {
     if problem {
-        USER_FAULTS.fetch_add(1, Ordering::Relaxed);
+        count(&USER_FAULTS);
         if let Some(hook) = user_fault_hook() {
             hook(frame, fault);
             return;
         }
     } else {
-        KERNEL_FAULTS.fetch_add(1, Ordering::Relaxed);
+        count(&KERNEL_FAULTS);
     }
     panic!(
         "{} fault at {:#x}: {:?} access, {:?} (vector {:#x}, SRR0 {:#x}, SRR1 {:#x}, DSISR {:#x})",
