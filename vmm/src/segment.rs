@@ -8,6 +8,14 @@
 //! here says where that entry is, so it can be removed or its R/C bits folded
 //! back when the page is unmapped or its entry is evicted.
 //!
+//! Each page's record is one packed doubleword ([`PageEntry`]: frame,
+//! protection of its own, R/C, HPTE slot) in an array indexed by page
+//! number ([`PageTable`]): one array of the segment's size for a small
+//! segment, a top level and leaves of [`LEAF_PAGES`] entries (made at
+//! their first write) for a larger one. The table finds a segment by SID
+//! through a hash index. So the fault path finds a segment and a page
+//! without a search, and allocates only for the first record of a leaf.
+//!
 //! Besides working segments the table holds *views*: SIDs of their own that
 //! show a page window of a target segment (the AIX layer needs this for
 //! `vm_guatt`, where a process may reach only the pages it attached). A view
