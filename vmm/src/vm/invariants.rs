@@ -30,6 +30,11 @@ pub enum Invariant {
     DanglingMapping(Esid),
     /// One frame backing two pages.
     SharedFrame(PhysAddr),
+    /// An address space's SLB words for this ESID are not what its
+    /// mapping makes (or it has none).
+    StaleSlbWords(Esid),
+    /// The SLB fast path is not pointed at the current tables.
+    SlbTablesNotPublished,
 }
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
@@ -136,6 +141,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 }
             }
         }
+        self.check_slb_tables()?;
         Ok(())
     }
 }
