@@ -112,8 +112,11 @@ pub struct MmStats {
     pub hpt_removes: u64,
     /// HPTEs the VMM holds now.
     pub hptes_in_use: u64,
-    /// Segment interrupts resolved by an SLB load.
+    /// Segment interrupts resolved by an SLB load (by the fast path in
+    /// `hwslb` or the VMM's fault handler).
     pub slb_misses: u64,
+    /// Of those, the ones the fast path resolved.
+    pub slb_fast_loads: u64,
     /// Storage interrupts resolved by an HPT insert.
     pub hpt_faults_resolved: u64,
     /// Pages zero-filled at first touch.
@@ -122,11 +125,12 @@ pub struct MmStats {
     pub faults_refused: u64,
     /// Data storage interrupts (0x300) taken.
     pub dsi: u64,
-    /// Data segment interrupts (0x380) taken.
+    /// Data segment interrupts (0x380) taken, the fast path's included.
     pub data_segment: u64,
     /// Instruction storage interrupts (0x400) taken.
     pub isi: u64,
-    /// Instruction segment interrupts (0x480) taken.
+    /// Instruction segment interrupts (0x480) taken, the fast path's
+    /// included.
     pub instruction_segment: u64,
     /// Refused faults in problem state (handed to the user-fault hook).
     pub user_faults: u64,
@@ -167,6 +171,12 @@ pub fn stats() -> MmStats {
             s.hpt_removes = h.removes;
             s.hptes_in_use = v.hptes_in_use() as u64;
             s.slb_misses = c.slb_misses;
+            // The segment-miss fast path counts its loads in the SLB area
+            // (they are in `slb_misses` already).
+            let (data, instruction) = v.slb().fast_loads();
+            s.slb_fast_loads = data + instruction;
+            s.data_segment += data;
+            s.instruction_segment += instruction;
             s.hpt_faults_resolved = c.hpt_faults_resolved;
             s.zero_fills = c.zero_fills;
             s.faults_refused = c.faults_refused;
@@ -343,11 +353,8 @@ pub fn init(info: &BootInfo) {
     let mut hpt = PaprHpt::new(shift).expect("ibm,pft-size within 18..=46");
     let map = linear::build(info, &mut hpt);
 
-    // Bolted SLB entries at hardware indexes 0..n, then translation on.
-    // SAFETY: translation is still off (nothing needs an SLB entry); the
-    // loop installs every linear-map segment before IR|DR go on, and the
-    // kernel's code, data, stacks and heap all lie in RAM, which the
-    // bolted HPTEs just inserted map at the addresses the kernel uses.
+    // Bolted SLB entries at hardware indexes 0..n.
+    // SAFETY: translation is still off (nothing needs an SLB entry).
     unsafe {
         slb::invalidate_all();
         for n in 0..map.slb_entries {
@@ -357,11 +364,7 @@ pub fn init(info: &BootInfo) {
             slb::slbmte(e.vsid_word, e.esid_word);
         }
         barrier::isync();
-        msr::write(msr::read() | Msr::RELOCATE);
     }
-    TRANSLATION_ON.store(true, Ordering::SeqCst);
-    trap::set_handler_translation(true);
-
     let slb = HwSlb::new(slb_size, map.slb_entries).expect("SLB larger than the linear map");
     let vmm = Vmm::new(
         hpt,
@@ -370,6 +373,17 @@ pub fn init(info: &BootInfo) {
         VMM_BOLTED_SLB,
     )
     .unwrap_or_else(|e| panic!("building the VMM: {e}"));
+    // The segment-miss vectors use the VMM's SLB area from the first
+    // segment interrupt on, which needs translation: publish it first.
+    trap::set_slb_miss_area(vmm.slb().fast_area() as u64);
+    // SAFETY: every linear-map segment is loaded (above) before IR|DR go
+    // on, and the kernel's code, data, stacks and heap all lie in RAM,
+    // which the bolted HPTEs just inserted map at the addresses the
+    // kernel uses.
+    unsafe { msr::write(msr::read() | Msr::RELOCATE) };
+    TRANSLATION_ON.store(true, Ordering::SeqCst);
+    trap::set_handler_translation(true);
+
     let mut core = CoreVm::new(vmm);
     core.set_sid_quota(Some(SID_QUOTA));
     *AIX.lock() = Some(Aix::new(core));
@@ -417,13 +431,14 @@ pub fn init(info: &BootInfo) {
 pub fn print_summary() {
     let s = stats();
     println!(
-        "mm stats: HPT inserts {} ({} secondary), evictions {}, removes {}, in use {}; SLB misses {}; faults resolved {}, refused {} (user {}, kernel {}); zero-fills {}",
+        "mm stats: HPT inserts {} ({} secondary), evictions {}, removes {}, in use {}; SLB misses {} ({} by the fast path); faults resolved {}, refused {} (user {}, kernel {}); zero-fills {}",
         s.hpt_inserts,
         s.hpt_secondary_inserts,
         s.hpt_evictions,
         s.hpt_removes,
         s.hptes_in_use,
         s.slb_misses,
+        s.slb_fast_loads,
         s.faults_resolved(),
         s.faults_refused,
         s.user_faults,
