@@ -49,22 +49,23 @@ use arch_ppc64::structures::SegmentSize;
 use crate::platform::{SlbBackend, SlbError};
 use crate::slbtable::{TableRef, HASH_K};
 
-/// Byte offsets of the per-processor area ([`SlbManager::fast_area`]), for
-/// the assembly of a segment-miss fast path. Every field is a doubleword
-/// in the machine's byte order.
-///
-/// | offset | field |
-/// | --- | --- |
-/// | [`SCRATCH`] | 8 doublewords the fast path saves registers in (the manager never touches them) |
-/// | [`CURSOR`] | the next index the round-robin replacement takes |
-/// | [`FIRST`] | first on-demand index (the bolted count): where the cursor wraps to |
-/// | [`END`] | SLB size: the cursor wraps when it reaches it |
-/// | [`HW_BASE`] | hardware index of the manager's index 0 ([`SlbBackend::hardware_index_base`]) |
-/// | [`HASH_K`] | the table hash multiplier ([`crate::slbtable::HASH_K`]) |
-/// | [`DATA_LOADS`], [`INSTRUCTION_LOADS`] | entries the fast path loaded on data / instruction segment interrupts |
-/// | [`TABLES`] | two table references ([`TABLE_BYTES`] each): `[0]` for effective addresses with bit 0 clear (the process), `[1]` with it set (the kernel); fields [`TABLE_BASE`], [`TABLE_SHIFT`], [`TABLE_MASK`] as in [`crate::slbtable::TableRef`] |
-/// | [`SLOTS`] | one slot ([`SLOT_BYTES`]) per index: [`SLOT_RB`] the `slbmte` RB as loaded (hardware index included; V clear: empty), [`SLOT_RS`] the RS, [`SLOT_SLBIE`] the `slbie` operand that removes it |
 pub mod fast {
+    //! Byte offsets of the per-processor area ([`super::SlbManager::fast_area`]), for
+    //! the assembly of a segment-miss fast path. Every field is a doubleword
+    //! in the machine's byte order.
+    //!
+    //! | offset | field |
+    //! | --- | --- |
+    //! | [`SCRATCH`] | 8 doublewords the fast path saves registers in (the manager never touches them) |
+    //! | [`CURSOR`] | the next index the round-robin replacement takes |
+    //! | [`FIRST`] | first on-demand index (the bolted count): where the cursor wraps to |
+    //! | [`END`] | SLB size: the cursor wraps when it reaches it |
+    //! | [`HW_BASE`] | hardware index of the manager's index 0 ([`crate::platform::SlbBackend::hardware_index_base`]) |
+    //! | [`HASH_K`] | the table hash multiplier ([`crate::slbtable::HASH_K`]) |
+    //! | [`DATA_LOADS`], [`INSTRUCTION_LOADS`] | entries the fast path loaded on data / instruction segment interrupts |
+    //! | [`TABLES`] | two table references ([`TABLE_BYTES`] each): `[0]` for effective addresses with bit 0 clear (the process), `[1]` with it set (the kernel); fields [`TABLE_BASE`], [`TABLE_SHIFT`], [`TABLE_MASK`] as in [`crate::slbtable::TableRef`] |
+    //! | [`SLOTS`] | one slot ([`SLOT_BYTES`]) per index: [`SLOT_RB`] the `slbmte` RB as loaded (hardware index included; V clear: empty), [`SLOT_RS`] the RS, [`SLOT_SLBIE`] the `slbie` operand that removes it |
+
     /// Register save area of the fast path.
     pub const SCRATCH: usize = 0;
     /// Doublewords in [`SCRATCH`].
