@@ -163,20 +163,34 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
     }
 
-    /// Maps `m` at `esid` of `space` and tells the fast path where the
-    /// table went (it may have grown).
+    /// Maps `m` at `esid` of `space` and, if the fast path uses that
+    /// space's table, tells it where the table went (it may have grown).
     fn space_insert(&mut self, space: SpaceRef, esid: Esid, m: Mapping) -> Result<(), VmError> {
         self.space_mut(space)?.insert(esid, m)?;
-        self.publish_slb_tables();
+        self.republish_if_loaded(space);
         Ok(())
     }
 
     /// Unmaps `esid` of `space` (the table only: the SLB entry is the
-    /// caller's) and tells the fast path where the table went.
+    /// caller's) and, if the fast path uses that space's table, tells it
+    /// where the table went.
     fn space_remove(&mut self, space: SpaceRef, esid: Esid) -> Result<Mapping, VmError> {
         let m = self.space_mut(space)?.remove(esid)?;
-        self.publish_slb_tables();
+        self.republish_if_loaded(space);
         Ok(m)
+    }
+
+    /// Publishes the tables again after a change to `space`, if it is the
+    /// kernel's or the running process's (the others are published when
+    /// a switch makes them current).
+    fn republish_if_loaded(&self, space: SpaceRef) {
+        let loaded = match space {
+            SpaceRef::Kernel => true,
+            SpaceRef::Process(id) => self.current == Some(id),
+        };
+        if loaded {
+            self.publish_slb_tables();
+        }
     }
 
     /// Tells the SLB manager's fast path ([`crate::slb::fast`]) where the
