@@ -14,7 +14,9 @@
 //! holder of the lock is a storage fault. Code inside [`with_vmm`] must not
 //! touch memory that can fault (VMM-managed segments); if it does, the
 //! fault handler finds the lock taken and panics with a report instead of
-//! deadlocking.
+//! deadlocking. (A segment miss on a mapped segment is the exception: the
+//! fast path in [`hwslb`] serves it without the lock, from state the
+//! manager never leaves half-changed, see `vmm::slb`.)
 
 pub mod cabi;
 pub mod frames;
