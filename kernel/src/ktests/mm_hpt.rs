@@ -334,6 +334,63 @@ fn mm_slot() -> usize {
     crate::mm::layout().slb_size - 1
 }
 
+/// A word at a known real address below 16M (in the kernel image) that a
+/// 16M page at real 0 shows.
+static SIXTEEN_MEG_PROBE: u64 = 0x16_0000_0000_dead;
+
+kernel_test! {
+    fn papr_h_enter_maps_a_16m_page_exactly_when_the_machine_offers_it() {
+        let offered = crate::mm::linear::offers_16m(crate::bootinfo::get().segment_page_sizes());
+        let mut h = hpt();
+        let g = empty_pair(&h, 800);
+        // A 256 MB segment (the linear map has the 1 TB kind) with 16M
+        // base pages: page 0 maps real 0..16M read-only for the kernel.
+        let vsid = vsid_for_group(&h, g, 0);
+        let ea = 0x0000_0004_6000_0000u64;
+        let e = Hpte::mapping(vsid, EffectiveAddress::new(ea), SegmentSize::M256, PageSize::M16, PhysAddr::new(0), Pp::RO_NONE)
+            .expect("16M-aligned")
+            .with_referenced(false);
+        assert_eq!(vmm::hpt::hash(vsid, 0, SegmentSize::M256, PageSize::M16) & (h.pteg_count() - 1), g);
+        if !offered {
+            assert_eq!(h.insert(PtegIndex::new(g), None, e), Err(HptError::Parameter), "no 16M pages on this machine");
+            assert!(group_empty(&h, g), "the refusal left the table as it was");
+            return;
+        }
+        let ptex = h.insert(PtegIndex::new(g), None, e).expect("H_ENTER of a 16M page");
+        let back = h.read(ptex).unwrap();
+        assert_eq!(back.page_size(), Some(PageSize::M16));
+        assert_eq!(back.avpn_word(), e.avpn_word());
+        assert!(!back.referenced(), "R clear until the first access");
+        let probe = &raw const SIXTEEN_MEG_PROBE;
+        let real = crate::bootinfo::virt_to_real(probe as u64);
+        assert!(real < 16 << 20, "the kernel image is in the first 16M");
+        let idx = mm_slot();
+        let s = SlbEntry::new(Esid::of(EffectiveAddress::new(ea)), vsid, SegmentSize::M256, PageSize::M16, SlbFlags::empty())
+            .and_then(|s| s.with_index(idx))
+            .unwrap();
+        let through_alias;
+        // SAFETY: as in papr_reference_and_change_bits_come_from_h_read:
+        // the slot's old entry (a VMM on-demand one, reloaded at its next
+        // miss) is invalidated, the test segment loaded for one load of a
+        // read-only mapping, then removed.
+        unsafe {
+            let old = slb::read_entry(idx);
+            if old.is_valid() {
+                slb::invalidate_entry(old);
+            }
+            slb::write_entry(s);
+            core::arch::asm!("isync");
+            through_alias = ((ea + real) as *const u64).read_volatile();
+            slb::invalidate_entry(s);
+        }
+        let after = h.read(ptex).unwrap();
+        h.remove(ptex, RemoveCondition::Avpn(e.avpn_word())).expect("H_REMOVE with the 16M AVPN");
+        assert_eq!(through_alias, SIXTEEN_MEG_PROBE, "the 16M page translates to real 0 + offset");
+        assert!(after.referenced(), "R after the load");
+        assert!(group_empty(&h, g), "cleaned up");
+    }
+}
+
 kernel_test! {
     fn remove_batch_uses_bulk_remove_in_chunks_of_four() {
         let mut h = hpt();

@@ -82,6 +82,8 @@ pub struct MmLayout {
     pub slb_size: usize,
     /// Whether the linear map uses 1 TB segments.
     pub one_tb_segments: bool,
+    /// The linear map as built (`None` only before [`init`]).
+    pub linear: Option<linear::LinearMap>,
 }
 
 static LAYOUT: spin::Once<MmLayout> = spin::Once::new();
@@ -351,9 +353,7 @@ pub fn init(info: &BootInfo) {
     unsafe {
         slb::invalidate_all();
         for n in 0..map.slb_entries {
-            let e = linear::slb_entry(n, map.ssize)
-                .with_index(n)
-                .expect("index");
+            let e = map.slb_entry(n).with_index(n).expect("index");
             slb::slbmte(e.vsid_word, e.esid_word);
         }
         barrier::isync();
@@ -380,6 +380,7 @@ pub fn init(info: &BootInfo) {
         linear_slb_entries: map.slb_entries,
         slb_size,
         one_tb_segments: map.ssize == arch_ppc64::structures::SegmentSize::T1,
+        linear: Some(map),
     };
     LAYOUT.call_once(|| layout);
     for v in [
@@ -392,10 +393,11 @@ pub fn init(info: &BootInfo) {
     }
     let slots = layout.hpt_ptegs * 8;
     log::info!(
-        "mm: translation on (MSR IR|DR); linear map {} MiB at {:#x}: {} bolted 64K HPTEs ({} secondary), {} bolted {} SLB entr{}",
+        "mm: translation on (MSR IR|DR); linear map {} MiB at {:#x}: {} bolted {} HPTEs ({} secondary), {} bolted {} SLB entr{}",
         map.ram_top >> 20,
         crate::bootinfo::KERNEL_VIRT_BASE,
         map.hptes,
+        map.psize,
         map.secondary,
         map.slb_entries,
         if layout.one_tb_segments { "1T" } else { "256M" },
