@@ -30,7 +30,7 @@ use arch_ppc64::registers::dsisr::DsisrFlags;
 use arch_ppc64::registers::msr::{self, Msr};
 use arch_ppc64::registers::srr1::IsiFlags;
 use vmm::aix::{Aix, CoreVm};
-use vmm::platform::{FaultHandler, FaultOutcome, Interrupt, Privilege, VmFault};
+use vmm::platform::{FaultHandler, FaultOutcome, HptBackend, Interrupt, Privilege, VmFault};
 use vmm::vm::Vmm;
 
 pub use frames::KernelFrames;
@@ -343,6 +343,7 @@ pub fn init(info: &BootInfo) {
     let shift = info.cpu.pft_size.map(|(_, s)| s).expect("ibm,pft-size");
     let slb_size = info.cpu.slb_size.expect("ibm,slb-size") as usize;
     let mut hpt = PaprHpt::new(shift).expect("ibm,pft-size within 18..=46");
+    track_entered_groups(&hpt);
     let map = linear::build(info, &mut hpt);
 
     // Bolted SLB entries at hardware indexes 0..n, then translation on.
@@ -411,6 +412,33 @@ pub fn init(info: &BootInfo) {
         map.hptes * 10000 / slots % 100,
         slb_size,
         slb_size - map.slb_entries
+    );
+}
+
+/// Gives [`PaprHpt::track_entered_groups`] a bitmap of one bit per PTEG
+/// in frames of its own (128 KiB at 16 GiB of RAM: the table is RAM/128,
+/// one bit per 128-byte PTEG). Without the frames, reads simply always
+/// ask the hypervisor.
+fn track_entered_groups(hpt: &PaprHpt) {
+    let words = hpt.pteg_count().div_ceil(64);
+    let frames = (words * 8).div_ceil(vmm::platform::FRAME_SIZE);
+    let Some(f) =
+        crate::frame::with(|fa| fa.allocate_contiguous(frames, vmm::platform::FRAME_SIZE))
+    else {
+        log::warn!("mm: no {frames} frames for the entered-PTEG bitmap; every HPT read asks the hypervisor");
+        return;
+    };
+    let ptr = crate::bootinfo::real_to_virt(f.start_address()) as *mut AtomicU64;
+    // SAFETY: the frames are ours for the rest of the run (never freed),
+    // reachable at their kernel address in real mode and through the
+    // linear map; they are zeroed before the slice is made.
+    let bitmap = unsafe {
+        core::ptr::write_bytes(ptr, 0, words as usize);
+        core::slice::from_raw_parts(ptr, words as usize)
+    };
+    assert!(
+        hpt.track_entered_groups(bitmap),
+        "mm: the HPT is not as the hypervisor made it before the first H_ENTER"
     );
 }
 
