@@ -252,9 +252,12 @@ impl SlbBackend for HwSlb {
 
     fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError> {
         let hw = self.hw_index(index)?;
+        // 16M base pages are the linear map's alone (and exist only when
+        // the machine offers them; slbmte of an unoffered size is a
+        // Program interrupt): the VMM's segments are 4K or 64K.
         if entry.is_valid()
             && (entry.segment_size().is_none()
-                || entry.page_size().is_none()
+                || !matches!(entry.page_size(), Some(PageSize::K4 | PageSize::K64))
                 || entry.vsid_word & vsid_word::C != 0
                 || self.overlaps_linear_map(entry))
         {

@@ -32,7 +32,7 @@ use arch_ppc64::registers::dsisr::DsisrFlags;
 use arch_ppc64::registers::msr::{self, Msr};
 use arch_ppc64::registers::srr1::IsiFlags;
 use vmm::aix::{Aix, CoreVm};
-use vmm::platform::{FaultHandler, FaultOutcome, Interrupt, Privilege, VmFault};
+use vmm::platform::{FaultHandler, FaultOutcome, HptBackend, Interrupt, Privilege, VmFault};
 use vmm::vm::Vmm;
 
 pub use frames::KernelFrames;
@@ -84,6 +84,8 @@ pub struct MmLayout {
     pub slb_size: usize,
     /// Whether the linear map uses 1 TB segments.
     pub one_tb_segments: bool,
+    /// The linear map as built (`None` only before [`init`]).
+    pub linear: Option<linear::LinearMap>,
 }
 
 static LAYOUT: spin::Once<MmLayout> = spin::Once::new();
@@ -353,6 +355,7 @@ pub fn init(info: &BootInfo) {
     let shift = info.cpu.pft_size.map(|(_, s)| s).expect("ibm,pft-size");
     let slb_size = info.cpu.slb_size.expect("ibm,slb-size") as usize;
     let mut hpt = PaprHpt::new(shift).expect("ibm,pft-size within 18..=46");
+    track_entered_groups(&hpt);
     let map = linear::build(info, &mut hpt);
 
     // Bolted SLB entries at hardware indexes 0..n.
@@ -360,9 +363,7 @@ pub fn init(info: &BootInfo) {
     unsafe {
         slb::invalidate_all();
         for n in 0..map.slb_entries {
-            let e = linear::slb_entry(n, map.ssize)
-                .with_index(n)
-                .expect("index");
+            let e = map.slb_entry(n).with_index(n).expect("index");
             slb::slbmte(e.vsid_word, e.esid_word);
         }
         barrier::isync();
@@ -396,6 +397,7 @@ pub fn init(info: &BootInfo) {
         linear_slb_entries: map.slb_entries,
         slb_size,
         one_tb_segments: map.ssize == arch_ppc64::structures::SegmentSize::T1,
+        linear: Some(map),
     };
     LAYOUT.call_once(|| layout);
     for v in [
@@ -408,10 +410,11 @@ pub fn init(info: &BootInfo) {
     }
     let slots = layout.hpt_ptegs * 8;
     log::info!(
-        "mm: translation on (MSR IR|DR); linear map {} MiB at {:#x}: {} bolted 64K HPTEs ({} secondary), {} bolted {} SLB entr{}",
+        "mm: translation on (MSR IR|DR); linear map {} MiB at {:#x}: {} bolted {} HPTEs ({} secondary), {} bolted {} SLB entr{}",
         map.ram_top >> 20,
         crate::bootinfo::KERNEL_VIRT_BASE,
         map.hptes,
+        map.psize,
         map.secondary,
         map.slb_entries,
         if layout.one_tb_segments { "1T" } else { "256M" },
@@ -425,6 +428,33 @@ pub fn init(info: &BootInfo) {
         map.hptes * 10000 / slots % 100,
         slb_size,
         slb_size - map.slb_entries
+    );
+}
+
+/// Gives [`PaprHpt::track_entered_groups`] a bitmap of one bit per PTEG
+/// in frames of its own (128 KiB at 16 GiB of RAM: the table is RAM/128,
+/// one bit per 128-byte PTEG). Without the frames, reads simply always
+/// ask the hypervisor.
+fn track_entered_groups(hpt: &PaprHpt) {
+    let words = hpt.pteg_count().div_ceil(64);
+    let frames = (words * 8).div_ceil(vmm::platform::FRAME_SIZE);
+    let Some(f) =
+        crate::frame::with(|fa| fa.allocate_contiguous(frames, vmm::platform::FRAME_SIZE))
+    else {
+        log::warn!("mm: no {frames} frames for the entered-PTEG bitmap; every HPT read asks the hypervisor");
+        return;
+    };
+    let ptr = crate::bootinfo::real_to_virt(f.start_address()) as *mut AtomicU64;
+    // SAFETY: the frames are ours for the rest of the run (never freed),
+    // reachable at their kernel address in real mode and through the
+    // linear map; they are zeroed before the slice is made.
+    let bitmap = unsafe {
+        core::ptr::write_bytes(ptr, 0, words as usize);
+        core::slice::from_raw_parts(ptr, words as usize)
+    };
+    assert!(
+        hpt.track_entered_groups(bitmap),
+        "mm: the HPT is not as the hypervisor made it before the first H_ENTER"
     );
 }
 
