@@ -8,6 +8,9 @@
 #   --cpu MODEL        POWER8, POWER9 (default) or POWER10
 #   --smp N            number of CPUs (default 1)
 #   --mem SIZE         guest RAM, a multiple of 256M (default 512M)
+#   --max-page-size SZ largest HPT page size the machine offers: 16M
+#                      (default; the kernel maps RAM with 16M pages) or 64K
+#                      (QEMU's own default; the kernel falls back to 64K)
 #   --gdb              wait for gdb on :1234 (-s -S); no timeout
 #   --release          build the release kernel
 #   --features LIST    kernel cargo features (e.g. fail-test, hang-test)
@@ -28,6 +31,7 @@ firmware=vof
 cpu=POWER9
 smp=1
 mem=512M
+max_page_size=16M
 gdb=0
 profile=debug
 features=""
@@ -54,6 +58,7 @@ while (($#)); do
     --cpu) [[ $# -ge 2 ]] || die "--cpu needs a model"; cpu="$2"; shift ;;
     --smp) [[ $# -ge 2 ]] || die "--smp needs a number"; smp="$2"; shift ;;
     --mem) [[ $# -ge 2 ]] || die "--mem needs a size"; mem="$2"; shift ;;
+    --max-page-size) [[ $# -ge 2 ]] || die "--max-page-size needs a size"; max_page_size="$2"; shift ;;
     --gdb) gdb=1 ;;
     --release) profile=release ;;
     --features) [[ $# -ge 2 ]] || die "--features needs a list"; features="$2"; shift ;;
@@ -76,6 +81,10 @@ POWER8 | POWER9 | POWER10) cpu="${cpu^^}" ;;
 *) die "unsupported --cpu $cpu (POWER8, POWER9 or POWER10)" ;;
 esac
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp needs a positive number, got $smp"
+case "${max_page_size^^}" in
+64K | 16M) max_page_size="${max_page_size^^}" ;;
+*) die "unsupported --max-page-size $max_page_size (64K or 16M)" ;;
+esac
 [[ "$timeout_secs" =~ ^[0-9]+$ ]] || die "--timeout needs whole seconds, got $timeout_secs"
 
 "$ROOT/tests/install-deps.sh"
@@ -94,11 +103,16 @@ fi
 
 # The cap-* settings silence TCG's "doesn't support requested feature"
 # warnings about speculation workarounds that do not apply to emulation.
+# cap-hpt-max-page-size decides whether ibm,segment-page-sizes offers 16M
+# pages, which the kernel's linear map uses when it can (one bolted HPTE
+# per 16 MiB instead of per 64 KiB).
 machine="pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off"
+machine+=",cap-hpt-max-page-size=$max_page_size"
 [[ "$firmware" == vof ]] && machine+=",x-vof=on"
 
-# `ram=` lets a kernel test compare the device tree with what was asked for.
-append="ram=$mem"
+# `ram=` and `hpt-max-page=` let kernel tests compare the device tree with
+# what was asked for.
+append="ram=$mem hpt-max-page=$max_page_size"
 [[ -n "$test_filter" ]] && append+=" test=$test_filter"
 ((icount)) && append+=" icount=1"
 

@@ -97,25 +97,40 @@ impl SegmentSize {
     }
 }
 
-/// Base page size of a segment and actual page size of an HPTE. Only the two
-/// sizes QEMU's pseries machine accepts by default (`cap-hpt-max-page-size`
-/// = 64K) are modelled.
+/// Base page size of a segment and actual page size of an HPTE, each page
+/// in a segment of the same base size (no mixed sizes in one segment).
+/// QEMU's pseries machine accepts 4K and 64K by default; 16M only with
+/// `-M pseries,cap-hpt-max-page-size=16M`, which a guest learns from
+/// `ibm,segment-page-sizes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PageSize {
     /// 4 KiB pages.
     K4,
     /// 64 KiB pages.
     K64,
+    /// 16 MiB pages.
+    M16,
+}
+
+impl core::fmt::Display for PageSize {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PageSize::K4 => "4K",
+            PageSize::K64 => "64K",
+            PageSize::M16 => "16M",
+        })
+    }
 }
 
 impl PageSize {
-    /// log2 of the page size in bytes: 12 or 16. This is also the shift `p`
-    /// the hash function applies to the segment offset (ISA "Page Table
-    /// Search").
+    /// log2 of the page size in bytes: 12, 16 or 24. This is also the
+    /// shift `p` the hash function applies to the segment offset (ISA
+    /// "Page Table Search").
     pub const fn shift(self) -> u32 {
         match self {
             PageSize::K4 => 12,
             PageSize::K64 => 16,
+            PageSize::M16 => 24,
         }
     }
 
@@ -131,19 +146,24 @@ impl PageSize {
 
     /// The `L || LP` bits of the SLB VSID word for a segment whose base page
     /// size is this size: 4K = 0x000, 64K = 0x110 (L = 0x100, LP = 0b01
-    /// in bits 58:59). Same encodings as QEMU's POWER7+ page-size table.
+    /// in bits 58:59), 16M = 0x100 (L = 1, LP = 0b00). Same encodings as
+    /// QEMU's POWER7+ page-size table and the `ibm,segment-page-sizes`
+    /// SLB encodings it publishes.
     pub const fn slb_llp(self) -> u64 {
         match self {
             PageSize::K4 => 0x000,
             PageSize::K64 => 0x110,
+            PageSize::M16 => 0x100,
         }
     }
 
-    /// Decodes the `L || LP` bits (`vsid_word & 0x130`) of an SLB entry.
+    /// Decodes the `L || LP` bits (`vsid_word & 0x130`) of an SLB entry;
+    /// `None` for an encoding not modelled here (16G is 0x120).
     pub const fn from_slb_llp(llp: u64) -> Option<Self> {
         match llp {
             0x000 => Some(PageSize::K4),
             0x110 => Some(PageSize::K64),
+            0x100 => Some(PageSize::M16),
             _ => None,
         }
     }
@@ -179,11 +199,28 @@ mod tests {
     fn page_sizes_and_llp() {
         assert_eq!(PageSize::K4.bytes(), 4096);
         assert_eq!(PageSize::K64.bytes(), 65536);
-        // L is ISA bit 55 of the VSID word, LP bits 58:59; 64K = L=1, LP=0b01.
+        assert_eq!(PageSize::M16.bytes(), 16 << 20);
+        // L is ISA bit 55 of the VSID word, LP bits 58:59; 64K = L=1,
+        // LP=0b01; 16M = L=1, LP=0b00; 4K = L=0.
+        assert_eq!(PageSize::K4.slb_llp(), 0);
         assert_eq!(PageSize::K64.slb_llp(), ibm_bit(55) | ibm_bit(59));
-        for p in [PageSize::K4, PageSize::K64] {
+        assert_eq!(PageSize::M16.slb_llp(), ibm_bit(55));
+        for p in [PageSize::K4, PageSize::K64, PageSize::M16] {
             assert_eq!(PageSize::from_slb_llp(p.slb_llp()), Some(p));
         }
-        assert_eq!(PageSize::from_slb_llp(0x100), None);
+        // 16G (L=1, LP=0b10) and the unused LP=0b11 are not modelled; LP
+        // without L is no size.
+        assert_eq!(PageSize::from_slb_llp(ibm_bit(55) | ibm_bit(58)), None);
+        assert_eq!(PageSize::from_slb_llp(0x130), None);
+        assert_eq!(PageSize::from_slb_llp(0x010), None);
+    }
+
+    #[test]
+    fn page_sizes_print_as_device_tree_users_say_them() {
+        extern crate std;
+        use std::string::ToString;
+        assert_eq!(PageSize::K4.to_string(), "4K");
+        assert_eq!(PageSize::K64.to_string(), "64K");
+        assert_eq!(PageSize::M16.to_string(), "16M");
     }
 }

@@ -153,6 +153,11 @@ impl BootInfo {
         self.memory.total()
     }
 
+    /// The boot CPU's `ibm,segment-page-sizes`, decoded.
+    pub fn segment_page_sizes(&self) -> SegmentPageSizes<'_> {
+        SegmentPageSizes::new(&self.cpu.segment_page_sizes[..self.cpu.segment_page_sizes_len])
+    }
+
     /// The kernel command line (`/chosen` `bootargs`); empty if absent.
     pub fn bootargs(&self) -> &str {
         core::str::from_utf8(&self.bootargs[..self.bootargs_len]).unwrap_or("")
@@ -521,9 +526,7 @@ impl fmt::Display for BootInfo {
             &self.cpu.segment_sizes[..self.cpu.segment_sizes_len]
         )?;
         write!(f, "page sizes    :")?;
-        let sps =
-            SegmentPageSizes::new(&self.cpu.segment_page_sizes[..self.cpu.segment_page_sizes_len]);
-        for seg in sps {
+        for seg in self.segment_page_sizes() {
             write!(f, " seg 2^{} [", seg.base_shift)?;
             for (i, pair) in seg.pages.chunks_exact(2).enumerate() {
                 if i > 0 {

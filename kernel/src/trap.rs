@@ -12,7 +12,11 @@
 //! that area, to `trap_common` in the kernel text. Nothing in the blob uses an
 //! absolute address, so a later change can install the same blob at the
 //! relocation-on (AIL) vectors 0xc000000000004000 + vector and run the
-//! handlers with translation on. `trap_common` switches to the interrupt
+//! handlers with translation on. The segment interrupts 0x380 and 0x480
+//! first try the SLB fast path (`crate::mm::hwslb`, in the blob's
+//! `.text.vectors.slb` section, which the link script places before
+//! `__vectors_end`), which loads the entry and returns by itself or comes
+//! back to the same common tail. `trap_common` switches to the interrupt
 //! stack (or, if already on it — a nested interrupt, e.g. a storage fault
 //! taken by a handler — goes below the red zone; from problem state always
 //! to its top), saves the full register state into a [`TrapFrame`], turns
@@ -68,7 +72,13 @@ pub struct Paca {
     /// MSR bits `trap_common` sets before calling Rust (72): IR|DR once
     /// the kernel runs translated ([`set_handler_translation`]), else 0.
     handler_msr: u64,
+    /// The SLB manager's per-processor area the segment-miss fast path
+    /// works on (80; `crate::mm::hwslb`), set by [`set_slb_miss_area`]
+    /// before translation goes on.
+    slb_miss_area: u64,
 }
+
+const _: () = assert!(core::mem::offset_of!(Paca, slb_miss_area) == 80);
 
 /// Interrupt stack size.
 const ISTACK_SIZE: usize = 64 * 1024;
@@ -89,6 +99,7 @@ static mut PACA: Paca = Paca {
     istack_top: 0,
     istack_bottom: 0,
     handler_msr: 0,
+    slb_miss_area: 0,
 };
 
 /// The register state of an interrupted context (offsets used by the asm).
@@ -134,6 +145,7 @@ global_asm!(
     .set PACA_ISTACK_TOP, 56
     .set PACA_ISTACK_BOTTOM, 64
     .set PACA_HANDLER_MSR, 72
+    .set PACA_SLB_MISS_AREA, 80
     .set TF, 112
     .set TF_CR, TF + 256
     .set TF_LR, TF + 264
@@ -163,9 +175,21 @@ __vectors_start:
     VECTOR 0x100
     VECTOR 0x200
     VECTOR 0x300
-    VECTOR 0x380
+    # Segment interrupts go to the fast path (kernel/src/mm/hwslb.rs) with
+    # r13 = the SLB area; it returns by rfid, or, for an ESID in no table,
+    # comes back to slb_miss_*_full with every register as interrupted
+    # but r13 (in SPRG1).
+    .org 0x380
+    mtsprg1 %r13
+    mfsprg0 %r13
+    ld      %r13, PACA_SLB_MISS_AREA(%r13)
+    b       slb_miss_data
     VECTOR 0x400
-    VECTOR 0x480
+    .org 0x480
+    mtsprg1 %r13
+    mfsprg0 %r13
+    ld      %r13, PACA_SLB_MISS_AREA(%r13)
+    b       slb_miss_instruction
     VECTOR 0x500
     VECTOR 0x600
     VECTOR 0x700
@@ -199,8 +223,22 @@ vectors_common:
     ld      %r11, PACA_COMMON(%r13)
     mtctr   %r11
     bctr
-    .globl __vectors_end
-__vectors_end:
+    # The segment-miss fast path's way to the full path: as the VECTOR
+    # stub would have gone.
+    .globl slb_miss_data_full
+slb_miss_data_full:
+    mfsprg0 %r13
+    std     %r12, PACA_R12(%r13)
+    li      %r12, 0x380
+    b       vectors_common
+    .globl slb_miss_instruction_full
+slb_miss_instruction_full:
+    mfsprg0 %r13
+    std     %r12, PACA_R12(%r13)
+    li      %r12, 0x480
+    b       vectors_common
+    # The blob goes on with the fast path's section (.text.vectors.slb);
+    # the link script puts __vectors_end after it.
     .purgem VECTOR
 
     .section .text.trap_common, "ax"
@@ -661,6 +699,16 @@ pub fn set_handler_translation(on: bool) {
     // with EE = 0 so no interrupt observes a torn value, and either value
     // is consistent (translation is on before this is set to IR|DR).
     unsafe { (&raw mut PACA.handler_msr).write_volatile(bits) };
+}
+
+/// Points the segment-miss fast path at the SLB manager's per-processor
+/// area (`vmm::slb::fast`). Must run before translation goes on: with
+/// translation off no segment interrupt can happen, and afterwards the
+/// vectors 0x380 and 0x480 use the area without checking it.
+pub fn set_slb_miss_area(area: u64) {
+    // SAFETY: one aligned store the vectors read; translation is still
+    // off (the caller's contract), so no segment interrupt reads it now.
+    unsafe { (&raw mut PACA.slb_miss_area).write_volatile(area) };
 }
 
 /// Copies the vectors to real address 0 and points SPRG0 at the per-CPU

@@ -74,8 +74,11 @@ fn icount_measurements_are_present_plausible_and_deterministic() {
         assert!(k > 0, "{name}: no samples");
         // A debug kernel: hundreds to millions of instructions per event;
         // zero or billions would mean the timebase or the loop is wrong.
+        // An SLB miss is the real-mode fast path (the same assembly in
+        // every build): a few dozen instructions.
+        let least = if name == "slb_miss" { 20 } else { 100 };
         assert!(
-            (100..50_000_000).contains(&n),
+            (least..50_000_000).contains(&n),
             "{name}: {n} instructions per event\n{}",
             first.transcript()
         );

@@ -83,6 +83,11 @@ fn end_of_run_banner_shows_translation_and_statistics() {
 /// asserts that it passed and that the banner names that firmware and
 /// that CPU's PVR family.
 fn boot_passes_on(slof: bool, cpu: &str) -> Run {
+    boot_passes_on_with(slof, cpu, &[])
+}
+
+/// [`boot_passes_on`] with more `qemu-run.sh` options.
+fn boot_passes_on_with(slof: bool, cpu: &str, more: &[&str]) -> Run {
     let pvr = match cpu {
         "POWER8" => "PVR 0x004d",
         "POWER9" => "PVR 0x004e",
@@ -96,6 +101,7 @@ fn boot_passes_on(slof: bool, cpu: &str) -> Run {
     } else {
         ["--vof", "--timeout", "60"]
     });
+    args.extend(more);
     let run = boot(&elf, &args);
     assert_passed(&run);
     let firmware = if slof { "Slof" } else { "Vof" };
@@ -108,9 +114,47 @@ fn boot_passes_on(slof: bool, cpu: &str) -> Run {
     run
 }
 
+/// The `mm: translation on ...` line's page size and bolted HPTE count.
+fn linear_map_of(run: &Run) -> (String, u64) {
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("mm: translation on"))
+        .unwrap_or_else(|| panic!("no linear map line\n{}", run.transcript()));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == "bolted")
+        .unwrap_or_else(|| panic!("no `bolted` in {line:?}"));
+    let count = words[at - 1]
+        .parse()
+        .unwrap_or_else(|_| panic!("no HPTE count in {line:?}"));
+    (words[at + 1].to_string(), count)
+}
+
 #[test]
-fn vof_power8_passes() {
-    boot_passes_on(false, "POWER8");
+fn linear_map_of_reads_the_boot_line() {
+    let run = Run {
+        status: Some(0),
+        stdout: "[INFO  kernel::mm] mm: translation on (MSR IR|DR); linear map 512 MiB at 0xc000000000000000: 32 bolted 16M HPTEs (0 secondary), 1 bolted 1T SLB entry\n".into(),
+        stderr: String::new(),
+        elapsed: std::time::Duration::ZERO,
+    };
+    assert_eq!(linear_map_of(&run), ("16M".to_string(), 32));
+}
+
+#[test]
+fn vof_power8_without_16m_pages_passes_on_a_64k_linear_map() {
+    // QEMU's own default cap: no 16M pages, so the kernel falls back.
+    let run = boot_passes_on_with(false, "POWER8", &["--max-page-size", "64K"]);
+    assert_eq!(
+        linear_map_of(&run),
+        ("64K".to_string(), (512 << 20) >> 16),
+        "{}",
+        run.transcript()
+    );
+    let sizes = line_starting(&run, "page sizes    :");
+    assert!(!sizes.contains("2^24"), "{sizes:?}");
 }
 
 #[test]
@@ -236,12 +280,26 @@ fn qemu_run_rejects_unknown_cpu() {
 }
 
 #[test]
-fn release_kernel_passes() {
+fn release_kernel_passes_with_16_gib_on_16m_linear_pages() {
     // Optimised code is where the compiler would reach for vector
-    // registers or reorder around the firmware calls.
+    // registers or reorder around the firmware calls. 16 GiB is the large
+    // machine: the kernel tests that depend on the table size (HPT
+    // pressure, whole-table scans) see 2^20 PTEGs, and the linear map
+    // takes 1,024 bolted 16M HPTEs instead of 262,144 64K ones.
     let elf = build_kernel_profile(Profile::Release, &[]).unwrap();
-    let run = boot(&elf, &["--timeout", "60"]);
+    let run = boot(&elf, &["--mem", "16G", "--timeout", "90"]);
     assert_passed(&run);
+    assert!(
+        run.stdout.contains("RAM           : 16384 MiB"),
+        "{}",
+        run.transcript()
+    );
+    assert_eq!(
+        linear_map_of(&run),
+        ("16M".to_string(), 1024),
+        "{}",
+        run.transcript()
+    );
 }
 
 #[test]

@@ -7,6 +7,10 @@
 //! (`SID << 12 | Ks 0x800 | Kp 0x400 | N 0x200`), which is also the
 //! `vmhandle_t` the AIX services hand out.
 //!
+//! Beside the map, each address space keeps its mappings' SLB words in a
+//! [`SlbTable`], which a segment-miss fast path searches (see
+//! [`crate::slbtable`]); insert and remove change both.
+//!
 //! [`Adspace32`] models AIX's `adspace_t` of a 32-bit address space: sixteen
 //! "segment registers" (on ppc64: the SLB entries for ESIDs 0..15) and an
 //! allocation mask whose bit for register `x` is `(1 << 31) >> x`.
@@ -16,8 +20,11 @@ use core::fmt;
 use core::ops::Range;
 
 use arch_ppc64::addr::Esid;
+use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
+use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use crate::sid::Sid;
+use crate::slbtable::SlbTable;
 
 /// The SLB VSID-word bit `Ks`: the key used in supervisor state
 /// (ISA bit 52 of the VSID doubleword).
@@ -212,6 +219,19 @@ impl Mapping {
     pub fn slb_flags(&self) -> u64 {
         self.handle.raw() & (HANDLE_KS | HANDLE_KP | HANDLE_N)
     }
+
+    /// The SLB entry (index 0) translating `esid` through this mapping:
+    /// a 256 MB segment of 4 KiB pages with the translation SID's VSID.
+    pub fn slb_entry(&self, esid: Esid) -> SlbEntry {
+        SlbEntry::new(
+            esid,
+            self.translation_sid().vsid(),
+            SegmentSize::M256,
+            PageSize::K4,
+            SlbFlags::from_bits_truncate(self.slb_flags()),
+        )
+        .expect("VSIDs from the scramble fit a 256 MB segment")
+    }
 }
 
 /// Errors of address-space operations; the map is unchanged after any.
@@ -241,11 +261,25 @@ impl fmt::Display for AdspaceError {
     }
 }
 
-/// The sparse ESID → mapping table of one address space.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The sparse ESID → mapping table of one address space, and the SLB
+/// words of its mappings.
+#[derive(Clone, Debug, Default)]
 pub struct AddressSpace {
     map: BTreeMap<Esid, Mapping>,
+    /// `map`'s SLB entries: one for every mapping, as
+    /// [`Mapping::slb_entry`] makes it.
+    slb: SlbTable,
 }
+
+/// Two address spaces are equal when they map the same: the SLB table
+/// follows from the map (its layout may depend on the order of changes).
+impl PartialEq for AddressSpace {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
+
+impl Eq for AddressSpace {}
 
 impl AddressSpace {
     /// An empty address space.
@@ -263,13 +297,25 @@ impl AddressSpace {
         if self.map.contains_key(&esid) {
             return Err(AdspaceError::Occupied(esid));
         }
+        let entered = self.slb.insert(mapping.slb_entry(esid));
+        debug_assert!(entered, "a mapping's entry is 256 MB, class 0");
         self.map.insert(esid, mapping);
         Ok(())
     }
 
     /// Unmaps `esid`, returning what was there.
     pub fn remove(&mut self, esid: Esid) -> Result<Mapping, AdspaceError> {
-        self.map.remove(&esid).ok_or(AdspaceError::NotMapped(esid))
+        let m = self
+            .map
+            .remove(&esid)
+            .ok_or(AdspaceError::NotMapped(esid))?;
+        self.slb.remove(esid);
+        Ok(m)
+    }
+
+    /// The SLB words of the mappings, for a segment-miss fast path.
+    pub fn slb_table(&self) -> &SlbTable {
+        &self.slb
     }
 
     /// Mappings in ESID order.

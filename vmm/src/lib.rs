@@ -19,6 +19,7 @@ pub mod sim;
 pub mod adspace;
 pub mod segment;
 pub mod slb;
+pub mod slbtable;
 pub mod vm;
 
 /// The fault path lives with the manager whose state it changes

@@ -207,6 +207,14 @@ pub trait SlbBackend {
     /// Invalidates every entry with index `bolted..slb_size()` (what an
     /// address-space switch needs); entries `0..bolted` stay.
     fn invalidate_non_bolted(&mut self, bolted: usize);
+
+    /// The hardware SLB index of this backend's index 0: what a
+    /// segment-miss fast path that writes the SLB itself adds to the
+    /// manager's index (see [`crate::slb::fast`]). 0 unless the backend
+    /// keeps the low hardware entries for itself.
+    fn hardware_index_base(&self) -> usize {
+        0
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -4,22 +4,112 @@
 //! (`SLB_NUM_BOLTED`), the low indexes `0..bolted` hold the kernel's bolted
 //! segments, which survive an address-space switch; every other entry is
 //! loaded on demand when a segment interrupt (0x380/0x480) finds no entry,
-//! into a free index or else the next one in round-robin order over the
-//! non-bolted indexes (Linux `alloc_slb_index`, `stab_rr`).
+//! into the next non-bolted index in round-robin order (Linux
+//! `stab_rr`), whose old entry is invalidated first.
 //!
 //! The manager keeps a shadow of what it loaded, so it knows which ESIDs
-//! are present (two entries for one ESID are undefined, Power ISA Book III-S "Segment Lookaside Buffer") and
-//! which entry a detach must invalidate. All segments are 256 MB with 4 KiB
-//! base pages.
+//! are present (two entries for one ESID are undefined, Power ISA Book
+//! III-S "Segment Lookaside Buffer"), which entry a detach must invalidate
+//! and what the victim of a load is, without reading the SLB back. All
+//! segments are 256 MB with 4 KiB base pages.
+//!
+//! # The fast path
+//!
+//! The shadow and the round-robin cursor live in a fixed-layout
+//! per-processor area ([`fast`]) that a platform's segment-miss handler,
+//! written in assembly, updates as well: on a segment interrupt it searches
+//! the [`crate::slbtable::SlbTable`] of the kernel's or the running
+//! process's address space (whose addresses the [`crate::vm::Vmm`]
+//! publishes here), takes the slot under the cursor, `slbie`s what the
+//! shadow says that slot holds, `slbmte`s the table's words, records them
+//! in the slot, advances the cursor and returns; an ESID that is in no
+//! table goes to the full path (the Rust fault handler). The manager's own
+//! [`SlbManager::load`] picks its victim the same way, so after any mix of
+//! the two the shadow says exactly what the hardware holds.
+//!
+//! The protocol: each side makes its whole update (slot, cursor, counter)
+//! between two of the other's. The fast path runs only on a segment
+//! interrupt, with interrupts off, and finishes before anything else runs;
+//! the manager's code and data are on memory that never takes a segment
+//! interrupt (the kernel's bolted linear map), so the fast path never
+//! runs in the middle of a manager update, and every change the manager
+//! makes is complete (and, through a compiler fence, in memory) before it
+//! returns. The words are atomics so that both writers are allowed.
 
-use alloc::vec;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
 use arch_ppc64::addr::Esid;
-use arch_ppc64::structures::slb::SlbEntry;
+use arch_ppc64::instructions::slb::slbie_operand;
+use arch_ppc64::structures::slb::{esid_word, SlbEntry};
 use arch_ppc64::structures::SegmentSize;
 
 use crate::platform::{SlbBackend, SlbError};
+use crate::slbtable::{TableRef, HASH_K};
+
+pub mod fast {
+    //! Byte offsets of the per-processor area ([`super::SlbManager::fast_area`]), for
+    //! the assembly of a segment-miss fast path. Every field is a doubleword
+    //! in the machine's byte order.
+    //!
+    //! | offset | field |
+    //! | --- | --- |
+    //! | [`SCRATCH`] | 8 doublewords the fast path saves registers in (the manager never touches them) |
+    //! | [`CURSOR`] | the next index the round-robin replacement takes |
+    //! | [`FIRST`] | first on-demand index (the bolted count): where the cursor wraps to |
+    //! | [`END`] | SLB size: the cursor wraps when it reaches it |
+    //! | [`HW_BASE`] | hardware index of the manager's index 0 ([`crate::platform::SlbBackend::hardware_index_base`]) |
+    //! | [`HASH_K`] | the table hash multiplier ([`crate::slbtable::HASH_K`]) |
+    //! | [`DATA_LOADS`], [`INSTRUCTION_LOADS`] | entries the fast path loaded on data / instruction segment interrupts |
+    //! | [`TABLES`] | two table references ([`TABLE_BYTES`] each): `[0]` for effective addresses with bit 0 clear (the process), `[1]` with it set (the kernel); fields [`TABLE_BASE`], [`TABLE_SHIFT`], [`TABLE_MASK`] as in [`crate::slbtable::TableRef`] |
+    //! | [`SLOTS`] | one slot ([`SLOT_BYTES`]) per index: [`SLOT_RB`] the `slbmte` RB as loaded (hardware index included; V clear: empty), [`SLOT_RS`] the RS, [`SLOT_SLBIE`] the `slbie` operand that removes it |
+
+    /// Register save area of the fast path.
+    pub const SCRATCH: usize = 0;
+    /// Doublewords in [`SCRATCH`].
+    pub const SCRATCH_WORDS: usize = 8;
+    /// The round-robin cursor.
+    pub const CURSOR: usize = 64;
+    /// First on-demand index.
+    pub const FIRST: usize = 72;
+    /// SLB size.
+    pub const END: usize = 80;
+    /// Hardware index of index 0.
+    pub const HW_BASE: usize = 88;
+    /// Hash multiplier.
+    pub const HASH_K: usize = 96;
+    /// Loads by the fast path on data segment interrupts.
+    pub const DATA_LOADS: usize = 104;
+    /// Loads by the fast path on instruction segment interrupts.
+    pub const INSTRUCTION_LOADS: usize = 112;
+    /// The two table references.
+    pub const TABLES: usize = 128;
+    /// Bytes of one table reference.
+    pub const TABLE_BYTES: usize = 32;
+    /// Table field: address of entry 0.
+    pub const TABLE_BASE: usize = 0;
+    /// Table field: 64 − log2(entries).
+    pub const TABLE_SHIFT: usize = 8;
+    /// Table field: 16 × (entries − 1).
+    pub const TABLE_MASK: usize = 16;
+    /// The slots.
+    pub const SLOTS: usize = TABLES + 2 * TABLE_BYTES;
+    /// Bytes of one slot.
+    pub const SLOT_BYTES: usize = 32;
+    /// Slot field: RB as loaded.
+    pub const SLOT_RB: usize = 0;
+    /// Slot field: RS.
+    pub const SLOT_RS: usize = 8;
+    /// Slot field: the `slbie` operand.
+    pub const SLOT_SLBIE: usize = 16;
+
+    /// Bytes of the area of an SLB of `size` entries.
+    pub const fn area_bytes(size: usize) -> usize {
+        SLOTS + SLOT_BYTES * size
+    }
+}
 
 /// Why the SLB manager refused an operation. Nothing was changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,21 +136,12 @@ impl From<SlbError> for SlbManagerError {
 }
 
 /// The SLB manager of one processor.
-#[derive(Clone, Debug)]
 pub struct SlbManager {
     bolted: usize,
-    /// The next index the round-robin replacement takes.
-    next_victim: usize,
-    /// What is loaded at each index, as the manager wrote it.
-    shadow: Vec<Option<SlbEntry>>,
-    /// The ESID loaded at each index, [`NO_ESID`] where none: what the
-    /// lookups on the segment-miss path scan, one word an entry.
-    esids: Vec<u64>,
+    size: usize,
+    /// The per-processor area ([`fast`]): the shadow and the cursor.
+    area: Box<[AtomicU64]>,
 }
-
-/// Marks an index of [`SlbManager::esids`] that holds no entry (no ESID is
-/// this large: they have 36 bits).
-const NO_ESID: u64 = u64::MAX;
 
 impl SlbManager {
     /// A manager for an SLB of `size` entries whose first `bolted` are
@@ -70,17 +151,92 @@ impl SlbManager {
         if bolted >= size {
             return Err(SlbManagerError::TooManyBolted { bolted, size });
         }
-        Ok(SlbManager {
+        let words = fast::area_bytes(size) / 8;
+        let m = SlbManager {
             bolted,
-            next_victim: bolted,
-            shadow: vec![None; size],
-            esids: vec![NO_ESID; size],
+            size,
+            area: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        };
+        m.put(fast::CURSOR, bolted as u64);
+        m.put(fast::FIRST, bolted as u64);
+        m.put(fast::END, size as u64);
+        m.put(fast::HASH_K, HASH_K);
+        m.set_tables(TableRef::empty(), TableRef::empty());
+        Ok(m)
+    }
+
+    fn get(&self, offset: usize) -> u64 {
+        self.area[offset / 8].load(Ordering::Relaxed)
+    }
+
+    fn put(&self, offset: usize, value: u64) {
+        self.area[offset / 8].store(value, Ordering::Relaxed);
+    }
+
+    fn slot(i: usize) -> usize {
+        fast::SLOTS + fast::SLOT_BYTES * i
+    }
+
+    /// The per-processor area ([`fast`]), for a fast path to find: it
+    /// stays at this address as long as the manager lives.
+    pub fn fast_area(&self) -> *const AtomicU64 {
+        self.area.as_ptr()
+    }
+
+    /// Tells the fast path the hardware index of index 0 (see
+    /// [`SlbBackend::hardware_index_base`]).
+    pub fn set_hardware_index_base(&mut self, base: usize) {
+        // The slots record RB as loaded: move the index of each.
+        let old = self.get(fast::HW_BASE);
+        for i in 0..self.size {
+            let rb = self.get(Self::slot(i) + fast::SLOT_RB);
+            if rb & esid_word::V != 0 {
+                let idx = (rb & esid_word::INDEX) - old + base as u64;
+                self.put(
+                    Self::slot(i) + fast::SLOT_RB,
+                    (rb & !esid_word::INDEX) | idx,
+                );
+            }
+        }
+        self.put(fast::HW_BASE, base as u64);
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Publishes where the process's (`user`) and the kernel's tables are.
+    pub fn set_tables(&self, user: TableRef, kernel: TableRef) {
+        for (half, t) in [user, kernel].into_iter().enumerate() {
+            let at = fast::TABLES + fast::TABLE_BYTES * half;
+            self.put(at + fast::TABLE_BASE, t.base);
+            self.put(at + fast::TABLE_SHIFT, t.shift);
+            self.put(at + fast::TABLE_MASK, t.mask_bytes);
+        }
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// The table references the fast path reads: `[process, kernel]`.
+    pub fn tables(&self) -> [TableRef; 2] {
+        [0, 1].map(|half| {
+            let at = fast::TABLES + fast::TABLE_BYTES * half;
+            TableRef {
+                base: self.get(at + fast::TABLE_BASE),
+                shift: self.get(at + fast::TABLE_SHIFT),
+                mask_bytes: self.get(at + fast::TABLE_MASK),
+            }
         })
+    }
+
+    /// Entries the fast path loaded: `(data, instruction)` segment
+    /// interrupts.
+    pub fn fast_loads(&self) -> (u64, u64) {
+        (
+            self.get(fast::DATA_LOADS),
+            self.get(fast::INSTRUCTION_LOADS),
+        )
     }
 
     /// Number of entries.
     pub fn size(&self) -> usize {
-        self.shadow.len()
+        self.size
     }
 
     /// Number of bolted indexes.
@@ -88,34 +244,49 @@ impl SlbManager {
         self.bolted
     }
 
+    /// The index the next on-demand load without a free choice takes.
+    pub fn cursor(&self) -> usize {
+        self.get(fast::CURSOR) as usize
+    }
+
     /// The index holding a translation for `esid`, if any.
     pub fn lookup(&self, esid: Esid) -> Option<usize> {
-        let esid = esid.as_u64();
-        self.esids.iter().position(|&e| e == esid)
+        let key = crate::slbtable::key_of(esid);
+        let mask = esid_word::ESID | esid_word::V;
+        (0..self.size).find(|&i| self.get(Self::slot(i) + fast::SLOT_RB) & mask == key)
     }
 
-    /// The lowest non-bolted index holding nothing.
-    fn free_index(&self) -> Option<usize> {
-        self.esids[self.bolted..]
-            .iter()
-            .position(|&e| e == NO_ESID)
-            .map(|i| i + self.bolted)
-    }
-
-    /// Records what index `i` holds, in the shadow and the ESID column.
+    /// Records what index `i` holds, as the fast path would.
     fn set(&mut self, i: usize, entry: Option<SlbEntry>) {
-        self.shadow[i] = entry;
-        self.esids[i] = entry.map_or(NO_ESID, |e| e.esid().as_u64());
+        let at = Self::slot(i);
+        match entry {
+            Some(e) => {
+                let hw = self.get(fast::HW_BASE) + i as u64;
+                self.put(at + fast::SLOT_RS, e.vsid_word);
+                self.put(at + fast::SLOT_SLBIE, slbie_operand(e));
+                self.put(at + fast::SLOT_RB, (e.esid_word & !esid_word::INDEX) | hw);
+            }
+            None => self.put(at + fast::SLOT_RB, 0),
+        }
+        compiler_fence(Ordering::SeqCst);
     }
 
-    /// The entry the manager loaded at `index`.
+    /// The entry the manager (or the fast path) loaded at `index`.
     pub fn entry(&self, index: usize) -> Option<SlbEntry> {
-        self.shadow.get(index).copied().flatten()
+        if index >= self.size {
+            return None;
+        }
+        let at = Self::slot(index);
+        let rb = self.get(at + fast::SLOT_RB);
+        (rb & esid_word::V != 0).then(|| SlbEntry {
+            esid_word: (rb & !esid_word::INDEX) | index as u64,
+            vsid_word: self.get(at + fast::SLOT_RS),
+        })
     }
 
     /// Number of valid entries.
     pub fn valid_count(&self) -> usize {
-        self.shadow.iter().filter(|e| e.is_some()).count()
+        (0..self.size).filter(|&i| self.entry(i).is_some()).count()
     }
 
     /// Removes any entry for `esid` (hardware `slbie` and shadow).
@@ -131,10 +302,10 @@ impl SlbManager {
 
     /// Invalidates whatever index `i` holds (hardware `slbie` and shadow).
     fn drop_index<B: SlbBackend + ?Sized>(&mut self, backend: &mut B, i: usize) {
-        if let Some(old) = self.shadow[i] {
+        if let Some(old) = self.entry(i) {
             slbie(backend, old);
+            self.set(i, None);
         }
-        self.set(i, None);
     }
 
     /// Loads a bolted kernel segment at `index` (< `bolted`), replacing
@@ -183,9 +354,22 @@ impl SlbManager {
         }
     }
 
-    /// Loads an on-demand entry (after a segment interrupt): into a free
-    /// non-bolted index if there is one, else over the round-robin victim.
-    /// Returns the index used.
+    /// Takes the index under the round-robin cursor and advances it, as
+    /// the fast path does.
+    fn take_victim(&mut self) -> usize {
+        let i = self.cursor();
+        let next = if i + 1 >= self.size {
+            self.bolted
+        } else {
+            i + 1
+        };
+        self.put(fast::CURSOR, next as u64);
+        i
+    }
+
+    /// Loads an on-demand entry (after a segment interrupt) over the
+    /// round-robin victim, or over the ESID's own index if it is loaded
+    /// already. Returns the index used.
     pub fn load<B: SlbBackend + ?Sized>(
         &mut self,
         backend: &mut B,
@@ -198,34 +382,66 @@ impl SlbManager {
         let index = match old_for_esid {
             // Reload over the same ESID's own index (it may be bolted).
             Some(i) => i,
-            None => match self.free_index() {
-                Some(i) => i,
-                None => {
-                    let i = self.next_victim;
-                    self.next_victim = if i + 1 >= self.size() {
-                        self.bolted
-                    } else {
-                        i + 1
-                    };
-                    i
+            None => {
+                let cursor = self.cursor();
+                let i = self.take_victim();
+                if let Err(e) = self.install(backend, i, entry, None) {
+                    self.put(fast::CURSOR, cursor as u64);
+                    return Err(e);
                 }
-            },
+                return Ok(i);
+            }
         };
         self.install(backend, index, entry, old_for_esid)?;
         Ok(index)
     }
 
-    /// Address-space switch: invalidates every non-bolted entry.
+    /// Address-space switch: invalidates every non-bolted entry; the next
+    /// on-demand load takes the first non-bolted index.
     pub fn switch<B: SlbBackend + ?Sized>(&mut self, backend: &mut B) {
         backend.invalidate_non_bolted(self.bolted);
-        self.shadow[self.bolted..].fill(None);
-        self.esids[self.bolted..].fill(NO_ESID);
+        for i in self.bolted..self.size {
+            self.put(Self::slot(i) + fast::SLOT_RB, 0);
+        }
+        self.put(fast::CURSOR, self.bolted as u64);
+        compiler_fence(Ordering::SeqCst);
     }
 
     /// Detach: invalidates the entry for `esid`, if loaded. Returns whether
     /// there was one.
     pub fn invalidate_esid<B: SlbBackend + ?Sized>(&mut self, backend: &mut B, esid: Esid) -> bool {
         self.drop_esid(backend, esid)
+    }
+}
+
+impl Clone for SlbManager {
+    /// A manager with the same state in an area of its own (which no fast
+    /// path knows about).
+    fn clone(&self) -> Self {
+        SlbManager {
+            bolted: self.bolted,
+            size: self.size,
+            area: self
+                .area
+                .iter()
+                .map(|w| AtomicU64::new(w.load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Debug for SlbManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let loaded: Vec<(usize, SlbEntry)> = (0..self.size)
+            .filter_map(|i| self.entry(i).map(|e| (i, e)))
+            .collect();
+        f.debug_struct("SlbManager")
+            .field("bolted", &self.bolted)
+            .field("size", &self.size)
+            .field("cursor", &self.cursor())
+            .field("fast_loads", &self.fast_loads())
+            .field("loaded", &loaded)
+            .finish()
     }
 }
 
@@ -242,7 +458,9 @@ fn slbie<B: SlbBackend + ?Sized>(backend: &mut B, old: SlbEntry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slbtable::{SlbTable, SlbWords};
     use crate::testkit::ArraySlb;
+    use alloc::vec;
     use arch_ppc64::addr::Vsid;
     use arch_ppc64::structures::slb::SlbFlags;
     use arch_ppc64::structures::PageSize;
@@ -262,40 +480,187 @@ mod tests {
         b.entries.iter().filter(|e| e.is_valid()).count()
     }
 
-    /// The ESID column the lookups scan says what the shadow says, and
-    /// the shadow what the hardware holds, after any mix of loads, bolts,
-    /// detaches and switches.
+    fn valid_in_hw_match_the_shadow(m: &SlbManager, hw: &ArraySlb, step: u64) {
+        for i in 0..m.size() {
+            assert_eq!(
+                hw.entries[i].is_valid(),
+                m.entry(i).is_some(),
+                "step {step}, index {i}"
+            );
+            if let Some(e) = m.entry(i) {
+                assert_eq!(hw.entries[i], e, "step {step}, index {i}");
+                assert_eq!(m.lookup(e.esid()), Some(i), "one index per ESID");
+            }
+        }
+    }
+
+    /// What the assembly fast path does on a segment miss at `ea`, step by
+    /// step on the area's words at the [`fast`] offsets (tables found by
+    /// the address the area holds): `false` when the ESID is in no table.
+    fn fast_path_model(
+        m: &mut SlbManager,
+        hw: &mut ArraySlb,
+        tables: &[&SlbTable],
+        ea: u64,
+        counter: usize,
+    ) -> bool {
+        let half = (ea >> 63) as usize;
+        let t = fast::TABLES + fast::TABLE_BYTES * half;
+        let (base, shift, mask) = (
+            m.get(t + fast::TABLE_BASE),
+            m.get(t + fast::TABLE_SHIFT),
+            m.get(t + fast::TABLE_MASK),
+        );
+        let entries = tables
+            .iter()
+            .find(|t| t.raw().base == base)
+            .map_or(&[SlbWords { key: 0, rs: 0 }][..], |t| t.raw_entries());
+        let key = (ea & esid_word::ESID) | esid_word::V;
+        let product = key.wrapping_mul(m.get(fast::HASH_K));
+        let mut off = product.checked_shr(shift as u32).unwrap_or(0) << 4;
+        let rs = loop {
+            let w = entries[off as usize / 16];
+            if w.key == key {
+                break w.rs;
+            }
+            if w.key == 0 {
+                return false;
+            }
+            off = (off + 16) & mask;
+        };
+        let i = m.get(fast::CURSOR);
+        let next = if i + 1 < m.get(fast::END) {
+            i + 1
+        } else {
+            m.get(fast::FIRST)
+        };
+        m.put(fast::CURSOR, next);
+        let rb = key | (i + m.get(fast::HW_BASE));
+        let slot = fast::SLOTS + fast::SLOT_BYTES * i as usize;
+        if m.get(slot + fast::SLOT_RB) & esid_word::V != 0 {
+            let op = m.get(slot + fast::SLOT_SLBIE);
+            hw.invalidate(
+                arch_ppc64::addr::EffectiveAddress::new(op & esid_word::ESID),
+                SegmentSize::M256,
+            );
+        }
+        m.put(slot + fast::SLOT_RB, rb);
+        m.put(slot + fast::SLOT_RS, rs);
+        m.put(slot + fast::SLOT_SLBIE, key & esid_word::ESID);
+        let hw_index = (rb & esid_word::INDEX) as usize - m.get(fast::HW_BASE) as usize;
+        hw.entries[hw_index] = SlbEntry {
+            esid_word: (rb & !esid_word::INDEX) | hw_index as u64,
+            vsid_word: rs,
+        };
+        m.put(counter, m.get(counter) + 1);
+        true
+    }
+
+    /// The fast path (modelled on the area's words) and the manager's own
+    /// loads, detaches, bolts and switches, in any mix, leave a shadow
+    /// that says what the hardware holds, one index per ESID, and the
+    /// fast path loads exactly the table's words.
     #[test]
-    fn the_esid_column_follows_the_shadow() {
+    fn the_fast_path_and_the_manager_agree_on_the_slb() {
         let mut hw = ArraySlb::new(8);
         let mut m = SlbManager::new(8, 2).unwrap();
+        m.set_hardware_index_base(3);
+        let mut user = SlbTable::new();
+        let mut kernel = SlbTable::new();
+        let kbase = 1u64 << 35;
+        for e in 0..10 {
+            user.insert(entry(0x100 + e, e + 1));
+            kernel.insert(entry(kbase + e, e + 100));
+        }
+        m.set_tables(user.raw(), kernel.raw());
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for step in 0..2000u64 {
+        let mut fast_loads = 0;
+        for step in 0..4000u64 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let esid = 0x100 + x % 12;
-            match (x >> 8) % 8 {
+            let esid = match x % 3 {
+                0 => 0x100 + (x >> 8) % 12,
+                1 => kbase + (x >> 8) % 12,
+                _ => 0x100 + (x >> 8) % 4,
+            };
+            let ea = (esid << 28) | ((x >> 40) % (1 << 28));
+            match (x >> 16) % 10 {
                 0 => m
-                    .bolt(&mut hw, (x >> 16) as usize % 2, entry(esid, step + 1))
+                    .bolt(&mut hw, (x >> 24) as usize % 2, entry(esid, step + 1))
                     .unwrap(),
                 1 => {
                     m.invalidate_esid(&mut hw, Esid::new(esid));
                 }
                 2 => m.switch(&mut hw),
-                _ => {
+                3 => {
                     m.load(&mut hw, entry(esid, step + 1)).unwrap();
                 }
-            }
-            for i in 0..m.size() {
-                let want = m.entry(i).map_or(NO_ESID, |e| e.esid().as_u64());
-                assert_eq!(m.esids[i], want, "step {step}, index {i}");
-                assert_eq!(hw.entries[i].is_valid(), m.entry(i).is_some());
-                if let Some(e) = m.entry(i) {
-                    assert_eq!(m.lookup(e.esid()), Some(i), "one index per ESID");
+                _ => {
+                    // The hardware misses only what it does not hold.
+                    if hw
+                        .entries
+                        .iter()
+                        .any(|e| e.esid() == Esid::new(esid) && e.is_valid())
+                    {
+                        continue;
+                    }
+                    let table = if esid >= kbase { &kernel } else { &user };
+                    let counter = if x & 1 == 0 {
+                        fast::DATA_LOADS
+                    } else {
+                        fast::INSTRUCTION_LOADS
+                    };
+                    let loaded = fast_path_model(&mut m, &mut hw, &[&user, &kernel], ea, counter);
+                    assert_eq!(loaded, table.get(Esid::new(esid)).is_some(), "step {step}");
+                    if loaded {
+                        fast_loads += 1;
+                        let i = m.lookup(Esid::new(esid)).expect("recorded");
+                        assert!(i >= m.bolted());
+                        assert_eq!(
+                            m.entry(i).unwrap().vsid_word,
+                            table.get(Esid::new(esid)).unwrap().rs
+                        );
+                    }
                 }
             }
+            valid_in_hw_match_the_shadow(&m, &hw, step);
+            let (d, i) = m.fast_loads();
+            assert_eq!(d + i, fast_loads);
         }
+        assert!(fast_loads > 1000, "{fast_loads} fast loads");
+    }
+
+    #[test]
+    fn the_area_has_the_documented_layout() {
+        let mut m = SlbManager::new(5, 2).unwrap();
+        assert_eq!(m.area.len() * 8, fast::area_bytes(5));
+        assert_eq!(fast::SLOTS, 192);
+        assert_eq!(fast::SCRATCH + 8 * fast::SCRATCH_WORDS, fast::CURSOR);
+        assert_eq!(m.get(fast::HASH_K), HASH_K);
+        assert_eq!(
+            (m.get(fast::FIRST), m.get(fast::END), m.cursor()),
+            (2, 5, 2)
+        );
+        let base = m.fast_area() as usize;
+        assert_eq!(base % 8, 0);
+        let mut hw = ArraySlb::new(5);
+        m.set_hardware_index_base(4);
+        let i = m.load(&mut hw, entry(9, 1)).unwrap();
+        let rb = m.get(fast::SLOTS + fast::SLOT_BYTES * i + fast::SLOT_RB);
+        assert_eq!(
+            rb,
+            (9 << 28) | esid_word::V | (4 + i as u64),
+            "RB as the hardware got it"
+        );
+        // Moving the base afterwards moves what the slots record.
+        m.set_hardware_index_base(1);
+        let rb = m.get(fast::SLOTS + fast::SLOT_BYTES * i + fast::SLOT_RB);
+        assert_eq!(rb & esid_word::INDEX, 1 + i as u64);
+        assert_eq!(m.entry(i).unwrap().index(), i);
+        let c = m.clone();
+        assert_ne!(c.fast_area(), m.fast_area());
+        assert_eq!(c.entry(i), m.entry(i));
     }
 
     #[test]

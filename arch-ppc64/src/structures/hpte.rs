@@ -81,6 +81,16 @@ pub mod r {
     /// RPN encoding of a 64 KiB page in a 64 KiB-base segment (`LP = 0x1`
     /// in the low RPN bits, QEMU's POWER7+ page-size table).
     pub const LP_64K: u64 = 0x1000;
+    /// The RPN bits a 64 KiB page's encoding is compared in (ISA bits
+    /// 48:51, real address bits below 64K).
+    pub const LP_FIELD_64K: u64 = 0xF000;
+    /// RPN encoding of a 16 MiB page in a 16 MiB-base segment: `LP = 0x0`,
+    /// every RPN bit below 16M clear (the `ibm,segment-page-sizes` HPTE
+    /// encoding 0 of base size 2^24).
+    pub const LP_16M: u64 = 0x0;
+    /// The RPN bits a 16 MiB page's encoding is compared in (ISA bits
+    /// 40:51, real address bits below 16M).
+    pub const LP_FIELD_16M: u64 = 0x00FF_F000;
 }
 
 bitflags! {
@@ -210,7 +220,9 @@ impl Pp {
 /// a 256 MB segment that is `(VSID << 5) | (offset >> 23)`, for 1 TB
 /// `(VSID << 17) | (offset >> 23)`. The whole VA does not fit a `u64`, so
 /// the shift is done per part. For 4K and 64K pages no AVPN bits are below
-/// the page size, so nothing is masked (Linux masks them for ≥ 16M pages).
+/// the page size, so nothing is masked; a 16M page needs VA bit 23 (the
+/// lowest AVPN bit) clear, which [`Hpte::mapping`] ensures by passing the
+/// page's base address.
 pub const fn avpn_word(vsid: Vsid, ea: EffectiveAddress, ssize: SegmentSize) -> u64 {
     let offset = ea.segment_offset_in(ssize);
     let avpn = (vsid.as_u64() << (ssize.shift() - 23)) | (offset >> 23);
@@ -266,8 +278,11 @@ impl Hpte {
         if !pa.is_aligned(psize) || !vsid.fits(ssize) {
             return None;
         }
+        // The page's base, not `ea`: the AVPN bits inside a 16M page must
+        // be zero or the MMU's compare word (built from the page-aligned
+        // address) never matches.
         let h = Hpte {
-            v: avpn_word(vsid, ea, ssize) | v::V,
+            v: avpn_word(vsid, ea.page_base(psize), ssize) | v::V,
             r: r::M | r::R,
         };
         Some(h.with_page(pa, psize).with_pp(pp))
@@ -397,13 +412,18 @@ impl Hpte {
         self.r & r::RPN
     }
 
-    /// The actual page size: L = 0 → 4K; L = 1 with LP 0x1 → 64K; any other
-    /// large-page encoding → `None`.
+    /// The actual page size: L = 0 → 4K; L = 1 with LP 0x1 in the RPN
+    /// bits below 64K → 64K; L = 1 with every RPN bit below 16M clear →
+    /// 16M; any other large-page encoding (16M in a 4K or 64K segment,
+    /// 16G) → `None`. The two large encodings cannot be confused: a 64K
+    /// page has bit 51 set, a 16M page has it clear.
     pub const fn page_size(self) -> Option<PageSize> {
         if !self.is_large() {
             Some(PageSize::K4)
-        } else if self.r & 0xF000 == r::LP_64K {
+        } else if self.r & r::LP_FIELD_64K == r::LP_64K {
             Some(PageSize::K64)
+        } else if self.r & r::LP_FIELD_16M == r::LP_16M {
+            Some(PageSize::M16)
         } else {
             None
         }
@@ -418,13 +438,15 @@ impl Hpte {
         }
     }
 
-    /// Maps the page at `pa` of size `psize`: sets RPN (with the 64K `LP`
-    /// encoding) and `L`. `pa`'s bits below the page size are dropped.
+    /// Maps the page at `pa` of size `psize`: sets RPN (with the 64K or
+    /// 16M `LP` encoding) and `L`. `pa`'s bits below the page size are
+    /// dropped.
     pub const fn with_page(self, pa: PhysAddr, psize: PageSize) -> Hpte {
         let base = pa.as_u64() & !psize.offset_mask() & r::RPN;
         let (rpn, large) = match psize {
             PageSize::K4 => (base, false),
             PageSize::K64 => (base | r::LP_64K, true),
+            PageSize::M16 => (base | r::LP_16M, true),
         };
         Hpte {
             v: self.v,
@@ -559,6 +581,105 @@ mod tests {
         assert_eq!(r::PP, ibm_bits(62, 63));
         // 64K LP encoding 0b0001 sits in the last four RPN bits (48:51).
         assert_eq!(r::LP_64K, ibm_bit(51));
+        assert_eq!(r::LP_FIELD_64K, ibm_bits(48, 51));
+        // A 16M page's code is compared in every RPN bit below 16M: real
+        // address bits 40:51 of the 64-bit address.
+        assert_eq!(r::LP_FIELD_16M, ibm_bits(40, 51));
+        assert_eq!(r::LP_FIELD_16M, ((16 << 20) - 1) & r::RPN);
+        assert_eq!(r::LP_16M & !r::LP_FIELD_16M, 0);
+    }
+
+    #[test]
+    fn mapping_worked_example_16m_in_1t() {
+        // A 1T segment, VSID 0x2_0000_0001 (a linear-map-style VSID
+        // above 2^37), the 16M page at segment offset 0x12_3400_0000 seen
+        // through an address 0x80_1234 bytes into it (VA bit 23 set),
+        // real page 0x3_0100_0000.
+        //   AVPN = VSID << 17 | offset >> 23, VA bit 23 (AVPN bit 0)
+        //        cleared = 0x4_0000_0002_0000 | 0x2468 = 0x4_0000_0002_2468
+        //   v    = 01 << 62 | AVPN << 7 | L | V
+        //   r    = RPN 0x3_0100_0000 (LP bits 40:51 = 0) | R | M | PP 10
+        let vsid = Vsid::new(0x2_0000_0001);
+        let ea = EffectiveAddress::new(0xc000_0012_3480_1234);
+        let pa = PhysAddr::new(0x3_0100_0000);
+        let h = Hpte::mapping(vsid, ea, SegmentSize::T1, PageSize::M16, pa, Pp::RW_RW).unwrap();
+        assert_eq!(h.avpn(), 0x4_0000_0002_2468);
+        assert_eq!(
+            h.v,
+            (1 << 62) | (0x4_0000_0002_2468 << 7) | ibm_bit(61) | ibm_bit(63)
+        );
+        assert_eq!(h.r, 0x3_0100_0000 | r::R | r::M | 0b10);
+        assert!(h.is_large() && h.is_valid() && !h.is_secondary());
+        assert_eq!(h.page_size(), Some(PageSize::M16));
+        assert_eq!(h.real_address(), Some(pa));
+        // The MMU's compare word for any address in the page matches: it
+        // is built from the page-aligned address.
+        let base = EffectiveAddress::new(0xc000_0012_3400_0000);
+        assert!(h.matches(avpn_word(vsid, base, SegmentSize::T1) | v::V));
+        // The same page in a 256 MB segment: offset bits 24:27 in the
+        // AVPN, bit 23 clear.
+        let h256 = Hpte::mapping(
+            Vsid::new(0x77),
+            EffectiveAddress::new(0x0000_0001_0580_0000),
+            SegmentSize::M256,
+            PageSize::M16,
+            pa,
+            Pp::RW_NONE,
+        )
+        .unwrap();
+        assert_eq!(h256.avpn(), (0x77 << 5) | 0b01010);
+        // A frame aligned to 64K but not 16M is refused.
+        assert!(Hpte::mapping(
+            vsid,
+            ea,
+            SegmentSize::T1,
+            PageSize::M16,
+            PhysAddr::new(0x3_0101_0000),
+            Pp::RW_RW
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn large_page_encodings_decode_unambiguously() {
+        let large = |r: u64| Hpte { v: v::L | v::V, r };
+        // 64K page at an address whose bits 16:23 are set: still 64K.
+        assert_eq!(
+            large(0x12_3451_0000 | 0x1000).page_size(),
+            Some(PageSize::K64)
+        );
+        assert_eq!(
+            large(0x12_3451_0000 | 0x1000).real_address(),
+            Some(PhysAddr::new(0x12_3451_0000))
+        );
+        // 16M page: nothing below 16M.
+        assert_eq!(large(0x12_3400_0000).page_size(), Some(PageSize::M16));
+        // 16M in a 64K segment (LP 0x8), in a 4K segment (0x38), 64K in 4K
+        // (0x7), 16G (0x3): not modelled.
+        for lp in [0x8000, 0x3_8000, 0x7000, 0x3000] {
+            assert_eq!(large(0x12_3400_0000 | lp).page_size(), None, "{lp:#x}");
+            assert_eq!(large(0x12_3400_0000 | lp).real_address(), None);
+        }
+        // L = 0 is 4K whatever the low RPN bits hold.
+        assert_eq!(
+            Hpte {
+                v: v::V,
+                r: 0x12_3400_1000
+            }
+            .page_size(),
+            Some(PageSize::K4)
+        );
+        // with_page round-trips each size and sets L only for large ones.
+        for (psize, pa) in [
+            (PageSize::K4, 0x12_3456_7000),
+            (PageSize::K64, 0x12_3456_0000),
+            (PageSize::M16, 0x12_3400_0000),
+        ] {
+            let h = Hpte::EMPTY.with_page(PhysAddr::new(pa), psize);
+            assert_eq!(h.page_size(), Some(psize));
+            assert_eq!(h.real_address(), Some(PhysAddr::new(pa)));
+            assert_eq!(h.is_large(), psize != PageSize::K4);
+        }
     }
 
     #[test]

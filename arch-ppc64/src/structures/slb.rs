@@ -296,6 +296,36 @@ mod tests {
     }
 
     #[test]
+    fn kernel_1t_16m_entry_worked_example() {
+        // The same segment with 16M base pages (L = 1, LP = 0b00):
+        //   RS = 01 << 62 | 0x2_0000_0000 << 24 | Kp | 0x100
+        //      = 0x4200_0000_0000_0500
+        let e = SlbEntry::new(
+            Esid::new(0xc_0000_0000),
+            Vsid::new(0x2_0000_0000),
+            SegmentSize::T1,
+            PageSize::M16,
+            SlbFlags::KP,
+        )
+        .unwrap();
+        assert_eq!(e.vsid_word, 0x4200_0000_0000_0500);
+        assert_eq!(e.vsid_word & vsid_word::LLP, vsid_word::L);
+        assert_eq!(e.page_size(), Some(PageSize::M16));
+        assert_eq!(e.vsid(), Some(Vsid::new(0x2_0000_0000)));
+        // A 256 MB segment with 16M base pages.
+        let m = SlbEntry::new(
+            Esid::new(0x5),
+            Vsid::new(0x77),
+            SegmentSize::M256,
+            PageSize::M16,
+            SlbFlags::empty(),
+        )
+        .unwrap();
+        assert_eq!(m.vsid_word, (0x77 << 12) | 0x100);
+        assert_eq!(m.page_size(), Some(PageSize::M16));
+    }
+
+    #[test]
     fn bad_entries_are_refused() {
         assert_eq!(
             SlbEntry::new(

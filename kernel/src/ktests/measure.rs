@@ -150,6 +150,7 @@ kernel_test! {
         assert_eq!(sum, 2 * ROUNDS * (N * (N - 1) / 2));
         let misses = s1.slb_misses - s0.slb_misses;
         assert!(misses >= ROUNDS * N / 2, "only {misses} SLB misses");
+        assert_eq!(s1.slb_fast_loads - s0.slb_fast_loads, misses, "all by the fast path");
         assert!(s2.slb_misses - s1.slb_misses <= 2, "baseline missed");
         let (miss_ticks, base_ticks) = (t1 - t0, t2 - t1);
         report("slb_miss", miss_ticks.saturating_sub(base_ticks), misses);

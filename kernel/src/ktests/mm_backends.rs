@@ -86,6 +86,11 @@ kernel_test! {
             ..test_entry(0x459)
         };
         assert_eq!(s.load(1, class_c), Err(SlbError::InvalidEntry(class_c)));
+        // A 16M-base segment is the linear map's kind, never the VMM's
+        // (and a Program interrupt where the machine does not offer 16M).
+        let m16 = SlbEntry::new(Esid::new(0x45b), Vsid::new((1 << 36) | 0x45b), SegmentSize::M256, PageSize::M16, SlbFlags::KP)
+            .expect("entry");
+        assert_eq!(s.load(1, m16), Err(SlbError::InvalidEntry(m16)));
         assert!(!s.read(1).unwrap().is_valid(), "nothing was loaded");
         // slbie of a linear-map address (either size) is not passed on.
         s.invalidate(EffectiveAddress::new(base.as_u64() + (3 << 28)), SegmentSize::M256);

@@ -24,12 +24,9 @@ fn gfree(addr: u64, size: u64) {
 }
 
 /// Drops every on-demand SLB entry of the VMM from the processor, so the
-/// next touch of a VMM segment takes a segment interrupt (the VMM reloads
-/// the entry it still records, at the same index).
+/// next touch of a VMM segment takes a segment interrupt.
 fn flush_vmm_slb() {
-    let l = mm::layout();
-    let mut slb = mm::HwSlb::new(l.slb_size, l.linear_slb_entries).expect("SLB");
-    vmm::platform::SlbBackend::invalidate_non_bolted(&mut slb, mm::VMM_BOLTED_SLB);
+    mm::with_vmm(|v| v.flush_slb());
 }
 
 fn read(addr: u64) -> u64 {

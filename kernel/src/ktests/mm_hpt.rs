@@ -37,11 +37,16 @@ fn group_empty(h: &PaprHpt, g: u64) -> bool {
     })
 }
 
-/// A group whose primary and secondary (`!g`) PTEGs are both empty.
+/// A group whose primary and secondary (`!g`) PTEGs are both empty:
+/// first a pair no H_ENTER ever named (known empty without an hcall, which
+/// spares reading the linear map's groups: thousands with 64K pages), else
+/// any pair that reads empty.
 fn empty_pair(h: &PaprHpt, from: u64) -> u64 {
+    use crate::mm::papr::never_entered;
     let mask = h.pteg_count() - 1;
     (from..=mask)
-        .find(|&g| group_empty(h, g) && group_empty(h, !g & mask))
+        .find(|&g| never_entered(g) && never_entered(!g & mask))
+        .or_else(|| (from..=mask).find(|&g| group_empty(h, g) && group_empty(h, !g & mask)))
         .expect("an empty PTEG pair")
 }
 
@@ -332,6 +337,112 @@ kernel_test! {
 /// The last hardware SLB slot (a VMM on-demand slot).
 fn mm_slot() -> usize {
     crate::mm::layout().slb_size - 1
+}
+
+kernel_test! {
+    fn papr_reads_of_never_entered_groups_agree_with_the_hypervisor() {
+        use crate::mm::papr::never_entered;
+        let mut h = hpt();
+        let count = h.pteg_count();
+        let from_hypervisor = |h: &PaprHpt, g: u64| -> [Hpte; 8] {
+            let lo = h.read4(PtegIndex::new(g).ptex(0)).unwrap();
+            let hi = h.read4(PtegIndex::new(g).ptex(4)).unwrap();
+            core::array::from_fn(|i| if i < 4 { lo[i] } else { hi[i - 4] })
+        };
+        // A spread of groups across the table, and the one holding the
+        // linear map's page of this code.
+        let map = crate::mm::layout().linear.expect("linear map");
+        let text = crate::bootinfo::KERNEL_VIRT_BASE + 0x40_0000;
+        let mut groups: Vec<u64> = (0..count).step_by((count / 512).max(1) as usize).collect();
+        groups.push(map.hash(text) & (count - 1));
+        let (mut skipped, mut asked) = (0, 0);
+        for &g in &groups {
+            let want = from_hypervisor(&h, g);
+            assert_eq!(h.read_group(PtegIndex::new(g)).unwrap(), want, "group {g:#x}");
+            assert_eq!(h.read(PtegIndex::new(g).ptex(5)).unwrap(), want[5], "group {g:#x} slot 5");
+            if never_entered(g) {
+                assert!(want.iter().all(|e| !e.is_valid()), "group {g:#x} was never entered yet holds {want:x?}");
+                skipped += 1;
+            } else {
+                asked += 1;
+            }
+        }
+        assert!(!never_entered(map.hash(text) & (count - 1)), "the linear map's H_ENTER marked its group");
+        assert!(skipped > 0 && asked > 0, "both paths ran: {skipped} answered locally, {asked} asked");
+        // An H_ENTER into a never-entered group marks it: the entry is
+        // visible to read_group and read at once, and after H_REMOVE the
+        // reads still agree with the hypervisor.
+        let g = (0..count).find(|&g| never_entered(g) && never_entered(!g & (count - 1))).expect("a never-entered pair");
+        let pa = frame();
+        let e = entry(vsid_for_group(&h, g, 0), pa);
+        let ptex = h.insert(PtegIndex::new(g), None, e).unwrap();
+        assert!(!never_entered(g));
+        assert!(h.read_group(PtegIndex::new(g)).unwrap()[ptex.slot() as usize].matches(e.v));
+        assert!(h.read(ptex).unwrap().matches(e.v));
+        h.remove(ptex, RemoveCondition::Absolute).unwrap();
+        assert_eq!(h.read_group(PtegIndex::new(g)).unwrap(), from_hypervisor(&h, g));
+        assert!(group_empty(&h, g));
+        free(pa);
+        // Out-of-range groups are still refused, tracked or not.
+        assert_eq!(h.read_group(PtegIndex::new(count)), Err(HptError::Parameter));
+    }
+}
+
+/// A word at a known real address below 16M (in the kernel image) that a
+/// 16M page at real 0 shows.
+static SIXTEEN_MEG_PROBE: u64 = 0x16_0000_0000_dead;
+
+kernel_test! {
+    fn papr_h_enter_maps_a_16m_page_exactly_when_the_machine_offers_it() {
+        let offered = crate::mm::linear::offers_16m(crate::bootinfo::get().segment_page_sizes());
+        let mut h = hpt();
+        let g = empty_pair(&h, 800);
+        // A 256 MB segment (the linear map has the 1 TB kind) with 16M
+        // base pages: page 0 maps real 0..16M read-only for the kernel.
+        let vsid = vsid_for_group(&h, g, 0);
+        let ea = 0x0000_0004_6000_0000u64;
+        let e = Hpte::mapping(vsid, EffectiveAddress::new(ea), SegmentSize::M256, PageSize::M16, PhysAddr::new(0), Pp::RO_NONE)
+            .expect("16M-aligned")
+            .with_referenced(false);
+        assert_eq!(vmm::hpt::hash(vsid, 0, SegmentSize::M256, PageSize::M16) & (h.pteg_count() - 1), g);
+        if !offered {
+            assert_eq!(h.insert(PtegIndex::new(g), None, e), Err(HptError::Parameter), "no 16M pages on this machine");
+            assert!(group_empty(&h, g), "the refusal left the table as it was");
+            return;
+        }
+        let ptex = h.insert(PtegIndex::new(g), None, e).expect("H_ENTER of a 16M page");
+        let back = h.read(ptex).unwrap();
+        assert_eq!(back.page_size(), Some(PageSize::M16));
+        assert_eq!(back.avpn_word(), e.avpn_word());
+        assert!(!back.referenced(), "R clear until the first access");
+        let probe = &raw const SIXTEEN_MEG_PROBE;
+        let real = crate::bootinfo::virt_to_real(probe as u64);
+        assert!(real < 16 << 20, "the kernel image is in the first 16M");
+        let idx = mm_slot();
+        let s = SlbEntry::new(Esid::of(EffectiveAddress::new(ea)), vsid, SegmentSize::M256, PageSize::M16, SlbFlags::empty())
+            .and_then(|s| s.with_index(idx))
+            .unwrap();
+        let through_alias;
+        // SAFETY: as in papr_reference_and_change_bits_come_from_h_read:
+        // the slot's old entry (a VMM on-demand one, reloaded at its next
+        // miss) is invalidated, the test segment loaded for one load of a
+        // read-only mapping, then removed.
+        unsafe {
+            let old = slb::read_entry(idx);
+            if old.is_valid() {
+                slb::invalidate_entry(old);
+            }
+            slb::write_entry(s);
+            core::arch::asm!("isync");
+            through_alias = ((ea + real) as *const u64).read_volatile();
+            slb::invalidate_entry(s);
+        }
+        let after = h.read(ptex).unwrap();
+        h.remove(ptex, RemoveCondition::Avpn(e.avpn_word())).expect("H_REMOVE with the 16M AVPN");
+        assert_eq!(through_alias, SIXTEEN_MEG_PROBE, "the 16M page translates to real 0 + offset");
+        assert!(after.referenced(), "R after the load");
+        assert!(group_empty(&h, g), "cleaned up");
+    }
 }
 
 kernel_test! {

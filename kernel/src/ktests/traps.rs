@@ -256,6 +256,30 @@ kernel_test! {
     }
 }
 
+/// The segment vectors' stub: `ld r13, 80(r13)` (the PACA's SLB area)
+/// and a relative branch, inside the copied blob, to the fast path, whose
+/// first instruction saves r12 in the area (`std r12, 0(r13)`).
+fn assert_segment_stub(base: *const u32) {
+    const LD_R13_80_R13: u32 = 0xe9ad_0050;
+    const STD_R12_0_R13: u32 = 0xf98d_0000;
+    // SAFETY: as in the caller: the copied vectors, read through the
+    // linear map; the branch target is checked to lie in the blob first.
+    unsafe {
+        assert_eq!(base.add(2).read_volatile(), LD_R13_80_R13);
+        let b = base.add(3).read_volatile();
+        assert_eq!(b >> 26, 18, "a branch: {b:#010x}");
+        assert_eq!(b & 3, 0, "relative, no link");
+        let offset = (((b & 0x03ff_fffc) << 6) as i32 >> 6) as isize;
+        let target = (base.add(3) as isize + offset) as u64;
+        let real = crate::bootinfo::virt_to_real(target);
+        assert!(
+            real > 0x1000 && real < 0x2000,
+            "in the copied blob: {real:#x}"
+        );
+        assert_eq!((target as *const u32).read_volatile(), STD_R12_0_R13);
+    }
+}
+
 kernel_test! {
     fn every_vector_has_its_stub_at_real_address_0() {
         // The stubs were copied to real address 0; each starts with
@@ -269,6 +293,10 @@ kernel_test! {
             // address (0xc000... + real) with translation on.
             let (first, fourth) = unsafe { (base.read_volatile(), base.add(3).read_volatile()) };
             assert_eq!(first, MTSPRG1_R13, "{v:?}: first instruction");
+            if matches!(v, Vector::DataSegment | Vector::InstructionSegment) {
+                assert_segment_stub(base);
+                continue;
+            }
             assert_eq!(fourth, LI_R12 | v as u32, "{v:?}: li r12, {:#x}", v as u64);
         }
     }

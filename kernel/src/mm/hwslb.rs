@@ -14,14 +14,166 @@
 //! `slbie` ignores the segment size, so a 256 MB `slbie` inside the 1 TB
 //! linear segment would drop it). The VMM loads class-0 entries only (no
 //! C), which the `slbie` operand assumes; `load` refuses others.
+//!
+//! # The segment-miss fast path
+//!
+//! The vectors 0x380 and 0x480 (`crate::trap`) enter `slb_miss_data` /
+//! `slb_miss_instruction` below in real mode, with r13 = the SLB manager's
+//! per-processor area (`vmm::slb::fast`, whose address
+//! [`crate::trap::set_slb_miss_area`] put in the PACA) and the interrupted
+//! r13 in SPRG1. The path saves r7..r12 in the area's scratch words and CR
+//! in r8, and:
+//!
+//! 1. takes the effective address (DAR or SRR0) and its key
+//!    `ESID << 28 | V`, and the table of its half (bit 0 set: the kernel's,
+//!    else the running process's) from the area;
+//! 2. searches the table as `vmm::slbtable` documents (hash, linear probe);
+//!    a free entry means the ESID is mapped nowhere it can see: registers
+//!    back, and on to `slb_miss_*_full`, the trap path to
+//!    [`vmm::vm::Vmm`]'s fault handler, which reports the fault as before;
+//! 3. takes the index under the round-robin cursor and advances the
+//!    cursor (wrapping from the SLB size to the first non-bolted index);
+//! 4. `slbie`s what that index holds, if the slot says it is valid, with
+//!    the operand recorded there;
+//! 5. records RB (key | hardware index), RS and the new `slbie` operand in
+//!    the slot, `slbmte`s, counts the load in the area, restores the
+//!    registers and `rfid`s to the instruction that missed (`rfid` is
+//!    context synchronizing, and QEMU performs the `slbie`'s TLB flush
+//!    there).
+//!
+//! The manager's [`vmm::slb::SlbManager::load`] takes its victim the same
+//! way, and the manager reads the slots for detach and switch, so neither
+//! side needs to read the SLB back. Nothing here can fault: real mode, the
+//! area and the tables are kernel heap, reached at their 0xc000… addresses
+//! with the top address bits ignored.
 
 use alloc::vec::Vec;
+use core::arch::global_asm;
 
 use arch_ppc64::addr::{EffectiveAddress, Esid, Vsid};
 use arch_ppc64::instructions::{barrier, slb};
 use arch_ppc64::structures::slb::{esid_word, vsid_word, SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 use vmm::platform::{SlbBackend, SlbError};
+use vmm::slb::fast;
+
+// Shifts the assembly uses for two of the layout's sizes.
+const _: () = assert!(fast::TABLE_BYTES == 1 << 5 && fast::SLOT_BYTES == 1 << 5);
+const _: () = assert!(core::mem::size_of::<vmm::slbtable::SlbWords>() == 16);
+// ESID << 28 | V, the key: V is bit 0x0800 of the upper halfword of the
+// low word (`oris`, `andis.`).
+const _: () = assert!(esid_word::V == 0x0800 << 16 && esid_word::ESID_SHIFT == 28);
+const _: () = assert!(fast::SCRATCH_WORDS >= 6);
+
+global_asm!(
+    r#"
+    .section .text.vectors.slb, "ax"
+    .p2align 2
+
+    .macro SLB_MISS name, readea, loads, full
+    .globl \name
+\name:
+    std     %r12, {scratch} + 0(%r13)
+    std     %r11, {scratch} + 8(%r13)
+    std     %r10, {scratch} + 16(%r13)
+    std     %r9, {scratch} + 24(%r13)
+    std     %r8, {scratch} + 32(%r13)
+    std     %r7, {scratch} + 40(%r13)
+    mfcr    %r8
+    \readea %r12
+    # The table of the EA's half: bit 0 selects the kernel's.
+    srdi    %r11, %r12, 63
+    sldi    %r11, %r11, 5
+    add     %r11, %r11, %r13
+    rldicr  %r12, %r12, 0, 35
+    oris    %r12, %r12, 0x0800
+    # r12 = key; first entry ((key * K) >> shift) * 16, then linear probe.
+    ld      %r10, {hash_k}(%r13)
+    mulld   %r10, %r12, %r10
+    ld      %r9, {tables} + {t_shift}(%r11)
+    srd     %r10, %r10, %r9
+    sldi    %r10, %r10, 4
+    ld      %r9, {tables} + {t_mask}(%r11)
+    ld      %r11, {tables} + {t_base}(%r11)
+1:  ldx     %r7, %r11, %r10
+    cmpd    %r7, %r12
+    beq     2f
+    cmpdi   %r7, 0
+    beq     9f
+    addi    %r10, %r10, 16
+    and     %r10, %r10, %r9
+    b       1b
+2:  add     %r11, %r11, %r10
+    ld      %r7, 8(%r11)
+    # r7 = RS. The victim: the index under the cursor; advance it.
+    ld      %r10, {cursor}(%r13)
+    addi    %r9, %r10, 1
+    ld      %r11, {end}(%r13)
+    cmpld   %r9, %r11
+    blt     3f
+    ld      %r9, {first}(%r13)
+3:  std     %r9, {cursor}(%r13)
+    ld      %r11, {hw_base}(%r13)
+    add     %r11, %r11, %r10
+    or      %r11, %r11, %r12
+    # r11 = RB (key | hardware index); r10 = the slot.
+    sldi    %r10, %r10, 5
+    add     %r10, %r10, %r13
+    ld      %r9, {slots} + {s_rb}(%r10)
+    andis.  %r9, %r9, 0x0800
+    beq     4f
+    ld      %r9, {slots} + {s_slbie}(%r10)
+    slbie   %r9
+4:  std     %r11, {slots} + {s_rb}(%r10)
+    std     %r7, {slots} + {s_rs}(%r10)
+    rldicr  %r9, %r12, 0, 35
+    std     %r9, {slots} + {s_slbie}(%r10)
+    slbmte  %r7, %r11
+    ld      %r9, \loads(%r13)
+    addi    %r9, %r9, 1
+    std     %r9, \loads(%r13)
+    mtcr    %r8
+    ld      %r7, {scratch} + 40(%r13)
+    ld      %r8, {scratch} + 32(%r13)
+    ld      %r9, {scratch} + 24(%r13)
+    ld      %r10, {scratch} + 16(%r13)
+    ld      %r11, {scratch} + 8(%r13)
+    ld      %r12, {scratch} + 0(%r13)
+    mfsprg1 %r13
+    rfid
+    # In no table: the full path, with every register as interrupted but
+    # r13 (still in SPRG1).
+9:  mtcr    %r8
+    ld      %r7, {scratch} + 40(%r13)
+    ld      %r8, {scratch} + 32(%r13)
+    ld      %r9, {scratch} + 24(%r13)
+    ld      %r10, {scratch} + 16(%r13)
+    ld      %r11, {scratch} + 8(%r13)
+    ld      %r12, {scratch} + 0(%r13)
+    b       \full
+    .endm
+
+    SLB_MISS slb_miss_data, mfdar, {data_loads}, slb_miss_data_full
+    SLB_MISS slb_miss_instruction, mfsrr0, {instruction_loads}, slb_miss_instruction_full
+    .purgem SLB_MISS
+"#,
+    scratch = const fast::SCRATCH,
+    hash_k = const fast::HASH_K,
+    tables = const fast::TABLES,
+    t_base = const fast::TABLE_BASE,
+    t_shift = const fast::TABLE_SHIFT,
+    t_mask = const fast::TABLE_MASK,
+    cursor = const fast::CURSOR,
+    first = const fast::FIRST,
+    end = const fast::END,
+    hw_base = const fast::HW_BASE,
+    slots = const fast::SLOTS,
+    s_rb = const fast::SLOT_RB,
+    s_rs = const fast::SLOT_RS,
+    s_slbie = const fast::SLOT_SLBIE,
+    data_loads = const fast::DATA_LOADS,
+    instruction_loads = const fast::INSTRUCTION_LOADS,
+);
 
 /// The hardware SLB above the `reserved` linear-map entries.
 #[derive(Debug)]
@@ -94,11 +246,18 @@ impl SlbBackend for HwSlb {
         self.hw_size - self.reserved
     }
 
+    fn hardware_index_base(&self) -> usize {
+        self.reserved
+    }
+
     fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError> {
         let hw = self.hw_index(index)?;
+        // 16M base pages are the linear map's alone (and exist only when
+        // the machine offers them; slbmte of an unoffered size is a
+        // Program interrupt): the VMM's segments are 4K or 64K.
         if entry.is_valid()
             && (entry.segment_size().is_none()
-                || entry.page_size().is_none()
+                || !matches!(entry.page_size(), Some(PageSize::K4 | PageSize::K64))
                 || entry.vsid_word & vsid_word::C != 0
                 || self.overlaps_linear_map(entry))
         {

@@ -14,7 +14,9 @@
 //! holder of the lock is a storage fault. Code inside [`with_vmm`] must not
 //! touch memory that can fault (VMM-managed segments); if it does, the
 //! fault handler finds the lock taken and panics with a report instead of
-//! deadlocking.
+//! deadlocking. (A segment miss on a mapped segment is the exception: the
+//! fast path in [`hwslb`] serves it without the lock, from state the
+//! manager never leaves half-changed, see `vmm::slb`.)
 
 pub mod cabi;
 pub mod frames;
@@ -30,7 +32,7 @@ use arch_ppc64::registers::dsisr::DsisrFlags;
 use arch_ppc64::registers::msr::{self, Msr};
 use arch_ppc64::registers::srr1::IsiFlags;
 use vmm::aix::{Aix, CoreVm};
-use vmm::platform::{FaultHandler, FaultOutcome, Interrupt, Privilege, VmFault};
+use vmm::platform::{FaultHandler, FaultOutcome, HptBackend, Interrupt, Privilege, VmFault};
 use vmm::vm::Vmm;
 
 pub use frames::KernelFrames;
@@ -82,6 +84,8 @@ pub struct MmLayout {
     pub slb_size: usize,
     /// Whether the linear map uses 1 TB segments.
     pub one_tb_segments: bool,
+    /// The linear map as built (`None` only before [`init`]).
+    pub linear: Option<linear::LinearMap>,
 }
 
 static LAYOUT: spin::Once<MmLayout> = spin::Once::new();
@@ -112,8 +116,11 @@ pub struct MmStats {
     pub hpt_removes: u64,
     /// HPTEs the VMM holds now.
     pub hptes_in_use: u64,
-    /// Segment interrupts resolved by an SLB load.
+    /// Segment interrupts resolved by an SLB load (by the fast path in
+    /// `hwslb` or the VMM's fault handler).
     pub slb_misses: u64,
+    /// Of those, the ones the fast path resolved.
+    pub slb_fast_loads: u64,
     /// Storage interrupts resolved by an HPT insert.
     pub hpt_faults_resolved: u64,
     /// Pages zero-filled at first touch.
@@ -122,11 +129,12 @@ pub struct MmStats {
     pub faults_refused: u64,
     /// Data storage interrupts (0x300) taken.
     pub dsi: u64,
-    /// Data segment interrupts (0x380) taken.
+    /// Data segment interrupts (0x380) taken, the fast path's included.
     pub data_segment: u64,
     /// Instruction storage interrupts (0x400) taken.
     pub isi: u64,
-    /// Instruction segment interrupts (0x480) taken.
+    /// Instruction segment interrupts (0x480) taken, the fast path's
+    /// included.
     pub instruction_segment: u64,
     /// Refused faults in problem state (handed to the user-fault hook).
     pub user_faults: u64,
@@ -167,6 +175,12 @@ pub fn stats() -> MmStats {
             s.hpt_removes = h.removes;
             s.hptes_in_use = v.hptes_in_use() as u64;
             s.slb_misses = c.slb_misses;
+            // The segment-miss fast path counts its loads in the SLB area
+            // (they are in `slb_misses` already).
+            let (data, instruction) = v.slb().fast_loads();
+            s.slb_fast_loads = data + instruction;
+            s.data_segment += data;
+            s.instruction_segment += instruction;
             s.hpt_faults_resolved = c.hpt_faults_resolved;
             s.zero_fills = c.zero_fills;
             s.faults_refused = c.faults_refused;
@@ -370,27 +384,19 @@ pub fn init(info: &BootInfo) {
     let shift = info.cpu.pft_size.map(|(_, s)| s).expect("ibm,pft-size");
     let slb_size = info.cpu.slb_size.expect("ibm,slb-size") as usize;
     let mut hpt = PaprHpt::new(shift).expect("ibm,pft-size within 18..=46");
+    track_entered_groups(&hpt);
     let map = linear::build(info, &mut hpt);
 
-    // Bolted SLB entries at hardware indexes 0..n, then translation on.
-    // SAFETY: translation is still off (nothing needs an SLB entry); the
-    // loop installs every linear-map segment before IR|DR go on, and the
-    // kernel's code, data, stacks and heap all lie in RAM, which the
-    // bolted HPTEs just inserted map at the addresses the kernel uses.
+    // Bolted SLB entries at hardware indexes 0..n.
+    // SAFETY: translation is still off (nothing needs an SLB entry).
     unsafe {
         slb::invalidate_all();
         for n in 0..map.slb_entries {
-            let e = linear::slb_entry(n, map.ssize)
-                .with_index(n)
-                .expect("index");
+            let e = map.slb_entry(n).with_index(n).expect("index");
             slb::slbmte(e.vsid_word, e.esid_word);
         }
         barrier::isync();
-        msr::write(msr::read() | Msr::RELOCATE);
     }
-    TRANSLATION_ON.store(true, Ordering::SeqCst);
-    trap::set_handler_translation(true);
-
     let slb = HwSlb::new(slb_size, map.slb_entries).expect("SLB larger than the linear map");
     let vmm = Vmm::new(
         hpt,
@@ -399,6 +405,17 @@ pub fn init(info: &BootInfo) {
         VMM_BOLTED_SLB,
     )
     .unwrap_or_else(|e| panic!("building the VMM: {e}"));
+    // The segment-miss vectors use the VMM's SLB area from the first
+    // segment interrupt on, which needs translation: publish it first.
+    trap::set_slb_miss_area(vmm.slb().fast_area() as u64);
+    // SAFETY: every linear-map segment is loaded (above) before IR|DR go
+    // on, and the kernel's code, data, stacks and heap all lie in RAM,
+    // which the bolted HPTEs just inserted map at the addresses the
+    // kernel uses.
+    unsafe { msr::write(msr::read() | Msr::RELOCATE) };
+    TRANSLATION_ON.store(true, Ordering::SeqCst);
+    trap::set_handler_translation(true);
+
     let mut core = CoreVm::new(vmm);
     core.set_sid_quota(Some(SID_QUOTA));
     *AIX.lock() = Some(Aix::new(core));
@@ -409,6 +426,7 @@ pub fn init(info: &BootInfo) {
         linear_slb_entries: map.slb_entries,
         slb_size,
         one_tb_segments: map.ssize == arch_ppc64::structures::SegmentSize::T1,
+        linear: Some(map),
     };
     LAYOUT.call_once(|| layout);
     for v in [
@@ -421,10 +439,11 @@ pub fn init(info: &BootInfo) {
     }
     let slots = layout.hpt_ptegs * 8;
     log::info!(
-        "mm: translation on (MSR IR|DR); linear map {} MiB at {:#x}: {} bolted 64K HPTEs ({} secondary), {} bolted {} SLB entr{}",
+        "mm: translation on (MSR IR|DR); linear map {} MiB at {:#x}: {} bolted {} HPTEs ({} secondary), {} bolted {} SLB entr{}",
         map.ram_top >> 20,
         crate::bootinfo::KERNEL_VIRT_BASE,
         map.hptes,
+        map.psize,
         map.secondary,
         map.slb_entries,
         if layout.one_tb_segments { "1T" } else { "256M" },
@@ -441,18 +460,46 @@ pub fn init(info: &BootInfo) {
     );
 }
 
+/// Gives [`PaprHpt::track_entered_groups`] a bitmap of one bit per PTEG
+/// in frames of its own (128 KiB at 16 GiB of RAM: the table is RAM/128,
+/// one bit per 128-byte PTEG). Without the frames, reads simply always
+/// ask the hypervisor.
+fn track_entered_groups(hpt: &PaprHpt) {
+    let words = hpt.pteg_count().div_ceil(64);
+    let frames = (words * 8).div_ceil(vmm::platform::FRAME_SIZE);
+    let Some(f) =
+        crate::frame::with(|fa| fa.allocate_contiguous(frames, vmm::platform::FRAME_SIZE))
+    else {
+        log::warn!("mm: no {frames} frames for the entered-PTEG bitmap; every HPT read asks the hypervisor");
+        return;
+    };
+    let ptr = crate::bootinfo::real_to_virt(f.start_address()) as *mut AtomicU64;
+    // SAFETY: the frames are ours for the rest of the run (never freed),
+    // reachable at their kernel address in real mode and through the
+    // linear map; they are zeroed before the slice is made.
+    let bitmap = unsafe {
+        core::ptr::write_bytes(ptr, 0, words as usize);
+        core::slice::from_raw_parts(ptr, words as usize)
+    };
+    assert!(
+        hpt.track_entered_groups(bitmap),
+        "mm: the HPT is not as the hypervisor made it before the first H_ENTER"
+    );
+}
+
 /// Prints the end-of-run memory statistics (before the harness's result
 /// line).
 pub fn print_summary() {
     let s = stats();
     println!(
-        "mm stats: HPT inserts {} ({} secondary), evictions {}, removes {}, in use {}; SLB misses {}; faults resolved {}, refused {} (user {}, kernel {}); zero-fills {}",
+        "mm stats: HPT inserts {} ({} secondary), evictions {}, removes {}, in use {}; SLB misses {} ({} by the fast path); faults resolved {}, refused {} (user {}, kernel {}); zero-fills {}",
         s.hpt_inserts,
         s.hpt_secondary_inserts,
         s.hpt_evictions,
         s.hpt_removes,
         s.hptes_in_use,
         s.slb_misses,
+        s.slb_fast_loads,
         s.faults_resolved(),
         s.faults_refused,
         s.user_faults,

@@ -6,6 +6,17 @@
 //! A pseries guest cannot write the HPT: it lives in hypervisor memory and
 //! every change goes through an hcall. R and C come back from `H_READ`
 //! and `H_REMOVE` (QEMU has no `H_CLEAR_REF`/`H_CLEAR_MOD`).
+//!
+//! For the same reason a PTEG that no `H_ENTER` ever named still holds
+//! the entries the hypervisor made the table with. Once
+//! [`PaprHpt::track_entered_groups`] has run, every [`PaprHpt`] marks the
+//! group of each `H_ENTER` in one shared bitmap, and reads of a group
+//! never marked are answered without an hcall. QEMU sizes the table by RAM
+//! (RAM/128: 2^20 PTEGs at 16 GiB) while the kernel fills a few thousand
+//! groups, so whole-table scans (`check_invariants`, the SID purge) would
+//! otherwise cost millions of hcalls on a large machine.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use alloc::vec::Vec;
 use arch_ppc64::addr::{PtegIndex, Ptex};
@@ -52,6 +63,40 @@ fn check(status: i64) -> Result<(), HptError> {
     Err(PaprError::from_code(status).map_or(HptError::Hardware(status), hpt_error))
 }
 
+/// Which PTEGs an `H_ENTER` named since tracking started, one bit per
+/// group, and what every slot of the table held then.
+struct Entered {
+    bitmap: &'static [AtomicU64],
+    /// A slot as the hypervisor made the table: invalid, and not
+    /// necessarily zero (QEMU sets its migration-dirty bit 0x40 in every
+    /// slot).
+    pristine: Hpte,
+}
+
+static ENTERED: spin::Once<Entered> = spin::Once::new();
+
+/// Whether PTEG `group` is known never to have been named by an
+/// `H_ENTER` (`false` when nothing is tracked).
+pub fn never_entered(group: u64) -> bool {
+    pristine_if_never_entered(group).is_some()
+}
+
+/// The contents of each slot of `group` if no `H_ENTER` named it.
+fn pristine_if_never_entered(group: u64) -> Option<Hpte> {
+    let e = ENTERED.get()?;
+    let w = e.bitmap.get((group / 64) as usize)?;
+    (w.load(Ordering::Relaxed) & (1 << (group % 64)) == 0).then_some(e.pristine)
+}
+
+fn mark_entered(group: u64) {
+    if let Some(w) = ENTERED
+        .get()
+        .and_then(|e| e.bitmap.get((group / 64) as usize))
+    {
+        w.fetch_or(1 << (group % 64), Ordering::Relaxed);
+    }
+}
+
 /// Makes the hypervisor's TLB invalidation of a removed or re-protected
 /// entry take effect before the next access: QEMU defers the flush to the
 /// next context-synchronising instruction (`ptesync`/`isync`).
@@ -69,6 +114,41 @@ impl PaprHpt {
             .map(|ptegs| PaprHpt { ptegs })
     }
 
+    /// Starts tracking entered groups in `bitmap` (one bit per PTEG, all
+    /// clear), so that [`HptBackend::read_group`] and [`HptBackend::read`]
+    /// answer for a group no `H_ENTER` named with the entry every slot
+    /// held at this moment, without asking the hypervisor. Returns
+    /// `false` (and tracks nothing) if tracking already started, the
+    /// bitmap is too short or not clear, or slot 0 is valid (the table is
+    /// not as the hypervisor made it).
+    ///
+    /// # Contract
+    ///
+    /// Call it before the first `H_ENTER`, while every slot still holds
+    /// what the hypervisor made the table with, and make every later
+    /// `H_ENTER` through [`PaprHpt::insert`]: an entry made behind its
+    /// back would be invisible to reads of its group.
+    pub fn track_entered_groups(&self, bitmap: &'static [AtomicU64]) -> bool {
+        if (bitmap.len() as u64) < self.ptegs.div_ceil(64)
+            || ENTERED.get().is_some()
+            || bitmap.iter().any(|w| w.load(Ordering::Relaxed) != 0)
+        {
+            return false;
+        }
+        let Ok([pristine, ..]) = self.read4(Ptex::new(PtegIndex::new(0), 0)) else {
+            return false;
+        };
+        if pristine.is_valid() {
+            return false;
+        }
+        let mut stored = false;
+        ENTERED.call_once(|| {
+            stored = true;
+            Entered { bitmap, pristine }
+        });
+        stored
+    }
+
     fn check(&self, ptex: Ptex) -> Result<(), HptError> {
         if ptex.pteg().as_u64() >= self.ptegs {
             Err(HptError::Parameter)
@@ -78,7 +158,8 @@ impl PaprHpt {
     }
 
     /// Reads the four entries `ptex & !3 .. +4` in one `H_READ` (flag
-    /// `H_READ_4`).
+    /// `H_READ_4`), always from the hypervisor (never answered from the
+    /// entered-groups bitmap).
     pub fn read4(&self, ptex: Ptex) -> Result<[Hpte; 4], HptError> {
         self.check(ptex)?;
         // SAFETY: H_READ only copies HPT entries into registers.
@@ -174,6 +255,9 @@ impl HptBackend for PaprHpt {
             Some(s) => (flags::H_EXACT, group.ptex(s)),
             None => (0, group.ptex(0)),
         };
+        // Marked before the hcall: a refused H_ENTER leaves a needless
+        // mark, never a missing one.
+        mark_entered(group.as_u64());
         // SAFETY: H_ENTER adds a translation into an invalid slot; it
         // cannot change any translation the kernel relies on.
         let (status, out) =
@@ -250,10 +334,14 @@ impl HptBackend for PaprHpt {
     /// Two `H_READ_4`s, made with as little around them as possible:
     /// whole-table scans (`check_invariants`) read every group, and in an
     /// unoptimised build the general hcall path costs several times the
-    /// hcall itself.
+    /// hcall itself. A group no `H_ENTER` named is answered without
+    /// asking ([`PaprHpt::track_entered_groups`]).
     fn read_group(&self, group: PtegIndex) -> Result<[Hpte; 8], HptError> {
         if group.as_u64() >= self.ptegs {
             return Err(HptError::Parameter);
+        }
+        if let Some(p) = pristine_if_never_entered(group.as_u64()) {
+            return Ok([p; 8]);
         }
         let first = group.ptex(0).as_u64();
         let mut out = [Hpte::EMPTY; 8];
@@ -276,6 +364,9 @@ impl HptBackend for PaprHpt {
 
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
         self.check(ptex)?;
+        if let Some(p) = pristine_if_never_entered(ptex.pteg().as_u64()) {
+            return Ok(p);
+        }
         // SAFETY: H_READ only copies an HPT entry into registers.
         let (status, out) =
             unsafe { hcall::hcall_raw(opcode::H_READ, args4(0, ptex.as_u64(), 0, 0)) };

@@ -6,6 +6,7 @@
 //! machine offers (`hw/ppc/spapr_caps.c`, `cap-hpt-max-page-size` = 64K).
 
 use arch_ppc64::structures::hpte::{Hpte, Wimg};
+use arch_ppc64::structures::PageSize;
 
 use crate::platform::HptError;
 
@@ -32,7 +33,8 @@ pub const REMOVED: Hpte = Hpte {
 ///
 /// * The page size must be one the machine offers: L = 0 (4K), or L = 1
 ///   with the 64K encoding ([`Hpte::page_size`]). 16M/16G and 64K-in-4K
-///   encodings are filtered out by the default pseries machine.
+///   encodings are filtered out by the default pseries machine, which
+///   this one models (a 16M page needs `cap-hpt-max-page-size=16M`).
 /// * A page in RAM must be WIMG = M exactly (no I, no G, no W, not 0).
 /// * A page outside RAM (I/O) must be I or I|M, G free, no W.
 ///
@@ -41,6 +43,9 @@ pub const REMOVED: Hpte = Hpte {
 ///
 /// Errors: [`HptError::Parameter`] for a refused entry.
 pub fn h_enter_entry(hpte: Hpte, ram_bytes: u64) -> Result<Hpte, HptError> {
+    if !matches!(hpte.page_size(), Some(PageSize::K4 | PageSize::K64)) {
+        return Err(HptError::Parameter);
+    }
     let base = hpte.real_address().ok_or(HptError::Parameter)?;
     let wimg = hpte.wimg();
     let allowed = if base.as_u64() < ram_bytes {

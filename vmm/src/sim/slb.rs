@@ -2,7 +2,7 @@
 
 use arch_ppc64::addr::EffectiveAddress;
 use arch_ppc64::structures::slb::{esid_word, SlbEntry};
-use arch_ppc64::structures::SegmentSize;
+use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use super::Shared;
 use crate::platform::{SlbBackend, SlbError};
@@ -14,8 +14,8 @@ use crate::platform::{SlbBackend, SlbError};
 /// `load` refuses what QEMU's `slbmte` refuses with a Program interrupt,
 /// valid entry or not: an index beyond the SLB, reserved bits in the ESID
 /// word (anything but ESID, V and the index), a reserved segment size, a
-/// base page size this machine does not offer (4K and 64K, QEMU's default
-/// cap). It also refuses a valid 1T entry whose ESID is not 1T-aligned
+/// base page size this machine does not offer (it offers 4K and 64K,
+/// QEMU's default cap; not 16M). It also refuses a valid 1T entry whose ESID is not 1T-aligned
 /// (QEMU stores it and never matches it).
 ///
 /// `invalidate` (`slbie`) invalidates only an entry of the segment size it
@@ -58,6 +58,7 @@ impl SlbBackend for SimSlb {
         let reserved = entry.esid_word & !(esid_word::ESID | esid_word::V | esid_word::INDEX);
         let refused = reserved != 0
             || match (entry.segment_size(), entry.page_size()) {
+                (Some(_), Some(PageSize::M16)) => true,
                 (Some(ssize), Some(_)) => entry.is_valid() && !entry.esid().is_aligned_for(ssize),
                 _ => true,
             };

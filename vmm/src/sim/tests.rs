@@ -359,6 +359,13 @@ fn slb_load_checks_like_slbmte() {
         vsid_word: e.vsid_word | 0x120, // 16G LLP: not supported here
     };
     assert!(matches!(slb.load(3, bad), Err(SlbError::InvalidEntry(_))));
+    // 16M base pages: the default machine filters them out.
+    let m16 = SlbEntry {
+        esid_word: e.esid_word,
+        vsid_word: (e.vsid_word & !0x130) | PageSize::M16.slb_llp(),
+    };
+    assert_eq!(m16.page_size(), Some(PageSize::M16));
+    assert!(matches!(slb.load(3, m16), Err(SlbError::InvalidEntry(_))));
     assert_eq!(slb.valid_entries(), 1);
     slb.load(7, e.with_index(0).unwrap()).unwrap();
     assert_eq!(slb.read(7).unwrap().index(), 7);
@@ -820,6 +827,13 @@ fn h_enter_refuses_what_the_pseries_hypervisor_refuses() {
         with_lp(0x7000),
         with_lp(0x8000),
         with_lp(0),
+        // A well-formed 16M page (16M-aligned RAM, LP 0): only a machine
+        // with cap-hpt-max-page-size=16M takes it.
+        {
+            let h = entry_to(0x5000, 0, mm).with_page(PhysAddr::new(0), PageSize::M16);
+            assert_eq!(h.page_size(), Some(PageSize::M16));
+            h
+        },
     ];
     for h in refused {
         assert_eq!(

@@ -15,7 +15,7 @@
 
 use arch_ppc64::addr::{EffectiveAddress, PhysAddr};
 
-use super::{slb_entry, Vmm};
+use super::Vmm;
 use crate::hpt::{Evicted, InsertError, Mapping as HptMapping};
 use crate::platform::{
     Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, FrameError,
@@ -110,11 +110,17 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 
     fn resolve_segment(&mut self, ea: EffectiveAddress) -> Result<(), VmFaultReason> {
+        // The search and the victim a platform's fast path takes (see
+        // crate::slb): the words of the table of the space that answers
+        // for the ESID, into the round-robin index.
         let esid = ea.esid();
-        let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
-        let entry = slb_entry(esid, m);
+        let words = self
+            .space_for(esid)
+            .and_then(|s| self.space_ref(s).ok())
+            .and_then(|a| a.slb_table().get(esid))
+            .ok_or(VmFaultReason::NoSegment)?;
         self.slb
-            .load(&mut self.slb_hw, entry)
+            .load(&mut self.slb_hw, words.entry())
             .map_err(VmFaultReason::Slb)?;
         self.counters.slb_misses += 1;
         Ok(())

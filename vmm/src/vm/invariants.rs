@@ -31,13 +31,20 @@ pub enum Invariant {
     DanglingMapping(Esid),
     /// One frame backing two pages.
     SharedFrame(PhysAddr),
+    /// An address space's SLB words for this ESID are not what its
+    /// mapping makes (or it has none).
+    StaleSlbWords(Esid),
+    /// The SLB fast path is not pointed at the current tables.
+    SlbTablesNotPublished,
 }
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Verifies that the HPT, the SLB and the tables agree: every valid
     /// HPTE is recorded for a live segment page and translates that page to
     /// its frame with its protection, no virtual page has two HPTEs, every
-    /// SLB entry comes from a mapping, no frame backs two pages. Scans the
+    /// SLB entry comes from a mapping, no frame backs two pages, every
+    /// address space's SLB words are its mappings' and the fast path is
+    /// pointed at the kernel's and the running process's. Scans the
     /// whole HPT (tests only). HPTEs outside the VMM's VSID space (not a
     /// 256 MB segment, or a VSID no SID scrambles to) belong to whoever
     /// shares the table, such as a kernel's bolted linear map, and are
@@ -140,6 +147,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 }
             }
         }
+        self.check_slb_tables()?;
         Ok(())
     }
 }

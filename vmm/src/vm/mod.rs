@@ -31,7 +31,7 @@ use core::fmt;
 use core::ops::Range;
 
 use arch_ppc64::addr::{EffectiveAddress, Esid, Vsid};
-use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
+use arch_ppc64::structures::slb::SlbEntry;
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Mapping, SegKey};
@@ -239,9 +239,10 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let sids = SidAllocator::with_ranges(config.kernel_sids, config.user_sids)
             .map_err(VmError::Sid)?;
         let hpt = HptManager::new(hpt).map_err(VmError::HptSetup)?;
+        slb.set_hardware_index_base(slb_hw.hardware_index_base());
         // Start from an SLB without stale on-demand entries.
         slb.switch(&mut slb_hw);
-        Ok(Vmm {
+        let v = Vmm {
             hpt,
             slb_hw,
             slb,
@@ -254,7 +255,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             next_space: 1,
             counters: FaultCounters::default(),
             environment: Environment::KernelProcess,
-        })
+        };
+        v.publish_slb_tables();
+        Ok(v)
     }
 
     /// The HPT backend.
@@ -281,9 +284,14 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     pub fn segments(&self) -> &SegmentTable {
         &self.segments
     }
-    /// Fault statistics.
+    /// Fault statistics; `slb_misses` includes the entries a platform's
+    /// segment-miss fast path loaded ([`SlbManager::fast_loads`]).
     pub fn counters(&self) -> FaultCounters {
-        self.counters
+        let (data, instruction) = self.slb.fast_loads();
+        FaultCounters {
+            slb_misses: self.counters.slb_misses + data + instruction,
+            ..self.counters
+        }
     }
     /// Number of SIDs in use (segments and views).
     pub fn sids_in_use(&self) -> usize {
@@ -392,14 +400,7 @@ fn virtual_page(sid: Sid, page: u32) -> VirtualPage {
 
 /// The SLB entry translating `esid` through `mapping`.
 fn slb_entry(esid: Esid, mapping: &Mapping) -> SlbEntry {
-    SlbEntry::new(
-        esid,
-        vsid_of(mapping.translation_sid()),
-        SegmentSize::M256,
-        PageSize::K4,
-        SlbFlags::from_bits_truncate(mapping.slb_flags()),
-    )
-    .expect("VSIDs from the scramble fit a 256 MB segment")
+    mapping.slb_entry(esid)
 }
 
 // Page indexes are `u32` and a 256 MB segment has 2^16 4 KiB pages.

@@ -5,11 +5,12 @@ use alloc::vec::Vec;
 
 use arch_ppc64::addr::Esid;
 
-use super::{slb_entry, MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
+use super::{slb_entry, Invariant, MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
 use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Handle, Mapping};
 use crate::platform::{FrameAllocator, HptBackend, SlbBackend};
 use crate::segment::{SegmentError, SegmentKind, ViewProt};
 use crate::sid::{Sid, SidKind};
+use crate::slbtable::{SlbWords, TableRef};
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Creates an empty process address space. Ids are handed out in
@@ -96,8 +97,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             owned: opts.owned,
         };
         let entry = slb_entry(esid, &mapping);
-        self.space_mut(space)?
-            .insert(esid, mapping)
+        self.space_insert(space, esid, mapping)
             .expect("checked free above");
         if let Some(i) = bolted_index {
             if let Err(e) = self.slb.bolt(&mut self.slb_hw, i, entry) {
@@ -115,7 +115,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Unmaps `esid` of `space`: its SLB entry goes (if loaded), a view is
     /// destroyed with its HPTEs, an owned segment is deleted.
     pub fn unmap(&mut self, space: SpaceRef, esid: Esid) -> Result<Mapping, VmError> {
-        let m = self.space_mut(space)?.remove(esid)?;
+        let m = self.space_remove(space, esid)?;
         self.invalidate_slbe(space, esid);
         self.release_mapping(&m, None)?;
         Ok(m)
@@ -135,15 +135,15 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         sid: Sid,
         mut opts: MapOptions,
     ) -> Result<(Handle, Option<Mapping>), VmError> {
-        let old = self.space_mut(space)?.remove(esid).ok();
+        self.space_ref(space)?;
+        let old = self.space_remove(space, esid).ok();
         opts.owned |= old
             .as_ref()
             .is_some_and(|m| m.owned && m.handle.sid() == sid);
         match self.map(space, esid, sid, opts) {
             Err(e) => {
                 if let Some(m) = old {
-                    self.space_mut(space)?
-                        .insert(esid, m)
+                    self.space_insert(space, esid, m)
                         .expect("the ESID was just vacated");
                 }
                 Err(e)
@@ -161,6 +161,86 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 Ok((h, old))
             }
         }
+    }
+
+    /// Maps `m` at `esid` of `space` and, if the fast path uses that
+    /// space's table, tells it where the table went (it may have grown).
+    fn space_insert(&mut self, space: SpaceRef, esid: Esid, m: Mapping) -> Result<(), VmError> {
+        self.space_mut(space)?.insert(esid, m)?;
+        self.republish_if_loaded(space);
+        Ok(())
+    }
+
+    /// Unmaps `esid` of `space` (the table only: the SLB entry is the
+    /// caller's) and, if the fast path uses that space's table, tells it
+    /// where the table went.
+    fn space_remove(&mut self, space: SpaceRef, esid: Esid) -> Result<Mapping, VmError> {
+        let m = self.space_mut(space)?.remove(esid)?;
+        self.republish_if_loaded(space);
+        Ok(m)
+    }
+
+    /// Publishes the tables again after a change to `space`, if it is the
+    /// kernel's or the running process's (the others are published when
+    /// a switch makes them current).
+    fn republish_if_loaded(&self, space: SpaceRef) {
+        let loaded = match space {
+            SpaceRef::Kernel => true,
+            SpaceRef::Process(id) => self.current == Some(id),
+        };
+        if loaded {
+            self.publish_slb_tables();
+        }
+    }
+
+    /// Tells the SLB manager's fast path ([`crate::slb::fast`]) where the
+    /// SLB words of the kernel and of the running process are: after a
+    /// switch, and after every change to an address space (its table may
+    /// have moved).
+    pub(super) fn publish_slb_tables(&self) {
+        let user = self
+            .current
+            .and_then(|id| self.spaces.get(&id))
+            .map_or_else(TableRef::empty, |a| a.slb_table().raw());
+        self.slb.set_tables(user, self.kernel.slb_table().raw());
+    }
+
+    /// Checks that every address space's SLB words are what the full
+    /// path would load for each of its mappings and nothing more, and
+    /// that the fast path is pointed at the kernel's and the running
+    /// process's tables.
+    pub(super) fn check_slb_tables(&self) -> Result<(), Invariant> {
+        for a in core::iter::once(&self.kernel).chain(self.spaces.values()) {
+            for (esid, m) in a.iter() {
+                if a.slb_table().get(esid) != SlbWords::of(slb_entry(esid, m)) {
+                    return Err(Invariant::StaleSlbWords(esid));
+                }
+            }
+            if let Some(w) = a
+                .slb_table()
+                .iter()
+                .find(|w| a.get(w.entry().esid()).is_none())
+            {
+                return Err(Invariant::StaleSlbWords(w.entry().esid()));
+            }
+            if a.slb_table().len() != a.len() {
+                return Err(Invariant::SlbTablesNotPublished);
+            }
+        }
+        let user = self
+            .current
+            .and_then(|id| self.spaces.get(&id))
+            .map_or_else(TableRef::empty, |a| a.slb_table().raw());
+        if self.slb.tables() != [user, self.kernel.slb_table().raw()] {
+            return Err(Invariant::SlbTablesNotPublished);
+        }
+        Ok(())
+    }
+
+    /// Drops every on-demand SLB entry, as an address-space switch does:
+    /// the next access to each of those segments misses again.
+    pub fn flush_slb(&mut self) {
+        self.slb.switch(&mut self.slb_hw);
     }
 
     /// Drops the SLB entry for `esid` if `space` is what the SLB holds.
@@ -200,6 +280,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         if self.current != id {
             self.slb.switch(&mut self.slb_hw);
             self.current = id;
+            self.publish_slb_tables();
         }
         Ok(())
     }
