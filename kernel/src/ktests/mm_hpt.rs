@@ -477,3 +477,37 @@ kernel_test! {
         free(pa);
     }
 }
+
+kernel_test! {
+    fn known_empty_runs_are_exactly_the_never_entered_groups() {
+        // check_invariants skips what known_empty_groups reports: a run
+        // must hold only never-entered groups and stop at the first
+        // entered one (or the end of the table), and an entered group
+        // starts no run.
+        use crate::mm::papr::never_entered;
+        let h = hpt();
+        let count = h.pteg_count();
+        let (mut runs, mut entered) = (0u64, 0u64);
+        let mut g = 0;
+        while g < count {
+            let run = h.known_empty_groups(PtegIndex::new(g));
+            if run == 0 {
+                assert!(!never_entered(g), "group {g:#x} was never entered but starts no run");
+                entered += 1;
+                g += 1;
+                continue;
+            }
+            assert!(g + run <= count, "run of {run} from {g:#x} passes the end {count:#x}");
+            // The ends of the run and a spread inside it.
+            for i in [0, run / 3, run / 2, run - 1] {
+                assert!(never_entered(g + i), "group {:#x} in a run was entered", g + i);
+            }
+            if g + run < count {
+                assert!(!never_entered(g + run), "run from {g:#x} stops short of the next entered group");
+            }
+            runs += 1;
+            g += run;
+        }
+        assert!(runs > 0 && entered > 0, "{runs} runs, {entered} entered groups");
+    }
+}

@@ -88,6 +88,32 @@ fn pristine_if_never_entered(group: u64) -> Option<Hpte> {
     (w.load(Ordering::Relaxed) & (1 << (group % 64)) == 0).then_some(e.pristine)
 }
 
+/// How many groups from `group` on no `H_ENTER` named (0 when nothing is
+/// tracked or `group` was named), up to the end of the bitmap.
+fn never_entered_run(group: u64) -> u64 {
+    let Some(e) = ENTERED.get() else {
+        return 0;
+    };
+    let mut run = 0;
+    let mut g = group;
+    while let Some(w) = e.bitmap.get((g / 64) as usize) {
+        // The named groups at and above `g` in this word; the run ends at
+        // the lowest of them.
+        let named = w.load(Ordering::Relaxed) >> (g % 64);
+        let free = if named == 0 {
+            64 - g % 64
+        } else {
+            u64::from(named.trailing_zeros())
+        };
+        run += free;
+        g += free;
+        if named != 0 {
+            break;
+        }
+    }
+    run
+}
+
 fn mark_entered(group: u64) {
     if let Some(w) = ENTERED
         .get()
@@ -336,6 +362,10 @@ impl HptBackend for PaprHpt {
     /// unoptimised build the general hcall path costs several times the
     /// hcall itself. A group no `H_ENTER` named is answered without
     /// asking ([`PaprHpt::track_entered_groups`]).
+    fn known_empty_groups(&self, group: PtegIndex) -> u64 {
+        never_entered_run(group.as_u64()).min(self.ptegs.saturating_sub(group.as_u64()))
+    }
+
     fn read_group(&self, group: PtegIndex) -> Result<[Hpte; 8], HptError> {
         if group.as_u64() >= self.ptegs {
             return Err(HptError::Parameter);
