@@ -10,6 +10,7 @@
 //! core's process half.
 
 use alloc::collections::BTreeMap;
+use core::ops::Range;
 
 use arch_ppc64::addr::Esid;
 
@@ -18,7 +19,8 @@ use crate::segment::{SegmentError, SegmentKind, ViewProt};
 use crate::sid::{Sid, SidKind};
 use crate::vm::{MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
 
-use super::backend::{AixVm, CoreError, MappingInfo, SegmentInfo, Space};
+use super::adsp::{adspace_t, SegmentRegister};
+use super::backend::{probe_free_run, AixVm, CoreError, MappingInfo, SegmentInfo, Space};
 use super::consts::PAGESIZE;
 use super::error::Shortage;
 
@@ -336,6 +338,45 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
             .unmap(target, esid_of(esid)?)
             .map(|_| ())
             .map_err(core_error)
+    }
+
+    fn load_segment_registers(&self, space: Space, regs: &mut adspace_t) {
+        *regs = adspace_t::EMPTY;
+        let Some(a) = self.space_id(space).and_then(|id| self.vmm.space(id).ok()) else {
+            return;
+        };
+        // The mappings in ESID order, up to the first past register 15:
+        // usually none or a few.
+        for (esid, m) in a.iter() {
+            match SegmentRegister::new(esid.as_u64() as usize) {
+                Some(sr) => regs.set(sr, m.handle.raw()),
+                None => break,
+            }
+        }
+    }
+
+    fn free_run(&self, space: Space, range: Range<u64>, count: u64) -> Option<u64> {
+        // The core's ordered map answers directly when the whole range
+        // lies in one address space; anything else is answered the slow
+        // way, so the result never differs from `probe_free_run`.
+        let found = if count == 0 {
+            None
+        } else if space == Space::Kernel
+            && range.start >= KERNEL_ESID_BASE
+            && range.end <= crate::adspace::ESID_COUNT
+        {
+            Some(self.vmm.kernel_space().find_free_run(range.clone(), count))
+        } else if range.end <= KERNEL_ESID_BASE {
+            self.space_id(space)
+                .and_then(|id| self.vmm.space(id).ok())
+                .map(|a| a.find_free_run(range.clone(), count))
+        } else {
+            None
+        };
+        match found {
+            Some(esid) => esid.map(Esid::as_u64),
+            None => probe_free_run(self, space, range, count),
+        }
     }
 
     fn mapping(&self, space: Space, esid: u64) -> Option<MappingInfo> {

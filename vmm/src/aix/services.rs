@@ -401,6 +401,28 @@ fn seg_key(key: VmKey) -> SegKey {
     }
 }
 
+/// Unmaps `esid` of `space`, logging a refusal: the services only unmap
+/// what their own records say is mapped, so a refusal is a bug to report,
+/// not an error to hand back.
+fn unmap_logged<V: AixVm>(vm: &mut V, space: Space, esid: u64) {
+    if let Err(e) = vm.unmap(space, esid) {
+        log::error!("aix: unmap of ESID {esid:#x} in {space:?} failed: {e:?}");
+    }
+}
+
+/// The allocation of `allocations` that [kaddr, kaddr + size) lies in.
+fn allocation_containing(
+    allocations: &BTreeMap<u64, Allocation>,
+    kaddr: u64,
+    size: vmsize_t,
+) -> Option<&Allocation> {
+    allocations
+        .range(..=kaddr)
+        .next_back()
+        .map(|(_, a)| a)
+        .filter(|a| a.contains(kaddr, size))
+}
+
 impl<V: AixVm> Aix<V> {
     /// The services over `vm` with the default layout.
     pub fn new(vm: V) -> Self {
@@ -594,23 +616,23 @@ impl<V: AixVm> Aix<V> {
     // -----------------------------------------------------------------
 
     fn unmap_logged(&mut self, space: Space, esid: u64) {
-        if let Err(e) = self.vm.unmap(space, esid) {
-            log::error!("aix: unmap of ESID {esid:#x} in {space:?} failed: {e:?}");
+        unmap_logged(&mut self.vm, space, esid);
+    }
+
+    /// Re-reads ESIDs 0..15 of `space` into its `adspace_t` copy after
+    /// the services changed `esids` there: only if those are segment
+    /// registers. (A 64-bit process's `vm_guatt` regions lie far above
+    /// them; `getadsp` re-reads all sixteen anyway.)
+    fn refresh_adspace_for(&mut self, space: Space, esids: Range<u64>) {
+        if esids.start < NSEGS as u64 {
+            self.refresh_adspace(space);
         }
     }
 
     /// Re-reads ESIDs 0..15 of `space` into its `adspace_t` copy.
     fn refresh_adspace(&mut self, space: Space) {
-        let mut a = adspace_t::EMPTY;
-        for n in 0..NSEGS {
-            if let Some(m) = self.vm.mapping(space, n as u64) {
-                if let Some(sr) = SegmentRegister::new(n) {
-                    a.set(sr, m.handle_raw());
-                }
-            }
-        }
         if let Some(c) = self.contexts.get_mut(&space) {
-            *c.adspace = a;
+            self.vm.load_segment_registers(space, &mut c.adspace);
         }
     }
 
@@ -679,29 +701,19 @@ impl<V: AixVm> Aix<V> {
         }
     }
 
-    /// Lowest run of `count` ESIDs in `range` free in `space`.
-    fn free_run(&self, space: Space, range: Range<u64>, count: u64) -> Option<u64> {
-        let mut start = range.start;
-        while start.checked_add(count)? <= range.end {
-            match (start..start + count).find(|&e| self.vm.mapping(space, e).is_some()) {
-                Some(used) => start = used + 1,
-                None => return Some(start),
-            }
-        }
-        None
-    }
-
     /// `count` consecutive free user segments of `space` for a region:
     /// the shmat area in a 64-bit space, registers 3..13 or 15 otherwise.
     fn place_user(&self, space: Space, count: u64) -> Option<u64> {
         let model = self.contexts.get(&space)?.model;
         match (model, space) {
             (AddressModel::Bits64, Space::Process(_)) => {
-                self.free_run(space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
+                self.vm
+                    .free_run(space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
             }
             _ => self
+                .vm
                 .free_run(space, 3..14, count)
-                .or_else(|| self.free_run(space, 15..16, count)),
+                .or_else(|| self.vm.free_run(space, 15..16, count)),
         }
     }
 
@@ -754,24 +766,24 @@ impl<V: AixVm> Aix<V> {
         }
     }
 
-    /// Maps `parts[i]` (segment, window) at `base + i`, otherwise as
-    /// `how`; on failure takes back what it mapped.
+    /// Maps `part(i)` (segment, window) at `base + i` for `i` in
+    /// `0..count`, otherwise as `how`; on failure takes back what it
+    /// mapped. Works on the core alone, so callers may keep borrowing the
+    /// services' own tables for `part`.
     fn map_run(
-        &mut self,
+        vm: &mut V,
         space: Space,
         base: u64,
-        parts: &[(u64, Option<Range<u32>>)],
+        count: u64,
+        part: impl Fn(u64) -> (u64, Option<Range<u32>>),
         how: &MappingInfo,
     ) -> Result<(), CoreError> {
-        for (i, (sid, window)) in parts.iter().enumerate() {
-            let this = MappingInfo {
-                sid: *sid,
-                window: window.clone(),
-                ..how.clone()
-            };
-            if let Err(e) = self.vm.map(space, base + i as u64, &this) {
-                for j in 0..i as u64 {
-                    self.unmap_logged(space, base + j);
+        let mut this = how.clone();
+        for i in 0..count {
+            (this.sid, this.window) = part(i);
+            if let Err(e) = vm.map(space, base + i, &this) {
+                for j in 0..i {
+                    unmap_logged(vm, space, base + j);
                 }
                 return Err(e);
             }
@@ -837,6 +849,7 @@ impl<V: AixVm> Aix<V> {
         let bytes = round_to_page(size).ok_or(VmGallocError::BadSize { size })?;
         let segments = bytes.div_ceil(SEGSIZE);
         let base = self
+            .vm
             .free_run(Space::Kernel, self.config.galloc_esids(), segments)
             .ok_or(VmGallocError::RangeExhausted { segments })?;
         let prot = page_prot(type_flags);
@@ -853,7 +866,6 @@ impl<V: AixVm> Aix<V> {
             }
             left -= this;
         }
-        let parts: Vec<(u64, Option<Range<u32>>)> = sids.iter().map(|&s| (s, None)).collect();
         // The kernel's mapping is a supervisor-only view: PP 00 whatever
         // the pages have, so with Ks = 0 the kernel reads and writes and
         // with Kp = 1 problem state gets nothing (ISA Book III §5.7.13.1),
@@ -867,7 +879,9 @@ impl<V: AixVm> Aix<V> {
             view_prot: ViewProt::SupervisorOnly,
             fork: ForkAction::Share,
         };
-        if let Err(e) = self.map_run(Space::Kernel, base, &parts, &how) {
+        let count = sids.len() as u64;
+        let part = |i: u64| (sids[i as usize], None);
+        if let Err(e) = Self::map_run(&mut self.vm, Space::Kernel, base, count, part, &how) {
             self.delete_logged(&sids);
             return Err(VmGallocError::NoMemory(e.shortage()));
         }
@@ -947,14 +961,6 @@ impl<V: AixVm> Aix<V> {
         Ok(())
     }
 
-    fn allocation_containing(&self, kaddr: u64, size: vmsize_t) -> Option<&Allocation> {
-        self.allocations
-            .range(..=kaddr)
-            .next_back()
-            .map(|(_, a)| a)
-            .filter(|a| a.contains(kaddr, size))
-    }
-
     /// `vm_guatt`: attaches [kaddr, kaddr + size) of one `vm_galloc`
     /// allocation to the current process and returns the user address.
     ///
@@ -998,24 +1004,26 @@ impl<V: AixVm> Aix<V> {
         if size <= 0 {
             return Err(VmGuattError::BadSize { size });
         }
-        let a = self
-            .allocation_containing(kaddr, size)
+        let a = allocation_containing(&self.allocations, kaddr, size)
             .ok_or(VmGuattError::NotInAllocation { kaddr, size })?;
         // Offsets from the allocation's start: it may end at the top of
         // the address space, where kaddr + size would wrap.
         let off = kaddr - a.start;
         let off_end = off + size as u64;
-        let mut parts = Vec::new();
-        for seg in off >> SEGSHIFT..=(off_end - 1) >> SEGSHIFT {
+        let first = off >> SEGSHIFT;
+        let count = ((off_end - 1) >> SEGSHIFT) - first + 1;
+        // Part i: the allocation's segment first + i, windowed to the
+        // pages of [off, off_end) in it.
+        let part = |i: u64| {
+            let seg = first + i;
             let seg_off = seg << SEGSHIFT;
             let lo = off.max(seg_off) - seg_off;
             let hi = off_end.min(seg_off + SEGSIZE) - seg_off;
             let window = (lo / PAGESIZE) as u32..hi.div_ceil(PAGESIZE) as u32;
-            parts.push((a.sids[seg as usize], Some(window)));
-        }
+            (a.sids[seg as usize], Some(window))
+        };
         let no_exec = a.type_flags & V_NOEXEC != 0;
         let allocation = a.start;
-        let count = parts.len() as u64;
         let base = self
             .place_user(space, count)
             .ok_or(VmGuattError::NoMemory(Shortage::Regions))?;
@@ -1027,7 +1035,7 @@ impl<V: AixVm> Aix<V> {
             view_prot: ViewProt::Segment,
             fork: ForkAction::Drop,
         };
-        self.map_run(space, base, &parts, &how)
+        Self::map_run(&mut self.vm, space, base, count, part, &how)
             .map_err(|e| VmGuattError::NoMemory(e.shortage()))?;
         let uaddr = (base << SEGSHIFT) | (kaddr & SEGOFFSET);
         if let Some(c) = self.contexts.get_mut(&space) {
@@ -1039,7 +1047,7 @@ impl<V: AixVm> Aix<V> {
                 esids: base..base + count,
             });
         }
-        self.refresh_adspace(space);
+        self.refresh_adspace_for(space, base..base + count);
         Ok(uaddr)
     }
 
@@ -1071,7 +1079,7 @@ impl<V: AixVm> Aix<V> {
         if flags != VU_ANYWHERE {
             return Err(VmGudetError::BadFlags { flags });
         }
-        if self.allocation_containing(kaddr, size).is_none() {
+        if allocation_containing(&self.allocations, kaddr, size).is_none() {
             return Err(VmGudetError::NotAllocated { kaddr, size });
         }
         let c = self.contexts.get_mut(&space).ok_or(no_such)?;
@@ -1081,10 +1089,10 @@ impl<V: AixVm> Aix<V> {
             .position(|t| t.kaddr == kaddr && t.uaddr == uaddr && t.size == size)
             .ok_or(no_such)?;
         let t = c.attachments.remove(i);
-        for e in t.esids {
+        for e in t.esids.clone() {
             self.unmap_logged(space, e);
         }
-        self.refresh_adspace(space);
+        self.refresh_adspace_for(space, t.esids);
         Ok(())
     }
 
@@ -1124,7 +1132,10 @@ impl<V: AixVm> Aix<V> {
             .segment(h.sid())
             .ok_or(VmAttError::NoSuchSegment { sid: h.sid() })?;
         let owner = self.current_context();
-        let Some(esid) = self.free_run(Space::Kernel, self.config.vm_att_esids(), 1) else {
+        let Some(esid) = self
+            .vm
+            .free_run(Space::Kernel, self.config.vm_att_esids(), 1)
+        else {
             log::error!("vm_att: no free region for handle {handle:#x} (AIX would panic); refused");
             return Err(VmAttError::NoFreeRegion);
         };
