@@ -445,7 +445,6 @@ impl Segment {
     /// Empties the segment for destruction: returns every frame and HPTE
     /// slot it recorded; afterwards it holds nothing.
     fn drain(&mut self) -> Released {
-        let pages = core::mem::take(&mut self.pages);
         let mut out = Released {
             sid: self.sid,
             target: match self.kind {
@@ -455,7 +454,12 @@ impl Segment {
             frames: Vec::new(),
             slots: Vec::new(),
         };
-        for (i, p) in pages {
+        if self.pages.is_empty() {
+            // A view never touched, or a segment never used: nothing to
+            // walk (not even an empty map's iterator).
+            return out;
+        }
+        for (i, p) in core::mem::take(&mut self.pages) {
             if let PageState::Resident(r) = p.state {
                 out.frames.push(r.frame);
             }
@@ -480,6 +484,28 @@ pub struct Released {
     pub frames: Vec<PhysAddr>,
     /// HPTEs to remove: (page, slot).
     pub slots: Vec<(u32, Ptex)>,
+}
+
+/// What one [`SegmentTable::detach`] destroyed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Detached {
+    /// The view detached (a view goes with its single detach).
+    pub view: Option<Released>,
+    /// The working segment, if that was the last attachment of a deleted
+    /// or orphaned one.
+    pub segment: Option<Released>,
+}
+
+impl Detached {
+    /// How many segments went.
+    pub fn len(&self) -> usize {
+        usize::from(self.view.is_some()) + usize::from(self.segment.is_some())
+    }
+
+    /// Whether nothing went.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Outcome of a delete request or of the last detach/put of a deleted segment.
@@ -612,22 +638,32 @@ impl SegmentTable {
     /// Counts one mapping fewer; destroys the segment if it was deleted and
     /// nothing keeps it any more. A view is destroyed by its single detach
     /// (and detaches from its target in turn, which may destroy that too).
-    pub fn detach(&mut self, sid: Sid) -> Result<Vec<Released>, SegmentError> {
-        let s = self.get(sid)?;
-        if s.attach_count == 0 && s.kind == SegmentKind::Working {
-            return Err(SegmentError::NotAttached(sid));
-        }
-        if let SegmentKind::View { target, .. } = s.kind {
-            let mut s = self.segments.remove(&sid).expect("checked above");
-            let mut out = alloc::vec![s.drain()];
-            if let Ok(more) = self.detach(target) {
-                out.extend(more);
-            }
-            return Ok(out);
-        }
+    pub fn detach(&mut self, sid: Sid) -> Result<Detached, SegmentError> {
         let s = self.get_mut(sid)?;
-        s.attach_count -= 1;
-        Ok(self.destroy_if_done(sid).into_iter().collect())
+        let target = match s.kind {
+            SegmentKind::View { target, .. } => target,
+            SegmentKind::Working => {
+                if s.attach_count == 0 {
+                    return Err(SegmentError::NotAttached(sid));
+                }
+                s.attach_count -= 1;
+                return Ok(Detached {
+                    view: None,
+                    segment: self.destroy_if_done(sid),
+                });
+            }
+        };
+        let view = self.segments.remove(&sid).map(|mut v| v.drain());
+        // A view's target is a working segment (`create_view` sees to it)
+        // that the view counted as one attachment.
+        let segment = match self.segments.get_mut(&target) {
+            Some(t) if t.attach_count > 0 => {
+                t.attach_count -= 1;
+                self.destroy_if_done(target)
+            }
+            _ => None,
+        };
+        Ok(Detached { view, segment })
     }
 
     /// Takes an `as_geth` hold: the segment cannot be destroyed until it is put.

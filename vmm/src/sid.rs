@@ -253,6 +253,18 @@ impl SidAllocator {
         Ok(())
     }
 
+    /// [`SidAllocator::free`] and [`SidAllocator::release`] in one step,
+    /// for an owner that has already removed every HPTE of `sid`: the SID
+    /// goes straight to the reuse queue without passing through quarantine.
+    pub fn retire(&mut self, sid: Sid) -> Result<(), SidError> {
+        if !self.live.remove(&sid.0) {
+            return Err(SidError::NotAllocated(sid));
+        }
+        let kind = self.kind_of(sid);
+        self.pool(kind).reusable.push_back(sid.0);
+        Ok(())
+    }
+
     /// Sweeps `hpt` for entries of quarantined SIDs, removes them, and
     /// releases every quarantined SID. Returns `(released SIDs, removed
     /// HPTEs)`. On a backend error nothing is released.
@@ -421,6 +433,22 @@ mod tests {
         assert_eq!(a.live_count(), 2);
         // Kernel range is unaffected.
         assert_eq!(a.allocate(SidKind::Kernel), Ok(Sid::new(1)));
+    }
+
+    #[test]
+    fn retire_is_free_then_release() {
+        let mut a = SidAllocator::with_ranges(1..3, 100..102).unwrap();
+        let s1 = a.allocate(SidKind::User).unwrap();
+        let s2 = a.allocate(SidKind::User).unwrap();
+        a.retire(s1).unwrap();
+        assert!(!a.is_live(s1) && !a.is_quarantined(s1));
+        assert_eq!(a.retire(s1), Err(SidError::NotAllocated(s1)));
+        assert_eq!(a.live_count(), 1);
+        // Reusable at once, as after free + release.
+        assert_eq!(a.allocate(SidKind::User), Ok(s1));
+        a.free(s2).unwrap();
+        assert_eq!(a.retire(s2), Err(SidError::NotAllocated(s2)));
+        assert!(a.is_quarantined(s2));
     }
 
     #[test]

@@ -90,18 +90,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
 
     /// Releases what destroyed segments left: HPTEs, frames, SIDs.
     pub(super) fn release(&mut self, r: Released) {
-        let ours: Vec<(u32, Ptex)> = r
-            .slots
-            .iter()
-            .copied()
-            .filter(|(page, ptex)| self.slot_owner.get(ptex) == Some(&(r.sid, *page)))
-            .collect();
-        // The segment itself is gone, but a destroyed view's pages are its
-        // target's, which may live on: their R/C go there.
-        for (page, rc) in self.remove_hptes(r.sid, &ours) {
-            if let Some(target) = r.target {
-                self.fold_rc_into(target, page, rc);
-            }
+        if !r.slots.is_empty() {
+            self.release_slots(&r);
         }
         for f in r.frames {
             // A frame the allocator refuses would be a VMM bug (each frame
@@ -110,6 +100,23 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             debug_assert!(freed.is_ok(), "freeing {f:?}: {freed:?}");
         }
         self.free_sid(r.sid);
+    }
+
+    /// Removes the HPTEs a destroyed segment recorded. The segment itself
+    /// is gone, but a destroyed view's pages are its target's, which may
+    /// live on: their R/C go there.
+    fn release_slots(&mut self, r: &Released) {
+        let ours: Vec<(u32, Ptex)> = r
+            .slots
+            .iter()
+            .copied()
+            .filter(|(page, ptex)| self.slot_owner.get(ptex) == Some(&(r.sid, *page)))
+            .collect();
+        for (page, rc) in self.remove_hptes(r.sid, &ours) {
+            if let Some(target) = r.target {
+                self.fold_rc_into(target, page, rc);
+            }
+        }
     }
 
     pub(super) fn dispose(&mut self, d: Disposal) -> bool {

@@ -180,8 +180,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// the new mapping took the ownership over).
     fn release_mapping(&mut self, m: &Mapping, keep: Option<Sid>) -> Result<(), VmError> {
         let sid = m.handle.sid();
-        let released = self.segments.detach(m.view.unwrap_or(sid))?;
-        for r in released {
+        let detached = self.segments.detach(m.view.unwrap_or(sid))?;
+        if let Some(r) = detached.view {
+            self.release(r);
+        }
+        if let Some(r) = detached.segment {
             self.release(r);
         }
         if m.owned && keep != Some(sid) && self.segments.get(sid).is_ok() {
