@@ -19,4 +19,5 @@ mod proc_faults;
 mod proc_fuzz;
 mod proc_heap;
 mod proc_hpt;
+mod runtime;
 mod traps;
