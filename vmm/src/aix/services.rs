@@ -282,7 +282,7 @@ impl Context {
 /// and after a call (a refused call must leave it unchanged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bookkeeping {
-    allocations: BTreeMap<u64, Allocation>,
+    allocations: Vec<Allocation>,
     galloc_sids: BTreeSet<u64>,
     vms: BTreeSet<u64>,
     contexts: BTreeMap<Space, Context>,
@@ -305,7 +305,10 @@ pub enum ProcessError {
 pub struct Aix<V: AixVm> {
     vm: V,
     config: AixConfig,
-    allocations: BTreeMap<u64, Allocation>,
+    /// By start address, ascending: a binary search finds the one
+    /// containing an address (`vm_guatt`, `vm_gudet`); `vm_galloc` and
+    /// `vm_gfree`, much rarer, shift the rest.
+    allocations: Vec<Allocation>,
     galloc_sids: BTreeSet<u64>,
     vms: BTreeSet<u64>,
     contexts: BTreeMap<Space, Context>,
@@ -410,17 +413,23 @@ fn unmap_logged<V: AixVm>(vm: &mut V, space: Space, esid: u64) {
     }
 }
 
-/// The allocation of `allocations` that [kaddr, kaddr + size) lies in.
+/// The allocation of `allocations` (ascending by start) that [kaddr,
+/// kaddr + size) lies in.
 fn allocation_containing(
-    allocations: &BTreeMap<u64, Allocation>,
+    allocations: &[Allocation],
     kaddr: u64,
     size: vmsize_t,
 ) -> Option<&Allocation> {
-    allocations
-        .range(..=kaddr)
-        .next_back()
-        .map(|(_, a)| a)
+    let after = allocations.partition_point(|a| a.start <= kaddr);
+    allocations[..after]
+        .last()
         .filter(|a| a.contains(kaddr, size))
+}
+
+/// The index in `allocations` (ascending by start) of the one starting
+/// at `start`.
+fn allocation_at(allocations: &[Allocation], start: u64) -> Option<usize> {
+    allocations.binary_search_by_key(&start, |a| a.start).ok()
 }
 
 impl<V: AixVm> Aix<V> {
@@ -445,7 +454,7 @@ impl<V: AixVm> Aix<V> {
         let mut aix = Aix {
             vm,
             config,
-            allocations: BTreeMap::new(),
+            allocations: Vec::new(),
             galloc_sids: BTreeSet::new(),
             vms: BTreeSet::new(),
             contexts,
@@ -485,7 +494,7 @@ impl<V: AixVm> Aix<V> {
 
     /// Live `vm_galloc` allocations by start address.
     pub fn allocations(&self) -> impl Iterator<Item = &Allocation> {
-        self.allocations.values()
+        self.allocations.iter()
     }
 
     /// `pid`'s `vm_guatt` attachments.
@@ -640,21 +649,50 @@ impl<V: AixVm> Aix<V> {
     /// process environment only. `Err(true)` = interrupt environment,
     /// `Err(false)` = a process the services do not know.
     fn process_context(&self, service: &str) -> Result<Space, bool> {
-        match self.vm.environment() {
+        let space = Self::process_space(&self.vm, service)?;
+        if space == Space::Kernel || self.contexts.contains_key(&space) {
+            Ok(space)
+        } else {
+            Self::unknown_process(service, space);
+            Err(false)
+        }
+    }
+
+    /// [`Aix::process_context`] and the context itself, found with one
+    /// look-up. Takes the fields, not `self`, so the caller may go on
+    /// using the core and the other tables while it holds the context.
+    fn process_context_in<'c>(
+        vm: &V,
+        contexts: &'c mut BTreeMap<Space, Context>,
+        service: &str,
+    ) -> Result<(Space, &'c mut Context), bool> {
+        let space = Self::process_space(vm, service)?;
+        match contexts.get_mut(&space) {
+            Some(c) => Ok((space, c)),
+            None => {
+                Self::unknown_process(service, space);
+                Err(false)
+            }
+        }
+    }
+
+    /// The space a process-only service acts on: the current process's,
+    /// or the kernel's for a kernel process. `Err(true)` (logged) in the
+    /// interrupt environment.
+    fn process_space(vm: &V, service: &str) -> Result<Space, bool> {
+        match vm.environment() {
             Environment::Interrupt => {
                 log::warn!("{service}: called from the interrupt environment; refused");
                 Err(true)
             }
             Environment::KernelProcess => Ok(Space::Kernel),
-            Environment::Process(pid) => {
-                let s = Space::Process(pid);
-                if self.contexts.contains_key(&s) {
-                    Ok(s)
-                } else {
-                    log::warn!("{service}: process {pid:?} unknown to the services");
-                    Err(false)
-                }
-            }
+            Environment::Process(pid) => Ok(Space::Process(pid)),
+        }
+    }
+
+    fn unknown_process(service: &str, space: Space) {
+        if let Space::Process(pid) = space {
+            log::warn!("{service}: process {pid:?} unknown to the services");
         }
     }
 
@@ -705,15 +743,18 @@ impl<V: AixVm> Aix<V> {
     /// the shmat area in a 64-bit space, registers 3..13 or 15 otherwise.
     fn place_user(&self, space: Space, count: u64) -> Option<u64> {
         let model = self.contexts.get(&space)?.model;
+        Self::place_user_in(&self.vm, space, model, count)
+    }
+
+    /// [`Aix::place_user`] for a context of `model` already at hand.
+    fn place_user_in(vm: &V, space: Space, model: AddressModel, count: u64) -> Option<u64> {
         match (model, space) {
             (AddressModel::Bits64, Space::Process(_)) => {
-                self.vm
-                    .free_run(space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
+                vm.free_run(space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
             }
-            _ => self
-                .vm
+            _ => vm
                 .free_run(space, 3..14, count)
-                .or_else(|| self.vm.free_run(space, 15..16, count)),
+                .or_else(|| vm.free_run(space, 15..16, count)),
         }
     }
 
@@ -887,8 +928,10 @@ impl<V: AixVm> Aix<V> {
         }
         let start = base << SEGSHIFT;
         self.galloc_sids.extend(sids.iter().copied());
+        // The range was free, so no allocation starts at `start`.
+        let at = self.allocations.partition_point(|a| a.start < start);
         self.allocations.insert(
-            start,
+            at,
             Allocation {
                 start,
                 bytes,
@@ -923,11 +966,11 @@ impl<V: AixVm> Aix<V> {
             return Err(VmGfreeError::WrongEnvironment);
         }
         let bad = VmGfreeError::NoSuchAllocation { eaddr, size };
-        let a = self.allocations.get(&eaddr).ok_or(bad)?;
-        if round_to_page(size) != Some(a.bytes) {
+        let at = allocation_at(&self.allocations, eaddr).ok_or(bad)?;
+        if round_to_page(size) != Some(self.allocations[at].bytes) {
             return Err(bad);
         }
-        let a = self.allocations.remove(&eaddr).ok_or(bad)?;
+        let a = self.allocations.remove(at);
         // Revoke user attachments.
         let spaces: Vec<Space> = self.contexts.keys().copied().collect();
         for space in spaces {
@@ -992,10 +1035,10 @@ impl<V: AixVm> Aix<V> {
         key: vmkey_t,
         flags: c_long,
     ) -> Result<u64, VmGuattError> {
-        let space = match self.process_context("vm_guatt") {
+        let (space, c) = match Self::process_context_in(&self.vm, &mut self.contexts, "vm_guatt") {
             Err(true) => return Err(VmGuattError::WrongEnvironment),
-            Err(false) | Ok(Space::Kernel) => return Err(VmGuattError::NoUserAddressSpace),
-            Ok(s) => s,
+            Err(false) | Ok((Space::Kernel, _)) => return Err(VmGuattError::NoUserAddressSpace),
+            Ok(x) => x,
         };
         if flags != VU_ANYWHERE {
             return Err(VmGuattError::BadFlags { flags });
@@ -1024,8 +1067,7 @@ impl<V: AixVm> Aix<V> {
         };
         let no_exec = a.type_flags & V_NOEXEC != 0;
         let allocation = a.start;
-        let base = self
-            .place_user(space, count)
+        let base = Self::place_user_in(&self.vm, space, c.model, count)
             .ok_or(VmGuattError::NoMemory(Shortage::Regions))?;
         let how = MappingInfo {
             sid: 0,
@@ -1038,15 +1080,13 @@ impl<V: AixVm> Aix<V> {
         Self::map_run(&mut self.vm, space, base, count, part, &how)
             .map_err(|e| VmGuattError::NoMemory(e.shortage()))?;
         let uaddr = (base << SEGSHIFT) | (kaddr & SEGOFFSET);
-        if let Some(c) = self.contexts.get_mut(&space) {
-            c.attachments.push(Attachment {
-                allocation,
-                kaddr,
-                uaddr,
-                size,
-                esids: base..base + count,
-            });
-        }
+        c.attachments.push(Attachment {
+            allocation,
+            kaddr,
+            uaddr,
+            size,
+            esids: base..base + count,
+        });
         self.refresh_adspace_for(space, base..base + count);
         Ok(uaddr)
     }
@@ -1071,10 +1111,10 @@ impl<V: AixVm> Aix<V> {
         flags: c_long,
     ) -> Result<(), VmGudetError> {
         let no_such = VmGudetError::NoSuchAttachment { kaddr, uaddr, size };
-        let space = match self.process_context("vm_gudet") {
+        let (space, c) = match Self::process_context_in(&self.vm, &mut self.contexts, "vm_gudet") {
             Err(true) => return Err(VmGudetError::WrongEnvironment),
             Err(false) => return Err(no_such),
-            Ok(s) => s,
+            Ok(x) => x,
         };
         if flags != VU_ANYWHERE {
             return Err(VmGudetError::BadFlags { flags });
@@ -1082,7 +1122,6 @@ impl<V: AixVm> Aix<V> {
         if allocation_containing(&self.allocations, kaddr, size).is_none() {
             return Err(VmGudetError::NotAllocated { kaddr, size });
         }
-        let c = self.contexts.get_mut(&space).ok_or(no_such)?;
         let i = c
             .attachments
             .iter()

@@ -95,11 +95,13 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             bolted: opts.bolted,
             owned: opts.owned,
         };
-        let entry = slb_entry(esid, &mapping);
+        // Only a bolted mapping loads its SLB entry now; the others do on
+        // their first miss.
+        let entry = bolted_index.map(|_| slb_entry(esid, &mapping));
         self.space_mut(space)?
             .insert(esid, mapping)
             .expect("checked free above");
-        if let Some(i) = bolted_index {
+        if let (Some(i), Some(entry)) = (bolted_index, entry) {
             if let Err(e) = self.slb.bolt(&mut self.slb_hw, i, entry) {
                 // Take the mapping back; if even that fails, say so rather
                 // than panic, and report the bolt failure.
