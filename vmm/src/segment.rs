@@ -590,7 +590,7 @@ impl SegmentTable {
         if self.segments.contains_key(&sid) {
             return Err(SegmentError::SidInUse(sid));
         }
-        let t = self.get(target)?;
+        let t = self.get_mut(target)?;
         if t.kind != SegmentKind::Working {
             return Err(SegmentError::WrongKind(target));
         }
@@ -598,7 +598,7 @@ impl SegmentTable {
             return Err(SegmentError::BadSize);
         }
         let default_prot = prot.apply(t.default_prot);
-        self.get_mut(target)?.attach_count += 1;
+        t.attach_count += 1;
         self.segments.insert(
             sid,
             Segment::new(

@@ -435,6 +435,81 @@ mod tests {
         core.map(Space::Kernel, 4, &how).unwrap();
     }
 
+    /// The core's one-look answers agree with the probing definitions
+    /// ([`probe_free_run`], the trait's default register load) on a
+    /// process space and the kernel's, mappings scattered over the
+    /// registers and the shmat area, runs of every length up to past what
+    /// fits.
+    #[test]
+    fn free_runs_and_registers_agree_with_probing() {
+        use crate::adspace::{ForkAction, SegKey};
+        use crate::testkit::{ArrayHpt, ArraySlb, VecFrames};
+        use proptest::prelude::*;
+        use proptest::test_runner::TestRunner;
+
+        let base = crate::aix::SHMAT_BASE_ESID;
+        let esids = prop_oneof![0u64..20, base..base + 12];
+        let mut runner = TestRunner::default();
+        runner
+            .run(
+                &(
+                    proptest::collection::vec((esids, any::<bool>()), 0..14),
+                    1u64..6,
+                ),
+                |(maps, count)| {
+                    let vmm = Vmm::new(ArrayHpt::new(2048), ArraySlb::new(8), VecFrames::new(8), 0)
+                        .unwrap();
+                    let mut core = CoreVm::new(vmm);
+                    core.create_space(ProcessId(1)).unwrap();
+                    let sid = core
+                        .create_segment(1, crate::segment::PageProt::USER_RW, false)
+                        .unwrap();
+                    for (esid, kernel) in maps {
+                        let space = if kernel {
+                            Space::Kernel
+                        } else {
+                            Space::Process(ProcessId(1))
+                        };
+                        let how = MappingInfo {
+                            sid,
+                            key: SegKey::UNPRIV,
+                            no_exec: esid % 2 == 0,
+                            window: None,
+                            view_prot: ViewProt::Segment,
+                            fork: ForkAction::Share,
+                        };
+                        let _ = core.map(space, esid, &how);
+                    }
+                    for space in [
+                        Space::Kernel,
+                        Space::Process(ProcessId(1)),
+                        Space::Process(ProcessId(9)),
+                    ] {
+                        for range in [0..16, 3..14, 15..16, base..base + 16, base + 5..base + 7] {
+                            prop_assert_eq!(
+                                core.free_run(space, range.clone(), count),
+                                probe_free_run(&core, space, range, count)
+                            );
+                        }
+                        let mut regs = adspace_t {
+                            alloc: 0x5555_0000,
+                            srval: [7; 16],
+                        };
+                        core.load_segment_registers(space, &mut regs);
+                        let mut want = adspace_t::EMPTY;
+                        for n in 0..16 {
+                            if let Some(m) = core.mapping(space, n as u64) {
+                                want.set(SegmentRegister::new(n).unwrap(), m.handle_raw());
+                            }
+                        }
+                        prop_assert_eq!(regs, want);
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+    }
+
     #[test]
     fn core_errors_map_to_shortages_and_refusals() {
         assert_eq!(
