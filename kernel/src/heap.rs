@@ -152,24 +152,14 @@ impl KernelHeap {
     }
 }
 
-// SAFETY: blocks are handed out once until freed: a listed block is off
-// every list while allocated, and a block goes back to the list of the
-// class its layout gives, or to the linked list with the layout it was
-// taken with (the class's for small blocks), as `Heap` requires.
-unsafe impl GlobalAlloc for KernelHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let mut g = self.inner.lock();
-        let (heap, lists) = &mut *g;
-        let layout = match class_of(layout) {
-            Some(class) => {
-                // SAFETY: only `push` lists blocks, each of its class.
-                if let Some(p) = unsafe { lists.pop(class) } {
-                    return p;
-                }
-                class_layout(class)
-            }
-            None => layout,
-        };
+impl KernelHeap {
+    /// The linked list's part of [`GlobalAlloc::alloc`]: large blocks, and
+    /// small ones whose list is empty; on failure it hands the listed
+    /// blocks back and tries once more. Out of line, so the list fast path
+    /// saves no registers.
+    #[inline(never)]
+    fn alloc_from_list(heap: &mut Heap, lists: &mut Lists, layout: Layout) -> *mut u8 {
+        let layout = class_of(layout).map_or(layout, class_layout);
         if let Ok(p) = heap.allocate_first_fit(layout) {
             return p.as_ptr();
         }
@@ -180,21 +170,47 @@ unsafe impl GlobalAlloc for KernelHeap {
             .map_or(null_mut(), |p| p.as_ptr())
     }
 
+    /// The linked list's part of [`GlobalAlloc::dealloc`].
+    ///
+    /// # Safety
+    ///
+    /// As [`GlobalAlloc::dealloc`] for a block [`KernelHeap`] handed out.
+    #[inline(never)]
+    unsafe fn dealloc_to_list(heap: &mut Heap, ptr: *mut u8, layout: Layout) {
+        let layout = class_of(layout).map_or(layout, class_layout);
+        // SAFETY: `alloc` took the block from `heap` with `layout` (a
+        // small one with its class's).
+        unsafe { heap.deallocate(NonNull::new_unchecked(ptr), layout) };
+    }
+}
+
+// SAFETY: blocks are handed out once until freed: a listed block is off
+// every list while allocated, and a block goes back to the list of the
+// class its layout gives, or to the linked list with the layout it was
+// taken with (the class's for small blocks), as `Heap` requires.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let mut g = self.inner.lock();
+        let (heap, lists) = &mut *g;
+        if let Some(class) = class_of(layout) {
+            // SAFETY: only `push` lists blocks, each of its class.
+            if let Some(p) = unsafe { lists.pop(class) } {
+                return p;
+            }
+        }
+        Self::alloc_from_list(heap, lists, layout)
+    }
+
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let mut g = self.inner.lock();
         let (heap, lists) = &mut *g;
-        let (layout, class) = match class_of(layout) {
-            Some(class) => (class_layout(class), Some(class)),
-            None => (layout, None),
-        };
-        match class {
+        match class_of(layout) {
             Some(c) if lists.count[c] < KEEP => {
                 // SAFETY: the caller gives the block up; it is of class c.
                 unsafe { lists.push(c, ptr) }
             }
-            // SAFETY: `alloc` took the block from `heap` with `layout`
-            // (a small one with its class's).
-            _ => unsafe { heap.deallocate(NonNull::new_unchecked(ptr), layout) },
+            // SAFETY: forwarded contract.
+            _ => unsafe { Self::dealloc_to_list(heap, ptr, layout) },
         }
     }
 }
