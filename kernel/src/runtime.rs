@@ -27,7 +27,7 @@ unsafe fn copy_forward(dst: *mut u8, src: *const u8, n: usize) {
         unsafe { copy_bytes(dst, src, head) };
         i = head;
     }
-    if (dst as usize + i | src as usize + i).is_multiple_of(8) {
+    if ((dst as usize + i) | (src as usize + i)).is_multiple_of(8) {
         while i + 32 <= n {
             // SAFETY: in bounds (i + 32 <= n) and 8-byte aligned. The
             // loads come before the stores; with dst below an overlapping
