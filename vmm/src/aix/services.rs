@@ -1020,7 +1020,12 @@ impl<V: AixVm> Aix<V> {
     /// area of a 64-bit process, registers 3..13/15 of a 32-bit one), one
     /// per allocation segment it touches, keeping the offset within the
     /// segment. Only the pages of [kaddr, kaddr + size) become reachable
-    /// (stricter than AIX). `VM_PRIV` gives read-write; `VM_UNPRIV` gives
+    /// (stricter than AIX): where the region covers only some pages of a
+    /// segment, through a view with a VSID of its own, so no translation
+    /// made for another mapping reaches the others; where it covers all of
+    /// them, through the segment itself, which no mapping but another
+    /// process's whole attachment uses (the kernel reaches `vm_galloc`
+    /// memory through a view of its own). `VM_PRIV` gives read-write; `VM_UNPRIV` gives
     /// read-only on `V_UREAD` memory and nothing otherwise. The attachment
     /// is not inherited across fork.
     ///
@@ -1065,14 +1070,18 @@ impl<V: AixVm> Aix<V> {
         let first = off >> SEGSHIFT;
         let count = ((off_end - 1) >> SEGSHIFT) - first + 1;
         // Part i: the allocation's segment first + i, windowed to the
-        // pages of [off, off_end) in it.
+        // pages of [off, off_end) in it. A window of all the segment's
+        // pages is no window: the segment is mapped itself, and the core
+        // makes no view (no SID, no segment record) for it.
         let part = |i: u64| {
             let seg = first + i;
             let seg_off = seg << SEGSHIFT;
             let lo = off.max(seg_off) - seg_off;
             let hi = off_end.min(seg_off + SEGSIZE) - seg_off;
             let window = (lo / PAGESIZE) as u32..hi.div_ceil(PAGESIZE) as u32;
-            (a.sids[seg as usize], Some(window))
+            let seg_pages = (a.bytes - seg_off).min(SEGSIZE).div_ceil(PAGESIZE) as u32;
+            let whole = window.start == 0 && window.end == seg_pages;
+            (a.sids[seg as usize], (!whole).then_some(window))
         };
         let no_exec = a.type_flags & V_NOEXEC != 0;
         let allocation = a.start;
