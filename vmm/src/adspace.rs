@@ -15,6 +15,7 @@
 //! "segment registers" (on ppc64: the SLB entries for ESIDs 0..15) and an
 //! allocation mask whose bit for register `x` is `(1 << 31) >> x`.
 
+use alloc::collections::btree_map::Entry;
 use alloc::collections::BTreeMap;
 use core::fmt;
 use core::ops::Range;
@@ -294,13 +295,15 @@ impl AddressSpace {
 
     /// Maps at a free `esid`; an occupied one is refused.
     pub fn insert(&mut self, esid: Esid, mapping: Mapping) -> Result<(), AdspaceError> {
-        if self.map.contains_key(&esid) {
-            return Err(AdspaceError::Occupied(esid));
+        match self.map.entry(esid) {
+            Entry::Occupied(_) => Err(AdspaceError::Occupied(esid)),
+            Entry::Vacant(v) => {
+                let entered = self.slb.insert(mapping.slb_entry(esid));
+                debug_assert!(entered, "a mapping's entry is 256 MB, class 0");
+                v.insert(mapping);
+                Ok(())
+            }
         }
-        let entered = self.slb.insert(mapping.slb_entry(esid));
-        debug_assert!(entered, "a mapping's entry is 256 MB, class 0");
-        self.map.insert(esid, mapping);
-        Ok(())
     }
 
     /// Unmaps `esid`, returning what was there.
@@ -361,13 +364,11 @@ impl AddressSpace {
             return None;
         }
         while start.checked_add(count)? <= end {
-            match self
-                .map
-                .range(Esid::new(start)..=Esid::new(start + count - 1))
-                .next_back()
-            {
-                None => return Some(Esid::new(start)),
-                Some((&e, _)) => start = e.as_u64() + 1,
+            // The first mapping at or above `start`: past the run, the run
+            // is free; inside it, no run can start at or below it.
+            match self.map.range(Esid::new(start)..).next() {
+                Some((&e, _)) if e.as_u64() < start + count => start = e.as_u64() + 1,
+                _ => return Some(Esid::new(start)),
             }
         }
         None

@@ -617,6 +617,28 @@ pub struct Released {
     pub slots: Vec<(u32, HptSlot)>,
 }
 
+/// What one [`SegmentTable::detach`] destroyed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Detached {
+    /// The view detached (a view goes with its single detach).
+    pub view: Option<Released>,
+    /// The working segment, if that was the last attachment of a deleted
+    /// or orphaned one.
+    pub segment: Option<Released>,
+}
+
+impl Detached {
+    /// How many segments went.
+    pub fn len(&self) -> usize {
+        usize::from(self.view.is_some()) + usize::from(self.segment.is_some())
+    }
+
+    /// Whether nothing went.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Outcome of a delete request or of the last detach/put of a deleted segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Disposal {
@@ -786,22 +808,32 @@ impl SegmentTable {
     /// Counts one mapping fewer; destroys the segment if it was deleted and
     /// nothing keeps it any more. A view is destroyed by its single detach
     /// (and detaches from its target in turn, which may destroy that too).
-    pub fn detach(&mut self, sid: Sid) -> Result<Vec<Released>, SegmentError> {
-        let s = self.get(sid)?;
-        if s.attach_count == 0 && s.kind == SegmentKind::Working {
-            return Err(SegmentError::NotAttached(sid));
-        }
-        if let SegmentKind::View { target, .. } = s.kind {
-            let mut s = self.segments.remove(sid).expect("checked above");
-            let mut out = alloc::vec![s.drain()];
-            if let Ok(more) = self.detach(target) {
-                out.extend(more);
-            }
-            return Ok(out);
-        }
+    pub fn detach(&mut self, sid: Sid) -> Result<Detached, SegmentError> {
         let s = self.get_mut(sid)?;
-        s.attach_count -= 1;
-        Ok(self.destroy_if_done(sid).into_iter().collect())
+        let target = match s.kind {
+            SegmentKind::View { target, .. } => target,
+            SegmentKind::Working => {
+                if s.attach_count == 0 {
+                    return Err(SegmentError::NotAttached(sid));
+                }
+                s.attach_count -= 1;
+                return Ok(Detached {
+                    view: None,
+                    segment: self.destroy_if_done(sid),
+                });
+            }
+        };
+        let view = self.segments.remove(sid).map(|mut v| v.drain());
+        // A view's target is a working segment (`create_view` sees to it)
+        // that the view counted as one attachment.
+        let segment = match self.segments.get_mut(target) {
+            Some(t) if t.attach_count > 0 => {
+                t.attach_count -= 1;
+                self.destroy_if_done(target)
+            }
+            _ => None,
+        };
+        Ok(Detached { view, segment })
     }
 
     /// Takes an `as_geth` hold: the segment cannot be destroyed until it is put.

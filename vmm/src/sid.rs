@@ -33,6 +33,7 @@
 //! eight bytes for good, the ranges being far larger than any heap.
 
 use alloc::collections::{BTreeSet, VecDeque};
+use alloc::vec::Vec;
 use core::ops::Range;
 
 use arch_ppc64::addr::Vsid;
@@ -175,12 +176,107 @@ impl Pool {
     }
 }
 
+/// The live SIDs: an open-addressing hash set with linear probing, so
+/// that allocating and freeing a SID (once per segment, and once per
+/// `vm_guatt` view) costs a multiply and a probe or two rather than a
+/// B-tree insert and remove. SIDs come from sequential ranges, so they are
+/// spread with Fibonacci hashing (2^64 divided by the golden ratio); 0,
+/// never a valid SID, marks an empty slot; removal shifts the rest of the
+/// probe run back instead of leaving tombstones. The table stays between
+/// an eighth and a half full (at least [`SidSet::MIN`] slots once used).
+#[derive(Default)]
+struct SidSet {
+    slots: Vec<u64>,
+    len: usize,
+}
+
+impl SidSet {
+    const MIN: usize = 16;
+
+    fn home(&self, sid: u64) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        (sid.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+    }
+
+    /// The slot holding `sid`, or the empty slot ending its probe run.
+    fn probe(&self, sid: u64) -> (usize, bool) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(sid);
+        loop {
+            match self.slots[i] {
+                0 => return (i, false),
+                s if s == sid => return (i, true),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn contains(&self, sid: u64) -> bool {
+        !self.slots.is_empty() && self.probe(sid).1
+    }
+
+    /// Adds `sid` (never 0); false if it was there.
+    fn insert(&mut self, sid: u64) -> bool {
+        debug_assert_ne!(sid, 0);
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.resize((self.slots.len() * 2).max(Self::MIN));
+        }
+        let (i, found) = self.probe(sid);
+        if !found {
+            self.slots[i] = sid;
+            self.len += 1;
+        }
+        !found
+    }
+
+    /// Takes `sid` out; false if it was not there.
+    fn remove(&mut self, sid: u64) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let (mut hole, found) = self.probe(sid);
+        if !found {
+            return false;
+        }
+        // Backward shift: move up each later member of the run whose home
+        // does not lie (cyclically) between the hole and it.
+        let mask = self.slots.len() - 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.slots[j];
+            if s == 0 {
+                break;
+            }
+            let home = self.home(s);
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = 0;
+        self.len -= 1;
+        if self.len * 8 < self.slots.len() && self.slots.len() > Self::MIN {
+            self.resize(self.slots.len() / 2);
+        }
+        true
+    }
+
+    fn resize(&mut self, capacity: usize) {
+        let old = core::mem::replace(&mut self.slots, alloc::vec![0; capacity]);
+        for sid in old.into_iter().filter(|&s| s != 0) {
+            let (i, _) = self.probe(sid);
+            self.slots[i] = sid;
+        }
+    }
+}
+
 /// Hands out SIDs from a kernel and a user range and enforces the reuse
 /// rule (see the module documentation).
 pub struct SidAllocator {
     kernel: Pool,
     user: Pool,
-    live: BTreeSet<u64>,
+    live: SidSet,
     quarantine: BTreeSet<u64>,
 }
 
@@ -196,7 +292,7 @@ impl SidAllocator {
         SidAllocator {
             kernel: Pool::new(KERNEL_SIDS),
             user: Pool::new(USER_SIDS),
-            live: BTreeSet::new(),
+            live: SidSet::default(),
             quarantine: BTreeSet::new(),
         }
     }
@@ -212,7 +308,7 @@ impl SidAllocator {
         Ok(SidAllocator {
             kernel: Pool::new(kernel),
             user: Pool::new(user),
-            live: BTreeSet::new(),
+            live: SidSet::default(),
             quarantine: BTreeSet::new(),
         })
     }
@@ -235,7 +331,7 @@ impl SidAllocator {
     /// Ends `sid`'s life and quarantines it. The caller has removed the
     /// HPTEs and SLB entries it knows of.
     pub fn free(&mut self, sid: Sid) -> Result<(), SidError> {
-        if !self.live.remove(&sid.0) {
+        if !self.live.remove(sid.0) {
             return Err(SidError::NotAllocated(sid));
         }
         self.quarantine.insert(sid.0);
@@ -247,6 +343,18 @@ impl SidAllocator {
     pub fn release(&mut self, sid: Sid) -> Result<(), SidError> {
         if !self.quarantine.remove(&sid.0) {
             return Err(SidError::NotQuarantined(sid));
+        }
+        let kind = self.kind_of(sid);
+        self.pool(kind).reusable.push_back(sid.0);
+        Ok(())
+    }
+
+    /// [`SidAllocator::free`] and [`SidAllocator::release`] in one step,
+    /// for an owner that has already removed every HPTE of `sid`: the SID
+    /// goes straight to the reuse queue without passing through quarantine.
+    pub fn retire(&mut self, sid: Sid) -> Result<(), SidError> {
+        if !self.live.remove(sid.0) {
+            return Err(SidError::NotAllocated(sid));
         }
         let kind = self.kind_of(sid);
         self.pool(kind).reusable.push_back(sid.0);
@@ -287,7 +395,7 @@ impl SidAllocator {
 
     /// Whether `sid` is allocated.
     pub fn is_live(&self, sid: Sid) -> bool {
-        self.live.contains(&sid.0)
+        self.live.contains(sid.0)
     }
 
     /// Whether `sid` is freed but not yet reusable.
@@ -302,7 +410,7 @@ impl SidAllocator {
 
     /// Number of allocated SIDs.
     pub fn live_count(&self) -> usize {
-        self.live.len()
+        self.live.len
     }
 }
 
@@ -347,6 +455,30 @@ mod tests {
     }
 
     proptest! {
+        /// The live set against a B-tree set: inserts, removes and lookups
+        /// of SIDs drawn from a small window (so probe runs collide and
+        /// wrap) and from far apart, through growth and shrinking.
+        #[test]
+        fn live_set_behaves_as_a_set(
+            ops in proptest::collection::vec((0u8..3, 1u64..200, any::<bool>()), 1..600),
+        ) {
+            let mut set = SidSet::default();
+            let mut model = BTreeSet::new();
+            for (op, low, far) in ops {
+                let sid = if far { low << 28 } else { low };
+                match op {
+                    0 => prop_assert_eq!(set.insert(sid), model.insert(sid)),
+                    1 => prop_assert_eq!(set.remove(sid), model.remove(&sid)),
+                    _ => prop_assert_eq!(set.contains(sid), model.contains(&sid)),
+                }
+                prop_assert_eq!(set.len, model.len());
+                prop_assert!(set.slots.is_empty() || set.len * 2 <= set.slots.len());
+            }
+            for sid in model {
+                prop_assert!(set.contains(sid));
+            }
+        }
+
         #[test]
         fn scramble_is_injective_and_never_zero(a in 1u64..INVLSID, b in 1u64..INVLSID) {
             let va = scramble(a);
@@ -421,6 +553,22 @@ mod tests {
         assert_eq!(a.live_count(), 2);
         // Kernel range is unaffected.
         assert_eq!(a.allocate(SidKind::Kernel), Ok(Sid::new(1)));
+    }
+
+    #[test]
+    fn retire_is_free_then_release() {
+        let mut a = SidAllocator::with_ranges(1..3, 100..102).unwrap();
+        let s1 = a.allocate(SidKind::User).unwrap();
+        let s2 = a.allocate(SidKind::User).unwrap();
+        a.retire(s1).unwrap();
+        assert!(!a.is_live(s1) && !a.is_quarantined(s1));
+        assert_eq!(a.retire(s1), Err(SidError::NotAllocated(s1)));
+        assert_eq!(a.live_count(), 1);
+        // Reusable at once, as after free + release.
+        assert_eq!(a.allocate(SidKind::User), Ok(s1));
+        a.free(s2).unwrap();
+        assert_eq!(a.retire(s2), Err(SidError::NotAllocated(s2)));
+        assert!(a.is_quarantined(s2));
     }
 
     #[test]

@@ -111,3 +111,72 @@ fn seth64_of_an_owned_segment_at_its_own_address_keeps_it_owned() {
         "segment, frames, HPTEs and SIDs all released at exit"
     );
 }
+
+/// A region covering every page of its allocation's segment maps the
+/// segment itself: no SID and no segment record are made for it, and
+/// `vm_gudet` leaves the core as it was. A region covering part of a
+/// segment goes through a view (one SID). Two processes attaching the
+/// same whole allocation share its translations, each with its own key:
+/// the one with `VM_PRIV` writes, the one with `VM_UNPRIV` (no `V_UREAD`)
+/// gets nothing, even once the other's stores made the HPTEs; after
+/// `vm_gudet` the address faults.
+#[test]
+fn whole_segments_attach_without_a_view() {
+    use aix_common::*;
+    use vmm::aix::*;
+    let mut h: SimHarness = setup();
+    let k = h.aix().vm_galloc(V_WORKING, (4 * K) as i64).unwrap();
+    h.store(k + 3 * K + 9, SUP, 0x42).unwrap();
+    let (sids, records) = {
+        let v = h.aix_ref().vm().vmm();
+        (v.sids_in_use(), v.segments().len())
+    };
+    let u = h
+        .aix()
+        .vm_guatt(k, (4 * K) as i64, VM_PRIV, VU_ANYWHERE)
+        .unwrap();
+    {
+        let v = h.aix_ref().vm().vmm();
+        assert_eq!((v.sids_in_use(), v.segments().len()), (sids, records));
+        let m = h
+            .aix_ref()
+            .vm()
+            .mapping(Space::Process(P1), u >> SEGSHIFT)
+            .unwrap();
+        assert_eq!(m.window, None, "the segment itself");
+    }
+    assert_eq!(h.load(u + 3 * K + 9, USR), Ok(0x42));
+    h.store(u + 2 * K, USR, 0x17).unwrap();
+    assert!(h.load(u + 4 * K, USR).is_err(), "past the segment's pages");
+
+    // Another process, the same memory, the unprivileged key.
+    let p2 = vmm::platform::ProcessId(2);
+    h.aix().create_process(p2, AddressModel::Bits64).unwrap();
+    h.set_env(Environment::Process(p2));
+    let u2 = h
+        .aix()
+        .vm_guatt(k, (4 * K) as i64, VM_UNPRIV, VU_ANYWHERE)
+        .unwrap();
+    assert_eq!(rw(&mut h, u2 + 2 * K, USR), (false, false));
+    assert_eq!(rw(&mut h, u2 + 3 * K + 9, USR), (false, false));
+    h.aix()
+        .vm_gudet(k, u2, (4 * K) as i64, VU_ANYWHERE)
+        .unwrap();
+    h.set_env(Environment::Process(P1));
+    assert_eq!(h.load(u + 2 * K, USR), Ok(0x17));
+
+    // Part of the segment: a view, with a SID of its own.
+    let w = h
+        .aix()
+        .vm_guatt(k + K, K as i64, VM_PRIV, VU_ANYWHERE)
+        .unwrap();
+    assert_eq!(h.aix_ref().vm().vmm().sids_in_use(), sids + 1);
+    assert!(h.load(w + K, USR).is_err(), "outside the part");
+    h.aix().vm_gudet(k + K, w, K as i64, VU_ANYWHERE).unwrap();
+
+    h.aix().vm_gudet(k, u, (4 * K) as i64, VU_ANYWHERE).unwrap();
+    assert!(h.load(u + 3 * K + 9, USR).is_err(), "detached");
+    let v = h.aix_ref().vm().vmm();
+    assert_eq!((v.sids_in_use(), v.segments().len()), (sids, records));
+    v.check_invariants().unwrap();
+}

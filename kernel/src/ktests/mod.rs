@@ -19,5 +19,6 @@ mod proc_faults;
 mod proc_fuzz;
 mod proc_heap;
 mod proc_hpt;
+mod runtime;
 mod slb_fast;
 mod traps;

@@ -13,6 +13,8 @@ use crate::adspace::{ForkAction, SegKey};
 use crate::platform::{Environment, ProcessId};
 use crate::segment::{PageProt, ViewProt};
 
+use super::adsp::{adspace_t, SegmentRegister};
+use super::consts::NSEGS;
 use super::error::Shortage;
 
 /// An address space the services work on.
@@ -181,4 +183,46 @@ pub trait AixVm {
 
     /// The mapping at `esid` of `space`.
     fn mapping(&self, space: Space, esid: u64) -> Option<MappingInfo>;
+
+    /// Loads ESIDs 0..15 of `space` into `regs` as the 32-bit model's
+    /// segment registers: each mapped one allocated with its
+    /// [`MappingInfo::handle_raw`], the others free (and 0). The default
+    /// asks [`AixVm::mapping`] sixteen times; a core that keeps its
+    /// mappings ordered answers with one look.
+    fn load_segment_registers(&self, space: Space, regs: &mut adspace_t) {
+        for n in 0..NSEGS {
+            let Some(sr) = SegmentRegister::new(n) else {
+                continue;
+            };
+            match self.mapping(space, n as u64) {
+                Some(m) => regs.set(sr, m.handle_raw()),
+                None => regs.clear(sr),
+            }
+        }
+    }
+
+    /// The lowest run of `count` consecutive unmapped ESIDs of `space`
+    /// inside `range`, if there is one. The default probes
+    /// [`AixVm::mapping`] ESID by ESID, skipping past each mapped one.
+    fn free_run(&self, space: Space, range: Range<u64>, count: u64) -> Option<u64> {
+        probe_free_run(self, space, range, count)
+    }
+}
+
+/// [`AixVm::free_run`] by probing [`AixVm::mapping`]: the definition the
+/// faster answers of a core must agree with.
+pub fn probe_free_run<V: AixVm + ?Sized>(
+    vm: &V,
+    space: Space,
+    range: Range<u64>,
+    count: u64,
+) -> Option<u64> {
+    let mut start = range.start;
+    while start.checked_add(count)? <= range.end {
+        match (start..start + count).find(|&e| vm.mapping(space, e).is_some()) {
+            Some(used) => start = used + 1,
+            None => return Some(start),
+        }
+    }
+    None
 }

@@ -10,6 +10,7 @@
 //! core's process half.
 
 use alloc::collections::BTreeMap;
+use core::ops::Range;
 
 use arch_ppc64::addr::Esid;
 
@@ -18,7 +19,8 @@ use crate::segment::{SegmentError, SegmentKind, ViewProt};
 use crate::sid::{Sid, SidKind};
 use crate::vm::{MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
 
-use super::backend::{AixVm, CoreError, MappingInfo, SegmentInfo, Space};
+use super::adsp::{adspace_t, SegmentRegister};
+use super::backend::{probe_free_run, AixVm, CoreError, MappingInfo, SegmentInfo, Space};
 use super::consts::PAGESIZE;
 use super::error::Shortage;
 
@@ -338,6 +340,45 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
             .map_err(core_error)
     }
 
+    fn load_segment_registers(&self, space: Space, regs: &mut adspace_t) {
+        *regs = adspace_t::EMPTY;
+        let Some(a) = self.space_id(space).and_then(|id| self.vmm.space(id).ok()) else {
+            return;
+        };
+        // The mappings in ESID order, up to the first past register 15:
+        // usually none or a few.
+        for (esid, m) in a.iter() {
+            match SegmentRegister::new(esid.as_u64() as usize) {
+                Some(sr) => regs.set(sr, m.handle.raw()),
+                None => break,
+            }
+        }
+    }
+
+    fn free_run(&self, space: Space, range: Range<u64>, count: u64) -> Option<u64> {
+        // The core's ordered map answers directly when the whole range
+        // lies in one address space; anything else is answered the slow
+        // way, so the result never differs from `probe_free_run`.
+        let found = if count == 0 {
+            None
+        } else if space == Space::Kernel
+            && range.start >= KERNEL_ESID_BASE
+            && range.end <= crate::adspace::ESID_COUNT
+        {
+            Some(self.vmm.kernel_space().find_free_run(range.clone(), count))
+        } else if range.end <= KERNEL_ESID_BASE {
+            self.space_id(space)
+                .and_then(|id| self.vmm.space(id).ok())
+                .map(|a| a.find_free_run(range.clone(), count))
+        } else {
+            None
+        };
+        match found {
+            Some(esid) => esid.map(Esid::as_u64),
+            None => probe_free_run(self, space, range, count),
+        }
+    }
+
     fn mapping(&self, space: Space, esid: u64) -> Option<MappingInfo> {
         let target = self.space_ref(space, esid).ok()?;
         let m = self.vmm.mapping(target, Esid::try_new(esid)?).ok()?;
@@ -392,6 +433,81 @@ mod tests {
         );
         assert_eq!(core.fail_map_after(), None);
         core.map(Space::Kernel, 4, &how).unwrap();
+    }
+
+    /// The core's one-look answers agree with the probing definitions
+    /// ([`probe_free_run`], the trait's default register load) on a
+    /// process space and the kernel's, mappings scattered over the
+    /// registers and the shmat area, runs of every length up to past what
+    /// fits.
+    #[test]
+    fn free_runs_and_registers_agree_with_probing() {
+        use crate::adspace::{ForkAction, SegKey};
+        use crate::testkit::{ArrayHpt, ArraySlb, VecFrames};
+        use proptest::prelude::*;
+        use proptest::test_runner::TestRunner;
+
+        let base = crate::aix::SHMAT_BASE_ESID;
+        let esids = prop_oneof![0u64..20, base..base + 12];
+        let mut runner = TestRunner::default();
+        runner
+            .run(
+                &(
+                    proptest::collection::vec((esids, any::<bool>()), 0..14),
+                    1u64..6,
+                ),
+                |(maps, count)| {
+                    let vmm = Vmm::new(ArrayHpt::new(2048), ArraySlb::new(8), VecFrames::new(8), 0)
+                        .unwrap();
+                    let mut core = CoreVm::new(vmm);
+                    core.create_space(ProcessId(1)).unwrap();
+                    let sid = core
+                        .create_segment(1, crate::segment::PageProt::USER_RW, false)
+                        .unwrap();
+                    for (esid, kernel) in maps {
+                        let space = if kernel {
+                            Space::Kernel
+                        } else {
+                            Space::Process(ProcessId(1))
+                        };
+                        let how = MappingInfo {
+                            sid,
+                            key: SegKey::UNPRIV,
+                            no_exec: esid % 2 == 0,
+                            window: None,
+                            view_prot: ViewProt::Segment,
+                            fork: ForkAction::Share,
+                        };
+                        let _ = core.map(space, esid, &how);
+                    }
+                    for space in [
+                        Space::Kernel,
+                        Space::Process(ProcessId(1)),
+                        Space::Process(ProcessId(9)),
+                    ] {
+                        for range in [0..16, 3..14, 15..16, base..base + 16, base + 5..base + 7] {
+                            prop_assert_eq!(
+                                core.free_run(space, range.clone(), count),
+                                probe_free_run(&core, space, range, count)
+                            );
+                        }
+                        let mut regs = adspace_t {
+                            alloc: 0x5555_0000,
+                            srval: [7; 16],
+                        };
+                        core.load_segment_registers(space, &mut regs);
+                        let mut want = adspace_t::EMPTY;
+                        for n in 0..16 {
+                            if let Some(m) = core.mapping(space, n as u64) {
+                                want.set(SegmentRegister::new(n).unwrap(), m.handle_raw());
+                            }
+                        }
+                        prop_assert_eq!(regs, want);
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
     }
 
     #[test]

@@ -282,7 +282,7 @@ impl Context {
 /// and after a call (a refused call must leave it unchanged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bookkeeping {
-    allocations: BTreeMap<u64, Allocation>,
+    allocations: Vec<Allocation>,
     galloc_sids: BTreeSet<u64>,
     vms: BTreeSet<u64>,
     contexts: BTreeMap<Space, Context>,
@@ -305,7 +305,10 @@ pub enum ProcessError {
 pub struct Aix<V: AixVm> {
     vm: V,
     config: AixConfig,
-    allocations: BTreeMap<u64, Allocation>,
+    /// By start address, ascending: a binary search finds the one
+    /// containing an address (`vm_guatt`, `vm_gudet`); `vm_galloc` and
+    /// `vm_gfree`, much rarer, shift the rest.
+    allocations: Vec<Allocation>,
     galloc_sids: BTreeSet<u64>,
     vms: BTreeSet<u64>,
     contexts: BTreeMap<Space, Context>,
@@ -401,6 +404,43 @@ fn seg_key(key: VmKey) -> SegKey {
     }
 }
 
+/// Unmaps `esid` of `space`, logging a refusal: the services only unmap
+/// what their own records say is mapped, so a refusal is a bug to report,
+/// not an error to hand back.
+fn unmap_logged<V: AixVm>(vm: &mut V, space: Space, esid: u64) {
+    if let Err(e) = vm.unmap(space, esid) {
+        unmap_failed(space, esid, e);
+    }
+}
+
+/// The log record of a refused unmap, out of line: formatting it inline
+/// made every caller's loop set up the record's arguments and save a dozen
+/// more registers on each call, though it never fails.
+#[cold]
+#[inline(never)]
+fn unmap_failed(space: Space, esid: u64, e: CoreError) {
+    log::error!("aix: unmap of ESID {esid:#x} in {space:?} failed: {e:?}");
+}
+
+/// The allocation of `allocations` (ascending by start) that [kaddr,
+/// kaddr + size) lies in.
+fn allocation_containing(
+    allocations: &[Allocation],
+    kaddr: u64,
+    size: vmsize_t,
+) -> Option<&Allocation> {
+    let after = allocations.partition_point(|a| a.start <= kaddr);
+    allocations[..after]
+        .last()
+        .filter(|a| a.contains(kaddr, size))
+}
+
+/// The index in `allocations` (ascending by start) of the one starting
+/// at `start`.
+fn allocation_at(allocations: &[Allocation], start: u64) -> Option<usize> {
+    allocations.binary_search_by_key(&start, |a| a.start).ok()
+}
+
 impl<V: AixVm> Aix<V> {
     /// The services over `vm` with the default layout.
     pub fn new(vm: V) -> Self {
@@ -423,7 +463,7 @@ impl<V: AixVm> Aix<V> {
         let mut aix = Aix {
             vm,
             config,
-            allocations: BTreeMap::new(),
+            allocations: Vec::new(),
             galloc_sids: BTreeSet::new(),
             vms: BTreeSet::new(),
             contexts,
@@ -463,7 +503,7 @@ impl<V: AixVm> Aix<V> {
 
     /// Live `vm_galloc` allocations by start address.
     pub fn allocations(&self) -> impl Iterator<Item = &Allocation> {
-        self.allocations.values()
+        self.allocations.iter()
     }
 
     /// `pid`'s `vm_guatt` attachments.
@@ -594,23 +634,23 @@ impl<V: AixVm> Aix<V> {
     // -----------------------------------------------------------------
 
     fn unmap_logged(&mut self, space: Space, esid: u64) {
-        if let Err(e) = self.vm.unmap(space, esid) {
-            log::error!("aix: unmap of ESID {esid:#x} in {space:?} failed: {e:?}");
+        unmap_logged(&mut self.vm, space, esid);
+    }
+
+    /// Re-reads ESIDs 0..15 of `space` into its `adspace_t` copy after
+    /// the services changed `esids` there: only if those are segment
+    /// registers. (A 64-bit process's `vm_guatt` regions lie far above
+    /// them; `getadsp` re-reads all sixteen anyway.)
+    fn refresh_adspace_for(&mut self, space: Space, esids: Range<u64>) {
+        if esids.start < NSEGS as u64 {
+            self.refresh_adspace(space);
         }
     }
 
     /// Re-reads ESIDs 0..15 of `space` into its `adspace_t` copy.
     fn refresh_adspace(&mut self, space: Space) {
-        let mut a = adspace_t::EMPTY;
-        for n in 0..NSEGS {
-            if let Some(m) = self.vm.mapping(space, n as u64) {
-                if let Some(sr) = SegmentRegister::new(n) {
-                    a.set(sr, m.handle_raw());
-                }
-            }
-        }
         if let Some(c) = self.contexts.get_mut(&space) {
-            *c.adspace = a;
+            self.vm.load_segment_registers(space, &mut c.adspace);
         }
     }
 
@@ -618,21 +658,50 @@ impl<V: AixVm> Aix<V> {
     /// process environment only. `Err(true)` = interrupt environment,
     /// `Err(false)` = a process the services do not know.
     fn process_context(&self, service: &str) -> Result<Space, bool> {
-        match self.vm.environment() {
+        let space = Self::process_space(&self.vm, service)?;
+        if space == Space::Kernel || self.contexts.contains_key(&space) {
+            Ok(space)
+        } else {
+            Self::unknown_process(service, space);
+            Err(false)
+        }
+    }
+
+    /// [`Aix::process_context`] and the context itself, found with one
+    /// look-up. Takes the fields, not `self`, so the caller may go on
+    /// using the core and the other tables while it holds the context.
+    fn process_context_in<'c>(
+        vm: &V,
+        contexts: &'c mut BTreeMap<Space, Context>,
+        service: &str,
+    ) -> Result<(Space, &'c mut Context), bool> {
+        let space = Self::process_space(vm, service)?;
+        match contexts.get_mut(&space) {
+            Some(c) => Ok((space, c)),
+            None => {
+                Self::unknown_process(service, space);
+                Err(false)
+            }
+        }
+    }
+
+    /// The space a process-only service acts on: the current process's,
+    /// or the kernel's for a kernel process. `Err(true)` (logged) in the
+    /// interrupt environment.
+    fn process_space(vm: &V, service: &str) -> Result<Space, bool> {
+        match vm.environment() {
             Environment::Interrupt => {
                 log::warn!("{service}: called from the interrupt environment; refused");
                 Err(true)
             }
             Environment::KernelProcess => Ok(Space::Kernel),
-            Environment::Process(pid) => {
-                let s = Space::Process(pid);
-                if self.contexts.contains_key(&s) {
-                    Ok(s)
-                } else {
-                    log::warn!("{service}: process {pid:?} unknown to the services");
-                    Err(false)
-                }
-            }
+            Environment::Process(pid) => Ok(Space::Process(pid)),
+        }
+    }
+
+    fn unknown_process(service: &str, space: Space) {
+        if let Space::Process(pid) = space {
+            log::warn!("{service}: process {pid:?} unknown to the services");
         }
     }
 
@@ -679,29 +748,22 @@ impl<V: AixVm> Aix<V> {
         }
     }
 
-    /// Lowest run of `count` ESIDs in `range` free in `space`.
-    fn free_run(&self, space: Space, range: Range<u64>, count: u64) -> Option<u64> {
-        let mut start = range.start;
-        while start.checked_add(count)? <= range.end {
-            match (start..start + count).find(|&e| self.vm.mapping(space, e).is_some()) {
-                Some(used) => start = used + 1,
-                None => return Some(start),
-            }
-        }
-        None
-    }
-
     /// `count` consecutive free user segments of `space` for a region:
     /// the shmat area in a 64-bit space, registers 3..13 or 15 otherwise.
     fn place_user(&self, space: Space, count: u64) -> Option<u64> {
         let model = self.contexts.get(&space)?.model;
+        Self::place_user_in(&self.vm, space, model, count)
+    }
+
+    /// [`Aix::place_user`] for a context of `model` already at hand.
+    fn place_user_in(vm: &V, space: Space, model: AddressModel, count: u64) -> Option<u64> {
         match (model, space) {
             (AddressModel::Bits64, Space::Process(_)) => {
-                self.free_run(space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
+                vm.free_run(space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
             }
-            _ => self
+            _ => vm
                 .free_run(space, 3..14, count)
-                .or_else(|| self.free_run(space, 15..16, count)),
+                .or_else(|| vm.free_run(space, 15..16, count)),
         }
     }
 
@@ -754,24 +816,24 @@ impl<V: AixVm> Aix<V> {
         }
     }
 
-    /// Maps `parts[i]` (segment, window) at `base + i`, otherwise as
-    /// `how`; on failure takes back what it mapped.
+    /// Maps `part(i)` (segment, window) at `base + i` for `i` in
+    /// `0..count`, otherwise as `how`; on failure takes back what it
+    /// mapped. Works on the core alone, so callers may keep borrowing the
+    /// services' own tables for `part`.
     fn map_run(
-        &mut self,
+        vm: &mut V,
         space: Space,
         base: u64,
-        parts: &[(u64, Option<Range<u32>>)],
+        count: u64,
+        part: impl Fn(u64) -> (u64, Option<Range<u32>>),
         how: &MappingInfo,
     ) -> Result<(), CoreError> {
-        for (i, (sid, window)) in parts.iter().enumerate() {
-            let this = MappingInfo {
-                sid: *sid,
-                window: window.clone(),
-                ..how.clone()
-            };
-            if let Err(e) = self.vm.map(space, base + i as u64, &this) {
-                for j in 0..i as u64 {
-                    self.unmap_logged(space, base + j);
+        let mut this = how.clone();
+        for i in 0..count {
+            (this.sid, this.window) = part(i);
+            if let Err(e) = vm.map(space, base + i, &this) {
+                for j in 0..i {
+                    unmap_logged(vm, space, base + j);
                 }
                 return Err(e);
             }
@@ -837,6 +899,7 @@ impl<V: AixVm> Aix<V> {
         let bytes = round_to_page(size).ok_or(VmGallocError::BadSize { size })?;
         let segments = bytes.div_ceil(SEGSIZE);
         let base = self
+            .vm
             .free_run(Space::Kernel, self.config.galloc_esids(), segments)
             .ok_or(VmGallocError::RangeExhausted { segments })?;
         let prot = page_prot(type_flags);
@@ -853,7 +916,6 @@ impl<V: AixVm> Aix<V> {
             }
             left -= this;
         }
-        let parts: Vec<(u64, Option<Range<u32>>)> = sids.iter().map(|&s| (s, None)).collect();
         // The kernel's mapping is a supervisor-only view: PP 00 whatever
         // the pages have, so with Ks = 0 the kernel reads and writes and
         // with Kp = 1 problem state gets nothing (ISA Book III §5.7.13.1),
@@ -867,14 +929,18 @@ impl<V: AixVm> Aix<V> {
             view_prot: ViewProt::SupervisorOnly,
             fork: ForkAction::Share,
         };
-        if let Err(e) = self.map_run(Space::Kernel, base, &parts, &how) {
+        let count = sids.len() as u64;
+        let part = |i: u64| (sids[i as usize], None);
+        if let Err(e) = Self::map_run(&mut self.vm, Space::Kernel, base, count, part, &how) {
             self.delete_logged(&sids);
             return Err(VmGallocError::NoMemory(e.shortage()));
         }
         let start = base << SEGSHIFT;
         self.galloc_sids.extend(sids.iter().copied());
+        // The range was free, so no allocation starts at `start`.
+        let at = self.allocations.partition_point(|a| a.start < start);
         self.allocations.insert(
-            start,
+            at,
             Allocation {
                 start,
                 bytes,
@@ -909,11 +975,11 @@ impl<V: AixVm> Aix<V> {
             return Err(VmGfreeError::WrongEnvironment);
         }
         let bad = VmGfreeError::NoSuchAllocation { eaddr, size };
-        let a = self.allocations.get(&eaddr).ok_or(bad)?;
-        if round_to_page(size) != Some(a.bytes) {
+        let at = allocation_at(&self.allocations, eaddr).ok_or(bad)?;
+        if round_to_page(size) != Some(self.allocations[at].bytes) {
             return Err(bad);
         }
-        let a = self.allocations.remove(&eaddr).ok_or(bad)?;
+        let a = self.allocations.remove(at);
         // Revoke user attachments.
         let spaces: Vec<Space> = self.contexts.keys().copied().collect();
         for space in spaces {
@@ -947,14 +1013,6 @@ impl<V: AixVm> Aix<V> {
         Ok(())
     }
 
-    fn allocation_containing(&self, kaddr: u64, size: vmsize_t) -> Option<&Allocation> {
-        self.allocations
-            .range(..=kaddr)
-            .next_back()
-            .map(|(_, a)| a)
-            .filter(|a| a.contains(kaddr, size))
-    }
-
     /// `vm_guatt`: attaches [kaddr, kaddr + size) of one `vm_galloc`
     /// allocation to the current process and returns the user address.
     ///
@@ -962,7 +1020,12 @@ impl<V: AixVm> Aix<V> {
     /// area of a 64-bit process, registers 3..13/15 of a 32-bit one), one
     /// per allocation segment it touches, keeping the offset within the
     /// segment. Only the pages of [kaddr, kaddr + size) become reachable
-    /// (stricter than AIX). `VM_PRIV` gives read-write; `VM_UNPRIV` gives
+    /// (stricter than AIX): where the region covers only some pages of a
+    /// segment, through a view with a VSID of its own, so no translation
+    /// made for another mapping reaches the others; where it covers all of
+    /// them, through the segment itself, which no mapping but another
+    /// process's whole attachment uses (the kernel reaches `vm_galloc`
+    /// memory through a view of its own). `VM_PRIV` gives read-write; `VM_UNPRIV` gives
     /// read-only on `V_UREAD` memory and nothing otherwise. The attachment
     /// is not inherited across fork.
     ///
@@ -986,10 +1049,10 @@ impl<V: AixVm> Aix<V> {
         key: vmkey_t,
         flags: c_long,
     ) -> Result<u64, VmGuattError> {
-        let space = match self.process_context("vm_guatt") {
+        let (space, c) = match Self::process_context_in(&self.vm, &mut self.contexts, "vm_guatt") {
             Err(true) => return Err(VmGuattError::WrongEnvironment),
-            Err(false) | Ok(Space::Kernel) => return Err(VmGuattError::NoUserAddressSpace),
-            Ok(s) => s,
+            Err(false) | Ok((Space::Kernel, _)) => return Err(VmGuattError::NoUserAddressSpace),
+            Ok(x) => x,
         };
         if flags != VU_ANYWHERE {
             return Err(VmGuattError::BadFlags { flags });
@@ -998,26 +1061,31 @@ impl<V: AixVm> Aix<V> {
         if size <= 0 {
             return Err(VmGuattError::BadSize { size });
         }
-        let a = self
-            .allocation_containing(kaddr, size)
+        let a = allocation_containing(&self.allocations, kaddr, size)
             .ok_or(VmGuattError::NotInAllocation { kaddr, size })?;
         // Offsets from the allocation's start: it may end at the top of
         // the address space, where kaddr + size would wrap.
         let off = kaddr - a.start;
         let off_end = off + size as u64;
-        let mut parts = Vec::new();
-        for seg in off >> SEGSHIFT..=(off_end - 1) >> SEGSHIFT {
+        let first = off >> SEGSHIFT;
+        let count = ((off_end - 1) >> SEGSHIFT) - first + 1;
+        // Part i: the allocation's segment first + i, windowed to the
+        // pages of [off, off_end) in it. A window of all the segment's
+        // pages is no window: the segment is mapped itself, and the core
+        // makes no view (no SID, no segment record) for it.
+        let part = |i: u64| {
+            let seg = first + i;
             let seg_off = seg << SEGSHIFT;
             let lo = off.max(seg_off) - seg_off;
             let hi = off_end.min(seg_off + SEGSIZE) - seg_off;
             let window = (lo / PAGESIZE) as u32..hi.div_ceil(PAGESIZE) as u32;
-            parts.push((a.sids[seg as usize], Some(window)));
-        }
+            let seg_pages = (a.bytes - seg_off).min(SEGSIZE).div_ceil(PAGESIZE) as u32;
+            let whole = window.start == 0 && window.end == seg_pages;
+            (a.sids[seg as usize], (!whole).then_some(window))
+        };
         let no_exec = a.type_flags & V_NOEXEC != 0;
         let allocation = a.start;
-        let count = parts.len() as u64;
-        let base = self
-            .place_user(space, count)
+        let base = Self::place_user_in(&self.vm, space, c.model, count)
             .ok_or(VmGuattError::NoMemory(Shortage::Regions))?;
         let how = MappingInfo {
             sid: 0,
@@ -1027,19 +1095,17 @@ impl<V: AixVm> Aix<V> {
             view_prot: ViewProt::Segment,
             fork: ForkAction::Drop,
         };
-        self.map_run(space, base, &parts, &how)
+        Self::map_run(&mut self.vm, space, base, count, part, &how)
             .map_err(|e| VmGuattError::NoMemory(e.shortage()))?;
         let uaddr = (base << SEGSHIFT) | (kaddr & SEGOFFSET);
-        if let Some(c) = self.contexts.get_mut(&space) {
-            c.attachments.push(Attachment {
-                allocation,
-                kaddr,
-                uaddr,
-                size,
-                esids: base..base + count,
-            });
-        }
-        self.refresh_adspace(space);
+        c.attachments.push(Attachment {
+            allocation,
+            kaddr,
+            uaddr,
+            size,
+            esids: base..base + count,
+        });
+        self.refresh_adspace_for(space, base..base + count);
         Ok(uaddr)
     }
 
@@ -1063,28 +1129,27 @@ impl<V: AixVm> Aix<V> {
         flags: c_long,
     ) -> Result<(), VmGudetError> {
         let no_such = VmGudetError::NoSuchAttachment { kaddr, uaddr, size };
-        let space = match self.process_context("vm_gudet") {
+        let (space, c) = match Self::process_context_in(&self.vm, &mut self.contexts, "vm_gudet") {
             Err(true) => return Err(VmGudetError::WrongEnvironment),
             Err(false) => return Err(no_such),
-            Ok(s) => s,
+            Ok(x) => x,
         };
         if flags != VU_ANYWHERE {
             return Err(VmGudetError::BadFlags { flags });
         }
-        if self.allocation_containing(kaddr, size).is_none() {
+        if allocation_containing(&self.allocations, kaddr, size).is_none() {
             return Err(VmGudetError::NotAllocated { kaddr, size });
         }
-        let c = self.contexts.get_mut(&space).ok_or(no_such)?;
         let i = c
             .attachments
             .iter()
             .position(|t| t.kaddr == kaddr && t.uaddr == uaddr && t.size == size)
             .ok_or(no_such)?;
         let t = c.attachments.remove(i);
-        for e in t.esids {
+        for e in t.esids.clone() {
             self.unmap_logged(space, e);
         }
-        self.refresh_adspace(space);
+        self.refresh_adspace_for(space, t.esids);
         Ok(())
     }
 
@@ -1124,7 +1189,10 @@ impl<V: AixVm> Aix<V> {
             .segment(h.sid())
             .ok_or(VmAttError::NoSuchSegment { sid: h.sid() })?;
         let owner = self.current_context();
-        let Some(esid) = self.free_run(Space::Kernel, self.config.vm_att_esids(), 1) else {
+        let Some(esid) = self
+            .vm
+            .free_run(Space::Kernel, self.config.vm_att_esids(), 1)
+        else {
             log::error!("vm_att: no free region for handle {handle:#x} (AIX would panic); refused");
             return Err(VmAttError::NoFreeRegion);
         };

@@ -53,9 +53,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// page records are exact: evictions are folded back as they happen),
     /// so it can vouch for the quarantine release at once.
     pub(super) fn free_sid(&mut self, sid: Sid) {
-        if self.sids.free(sid).is_ok() {
-            let _ = self.sids.release(sid);
-        }
+        let _ = self.sids.retire(sid);
     }
 
     /// `vms_delete`: a held segment is only marked (it stays usable, its

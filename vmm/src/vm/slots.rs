@@ -98,10 +98,13 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Releases what destroyed segments left: HPTEs, frames, SIDs.
     pub(super) fn release(&mut self, r: Released) {
         // The segment itself is gone, but a destroyed view's pages are its
-        // target's, which may live on: their R/C go there.
-        for (page, rc) in self.remove_hptes(r.sid, &r.slots) {
-            if let Some(target) = r.target {
-                self.fold_rc_into(target, page, rc);
+        // target's, which may live on: their R/C go there. A segment that
+        // never had an HPTE (an untouched view) skips the batch.
+        if !r.slots.is_empty() {
+            for (page, rc) in self.remove_hptes(r.sid, &r.slots) {
+                if let Some(target) = r.target {
+                    self.fold_rc_into(target, page, rc);
+                }
             }
         }
         for f in r.frames {

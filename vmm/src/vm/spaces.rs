@@ -96,10 +96,12 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             bolted: opts.bolted,
             owned: opts.owned,
         };
-        let entry = slb_entry(esid, &mapping);
+        // Only a bolted mapping loads its SLB entry now; the others do on
+        // their first miss.
+        let entry = bolted_index.map(|_| slb_entry(esid, &mapping));
         self.space_insert(space, esid, mapping)
             .expect("checked free above");
-        if let Some(i) = bolted_index {
+        if let (Some(i), Some(entry)) = (bolted_index, entry) {
             if let Err(e) = self.slb.bolt(&mut self.slb_hw, i, entry) {
                 // Take the mapping back; if even that fails, say so rather
                 // than panic, and report the bolt failure.
@@ -260,8 +262,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// the new mapping took the ownership over).
     fn release_mapping(&mut self, m: &Mapping, keep: Option<Sid>) -> Result<(), VmError> {
         let sid = m.handle.sid();
-        let released = self.segments.detach(m.view.unwrap_or(sid))?;
-        for r in released {
+        let detached = self.segments.detach(m.view.unwrap_or(sid))?;
+        if let Some(r) = detached.view {
+            self.release(r);
+        }
+        if let Some(r) = detached.segment {
             self.release(r);
         }
         if m.owned && keep != Some(sid) && self.segments.get(sid).is_ok() {

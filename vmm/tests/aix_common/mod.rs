@@ -110,7 +110,8 @@ pub fn setup_object<H: Harness>(key: vmkey_t) -> (H, vmid_t, vmhandle_t) {
     (h, vmid, hnd)
 }
 
-fn rw<H: Harness>(h: &mut H, ea: u64, pr: Privilege) -> (bool, bool) {
+/// Whether `ea` can be read and written (a write stores back what was read).
+pub fn rw<H: Harness>(h: &mut H, ea: u64, pr: Privilege) -> (bool, bool) {
     let read = h.load(ea, pr);
     let write = match read {
         Ok(v) => h.store(ea, pr, v).is_ok(),
