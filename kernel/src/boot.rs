@@ -75,6 +75,7 @@ _start:
 /// then sets up the kernel and runs the test harness.
 #[no_mangle]
 extern "C" fn kernel_entry(of_entry: u64, firmware_msr: u64) -> ! {
+    harness::note_entry();
     console::init_logger(log::LevelFilter::Info);
     println!();
     println!(

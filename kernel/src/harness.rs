@@ -15,7 +15,7 @@
 
 use alloc::vec::Vec;
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use arch_ppc64::registers::msr::{self, Msr};
 
@@ -90,6 +90,26 @@ fn filter() -> Option<&'static str> {
         .find_map(|w| w.strip_prefix("test="))
 }
 
+/// The timebase when the first Rust code ran.
+static ENTRY_TB: AtomicU64 = AtomicU64::new(0);
+
+/// Records the timebase at kernel entry, so the run can say what the boot
+/// and the tests cost from there (QEMU's own start-up, before the kernel,
+/// varies from run to run and is left out).
+pub fn note_entry() {
+    ENTRY_TB.store(timebase(), Ordering::Relaxed);
+}
+
+/// Whether the kernel command line says virtual time counts instructions
+/// (`icount=1`, which `qemu-run.sh --icount` passes with `-icount
+/// shift=0`).
+pub fn icount() -> bool {
+    bootinfo::get()
+        .bootargs()
+        .split_ascii_whitespace()
+        .any(|w| w == "icount=1")
+}
+
 /// Runs every registered test and ends the run with the verdict.
 pub fn run() -> ! {
     let mut all: Vec<&'static KernelTest> = tests().iter().collect();
@@ -129,7 +149,8 @@ pub fn run() -> ! {
             failures.push(display_name(t));
         }
     }
-    summary.ticks = timebase() - start;
+    let end = timebase();
+    summary.ticks = end - start;
 
     if !failures.is_empty() {
         println!();
@@ -141,6 +162,18 @@ pub fn run() -> ! {
     println!();
     crate::mm::print_summary();
     println!("{}", crate::proc::stats());
+    if icount() && summary.timebase_hz > 0 {
+        // Under -icount shift=0 one instruction is one ns of virtual time.
+        let ns = |ticks: u64| {
+            (u128::from(ticks) * 1_000_000_000 / u128::from(summary.timebase_hz)) as u64
+        };
+        let entry = ENTRY_TB.load(Ordering::Relaxed);
+        println!(
+            "run cost: {} instructions from kernel entry to the verdict ({} to the first test)",
+            ns(end - entry),
+            ns(start - entry)
+        );
+    }
     println!("{summary}");
     println!();
     let mut message = [0u8; 64];

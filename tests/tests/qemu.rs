@@ -279,16 +279,44 @@ fn qemu_run_rejects_unknown_cpu() {
     );
 }
 
+/// Instructions from kernel entry to the verdict, from the `run cost:`
+/// line an `--icount` run prints.
+fn run_cost(run: &Run) -> u64 {
+    number_after(line_starting(run, "run cost: "), "run cost: ")
+        .unwrap_or_else(|| panic!("no run cost\n{}", run.transcript()))
+}
+
 #[test]
-fn release_kernel_passes_with_16_gib_on_16m_linear_pages() {
+fn run_cost_reads_the_line_format() {
+    assert_eq!(
+        number_after(
+            "run cost: 77364500 instructions from kernel entry to the verdict (356398 to the first test)",
+            "run cost: "
+        ),
+        Some(77_364_500)
+    );
+}
+
+#[test]
+fn release_kernel_passes_with_16_gib_on_16m_linear_pages_at_most_1_5x_the_512m_cost() {
     // Optimised code is where the compiler would reach for vector
     // registers or reorder around the firmware calls. 16 GiB is the large
     // machine: the kernel tests that depend on the table size (HPT
     // pressure, whole-table scans) see 2^20 PTEGs, and the linear map
     // takes 1,024 bolted 16M HPTEs instead of 262,144 64K ones.
+    // Both runs count instructions (--icount), so what the larger machine
+    // costs is deterministic: from kernel entry to the verdict, 16 GiB
+    // may cost at most 1.5 times 512 MiB.
     let elf = build_kernel_profile(Profile::Release, &[]).unwrap();
-    let run = boot(&elf, &["--mem", "16G", "--timeout", "90"]);
+    let small = boot(&elf, &["--icount", "--timeout", "90"]);
+    assert_passed(&small);
+    let run = boot(&elf, &["--icount", "--mem", "16G", "--timeout", "90"]);
     assert_passed(&run);
+    let (small_cost, large_cost) = (run_cost(&small), run_cost(&run));
+    assert!(
+        large_cost * 2 <= small_cost * 3,
+        "16 GiB run: {large_cost} instructions, 512 MiB run: {small_cost}"
+    );
     assert!(
         run.stdout.contains("RAM           : 16384 MiB"),
         "{}",

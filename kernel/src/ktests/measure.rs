@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use vmm::aix::{AddressModel, Space, VM_PRIV, VU_ANYWHERE, V_WORKING};
 use vmm::platform::Environment;
 
-use crate::harness::timebase;
+use crate::harness::{icount, timebase};
 use crate::mm;
 use crate::proc::{self, syscall as sys};
 use crate::user::Script;
@@ -36,16 +36,6 @@ fn tb_hz() -> u64 {
 /// Instructions (virtual ns under -icount shift=0) in `ticks`.
 fn instructions(ticks: u64) -> u64 {
     (ticks as u128 * 1_000_000_000 / tb_hz() as u128) as u64
-}
-
-/// Whether the kernel command line says virtual time counts instructions
-/// (`icount=1`, which `qemu-run.sh --icount` passes with `-icount
-/// shift=0`).
-fn icount() -> bool {
-    crate::bootinfo::get()
-        .bootargs()
-        .split_ascii_whitespace()
-        .any(|w| w == "icount=1")
 }
 
 fn report(what: &str, total_ticks: u64, samples: u64) -> u64 {
