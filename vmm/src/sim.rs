@@ -97,7 +97,8 @@ use arch_ppc64::addr::{EffectiveAddress, PhysAddr, PtegIndex, Ptex};
 use arch_ppc64::registers::dsisr::DsisrFlags;
 use arch_ppc64::registers::srr1::IsiFlags;
 use arch_ppc64::structures::hpte::{self, Hpte, Pp, Wimg};
-use arch_ppc64::structures::slb::{vsid_word, SlbEntry};
+use arch_ppc64::structures::slb::{esid_word, vsid_word, SlbEntry};
+use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use crate::hpt::VirtualPage;
 use crate::native::{NativeHpt, NativeHptError};
@@ -158,8 +159,45 @@ pub struct SimStats {
     pub instruction_storage: u64,
 }
 
+/// What the MMU needs from a valid SLB entry, decoded once when `slbmte`
+/// writes it (the hardware keeps the SLB in this decoded form too) rather
+/// than on every table walk.
+#[derive(Clone, Copy)]
+struct SlbDecoded {
+    /// EA bits that select the segment (0:35 for 256 MB, 0:23 for 1 TB).
+    ea_mask: u64,
+    /// The entry's ESID in those bits.
+    ea_base: u64,
+    ssize: SegmentSize,
+    psize: PageSize,
+    vsid: arch_ppc64::addr::Vsid,
+}
+
+impl SlbDecoded {
+    /// `None` for an invalid entry or one whose sizes do not decode
+    /// (`SimSlb::load` refuses those when valid). Matches exactly the EAs
+    /// [`SlbEntry::matches`] matches.
+    fn of(entry: SlbEntry) -> Option<SlbDecoded> {
+        if !entry.is_valid() {
+            return None;
+        }
+        let ssize = entry.segment_size()?;
+        let ea_mask = !ssize.offset_mask();
+        Some(SlbDecoded {
+            ea_mask,
+            ea_base: entry.esid_word & esid_word::ESID & ea_mask,
+            ssize,
+            psize: entry.page_size()?,
+            vsid: entry.vsid()?,
+        })
+    }
+}
+
 struct State {
     slb: alloc::vec::Vec<SlbEntry>,
+    /// `slb`'s valid entries decoded (`None` where invalid), kept in step
+    /// by [`State::set_slb`].
+    slb_decoded: alloc::vec::Vec<Option<SlbDecoded>>,
     /// One bit per SLB index whose entry is valid, so the MMU's SLB search
     /// visits only those (a process uses a few of 32 or more).
     slb_valid: alloc::vec::Vec<u64>,
@@ -173,6 +211,7 @@ impl State {
     /// Writes SLB entry `index` and keeps the valid bits in step.
     fn set_slb(&mut self, index: usize, entry: SlbEntry) {
         self.slb[index] = entry;
+        self.slb_decoded[index] = SlbDecoded::of(entry);
         let bit = 1u64 << (index % 64);
         if entry.is_valid() {
             self.slb_valid[index / 64] |= bit;
@@ -219,6 +258,7 @@ impl Machine {
         Ok(Machine {
             state: Rc::new(RefCell::new(State {
                 slb: alloc::vec![SlbEntry::INVALID; config.slb_size],
+                slb_decoded: alloc::vec![None; config.slb_size],
                 slb_valid: alloc::vec![0; config.slb_size.div_ceil(64)],
                 hpt,
                 mem,
@@ -539,37 +579,39 @@ fn translate_in(
     }
 
     // 1. SLB.
-    let mut hit: Option<SlbEntry> = None;
+    let mut hit: Option<(usize, SlbDecoded)> = None;
     for (w, &bits) in st.slb_valid.iter().enumerate() {
         let mut bits = bits;
         while bits != 0 {
-            let e = st.slb[w * 64 + bits.trailing_zeros() as usize];
+            let i = w * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            if e.matches(ea) {
+            // An entry whose sizes do not decode matches nothing, as in
+            // `SlbEntry::matches` (`SimSlb::load` refuses it anyway).
+            let Some(d) = st.slb_decoded[i] else {
+                continue;
+            };
+            if ea.as_u64() & d.ea_mask == d.ea_base {
                 assert!(hit.is_none(), "SLB multi-hit for {ea:?} (machine check)");
-                hit = Some(e);
+                hit = Some((i, d));
             }
         }
     }
-    let slbe = match hit {
-        Some(e) => e,
+    let (slb_index, seg) = match hit {
+        Some(h) => h,
         None if access == Access::Fetch => return Err(Interrupt::InstructionSegment { ea }),
         None => return Err(Interrupt::DataSegment { ea }),
     };
-    // `SimSlb::load` refuses entries whose sizes do not decode.
-    let (Some(ssize), Some(psize), Some(vsid)) =
-        (slbe.segment_size(), slbe.page_size(), slbe.vsid())
-    else {
-        unreachable!("SimSlb::load validated the entry");
-    };
+    let slbe = st.slb[slb_index];
+    let psize = seg.psize;
 
     // 2. Segment no-execute.
     if access == Access::Fetch && slbe.vsid_word & vsid_word::N != 0 {
         return Err(isi(IsiFlags::NOEXEC_GUARD));
     }
 
-    // 3. PTEG search.
-    let Some(page) = VirtualPage::new(vsid, ea, ssize, psize) else {
+    // 3. PTEG search: primary, then secondary, every slot of both (a
+    // second match is a machine check here, see the module documentation).
+    let Some(page) = VirtualPage::new(seg.vsid, ea, seg.ssize, psize) else {
         unreachable!("SLB VSID fits its segment size");
     };
     let mask = st.hpt.pteg_count() - 1;
@@ -578,17 +620,28 @@ fn translate_in(
     let mut found: Option<(Ptex, Hpte)> = None;
     for (group, h) in [(hash & mask, 0), (!hash & mask, hpte::v::H)] {
         let group = PtegIndex::new(group);
-        let words = st
-            .hpt
-            .group_v_words(group)
-            .map_err(|_| dsi(DsisrFlags::NOPTE))?;
-        for (slot, &v) in (0..Ptex::SLOTS_PER_PTEG).zip(words.iter()) {
-            if (v ^ (compare | h)) & hpte::v::COMPARE != 0 {
-                continue;
-            }
+        let base = group.byte_offset() as usize;
+        let Some(bytes) = st.hpt.as_bytes().get(base..base + 8 * Hpte::BYTES) else {
+            return Err(dsi(DsisrFlags::NOPTE));
+        };
+        // The compare of doubleword 0 for all eight slots at once, on the
+        // big-endian words as they sit in memory; only a slot that passes
+        // it is read whole.
+        let want = compare | h;
+        let (want_be, compare_be) = (want.to_be(), hpte::v::COMPARE.to_be());
+        let mut candidates = 0u32;
+        for (slot, entry) in bytes.chunks_exact(Hpte::BYTES).enumerate() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&entry[..8]);
+            let v = u64::from_ne_bytes(w);
+            candidates |= u32::from((v ^ want_be) & compare_be == 0) << slot;
+        }
+        while candidates != 0 {
+            let slot = candidates.trailing_zeros() as u8;
+            candidates &= candidates - 1;
             let ptex = group.ptex(slot);
             let e = st.hpt.read(ptex).map_err(|_| dsi(DsisrFlags::NOPTE))?;
-            if e.matches(compare | h) && e.page_size() == Some(psize) {
+            if e.matches(want) && e.page_size() == Some(psize) {
                 assert!(
                     found.is_none(),
                     "two HPTEs translate {ea:?}: {found:?} and {e:?} at {ptex:?}"

@@ -704,6 +704,56 @@ fn slbmte_over_a_valid_entry_keeps_stale_translations_until_slbie() {
     );
 }
 
+/// The MMU searches the SLB in the form `slbmte` decoded it into; every
+/// write of an index (a new ESID there, `slbie`, `slbia`) must reach that
+/// form, or the search would still match the entry that was there before.
+#[test]
+fn slb_search_follows_every_write_of_an_index() {
+    let (m, mut hpt) = setup(SlbFlags::KP);
+    m.set_tlb_enabled(false);
+    hpt.insert(&Mapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
+        .unwrap();
+    let seg2 = |off: u64| EffectiveAddress::new(0x2000_0000 + off);
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Ok(PhysAddr::new(0x1008))
+    );
+    // Index 0 now holds ESID 2 (same VSID): ESID 1 misses, ESID 2 hits.
+    let moved = SlbEntry::new(
+        Esid::new(2),
+        Vsid::new(VSID),
+        SegmentSize::M256,
+        PageSize::K4,
+        SlbFlags::KP,
+    )
+    .unwrap();
+    m.slb().load(0, moved).unwrap();
+    assert_eq!(
+        m.translate(ea(8), Access::Load, P),
+        Err(Interrupt::DataSegment { ea: ea(8) })
+    );
+    assert_eq!(
+        m.translate(seg2(8), Access::Load, P),
+        Ok(PhysAddr::new(0x1008))
+    );
+    // slbie and slbia leave nothing to match.
+    m.slb().invalidate(seg2(0), SegmentSize::M256);
+    assert_eq!(
+        m.translate(seg2(8), Access::Load, P),
+        Err(Interrupt::DataSegment { ea: seg2(8) })
+    );
+    m.slb().load(5, moved).unwrap();
+    assert_eq!(
+        m.translate(seg2(8), Access::Load, P),
+        Ok(PhysAddr::new(0x1008))
+    );
+    m.slb().invalidate_non_bolted(0);
+    assert_eq!(
+        m.translate(seg2(8), Access::Load, P),
+        Err(Interrupt::DataSegment { ea: seg2(8) })
+    );
+}
+
 #[test]
 fn tlb_hits_still_record_change_and_respect_flushes() {
     let (m, hpt) = setup(SlbFlags::KP);
