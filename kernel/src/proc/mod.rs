@@ -323,8 +323,23 @@ static EXITED: AtomicU64 = AtomicU64::new(0);
 static KILLED_COUNT: AtomicU64 = AtomicU64::new(0);
 static SWITCHES: AtomicU64 = AtomicU64::new(0);
 static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
-static SYSCALLS: AtomicU64 = AtomicU64::new(0);
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+
+/// The pid of the process running (the one [`dispatch_next`] entered
+/// last), 0 while none is: the fast system call handlers read it without
+/// the scheduler lock.
+static CURRENT: AtomicU32 = AtomicU32::new(0);
+
+/// The running process, for a system call handler.
+///
+/// # Panics
+/// With no process running (a `sc` from problem state always has one).
+fn current_pid() -> ProcessId {
+    match CURRENT.load(Ordering::Relaxed) {
+        0 => panic!("a system call comes from the current process"),
+        pid => ProcessId(pid),
+    }
+}
 
 /// A fresh process id (for address spaces made without [`spawn`]).
 pub fn new_pid() -> ProcessId {
@@ -340,7 +355,7 @@ pub fn stats() -> ProcStats {
         killed: KILLED_COUNT.load(Ordering::Relaxed),
         context_switches: SWITCHES.load(Ordering::Relaxed),
         preemptions: PREEMPTIONS.load(Ordering::Relaxed),
-        syscalls: SYSCALLS.load(Ordering::Relaxed),
+        syscalls: trap::syscall_count(),
     }
 }
 
@@ -389,7 +404,8 @@ struct Sched {
     quantum: u64,
     switches: u64,
     preemptions: u64,
-    syscalls: u64,
+    /// [`trap::syscall_count`] when the run started.
+    syscalls_before: u64,
 }
 
 static SCHED: spin::Mutex<Sched> = spin::Mutex::new(Sched {
@@ -402,7 +418,7 @@ static SCHED: spin::Mutex<Sched> = spin::Mutex::new(Sched {
     quantum: 0,
     switches: 0,
     preemptions: 0,
-    syscalls: 0,
+    syscalls_before: 0,
 });
 
 /// The kernel context [`run`] saved; only `proc_call` (writing) and the
@@ -608,6 +624,7 @@ pub fn run_scripts(scripts: &[&Script]) -> (Vec<ProcessId>, RunReport) {
 #[derive(Clone, Copy)]
 struct Installed {
     old: [(Vector, Option<TrapHandler>); 4],
+    old_syscalls: Option<&'static [Option<trap::SyscallHandler>]>,
     old_hook: Option<mm::UserFaultHook>,
     old_fallback: Option<TrapHandler>,
 }
@@ -667,6 +684,7 @@ pub fn heal() {
     s.procs.clear();
     s.ready.clear();
     s.current = None;
+    CURRENT.store(0, Ordering::Relaxed);
     s.outcomes.clear();
     set_dec(DEC_IDLE);
 }
@@ -681,8 +699,10 @@ fn install() -> Installed {
     let old = ours.map(|(v, h)| (v, trap::set_handler(v, Some(h))));
     let old_hook = mm::set_user_fault_hook(on_user_fault);
     let old_fallback = trap::set_problem_state_fallback(Some(on_unhandled));
+    let old_syscalls = trap::set_syscall_table(Some(&syscall::FAST));
     Installed {
         old,
+        old_syscalls,
         old_hook,
         old_fallback,
     }
@@ -697,6 +717,7 @@ fn uninstall(i: Installed) {
         None => mm::clear_user_fault_hook(),
     };
     trap::set_problem_state_fallback(i.old_fallback);
+    trap::set_syscall_table(i.old_syscalls);
 }
 
 /// Runs every ready process until none is runnable; returns what ended.
@@ -719,7 +740,7 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
         s.outcomes.clear();
         s.switches = 0;
         s.preemptions = 0;
-        s.syscalls = 0;
+        s.syscalls_before = trap::syscall_count();
         s.last = None;
         s.current = None;
     }
@@ -740,7 +761,7 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
         outcomes: core::mem::take(&mut s.outcomes),
         context_switches: s.switches,
         preemptions: s.preemptions,
-        syscalls: s.syscalls,
+        syscalls: trap::syscall_count() - s.syscalls_before,
         ticks,
     }
 }
@@ -799,10 +820,12 @@ fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
             }
             s.last = Some(next);
             s.current = Some(next);
+            CURRENT.store(next.0, Ordering::Relaxed);
             set_dec(s.quantum);
         }
         None => {
             s.current = None;
+            CURRENT.store(0, Ordering::Relaxed);
             mm::with_aix(|aix| {
                 let _ = aix.vm_mut().vmm_mut().switch_to(None);
                 aix.vm_mut().set_environment(Environment::KernelProcess);
@@ -878,6 +901,7 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
     s.ready.retain(|&r| r != pid);
     if s.current == Some(pid) {
         s.current = None;
+        CURRENT.store(0, Ordering::Relaxed);
     }
     // Orphans keep running without a parent.
     for c in s.procs.values_mut() {
