@@ -46,7 +46,7 @@ use vmm::aix::services::AddressModel;
 use vmm::platform::{Access, Environment, ProcessId, VmFault};
 use vmm::segment::PageProt;
 use vmm::sid::SidKind;
-use vmm::vm::{MapOptions, SpaceRef};
+use vmm::vm::{MapOptions, SpaceId, SpaceRef};
 
 use crate::mm;
 use crate::trap::{self, TrapFrame, TrapHandler, Vector};
@@ -385,6 +385,8 @@ struct Process {
     /// The process it was forked from, for the outcome.
     forked_from: Option<ProcessId>,
     frame: TrapFrame,
+    /// Its address space in the VMM (fixed for its life).
+    space: SpaceId,
     state: State,
     reports: Vec<u64>,
     dispatches: u64,
@@ -498,7 +500,7 @@ const USER_KEY: SegKey = SegKey {
 };
 
 /// Creates process `pid`'s address space with its three segments.
-fn create_space(pid: ProcessId, model: AddressModel) -> Result<(), ProcError> {
+fn create_space(pid: ProcessId, model: AddressModel) -> Result<SpaceId, ProcError> {
     mm::with_aix(|aix| {
         aix.create_process(pid, model).map_err(ProcError::Process)?;
         let space = aix
@@ -529,7 +531,7 @@ fn create_space(pid: ProcessId, model: AddressModel) -> Result<(), ProcError> {
             // Owned mappings take their segments along.
             let _ = aix.exit(pid);
         }
-        result
+        result.map(|()| space)
     })
 }
 
@@ -566,7 +568,7 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
         return Err(ProcError::ScriptTooLarge(bytes.len()));
     }
     let pid = ProcessId(NEXT_PID.fetch_add(1, Ordering::Relaxed));
-    create_space(pid, model)?;
+    let space = create_space(pid, model)?;
     // Load the agent and the script through the process's own mappings.
     let prev = mm::with_aix(|aix| {
         let prev = aix.vm().vmm().current();
@@ -595,6 +597,7 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
             parent: None,
             forked_from: None,
             frame,
+            space,
             state: State::Ready,
             reports: Vec::new(),
             dispatches: 0,
@@ -807,12 +810,14 @@ fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
         Some(next) => {
             let p = s.procs.get_mut(&next).expect("ready process exists");
             p.dispatches += 1;
-            *frame = p.frame;
+            switch::copy_frame(frame, &p.frame);
+            let space = p.space;
             mm::with_aix(|aix| {
-                aix.vm_mut()
-                    .switch_to(Space::Process(next))
+                let vm = aix.vm_mut();
+                vm.vmm_mut()
+                    .switch_to(Some(space))
                     .expect("switch to a live process");
-                aix.vm_mut().set_environment(Environment::Process(next));
+                vm.set_environment(Environment::Process(next));
             });
             if s.last != Some(next) {
                 s.switches += 1;
@@ -841,7 +846,7 @@ fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
 fn switch_away(s: &mut Sched, frame: &mut TrapFrame, requeue: bool) {
     if let Some(cur) = s.current {
         if let Some(p) = s.procs.get_mut(&cur) {
-            p.frame = *frame;
+            switch::copy_frame(&mut p.frame, frame);
             if requeue {
                 s.ready.push_back(cur);
             }

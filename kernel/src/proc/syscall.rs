@@ -303,8 +303,15 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
 
 fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::ProcessId) {
     let child = vmm::platform::ProcessId(super::NEXT_PID.fetch_add(1, Ordering::Relaxed));
-    match mm::with_aix(|aix| aix.fork(parent, child)) {
-        Ok(()) => {
+    let forked: Result<_, vmm::aix::ProcessError> = mm::with_aix(|aix| {
+        aix.fork(parent, child)?;
+        Ok(aix
+            .vm()
+            .space_id(Space::Process(child))
+            .expect("the space fork made"))
+    });
+    match forked {
+        Ok(space) => {
             let mut cframe = *frame;
             cframe.gpr[3] = 0;
             s.procs.insert(
@@ -313,6 +320,7 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
                     parent: Some(parent),
                     forked_from: Some(parent),
                     frame: cframe,
+                    space,
                     state: super::State::Ready,
                     reports: alloc::vec::Vec::new(),
                     dispatches: 0,
