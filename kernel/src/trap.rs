@@ -22,10 +22,12 @@
 //! to its top), saves the full register state into a [`TrapFrame`], turns
 //! MSR[IR|DR] on once the kernel runs translated
 //! ([`set_handler_translation`]) and calls [`trap_dispatch`]; the handler
-//! may edit the frame, which is then restored and resumed by `rfid` with
-//! the interrupted MSR; the restore (`trap_return`) drops back to real
-//! mode first, so no interrupt can clobber SRR0/SRR1 between `mtsrr0`
-//! and `rfid`. Everything before the Rust call runs in real mode
+//! may edit the frame, or name another one to resume instead
+//! ([`TrapFrame::resume_from`], a context switch), which is then restored
+//! and resumed by `rfid` with the interrupted MSR. The restore
+//! (`trap_return`) reads only memory of the bolted linear map, so no
+//! interrupt can clobber SRR0/SRR1 between `mtsrr0` and `rfid` although
+//! translation stays on. Everything before the Rust call runs in real mode
 //! on the kernel image (reachable at its 0xc000… addresses there, the top
 //! address bits being ignored), so it cannot fault and nesting is safe
 //! once the scratch slots of the PACA are copied into the frame.
@@ -163,7 +165,30 @@ pub struct TrapFrame {
     pub dsisr: u64,
     /// The vector offset (0x100..0xf80).
     pub vector: u64,
-    _pad: u64,
+    /// 0, or the address of the frame the interrupt return restores
+    /// instead of this one ([`TrapFrame::resume_from`]).
+    resume: u64,
+}
+
+impl TrapFrame {
+    /// Makes the return from this interrupt restore `other` instead of
+    /// this frame (a context switch without copying the incoming state).
+    /// `other` must stay where it is until the return, which reads it with
+    /// translation on (it may be anywhere in RAM); the handler may still
+    /// change it.
+    pub fn resume_from(&mut self, other: &TrapFrame) {
+        self.resume = other as *const TrapFrame as u64;
+    }
+
+    /// The frame the return will restore: this one, or the one
+    /// [`TrapFrame::resume_from`] named.
+    pub fn resumed(&self) -> *const TrapFrame {
+        if self.resume == 0 {
+            self
+        } else {
+            self.resume as *const TrapFrame
+        }
+    }
 }
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 336);
@@ -203,6 +228,7 @@ global_asm!(
     .set TF_DAR, TF + 304
     .set TF_DSISR, TF + 312
     .set TF_VECTOR, TF + 320
+    .set TF_RESUME, TF + 328
     .set FRAME_BYTES, TF + 336
 
     # Every stub parks r13 in SPRG1, loads the PACA, frees r12 and loads
@@ -412,6 +438,8 @@ trap_common:
     mfdsisr %r10
     std     %r10, TF_DSISR(%r1)
     std     %r12, TF_VECTOR(%r1)
+    li      %r10, 0
+    std     %r10, TF_RESUME(%r1)
 
     ld      %r2, PACA_TOC(%r13)
     # Everything the interrupted context needs is saved: turn translation
@@ -429,17 +457,20 @@ trap_common:
 
     .globl trap_return
 trap_return:
-    # r1 = the frame (on the interrupt stack, in the kernel image). Back
-    # to real mode before SRR0/SRR1 are loaded: with IR|DR on, a storage
-    # or segment interrupt between mtsrr0 and rfid would overwrite them.
-    # In real mode nothing here can fault (the image is reached at its
-    # 0xc000... address with the top bits ignored), and EE = 0.
-    mfmsr   %r10
-    li      %r11, 0x30
-    andc    %r10, %r10, %r11
-    mtmsrd  %r10
-    isync
-    ld      %r10, TF_SRR0(%r1)
+    # r1 = the frame's stack pointer (the frame is 112 bytes above it, on
+    # the interrupt stack), or its TF_RESUME names another frame to
+    # restore (a context switch: the incoming process's saved state).
+    # Translation stays as the handler ran: everything read here, the
+    # interrupt stack, a process's frame anywhere in RAM and this code,
+    # is in the bolted linear map, whose SLB entry and HPTEs are never
+    # removed, so no storage or segment interrupt can come between mtsrr0
+    # and rfid to overwrite SRR0/SRR1 (and EE = 0). Before translation
+    # is on, the same holds in real mode.
+    ld      %r10, TF_RESUME(%r1)
+    cmpdi   %r10, 0
+    beq     1f
+    addi    %r1, %r10, -TF
+1:  ld      %r10, TF_SRR0(%r1)
     mtsrr0  %r10
     ld      %r10, TF_SRR1(%r1)
     mtsrr1  %r10
@@ -480,10 +511,7 @@ syscall_entry:
     bctrl
     cmpdi   %r3, 0
     bne     syscall_full
-    # Back to the caller with translation still on: the frame (interrupt
-    # stack, in the kernel image) and this code are in the bolted linear
-    # map, whose SLB entry and HPTEs are never removed, so no storage or
-    # segment interrupt can come between mtsrr0 and rfid (and EE = 0).
+    # Back to the caller with translation still on, as in trap_return.
     ld      %r0, TF_SRR0(%r1)
     mtsrr0  %r0
     ld      %r0, TF_SRR1(%r1)
@@ -514,6 +542,7 @@ syscall_full:
     li      %r11, 0
     std     %r11, TF_DAR(%r1)
     std     %r11, TF_DSISR(%r1)
+    std     %r11, TF_RESUME(%r1)
     li      %r11, 0xc00
     std     %r11, TF_VECTOR(%r1)
     ld      %r2, PACA_TOC(%r13)

@@ -16,9 +16,10 @@
 //! context, enters the first process with `rfid`, and comes back (through
 //! the interrupt return path into [`switch::proc_call`]'s saved context)
 //! when no process is runnable. A context switch is a copy of the
-//! interrupted [`TrapFrame`] into the process and of the next process's
-//! frame into the one the handler returns through, plus the VMM's switch
-//! of address space and environment. Processes never block inside the
+//! interrupted [`TrapFrame`] into the process, the next process's (boxed)
+//! frame named as the one the interrupt return restores
+//! ([`TrapFrame::resume_from`]), and the VMM's switch of address space
+//! (which preloads the SLB entries the space had) and environment. Processes never block inside the
 //! kernel: `wait` without an ended child marks the process waiting and
 //! schedules another.
 //!
@@ -384,7 +385,9 @@ struct Process {
     parent: Option<ProcessId>,
     /// The process it was forked from, for the outcome.
     forked_from: Option<ProcessId>,
-    frame: TrapFrame,
+    /// Boxed, so it stays put while the return from a switch to it reads
+    /// it ([`TrapFrame::resume_from`]).
+    frame: alloc::boxed::Box<TrapFrame>,
     /// Its address space in the VMM (fixed for its life).
     space: SpaceId,
     state: State,
@@ -596,7 +599,7 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
         Process {
             parent: None,
             forked_from: None,
-            frame,
+            frame: alloc::boxed::Box::new(frame),
             space,
             state: State::Ready,
             reports: Vec::new(),
@@ -780,9 +783,10 @@ fn enter_first() {
             return;
         }
     }
-    // SAFETY: the frame is the process's saved state (problem state,
-    // translation on); its address space was just made current. EE is 0
-    // until rfid.
+    // SAFETY: the frame resumes the process's saved state (problem state,
+    // translation on), boxed in its Process, which nothing removes before
+    // the rfid; its address space was just made current. EE is 0 until
+    // rfid.
     unsafe { switch::proc_enter(&frame) }
 }
 
@@ -810,7 +814,7 @@ fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
         Some(next) => {
             let p = s.procs.get_mut(&next).expect("ready process exists");
             p.dispatches += 1;
-            switch::copy_frame(frame, &p.frame);
+            frame.resume_from(&p.frame);
             let space = p.space;
             mm::with_aix(|aix| {
                 let vm = aix.vm_mut();

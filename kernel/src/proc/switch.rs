@@ -18,10 +18,9 @@ global_asm!(
     .globl proc_enter
     .p2align 2
 proc_enter:
-    # r3 = TrapFrame to resume. trap_return restores a frame that sits
-    # 112 bytes (the ELFv1 header trap_common leaves below it) above r1;
-    # MSR[EE] is 0 here and the frame is on the boot stack in the kernel
-    # image, which trap_return reads in real mode.
+    # r3 = TrapFrame to resume (or whose TF_RESUME names the one to).
+    # trap_return restores a frame that sits 112 bytes (the ELFv1 header
+    # trap_common leaves below it) above r1; MSR[EE] is 0 here.
     addi    %r1, %r3, -112
     b       trap_return
 

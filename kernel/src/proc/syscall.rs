@@ -319,7 +319,7 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
                 super::Process {
                     parent: Some(parent),
                     forked_from: Some(parent),
-                    frame: cframe,
+                    frame: alloc::boxed::Box::new(cframe),
                     space,
                     state: super::State::Ready,
                     reports: alloc::vec::Vec::new(),
