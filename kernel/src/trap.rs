@@ -179,16 +179,6 @@ impl TrapFrame {
     pub fn resume_from(&mut self, other: &TrapFrame) {
         self.resume = other as *const TrapFrame as u64;
     }
-
-    /// The frame the return will restore: this one, or the one
-    /// [`TrapFrame::resume_from`] named.
-    pub fn resumed(&self) -> *const TrapFrame {
-        if self.resume == 0 {
-            self
-        } else {
-            self.resume as *const TrapFrame
-        }
-    }
 }
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 336);

@@ -381,6 +381,7 @@ enum State {
 }
 
 struct Process {
+    pid: ProcessId,
     /// The live parent to tell at exit (`None` once it ended).
     parent: Option<ProcessId>,
     /// The process it was forked from, for the outcome.
@@ -399,10 +400,85 @@ struct Process {
     ended_children: VecDeque<(ProcessId, u64, bool)>,
 }
 
+/// The processes: a slab, so the scheduler's hot path (the running
+/// process, the ready queue) reaches one by index, with no search, plus a
+/// pid index for everything else.
+struct ProcTable {
+    slots: Vec<Option<Process>>,
+    free: Vec<usize>,
+    by_pid: BTreeMap<ProcessId, usize>,
+}
+
+impl ProcTable {
+    const fn new() -> Self {
+        ProcTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_pid: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `p` as `pid`; returns its slot.
+    fn insert(&mut self, pid: ProcessId, p: Process) -> usize {
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(p);
+                i
+            }
+            None => {
+                self.slots.push(Some(p));
+                self.slots.len() - 1
+            }
+        };
+        self.by_pid.insert(pid, slot);
+        slot
+    }
+
+    fn slot(&self, pid: ProcessId) -> Option<usize> {
+        self.by_pid.get(&pid).copied()
+    }
+
+    fn get_mut(&mut self, pid: ProcessId) -> Option<&mut Process> {
+        let i = self.slot(pid)?;
+        self.slots[i].as_mut()
+    }
+
+    /// The process in `slot`.
+    ///
+    /// # Panics
+    /// If the slot is free.
+    fn at(&mut self, slot: usize) -> &mut Process {
+        self.slots[slot].as_mut().expect("a live process's slot")
+    }
+
+    fn remove(&mut self, pid: ProcessId) -> Option<(usize, Process)> {
+        let i = self.by_pid.remove(&pid)?;
+        self.free.push(i);
+        self.slots[i].take().map(|p| (i, p))
+    }
+
+    fn pids(&self) -> impl Iterator<Item = ProcessId> + '_ {
+        self.by_pid.keys().copied()
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Process> {
+        self.slots.iter_mut().flatten()
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        self.by_pid.clear();
+    }
+}
+
 struct Sched {
-    procs: BTreeMap<ProcessId, Process>,
-    ready: VecDeque<ProcessId>,
+    procs: ProcTable,
+    /// Slots of the ready processes, in order.
+    ready: VecDeque<usize>,
     current: Option<ProcessId>,
+    /// The slot of `current` (meaningless while it is `None`).
+    current_slot: usize,
     last: Option<ProcessId>,
     outcomes: Vec<Outcome>,
     kernel_msr: u64,
@@ -414,9 +490,10 @@ struct Sched {
 }
 
 static SCHED: spin::Mutex<Sched> = spin::Mutex::new(Sched {
-    procs: BTreeMap::new(),
+    procs: ProcTable::new(),
     ready: VecDeque::new(),
     current: None,
+    current_slot: 0,
     last: None,
     outcomes: Vec::new(),
     kernel_msr: 0,
@@ -594,9 +671,10 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
     frame.srr0 = user::TEXT_BASE;
     frame.srr1 = USER_MSR;
     let mut s = sched();
-    s.procs.insert(
+    let slot = s.procs.insert(
         pid,
         Process {
+            pid,
             parent: None,
             forked_from: None,
             frame: alloc::boxed::Box::new(frame),
@@ -608,7 +686,7 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
             ended_children: VecDeque::new(),
         },
     );
-    s.ready.push_back(pid);
+    s.ready.push_back(slot);
     CREATED.fetch_add(1, Ordering::Relaxed);
     Ok(pid)
 }
@@ -673,7 +751,7 @@ pub fn heal() {
         // SAFETY: setting FP only enables floating-point instructions.
         unsafe { msr::write(msr::read() | Msr::FP) };
     }
-    let stale: Vec<ProcessId> = s.procs.keys().copied().collect();
+    let stale: Vec<ProcessId> = s.procs.pids().collect();
     log::warn!(
         "proc: cleaning up {} processes of an abandoned run",
         stale.len()
@@ -811,8 +889,9 @@ fn kernel_resume_frame(kernel_msr: u64) -> TrapFrame {
 /// time slice), or the way back to `run` if none is ready.
 fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
     match s.ready.pop_front() {
-        Some(next) => {
-            let p = s.procs.get_mut(&next).expect("ready process exists");
+        Some(slot) => {
+            let p = s.procs.at(slot);
+            let next = p.pid;
             p.dispatches += 1;
             frame.resume_from(&p.frame);
             let space = p.space;
@@ -829,6 +908,7 @@ fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
             }
             s.last = Some(next);
             s.current = Some(next);
+            s.current_slot = slot;
             CURRENT.store(next.0, Ordering::Relaxed);
             set_dec(s.quantum);
         }
@@ -848,12 +928,11 @@ fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
 /// Saves the interrupted process (requeued if `requeue`) and dispatches
 /// the next one.
 fn switch_away(s: &mut Sched, frame: &mut TrapFrame, requeue: bool) {
-    if let Some(cur) = s.current {
-        if let Some(p) = s.procs.get_mut(&cur) {
-            switch::copy_frame(&mut p.frame, frame);
-            if requeue {
-                s.ready.push_back(cur);
-            }
+    if s.current.is_some() {
+        let slot = s.current_slot;
+        switch::copy_frame(&mut s.procs.at(slot).frame, frame);
+        if requeue {
+            s.ready.push_back(slot);
         }
     }
     dispatch_next(s, frame);
@@ -891,7 +970,7 @@ fn read_results(pid: ProcessId) -> (Vec<u64>, u64) {
 /// Ends `pid` (exit or kill): records its outcome, tears down its
 /// address space through the services' exit hook and tells its parent.
 fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
-    let Some(p) = s.procs.remove(&pid) else {
+    let Some((slot, p)) = s.procs.remove(pid) else {
         return;
     };
     let (results, result_count) = read_results(pid);
@@ -907,7 +986,7 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
         Exit::Status(_) => EXITED.fetch_add(1, Ordering::Relaxed),
         Exit::Killed(_) => KILLED_COUNT.fetch_add(1, Ordering::Relaxed),
     };
-    s.ready.retain(|&r| r != pid);
+    s.ready.retain(|&r| r != slot);
     if s.current == Some(pid) {
         s.current = None;
         CURRENT.store(0, Ordering::Relaxed);
@@ -923,14 +1002,15 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
             Exit::Status(st) => (st, false),
             Exit::Killed(k) => (KILLED | k.cause.code(), true),
         };
-        if let Some(parent) = s.procs.get_mut(&ppid) {
+        let parent_slot = s.procs.slot(ppid);
+        if let Some(parent) = s.procs.get_mut(ppid) {
             parent.live_children -= 1;
             if parent.state == State::Waiting {
                 parent.state = State::Ready;
                 parent.frame.gpr[3] = value;
                 parent.frame.gpr[4] = pid.0 as u64;
                 parent.frame.gpr[5] = killed as u64;
-                s.ready.push_back(ppid);
+                s.ready.extend(parent_slot);
             } else {
                 parent.ended_children.push_back((pid, value, killed));
             }

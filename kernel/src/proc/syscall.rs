@@ -201,7 +201,7 @@ extern "C" fn sys_getpid(frame: &mut TrapFrame) -> SyscallExit {
 extern "C" fn sys_wait(frame: &mut TrapFrame) -> SyscallExit {
     let pid = super::current_pid();
     let mut s = sched();
-    let p = s.procs.get_mut(&pid).expect("current process exists");
+    let p = s.procs.get_mut(pid).expect("current process exists");
     if let Some((child, value, killed)) = p.ended_children.pop_front() {
         frame.gpr[3] = value;
         frame.gpr[4] = u64::from(child.0);
@@ -219,7 +219,7 @@ extern "C" fn sys_report(frame: &mut TrapFrame) -> SyscallExit {
         ENOMEM
     } else {
         let pid = super::current_pid();
-        if let Some(p) = sched().procs.get_mut(&pid) {
+        if let Some(p) = sched().procs.get_mut(pid) {
             p.reports.push(frame.gpr[3]);
         }
         0
@@ -289,7 +289,7 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
             switch_away(&mut s, frame, true);
         }
         REPORT => {
-            if let Some(p) = s.procs.get_mut(&pid) {
+            if let Some(p) = s.procs.get_mut(pid) {
                 p.reports.push(frame.gpr[3]);
             }
             frame.gpr[3] = 0;
@@ -314,9 +314,10 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
         Ok(space) => {
             let mut cframe = *frame;
             cframe.gpr[3] = 0;
-            s.procs.insert(
+            let slot = s.procs.insert(
                 child,
                 super::Process {
+                    pid: child,
                     parent: Some(parent),
                     forked_from: Some(parent),
                     frame: alloc::boxed::Box::new(cframe),
@@ -328,8 +329,8 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
                     ended_children: alloc::collections::VecDeque::new(),
                 },
             );
-            s.ready.push_back(child);
-            if let Some(p) = s.procs.get_mut(&parent) {
+            s.ready.push_back(slot);
+            if let Some(p) = s.procs.get_mut(parent) {
                 p.live_children += 1;
             }
             super::CREATED.fetch_add(1, Ordering::Relaxed);
@@ -345,7 +346,7 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
 }
 
 fn wait(s: &mut super::Sched, frame: &mut TrapFrame, pid: vmm::platform::ProcessId) {
-    let p = s.procs.get_mut(&pid).expect("current process exists");
+    let p = s.procs.get_mut(pid).expect("current process exists");
     if let Some((child, value, killed)) = p.ended_children.pop_front() {
         frame.gpr[3] = value;
         frame.gpr[4] = child.0 as u64;
