@@ -46,6 +46,26 @@ fn report(what: &str, total_ticks: u64, samples: u64) -> u64 {
     per
 }
 
+/// Fails the test if `per`, the count [`report`] printed for `what`,
+/// exceeds `budget` instructions: a regression guard, not a timing, since
+/// under `--icount` the count is deterministic for a given build. Only a
+/// release kernel under `--icount` is held to the budgets (they are the
+/// issue's, for that build).
+fn guard(what: &str, per: u64, budget: u64) {
+    if icount() && !cfg!(debug_assertions) {
+        assert!(
+            per <= budget,
+            "{what}: {per} instructions per event, over the budget of {budget}"
+        );
+    }
+}
+
+/// Budgets the guards hold the release kernel to (guest instructions per
+/// event under `--icount`).
+const NULL_SYSCALL_BUDGET: u64 = 120;
+/// See [`NULL_SYSCALL_BUDGET`].
+const CONTEXT_SWITCH_BUDGET: u64 = 1200;
+
 /// A time slice no measurement reaches (DEC is a signed 32-bit count:
 /// about 4 s at 512 MHz), so the decrementer never preempts a measured
 /// process: with the default quantum it fired inside the measured
@@ -214,7 +234,8 @@ kernel_test! {
         const N: u64 = 32;
         let (fork, null) = fork_and_null(8, N);
         report("fork", fork, N);
-        report("null_syscall", null, N);
+        let per = report("null_syscall", null, N);
+        guard("null_syscall", per, NULL_SYSCALL_BUDGET);
     }
 
     fn measure_fork_100() {
@@ -247,6 +268,7 @@ kernel_test! {
         }
         assert!(r.context_switches >= 2 * N, "switches {}", r.context_switches);
         let ticks = r.of(pids[0]).results[0];
-        report("context_switch", ticks, 2 * N);
+        let per = report("context_switch", ticks, 2 * N);
+        guard("context_switch", per, CONTEXT_SWITCH_BUDGET);
     }
 }
