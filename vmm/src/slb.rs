@@ -223,6 +223,16 @@ impl SlbManager {
         compiler_fence(Ordering::SeqCst);
     }
 
+    /// Publishes where the process's table is (an address-space switch:
+    /// the kernel's stays).
+    #[inline]
+    pub fn set_user_table(&self, user: TableRef) {
+        self.put(fast::TABLES + fast::TABLE_BASE, user.base);
+        self.put(fast::TABLES + fast::TABLE_SHIFT, user.shift);
+        self.put(fast::TABLES + fast::TABLE_MASK, user.mask_bytes);
+        compiler_fence(Ordering::SeqCst);
+    }
+
     /// The table references the fast path reads: `[process, kernel]`.
     pub fn tables(&self) -> [TableRef; 2] {
         [0, 1].map(|half| {
@@ -255,6 +265,7 @@ impl SlbManager {
     }
 
     /// The index the next on-demand load without a free choice takes.
+    #[inline]
     pub fn cursor(&self) -> usize {
         self.get(fast::CURSOR) as usize
     }

@@ -288,7 +288,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         if self.current != id {
             self.slb.switch(&mut self.slb_hw);
             self.current = id;
-            self.slb.set_tables(user, self.kernel.slb_table().raw());
+            // The kernel's table is published whenever it changes.
+            self.slb.set_user_table(user);
         }
         Ok(())
     }
