@@ -18,11 +18,13 @@ pub struct EffectiveAddress(u64);
 
 impl EffectiveAddress {
     /// Wraps a raw 64-bit effective address.
+    #[inline]
     pub const fn new(ea: u64) -> Self {
         EffectiveAddress(ea)
     }
 
     /// The raw value.
+    #[inline]
     pub const fn as_u64(self) -> u64 {
         self.0
     }
@@ -91,6 +93,7 @@ impl Esid {
     /// # Panics
     ///
     /// Panics if `esid` does not fit in 36 bits.
+    #[inline]
     pub const fn new(esid: u64) -> Self {
         match Self::try_new(esid) {
             Some(e) => e,
@@ -99,6 +102,7 @@ impl Esid {
     }
 
     /// `None` if `esid` does not fit in 36 bits.
+    #[inline]
     pub const fn try_new(esid: u64) -> Option<Self> {
         if esid <= Self::MAX {
             Some(Esid(esid))
@@ -119,11 +123,13 @@ impl Esid {
     }
 
     /// The raw value.
+    #[inline]
     pub const fn as_u64(self) -> u64 {
         self.0
     }
 
     /// First effective address of the segment.
+    #[inline]
     pub const fn base(self) -> EffectiveAddress {
         EffectiveAddress(self.0 << 28)
     }
@@ -162,6 +168,7 @@ impl Vsid {
     /// # Panics
     ///
     /// Panics if `vsid` does not fit in 50 bits.
+    #[inline]
     pub const fn new(vsid: u64) -> Self {
         match Self::try_new(vsid) {
             Some(v) => v,
@@ -170,6 +177,7 @@ impl Vsid {
     }
 
     /// `None` if `vsid` does not fit in 50 bits.
+    #[inline]
     pub const fn try_new(vsid: u64) -> Option<Self> {
         if vsid <= Self::MAX {
             Some(Vsid(vsid))
@@ -179,6 +187,7 @@ impl Vsid {
     }
 
     /// The raw value.
+    #[inline]
     pub const fn as_u64(self) -> u64 {
         self.0
     }
@@ -223,6 +232,7 @@ impl PtegIndex {
     }
 
     /// `None` if `index` does not fit in 39 bits.
+    #[inline]
     pub const fn try_new(index: u64) -> Option<Self> {
         if index <= Self::MAX {
             Some(PtegIndex(index))
@@ -232,6 +242,7 @@ impl PtegIndex {
     }
 
     /// The raw value.
+    #[inline]
     pub const fn as_u64(self) -> u64 {
         self.0
     }
@@ -291,6 +302,7 @@ impl Ptex {
     }
 
     /// The raw value.
+    #[inline]
     pub const fn as_u64(self) -> u64 {
         self.0
     }
@@ -347,6 +359,7 @@ impl PhysAddr {
     }
 
     /// `None` if `pa` does not fit in 60 bits.
+    #[inline]
     pub const fn try_new(pa: u64) -> Option<Self> {
         if pa <= Self::MAX {
             Some(PhysAddr(pa))
@@ -356,6 +369,7 @@ impl PhysAddr {
     }
 
     /// The raw value.
+    #[inline]
     pub const fn as_u64(self) -> u64 {
         self.0
     }

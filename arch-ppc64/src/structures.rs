@@ -66,12 +66,14 @@ impl SegmentSize {
     }
 
     /// Mask of the byte offset within a segment of this size.
+    #[inline]
     pub const fn offset_mask(self) -> u64 {
         self.bytes() - 1
     }
 
     /// The two-bit `B` code as it sits in bits 0:1 of the SLB VSID word and of
     /// HPTE doubleword 0 (already shifted right by 62).
+    #[inline]
     pub const fn b_code(self) -> u64 {
         match self {
             SegmentSize::M256 => 0b00,
@@ -80,6 +82,7 @@ impl SegmentSize {
     }
 
     /// Decodes a two-bit `B` code; `None` for the reserved codes 0b10/0b11.
+    #[inline]
     pub const fn from_b_code(code: u64) -> Option<Self> {
         match code {
             0b00 => Some(SegmentSize::M256),
@@ -140,6 +143,7 @@ impl PageSize {
     }
 
     /// Mask of the byte offset within a page of this size.
+    #[inline]
     pub const fn offset_mask(self) -> u64 {
         self.bytes() - 1
     }
@@ -149,6 +153,7 @@ impl PageSize {
     /// in bits 58:59), 16M = 0x100 (L = 1, LP = 0b00). Same encodings as
     /// QEMU's POWER7+ page-size table and the `ibm,segment-page-sizes`
     /// SLB encodings it publishes.
+    #[inline]
     pub const fn slb_llp(self) -> u64 {
         match self {
             PageSize::K4 => 0x000,
@@ -159,6 +164,7 @@ impl PageSize {
 
     /// Decodes the `L || LP` bits (`vsid_word & 0x130`) of an SLB entry;
     /// `None` for an encoding not modelled here (16G is 0x120).
+    #[inline]
     pub const fn from_slb_llp(llp: u64) -> Option<Self> {
         match llp {
             0x000 => Some(PageSize::K4),

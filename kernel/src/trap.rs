@@ -22,13 +22,27 @@
 //! to its top), saves the full register state into a [`TrapFrame`], turns
 //! MSR[IR|DR] on once the kernel runs translated
 //! ([`set_handler_translation`]) and calls [`trap_dispatch`]; the handler
-//! may edit the frame, which is then restored and resumed by `rfid` with
-//! the interrupted MSR; the restore (`trap_return`) drops back to real
-//! mode first, so no interrupt can clobber SRR0/SRR1 between `mtsrr0`
-//! and `rfid`. Everything before the Rust call runs in real mode
+//! may edit the frame, or name another one to resume instead
+//! ([`TrapFrame::resume_from`], a context switch), which is then restored
+//! and resumed by `rfid` with the interrupted MSR. The restore
+//! (`trap_return`) reads only memory of the bolted linear map, so no
+//! interrupt can clobber SRR0/SRR1 between `mtsrr0` and `rfid` although
+//! translation stays on. Everything before the Rust call runs in real mode
 //! on the kernel image (reachable at its 0xc000… addresses there, the top
 //! address bits being ignored), so it cannot fault and nesting is safe
 //! once the scratch slots of the PACA are copied into the frame.
+//!
+//! The system call vector (0xc00) has a body of its own in the blob: a
+//! `sc` from problem state saves only what the ELF ABI lets a call
+//! clobber (r0, r2..r13 with the caller's r1, CR, LR, CTR, XER, SRR0,
+//! SRR1) into the frame at the top of the interrupt stack and enters
+//! `syscall_entry` translated, which calls the handler the fast table
+//! ([`set_syscall_table`]) holds for r0 and returns with `rfid`; r14..r31
+//! never leave the registers, since the Rust handler preserves them. A
+//! number without a fast handler, or a handler answering
+//! [`SyscallExit::Full`] (it would switch, block or end the process),
+//! completes the frame and goes through [`trap_dispatch`] like any other
+//! interrupt. A `sc` in the kernel always takes the general path.
 //!
 //! The hypervisor interrupts (0xe00-0xe80, 0x980) are never delivered to a
 //! pseries guest (QEMU raises them only with LPCR\[VPM1\] or in HV state);
@@ -43,7 +57,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use arch_ppc64::instructions::barrier;
-use arch_ppc64::registers::msr::Msr;
+use arch_ppc64::registers::msr::{self, Msr};
 use arch_ppc64::registers::spr::Sprg0;
 
 use crate::bootinfo::{real_to_virt, virt_to_real};
@@ -76,9 +90,29 @@ pub struct Paca {
     /// works on (80; `crate::mm::hwslb`), set by [`set_slb_miss_area`]
     /// before translation goes on.
     slb_miss_area: u64,
+    /// Where a system call from problem state puts its frame (88): the
+    /// stack pointer `trap_common` would pick for it, the top of the
+    /// interrupt stack less one frame.
+    sc_frame: u64,
+    /// Absolute address of `syscall_entry` (96).
+    sc_entry: u64,
+    /// The MSR `syscall_entry` runs with (104): the one an interrupt sets,
+    /// plus [`Paca::handler_msr`].
+    sc_msr: u64,
+    /// System calls taken from problem state since boot (112).
+    sc_count: u64,
+    /// The fast system call table as the asm calls it (120): for each
+    /// number, the code address of its [`SyscallHandler`], or of
+    /// `syscall_full` where there is none.
+    sc_code: [u64; SYSCALL_TABLE_MAX],
 }
 
 const _: () = assert!(core::mem::offset_of!(Paca, slb_miss_area) == 80);
+const _: () = assert!(core::mem::offset_of!(Paca, sc_code) == 120);
+
+/// Most entries a fast system call table may have (numbers from 0); the
+/// asm's `SC_MAX`.
+pub const SYSCALL_TABLE_MAX: usize = 64;
 
 /// Interrupt stack size.
 const ISTACK_SIZE: usize = 64 * 1024;
@@ -100,6 +134,11 @@ static mut PACA: Paca = Paca {
     istack_bottom: 0,
     handler_msr: 0,
     slb_miss_area: 0,
+    sc_frame: 0,
+    sc_entry: 0,
+    sc_msr: 0,
+    sc_count: 0,
+    sc_code: [0; SYSCALL_TABLE_MAX],
 };
 
 /// The register state of an interrupted context (offsets used by the asm).
@@ -126,10 +165,27 @@ pub struct TrapFrame {
     pub dsisr: u64,
     /// The vector offset (0x100..0xf80).
     pub vector: u64,
-    _pad: u64,
+    /// 0, or the address of the frame the interrupt return restores
+    /// instead of this one ([`TrapFrame::resume_from`]).
+    resume: u64,
+}
+
+impl TrapFrame {
+    /// Makes the return from this interrupt restore `other` instead of
+    /// this frame (a context switch without copying the incoming state).
+    /// `other` must stay where it is until the return, which reads it with
+    /// translation on (it may be anywhere in RAM); the handler may still
+    /// change it.
+    pub fn resume_from(&mut self, other: &TrapFrame) {
+        self.resume = other as *const TrapFrame as u64;
+    }
 }
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 336);
+
+/// Bytes `trap_common` takes from the stack per interrupt: the ELFv1
+/// header and the frame (FRAME_BYTES in the asm).
+const FRAME_BYTES: u64 = 112 + 336;
 
 // Stack frame: 112-byte ELFv1 header (back chain, CR/LR save, TOC save,
 // parameter save area) then the TrapFrame; 448 bytes, 16-byte aligned.
@@ -146,6 +202,12 @@ global_asm!(
     .set PACA_ISTACK_BOTTOM, 64
     .set PACA_HANDLER_MSR, 72
     .set PACA_SLB_MISS_AREA, 80
+    .set PACA_SC_FRAME, 88
+    .set PACA_SC_ENTRY, 96
+    .set PACA_SC_MSR, 104
+    .set PACA_SC_COUNT, 112
+    .set PACA_SC_CODE, 120
+    .set SC_MAX, 64
     .set TF, 112
     .set TF_CR, TF + 256
     .set TF_LR, TF + 264
@@ -156,15 +218,19 @@ global_asm!(
     .set TF_DAR, TF + 304
     .set TF_DSISR, TF + 312
     .set TF_VECTOR, TF + 320
+    .set TF_RESUME, TF + 328
     .set FRAME_BYTES, TF + 336
 
-    .macro VECTOR vec
+    # Every stub parks r13 in SPRG1, loads the PACA, frees r12 and loads
+    # the vector into it, then branches to its body in the blob: the
+    # general one (vectors_common) unless the vector has its own.
+    .macro VECTOR vec, body=vectors_common
     .org \vec
     mtsprg1 %r13
     mfsprg0 %r13
     std     %r12, PACA_R12(%r13)
     li      %r12, \vec
-    b       vectors_common
+    b       \body
     .endm
 
     .section .text.vectors, "ax"
@@ -198,7 +264,7 @@ __vectors_start:
     VECTOR 0x980
     VECTOR 0xa00
     VECTOR 0xb00
-    VECTOR 0xc00
+    VECTOR 0xc00, syscall_vector
     VECTOR 0xd00
     VECTOR 0xe00
     VECTOR 0xe20
@@ -218,6 +284,7 @@ vectors_common:
     std     %r11, PACA_R11(%r13)
     mfcr    %r11
     std     %r11, PACA_CR(%r13)
+vectors_common_ctr:
     mfctr   %r11
     std     %r11, PACA_CTR(%r13)
     ld      %r11, PACA_COMMON(%r13)
@@ -237,6 +304,64 @@ slb_miss_instruction_full:
     std     %r12, PACA_R12(%r13)
     li      %r12, 0x480
     b       vectors_common
+
+    # 0xc00 from problem state: the caller's r1 is never trusted and the
+    # frame always sits at the top of the interrupt stack (PACA_SC_FRAME,
+    # where trap_common would put it too). Only the registers the ELF ABI
+    # lets a call clobber are saved here, in real mode, straight into
+    # that frame; r14..r31 stay live in the registers, since the Rust
+    # handler preserves them. rfid then enters syscall_entry with
+    # translation on (the handler MSR), which is cheaper than turning it
+    # on with mtmsrd and branching through CTR. A `sc` in the kernel
+    # (kernel tests; a bug otherwise) takes the general path.
+syscall_vector:
+    std     %r11, PACA_R11(%r13)
+    mfcr    %r11
+    mfsrr1  %r12
+    andi.   %r12, %r12, 0x4000
+    beq     1f
+    ld      %r12, PACA_SC_FRAME(%r13)
+    std     %r11, TF_CR(%r12)
+    std     %r1, TF + 8(%r12)
+    mr      %r1, %r12
+    std     %r0, TF + 0(%r1)
+    std     %r2, TF + 16(%r1)
+    std     %r3, TF + 24(%r1)
+    std     %r4, TF + 32(%r1)
+    std     %r5, TF + 40(%r1)
+    std     %r6, TF + 48(%r1)
+    std     %r7, TF + 56(%r1)
+    std     %r8, TF + 64(%r1)
+    std     %r9, TF + 72(%r1)
+    std     %r10, TF + 80(%r1)
+    ld      %r11, PACA_R11(%r13)
+    std     %r11, TF + 88(%r1)
+    ld      %r11, PACA_R12(%r13)
+    std     %r11, TF + 96(%r1)
+    mfsprg1 %r11
+    std     %r11, TF + 104(%r1)
+    mflr    %r11
+    std     %r11, TF_LR(%r1)
+    mfctr   %r11
+    std     %r11, TF_CTR(%r1)
+    mfxer   %r11
+    std     %r11, TF_XER(%r1)
+    mfsrr0  %r11
+    std     %r11, TF_SRR0(%r1)
+    mfsrr1  %r11
+    std     %r11, TF_SRR1(%r1)
+    ld      %r11, PACA_SC_COUNT(%r13)
+    addi    %r11, %r11, 1
+    std     %r11, PACA_SC_COUNT(%r13)
+    ld      %r2, PACA_TOC(%r13)
+    ld      %r11, PACA_SC_ENTRY(%r13)
+    mtsrr0  %r11
+    ld      %r11, PACA_SC_MSR(%r13)
+    mtsrr1  %r11
+    rfid
+1:  std     %r11, PACA_CR(%r13)
+    li      %r12, 0xc00
+    b       vectors_common_ctr
     # The blob goes on with the fast path's section (.text.vectors.slb);
     # the link script puts __vectors_end after it.
     .purgem VECTOR
@@ -283,24 +408,9 @@ trap_common:
     std     %r10, TF + 96(%r1)
     mfsprg1 %r10
     std     %r10, TF + 104(%r1)
-    std     %r14, TF + 112(%r1)
-    std     %r15, TF + 120(%r1)
-    std     %r16, TF + 128(%r1)
-    std     %r17, TF + 136(%r1)
-    std     %r18, TF + 144(%r1)
-    std     %r19, TF + 152(%r1)
-    std     %r20, TF + 160(%r1)
-    std     %r21, TF + 168(%r1)
-    std     %r22, TF + 176(%r1)
-    std     %r23, TF + 184(%r1)
-    std     %r24, TF + 192(%r1)
-    std     %r25, TF + 200(%r1)
-    std     %r26, TF + 208(%r1)
-    std     %r27, TF + 216(%r1)
-    std     %r28, TF + 224(%r1)
-    std     %r29, TF + 232(%r1)
-    std     %r30, TF + 240(%r1)
-    std     %r31, TF + 248(%r1)
+    .irp n, 14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    std     \n, TF + 8 * \n(%r1)
+    .endr
     ld      %r10, PACA_CR(%r13)
     std     %r10, TF_CR(%r1)
     mflr    %r10
@@ -318,6 +428,8 @@ trap_common:
     mfdsisr %r10
     std     %r10, TF_DSISR(%r1)
     std     %r12, TF_VECTOR(%r1)
+    li      %r10, 0
+    std     %r10, TF_RESUME(%r1)
 
     ld      %r2, PACA_TOC(%r13)
     # Everything the interrupted context needs is saved: turn translation
@@ -335,17 +447,20 @@ trap_common:
 
     .globl trap_return
 trap_return:
-    # r1 = the frame (on the interrupt stack, in the kernel image). Back
-    # to real mode before SRR0/SRR1 are loaded: with IR|DR on, a storage
-    # or segment interrupt between mtsrr0 and rfid would overwrite them.
-    # In real mode nothing here can fault (the image is reached at its
-    # 0xc000... address with the top bits ignored), and EE = 0.
-    mfmsr   %r10
-    li      %r11, 0x30
-    andc    %r10, %r10, %r11
-    mtmsrd  %r10
-    isync
-    ld      %r10, TF_SRR0(%r1)
+    # r1 = the frame's stack pointer (the frame is 112 bytes above it, on
+    # the interrupt stack), or its TF_RESUME names another frame to
+    # restore (a context switch: the incoming process's saved state).
+    # Translation stays as the handler ran: everything read here, the
+    # interrupt stack, a process's frame anywhere in RAM and this code,
+    # is in the bolted linear map, whose SLB entry and HPTEs are never
+    # removed, so no storage or segment interrupt can come between mtsrr0
+    # and rfid to overwrite SRR0/SRR1 (and EE = 0). Before translation
+    # is on, the same holds in real mode.
+    ld      %r10, TF_RESUME(%r1)
+    cmpdi   %r10, 0
+    beq     1f
+    addi    %r1, %r10, -TF
+1:  ld      %r10, TF_SRR0(%r1)
     mtsrr0  %r10
     ld      %r10, TF_SRR1(%r1)
     mtsrr1  %r10
@@ -358,38 +473,73 @@ trap_return:
     ld      %r10, TF_XER(%r1)
     mtxer   %r10
     ld      %r0, TF + 0(%r1)
-    ld      %r2, TF + 16(%r1)
-    ld      %r3, TF + 24(%r1)
-    ld      %r4, TF + 32(%r1)
-    ld      %r5, TF + 40(%r1)
-    ld      %r6, TF + 48(%r1)
-    ld      %r7, TF + 56(%r1)
-    ld      %r8, TF + 64(%r1)
-    ld      %r9, TF + 72(%r1)
-    ld      %r10, TF + 80(%r1)
-    ld      %r11, TF + 88(%r1)
-    ld      %r12, TF + 96(%r1)
-    ld      %r13, TF + 104(%r1)
-    ld      %r14, TF + 112(%r1)
-    ld      %r15, TF + 120(%r1)
-    ld      %r16, TF + 128(%r1)
-    ld      %r17, TF + 136(%r1)
-    ld      %r18, TF + 144(%r1)
-    ld      %r19, TF + 152(%r1)
-    ld      %r20, TF + 160(%r1)
-    ld      %r21, TF + 168(%r1)
-    ld      %r22, TF + 176(%r1)
-    ld      %r23, TF + 184(%r1)
-    ld      %r24, TF + 192(%r1)
-    ld      %r25, TF + 200(%r1)
-    ld      %r26, TF + 208(%r1)
-    ld      %r27, TF + 216(%r1)
-    ld      %r28, TF + 224(%r1)
-    ld      %r29, TF + 232(%r1)
-    ld      %r30, TF + 240(%r1)
-    ld      %r31, TF + 248(%r1)
+    .irp n, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    ld      \n, TF + 8 * \n(%r1)
+    .endr
     ld      %r1, TF + 8(%r1)
     rfid
+
+    # A system call from problem state, translation on (syscall_vector
+    # saved the volatile state): r1 = the frame, r2 = TOC, r13 = PACA,
+    # r0 and r3..r8 the caller's, r14..r31 the caller's. Dispatch through
+    # the PACA's code table: bounds-checked index r0; a number without a
+    # handler lands on syscall_full, as does a handler answering non-zero:
+    # the full path completes the frame and calls trap_dispatch like any
+    # other interrupt. Every handler shares the kernel TOC already in r2
+    # (set_syscall_table checks it), so the table holds code addresses.
+    .section .text.syscall_entry, "ax"
+    .globl syscall_entry
+    .p2align 4
+syscall_entry:
+    cmpldi  %r0, SC_MAX
+    bge     syscall_full
+    sldi    %r12, %r0, 3
+    addi    %r12, %r12, PACA_SC_CODE
+    ldx     %r12, %r13, %r12
+    mtctr   %r12
+    addi    %r3, %r1, TF
+    bctrl
+    cmpdi   %r3, 0
+    bne     syscall_full
+    # Back to the caller with translation still on, as in trap_return.
+    ld      %r0, TF_SRR0(%r1)
+    mtsrr0  %r0
+    ld      %r0, TF_SRR1(%r1)
+    mtsrr1  %r0
+    ld      %r0, TF_CR(%r1)
+    mtcr    %r0
+    ld      %r0, TF_LR(%r1)
+    mtlr    %r0
+    ld      %r0, TF_CTR(%r1)
+    mtctr   %r0
+    ld      %r0, TF_XER(%r1)
+    mtxer   %r0
+    .irp n, 0,2,3,4,5,6,7,8,9,10,11,12,13
+    ld      \n, TF + 8 * \n(%r1)
+    .endr
+    ld      %r1, TF + 8(%r1)
+    rfid
+
+    .globl syscall_full
+syscall_full:
+    # r14..r31 still hold the caller's values: the handler, if one ran,
+    # preserved them (ELF ABI). Complete the frame as trap_common would.
+    .irp n, 14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    std     \n, TF + 8 * \n(%r1)
+    .endr
+    ld      %r11, TF + 8(%r1)
+    std     %r11, 0(%r1)
+    li      %r11, 0
+    std     %r11, TF_DAR(%r1)
+    std     %r11, TF_DSISR(%r1)
+    std     %r11, TF_RESUME(%r1)
+    li      %r11, 0xc00
+    std     %r11, TF_VECTOR(%r1)
+    ld      %r2, PACA_TOC(%r13)
+    addi    %r3, %r1, TF
+    bl      trap_dispatch
+    nop
+    b       trap_return
 "#
 );
 
@@ -398,6 +548,10 @@ extern "C" {
     static __vectors_end: u8;
     /// The asm entry (a plain code label, not an ELFv1 descriptor).
     static trap_common: u8;
+    /// Where `syscall_vector` enters the kernel text (a code label).
+    static syscall_entry: u8;
+    /// The full system call path (a code label).
+    static syscall_full: u8;
 }
 
 /// The interrupt vectors of Book III-S as QEMU's POWER7-10 models raise
@@ -553,6 +707,7 @@ pub fn handler(vector: Vector) -> Option<TrapHandler> {
 pub struct HandlerSnapshot {
     slots: [*mut (); SLOTS],
     fallback: *mut (),
+    syscalls: Option<&'static [Option<SyscallHandler>]>,
 }
 
 /// The current handler table.
@@ -560,6 +715,7 @@ pub fn snapshot_handlers() -> HandlerSnapshot {
     HandlerSnapshot {
         slots: core::array::from_fn(|i| HANDLERS[i].load(Ordering::SeqCst)),
         fallback: PROBLEM_STATE_FALLBACK.load(Ordering::SeqCst),
+        syscalls: syscall_table(),
     }
 }
 
@@ -569,6 +725,7 @@ pub fn restore_handlers(snap: &HandlerSnapshot) {
         slot.store(p, Ordering::SeqCst);
     }
     PROBLEM_STATE_FALLBACK.store(snap.fallback, Ordering::SeqCst);
+    set_syscall_table(snap.syscalls);
 }
 
 /// Handler for an interrupt without its own handler taken in problem
@@ -589,6 +746,86 @@ pub fn set_problem_state_fallback(handler: Option<TrapHandler>) -> Option<TrapHa
 /// The handler [`set_problem_state_fallback`] installed.
 pub fn problem_state_fallback() -> Option<TrapHandler> {
     decode(PROBLEM_STATE_FALLBACK.load(Ordering::SeqCst))
+}
+
+/// What a [`SyscallHandler`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum SyscallExit {
+    /// Done: return to the caller with the frame's volatile registers
+    /// (r3 etc. as the handler set them).
+    Return = 0,
+    /// Not handled here (it would switch, block or end the process):
+    /// the frame is completed with r14..r31 and the call goes to the
+    /// 0xc00 [`TrapHandler`], as every interrupt does. The handler must
+    /// not have changed anything it would do differently then.
+    Full = 1,
+}
+
+/// A handler on the system call fast path, for `sc` from problem state:
+/// its frame holds r0..r13, CR, LR, CTR, XER, SRR0 and SRR1 of the caller
+/// but not r14..r31 (still live in the registers; this function preserves
+/// them, as the ELF ABI asks) nor DAR, DSISR or the vector. It may change
+/// any saved register; [`SyscallExit::Full`] hands the call to the full
+/// path.
+pub type SyscallHandler = extern "C" fn(&mut TrapFrame) -> SyscallExit;
+
+/// The table [`set_syscall_table`] installed.
+static SYSCALL_TABLE: spin::Mutex<Option<&'static [Option<SyscallHandler>]>> =
+    spin::Mutex::new(None);
+
+/// Installs the fast system call table (or removes it with `None`): a
+/// `sc` from problem state with r0 = `n` calls `table[n]`; a number
+/// beyond the table or a `None` entry goes to the 0xc00 [`TrapHandler`]
+/// with the full frame, as with no table at all. Returns the previous
+/// table.
+pub fn set_syscall_table(
+    table: Option<&'static [Option<SyscallHandler>]>,
+) -> Option<&'static [Option<SyscallHandler>]> {
+    let entries = table.unwrap_or(&[]);
+    assert!(
+        entries.len() <= SYSCALL_TABLE_MAX,
+        "a fast system call table has at most {SYSCALL_TABLE_MAX} entries"
+    );
+    let full = &raw const syscall_full as u64;
+    let toc = kernel_toc();
+    let code: [u64; SYSCALL_TABLE_MAX] = core::array::from_fn(|n| match entries.get(n) {
+        Some(Some(h)) => {
+            let descriptor = *h as *const [u64; 2];
+            // SAFETY: an ELFv1 function pointer is the address of its
+            // descriptor (entry, TOC, environment) in the kernel image.
+            let [entry, its_toc] = unsafe { descriptor.read() };
+            assert_eq!(its_toc, toc, "system call {n}: handler with another TOC");
+            entry
+        }
+        _ => full,
+    });
+    // SAFETY: plain stores to the PACA, which only the 0xc00 vector reads;
+    // the kernel runs with EE = 0 and no `sc` from problem state can come
+    // while kernel code runs, so the vector never sees a partial table.
+    unsafe { (&raw mut PACA.sc_code).write_volatile(code) };
+    core::mem::replace(&mut *SYSCALL_TABLE.lock(), table)
+}
+
+/// The kernel TOC pointer (r2).
+fn kernel_toc() -> u64 {
+    let toc: u64;
+    // SAFETY: reads r2, the kernel TOC pointer.
+    unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc, options(nomem, nostack)) };
+    toc
+}
+
+/// The installed fast system call table.
+pub fn syscall_table() -> Option<&'static [Option<SyscallHandler>]> {
+    *SYSCALL_TABLE.lock()
+}
+
+/// System calls (`sc` from problem state) taken since boot, fast and
+/// full path alike.
+pub fn syscall_count() -> u64 {
+    // SAFETY: an aligned load of a counter only the 0xc00 vector writes
+    // (with EE = 0, never while kernel code runs).
+    unsafe { (&raw const PACA.sc_count).read_volatile() }
 }
 
 /// Written at the bottom of the interrupt stack by [`init`]; a handler
@@ -620,7 +857,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         ));
         crate::rtas::exit(false, "interrupt stack overflow");
     }
-    if let Some(h) = Vector::from_offset(frame.vector).and_then(handler) {
+    // The stubs only ever pass their own offsets; the slot is the
+    // offset / 0x20 that `Vector::slot` gives.
+    let slot = (frame.vector / 0x20) as usize;
+    if let Some(h) = HANDLERS
+        .get(slot)
+        .and_then(|p| decode(p.load(Ordering::SeqCst)))
+    {
         return h(frame);
     }
     // SRR1[PR] (ISA bit 49): the interrupted context was problem state.
@@ -695,10 +938,18 @@ pub fn sync_icache(start: u64, len: u64) {
 /// MSR comes back from SRR1 either way.
 pub fn set_handler_translation(on: bool) {
     let bits = if on { Msr::RELOCATE.bits() } else { 0 };
-    // SAFETY: a single aligned store the vectors read; the kernel runs
-    // with EE = 0 so no interrupt observes a torn value, and either value
-    // is consistent (translation is on before this is set to IR|DR).
-    unsafe { (&raw mut PACA.handler_msr).write_volatile(bits) };
+    // What an interrupt leaves in the MSR (ISA "Interrupt Processing"):
+    // SF set, HV and ME kept, LE from LPCR[ILE] (the kernel's own, big
+    // endian), everything else 0 (EE, PR, IR, DR, RI, FP ...).
+    let interrupt_msr =
+        Msr::SF.bits() | (msr::read().bits() & (Msr::HV | Msr::ME | Msr::LE).bits());
+    // SAFETY: aligned stores the vectors read; the kernel runs with EE = 0
+    // so no interrupt observes a torn value, and either value is
+    // consistent (translation is on before this is set to IR|DR).
+    unsafe {
+        (&raw mut PACA.handler_msr).write_volatile(bits);
+        (&raw mut PACA.sc_msr).write_volatile(interrupt_msr | bits);
+    }
 }
 
 /// Points the segment-miss fast path at the SLB manager's per-processor
@@ -720,9 +971,7 @@ pub fn init() {
         &raw const __vectors_end as u64,
     );
     let len = end - start;
-    let toc: u64;
-    // SAFETY: reads r2, the kernel TOC pointer.
-    unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc, options(nomem, nostack)) };
+    let toc = kernel_toc();
     // SAFETY: single-threaded boot; the PACA and interrupt stack are only
     // used by the vectors, which are not live until SPRG0 is written below.
     unsafe {
@@ -732,6 +981,10 @@ pub fn init() {
         let istack = &raw mut ISTACK as u64;
         (*paca).istack_bottom = istack;
         (*paca).istack_top = istack + ISTACK_SIZE as u64;
+        // What trap_common computes for an interrupt from problem state.
+        (*paca).sc_frame = (istack + ISTACK_SIZE as u64 - FRAME_BYTES) & !15;
+        (*paca).sc_entry = &raw const syscall_entry as u64;
+        (*paca).sc_code = [&raw const syscall_full as u64; SYSCALL_TABLE_MAX];
         istack_canary().write_volatile(ISTACK_CANARY);
     }
     // SAFETY: real addresses 0..len are the vector area, no longer used by
@@ -750,6 +1003,7 @@ pub fn init() {
     // SAFETY: SPRG0 is reserved for the kernel's per-CPU pointer, which the
     // vectors load; the PACA is fully initialised above.
     unsafe { Sprg0::write(paca) };
+    set_handler_translation(false);
     log::info!(
         "vectors: {:#x} bytes at real 0, PACA {:#x} (real {:#x})",
         len,

@@ -141,6 +141,11 @@ pub struct SlbManager {
     size: usize,
     /// The per-processor area ([`fast`]): the shadow and the cursor.
     area: Box<[AtomicU64]>,
+    /// Victims the manager took ([`SlbManager::load`]) since it was made.
+    victims: u64,
+    /// Victims taken by both sides (this plus the fast path's counters)
+    /// at the last [`SlbManager::switch`].
+    taken_at_switch: u64,
 }
 
 impl SlbManager {
@@ -156,6 +161,8 @@ impl SlbManager {
             bolted,
             size,
             area: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            victims: 0,
+            taken_at_switch: 0,
         };
         m.put(fast::CURSOR, bolted as u64);
         m.put(fast::FIRST, bolted as u64);
@@ -165,14 +172,17 @@ impl SlbManager {
         Ok(m)
     }
 
+    #[inline]
     fn get(&self, offset: usize) -> u64 {
         self.area[offset / 8].load(Ordering::Relaxed)
     }
 
+    #[inline]
     fn put(&self, offset: usize, value: u64) {
         self.area[offset / 8].store(value, Ordering::Relaxed);
     }
 
+    #[inline]
     fn slot(i: usize) -> usize {
         fast::SLOTS + fast::SLOT_BYTES * i
     }
@@ -213,6 +223,16 @@ impl SlbManager {
         compiler_fence(Ordering::SeqCst);
     }
 
+    /// Publishes where the process's table is (an address-space switch:
+    /// the kernel's stays).
+    #[inline]
+    pub fn set_user_table(&self, user: TableRef) {
+        self.put(fast::TABLES + fast::TABLE_BASE, user.base);
+        self.put(fast::TABLES + fast::TABLE_SHIFT, user.shift);
+        self.put(fast::TABLES + fast::TABLE_MASK, user.mask_bytes);
+        compiler_fence(Ordering::SeqCst);
+    }
+
     /// The table references the fast path reads: `[process, kernel]`.
     pub fn tables(&self) -> [TableRef; 2] {
         [0, 1].map(|half| {
@@ -245,6 +265,7 @@ impl SlbManager {
     }
 
     /// The index the next on-demand load without a free choice takes.
+    #[inline]
     pub fn cursor(&self) -> usize {
         self.get(fast::CURSOR) as usize
     }
@@ -357,6 +378,7 @@ impl SlbManager {
     /// Takes the index under the round-robin cursor and advances it, as
     /// the fast path does.
     fn take_victim(&mut self) -> usize {
+        self.victims += 1;
         let i = self.cursor();
         let next = if i + 1 >= self.size {
             self.bolted
@@ -400,11 +422,30 @@ impl SlbManager {
     /// on-demand load takes the first non-bolted index.
     pub fn switch<B: SlbBackend + ?Sized>(&mut self, backend: &mut B) {
         backend.invalidate_non_bolted(self.bolted);
-        for i in self.bolted..self.size {
+        // Every on-demand load since the last switch (or since the manager
+        // was made, all slots empty) took the slot under the cursor, which
+        // started at the first on-demand index; a reload of an ESID stays
+        // in its slot. Unless the cursor went round, then, only the slots
+        // below it can hold entries.
+        let taken = self.victims_taken();
+        // (Wrapping: counters moved backwards would clear everything.)
+        let end = if taken.wrapping_sub(self.taken_at_switch) < (self.size - self.bolted) as u64 {
+            self.cursor()
+        } else {
+            self.size
+        };
+        for i in self.bolted..end {
             self.put(Self::slot(i) + fast::SLOT_RB, 0);
         }
         self.put(fast::CURSOR, self.bolted as u64);
+        self.taken_at_switch = taken;
         compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Victims taken so far, by the manager and the fast path.
+    #[inline]
+    fn victims_taken(&self) -> u64 {
+        self.victims + self.get(fast::DATA_LOADS) + self.get(fast::INSTRUCTION_LOADS)
     }
 
     /// Detach: invalidates the entry for `esid`, if loaded. Returns whether
@@ -426,6 +467,8 @@ impl Clone for SlbManager {
                 .iter()
                 .map(|w| AtomicU64::new(w.load(Ordering::Relaxed)))
                 .collect(),
+            victims: self.victims,
+            taken_at_switch: self.taken_at_switch,
         }
     }
 }

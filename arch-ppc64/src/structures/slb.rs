@@ -137,6 +137,7 @@ impl SlbEntry {
     }
 
     /// The same entry with the slot index field set to `index`.
+    #[inline]
     pub const fn with_index(self, index: usize) -> Result<SlbEntry, SlbEntryError> {
         if index as u64 > esid_word::INDEX {
             return Err(SlbEntryError::IndexTooLarge(index));
@@ -148,21 +149,25 @@ impl SlbEntry {
     }
 
     /// Valid bit.
+    #[inline]
     pub const fn is_valid(self) -> bool {
         self.esid_word & esid_word::V != 0
     }
 
     /// The index field.
+    #[inline]
     pub const fn index(self) -> usize {
         (self.esid_word & esid_word::INDEX) as usize
     }
 
     /// The ESID field (in 256 MB units).
+    #[inline]
     pub const fn esid(self) -> Esid {
         Esid::new((self.esid_word & esid_word::ESID) >> esid_word::ESID_SHIFT)
     }
 
     /// Segment size; `None` for a reserved `B` code.
+    #[inline]
     pub const fn segment_size(self) -> Option<SegmentSize> {
         SegmentSize::from_b_code(self.vsid_word >> vsid_word::B_SHIFT)
     }
@@ -186,12 +191,14 @@ impl SlbEntry {
     }
 
     /// Base page size; `None` for an `L || LP` encoding not modelled here.
+    #[inline]
     pub const fn page_size(self) -> Option<PageSize> {
         PageSize::from_slb_llp(self.vsid_word & vsid_word::LLP)
     }
 
     /// Whether this valid entry translates `ea` (ISA SLB search: compare EA
     /// bits 0:35 for 256 MB, 0:23 for 1 TB).
+    #[inline]
     pub const fn matches(self, ea: EffectiveAddress) -> bool {
         if !self.is_valid() {
             return false;

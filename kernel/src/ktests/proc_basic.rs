@@ -35,6 +35,49 @@ kernel_test! {
         assert_eq!(o.results, vec![sys::ENOSYS, 77, 77]);
     }
 
+    fn system_calls_keep_every_register_but_their_results() {
+        // Each probe loads r0, r2, r4..r13, CR, CTR, LR and XER with known
+        // values around `sc` and records which came back changed, on
+        // the fast path (getpid, an unassigned number below the table's
+        // end, wait without children, report, a service) and the full
+        // one (a number beyond the table, yield to the other process,
+        // a wait that blocks until the child exits: it sets r4 and r5).
+        let args: [user::Operand; 6] =
+            core::array::from_fn(|i| (0x5eed_0000_0000_0003 + i as u64).into());
+        let mut s = Script::new();
+        s.syscall_probe(sys::GETPID, &args, 0x1111_0000_a5a5_0f0f)
+            .syscall_probe(12, &args, 0x2222_0000_0f0f_a5a5)
+            .syscall_probe(sys::WAIT, &args, 0x3333_0000_0000_ffff)
+            .syscall_probe(sys::REPORT, &args, 0x4444_0000_ffff_0000)
+            .syscall_probe(sys::VM_HANDLE, &args, 0x5555_0000_1234_5678)
+            .syscall_probe(999, &args, 0x6666_0000_8765_4321)
+            .syscall_probe(sys::YIELD, &args, 0x7777_0000_7777_7777)
+            .fork()
+            .quiet();
+        let br = s.here();
+        s.branch_eq(0u64, 0)
+            .syscall_probe(sys::WAIT, &args, 0x8888_0000_3c3c_c3c3)
+            .syscall(sys::GETPID, &[])
+            .exit(0u64);
+        let child = s.here();
+        s.exit(5u64);
+        s.patch_target(br, child);
+        let (pids, r) = proc::run_scripts(&[&s, &s]);
+        for &pid in &pids {
+            let o = r.of(pid);
+            assert_eq!(o.exit, Exit::Status(0));
+            let wait_sets_r4_r5 = (1 << 4) | (1 << 5);
+            assert_eq!(
+                o.results,
+                vec![0, 0, 0, 0, 0, 0, 0, wait_sets_r4_r5, u64::from(pid.0)],
+                "process {}: changed-register masks, then getpid",
+                pid.0
+            );
+            assert_eq!(o.reports, vec![0x5eed_0000_0000_0003]);
+        }
+        assert!(r.context_switches >= 4, "switches {}", r.context_switches);
+    }
+
     fn private_memory_is_isolated_between_processes() {
         // Both write different values at the same user address, yield
         // to each other, and read their own value back.

@@ -16,9 +16,10 @@
 //! context, enters the first process with `rfid`, and comes back (through
 //! the interrupt return path into [`switch::proc_call`]'s saved context)
 //! when no process is runnable. A context switch is a copy of the
-//! interrupted [`TrapFrame`] into the process and of the next process's
-//! frame into the one the handler returns through, plus the VMM's switch
-//! of address space and environment. Processes never block inside the
+//! interrupted [`TrapFrame`] into the process, the next process's (boxed)
+//! frame named as the one the interrupt return restores
+//! ([`TrapFrame::resume_from`]), and the VMM's switch of address space
+//! (which preloads the SLB entries the space had) and environment. Processes never block inside the
 //! kernel: `wait` without an ended child marks the process waiting and
 //! schedules another.
 //!
@@ -46,7 +47,7 @@ use vmm::aix::services::AddressModel;
 use vmm::platform::{Access, Environment, ProcessId, VmFault};
 use vmm::segment::PageProt;
 use vmm::sid::SidKind;
-use vmm::vm::{MapOptions, SpaceRef};
+use vmm::vm::{MapOptions, SpaceId, SpaceRef};
 
 use crate::mm;
 use crate::trap::{self, TrapFrame, TrapHandler, Vector};
@@ -323,8 +324,23 @@ static EXITED: AtomicU64 = AtomicU64::new(0);
 static KILLED_COUNT: AtomicU64 = AtomicU64::new(0);
 static SWITCHES: AtomicU64 = AtomicU64::new(0);
 static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
-static SYSCALLS: AtomicU64 = AtomicU64::new(0);
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+
+/// The pid of the process running (the one [`dispatch_next`] entered
+/// last), 0 while none is: the fast system call handlers read it without
+/// the scheduler lock.
+static CURRENT: AtomicU32 = AtomicU32::new(0);
+
+/// The running process, for a system call handler.
+///
+/// # Panics
+/// With no process running (a `sc` from problem state always has one).
+fn current_pid() -> ProcessId {
+    match CURRENT.load(Ordering::Relaxed) {
+        0 => panic!("a system call comes from the current process"),
+        pid => ProcessId(pid),
+    }
+}
 
 /// A fresh process id (for address spaces made without [`spawn`]).
 pub fn new_pid() -> ProcessId {
@@ -340,7 +356,7 @@ pub fn stats() -> ProcStats {
         killed: KILLED_COUNT.load(Ordering::Relaxed),
         context_switches: SWITCHES.load(Ordering::Relaxed),
         preemptions: PREEMPTIONS.load(Ordering::Relaxed),
-        syscalls: SYSCALLS.load(Ordering::Relaxed),
+        syscalls: trap::syscall_count(),
     }
 }
 
@@ -365,11 +381,16 @@ enum State {
 }
 
 struct Process {
+    pid: ProcessId,
     /// The live parent to tell at exit (`None` once it ended).
     parent: Option<ProcessId>,
     /// The process it was forked from, for the outcome.
     forked_from: Option<ProcessId>,
-    frame: TrapFrame,
+    /// Boxed, so it stays put while the return from a switch to it reads
+    /// it ([`TrapFrame::resume_from`]).
+    frame: alloc::boxed::Box<TrapFrame>,
+    /// Its address space in the VMM (fixed for its life).
+    space: SpaceId,
     state: State,
     reports: Vec<u64>,
     dispatches: u64,
@@ -379,30 +400,107 @@ struct Process {
     ended_children: VecDeque<(ProcessId, u64, bool)>,
 }
 
+/// The processes: a slab, so the scheduler's hot path (the running
+/// process, the ready queue) reaches one by index, with no search, plus a
+/// pid index for everything else.
+struct ProcTable {
+    slots: Vec<Option<Process>>,
+    free: Vec<usize>,
+    by_pid: BTreeMap<ProcessId, usize>,
+}
+
+impl ProcTable {
+    const fn new() -> Self {
+        ProcTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_pid: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `p` as `pid`; returns its slot.
+    fn insert(&mut self, pid: ProcessId, p: Process) -> usize {
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(p);
+                i
+            }
+            None => {
+                self.slots.push(Some(p));
+                self.slots.len() - 1
+            }
+        };
+        self.by_pid.insert(pid, slot);
+        slot
+    }
+
+    fn slot(&self, pid: ProcessId) -> Option<usize> {
+        self.by_pid.get(&pid).copied()
+    }
+
+    fn get_mut(&mut self, pid: ProcessId) -> Option<&mut Process> {
+        let i = self.slot(pid)?;
+        self.slots[i].as_mut()
+    }
+
+    /// The process in `slot`.
+    ///
+    /// # Panics
+    /// If the slot is free.
+    fn at(&mut self, slot: usize) -> &mut Process {
+        self.slots[slot].as_mut().expect("a live process's slot")
+    }
+
+    fn remove(&mut self, pid: ProcessId) -> Option<(usize, Process)> {
+        let i = self.by_pid.remove(&pid)?;
+        self.free.push(i);
+        self.slots[i].take().map(|p| (i, p))
+    }
+
+    fn pids(&self) -> impl Iterator<Item = ProcessId> + '_ {
+        self.by_pid.keys().copied()
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Process> {
+        self.slots.iter_mut().flatten()
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        self.by_pid.clear();
+    }
+}
+
 struct Sched {
-    procs: BTreeMap<ProcessId, Process>,
-    ready: VecDeque<ProcessId>,
+    procs: ProcTable,
+    /// Slots of the ready processes, in order.
+    ready: VecDeque<usize>,
     current: Option<ProcessId>,
+    /// The slot of `current` (meaningless while it is `None`).
+    current_slot: usize,
     last: Option<ProcessId>,
     outcomes: Vec<Outcome>,
     kernel_msr: u64,
     quantum: u64,
     switches: u64,
     preemptions: u64,
-    syscalls: u64,
+    /// [`trap::syscall_count`] when the run started.
+    syscalls_before: u64,
 }
 
 static SCHED: spin::Mutex<Sched> = spin::Mutex::new(Sched {
-    procs: BTreeMap::new(),
+    procs: ProcTable::new(),
     ready: VecDeque::new(),
     current: None,
+    current_slot: 0,
     last: None,
     outcomes: Vec::new(),
     kernel_msr: 0,
     quantum: 0,
     switches: 0,
     preemptions: 0,
-    syscalls: 0,
+    syscalls_before: 0,
 });
 
 /// The kernel context [`run`] saved; only `proc_call` (writing) and the
@@ -482,7 +580,7 @@ const USER_KEY: SegKey = SegKey {
 };
 
 /// Creates process `pid`'s address space with its three segments.
-fn create_space(pid: ProcessId, model: AddressModel) -> Result<(), ProcError> {
+fn create_space(pid: ProcessId, model: AddressModel) -> Result<SpaceId, ProcError> {
     mm::with_aix(|aix| {
         aix.create_process(pid, model).map_err(ProcError::Process)?;
         let space = aix
@@ -513,7 +611,7 @@ fn create_space(pid: ProcessId, model: AddressModel) -> Result<(), ProcError> {
             // Owned mappings take their segments along.
             let _ = aix.exit(pid);
         }
-        result
+        result.map(|()| space)
     })
 }
 
@@ -550,7 +648,7 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
         return Err(ProcError::ScriptTooLarge(bytes.len()));
     }
     let pid = ProcessId(NEXT_PID.fetch_add(1, Ordering::Relaxed));
-    create_space(pid, model)?;
+    let space = create_space(pid, model)?;
     // Load the agent and the script through the process's own mappings.
     let prev = mm::with_aix(|aix| {
         let prev = aix.vm().vmm().current();
@@ -573,12 +671,14 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
     frame.srr0 = user::TEXT_BASE;
     frame.srr1 = USER_MSR;
     let mut s = sched();
-    s.procs.insert(
+    let slot = s.procs.insert(
         pid,
         Process {
+            pid,
             parent: None,
             forked_from: None,
-            frame,
+            frame: alloc::boxed::Box::new(frame),
+            space,
             state: State::Ready,
             reports: Vec::new(),
             dispatches: 0,
@@ -586,7 +686,7 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
             ended_children: VecDeque::new(),
         },
     );
-    s.ready.push_back(pid);
+    s.ready.push_back(slot);
     CREATED.fetch_add(1, Ordering::Relaxed);
     Ok(pid)
 }
@@ -608,6 +708,7 @@ pub fn run_scripts(scripts: &[&Script]) -> (Vec<ProcessId>, RunReport) {
 #[derive(Clone, Copy)]
 struct Installed {
     old: [(Vector, Option<TrapHandler>); 4],
+    old_syscalls: Option<&'static [Option<trap::SyscallHandler>]>,
     old_hook: Option<mm::UserFaultHook>,
     old_fallback: Option<TrapHandler>,
 }
@@ -650,7 +751,7 @@ pub fn heal() {
         // SAFETY: setting FP only enables floating-point instructions.
         unsafe { msr::write(msr::read() | Msr::FP) };
     }
-    let stale: Vec<ProcessId> = s.procs.keys().copied().collect();
+    let stale: Vec<ProcessId> = s.procs.pids().collect();
     log::warn!(
         "proc: cleaning up {} processes of an abandoned run",
         stale.len()
@@ -667,6 +768,7 @@ pub fn heal() {
     s.procs.clear();
     s.ready.clear();
     s.current = None;
+    CURRENT.store(0, Ordering::Relaxed);
     s.outcomes.clear();
     set_dec(DEC_IDLE);
 }
@@ -681,8 +783,10 @@ fn install() -> Installed {
     let old = ours.map(|(v, h)| (v, trap::set_handler(v, Some(h))));
     let old_hook = mm::set_user_fault_hook(on_user_fault);
     let old_fallback = trap::set_problem_state_fallback(Some(on_unhandled));
+    let old_syscalls = trap::set_syscall_table(Some(&syscall::FAST));
     Installed {
         old,
+        old_syscalls,
         old_hook,
         old_fallback,
     }
@@ -697,6 +801,7 @@ fn uninstall(i: Installed) {
         None => mm::clear_user_fault_hook(),
     };
     trap::set_problem_state_fallback(i.old_fallback);
+    trap::set_syscall_table(i.old_syscalls);
 }
 
 /// Runs every ready process until none is runnable; returns what ended.
@@ -719,7 +824,7 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
         s.outcomes.clear();
         s.switches = 0;
         s.preemptions = 0;
-        s.syscalls = 0;
+        s.syscalls_before = trap::syscall_count();
         s.last = None;
         s.current = None;
     }
@@ -740,7 +845,7 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
         outcomes: core::mem::take(&mut s.outcomes),
         context_switches: s.switches,
         preemptions: s.preemptions,
-        syscalls: s.syscalls,
+        syscalls: trap::syscall_count() - s.syscalls_before,
         ticks,
     }
 }
@@ -756,9 +861,10 @@ fn enter_first() {
             return;
         }
     }
-    // SAFETY: the frame is the process's saved state (problem state,
-    // translation on); its address space was just made current. EE is 0
-    // until rfid.
+    // SAFETY: the frame resumes the process's saved state (problem state,
+    // translation on), boxed in its Process, which nothing removes before
+    // the rfid; its address space was just made current. EE is 0 until
+    // rfid.
     unsafe { switch::proc_enter(&frame) }
 }
 
@@ -783,15 +889,18 @@ fn kernel_resume_frame(kernel_msr: u64) -> TrapFrame {
 /// time slice), or the way back to `run` if none is ready.
 fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
     match s.ready.pop_front() {
-        Some(next) => {
-            let p = s.procs.get_mut(&next).expect("ready process exists");
+        Some(slot) => {
+            let p = s.procs.at(slot);
+            let next = p.pid;
             p.dispatches += 1;
-            *frame = p.frame;
+            frame.resume_from(&p.frame);
+            let space = p.space;
             mm::with_aix(|aix| {
-                aix.vm_mut()
-                    .switch_to(Space::Process(next))
+                let vm = aix.vm_mut();
+                vm.vmm_mut()
+                    .switch_to(Some(space))
                     .expect("switch to a live process");
-                aix.vm_mut().set_environment(Environment::Process(next));
+                vm.set_environment(Environment::Process(next));
             });
             if s.last != Some(next) {
                 s.switches += 1;
@@ -799,10 +908,13 @@ fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
             }
             s.last = Some(next);
             s.current = Some(next);
+            s.current_slot = slot;
+            CURRENT.store(next.0, Ordering::Relaxed);
             set_dec(s.quantum);
         }
         None => {
             s.current = None;
+            CURRENT.store(0, Ordering::Relaxed);
             mm::with_aix(|aix| {
                 let _ = aix.vm_mut().vmm_mut().switch_to(None);
                 aix.vm_mut().set_environment(Environment::KernelProcess);
@@ -816,12 +928,11 @@ fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
 /// Saves the interrupted process (requeued if `requeue`) and dispatches
 /// the next one.
 fn switch_away(s: &mut Sched, frame: &mut TrapFrame, requeue: bool) {
-    if let Some(cur) = s.current {
-        if let Some(p) = s.procs.get_mut(&cur) {
-            p.frame = *frame;
-            if requeue {
-                s.ready.push_back(cur);
-            }
+    if s.current.is_some() {
+        let slot = s.current_slot;
+        switch::copy_frame(&mut s.procs.at(slot).frame, frame);
+        if requeue {
+            s.ready.push_back(slot);
         }
     }
     dispatch_next(s, frame);
@@ -859,7 +970,7 @@ fn read_results(pid: ProcessId) -> (Vec<u64>, u64) {
 /// Ends `pid` (exit or kill): records its outcome, tears down its
 /// address space through the services' exit hook and tells its parent.
 fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
-    let Some(p) = s.procs.remove(&pid) else {
+    let Some((slot, p)) = s.procs.remove(pid) else {
         return;
     };
     let (results, result_count) = read_results(pid);
@@ -875,9 +986,10 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
         Exit::Status(_) => EXITED.fetch_add(1, Ordering::Relaxed),
         Exit::Killed(_) => KILLED_COUNT.fetch_add(1, Ordering::Relaxed),
     };
-    s.ready.retain(|&r| r != pid);
+    s.ready.retain(|&r| r != slot);
     if s.current == Some(pid) {
         s.current = None;
+        CURRENT.store(0, Ordering::Relaxed);
     }
     // Orphans keep running without a parent.
     for c in s.procs.values_mut() {
@@ -890,14 +1002,15 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
             Exit::Status(st) => (st, false),
             Exit::Killed(k) => (KILLED | k.cause.code(), true),
         };
-        if let Some(parent) = s.procs.get_mut(&ppid) {
+        let parent_slot = s.procs.slot(ppid);
+        if let Some(parent) = s.procs.get_mut(ppid) {
             parent.live_children -= 1;
             if parent.state == State::Waiting {
                 parent.state = State::Ready;
                 parent.frame.gpr[3] = value;
                 parent.frame.gpr[4] = pid.0 as u64;
                 parent.frame.gpr[5] = killed as u64;
-                s.ready.push_back(ppid);
+                s.ready.extend(parent_slot);
             } else {
                 parent.ended_children.push_back((pid, value, killed));
             }

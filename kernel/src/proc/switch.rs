@@ -18,14 +18,28 @@ global_asm!(
     .globl proc_enter
     .p2align 2
 proc_enter:
-    # r3 = TrapFrame to resume. trap_return restores a frame that sits
-    # 112 bytes (the ELFv1 header trap_common leaves below it) above r1;
-    # MSR[EE] is 0 here and the frame is on the boot stack in the kernel
-    # image, which trap_return reads in real mode.
+    # r3 = TrapFrame to resume (or whose TF_RESUME names the one to).
+    # trap_return restores a frame that sits 112 bytes (the ELFv1 header
+    # trap_common leaves below it) above r1; MSR[EE] is 0 here.
     addi    %r1, %r3, -112
     b       trap_return
+
+    .section .text.copy_trap_frame, "ax"
+    .globl copy_trap_frame
+    .p2align 4
+copy_trap_frame:
+    # r3 = destination, r4 = source: the 38 doublewords a return restores
+    # (r0..r31, CR, LR, CTR, XER, SRR0, SRR1), unrolled (a memcpy call
+    # costs three times as many instructions for the whole 336 bytes).
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37
+    ld      %r5, 8 * \n(%r4)
+    std     %r5, 8 * \n(%r3)
+    .endr
+    blr
 "#
 );
+
+const _: () = assert!(core::mem::offset_of!(TrapFrame, srr1) == 37 * 8);
 
 const _: () = assert!(core::mem::offset_of!(TrapFrame, srr0) == 288);
 const _: () = assert!(core::mem::offset_of!(TrapFrame, srr1) == 296);
@@ -34,6 +48,17 @@ const _: () = assert!(core::mem::offset_of!(TrapFrame, cr) == 256);
 extern "C" {
     /// Loads every register from `frame` and `rfid`s into it.
     pub fn proc_enter(frame: *const TrapFrame) -> !;
+    fn copy_trap_frame(dst: *mut TrapFrame, src: *const TrapFrame);
+}
+
+/// Copies the registers a return from `src` would restore into `dst`
+/// (not DAR, DSISR, the vector and the resume link, which only describe
+/// the interrupt): how a switch saves the outgoing process.
+pub fn copy_frame(dst: &mut TrapFrame, src: &TrapFrame) {
+    // SAFETY: both are valid, aligned, distinct TrapFrames (the borrows
+    // say so); the routine only loads the first 304 bytes of one and
+    // stores them to the other, clobbering r5 as a call may.
+    unsafe { copy_trap_frame(dst, src) }
 }
 
 /// Where a handler points SRR0 (with r3 = the [`KernelContext`]) to get

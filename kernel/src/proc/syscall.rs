@@ -9,6 +9,14 @@
 //! other register is preserved. `sc` from supervisor state is not a
 //! system call here (it would be a kernel bug): it panics.
 //!
+//! Two paths ([`crate::trap`]): the calls that neither switch nor block
+//! nor end the process run from the [`FAST`] table with only the
+//! volatile registers saved, reading the running pid from an atomic; the
+//! others (`exit`, `fork`, `yield`, a `wait` that must block, numbers
+//! beyond the table) get the full frame in [`on_syscall`], the only code
+//! here that takes the scheduler lock for more than one process's
+//! bookkeeping.
+//!
 //! This is a test kernel's system call surface, not a full security
 //! boundary: [`VM_HANDLE`] builds a handle for any vmid (even one the
 //! caller did not create) and [`VM_ATT_RW`] lets a process have the kernel
@@ -36,9 +44,9 @@ use core::sync::atomic::Ordering;
 use vmm::aix::{Errno, Space, VmHandle};
 use vmm::platform::{Environment, ProcessId};
 
-use super::{sched, switch_away, Exit, SYSCALLS};
+use super::{sched, switch_away, Exit};
 use crate::mm;
-use crate::trap::TrapFrame;
+use crate::trap::{SyscallExit, SyscallHandler, TrapFrame};
 
 /// `exit(status)`: ends the process.
 pub const EXIT: u64 = 0;
@@ -162,13 +170,75 @@ fn err(e: Errno) -> u64 {
     neg(e.raw())
 }
 
-/// The 0xc00 handler.
-pub(super) fn on_syscall(frame: &mut TrapFrame) {
-    if !super::from_problem_state(frame) {
-        panic!("sc from supervisor state at {:#x}\n{frame}", frame.srr0);
+/// Entries of [`FAST`]: every number up to the last service.
+const FAST_LEN: usize = VMS_DELETE as usize + 1;
+
+/// The fast path's handler table ([`crate::trap::set_syscall_table`]),
+/// indexed by number: the calls that switch, block or end the process
+/// (`exit`, `fork`, `yield`) are `None` and go to [`on_syscall`] with the
+/// full frame; `wait` goes there only when it has to block. Unassigned
+/// numbers below the end answer `-ENOSYS` from [`service`], those beyond
+/// it from [`on_syscall`].
+pub(super) static FAST: [Option<SyscallHandler>; FAST_LEN] = fast_table();
+
+const fn fast_table() -> [Option<SyscallHandler>; FAST_LEN] {
+    let mut t: [Option<SyscallHandler>; FAST_LEN] = [Some(sys_other); FAST_LEN];
+    t[EXIT as usize] = None;
+    t[FORK as usize] = None;
+    t[YIELD as usize] = None;
+    t[GETPID as usize] = Some(sys_getpid);
+    t[WAIT as usize] = Some(sys_wait);
+    t[REPORT as usize] = Some(sys_report);
+    t
+}
+
+extern "C" fn sys_getpid(frame: &mut TrapFrame) -> SyscallExit {
+    frame.gpr[3] = u64::from(super::current_pid().0);
+    SyscallExit::Return
+}
+
+/// `wait` that need not block: an ended child or none at all.
+extern "C" fn sys_wait(frame: &mut TrapFrame) -> SyscallExit {
+    let pid = super::current_pid();
+    let mut s = sched();
+    let p = s.procs.get_mut(pid).expect("current process exists");
+    if let Some((child, value, killed)) = p.ended_children.pop_front() {
+        frame.gpr[3] = value;
+        frame.gpr[4] = u64::from(child.0);
+        frame.gpr[5] = killed as u64;
+    } else if p.live_children == 0 {
+        frame.gpr[3] = ECHILD;
+    } else {
+        return SyscallExit::Full;
     }
-    SYSCALLS.fetch_add(1, Ordering::Relaxed);
+    SyscallExit::Return
+}
+
+extern "C" fn sys_report(frame: &mut TrapFrame) -> SyscallExit {
+    frame.gpr[3] = if crate::heap::free() < HEAP_RESERVE {
+        ENOMEM
+    } else {
+        let pid = super::current_pid();
+        if let Some(p) = sched().procs.get_mut(pid) {
+            p.reports.push(frame.gpr[3]);
+        }
+        0
+    };
+    SyscallExit::Return
+}
+
+/// Every call that runs without the scheduler: `kread`, `kwrite`,
+/// `in_interrupt` and the AIX services (unknown numbers: `-ENOSYS`).
+extern "C" fn sys_other(frame: &mut TrapFrame) -> SyscallExit {
+    frame.gpr[3] = other(super::current_pid(), frame);
+    SyscallExit::Return
+}
+
+fn other(pid: ProcessId, frame: &TrapFrame) -> u64 {
     let nr = frame.gpr[0];
+    if grows_bookkeeping(nr) && crate::heap::free() < HEAP_RESERVE {
+        return ENOMEM;
+    }
     let a = [
         frame.gpr[3],
         frame.gpr[4],
@@ -177,8 +247,39 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
         frame.gpr[7],
         frame.gpr[8],
     ];
+    // Services may fault on kernel memory, which is fine: no lock is held.
+    match nr {
+        KREAD => kread(a[0]),
+        KWRITE => kwrite(a[0], a[1]),
+        IN_INTERRUPT => {
+            mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Interrupt));
+            let r = service(pid, a[0], &[a[1], a[2], a[3], a[4], a[5], 0]);
+            mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Process(pid)));
+            r
+        }
+        _ => service(pid, nr, &a),
+    }
+}
+
+/// The 0xc00 handler: the full path, for the calls [`FAST`] passes on
+/// (and every call while no table is installed).
+pub(super) fn on_syscall(frame: &mut TrapFrame) {
+    if frame.gpr[0] == YIELD && super::from_problem_state(frame) {
+        // The one full-path call that runs all the time: kept out of the
+        // rest, whose stack frame and register saves it does not need.
+        frame.gpr[3] = 0;
+        return switch_away(&mut sched(), frame, true);
+    }
+    on_other_syscall(frame);
+}
+
+#[inline(never)]
+fn on_other_syscall(frame: &mut TrapFrame) {
+    if !super::from_problem_state(frame) {
+        panic!("sc from supervisor state at {:#x}\n{frame}", frame.srr0);
+    }
+    let nr = frame.gpr[0];
     let mut s = sched();
-    s.syscalls += 1;
     let pid = s
         .current
         .expect("a system call comes from the current process");
@@ -188,10 +289,10 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
     }
     match nr {
         EXIT => {
-            super::end_process(&mut s, pid, Exit::Status(a[0]));
+            super::end_process(&mut s, pid, Exit::Status(frame.gpr[3]));
             super::dispatch_next(&mut s, frame);
         }
-        GETPID => frame.gpr[3] = pid.0 as u64,
+        GETPID => frame.gpr[3] = u64::from(pid.0),
         FORK => fork(&mut s, frame, pid),
         WAIT => wait(&mut s, frame, pid),
         YIELD => {
@@ -199,42 +300,39 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
             switch_away(&mut s, frame, true);
         }
         REPORT => {
-            if let Some(p) = s.procs.get_mut(&pid) {
-                p.reports.push(a[0]);
+            if let Some(p) = s.procs.get_mut(pid) {
+                p.reports.push(frame.gpr[3]);
             }
             frame.gpr[3] = 0;
         }
         _ => {
-            // Everything else runs without the scheduler lock (services
-            // may fault on kernel memory, which is fine without it).
             drop(s);
-            frame.gpr[3] = match nr {
-                KREAD => kread(a[0]),
-                KWRITE => kwrite(a[0], a[1]),
-                IN_INTERRUPT => {
-                    mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Interrupt));
-                    let r = service(pid, a[0], &[a[1], a[2], a[3], a[4], a[5], 0]);
-                    mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Process(pid)));
-                    r
-                }
-                _ => service(pid, nr, &a),
-            };
+            frame.gpr[3] = other(pid, frame);
         }
     }
 }
 
 fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::ProcessId) {
     let child = vmm::platform::ProcessId(super::NEXT_PID.fetch_add(1, Ordering::Relaxed));
-    match mm::with_aix(|aix| aix.fork(parent, child)) {
-        Ok(()) => {
+    let forked: Result<_, vmm::aix::ProcessError> = mm::with_aix(|aix| {
+        aix.fork(parent, child)?;
+        Ok(aix
+            .vm()
+            .space_id(Space::Process(child))
+            .expect("the space fork made"))
+    });
+    match forked {
+        Ok(space) => {
             let mut cframe = *frame;
             cframe.gpr[3] = 0;
-            s.procs.insert(
+            let slot = s.procs.insert(
                 child,
                 super::Process {
+                    pid: child,
                     parent: Some(parent),
                     forked_from: Some(parent),
-                    frame: cframe,
+                    frame: alloc::boxed::Box::new(cframe),
+                    space,
                     state: super::State::Ready,
                     reports: alloc::vec::Vec::new(),
                     dispatches: 0,
@@ -242,8 +340,8 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
                     ended_children: alloc::collections::VecDeque::new(),
                 },
             );
-            s.ready.push_back(child);
-            if let Some(p) = s.procs.get_mut(&parent) {
+            s.ready.push_back(slot);
+            if let Some(p) = s.procs.get_mut(parent) {
                 p.live_children += 1;
             }
             super::CREATED.fetch_add(1, Ordering::Relaxed);
@@ -259,7 +357,7 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
 }
 
 fn wait(s: &mut super::Sched, frame: &mut TrapFrame, pid: vmm::platform::ProcessId) {
-    let p = s.procs.get_mut(&pid).expect("current process exists");
+    let p = s.procs.get_mut(pid).expect("current process exists");
     if let Some((child, value, killed)) = p.ended_children.pop_front() {
         frame.gpr[3] = value;
         frame.gpr[4] = child.0 as u64;

@@ -116,6 +116,13 @@ pub enum Op {
     /// e2..e7; last result = the timebase ticks the loop took (so a
     /// measurement counts no interpreter work).
     SyscallLoop = 15,
+    /// System call e0 with arguments e1..e6 and every other register the
+    /// ELF ABI calls volatile set from the seed e7 (r2, r9..r13 = e7 + n,
+    /// CTR = e7 + 33, LR = e7 + 34, CR = low word of e7, XER = CA and a
+    /// byte count); last result = a mask of the registers that came back
+    /// changed: bit n for rn (r0, r2, r4..r13), 32 CR, 33 CTR, 34 LR, 35
+    /// XER. r3 is the result and not checked.
+    SyscallProbe = 16,
 }
 
 /// Opcode flag: do not record this command's result.
@@ -124,7 +131,7 @@ pub const QUIET: u64 = 0x100;
 // Register use: r31 script base, r30 current command, r29 last result,
 // r28 vars, r27 results, r26 result count, r25 opcode word, r14..r21 the
 // effective operands e0..e7, r22/r23 the system call loop's start time
-// and count. All non-volatile, so a kernel that keeps only what the ABI
+// and count, r22..r24 the system call probe's scratch. All non-volatile, so a kernel that keeps only what the ABI
 // says across `sc` still leaves them.
 global_asm!(
     r#"
@@ -208,6 +215,8 @@ ua_loop:
     beq     ua_addvar
     cmpdi   %r12, 15
     beq     ua_sysloop
+    cmpdi   %r12, 16
+    beq     ua_probe
     # Unknown opcode: a trap, which the kernel reports as a program fault.
     trap
 
@@ -298,6 +307,73 @@ ua_sysloop:
     b       1b
 2:  mftb    %r29
     subf    %r29, %r22, %r29
+    b       ua_record
+ua_probe:
+    # Expected values: r23 = CR, r24 = XER as the hardware keeps them.
+    li      %r24, 0x25
+    oris    %r24, %r24, 0x2000
+    mtxer   %r24
+    mfxer   %r24
+    addi    %r22, %r21, 33
+    mtctr   %r22
+    addi    %r22, %r21, 34
+    mtlr    %r22
+    mtcrf   0xff, %r21
+    mfcr    %r23
+    mr      %r0, %r14
+    mr      %r3, %r15
+    mr      %r4, %r16
+    mr      %r5, %r17
+    mr      %r6, %r18
+    mr      %r7, %r19
+    mr      %r8, %r20
+    .irp n, 2,9,10,11,12,13
+    addi    \n, %r21, \n
+    .endr
+    sc
+    # No compare before CR is read: bit = (x | -x) >> 63 is 1 iff x != 0.
+    mfcr    %r22
+    xor     %r22, %r22, %r23
+    neg     %r23, %r22
+    or      %r22, %r22, %r23
+    srdi    %r22, %r22, 63
+    sldi    %r29, %r22, 32
+    .macro UA_CHANGED bit
+    neg     %r23, %r22
+    or      %r22, %r22, %r23
+    srdi    %r22, %r22, 63
+    sldi    %r22, %r22, \bit
+    or      %r29, %r29, %r22
+    .endm
+    mfxer   %r22
+    xor     %r22, %r22, %r24
+    UA_CHANGED 35
+    mfctr   %r22
+    addi    %r23, %r21, 33
+    xor     %r22, %r22, %r23
+    UA_CHANGED 33
+    mflr    %r22
+    addi    %r23, %r21, 34
+    xor     %r22, %r22, %r23
+    UA_CHANGED 34
+    .irp n, 2,9,10,11,12,13
+    addi    %r23, %r21, \n
+    xor     %r22, \n, %r23
+    UA_CHANGED \n
+    .endr
+    xor     %r22, %r0, %r14
+    UA_CHANGED 0
+    xor     %r22, %r4, %r16
+    UA_CHANGED 4
+    xor     %r22, %r5, %r17
+    UA_CHANGED 5
+    xor     %r22, %r6, %r18
+    UA_CHANGED 6
+    xor     %r22, %r7, %r19
+    UA_CHANGED 7
+    xor     %r22, %r8, %r20
+    UA_CHANGED 8
+    .purgem UA_CHANGED
     b       ua_record
 ua_addvar:
     sldi    %r5, %r14, 3
@@ -486,6 +562,18 @@ impl Script {
         ops[1] = n.into();
         ops[2..2 + args.len()].copy_from_slice(args);
         self.push(Op::SyscallLoop, &ops)
+    }
+
+    /// System call `nr` with up to six arguments and the other volatile
+    /// registers set from `seed` (see [`Op::SyscallProbe`]): records the
+    /// mask of registers the call changed, 0 when it kept them all.
+    pub fn syscall_probe(&mut self, nr: u64, args: &[Operand], seed: u64) -> &mut Self {
+        assert!(args.len() <= 6, "at most 6 system call arguments");
+        let mut ops = [Operand::from(0u64); 8];
+        ops[0] = nr.into();
+        ops[1..=args.len()].copy_from_slice(args);
+        ops[7] = seed.into();
+        self.push(Op::SyscallProbe, &ops)
     }
 
     /// `fork()`: the last result is 0 in the child and the child's pid in

@@ -279,13 +279,17 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Makes `id` the running address space (`None`: only the kernel's).
     /// Every non-bolted SLB entry is invalidated.
     pub fn switch_to(&mut self, id: Option<SpaceId>) -> Result<(), VmError> {
-        if let Some(id) = id {
-            self.space(id)?;
-        }
+        // One lookup validates the space and finds its table (what
+        // publish_slb_tables would look up again).
+        let user = match id {
+            Some(id) => self.space(id)?.slb_table().raw(),
+            None => TableRef::empty(),
+        };
         if self.current != id {
             self.slb.switch(&mut self.slb_hw);
             self.current = id;
-            self.publish_slb_tables();
+            // The kernel's table is published whenever it changes.
+            self.slb.set_user_table(user);
         }
         Ok(())
     }
