@@ -75,8 +75,12 @@ fn icount_measurements_are_present_plausible_and_deterministic() {
         // A debug kernel: hundreds to millions of instructions per event;
         // zero or billions would mean the timebase or the loop is wrong.
         // An SLB miss is the real-mode fast path (the same assembly in
-        // every build): a few dozen instructions.
-        let least = if name == "slb_miss" { 20 } else { 100 };
+        // every build), measured as the difference between a loop that
+        // misses and one that does not; in a debug kernel the loops' own
+        // code is the larger part and the difference reads lower than the
+        // release kernel's (13 against 60), so only its sign is checked
+        // here. The release budgets bound it from above.
+        let least = if name == "slb_miss" { 1 } else { 100 };
         assert!(
             (least..50_000_000).contains(&n),
             "{name}: {n} instructions per event\n{}",
@@ -108,7 +112,13 @@ fn icount_measurements_are_present_plausible_and_deterministic() {
 /// Budgets (issue 9, release kernel under `--icount`, POWER9): the
 /// kernel's measurement tests assert them too, so the boot itself fails
 /// past one.
-const BUDGETS: [(&str, u64); 2] = [("null_syscall", 120), ("context_switch", 1200)];
+const BUDGETS: [(&str, u64); 5] = [
+    ("slb_miss", 150),
+    ("demand_zero_fault", 1_200),
+    ("null_syscall", 120),
+    ("context_switch", 1_200),
+    ("vm_guatt_vm_gudet_pair", 3_000),
+];
 
 #[test]
 fn release_icount_measurements_meet_the_budgets() {

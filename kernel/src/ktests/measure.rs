@@ -65,6 +65,12 @@ fn guard(what: &str, per: u64, budget: u64) {
 const NULL_SYSCALL_BUDGET: u64 = 120;
 /// See [`NULL_SYSCALL_BUDGET`].
 const CONTEXT_SWITCH_BUDGET: u64 = 1200;
+/// See [`NULL_SYSCALL_BUDGET`].
+const SLB_MISS_BUDGET: u64 = 150;
+/// See [`NULL_SYSCALL_BUDGET`] (the 4 KiB zeroing included).
+const DEMAND_ZERO_FAULT_BUDGET: u64 = 1200;
+/// See [`NULL_SYSCALL_BUDGET`].
+const VM_GUATT_VM_GUDET_PAIR_BUDGET: u64 = 3000;
 
 /// A time slice no measurement reaches (DEC is a signed 32-bit count:
 /// about 4 s at 512 MHz), so the decrementer never preempts a measured
@@ -163,7 +169,8 @@ kernel_test! {
         assert_eq!(s1.slb_fast_loads - s0.slb_fast_loads, misses, "all by the fast path");
         assert!(s2.slb_misses - s1.slb_misses <= 2, "baseline missed");
         let (miss_ticks, base_ticks) = (t1 - t0, t2 - t1);
-        report("slb_miss", miss_ticks.saturating_sub(base_ticks), misses);
+        let per = report("slb_miss", miss_ticks.saturating_sub(base_ticks), misses);
+        guard("slb_miss", per, SLB_MISS_BUDGET);
         mm::with_aix(|a| a.vm_gfree(base, (N * SEG) as i64)).expect("vm_gfree");
     }
 
@@ -186,7 +193,8 @@ kernel_test! {
         let t2 = timebase();
         let fills = s1.zero_fills - s0.zero_fills;
         assert_eq!(fills, N, "each first touch zero-fills");
-        report("demand_zero_fault", (t1 - t0).saturating_sub(t2 - t1), fills);
+        let per = report("demand_zero_fault", (t1 - t0).saturating_sub(t2 - t1), fills);
+        guard("demand_zero_fault", per, DEMAND_ZERO_FAULT_BUDGET);
         mm::with_aix(|a| a.vm_gfree(base, (N * PAGE + PAGE) as i64)).expect("vm_gfree");
     }
 
@@ -218,7 +226,8 @@ kernel_test! {
             a.vm_gfree(kaddr, size).expect("vm_gfree");
             assert!(a.vm().space_id(Space::Process(pid)).is_none());
         });
-        report("vm_guatt_vm_gudet_pair", t1 - t0, ok);
+        let per = report("vm_guatt_vm_gudet_pair", t1 - t0, ok);
+        guard("vm_guatt_vm_gudet_pair", per, VM_GUATT_VM_GUDET_PAIR_BUDGET);
     }
 
     fn measure_fork_and_null_syscall() {
