@@ -5,7 +5,12 @@
 //! (a set bit means "not free"); the list of usable ranges says which
 //! frames the allocator owns, so freeing a frame it never handed out (a
 //! hole, the kernel, a double free) is a typed error that changes nothing.
-//! The logic is architecture-independent and unit-tested on the host.
+//! Beside it, one 16-bit count per frame of the span says how many
+//! sharers beyond the first an allocated frame has (the VMM's
+//! copy-on-write pages after fork): [`FrameAllocator::share`] adds one,
+//! [`FrameAllocator::release`] takes one off and frees the frame with the
+//! last, both O(1). The logic is architecture-independent and
+//! unit-tested on the host.
 
 use core::fmt;
 
@@ -86,6 +91,18 @@ pub enum FrameError {
     },
     /// More usable ranges than [`MAX_USABLE`].
     TooManyRanges,
+    /// The frame is free (sharing or releasing a frame nobody holds).
+    NotAllocated(u64),
+    /// The frame's sharer count is full (or the allocator keeps none).
+    TooManySharers(u64),
+    /// The count storage given to [`FrameAllocator::set_share_counts`]
+    /// is too small.
+    CountsTooSmall {
+        /// Counts needed.
+        needed: usize,
+        /// Counts given.
+        given: usize,
+    },
 }
 
 impl fmt::Display for FrameError {
@@ -98,6 +115,13 @@ impl fmt::Display for FrameError {
                 write!(f, "bitmap needs {needed} words, got {given}")
             }
             FrameError::TooManyRanges => write!(f, "more than {MAX_USABLE} usable ranges"),
+            FrameError::NotAllocated(a) => write!(f, "frame {a:#x} is free"),
+            FrameError::TooManySharers(a) => {
+                write!(f, "frame {a:#x} has all the sharers it can count")
+            }
+            FrameError::CountsTooSmall { needed, given } => {
+                write!(f, "sharer counts need {needed} entries, got {given}")
+            }
         }
     }
 }
@@ -249,6 +273,9 @@ pub struct FrameAllocator<'a> {
     bitmap: &'a mut [u64],
     /// Frames in the span.
     span_frames: u64,
+    /// Per frame of the span, its sharers beyond the first (0 for a free
+    /// or private frame); empty until [`Self::set_share_counts`].
+    extra_sharers: &'a mut [u16],
     total: u64,
     free: u64,
     /// Word index where the next search starts.
@@ -258,15 +285,40 @@ pub struct FrameAllocator<'a> {
 impl<'a> FrameAllocator<'a> {
     /// 64-bit bitmap words needed to manage `usable` (after frame alignment).
     pub fn bitmap_words(usable: &RangeSet) -> usize {
+        Self::span_frames_of(usable).div_ceil(64) as usize
+    }
+
+    /// Frames from the lowest to the highest usable one of `usable`
+    /// (after frame alignment).
+    fn span_frames_of(usable: &RangeSet) -> u64 {
         let mut u = *usable;
         u.align_to_frames();
         match (u.as_slice().first(), u.as_slice().last()) {
-            (Some(first), Some(last)) => {
-                let frames = (last.end - first.start) / FRAME_SIZE;
-                frames.div_ceil(64) as usize
-            }
+            (Some(first), Some(last)) => (last.end - first.start) / FRAME_SIZE,
             _ => 0,
         }
+    }
+
+    /// Sharer counts needed for `usable` (one per frame of its span).
+    pub fn share_counts(usable: &RangeSet) -> usize {
+        Self::span_frames_of(usable) as usize
+    }
+
+    /// Gives the allocator room to count sharers ([`Self::share`]): at
+    /// least [`Self::share_counts`] entries, which it zeroes. Without it,
+    /// every share is refused with [`FrameError::TooManySharers`] (the VMM
+    /// then copies instead of sharing).
+    pub fn set_share_counts(&mut self, counts: &'a mut [u16]) -> Result<(), FrameError> {
+        let needed = self.span_frames as usize;
+        if counts.len() < needed {
+            return Err(FrameError::CountsTooSmall {
+                needed,
+                given: counts.len(),
+            });
+        }
+        counts.fill(0);
+        self.extra_sharers = counts;
+        Ok(())
     }
 
     /// An allocator owning the whole frames of `usable`, all free, with its
@@ -296,6 +348,7 @@ impl<'a> FrameAllocator<'a> {
             first_frame,
             bitmap,
             span_frames,
+            extra_sharers: &mut [],
             total: 0,
             free: 0,
             hint: 0,
@@ -388,7 +441,52 @@ impl<'a> FrameAllocator<'a> {
         None
     }
 
-    /// Returns `frame` to the allocator.
+    /// The span index of allocated frame `frame`.
+    fn allocated_index(&self, frame: Frame) -> Result<usize, FrameError> {
+        let addr = frame.start_address();
+        if !self.usable.contains(addr) {
+            return Err(FrameError::NotManaged(addr));
+        }
+        let i = frame.number() - self.first_frame;
+        if !self.bit(i) {
+            return Err(FrameError::NotAllocated(addr));
+        }
+        Ok(i as usize)
+    }
+
+    /// Adds a sharer to allocated frame `frame`.
+    pub fn share(&mut self, frame: Frame) -> Result<(), FrameError> {
+        let i = self.allocated_index(frame)?;
+        let full = FrameError::TooManySharers(frame.start_address());
+        let n = self.extra_sharers.get_mut(i).ok_or(full)?;
+        *n = n.checked_add(1).ok_or(full)?;
+        Ok(())
+    }
+
+    /// How many hold `frame`: 0 if it is free (or not managed), else one
+    /// plus the sharers [`Self::share`] added.
+    pub fn sharers(&self, frame: Frame) -> u32 {
+        match self.allocated_index(frame) {
+            Ok(i) => 1 + u32::from(self.extra_sharers.get(i).copied().unwrap_or(0)),
+            Err(_) => 0,
+        }
+    }
+
+    /// Drops one holder of allocated frame `frame`; the last one frees
+    /// it. Returns whether it was freed.
+    pub fn release(&mut self, frame: Frame) -> Result<bool, FrameError> {
+        let i = self.allocated_index(frame)?;
+        if let Some(n) = self.extra_sharers.get_mut(i).filter(|n| **n > 0) {
+            *n -= 1;
+            return Ok(false);
+        }
+        self.clear_bit(i as u64);
+        self.free += 1;
+        Ok(true)
+    }
+
+    /// Returns `frame` to the allocator (a shared frame too: its sharers
+    /// are forgotten; the VMM's frames go through [`Self::release`]).
     pub fn deallocate(&mut self, frame: Frame) -> Result<(), FrameError> {
         let addr = frame.start_address();
         if !self.usable.contains(addr) {
@@ -397,6 +495,9 @@ impl<'a> FrameAllocator<'a> {
         let i = frame.number() - self.first_frame;
         if !self.bit(i) {
             return Err(FrameError::DoubleFree(addr));
+        }
+        if let Some(n) = self.extra_sharers.get_mut(i as usize) {
+            *n = 0;
         }
         self.clear_bit(i);
         self.free += 1;
@@ -486,6 +587,68 @@ mod tests {
                 end: 0x4000
             }]
         );
+    }
+
+    #[test]
+    fn shared_frames_go_back_with_their_last_sharer() {
+        let usable = set(&[(0x10000, 0x14000)]);
+        let mut bitmap = vec![0u64; FrameAllocator::bitmap_words(&usable)];
+        let mut fa = FrameAllocator::new(&usable, &mut bitmap).unwrap();
+        let f = fa.allocate().unwrap();
+        // No count storage yet: sharing is refused, nothing changes.
+        assert_eq!(
+            fa.share(f),
+            Err(FrameError::TooManySharers(f.start_address()))
+        );
+        assert_eq!(fa.sharers(f), 1);
+        let mut small = vec![7u16; 3];
+        assert_eq!(
+            fa.set_share_counts(&mut small),
+            Err(FrameError::CountsTooSmall {
+                needed: 4,
+                given: 3
+            })
+        );
+        let mut counts = vec![7u16; FrameAllocator::share_counts(&usable)];
+        assert_eq!(counts.len(), 4);
+        fa.set_share_counts(&mut counts).unwrap();
+        assert_eq!(fa.sharers(f), 1, "zeroed counts");
+        fa.share(f).unwrap();
+        fa.share(f).unwrap();
+        assert_eq!(fa.sharers(f), 3);
+        let free = fa.free_frames();
+        assert_eq!(fa.release(f), Ok(false));
+        assert_eq!(fa.release(f), Ok(false));
+        assert_eq!(fa.free_frames(), free);
+        assert_eq!(fa.release(f), Ok(true));
+        assert_eq!(fa.free_frames(), free + 1);
+        assert_eq!(fa.sharers(f), 0);
+        // A free frame is neither shared nor released.
+        assert_eq!(
+            fa.share(f),
+            Err(FrameError::NotAllocated(f.start_address()))
+        );
+        assert_eq!(
+            fa.release(f),
+            Err(FrameError::NotAllocated(f.start_address()))
+        );
+        assert_eq!(fa.sharers(Frame(0x1000)), 0);
+        assert_eq!(fa.share(Frame(0x1000)), Err(FrameError::NotManaged(0x1000)));
+        // The count saturates: the caller copies instead.
+        let g = fa.allocate().unwrap();
+        for _ in 0..u16::MAX {
+            fa.share(g).unwrap();
+        }
+        assert_eq!(
+            fa.share(g),
+            Err(FrameError::TooManySharers(g.start_address()))
+        );
+        assert_eq!(fa.sharers(g), 65536);
+        // deallocate forgets the sharers: the next owner starts at one.
+        fa.deallocate(g).unwrap();
+        let h = fa.allocate().unwrap();
+        assert_eq!(h, g);
+        assert_eq!(fa.sharers(h), 1);
     }
 
     #[test]
@@ -649,13 +812,34 @@ mod global {
         // uses (removed from the usable set above); real mode reaches it at
         // its kernel address, and the slice lives for the rest of the run.
         let bitmap = unsafe { core::slice::from_raw_parts_mut(ptr, words) };
-        let fa = FrameAllocator::new(&usable, bitmap).expect("bitmap sized by bitmap_words");
+        // The sharer counts likewise, sized for the span left after the
+        // bitmap (taking their own room only shrinks it).
+        let counts = FrameAllocator::share_counts(&usable);
+        let count_bytes = (counts as u64 * 2).next_multiple_of(FRAME_SIZE);
+        let count_home = usable
+            .as_slice()
+            .iter()
+            .find(|r| r.end - r.start >= count_bytes)
+            .copied()
+            .expect("room for the sharer counts");
+        usable
+            .remove(AddrRange::new(count_home.start, count_bytes))
+            .expect("removing the sharer counts' range");
+        let mut fa = FrameAllocator::new(&usable, bitmap).expect("bitmap sized by bitmap_words");
+        // SAFETY: as for the bitmap: RAM removed from the usable set, for
+        // the rest of the run; u16 needs only 2-byte alignment.
+        let counts = unsafe {
+            core::slice::from_raw_parts_mut(real_to_virt(count_home.start) as *mut u16, counts)
+        };
+        fa.set_share_counts(counts)
+            .expect("counts sized by share_counts");
         log::info!(
-            "frames: {} free of 4 KiB ({} MiB of {} MiB usable), bitmap at {:#x}",
+            "frames: {} free of 4 KiB ({} MiB of {} MiB usable), bitmap at {:#x}, sharer counts at {:#x}",
             fa.free_frames(),
             (fa.free_frames() * FRAME_SIZE) >> 20,
             usable.total() >> 20,
-            home.start
+            home.start,
+            count_home.start
         );
         *FRAMES.lock() = Some(fa);
     }

@@ -198,6 +198,10 @@ impl SlbBackend for ArraySlb {
 pub struct VecFrames {
     mem: Vec<u8>,
     used: Vec<bool>,
+    /// Sharers per frame (0 when free).
+    sharers: Vec<u32>,
+    /// Most sharers one frame may have.
+    share_limit: u32,
 }
 
 impl VecFrames {
@@ -205,6 +209,8 @@ impl VecFrames {
         VecFrames {
             mem: vec![0xAA; frames * 4096],
             used: vec![false; frames],
+            sharers: vec![0; frames],
+            share_limit: u32::MAX,
         }
     }
     fn index(&self, pa: PhysAddr) -> Result<usize, FrameError> {
@@ -229,14 +235,30 @@ impl FrameAllocator for VecFrames {
     fn allocate(&mut self) -> Option<PhysAddr> {
         let i = self.used.iter().position(|u| !u)?;
         self.used[i] = true;
+        self.sharers[i] = 1;
         Some(PhysAddr::new((i as u64 + 1) * 4096))
     }
     fn free(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
         let i = self.index(frame)?;
+        self.sharers[i] -= 1;
+        if self.sharers[i] > 0 {
+            return Ok(());
+        }
         self.used[i] = false;
         // Poison, so a use after free shows.
         self.mem[i * 4096..(i + 1) * 4096].fill(0xAA);
         Ok(())
+    }
+    fn share(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
+        let i = self.index(frame)?;
+        if self.sharers[i] >= self.share_limit {
+            return Err(FrameError::TooManySharers(frame));
+        }
+        self.sharers[i] += 1;
+        Ok(())
+    }
+    fn sharers(&self, frame: PhysAddr) -> u32 {
+        self.index(frame).map_or(0, |i| self.sharers[i])
     }
     fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
         let i = self.index(frame)?;

@@ -139,11 +139,31 @@ impl FrameAllocator for KernelFrames {
         Some(PhysAddr::new(f.start_address()))
     }
 
+    /// One sharer fewer; the last returns the frame (one allocator call).
     fn free(&mut self, pa: PhysAddr) -> Result<(), FrameError> {
-        let f = allocated_frame(pa)?;
-        frame::deallocate(f).map_err(|_| FrameError::NotAllocated(pa))?;
-        self.allocated -= 1;
+        let f = Frame::from_start_address(pa.as_u64()).map_err(|_| FrameError::Misaligned(pa))?;
+        let freed = frame::with(|fa| fa.release(f)).map_err(|_| FrameError::NotAllocated(pa))?;
+        if freed {
+            self.allocated -= 1;
+        }
         Ok(())
+    }
+
+    /// The count lives in the frame allocator's per-frame array
+    /// ([`crate::frame::FrameAllocator::share`]).
+    fn share(&mut self, pa: PhysAddr) -> Result<(), FrameError> {
+        let f = Frame::from_start_address(pa.as_u64()).map_err(|_| FrameError::Misaligned(pa))?;
+        frame::with(|fa| fa.share(f)).map_err(|e| match e {
+            frame::FrameError::TooManySharers(_) => FrameError::TooManySharers(pa),
+            _ => FrameError::NotAllocated(pa),
+        })
+    }
+
+    fn sharers(&self, pa: PhysAddr) -> u32 {
+        match Frame::from_start_address(pa.as_u64()) {
+            Ok(f) => frame::with(|fa| fa.sharers(f)),
+            Err(_) => 0,
+        }
     }
 
     fn zero(&mut self, pa: PhysAddr) -> Result<(), FrameError> {

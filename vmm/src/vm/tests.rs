@@ -167,6 +167,12 @@ impl FrameAllocator for ZeroRefused {
     fn free(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
         self.0.free(frame)
     }
+    fn share(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
+        self.0.share(frame)
+    }
+    fn sharers(&self, frame: PhysAddr) -> u32 {
+        self.0.sharers(frame)
+    }
     fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
         Err(FrameError::OutOfRange(frame))
     }
