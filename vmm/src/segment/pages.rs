@@ -31,7 +31,8 @@ pub const LEAF_PAGES: u32 = 512;
 /// | 7 | that protection's no-execute (HPTE N) |
 /// | 8 | an HPTE slot is recorded |
 /// | 9..=12 | the slot ([`HptSlot::bits`]: secondary, index in the group) |
-/// | 13..=15 | free: room for sharing marks (copy-on-write) |
+/// | 13 | copy-on-write: the frame may be shared with other pages, so it is mapped read-only until a store copies it (or finds it is the last sharer) |
+/// | 14, 15 | free |
 /// | 16..=63 | frame number (real address >> 12; real addresses have 60 bits) |
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct PageEntry(u64);
@@ -46,6 +47,7 @@ const NO_EXEC: u64 = 1 << 7;
 const SLOT_SET: u64 = 1 << 8;
 const SLOT_SHIFT: u32 = 9;
 const SLOT_MASK: u64 = 0xf << SLOT_SHIFT;
+const COW: u64 = 1 << 13;
 const FRAME_SHIFT: u32 = 16;
 const PAGE_SHIFT: u32 = 12;
 
@@ -56,9 +58,8 @@ impl PageEntry {
     /// Untouched, default protection, no HPTE.
     pub const EMPTY: PageEntry = PageEntry(0);
 
-    /// Bits no field uses yet (13..=15), for sharing marks a later change
-    /// may add (a copy-on-write page, say).
-    pub const FREE_BITS: u64 = 7 << 13;
+    /// Bits no field uses yet (14 and 15).
+    pub const FREE_BITS: u64 = 3 << 14;
 
     /// Whether every field is at its default.
     #[inline]
@@ -89,11 +90,11 @@ impl PageEntry {
         }
     }
 
-    /// Resident in `frame` (a 4 KiB-aligned address), not yet referenced
-    /// or changed.
+    /// Resident in `frame` (a 4 KiB-aligned address) of its own, not yet
+    /// referenced or changed (and so not copy-on-write).
     #[inline(always)]
     pub const fn with_frame(self, frame: PhysAddr) -> PageEntry {
-        let keep = self.0 & !(RESIDENT | REFERENCED | CHANGED) & ((1 << FRAME_SHIFT) - 1);
+        let keep = self.0 & !(RESIDENT | REFERENCED | CHANGED | COW) & ((1 << FRAME_SHIFT) - 1);
         PageEntry(keep | RESIDENT | ((frame.as_u64() >> PAGE_SHIFT) << FRAME_SHIFT))
     }
 
@@ -144,6 +145,29 @@ impl PageEntry {
         }
     }
 
+    /// Whether the page is copy-on-write: its frame may be shared with
+    /// other pages (a fork's parent and child), so every translation of
+    /// it is read-only and the first store copies it, or takes it over
+    /// if no other page names it any more.
+    #[inline(always)]
+    pub const fn is_cow(self) -> bool {
+        self.0 & COW != 0
+    }
+
+    /// With the copy-on-write mark set or cleared (no effect on an
+    /// untouched page: there is no frame to share).
+    #[inline(always)]
+    pub const fn with_cow(self, cow: bool) -> PageEntry {
+        if self.0 & RESIDENT == 0 {
+            return self;
+        }
+        if cow {
+            PageEntry(self.0 | COW)
+        } else {
+            PageEntry(self.0 & !COW)
+        }
+    }
+
     /// The recorded HPTE slot.
     #[inline(always)]
     pub const fn slot(self) -> Option<HptSlot> {
@@ -169,6 +193,7 @@ impl core::fmt::Debug for PageEntry {
         f.debug_struct("PageEntry")
             .field("state", &self.state())
             .field("prot", &self.prot_override())
+            .field("cow", &self.is_cow())
             .field("slot", &self.slot())
             .finish()
     }
@@ -304,6 +329,28 @@ impl PageTable {
         }
     }
 
+    /// Calls `f` with every non-empty entry, mutably, in page order.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(u32, &mut PageEntry)) {
+        let mut scan = |base: u32, entries: &mut [PageEntry]| {
+            for (i, e) in entries.iter_mut().enumerate() {
+                if !e.is_empty() {
+                    f(base + i as u32, e);
+                }
+            }
+        };
+        match &mut self.repr {
+            Repr::Empty => {}
+            Repr::Flat(a) => scan(0, a),
+            Repr::Radix(top) => {
+                for (l, leaf) in top.iter_mut().enumerate() {
+                    if let Some(leaf) = leaf {
+                        scan(l as u32 * LEAF_PAGES, &mut leaf[..]);
+                    }
+                }
+            }
+        }
+    }
+
     /// Empties the table, returning what it held; frees its storage.
     pub fn take(&mut self) -> PageTable {
         core::mem::replace(self, PageTable::new(self.size))
@@ -408,6 +455,18 @@ mod tests {
         assert_eq!((e4.slot(), e4.prot_override()), (Some(slot), Some(ro)));
         // R and C need a frame.
         assert_eq!(PageEntry::EMPTY.with_rc(true, true), PageEntry::EMPTY);
+        // So does the copy-on-write mark, which a new frame clears and
+        // which touches no other field.
+        assert_eq!(PageEntry::EMPTY.with_cow(true), PageEntry::EMPTY);
+        let c = e.with_cow(true);
+        assert!(c.is_cow() && !e.is_cow());
+        assert_eq!(c.with_cow(false), e);
+        assert_eq!(
+            (c.slot(), c.prot_override(), c.state()),
+            (e.slot(), e.prot_override(), e.state())
+        );
+        assert!(!c.with_frame(frame(4)).is_cow());
+        assert_eq!(c.0 & PageEntry::FREE_BITS, 0);
         // Every PP value round-trips, with and without N.
         for bits in 0..8 {
             for no_exec in [false, true] {
