@@ -87,13 +87,17 @@ impl HptBackend for ArrayHpt {
 
 /// Wraps an HPT backend and counts how entries leave it: single
 /// removes (`H_REMOVE`) and batches (`H_BULK_REMOVE` on PAPR, with
-/// their sizes). With `store_on_insert` every entry goes in with C set,
-/// as if its page were stored to at once, so tests can follow R/C.
+/// their sizes), and how many `H_PROTECT`s it is asked for. With
+/// `store_on_insert` every entry goes in with C set, as if its page were
+/// stored to at once, so tests can follow R/C; with `refuse_protect`
+/// every protect fails as a hypervisor error would.
 pub struct CountingHpt<H> {
     pub inner: H,
     pub store_on_insert: bool,
+    pub refuse_protect: bool,
     pub singles: usize,
     pub batches: Vec<usize>,
+    pub protects: usize,
 }
 
 impl<H> CountingHpt<H> {
@@ -101,8 +105,10 @@ impl<H> CountingHpt<H> {
         CountingHpt {
             inner,
             store_on_insert: false,
+            refuse_protect: false,
             singles: 0,
             batches: Vec::new(),
+            protects: 0,
         }
     }
 }
@@ -124,6 +130,10 @@ impl<H: HptBackend> HptBackend for CountingHpt<H> {
         self.inner.remove(ptex, cond)
     }
     fn protect(&mut self, ptex: Ptex, avpn: u64, pp: Pp, no_exec: bool) -> Result<(), HptError> {
+        self.protects += 1;
+        if self.refuse_protect {
+            return Err(HptError::Hardware(-1));
+        }
         self.inner.protect(ptex, avpn, pp, no_exec)
     }
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
@@ -211,6 +221,14 @@ impl VecFrames {
             used: vec![false; frames],
             sharers: vec![0; frames],
             share_limit: u32::MAX,
+        }
+    }
+    /// Frames that count at most `limit` sharers each, as an allocator
+    /// with narrow counters would.
+    pub fn with_share_limit(frames: usize, limit: u32) -> Self {
+        VecFrames {
+            share_limit: limit,
+            ..Self::new(frames)
         }
     }
     fn index(&self, pa: PhysAddr) -> Result<usize, FrameError> {

@@ -9,9 +9,19 @@
 //!   `MSR[PR] ? Kp : Ks` against the page's PP, the ISA's PP table; fetch also
 //!   against N), an untouched page is zero-filled, and an HPTE is inserted;
 //!   entries evicted to make room have their R/C folded back into their
-//!   pages and their slot records cleared.
-//! * Any other cause (protection, no-execute, key) is a real fault: the
-//!   hardware already judged the access against a valid HPTE.
+//!   pages and their slot records cleared. A copy-on-write page is
+//!   entered without stores (its protection's
+//!   [`PageProt::read_only`]).
+//! * Protection on a store (DSISR bit 36 with the store bit), from problem
+//!   or supervisor state: the access is judged against the page's own
+//!   protection as for a missing HPTE. Refused, it is a real protection
+//!   fault. Allowed, the page is copy-on-write: its sharing is broken
+//!   (copy, or take-over by the last sharer, see the `cow` module) and
+//!   the page is entered writable. (An HPTE that refused a store the
+//!   tables allow for any other reason is simply replaced.)
+//! * Any other cause (protection on a load or fetch, no-execute, key) is
+//!   a real fault: the hardware already judged the access against a
+//!   valid HPTE.
 
 use arch_ppc64::addr::{EffectiveAddress, PhysAddr};
 
@@ -22,6 +32,7 @@ use crate::platform::{
     HptBackend, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt};
+use crate::sid::Sid;
 
 /// What the fault path has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +47,9 @@ pub struct FaultCounters {
     pub evictions: u64,
     /// Interrupts answered with a fault.
     pub faults_refused: u64,
+    /// Stores that ended a page's copy-on-write sharing (with a copy, or
+    /// as its last sharer).
+    pub cow_breaks: u64,
 }
 
 /// Judges `access` against a page's protection `prot` under segment key
@@ -102,6 +116,17 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 let access = interrupt.access().unwrap_or(Access::Load);
                 self.resolve_page(ea, access, privilege)
             }
+            // A store the page's HPTE refused may be the first store to a
+            // copy-on-write page; the tables decide. Any other protection
+            // fault is the program's (or the kernel's).
+            FaultCause::Protection if interrupt.access() == Some(Access::Store) => self
+                .resolve_page(ea, Access::Store, privilege)
+                .map_err(|r| match r {
+                    VmFaultReason::NoSegment | VmFaultReason::OutOfRange => {
+                        VmFaultReason::Protection
+                    }
+                    r => r,
+                }),
             FaultCause::Protection => Err(VmFaultReason::Protection),
             FaultCause::NoExecute => Err(VmFaultReason::NoExecute),
             FaultCause::Key => Err(VmFaultReason::Key),
@@ -126,12 +151,35 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(())
     }
 
+    #[inline]
     fn resolve_page(
         &mut self,
         ea: EffectiveAddress,
         access: Access,
         privilege: Privilege,
     ) -> Result<(), VmFaultReason> {
+        let Some(owner) = self.map_page(ea, access, privilege)? else {
+            return Ok(());
+        };
+        self.break_cow(owner, page_of_offset(ea.segment_offset()))?;
+        self.counters.cow_breaks += 1;
+        match self.map_page(ea, access, privilege)? {
+            None => Ok(()),
+            Some(_) => unreachable!("the page is no longer copy-on-write"),
+        }
+    }
+
+    /// Judges the access and inserts the page's HPTE, zero-filling an
+    /// untouched page first. `Ok(Some(owner))` for a store to a
+    /// copy-on-write page of working segment `owner`, before anything
+    /// changed: the sharing must be broken first.
+    #[inline(always)]
+    fn map_page(
+        &mut self,
+        ea: EffectiveAddress,
+        access: Access,
+        privilege: Privilege,
+    ) -> Result<Option<Sid>, VmFaultReason> {
         let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
         let page = page_of_offset(ea.segment_offset());
         if m.window.as_ref().is_some_and(|w| !w.contains(&page)) {
@@ -150,20 +198,34 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         if !seg.in_range(page) {
             return Err(VmFaultReason::OutOfRange);
         }
-        let (prot, resident) = match &target {
+        let (prot, e) = match &target {
             None => {
                 let e = seg.entry(page);
-                (e.prot(seg.default_prot()), e.frame())
+                (e.prot(seg.default_prot()), e)
             }
             Some((t, view_prot)) => {
                 let e = t.entry(page);
-                (view_prot.apply(e.prot(t.default_prot())), e.frame())
+                (view_prot.apply(e.prot(t.default_prot())), e)
             }
         };
+        let resident = e.frame();
         check_access(prot, segment_no_exec, key, access)?;
-        if resident.is_none() && self.environment == Environment::Interrupt {
+        if e.is_cow() {
+            if access == Access::Store {
+                let owner = target.as_ref().map_or(tsid, |(t, _)| t.sid());
+                if self.environment == Environment::Interrupt
+                    && resident.is_some_and(|f| self.frames.sharers(f) > 1)
+                {
+                    return Err(VmFaultReason::NotAllowedHere);
+                }
+                return Ok(Some(owner));
+            }
+        } else if resident.is_none() && self.environment == Environment::Interrupt {
             return Err(VmFaultReason::NotAllowedHere);
         }
+        // A shared page is entered without stores, so its first store
+        // faults (above).
+        let hw = if e.is_cow() { prot.read_only() } else { prot };
         let vp = seg.virtual_page(page);
         // Open the records (making room for them) before anything changes.
         let mut rec = seg.open(page).map_err(|_| VmFaultReason::NoMemory)?;
@@ -172,11 +234,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             None => None,
         };
         // An entry recorded for this page that the MMU did not find (it was
-        // replaced behind our back) must not stay as a second one. It goes
-        // before the insert (two matching HPTEs are undefined), so a
-        // failed insert leaves it dropped; `resolve` documents that. The
-        // removal checks the entry is this page's, so a stale record
-        // removes nothing else.
+        // replaced behind our back), or that refused a store our tables
+        // allow, must not stay as a second one. It goes before the insert
+        // (two matching HPTEs are undefined), so a failed insert leaves it
+        // dropped; `resolve` documents that. The removal checks the entry
+        // is this page's, so a stale record removes nothing else.
         if let Some(old) = rec.take_slot() {
             if let Ok(Some(h)) = self.hpt.remove_slot(vp, old) {
                 target_rec
@@ -189,8 +251,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             Some(f) => (f, false),
             None => (zero_filled(&mut self.frames)?, true),
         };
-        let mut mapping = HptMapping::new(vp, frame, prot.pp);
-        mapping.no_execute = prot.no_exec;
+        let mut mapping = HptMapping::new(vp, frame, hw.pp);
+        mapping.no_execute = hw.no_exec;
         let inserted = match self.hpt.insert(&mapping) {
             Ok(r) => r,
             Err(e) => {
@@ -205,7 +267,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
         rec.set_slot(inserted.slot);
         self.finish(fresh, inserted.evicted);
-        Ok(())
+        Ok(None)
     }
 
     /// Counts a resolved fault and folds back what its insert evicted.
