@@ -486,7 +486,9 @@ impl Segment {
     }
 
     /// Calls `f` with the record of every page that has one (non-empty
-    /// entries), in page order: a scan of the arrays, no allocation.
+    /// entries), in page order: a walk over the arrays' marks, no
+    /// allocation.
+    #[inline(always)]
     pub fn for_each_record(&mut self, mut f: impl FnMut(u32, &mut PageRecord<'_>)) {
         let slot_count = &mut self.slot_count;
         self.pages.for_each_mut(|page, entry| {
@@ -856,9 +858,9 @@ impl SegmentTable {
     /// copy). Neither R/C nor HPTE slots are inherited. The parent is not
     /// changed: marking its shared pages is the caller's next step.
     ///
-    /// Each record's room is made before `frame` is called for it, so
-    /// when a call fails (or there is no room) `child` names exactly the
-    /// frames the earlier calls gave, and destroying it releases them.
+    /// A record is written only once `frame` gave its frame, so when a
+    /// call fails (or there is no room) `child` names exactly the frames
+    /// the earlier calls gave, and destroying it releases them.
     pub fn inherit<E: From<SegmentError>>(
         &mut self,
         child: Sid,
@@ -877,23 +879,21 @@ impl SegmentTable {
         if c.kind != SegmentKind::Working || p.kind != SegmentKind::Working {
             return Err(SegmentError::WrongKind(child).into());
         }
-        if c.size_pages != p.size_pages || c.pages.iter().next().is_some() {
+        if c.size_pages != p.size_pages || c.pages.allocated_bytes() != 0 {
             return Err(SegmentError::BadSize.into());
         }
-        let default = p.default_prot;
-        for (page, e) in p.pages.iter() {
-            let own = e.prot_override().filter(|o| *o != default);
-            if own.is_none() && e.frame().is_none() {
-                continue;
-            }
-            let slot = c.pages.entry(page).map_err(|_| SegmentError::NoMemory)?;
-            let mut new = PageEntry::EMPTY.with_prot(own);
-            if let Some(f) = e.frame() {
-                let (f, cow) = frame(f)?;
-                new = new.with_frame(f).with_cow(cow);
-            }
-            *slot = new;
-        }
+        c.pages
+            .fill_from(&p.pages, |e| -> Result<PageEntry, E> {
+                let new = e.inherited();
+                match e.frame() {
+                    None => Ok(new),
+                    Some(f) => {
+                        let (g, cow) = frame(f)?;
+                        Ok(if g == f { new } else { new.with_frame(g) }.with_cow(cow))
+                    }
+                }
+            })
+            .map_err(|e| e.unwrap_or_else(|| SegmentError::NoMemory.into()))?;
         Ok(())
     }
 
