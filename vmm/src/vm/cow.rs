@@ -42,9 +42,9 @@ use alloc::vec::Vec;
 use arch_ppc64::addr::PhysAddr;
 
 use super::{virtual_page, VmError, Vmm};
-use crate::hpt::HptSlot;
+use crate::hpt::{HptManager, HptSlot};
 use crate::platform::{FrameAllocator, FrameError, HptBackend, SlbBackend, VmFaultReason};
-use crate::segment::{SegmentError, SegmentKind, PAGE_SHIFT};
+use crate::segment::{PageProt, PageRecord, SegmentError, SegmentKind, PAGE_SHIFT};
 use crate::sid::Sid;
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
@@ -85,53 +85,70 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 
     /// The parent's half of a copy: marks every resident page of `sid`
-    /// whose frame now has other sharers copy-on-write and takes the store
-    /// permission out of its HPTE (`H_PROTECT`; an entry the backend will
-    /// not change is removed instead, the next access faults it back in
-    /// read-only). Views onto `sid` lose their HPTEs of those pages.
-    /// Pages already marked need nothing: their HPTEs are read-only.
+    /// copy-on-write and takes the store permission out of its HPTE
+    /// (`H_PROTECT`; an entry the backend will not change is removed
+    /// instead, the next access faults it back in read-only). Views onto
+    /// `sid` lose their HPTEs of those pages. Pages already marked need
+    /// nothing: their HPTEs are read-only.
+    ///
+    /// Right after [`Vmm::inherit_segment`] every resident page's frame
+    /// has another sharer, the child's page (a frame whose count was full
+    /// was shared already, so its pages are marked), so no count is read.
     pub(super) fn mark_shared(&mut self, sid: Sid) {
         let Ok(seg) = self.segments.get_mut(sid) else {
             return;
         };
         let default = seg.default_prot();
         let has_views = seg.view_count() > 0;
-        let frames = &self.frames;
         let hpt = &mut self.hpt;
         let mut marked: Vec<u32> = Vec::new();
         seg.for_each_record(|page, rec| {
             let e = rec.get();
-            let Some(frame) = e.frame() else { return };
-            if e.is_cow() || frames.sharers(frame) < 2 {
-                return;
-            }
-            rec.set_cow(true);
-            if has_views {
-                marked.push(page);
-            }
-            let Some(slot) = e.slot() else { return };
-            let prot = e.prot(default);
-            let ro = prot.read_only();
-            if ro == prot {
-                return;
-            }
-            let vp = virtual_page(sid, page);
-            match hpt.protect_slot(vp, slot, ro.pp, ro.no_exec) {
-                Ok(true) => {}
-                // Evicted behind the record's back: nothing to downgrade.
-                Ok(false) => {
-                    rec.take_slot();
-                }
-                Err(_) => {
-                    rec.take_slot();
-                    if let Ok(Some(h)) = hpt.remove_slot(vp, slot) {
-                        rec.fold_rc(h.referenced(), h.changed());
-                    }
+            // Most pages of a process that forks again are marked already.
+            if e.frame().is_some() && !e.is_cow() {
+                Self::mark_page(hpt, sid, page, rec, default);
+                if has_views {
+                    marked.push(page);
                 }
             }
         });
         if !marked.is_empty() {
             self.drop_view_hptes(sid, &marked);
+        }
+    }
+
+    /// Marks resident page `page` of `sid` (record `rec`, default
+    /// protection `default`) copy-on-write and takes the store permission
+    /// out of its HPTE, if it has one that allows stores.
+    #[inline(never)]
+    fn mark_page(
+        hpt: &mut HptManager<H>,
+        sid: Sid,
+        page: u32,
+        rec: &mut PageRecord<'_>,
+        default: PageProt,
+    ) {
+        let e = rec.get();
+        rec.set_cow(true);
+        let Some(slot) = e.slot() else { return };
+        let prot = e.prot(default);
+        let ro = prot.read_only();
+        if ro == prot {
+            return;
+        }
+        let vp = virtual_page(sid, page);
+        match hpt.protect_slot(vp, slot, ro.pp, ro.no_exec) {
+            Ok(true) => {}
+            // Evicted behind the record's back: nothing to downgrade.
+            Ok(false) => {
+                rec.take_slot();
+            }
+            Err(_) => {
+                rec.take_slot();
+                if let Ok(Some(h)) = hpt.remove_slot(vp, slot) {
+                    rec.fold_rc(h.referenced(), h.changed());
+                }
+            }
         }
     }
 

@@ -313,21 +313,17 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             .map(|(e, m)| (e, m.clone()))
             .collect();
         let child = self.create_space();
-        let mut copied: Vec<Sid> = Vec::with_capacity(maps.len());
-        for (esid, m) in maps {
-            let r = self.fork_one(child, esid, &m);
-            match r {
-                Ok(()) if m.fork == ForkAction::Copy => copied.push(m.handle.sid()),
-                Ok(()) => {}
-                Err(e) => {
-                    self.destroy_space(child)
-                        .expect("a fresh child can always be torn down");
-                    return Err(e);
-                }
+        for (esid, m) in &maps {
+            if let Err(e) = self.fork_one(child, *esid, m) {
+                self.destroy_space(child)
+                    .expect("a fresh child can always be torn down");
+                return Err(e);
             }
         }
-        for sid in copied {
-            self.mark_shared(sid);
+        for (_, m) in &maps {
+            if m.fork == ForkAction::Copy {
+                self.mark_shared(m.handle.sid());
+            }
         }
         Ok(child)
     }
