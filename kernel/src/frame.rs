@@ -315,6 +315,23 @@ impl SharerCounts<'_> {
         }
     }
 
+    /// Drops one sharer of `frame` if it has more than one (a load and a
+    /// store, as [`Self::share`]) and says so; `false` for a frame with
+    /// one holder or none, whose release needs the allocator
+    /// ([`FrameAllocator::release`]).
+    pub fn unshare(&self, frame: Frame) -> bool {
+        match self.count(frame) {
+            Some(c) => {
+                let n = c.load(Ordering::Relaxed);
+                if n > 1 {
+                    c.store(n - 1, Ordering::Relaxed);
+                }
+                n > 1
+            }
+            None => false,
+        }
+    }
+
     /// How many hold `frame` (0: free, or outside the span).
     pub fn sharers(&self, frame: Frame) -> u32 {
         self.count(frame)
@@ -690,8 +707,13 @@ mod tests {
         c.share(f).unwrap();
         assert_eq!(c.sharers(f), 3);
         let free = fa.free_frames();
+        assert!(c.unshare(f));
         assert_eq!(fa.release(f), Ok(false));
-        assert_eq!(fa.release(f), Ok(false));
+        assert_eq!(c.sharers(f), 1);
+        assert!(
+            !c.unshare(f),
+            "the last holder's release needs the allocator"
+        );
         assert_eq!(fa.free_frames(), free);
         assert_eq!(fa.release(f), Ok(true));
         assert_eq!(fa.free_frames(), free + 1);

@@ -81,6 +81,17 @@ impl KernelFrames {
 }
 
 impl KernelFrames {
+    /// `pa` as an allocated frame: its count says so without the
+    /// allocator's lock; a count of zero (a free frame) is refused.
+    fn held(&self, pa: PhysAddr) -> Result<Frame, FrameError> {
+        let f = Frame::from_start_address(pa.as_u64()).map_err(|_| FrameError::Misaligned(pa))?;
+        if self.counts.sharers(f) > 0 {
+            Ok(f)
+        } else {
+            Err(FrameError::NotAllocated(pa))
+        }
+    }
+
     /// Zeroes the frame at `pa`.
     ///
     /// # Safety
@@ -185,6 +196,11 @@ impl FrameAllocator for KernelFrames {
     /// One sharer fewer; the last returns the frame (one allocator call).
     fn free(&mut self, pa: PhysAddr) -> Result<(), FrameError> {
         let f = Frame::from_start_address(pa.as_u64()).map_err(|_| FrameError::Misaligned(pa))?;
+        // A copy-on-write break drops a sharer of a frame others keep:
+        // no lock for that.
+        if self.counts.unshare(f) {
+            return Ok(());
+        }
         let freed = frame::with(|fa| fa.release(f)).map_err(|_| FrameError::NotAllocated(pa))?;
         if freed {
             self.allocated -= 1;
@@ -210,7 +226,7 @@ impl FrameAllocator for KernelFrames {
     }
 
     fn zero(&mut self, pa: PhysAddr) -> Result<(), FrameError> {
-        allocated_frame(pa)?;
+        self.held(pa)?;
         // SAFETY: the frame is allocated (checked above) to the VMM, which
         // asks to zero it; nothing else uses it.
         unsafe { self.zero_unchecked(pa) };
@@ -230,8 +246,8 @@ impl FrameAllocator for KernelFrames {
     }
 
     fn copy(&mut self, dst: PhysAddr, src: PhysAddr) -> Result<(), FrameError> {
-        allocated_frame(dst)?;
-        allocated_frame(src)?;
+        self.held(dst)?;
+        self.held(src)?;
         if dst == src {
             return Ok(());
         }
