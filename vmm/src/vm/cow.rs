@@ -25,13 +25,21 @@
 //! private copy of that page).
 //!
 //! A store to a marked page faults (protection, or no HPTE yet) and the
-//! fault path breaks the sharing ([`Vmm::break_cow`]): with other sharers
-//! left, the page gets a copy in a new frame and the old frame loses a
-//! sharer; as the last sharer it simply keeps its frame. Either way every
-//! HPTE of the page (the segment's and its views') goes, the mark is
-//! cleared, and the access is resolved as a first touch with the page's
-//! own protection. A store the page's protection refuses is a protection
+//! fault path breaks the sharing: with other sharers left, the page gets
+//! a copy in a new frame and the old frame loses a sharer; as the last
+//! sharer it simply keeps its frame. Either way every HPTE of the page
+//! (the segment's and its views') goes, the mark is cleared, and the
+//! access is resolved as a first touch with the page's own protection,
+//! in one pass when no view shows the segment ([`Vmm::break_cow`] first
+//! when one does). A store the page's protection refuses is a protection
 //! fault as before: read-only pages stay read-only.
+//!
+//! The parent's HPTEs are downgraded with one `H_PROTECT` each: PAPR has no
+//! batched protect, and removing them in `H_BULK_REMOVE` batches instead
+//! (as Linux's hash MMU does on fork) measured slower here for the few
+//! pages a process writes between forks (the generic batch path builds
+//! several vectors), and it makes the parent fault again on every page it
+//! only reads.
 //!
 //! A view shows its target segment's entry, so it sees that segment's
 //! data whatever the other sharers do, and a store through the view

@@ -170,9 +170,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 
     /// Judges the access and inserts the page's HPTE, zero-filling an
-    /// untouched page first. `Ok(Some(owner))` for a store to a
-    /// copy-on-write page of working segment `owner`, before anything
-    /// changed: the sharing must be broken first.
+    /// untouched page first, copying a shared copy-on-write page a store
+    /// goes to. `Ok(Some(owner))` for a store to a copy-on-write page of
+    /// working segment `owner` that views show (or that the store reached
+    /// through a view), before anything changed: [`Vmm::break_cow`] must
+    /// take their entries too first.
     #[inline(always)]
     fn map_page(
         &mut self,
@@ -210,25 +212,46 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         };
         let resident = e.frame();
         check_access(prot, segment_no_exec, key, access)?;
-        if e.is_cow() {
-            if access == Access::Store {
-                let owner = target.as_ref().map_or(tsid, |(t, _)| t.sid());
-                if self.environment == Environment::Interrupt
-                    && resident.is_some_and(|f| self.frames.sharers(f) > 1)
-                {
-                    return Err(VmFaultReason::NotAllowedHere);
-                }
-                return Ok(Some(owner));
+        // A store to a copy-on-write page ends its sharing here: a copy
+        // made now if others share the frame (nothing changes if that
+        // fails), taken into the page's record once the HPTE is in. With
+        // views involved, their entries must go too: the caller breaks the
+        // sharing first and comes back.
+        let mut copy = None;
+        let breaking = e.is_cow() && access == Access::Store;
+        if breaking {
+            let frame = resident.expect("a copy-on-write page has a frame");
+            let shared = self.frames.sharers(frame) > 1;
+            if shared && self.environment == Environment::Interrupt {
+                return Err(VmFaultReason::NotAllowedHere);
+            }
+            if let Some((t, _)) = &target {
+                return Ok(Some(t.sid()));
+            }
+            if seg.view_count() > 0 {
+                return Ok(Some(tsid));
+            }
+            if shared {
+                copy = Some(copied(&mut self.frames, frame)?);
             }
         } else if resident.is_none() && self.environment == Environment::Interrupt {
             return Err(VmFaultReason::NotAllowedHere);
         }
         // A shared page is entered without stores, so its first store
         // faults (above).
-        let hw = if e.is_cow() { prot.read_only() } else { prot };
+        let hw = if e.is_cow() && !breaking {
+            prot.read_only()
+        } else {
+            prot
+        };
         let vp = seg.virtual_page(page);
         // Open the records (making room for them) before anything changes.
-        let mut rec = seg.open(page).map_err(|_| VmFaultReason::NoMemory)?;
+        let Ok(mut rec) = seg.open(page) else {
+            if let Some(c) = copy {
+                let _ = self.frames.free(c);
+            }
+            return Err(VmFaultReason::NoMemory);
+        };
         let mut target_rec = match &mut target {
             Some((t, _)) => Some(t.open(page).map_err(|_| VmFaultReason::NoMemory)?),
             None => None,
@@ -247,21 +270,31 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                     .fold_rc(h.referenced(), h.changed());
             }
         }
-        let (frame, fresh) = match resident {
-            Some(f) => (f, false),
-            None => (zero_filled(&mut self.frames)?, true),
+        let (frame, fresh) = match (copy, resident) {
+            (Some(c), _) => (c, false),
+            (None, Some(f)) => (f, false),
+            (None, None) => (zero_filled(&mut self.frames)?, true),
         };
         let mut mapping = HptMapping::new(vp, frame, hw.pp);
         mapping.no_execute = hw.no_exec;
         let inserted = match self.hpt.insert(&mapping) {
             Ok(r) => r,
             Err(e) => {
-                if fresh {
+                if fresh || copy.is_some() {
                     let _ = self.frames.free(frame);
                 }
                 return Err(e.into());
             }
         };
+        if breaking {
+            // Only a working segment's own record gets here (see above).
+            let old = rec.end_cow(copy);
+            if copy.is_some() {
+                // One sharer fewer; other pages still name it.
+                let _ = self.frames.free(old);
+            }
+            self.counters.cow_breaks += 1;
+        }
         if fresh {
             target_rec.as_mut().unwrap_or(&mut rec).set_frame(frame);
         }
@@ -282,6 +315,17 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
         self.counters.hpt_faults_resolved += 1;
     }
+}
+
+/// A private copy of `frame` for a store to a shared copy-on-write page.
+#[inline(never)]
+fn copied<F: FrameAllocator>(frames: &mut F, frame: PhysAddr) -> Result<PhysAddr, VmFaultReason> {
+    let c = frames.allocate().ok_or(VmFaultReason::NoMemory)?;
+    if let Err(e) = frames.copy(c, frame) {
+        let _ = frames.free(c);
+        return Err(VmFaultReason::Frame(e));
+    }
+    Ok(c)
 }
 
 /// A fresh zeroed frame for a first touch (AIX working storage).
