@@ -224,10 +224,11 @@ const MARK_WORDS: usize = (LEAF_PAGES / 64) as usize;
 /// instructions instead of a few per page.
 type Marks = [u64; MARK_WORDS];
 
-/// Marks entry `i`.
+/// Marks entry `i` (below [`LEAF_PAGES`]; the word index is masked
+/// rather than checked, which the fault path notices).
 #[inline(always)]
 fn mark(marks: &mut Marks, i: usize) {
-    marks[i / 64] |= 1 << (i % 64);
+    marks[(i / 64) % MARK_WORDS] |= 1 << (i % 64);
 }
 
 /// The storage of [`LEAF_PAGES`] pages of a large segment.

@@ -32,7 +32,6 @@ use crate::platform::{
     HptBackend, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt};
-use crate::sid::Sid;
 
 /// What the fault path has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -151,37 +150,12 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(())
     }
 
-    #[inline]
     fn resolve_page(
         &mut self,
         ea: EffectiveAddress,
         access: Access,
         privilege: Privilege,
     ) -> Result<(), VmFaultReason> {
-        let Some(owner) = self.map_page(ea, access, privilege)? else {
-            return Ok(());
-        };
-        self.break_cow(owner, page_of_offset(ea.segment_offset()))?;
-        self.counters.cow_breaks += 1;
-        match self.map_page(ea, access, privilege)? {
-            None => Ok(()),
-            Some(_) => unreachable!("the page is no longer copy-on-write"),
-        }
-    }
-
-    /// Judges the access and inserts the page's HPTE, zero-filling an
-    /// untouched page first, copying a shared copy-on-write page a store
-    /// goes to. `Ok(Some(owner))` for a store to a copy-on-write page of
-    /// working segment `owner` that views show (or that the store reached
-    /// through a view), before anything changed: [`Vmm::break_cow`] must
-    /// take their entries too first.
-    #[inline(always)]
-    fn map_page(
-        &mut self,
-        ea: EffectiveAddress,
-        access: Access,
-        privilege: Privilege,
-    ) -> Result<Option<Sid>, VmFaultReason> {
         let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
         let page = page_of_offset(ea.segment_offset());
         if m.window.as_ref().is_some_and(|w| !w.contains(&page)) {
@@ -212,56 +186,28 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         };
         let resident = e.frame();
         check_access(prot, segment_no_exec, key, access)?;
-        // A store to a copy-on-write page ends its sharing here: a copy
-        // made now if others share the frame (nothing changes if that
-        // fails), taken into the page's record once the HPTE is in. With
-        // views involved, their entries must go too: the caller breaks the
-        // sharing first and comes back.
-        let mut copy = None;
-        let breaking = e.is_cow() && access == Access::Store;
-        if breaking {
-            let frame = resident.expect("a copy-on-write page has a frame");
-            let shared = self.frames.sharers(frame) > 1;
-            if shared && self.environment == Environment::Interrupt {
-                return Err(VmFaultReason::NotAllowedHere);
-            }
-            if let Some((t, _)) = &target {
-                return Ok(Some(t.sid()));
-            }
-            if seg.view_count() > 0 {
-                return Ok(Some(tsid));
-            }
-            if shared {
-                copy = Some(copied(&mut self.frames, frame)?);
-            }
-        } else if resident.is_none() && self.environment == Environment::Interrupt {
+        if e.is_cow() && access == Access::Store {
+            return self.store_to_shared(ea, privilege);
+        }
+        if resident.is_none() && self.environment == Environment::Interrupt {
             return Err(VmFaultReason::NotAllowedHere);
         }
         // A shared page is entered without stores, so its first store
         // faults (above).
-        let hw = if e.is_cow() && !breaking {
-            prot.read_only()
-        } else {
-            prot
-        };
+        let hw = if e.is_cow() { prot.read_only() } else { prot };
         let vp = seg.virtual_page(page);
         // Open the records (making room for them) before anything changes.
-        let Ok(mut rec) = seg.open(page) else {
-            if let Some(c) = copy {
-                let _ = self.frames.free(c);
-            }
-            return Err(VmFaultReason::NoMemory);
-        };
+        let mut rec = seg.open(page).map_err(|_| VmFaultReason::NoMemory)?;
         let mut target_rec = match &mut target {
             Some((t, _)) => Some(t.open(page).map_err(|_| VmFaultReason::NoMemory)?),
             None => None,
         };
         // An entry recorded for this page that the MMU did not find (it was
-        // replaced behind our back), or that refused a store our tables
-        // allow, must not stay as a second one. It goes before the insert
-        // (two matching HPTEs are undefined), so a failed insert leaves it
-        // dropped; `resolve` documents that. The removal checks the entry
-        // is this page's, so a stale record removes nothing else.
+        // replaced behind our back) must not stay as a second one. It goes
+        // before the insert (two matching HPTEs are undefined), so a
+        // failed insert leaves it dropped; `resolve` documents that. The
+        // removal checks the entry is this page's, so a stale record
+        // removes nothing else.
         if let Some(old) = rec.take_slot() {
             if let Ok(Some(h)) = self.hpt.remove_slot(vp, old) {
                 target_rec
@@ -270,37 +216,104 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                     .fold_rc(h.referenced(), h.changed());
             }
         }
-        let (frame, fresh) = match (copy, resident) {
-            (Some(c), _) => (c, false),
-            (None, Some(f)) => (f, false),
-            (None, None) => (zero_filled(&mut self.frames)?, true),
+        let (frame, fresh) = match resident {
+            Some(f) => (f, false),
+            None => (zero_filled(&mut self.frames)?, true),
         };
         let mut mapping = HptMapping::new(vp, frame, hw.pp);
         mapping.no_execute = hw.no_exec;
         let inserted = match self.hpt.insert(&mapping) {
             Ok(r) => r,
             Err(e) => {
-                if fresh || copy.is_some() {
+                if fresh {
                     let _ = self.frames.free(frame);
                 }
                 return Err(e.into());
             }
         };
-        if breaking {
-            // Only a working segment's own record gets here (see above).
-            let old = rec.end_cow(copy);
-            if copy.is_some() {
-                // One sharer fewer; other pages still name it.
-                let _ = self.frames.free(old);
-            }
-            self.counters.cow_breaks += 1;
-        }
         if fresh {
             target_rec.as_mut().unwrap_or(&mut rec).set_frame(frame);
         }
         rec.set_slot(inserted.slot);
         self.finish(fresh, inserted.evicted);
-        Ok(None)
+        Ok(())
+    }
+
+    /// A store, which the page's protection allows, to copy-on-write
+    /// page `ea`: ends the page's sharing and enters it writable. Out of
+    /// line, so that first touches and refaults do not carry it.
+    ///
+    /// Without views onto the segment this is one pass: a copy made first
+    /// if other pages share the frame (nothing changes if that fails), the
+    /// read-only entry removed as any stale one is, the writable entry for
+    /// the page's own frame inserted, and only then the copy taken into
+    /// the record. With views, [`Vmm::break_cow`] takes their entries too,
+    /// and the store is resolved again as an ordinary one.
+    #[inline(never)]
+    fn store_to_shared(
+        &mut self,
+        ea: EffectiveAddress,
+        privilege: Privilege,
+    ) -> Result<(), VmFaultReason> {
+        let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
+        let page = page_of_offset(ea.segment_offset());
+        let tsid = m.translation_sid();
+        let (seg, target) = self
+            .segments
+            .with_target_mut(tsid)
+            .map_err(|_| VmFaultReason::NoSegment)?;
+        let owner = target.as_ref().map_or(tsid, |(t, _)| t.sid());
+        let e = target
+            .as_ref()
+            .map_or(seg.entry(page), |(t, _)| t.entry(page));
+        let frame = e.frame().ok_or(VmFaultReason::OutOfRange)?;
+        let shared = self.frames.sharers(frame) > 1;
+        if shared && self.environment == Environment::Interrupt {
+            return Err(VmFaultReason::NotAllowedHere);
+        }
+        if target.is_some() || seg.view_count() > 0 {
+            self.break_cow(owner, page)?;
+            self.counters.cow_breaks += 1;
+            return self.resolve_page(ea, Access::Store, privilege);
+        }
+        let prot = e.prot(seg.default_prot());
+        let copy = if shared {
+            Some(copied(&mut self.frames, frame)?)
+        } else {
+            None
+        };
+        let vp = seg.virtual_page(page);
+        let Ok(mut rec) = seg.open(page) else {
+            if let Some(c) = copy {
+                let _ = self.frames.free(c);
+            }
+            return Err(VmFaultReason::NoMemory);
+        };
+        if let Some(old) = rec.take_slot() {
+            if let Ok(Some(h)) = self.hpt.remove_slot(vp, old) {
+                rec.fold_rc(h.referenced(), h.changed());
+            }
+        }
+        let mut mapping = HptMapping::new(vp, copy.unwrap_or(frame), prot.pp);
+        mapping.no_execute = prot.no_exec;
+        let inserted = match self.hpt.insert(&mapping) {
+            Ok(r) => r,
+            Err(err) => {
+                if let Some(c) = copy {
+                    let _ = self.frames.free(c);
+                }
+                return Err(err.into());
+            }
+        };
+        let old = rec.end_cow(copy);
+        rec.set_slot(inserted.slot);
+        if copy.is_some() {
+            // One sharer fewer; other pages still name it.
+            let _ = self.frames.free(old);
+        }
+        self.counters.cow_breaks += 1;
+        self.finish(false, inserted.evicted);
+        Ok(())
     }
 
     /// Counts a resolved fault and folds back what its insert evicted.
