@@ -5,9 +5,16 @@
 //! (a set bit means "not free"); the list of usable ranges says which
 //! frames the allocator owns, so freeing a frame it never handed out (a
 //! hole, the kernel, a double free) is a typed error that changes nothing.
-//! The logic is architecture-independent and unit-tested on the host.
+//! Beside it, one 16-bit count per frame of the span says how many hold
+//! it: 0 free, 1 once allocated, more while the VMM's copy-on-write
+//! pages share it after fork. [`SharerCounts::share`] adds a sharer
+//! without the allocator's lock (as a kernel bumps a page's reference
+//! count), [`FrameAllocator::release`] takes one off and frees the frame
+//! with the last; both are O(1). The logic is
+//! architecture-independent and unit-tested on the host.
 
 use core::fmt;
+use core::sync::atomic::{AtomicU16, Ordering};
 
 /// Size of a frame: the 4 KiB base page of the hashed page table.
 pub const FRAME_SIZE: u64 = 4096;
@@ -86,6 +93,21 @@ pub enum FrameError {
     },
     /// More usable ranges than [`MAX_USABLE`].
     TooManyRanges,
+    /// The frame is free (sharing or releasing a frame nobody holds).
+    NotAllocated(u64),
+    /// The frame's sharer count is full (or the allocator keeps none).
+    TooManySharers(u64),
+    /// The count storage given to [`FrameAllocator::set_share_counts`]
+    /// is too small.
+    CountsTooSmall {
+        /// Counts needed.
+        needed: usize,
+        /// Counts given.
+        given: usize,
+    },
+    /// Counts given to an allocator that already handed out frames, or
+    /// counts that are not all zero.
+    CountsNotFresh,
 }
 
 impl fmt::Display for FrameError {
@@ -98,6 +120,19 @@ impl fmt::Display for FrameError {
                 write!(f, "bitmap needs {needed} words, got {given}")
             }
             FrameError::TooManyRanges => write!(f, "more than {MAX_USABLE} usable ranges"),
+            FrameError::NotAllocated(a) => write!(f, "frame {a:#x} is free"),
+            FrameError::TooManySharers(a) => {
+                write!(f, "frame {a:#x} has all the sharers it can count")
+            }
+            FrameError::CountsTooSmall { needed, given } => {
+                write!(f, "sharer counts need {needed} entries, got {given}")
+            }
+            FrameError::CountsNotFresh => {
+                write!(
+                    f,
+                    "sharer counts must be zero and given before any allocation"
+                )
+            }
         }
     }
 }
@@ -240,6 +275,70 @@ impl RangeSet {
     }
 }
 
+/// How many hold each frame of an allocator's span: a shared view of
+/// its counts that needs no lock (see the module documentation).
+#[derive(Clone, Copy, Debug)]
+pub struct SharerCounts<'a> {
+    first_frame: u64,
+    counts: &'a [AtomicU16],
+}
+
+impl SharerCounts<'_> {
+    fn count(&self, frame: Frame) -> Option<&AtomicU16> {
+        let i = frame.number().checked_sub(self.first_frame)?;
+        self.counts.get(usize::try_from(i).ok()?)
+    }
+
+    /// Adds a sharer to allocated frame `frame`: a load and a store.
+    /// [`FrameError::NotAllocated`] for a free frame (or one outside the
+    /// span), [`FrameError::TooManySharers`] when the count is full or the
+    /// allocator keeps none.
+    ///
+    /// Not an atomic read-modify-write: sharers of one frame are added and
+    /// dropped by one owner at a time (the VMM, under its lock), which is
+    /// what makes a lock-free update safe at all; the counts are atomics
+    /// so that the allocator, under its own lock, and that owner never
+    /// race on plain memory.
+    pub fn share(&self, frame: Frame) -> Result<(), FrameError> {
+        let addr = frame.start_address();
+        if self.counts.is_empty() {
+            return Err(FrameError::TooManySharers(addr));
+        }
+        let c = self.count(frame).ok_or(FrameError::NotAllocated(addr))?;
+        match c.load(Ordering::Relaxed) {
+            0 => Err(FrameError::NotAllocated(addr)),
+            u16::MAX => Err(FrameError::TooManySharers(addr)),
+            n => {
+                c.store(n + 1, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops one sharer of `frame` if it has more than one (a load and a
+    /// store, as [`Self::share`]) and says so; `false` for a frame with
+    /// one holder or none, whose release needs the allocator
+    /// ([`FrameAllocator::release`]).
+    pub fn unshare(&self, frame: Frame) -> bool {
+        match self.count(frame) {
+            Some(c) => {
+                let n = c.load(Ordering::Relaxed);
+                if n > 1 {
+                    c.store(n - 1, Ordering::Relaxed);
+                }
+                n > 1
+            }
+            None => false,
+        }
+    }
+
+    /// How many hold `frame` (0: free, or outside the span).
+    pub fn sharers(&self, frame: Frame) -> u32 {
+        self.count(frame)
+            .map_or(0, |c| u32::from(c.load(Ordering::Relaxed)))
+    }
+}
+
 /// Allocator of 4 KiB frames over a [`RangeSet`] of usable memory.
 pub struct FrameAllocator<'a> {
     usable: RangeSet,
@@ -249,6 +348,9 @@ pub struct FrameAllocator<'a> {
     bitmap: &'a mut [u64],
     /// Frames in the span.
     span_frames: u64,
+    /// Per frame of the span, how many hold it (0: free); empty until
+    /// [`Self::set_share_counts`].
+    counts: &'a [AtomicU16],
     total: u64,
     free: u64,
     /// Word index where the next search starts.
@@ -258,14 +360,58 @@ pub struct FrameAllocator<'a> {
 impl<'a> FrameAllocator<'a> {
     /// 64-bit bitmap words needed to manage `usable` (after frame alignment).
     pub fn bitmap_words(usable: &RangeSet) -> usize {
+        Self::span_frames_of(usable).div_ceil(64) as usize
+    }
+
+    /// Frames from the lowest to the highest usable one of `usable`
+    /// (after frame alignment).
+    fn span_frames_of(usable: &RangeSet) -> u64 {
         let mut u = *usable;
         u.align_to_frames();
         match (u.as_slice().first(), u.as_slice().last()) {
-            (Some(first), Some(last)) => {
-                let frames = (last.end - first.start) / FRAME_SIZE;
-                frames.div_ceil(64) as usize
-            }
+            (Some(first), Some(last)) => (last.end - first.start) / FRAME_SIZE,
             _ => 0,
+        }
+    }
+
+    /// Sharer counts needed for `usable` (one per frame of its span).
+    pub fn share_counts(usable: &RangeSet) -> usize {
+        Self::span_frames_of(usable) as usize
+    }
+
+    /// Gives the allocator room to count sharers ([`SharerCounts`]): at
+    /// least [`Self::share_counts`] counts, all zero, before the first
+    /// allocation (so every allocated frame's count says it is). Without
+    /// them, sharing is refused with [`FrameError::TooManySharers`] (the
+    /// VMM then copies instead of sharing).
+    pub fn set_share_counts(&mut self, counts: &'a [AtomicU16]) -> Result<(), FrameError> {
+        let needed = self.span_frames as usize;
+        if counts.len() < needed {
+            return Err(FrameError::CountsTooSmall {
+                needed,
+                given: counts.len(),
+            });
+        }
+        if self.free != self.total || counts.iter().any(|c| c.load(Ordering::Relaxed) != 0) {
+            return Err(FrameError::CountsNotFresh);
+        }
+        self.counts = &counts[..needed];
+        Ok(())
+    }
+
+    /// The sharer counts, for use without the allocator's lock.
+    pub fn sharer_counts(&self) -> SharerCounts<'a> {
+        SharerCounts {
+            first_frame: self.first_frame,
+            counts: self.counts,
+        }
+    }
+
+    /// Sets the count of span index `i` (a frame just allocated: 1, just
+    /// freed: 0).
+    fn set_count(&self, i: u64, n: u16) {
+        if let Some(c) = self.counts.get(i as usize) {
+            c.store(n, Ordering::Relaxed);
         }
     }
 
@@ -296,6 +442,7 @@ impl<'a> FrameAllocator<'a> {
             first_frame,
             bitmap,
             span_frames,
+            counts: &[],
             total: 0,
             free: 0,
             hint: 0,
@@ -354,6 +501,7 @@ impl<'a> FrameAllocator<'a> {
                     continue;
                 }
                 self.set_bit(i);
+                self.set_count(i, 1);
                 self.free -= 1;
                 self.hint = w;
                 return Some(Frame((self.first_frame + i) * FRAME_SIZE));
@@ -381,6 +529,7 @@ impl<'a> FrameAllocator<'a> {
             }
             for j in 0..count {
                 self.set_bit(base + j);
+                self.set_count(base + j, 1);
             }
             self.free -= count;
             return Some(Frame(n * FRAME_SIZE));
@@ -388,7 +537,38 @@ impl<'a> FrameAllocator<'a> {
         None
     }
 
-    /// Returns `frame` to the allocator.
+    /// The span index of allocated frame `frame`.
+    fn allocated_index(&self, frame: Frame) -> Result<u64, FrameError> {
+        let addr = frame.start_address();
+        if !self.usable.contains(addr) {
+            return Err(FrameError::NotManaged(addr));
+        }
+        let i = frame.number() - self.first_frame;
+        if !self.bit(i) {
+            return Err(FrameError::NotAllocated(addr));
+        }
+        Ok(i)
+    }
+
+    /// Drops one holder of allocated frame `frame`; the last one frees
+    /// it. Returns whether it was freed.
+    pub fn release(&mut self, frame: Frame) -> Result<bool, FrameError> {
+        let i = self.allocated_index(frame)?;
+        if let Some(c) = self.counts.get(i as usize) {
+            let n = c.load(Ordering::Relaxed);
+            if n > 1 {
+                c.store(n - 1, Ordering::Relaxed);
+                return Ok(false);
+            }
+            c.store(0, Ordering::Relaxed);
+        }
+        self.clear_bit(i);
+        self.free += 1;
+        Ok(true)
+    }
+
+    /// Returns `frame` to the allocator (a shared frame too: its sharers
+    /// are forgotten; the VMM's frames go through [`Self::release`]).
     pub fn deallocate(&mut self, frame: Frame) -> Result<(), FrameError> {
         let addr = frame.start_address();
         if !self.usable.contains(addr) {
@@ -398,6 +578,7 @@ impl<'a> FrameAllocator<'a> {
         if !self.bit(i) {
             return Err(FrameError::DoubleFree(addr));
         }
+        self.set_count(i, 0);
         self.clear_bit(i);
         self.free += 1;
         Ok(())
@@ -486,6 +667,86 @@ mod tests {
                 end: 0x4000
             }]
         );
+    }
+
+    #[test]
+    fn shared_frames_go_back_with_their_last_sharer() {
+        let usable = set(&[(0x10000, 0x14000)]);
+        let fresh = |n: usize| -> Vec<AtomicU16> { (0..n).map(|_| AtomicU16::new(0)).collect() };
+        // No count storage: sharing is refused.
+        let mut bitmap = vec![0u64; FrameAllocator::bitmap_words(&usable)];
+        let mut fa = FrameAllocator::new(&usable, &mut bitmap).unwrap();
+        let f = fa.allocate().unwrap();
+        assert_eq!(
+            fa.sharer_counts().share(f),
+            Err(FrameError::TooManySharers(f.start_address()))
+        );
+        // Counts come before the first allocation, zero and large enough.
+        let late = fresh(4);
+        assert_eq!(fa.set_share_counts(&late), Err(FrameError::CountsNotFresh));
+        let mut bitmap = vec![0u64; FrameAllocator::bitmap_words(&usable)];
+        let mut fa = FrameAllocator::new(&usable, &mut bitmap).unwrap();
+        let small = fresh(3);
+        assert_eq!(
+            fa.set_share_counts(&small),
+            Err(FrameError::CountsTooSmall {
+                needed: 4,
+                given: 3
+            })
+        );
+        let dirty = fresh(4);
+        dirty[2].store(1, Ordering::Relaxed);
+        assert_eq!(fa.set_share_counts(&dirty), Err(FrameError::CountsNotFresh));
+        let counts = fresh(FrameAllocator::share_counts(&usable));
+        assert_eq!(counts.len(), 4);
+        fa.set_share_counts(&counts).unwrap();
+        let c = fa.sharer_counts();
+        let f = fa.allocate().unwrap();
+        assert_eq!(c.sharers(f), 1);
+        c.share(f).unwrap();
+        c.share(f).unwrap();
+        assert_eq!(c.sharers(f), 3);
+        let free = fa.free_frames();
+        assert!(c.unshare(f));
+        assert_eq!(fa.release(f), Ok(false));
+        assert_eq!(c.sharers(f), 1);
+        assert!(
+            !c.unshare(f),
+            "the last holder's release needs the allocator"
+        );
+        assert_eq!(fa.free_frames(), free);
+        assert_eq!(fa.release(f), Ok(true));
+        assert_eq!(fa.free_frames(), free + 1);
+        assert_eq!(c.sharers(f), 0);
+        // A free frame is neither shared nor released.
+        let a = f.start_address();
+        assert_eq!(c.share(f), Err(FrameError::NotAllocated(a)));
+        assert_eq!(fa.release(f), Err(FrameError::NotAllocated(a)));
+        assert_eq!(
+            fa.release(Frame(0x1000)),
+            Err(FrameError::NotManaged(0x1000))
+        );
+        assert_eq!(
+            c.share(Frame(0x1000)),
+            Err(FrameError::NotAllocated(0x1000))
+        );
+        assert_eq!(c.sharers(Frame(0x1000)), 0);
+        // The count saturates: the caller copies instead.
+        let g = fa.allocate().unwrap();
+        for _ in 1..u16::MAX {
+            c.share(g).unwrap();
+        }
+        assert_eq!(
+            c.share(g),
+            Err(FrameError::TooManySharers(g.start_address()))
+        );
+        assert_eq!(c.sharers(g), 65535);
+        // deallocate forgets the sharers: the next owner starts at one.
+        fa.deallocate(g).unwrap();
+        assert_eq!(c.sharers(g), 0);
+        let h = fa.allocate_contiguous(2, FRAME_SIZE).unwrap();
+        assert_eq!(c.sharers(h), 1);
+        assert_eq!(c.sharers(Frame(h.start_address() + FRAME_SIZE)), 1);
     }
 
     #[test]
@@ -588,6 +849,8 @@ mod tests {
 mod global {
     //! The kernel's frame allocator over the RAM of [`BootInfo`].
 
+    use core::sync::atomic::AtomicU16;
+
     use super::{AddrRange, Frame, FrameAllocator, FrameError, RangeSet, FRAME_SIZE};
     use crate::bootinfo::{real_to_virt, BootInfo};
 
@@ -649,15 +912,62 @@ mod global {
         // uses (removed from the usable set above); real mode reaches it at
         // its kernel address, and the slice lives for the rest of the run.
         let bitmap = unsafe { core::slice::from_raw_parts_mut(ptr, words) };
-        let fa = FrameAllocator::new(&usable, bitmap).expect("bitmap sized by bitmap_words");
+        // The sharer counts likewise, sized for the span left after the
+        // bitmap (taking their own room only shrinks it).
+        let counts = FrameAllocator::share_counts(&usable);
+        let count_bytes = (counts as u64 * 2).next_multiple_of(FRAME_SIZE);
+        let count_home = usable
+            .as_slice()
+            .iter()
+            .find(|r| r.end - r.start >= count_bytes)
+            .copied()
+            .expect("room for the sharer counts");
+        usable
+            .remove(AddrRange::new(count_home.start, count_bytes))
+            .expect("removing the sharer counts' range");
+        let mut fa = FrameAllocator::new(&usable, bitmap).expect("bitmap sized by bitmap_words");
+        let base = real_to_virt(count_home.start) as *mut u8;
+        // SAFETY: as for the bitmap: RAM removed from the usable set, for
+        // the rest of the run, frame-aligned and `count_bytes` long.
+        unsafe { zero(base, count_bytes as usize, info.cpu.dcache_block_size) };
+        // SAFETY: the same RAM, now zero: valid `AtomicU16`s (2-byte
+        // aligned), used only through this slice from now on.
+        let counts = unsafe { core::slice::from_raw_parts(base as *const AtomicU16, counts) };
+        fa.set_share_counts(counts)
+            .expect("zeroed counts sized by share_counts");
         log::info!(
-            "frames: {} free of 4 KiB ({} MiB of {} MiB usable), bitmap at {:#x}",
+            "frames: {} free of 4 KiB ({} MiB of {} MiB usable), bitmap at {:#x}, sharer counts at {:#x}",
             fa.free_frames(),
             (fa.free_frames() * FRAME_SIZE) >> 20,
             usable.total() >> 20,
-            home.start
+            home.start,
+            count_home.start
         );
         *FRAMES.lock() = Some(fa);
+    }
+
+    /// Zeroes `len` bytes at the frame-aligned `base` (a multiple of 4
+    /// KiB) with `dcbz` when the cache block size allows (the counts take
+    /// 8 MiB at 16 GiB of RAM: a store loop would add milliseconds to
+    /// the boot).
+    ///
+    /// # Safety
+    ///
+    /// `[base, base + len)` is memory nothing else uses.
+    unsafe fn zero(base: *mut u8, len: usize, block: Option<u32>) {
+        match block.map(|b| b as usize) {
+            Some(b) if b.is_power_of_two() && (32..=FRAME_SIZE as usize).contains(&b) => {
+                let mut off = 0;
+                while off < len {
+                    // SAFETY: a whole cache block inside the caller's range
+                    // (b divides the frame-multiple length).
+                    unsafe { arch_ppc64::instructions::cache::dcbz(base.add(off)) };
+                    off += b;
+                }
+            }
+            // SAFETY: the caller's range.
+            _ => unsafe { core::ptr::write_bytes(base, 0, len) },
+        }
     }
 
     /// Runs `f` with the global allocator.

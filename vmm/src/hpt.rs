@@ -679,7 +679,21 @@ impl<B: HptBackend> HptManager<B> {
         no_execute: bool,
     ) -> Result<bool, HptError> {
         let secondary = self.side_of(ptex, page)?;
-        if !self.still_ours(ptex, page, secondary)? {
+        self.protect_slot(page, HptSlot::new(secondary, ptex.slot()), pp, no_execute)
+    }
+
+    /// [`HptManager::protect`] of the entry at `slot` among `page`'s PTEGs
+    /// (as a page record keeps it), as [`HptManager::remove_slot`] removes
+    /// one.
+    pub fn protect_slot(
+        &mut self,
+        page: VirtualPage,
+        slot: HptSlot,
+        pp: Pp,
+        no_execute: bool,
+    ) -> Result<bool, HptError> {
+        let ptex = self.slot_ptex(page, slot);
+        if !self.still_ours(ptex, page, slot.secondary())? {
             self.stats.protects_absent += 1;
             return Ok(false);
         }

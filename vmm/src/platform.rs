@@ -245,17 +245,41 @@ pub enum FrameError {
     /// The frame is not currently allocated (double free, or use of a freed
     /// frame).
     NotAllocated(PhysAddr),
+    /// The frame already has as many sharers as the allocator can count
+    /// ([`FrameAllocator::share`]); the caller copies it instead.
+    TooManySharers(PhysAddr),
 }
 
 /// Allocator of 4 KiB real-memory frames, with the two whole-frame
-/// operations the VMM needs (zero-fill on first touch, copy for
-/// copy-on-write and fork).
+/// operations the VMM needs (zero-fill on first touch, copy when a
+/// copy-on-write page is first stored to) and a count of sharers per
+/// frame.
+///
+/// Sharing: after fork, a parent's page and its child's name one frame
+/// until one of them stores to it. Every allocated frame counts its
+/// sharers, one when handed out; [`share`](Self::share) adds one,
+/// [`free`](Self::free) takes one off and returns the frame to the pool
+/// with the last. Both counts and reads are O(1): the count lives in a
+/// per-frame array (the way a kernel keeps a reference count in its
+/// per-frame descriptors), so the fault path learns whether it must copy
+/// without a search.
 pub trait FrameAllocator {
-    /// A free frame, contents undefined; `None` when memory is exhausted.
+    /// A free frame, contents undefined, with one sharer; `None` when
+    /// memory is exhausted.
     fn allocate(&mut self) -> Option<PhysAddr>;
 
-    /// Returns an allocated frame to the free pool.
+    /// Drops one sharer of an allocated frame; the last one returns it to
+    /// the free pool.
     fn free(&mut self, frame: PhysAddr) -> Result<(), FrameError>;
+
+    /// Adds one sharer to an allocated frame (a copy-on-write page now
+    /// names it too). [`FrameError::TooManySharers`] when the count is at
+    /// the allocator's limit (the frame is then copied instead).
+    fn share(&mut self, frame: PhysAddr) -> Result<(), FrameError>;
+
+    /// How many pages name `frame`: 0 for a frame that is not allocated,
+    /// 1 for a private one, more for one shared copy-on-write.
+    fn sharers(&self, frame: PhysAddr) -> u32;
 
     /// Fills an allocated frame with zeroes.
     fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError>;

@@ -82,6 +82,24 @@ impl PageProt {
         pp: Pp::RW_RW,
         no_exec: false,
     };
+
+    /// The same loads and fetches for each key, no stores: what the HPTE
+    /// of a copy-on-write page carries, so that the first store faults.
+    /// From the ISA's PP table: `000` (key 0 read-write, key 1 nothing)
+    /// becomes `110`, `001` and `010` (key 1 reads) become `011`; the
+    /// read-only values and the reserved ones (nothing for either key)
+    /// stay.
+    pub const fn read_only(self) -> PageProt {
+        let pp = match self.pp.bits() {
+            0b000 => Pp::RO_NONE,
+            0b001 | 0b010 => Pp::RO_RO,
+            _ => self.pp,
+        };
+        PageProt {
+            pp,
+            no_exec: self.no_exec,
+        }
+    }
 }
 
 /// A resident page: its frame and the reference/change bits seen so far
@@ -231,6 +249,9 @@ pub struct Segment {
     pages: PageTable,
     /// Entries with an HPTE slot recorded.
     slot_count: usize,
+    /// Views whose target this is (they show its frames under VSIDs of
+    /// their own, so a copy-on-write break must find their HPTEs too).
+    view_count: u32,
     attach_count: u32,
     hold_count: u32,
     delete_pending: bool,
@@ -247,6 +268,7 @@ impl Segment {
             default_prot,
             pages: PageTable::new(size_pages),
             slot_count: 0,
+            view_count: 0,
             attach_count: 0,
             hold_count: 0,
             delete_pending: false,
@@ -298,6 +320,12 @@ impl Segment {
     /// Number of mappings of this segment in address spaces.
     pub fn attach_count(&self) -> u32 {
         self.attach_count
+    }
+
+    /// Number of views whose target this segment is.
+    #[inline(always)]
+    pub fn view_count(&self) -> u32 {
+        self.view_count
     }
 
     /// Number of `as_geth` holds outstanding.
@@ -457,6 +485,23 @@ impl Segment {
         })
     }
 
+    /// Calls `f` with the record of every page that has one (non-empty
+    /// entries), in page order: a walk over the arrays' marks, no
+    /// allocation.
+    #[inline(always)]
+    pub fn for_each_record(&mut self, mut f: impl FnMut(u32, &mut PageRecord<'_>)) {
+        let slot_count = &mut self.slot_count;
+        self.pages.for_each_mut(|page, entry| {
+            f(
+                page,
+                &mut PageRecord {
+                    entry,
+                    slot_count: &mut *slot_count,
+                },
+            )
+        });
+    }
+
     /// Sets the protection of pages `range`. Returns the slots whose entries
     /// now carry stale protection (their records are cleared: the caller
     /// removes the entries and folds their R/C back). An out-of-range page,
@@ -593,6 +638,32 @@ impl PageRecord<'_> {
     pub fn set_frame(&mut self, frame: PhysAddr) {
         debug_assert!(self.entry.frame().is_none(), "zero-filled twice");
         *self.entry = self.entry.with_frame(frame);
+    }
+
+    /// Sets or clears the copy-on-write mark (the page must be resident).
+    #[inline(always)]
+    pub fn set_cow(&mut self, cow: bool) {
+        debug_assert!(
+            self.entry.frame().is_some(),
+            "copy-on-write without a frame"
+        );
+        *self.entry = self.entry.with_cow(cow);
+    }
+
+    /// Ends the page's copy-on-write sharing: it now has `frame` (a
+    /// private copy, `None`: the frame it has, no other page naming it
+    /// any more) and may be written. Returns the frame it had.
+    #[inline]
+    pub fn end_cow(&mut self, frame: Option<PhysAddr>) -> PhysAddr {
+        let old = self
+            .entry
+            .frame()
+            .expect("a copy-on-write page has a frame");
+        *self.entry = match frame {
+            Some(f) => self.entry.with_frame(f),
+            None => self.entry.with_cow(false),
+        };
+        old
     }
 
     /// Folds R and C of an entry that left the HPT in.
@@ -766,6 +837,9 @@ impl SegmentTable {
             return Err(SegmentError::BadSize);
         }
         let default_prot = prot.apply(t.default_prot);
+        if t.view_count == u32::MAX {
+            return Err(SegmentError::NoMemory);
+        }
         self.segments
             .insert(
                 sid,
@@ -781,7 +855,67 @@ impl SegmentTable {
                 ),
             )
             .map_err(|_| SegmentError::NoMemory)?;
-        self.get_mut(target)?.attach_count += 1;
+        let t = self.get_mut(target)?;
+        t.attach_count += 1;
+        t.view_count += 1;
+        Ok(())
+    }
+
+    /// The views whose target is `target`, in no particular order (a scan
+    /// of the table: for the rare segment with views, see
+    /// [`Segment::view_count`]).
+    pub fn views_of(&self, target: Sid) -> impl Iterator<Item = Sid> + '_ {
+        self.segments
+            .iter()
+            .filter_map(move |(sid, s)| match s.kind {
+                SegmentKind::View { target: t, .. } if t == target => Some(sid),
+                _ => None,
+            })
+    }
+
+    /// Gives the new, empty working segment `child` the pages of working
+    /// segment `parent`, as fork does for a copied mapping: the same
+    /// protections, and for each resident page the frame `frame` gives
+    /// for the parent's (a shared one, marked copy-on-write, or a private
+    /// copy). Neither R/C nor HPTE slots are inherited. The parent is not
+    /// changed: marking its shared pages is the caller's next step.
+    ///
+    /// A record is written only once `frame` gave its frame, so when a
+    /// call fails (or there is no room) `child` names exactly the frames
+    /// the earlier calls gave, and destroying it releases them.
+    pub fn inherit<E: From<SegmentError>>(
+        &mut self,
+        child: Sid,
+        parent: Sid,
+        mut frame: impl FnMut(PhysAddr) -> Result<(PhysAddr, bool), E>,
+    ) -> Result<(), E> {
+        let i = self
+            .segments
+            .index_of(child)
+            .ok_or(SegmentError::NoSuchSegment(child))?;
+        let j = self
+            .segments
+            .index_of(parent)
+            .ok_or(SegmentError::NoSuchSegment(parent))?;
+        let (c, p) = self.segments.pair_at_mut(i, j);
+        if c.kind != SegmentKind::Working || p.kind != SegmentKind::Working {
+            return Err(SegmentError::WrongKind(child).into());
+        }
+        if c.size_pages != p.size_pages || c.pages.allocated_bytes() != 0 {
+            return Err(SegmentError::BadSize.into());
+        }
+        c.pages
+            .fill_from(&p.pages, |e| -> Result<PageEntry, E> {
+                let new = e.inherited();
+                match e.frame() {
+                    None => Ok(new),
+                    Some(f) => {
+                        let (g, cow) = frame(f)?;
+                        Ok(if g == f { new } else { new.with_frame(g) }.with_cow(cow))
+                    }
+                }
+            })
+            .map_err(|e| e.unwrap_or_else(|| SegmentError::NoMemory.into()))?;
         Ok(())
     }
 
@@ -829,6 +963,7 @@ impl SegmentTable {
         let segment = match self.segments.get_mut(target) {
             Some(t) if t.attach_count > 0 => {
                 t.attach_count -= 1;
+                t.view_count -= 1;
                 self.destroy_if_done(target)
             }
             _ => None,
@@ -930,6 +1065,28 @@ mod tests {
         assert_eq!(page_of_offset(0x0FFF_FFFF), 65535);
         // Upper bits of an offset are ignored, as the AIX services do.
         assert_eq!(page_of_offset(0xF000_1000), 1);
+    }
+
+    #[test]
+    fn read_only_keeps_loads_and_fetches_and_takes_stores() {
+        for bits in 0..8 {
+            for no_exec in [false, true] {
+                let p = PageProt {
+                    pp: Pp::new(bits),
+                    no_exec,
+                };
+                let ro = p.read_only();
+                assert_eq!(ro.no_exec, no_exec);
+                assert_eq!(ro.read_only(), ro);
+                for key in [false, true] {
+                    let (a, r) = (p.pp.access(key), ro.pp.access(key));
+                    assert_eq!((r.read, r.execute), (a.read, a.execute), "PP {bits:03b}");
+                    assert!(!r.write, "PP {bits:03b} key {key}");
+                }
+            }
+        }
+        assert_eq!(PageProt::KERNEL_RW.read_only().pp, Pp::RO_NONE);
+        assert_eq!(PageProt::USER_RW.read_only().pp, Pp::RO_RO);
     }
 
     #[test]
@@ -1108,6 +1265,11 @@ mod tests {
         t.create_view(sid(12), sid(10), 0..16, ViewProt::Segment)
             .unwrap();
         assert_eq!(t.get(sid(10)).unwrap().attach_count(), 2);
+        assert_eq!(t.get(sid(10)).unwrap().view_count(), 2);
+        let mut views: Vec<Sid> = t.views_of(sid(10)).collect();
+        views.sort_unstable_by_key(|s| s.as_u64());
+        assert_eq!(views, [sid(11), sid(12)]);
+        assert_eq!(t.views_of(sid(11)).count(), 0);
         assert_eq!(
             t.create_view(sid(13), sid(11), 0..1, ViewProt::Segment),
             Err(SegmentError::WrongKind(sid(11)))
@@ -1155,6 +1317,7 @@ mod tests {
             })
         );
         assert_eq!(t.detach(sid(14)).unwrap().len(), 1);
+        assert_eq!(t.get(sid(10)).unwrap().view_count(), 2);
         assert_eq!(t.hold(sid(11)), Err(SegmentError::WrongKind(sid(11))));
         // A held, deleted target survives its views and dies with the last one.
         t.hold(sid(10)).unwrap();

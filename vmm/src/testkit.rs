@@ -87,13 +87,17 @@ impl HptBackend for ArrayHpt {
 
 /// Wraps an HPT backend and counts how entries leave it: single
 /// removes (`H_REMOVE`) and batches (`H_BULK_REMOVE` on PAPR, with
-/// their sizes). With `store_on_insert` every entry goes in with C set,
-/// as if its page were stored to at once, so tests can follow R/C.
+/// their sizes), and how many `H_PROTECT`s it is asked for. With
+/// `store_on_insert` every entry goes in with C set, as if its page were
+/// stored to at once, so tests can follow R/C; with `refuse_protect`
+/// every protect fails as a hypervisor error would.
 pub struct CountingHpt<H> {
     pub inner: H,
     pub store_on_insert: bool,
+    pub refuse_protect: bool,
     pub singles: usize,
     pub batches: Vec<usize>,
+    pub protects: usize,
 }
 
 impl<H> CountingHpt<H> {
@@ -101,8 +105,10 @@ impl<H> CountingHpt<H> {
         CountingHpt {
             inner,
             store_on_insert: false,
+            refuse_protect: false,
             singles: 0,
             batches: Vec::new(),
+            protects: 0,
         }
     }
 }
@@ -124,6 +130,10 @@ impl<H: HptBackend> HptBackend for CountingHpt<H> {
         self.inner.remove(ptex, cond)
     }
     fn protect(&mut self, ptex: Ptex, avpn: u64, pp: Pp, no_exec: bool) -> Result<(), HptError> {
+        self.protects += 1;
+        if self.refuse_protect {
+            return Err(HptError::Hardware(-1));
+        }
         self.inner.protect(ptex, avpn, pp, no_exec)
     }
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
@@ -198,6 +208,10 @@ impl SlbBackend for ArraySlb {
 pub struct VecFrames {
     mem: Vec<u8>,
     used: Vec<bool>,
+    /// Sharers per frame (0 when free).
+    sharers: Vec<u32>,
+    /// Most sharers one frame may have.
+    share_limit: u32,
 }
 
 impl VecFrames {
@@ -205,6 +219,16 @@ impl VecFrames {
         VecFrames {
             mem: vec![0xAA; frames * 4096],
             used: vec![false; frames],
+            sharers: vec![0; frames],
+            share_limit: u32::MAX,
+        }
+    }
+    /// Frames that count at most `limit` sharers each, as an allocator
+    /// with narrow counters would.
+    pub fn with_share_limit(frames: usize, limit: u32) -> Self {
+        VecFrames {
+            share_limit: limit,
+            ..Self::new(frames)
         }
     }
     fn index(&self, pa: PhysAddr) -> Result<usize, FrameError> {
@@ -229,14 +253,30 @@ impl FrameAllocator for VecFrames {
     fn allocate(&mut self) -> Option<PhysAddr> {
         let i = self.used.iter().position(|u| !u)?;
         self.used[i] = true;
+        self.sharers[i] = 1;
         Some(PhysAddr::new((i as u64 + 1) * 4096))
     }
     fn free(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
         let i = self.index(frame)?;
+        self.sharers[i] -= 1;
+        if self.sharers[i] > 0 {
+            return Ok(());
+        }
         self.used[i] = false;
         // Poison, so a use after free shows.
         self.mem[i * 4096..(i + 1) * 4096].fill(0xAA);
         Ok(())
+    }
+    fn share(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
+        let i = self.index(frame)?;
+        if self.sharers[i] >= self.share_limit {
+            return Err(FrameError::TooManySharers(frame));
+        }
+        self.sharers[i] += 1;
+        Ok(())
+    }
+    fn sharers(&self, frame: PhysAddr) -> u32 {
+        self.index(frame).map_or(0, |i| self.sharers[i])
     }
     fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
         let i = self.index(frame)?;

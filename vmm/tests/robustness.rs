@@ -274,6 +274,8 @@ fn run_one(v: &Variant, seed: u64, steps: usize) -> Stats {
 struct Stats {
     ops: BTreeMap<&'static str, (u32, u32)>,
     evictions: u64,
+    cow_breaks: u64,
+    cow_stores: u64,
     no_frames: u64,
     no_sids: u64,
     steps: usize,
@@ -287,6 +289,8 @@ impl Stats {
             e.1 += b;
         }
         self.evictions += other.evictions;
+        self.cow_breaks += other.cow_breaks;
+        self.cow_stores += other.cow_stores;
         self.no_frames += other.no_frames;
         self.no_sids += other.no_sids;
         self.steps += other.steps;
@@ -344,6 +348,15 @@ fn default_run(name: &str) {
             total.ops
         );
     }
+    // Forks share copied segments' frames; stores must have met shared
+    // pages (and the invariants checked the counts all along), and
+    // taken some apart again where frames were to be had.
+    assert!(
+        total.cow_stores > 0 && (total.cow_breaks > 0 || v.pressure.contains(&Pressure::Frames)),
+        "{name}: stores met {} shared pages and broke {} sharings: {total:?}",
+        total.cow_stores,
+        total.cow_breaks
+    );
     for p in v.pressure {
         let n = match p {
             Pressure::Evictions => total.evictions,
@@ -469,6 +482,8 @@ struct Driver {
     stats: Stats,
     /// `ENOMEM` for SIDs with no quota armed: the ranges ran out.
     no_sids: std::cell::Cell<u64>,
+    /// Store pieces the tables sent to a page still shared copy-on-write.
+    cow_stores: std::cell::Cell<u64>,
 }
 
 macro_rules! bug {
@@ -565,6 +580,7 @@ impl Driver {
             fresh,
             stats: Stats::default(),
             no_sids: std::cell::Cell::new(0),
+            cow_stores: std::cell::Cell::new(0),
         }
     }
 
@@ -727,6 +743,8 @@ impl Driver {
         }
         TRACE.with(|t| t.borrow_mut().step = steps);
         self.stats.evictions = self.vmm().counters().evictions;
+        self.stats.cow_breaks = self.vmm().counters().cow_breaks;
+        self.stats.cow_stores = self.cow_stores.get();
         self.stats.no_sids = self.no_sids.get();
         self.stats.steps = steps;
         self.teardown();
@@ -845,6 +863,9 @@ impl Driver {
                 }
                 self.live.insert(pid, model);
                 self.dead.retain(|&d| d != pid);
+                if self.chance(60) {
+                    self.private_segment(pid);
+                }
                 if fresh || self.chance(50) {
                     self.set_env(Environment::Process(ProcessId(pid)));
                 }
@@ -866,6 +887,10 @@ impl Driver {
         };
         let fresh = self.chance(75);
         let child = self.pick_pid(fresh);
+        // Pages touched before a fork are what it shares copy-on-write.
+        if self.live.contains_key(&parent) && self.chance(75) {
+            self.copy_burst(parent);
+        }
         let parent_maps = self.space_mappings(Space::Process(ProcessId(parent)));
         let frames = self.vmm().frames().free_frames();
         let r = self.call("fork", format!("{parent} -> {child}"), |a| {
@@ -882,6 +907,13 @@ impl Driver {
                 self.live.insert(child, model);
                 self.dead.retain(|&d| d != child);
                 self.check_fork(parent, child, &parent_maps);
+                // A store on either side takes a shared page apart; the
+                // other side must keep its data.
+                for pid in [child, parent] {
+                    if self.chance(60) {
+                        self.copy_burst(pid);
+                    }
+                }
             }
             Err(ProcessError::Core(CoreError::Shortage(s))) if parent_live && !child_live => {
                 let explained = match s {
@@ -899,6 +931,33 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// A burst of accesses in process `pid` (made the running one) to one
+    /// of its mappings that fork copies, if it has any.
+    fn copy_burst(&mut self, pid: u32) {
+        let copied: Vec<(u64, u32, u32)> = self
+            .space_mappings(Space::Process(ProcessId(pid)))
+            .into_iter()
+            .filter(|(_, m)| m.fork == ForkAction::Copy)
+            .map(|(e, m)| {
+                let size = self
+                    .vmm()
+                    .segments()
+                    .get(m.handle.sid())
+                    .map_or(1, |s| s.size_pages());
+                let w = m.window.clone().unwrap_or(0..size);
+                // Large segments: the first pages, so bursts meet again.
+                (e, w.start, w.end.min(w.start + 16))
+            })
+            .collect();
+        let Some((esid, lo, hi)) = self.rng.pick(&copied) else {
+            return;
+        };
+        self.set_env(Environment::Process(ProcessId(pid)));
+        let pr = if self.chance(70) { USR } else { SUP };
+        let n = 4 + self.rng.below(12);
+        self.burst_at(esid, lo, hi, n, pr);
     }
 
     /// Every mapping of `space` in the core: (ESID, info).
@@ -1118,6 +1177,57 @@ impl Driver {
                 }
                 if snap(&self.h) != before {
                     bug!("a refused kernel map and the delete of its segment left state behind");
+                }
+            }
+        }
+    }
+
+    /// The kernel gives process `pid` a private data segment of its own,
+    /// as an exec would: user read-write, copied on fork, owned by the
+    /// mapping (so its exit deletes it).
+    fn private_segment(&mut self, pid: u32) {
+        let Some(id) = self.aix().vm().space_id(Space::Process(ProcessId(pid))) else {
+            return;
+        };
+        let esid = 1 + self.rng.below(15);
+        if self
+            .vmm()
+            .mapping(SpaceRef::Process(id), Esid::new(esid))
+            .is_ok()
+        {
+            return;
+        }
+        let pages = 1 + self.rng.below(8);
+        let Ok(sid) = self
+            .vmm_mut()
+            .create_segment(SidKind::User, pages * PAGE, PageProt::USER_RW)
+        else {
+            return;
+        };
+        let mut o = MapOptions::new(SegKey {
+            ks: false,
+            kp: true,
+        });
+        o.no_exec = true;
+        o.fork = ForkAction::Copy;
+        o.owned = true;
+        let space = SpaceRef::Process(id);
+        let r = self.vmm_mut().map(space, Esid::new(esid), sid, o);
+        note(format!(
+            "kernel private segment {sid:?} ({pages} pages) for {pid} at {esid:#x} -> {r:?}"
+        ));
+        match r {
+            Ok(_) => {
+                self.kmade.push(KernelMade {
+                    sid,
+                    space,
+                    esid: Esid::new(esid),
+                });
+                self.ksegs.push((sid, true));
+            }
+            Err(_) => {
+                if self.vmm_mut().delete_segment(sid) != Ok(true) {
+                    bug!("deleting a fresh unmapped segment failed");
                 }
             }
         }
@@ -2445,8 +2555,24 @@ impl Driver {
         }
         let key = (target.as_u64(), page);
         let reached = (target.as_u64(), page, tsid);
-        let resident =
-            vmm.page_frame(target, page).ok().flatten().is_some() || fresh.contains(&key);
+        let frame = vmm.page_frame(target, page).ok().flatten();
+        let resident = frame.is_some() || fresh.contains(&key);
+        // A store to a page still shared copy-on-write copies it first,
+        // unless no other page names its frame any more.
+        let entry = vmm.segments().get(target).map(|s| s.entry(page));
+        let cow_store = access == Access::Store && entry.is_ok_and(|e| e.is_cow());
+        if cow_store {
+            self.cow_stores.set(self.cow_stores.get() + 1);
+        }
+        if cow_store && frame.is_some_and(|f| vmm.frames().sharers(f) > 1) && fresh.insert(key) {
+            if vmm.environment() == Environment::Interrupt {
+                return Err(NotAllowedHere);
+            }
+            if *frames == 0 {
+                return Err(NoMemory);
+            }
+            *frames -= 1;
+        }
         if !resident {
             if vmm.environment() == Environment::Interrupt {
                 return Err(NotAllowedHere);
@@ -2730,6 +2856,12 @@ impl Driver {
         else {
             return;
         };
+        self.burst_at(esid, lo, hi, n, pr);
+    }
+
+    /// `n` one-byte accesses, mostly stores, to random pages `lo..hi` of
+    /// the mapping at `esid`.
+    fn burst_at(&mut self, esid: u64, lo: u32, hi: u32, n: u64, pr: Privilege) {
         note(format!("burst of {n} at ESID {esid:#x} pages {lo}..{hi}"));
         for _ in 0..n {
             let page = u64::from(lo) + self.rng.below(u64::from(hi - lo));

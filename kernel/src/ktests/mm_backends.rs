@@ -118,7 +118,16 @@ kernel_test! {
         let mut page = [1u8; FRAME_SIZE as usize];
         f.read(b, &mut page).unwrap();
         assert!(page.iter().all(|&x| x == 0), "zeroed");
+        // A shared frame goes back with its last sharer.
+        assert_eq!(f.sharers(a), 1);
+        f.share(a).unwrap();
+        assert_eq!(f.sharers(a), 2);
         f.free(a).unwrap();
+        assert_eq!((f.sharers(a), f.allocated()), (1, 2));
+        assert_eq!(f.free_frames(), free0 - 2);
+        f.free(a).unwrap();
+        assert_eq!(f.sharers(a), 0);
+        assert_eq!(f.share(a), Err(FrameError::NotAllocated(a)));
         assert_eq!(f.free(a), Err(FrameError::NotAllocated(a)), "double free refused");
         assert_eq!(f.zero(a), Err(FrameError::NotAllocated(a)));
         assert_eq!(f.free(PhysAddr::new(b.as_u64() + 8)), Err(FrameError::Misaligned(PhysAddr::new(b.as_u64() + 8))));

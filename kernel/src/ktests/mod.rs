@@ -15,6 +15,7 @@ mod mm_galloc;
 mod mm_hpt;
 mod mmu_faults;
 mod proc_basic;
+mod proc_cow;
 mod proc_faults;
 mod proc_fuzz;
 mod proc_heap;

@@ -31,7 +31,8 @@ pub const LEAF_PAGES: u32 = 512;
 /// | 7 | that protection's no-execute (HPTE N) |
 /// | 8 | an HPTE slot is recorded |
 /// | 9..=12 | the slot ([`HptSlot::bits`]: secondary, index in the group) |
-/// | 13..=15 | free: room for sharing marks (copy-on-write) |
+/// | 13 | copy-on-write: the frame may be shared with other pages, so it is mapped read-only until a store copies it (or finds it is the last sharer) |
+/// | 14, 15 | free |
 /// | 16..=63 | frame number (real address >> 12; real addresses have 60 bits) |
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct PageEntry(u64);
@@ -46,6 +47,7 @@ const NO_EXEC: u64 = 1 << 7;
 const SLOT_SET: u64 = 1 << 8;
 const SLOT_SHIFT: u32 = 9;
 const SLOT_MASK: u64 = 0xf << SLOT_SHIFT;
+const COW: u64 = 1 << 13;
 const FRAME_SHIFT: u32 = 16;
 const PAGE_SHIFT: u32 = 12;
 
@@ -56,9 +58,8 @@ impl PageEntry {
     /// Untouched, default protection, no HPTE.
     pub const EMPTY: PageEntry = PageEntry(0);
 
-    /// Bits no field uses yet (13..=15), for sharing marks a later change
-    /// may add (a copy-on-write page, say).
-    pub const FREE_BITS: u64 = 7 << 13;
+    /// Bits no field uses yet (14 and 15).
+    pub const FREE_BITS: u64 = 3 << 14;
 
     /// Whether every field is at its default.
     #[inline]
@@ -89,11 +90,11 @@ impl PageEntry {
         }
     }
 
-    /// Resident in `frame` (a 4 KiB-aligned address), not yet referenced
-    /// or changed.
+    /// Resident in `frame` (a 4 KiB-aligned address) of its own, not yet
+    /// referenced or changed (and so not copy-on-write).
     #[inline(always)]
     pub const fn with_frame(self, frame: PhysAddr) -> PageEntry {
-        let keep = self.0 & !(RESIDENT | REFERENCED | CHANGED) & ((1 << FRAME_SHIFT) - 1);
+        let keep = self.0 & !(RESIDENT | REFERENCED | CHANGED | COW) & ((1 << FRAME_SHIFT) - 1);
         PageEntry(keep | RESIDENT | ((frame.as_u64() >> PAGE_SHIFT) << FRAME_SHIFT))
     }
 
@@ -144,6 +145,38 @@ impl PageEntry {
         }
     }
 
+    /// What a fork's child records for this page: its own protection and
+    /// frame, nothing the parent's mapping of it left behind (R/C, HPTE
+    /// slot) and no copy-on-write mark (the caller sets that).
+    #[inline(always)]
+    pub const fn inherited(self) -> PageEntry {
+        let keep = RESIDENT | PROT_SET | PP_MASK | NO_EXEC;
+        PageEntry(self.0 & (keep | !((1 << FRAME_SHIFT) - 1)))
+    }
+
+    /// Whether the page is copy-on-write: its frame may be shared with
+    /// other pages (a fork's parent and child), so every translation of
+    /// it is read-only and the first store copies it, or takes it over
+    /// if no other page names it any more.
+    #[inline(always)]
+    pub const fn is_cow(self) -> bool {
+        self.0 & COW != 0
+    }
+
+    /// With the copy-on-write mark set or cleared (no effect on an
+    /// untouched page: there is no frame to share).
+    #[inline(always)]
+    pub const fn with_cow(self, cow: bool) -> PageEntry {
+        if self.0 & RESIDENT == 0 {
+            return self;
+        }
+        if cow {
+            PageEntry(self.0 | COW)
+        } else {
+            PageEntry(self.0 & !COW)
+        }
+    }
+
     /// The recorded HPTE slot.
     #[inline(always)]
     pub const fn slot(self) -> Option<HptSlot> {
@@ -169,20 +202,53 @@ impl core::fmt::Debug for PageEntry {
         f.debug_struct("PageEntry")
             .field("state", &self.state())
             .field("prot", &self.prot_override())
+            .field("cow", &self.is_cow())
             .field("slot", &self.slot())
             .finish()
     }
 }
 
-type Leaf = [PageEntry; LEAF_PAGES as usize];
+// A zeroed allocation is a table of empty entries.
+const _: () = assert!(PageEntry::EMPTY.0 == 0);
+
+/// The fewest entries a small segment's array is given.
+const MIN_FLAT: u32 = 8;
+
+/// Words of marks per array: one bit per entry of up to [`LEAF_PAGES`].
+const MARK_WORDS: usize = (LEAF_PAGES / 64) as usize;
+
+/// One bit per entry of an array, set once the entry may be non-empty
+/// (every mutable access sets it; entries emptied again keep it), so a
+/// walk over the records visits set bits, not the whole array: fork walks
+/// a 256-page data segment with a dozen records in a few dozen
+/// instructions instead of a few per page.
+type Marks = [u64; MARK_WORDS];
+
+/// Marks entry `i` (below [`LEAF_PAGES`]; the word index is masked
+/// rather than checked, which the fault path notices).
+#[inline(always)]
+fn mark(marks: &mut Marks, i: usize) {
+    marks[(i / 64) % MARK_WORDS] |= 1 << (i % 64);
+}
+
+/// The storage of [`LEAF_PAGES`] pages of a large segment.
+#[derive(Clone, Debug)]
+struct Leaf {
+    marks: Marks,
+    entries: [PageEntry; LEAF_PAGES as usize],
+}
 
 /// Storage for the entries.
 #[derive(Clone, Debug)]
 enum Repr {
     /// Nothing written yet: every page reads as [`PageEntry::EMPTY`].
     Empty,
-    /// A segment of at most [`LEAF_PAGES`] pages: one array of its size.
-    Flat(Box<[PageEntry]>),
+    /// A segment of at most [`LEAF_PAGES`] pages: one array, as long as
+    /// the highest page written so far needs (rounded up to a power of
+    /// two, at most the segment's size), grown when a page above it is
+    /// written: a 256-page data segment whose process touched a dozen
+    /// low pages keeps a few dozen entries, which fork copies cheaply.
+    Flat(Marks, Box<[PageEntry]>),
     /// A larger segment: a top level of one pointer per [`LEAF_PAGES`]
     /// pages; a leaf exists once one of its pages was written.
     Radix(Box<[Option<Box<Leaf>>]>),
@@ -210,9 +276,18 @@ fn filled<T: Clone>(n: usize, value: T) -> Result<Box<[T]>, OutOfMemory> {
 /// A leaf of empty entries.
 #[cold]
 fn new_leaf() -> Result<Box<Leaf>, OutOfMemory> {
-    Ok(filled(LEAF_PAGES as usize, PageEntry::EMPTY)?
-        .try_into()
-        .expect("LEAF_PAGES entries"))
+    let layout = core::alloc::Layout::new::<Leaf>();
+    // SAFETY: `Leaf` has a non-zero size; all-zero bytes are a valid
+    // `Leaf` (no marks, every entry `PageEntry::EMPTY`, which is 0), and
+    // the block comes from the global allocator with `Leaf`'s layout, as
+    // `Box` requires.
+    unsafe {
+        let p = alloc::alloc::alloc_zeroed(layout).cast::<Leaf>();
+        if p.is_null() {
+            return Err(OutOfMemory);
+        }
+        Ok(Box::from_raw(p))
+    }
 }
 
 impl PageTable {
@@ -235,9 +310,9 @@ impl PageTable {
     pub fn get(&self, page: u32) -> PageEntry {
         match &self.repr {
             Repr::Empty => PageEntry::EMPTY,
-            Repr::Flat(a) => a.get(page as usize).copied().unwrap_or_default(),
+            Repr::Flat(_, a) => a.get(page as usize).copied().unwrap_or_default(),
             Repr::Radix(top) => match top.get((page / LEAF_PAGES) as usize) {
-                Some(Some(leaf)) => leaf[(page % LEAF_PAGES) as usize],
+                Some(Some(leaf)) => leaf.entries[(page % LEAF_PAGES) as usize],
                 _ => PageEntry::EMPTY,
             },
         }
@@ -248,9 +323,17 @@ impl PageTable {
     pub fn get_mut(&mut self, page: u32) -> Option<&mut PageEntry> {
         match &mut self.repr {
             Repr::Empty => None,
-            Repr::Flat(a) => a.get_mut(page as usize),
+            Repr::Flat(marks, a) => {
+                let e = a.get_mut(page as usize)?;
+                mark(marks, page as usize);
+                Some(e)
+            }
             Repr::Radix(top) => match top.get_mut((page / LEAF_PAGES) as usize) {
-                Some(Some(leaf)) => Some(&mut leaf[(page % LEAF_PAGES) as usize]),
+                Some(Some(leaf)) => {
+                    let i = (page % LEAF_PAGES) as usize;
+                    mark(&mut leaf.marks, i);
+                    Some(&mut leaf.entries[i])
+                }
                 _ => None,
             },
         }
@@ -262,45 +345,178 @@ impl PageTable {
     pub fn entry(&mut self, page: u32) -> Result<&mut PageEntry, OutOfMemory> {
         assert!(page < self.size, "page {page} beyond {}", self.size);
         if matches!(self.repr, Repr::Empty) {
-            self.allocate_top()?;
+            self.allocate_top(page + 1)?;
+        }
+        if let Repr::Flat(_, a) = &self.repr {
+            if page as usize >= a.len() {
+                self.grow_flat(page + 1)?;
+            }
         }
         match &mut self.repr {
             Repr::Empty => unreachable!("allocated above"),
-            Repr::Flat(a) => Ok(&mut a[page as usize]),
+            Repr::Flat(marks, a) => {
+                mark(marks, page as usize);
+                Ok(&mut a[page as usize])
+            }
             Repr::Radix(top) => {
                 let slot = &mut top[(page / LEAF_PAGES) as usize];
                 let leaf = match slot {
                     Some(leaf) => leaf,
                     None => slot.insert(new_leaf()?),
                 };
-                Ok(&mut leaf[(page % LEAF_PAGES) as usize])
+                let i = (page % LEAF_PAGES) as usize;
+                mark(&mut leaf.marks, i);
+                Ok(&mut leaf.entries[i])
             }
         }
     }
 
-    /// The first storage of a table: the whole array of a small segment,
-    /// the top level of a large one.
+    /// The length a small segment's array gets so that pages `0..pages`
+    /// fit: a power of two of at least [`MIN_FLAT`] entries, at most the
+    /// segment's size.
+    fn flat_len(&self, pages: u32) -> usize {
+        pages.max(MIN_FLAT).next_power_of_two().min(self.size) as usize
+    }
+
+    /// The first storage of a table: the array of a small segment, long
+    /// enough for pages `0..pages`, or the top level of a large one.
     #[cold]
-    fn allocate_top(&mut self) -> Result<(), OutOfMemory> {
+    fn allocate_top(&mut self, pages: u32) -> Result<(), OutOfMemory> {
         self.repr = if self.size <= LEAF_PAGES {
-            Repr::Flat(filled(self.size as usize, PageEntry::EMPTY)?)
+            Repr::Flat(
+                [0; MARK_WORDS],
+                filled(self.flat_len(pages), PageEntry::EMPTY)?,
+            )
         } else {
             Repr::Radix(filled(self.size.div_ceil(LEAF_PAGES) as usize, None)?)
         };
         Ok(())
     }
 
+    /// Lengthens a small segment's array so that pages `0..pages` fit (at
+    /// least doubling it, so a segment touched upwards page by page grows
+    /// a logarithmic number of times).
+    #[cold]
+    fn grow_flat(&mut self, pages: u32) -> Result<(), OutOfMemory> {
+        let Repr::Flat(_, a) = &self.repr else {
+            return Ok(());
+        };
+        let len = self.flat_len(pages.max(2 * a.len() as u32));
+        let mut v = Vec::new();
+        v.try_reserve_exact(len).map_err(|_| OutOfMemory)?;
+        v.extend_from_slice(a);
+        v.resize(len, PageEntry::EMPTY);
+        if let Repr::Flat(_, a) = &mut self.repr {
+            *a = v.into_boxed_slice();
+        }
+        Ok(())
+    }
+
+    /// Fills this empty table with `f` of each record of `src` (a table
+    /// of the same size), in page order, straight into arrays shaped like
+    /// `src`'s: what fork does for a copied segment, at a few instructions
+    /// a record beyond what `f` does. Stops at the first `Err(e)` of `f`
+    /// (`Some(e)`) or when storage cannot be had (`None`); the records
+    /// filled until then stay.
+    #[inline(always)]
+    pub fn fill_from<E>(
+        &mut self,
+        src: &PageTable,
+        mut f: impl FnMut(PageEntry) -> Result<PageEntry, E>,
+    ) -> Result<(), Option<E>> {
+        assert_eq!(self.size, src.size, "tables of one size");
+        assert!(matches!(self.repr, Repr::Empty), "an empty table");
+        let mut fill = |marks: &Marks, from: &[PageEntry], to: &mut [PageEntry]| {
+            for (w, &word) in marks.iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    let i = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let e = from[i];
+                    if !e.is_empty() {
+                        to[i] = f(e).map_err(Some)?;
+                    }
+                }
+            }
+            Ok(())
+        };
+        match &src.repr {
+            Repr::Empty => Ok(()),
+            Repr::Flat(marks, from) => {
+                self.repr = Repr::Flat(
+                    *marks,
+                    filled(from.len(), PageEntry::EMPTY).map_err(|_| None)?,
+                );
+                let Repr::Flat(_, to) = &mut self.repr else {
+                    unreachable!("made above");
+                };
+                fill(marks, from, to)
+            }
+            Repr::Radix(top) => {
+                self.repr = Repr::Radix(filled(top.len(), None).map_err(|_| None)?);
+                let Repr::Radix(to_top) = &mut self.repr else {
+                    unreachable!("made above");
+                };
+                for (from, to) in top.iter().zip(to_top.iter_mut()) {
+                    let Some(from) = from else { continue };
+                    let leaf = to.insert(new_leaf().map_err(|_| None)?);
+                    leaf.marks = from.marks;
+                    fill(&from.marks, &from.entries, &mut leaf.entries)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Non-empty entries, in page order.
     pub fn iter(&self) -> Entries<'_> {
-        let (cur, top): (&[PageEntry], &[Option<Box<Leaf>>]) = match &self.repr {
-            Repr::Empty => (&[], &[]),
-            Repr::Flat(a) => (a, &[]),
-            Repr::Radix(t) => (&[], t),
+        let top: &[Option<Box<Leaf>>] = match &self.repr {
+            Repr::Radix(t) => t,
+            _ => &[],
         };
-        Entries {
-            cur,
+        let mut it = Entries {
+            entries: &[],
+            marks: &[],
+            word: 0,
+            bits: 0,
             base: 0,
             leaves: top.iter().enumerate(),
+        };
+        if let Repr::Flat(m, a) = &self.repr {
+            it.start(m, a, 0);
+        }
+        it
+    }
+
+    /// Calls `f` with every non-empty entry, mutably, in page order.
+    #[inline(always)]
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(u32, &mut PageEntry)) {
+        let mut scan = |base: u32, marks: &mut Marks, entries: &mut [PageEntry]| {
+            for (w, word) in marks.iter_mut().enumerate() {
+                let mut bits = *word;
+                while bits != 0 {
+                    let i = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let e = &mut entries[i];
+                    if e.is_empty() {
+                        // Emptied since it was marked.
+                        *word &= !(1 << (i % 64));
+                    } else {
+                        f(base + i as u32, e);
+                    }
+                }
+            }
+        };
+        match &mut self.repr {
+            Repr::Empty => {}
+            Repr::Flat(m, a) => scan(0, m, a),
+            Repr::Radix(top) => {
+                for (l, leaf) in top.iter_mut().enumerate() {
+                    if let Some(leaf) = leaf {
+                        scan(l as u32 * LEAF_PAGES, &mut leaf.marks, &mut leaf.entries);
+                    }
+                }
+            }
         }
     }
 
@@ -314,7 +530,7 @@ impl PageTable {
         let entry = core::mem::size_of::<PageEntry>();
         match &self.repr {
             Repr::Empty => 0,
-            Repr::Flat(a) => a.len() * entry,
+            Repr::Flat(_, a) => a.len() * entry,
             Repr::Radix(top) => {
                 top.len() * core::mem::size_of::<Option<Box<Leaf>>>()
                     + top.iter().flatten().count() * core::mem::size_of::<Leaf>()
@@ -324,33 +540,57 @@ impl PageTable {
 }
 
 /// The non-empty entries of a [`PageTable`], in page order, with their
-/// page numbers: a scan for non-zero doublewords over each array, so a
-/// table with few records is walked at a few instructions an entry.
+/// page numbers: a walk over each array's marks, so a table with few
+/// records is walked in a few instructions per record and per 64 pages.
 #[derive(Clone, Debug)]
 pub struct Entries<'a> {
-    /// What is left of the array being scanned.
-    cur: &'a [PageEntry],
-    /// Page number of `cur[0]`.
+    /// The array being walked.
+    entries: &'a [PageEntry],
+    /// Its marks.
+    marks: &'a [u64],
+    /// The mark word `bits` came from.
+    word: usize,
+    /// Marks of that word not visited yet.
+    bits: u64,
+    /// Page number of `entries[0]`.
     base: u32,
-    /// The leaves not scanned yet.
+    /// The leaves not walked yet.
     leaves: core::iter::Enumerate<core::slice::Iter<'a, Option<Box<Leaf>>>>,
+}
+
+impl<'a> Entries<'a> {
+    fn start(&mut self, marks: &'a Marks, entries: &'a [PageEntry], base: u32) {
+        self.entries = entries;
+        self.marks = marks;
+        self.word = 0;
+        self.bits = marks[0];
+        self.base = base;
+    }
 }
 
 impl Iterator for Entries<'_> {
     type Item = (u32, PageEntry);
 
+    #[inline]
     fn next(&mut self) -> Option<(u32, PageEntry)> {
         loop {
-            if let Some(i) = self.cur.iter().position(|e| !e.is_empty()) {
-                let entry = self.cur[i];
-                let page = self.base + i as u32;
-                self.cur = &self.cur[i + 1..];
-                self.base = page + 1;
-                return Some((page, entry));
+            while self.bits == 0 {
+                self.word += 1;
+                match self.marks.get(self.word) {
+                    Some(&w) => self.bits = w,
+                    None => {
+                        let (l, leaf) = self.leaves.find(|(_, leaf)| leaf.is_some())?;
+                        let leaf = leaf.as_deref().expect("found a leaf");
+                        self.start(&leaf.marks, &leaf.entries, l as u32 * LEAF_PAGES);
+                    }
+                }
             }
-            let (l, leaf) = self.leaves.find(|(_, leaf)| leaf.is_some())?;
-            self.cur = &leaf.as_deref().expect("found a leaf")[..];
-            self.base = l as u32 * LEAF_PAGES;
+            let i = self.word * 64 + self.bits.trailing_zeros() as usize;
+            self.bits &= self.bits - 1;
+            let entry = self.entries[i];
+            if !entry.is_empty() {
+                return Some((self.base + i as u32, entry));
+            }
         }
     }
 }
@@ -408,6 +648,29 @@ mod tests {
         assert_eq!((e4.slot(), e4.prot_override()), (Some(slot), Some(ro)));
         // R and C need a frame.
         assert_eq!(PageEntry::EMPTY.with_rc(true, true), PageEntry::EMPTY);
+        // So does the copy-on-write mark, which a new frame clears and
+        // which touches no other field.
+        assert_eq!(PageEntry::EMPTY.with_cow(true), PageEntry::EMPTY);
+        let c = e.with_cow(true);
+        assert!(c.is_cow() && !e.is_cow());
+        assert_eq!(c.with_cow(false), e);
+        assert_eq!(
+            (c.slot(), c.prot_override(), c.state()),
+            (e.slot(), e.prot_override(), e.state())
+        );
+        assert!(!c.with_frame(frame(4)).is_cow());
+        // A fork's child keeps frame and protection, nothing else.
+        let i = c.with_rc(true, true).inherited();
+        assert_eq!((i.frame(), i.prot_override()), (Some(top), Some(ro)));
+        assert_eq!(
+            (i.slot(), i.is_cow(), i.state()),
+            (None, false, PageEntry::EMPTY.with_frame(top).state())
+        );
+        assert_eq!(
+            PageEntry::EMPTY.with_prot(Some(ro)).inherited().frame(),
+            None
+        );
+        assert_eq!(c.0 & PageEntry::FREE_BITS, 0);
         // Every PP value round-trips, with and without N.
         for bits in 0..8 {
             for no_exec in [false, true] {
@@ -469,6 +732,89 @@ mod tests {
         let old = t.take();
         assert_eq!(t.allocated_bytes(), 0);
         assert_eq!(old.iter().count(), edges.len());
+    }
+
+    #[test]
+    fn walks_visit_every_written_entry_and_skip_emptied_ones() {
+        for size in [300, 4 * LEAF_PAGES] {
+            let mut t = PageTable::new(size);
+            let pages = [0, 63, 64, 127, 200, 299];
+            for &p in &pages {
+                *t.entry(p).unwrap() = PageEntry::EMPTY.with_frame(frame(u64::from(p) + 1));
+            }
+            // Written through get_mut (storage made by another page): seen.
+            *t.get_mut(5).unwrap() = PageEntry::EMPTY.with_slot(Some(HptSlot::new(false, 1)));
+            // Emptied again: skipped.
+            *t.get_mut(64).unwrap() = PageEntry::EMPTY;
+            let want = [0, 5, 63, 127, 200, 299];
+            let seen: Vec<u32> = t.iter().map(|(p, _)| p).collect();
+            assert_eq!(seen, want, "size {size}");
+            let mut visited = Vec::new();
+            t.for_each_mut(|p, e| {
+                visited.push(p);
+                if p == 200 {
+                    *e = PageEntry::EMPTY;
+                }
+            });
+            assert_eq!(visited, want);
+            let seen: Vec<u32> = t.iter().map(|(p, _)| p).collect();
+            assert_eq!(seen, [0, 5, 63, 127, 299]);
+            // A stale mark costs nothing else: the page reads empty.
+            assert_eq!(t.get(64), PageEntry::EMPTY);
+        }
+    }
+
+    #[test]
+    fn small_tables_grow_to_the_highest_page_written() {
+        let mut t = PageTable::new(300);
+        *t.entry(5).unwrap() = PageEntry::EMPTY.with_frame(frame(5));
+        assert_eq!(t.allocated_bytes(), 8 * 8, "the smallest array");
+        assert!(t.get_mut(8).is_none(), "no room yet");
+        assert_eq!(t.get(200), PageEntry::EMPTY);
+        *t.entry(9).unwrap() = PageEntry::EMPTY.with_frame(frame(9));
+        assert_eq!(t.allocated_bytes(), 16 * 8, "doubled");
+        *t.entry(100).unwrap() = PageEntry::EMPTY.with_frame(frame(100));
+        assert_eq!(t.allocated_bytes(), 128 * 8);
+        *t.entry(299).unwrap() = PageEntry::EMPTY.with_frame(frame(299));
+        assert_eq!(t.allocated_bytes(), 300 * 8, "never beyond the size");
+        let pages: Vec<(u32, Option<PhysAddr>)> = t.iter().map(|(p, e)| (p, e.frame())).collect();
+        assert_eq!(
+            pages,
+            [5, 9, 100, 299].map(|p| (p, Some(frame(u64::from(p)))))
+        );
+    }
+
+    #[test]
+    fn fill_from_copies_records_in_the_source_shape_and_stops_at_a_refusal() {
+        for size in [300, 4 * LEAF_PAGES] {
+            let mut src = PageTable::new(size);
+            let pages = [1, 7, 70, 299];
+            for &p in &pages {
+                *src.entry(p).unwrap() = PageEntry::EMPTY
+                    .with_frame(frame(u64::from(p)))
+                    .with_slot(Some(HptSlot::new(false, 3)));
+            }
+            *src.get_mut(7).unwrap() = PageEntry::EMPTY;
+            let mut dst = PageTable::new(size);
+            dst.fill_from(&src, |e| Ok::<_, ()>(e.with_slot(None).with_cow(true)))
+                .unwrap();
+            assert_eq!(dst.allocated_bytes(), src.allocated_bytes(), "size {size}");
+            let got: Vec<(u32, bool, Option<HptSlot>)> =
+                dst.iter().map(|(p, e)| (p, e.is_cow(), e.slot())).collect();
+            assert_eq!(got, [1, 70, 299].map(|p| (p, true, None)));
+            // A refusal keeps the records filled before it.
+            let mut part = PageTable::new(size);
+            let r = part.fill_from(&src, |e| {
+                if e.frame() == Some(frame(299)) {
+                    Err("no")
+                } else {
+                    Ok(e)
+                }
+            });
+            assert_eq!(r, Err(Some("no")));
+            let got: Vec<u32> = part.iter().map(|(p, _)| p).collect();
+            assert_eq!(got, [1, 70]);
+        }
     }
 
     #[test]

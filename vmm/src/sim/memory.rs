@@ -14,6 +14,8 @@ const FRAME: usize = FRAME_SIZE as usize;
 pub(super) struct Memory {
     bytes: Vec<u8>,
     allocated: Vec<bool>,
+    /// Sharers of each frame beyond the first (0 for a private frame).
+    extra_sharers: Vec<u32>,
     /// Free frame numbers; popped from the end, so filled in descending
     /// order to hand out low frames first.
     free: Vec<u32>,
@@ -29,6 +31,7 @@ impl Memory {
         Some(Memory {
             bytes: vec![0u8; frames * FRAME],
             allocated: vec![false; frames],
+            extra_sharers: vec![0; frames],
             free: (0..frames as u32).rev().collect(),
         })
     }
@@ -122,9 +125,30 @@ impl FrameAllocator for SimMemory {
         let mut st = self.state.borrow_mut();
         let m = &mut st.mem;
         let n = m.frame(frame)?;
+        if m.extra_sharers[n] > 0 {
+            m.extra_sharers[n] -= 1;
+            return Ok(());
+        }
         m.allocated[n] = false;
         m.free.push(n as u32);
         Ok(())
+    }
+
+    fn share(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
+        let mut st = self.state.borrow_mut();
+        let m = &mut st.mem;
+        let n = m.frame(frame)?;
+        m.extra_sharers[n] = m.extra_sharers[n]
+            .checked_add(1)
+            .ok_or(FrameError::TooManySharers(frame))?;
+        Ok(())
+    }
+
+    fn sharers(&self, frame: PhysAddr) -> u32 {
+        let st = self.state.borrow();
+        st.mem
+            .frame(frame)
+            .map_or(0, |n| st.mem.extra_sharers[n] + 1)
     }
 
     fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError> {

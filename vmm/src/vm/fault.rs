@@ -9,9 +9,19 @@
 //!   `MSR[PR] ? Kp : Ks` against the page's PP, the ISA's PP table; fetch also
 //!   against N), an untouched page is zero-filled, and an HPTE is inserted;
 //!   entries evicted to make room have their R/C folded back into their
-//!   pages and their slot records cleared.
-//! * Any other cause (protection, no-execute, key) is a real fault: the
-//!   hardware already judged the access against a valid HPTE.
+//!   pages and their slot records cleared. A copy-on-write page is
+//!   entered without stores (its protection's
+//!   [`PageProt::read_only`]).
+//! * Protection on a store (DSISR bit 36 with the store bit), from problem
+//!   or supervisor state: the access is judged against the page's own
+//!   protection as for a missing HPTE. Refused, it is a real protection
+//!   fault. Allowed, the page is copy-on-write: its sharing is broken
+//!   (copy, or take-over by the last sharer, see the `cow` module) and
+//!   the page is entered writable. (An HPTE that refused a store the
+//!   tables allow for any other reason is simply replaced.)
+//! * Any other cause (protection on a load or fetch, no-execute, key) is
+//!   a real fault: the hardware already judged the access against a
+//!   valid HPTE.
 
 use arch_ppc64::addr::{EffectiveAddress, PhysAddr};
 
@@ -36,6 +46,9 @@ pub struct FaultCounters {
     pub evictions: u64,
     /// Interrupts answered with a fault.
     pub faults_refused: u64,
+    /// Stores that ended a page's copy-on-write sharing (with a copy, or
+    /// as its last sharer).
+    pub cow_breaks: u64,
 }
 
 /// Judges `access` against a page's protection `prot` under segment key
@@ -102,6 +115,17 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 let access = interrupt.access().unwrap_or(Access::Load);
                 self.resolve_page(ea, access, privilege)
             }
+            // A store the page's HPTE refused may be the first store to a
+            // copy-on-write page; the tables decide. Any other protection
+            // fault is the program's (or the kernel's).
+            FaultCause::Protection if interrupt.access() == Some(Access::Store) => self
+                .resolve_page(ea, Access::Store, privilege)
+                .map_err(|r| match r {
+                    VmFaultReason::NoSegment | VmFaultReason::OutOfRange => {
+                        VmFaultReason::Protection
+                    }
+                    r => r,
+                }),
             FaultCause::Protection => Err(VmFaultReason::Protection),
             FaultCause::NoExecute => Err(VmFaultReason::NoExecute),
             FaultCause::Key => Err(VmFaultReason::Key),
@@ -150,20 +174,27 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         if !seg.in_range(page) {
             return Err(VmFaultReason::OutOfRange);
         }
-        let (prot, resident) = match &target {
+        let (prot, e) = match &target {
             None => {
                 let e = seg.entry(page);
-                (e.prot(seg.default_prot()), e.frame())
+                (e.prot(seg.default_prot()), e)
             }
             Some((t, view_prot)) => {
                 let e = t.entry(page);
-                (view_prot.apply(e.prot(t.default_prot())), e.frame())
+                (view_prot.apply(e.prot(t.default_prot())), e)
             }
         };
+        let resident = e.frame();
         check_access(prot, segment_no_exec, key, access)?;
+        if e.is_cow() && access == Access::Store {
+            return self.store_to_shared(ea, privilege);
+        }
         if resident.is_none() && self.environment == Environment::Interrupt {
             return Err(VmFaultReason::NotAllowedHere);
         }
+        // A shared page is entered without stores, so its first store
+        // faults (above).
+        let hw = if e.is_cow() { prot.read_only() } else { prot };
         let vp = seg.virtual_page(page);
         // Open the records (making room for them) before anything changes.
         let mut rec = seg.open(page).map_err(|_| VmFaultReason::NoMemory)?;
@@ -189,8 +220,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             Some(f) => (f, false),
             None => (zero_filled(&mut self.frames)?, true),
         };
-        let mut mapping = HptMapping::new(vp, frame, prot.pp);
-        mapping.no_execute = prot.no_exec;
+        let mut mapping = HptMapping::new(vp, frame, hw.pp);
+        mapping.no_execute = hw.no_exec;
         let inserted = match self.hpt.insert(&mapping) {
             Ok(r) => r,
             Err(e) => {
@@ -208,6 +239,83 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(())
     }
 
+    /// A store, which the page's protection allows, to copy-on-write
+    /// page `ea`: ends the page's sharing and enters it writable. Out of
+    /// line, so that first touches and refaults do not carry it.
+    ///
+    /// Without views onto the segment this is one pass: a copy made first
+    /// if other pages share the frame (nothing changes if that fails), the
+    /// read-only entry removed as any stale one is, the writable entry for
+    /// the page's own frame inserted, and only then the copy taken into
+    /// the record. With views, [`Vmm::break_cow`] takes their entries too,
+    /// and the store is resolved again as an ordinary one.
+    #[inline(never)]
+    fn store_to_shared(
+        &mut self,
+        ea: EffectiveAddress,
+        privilege: Privilege,
+    ) -> Result<(), VmFaultReason> {
+        let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
+        let page = page_of_offset(ea.segment_offset());
+        let tsid = m.translation_sid();
+        let (seg, target) = self
+            .segments
+            .with_target_mut(tsid)
+            .map_err(|_| VmFaultReason::NoSegment)?;
+        let owner = target.as_ref().map_or(tsid, |(t, _)| t.sid());
+        let e = target
+            .as_ref()
+            .map_or(seg.entry(page), |(t, _)| t.entry(page));
+        let frame = e.frame().ok_or(VmFaultReason::OutOfRange)?;
+        let shared = self.frames.sharers(frame) > 1;
+        if shared && self.environment == Environment::Interrupt {
+            return Err(VmFaultReason::NotAllowedHere);
+        }
+        if target.is_some() || seg.view_count() > 0 {
+            self.break_cow(owner, page)?;
+            self.counters.cow_breaks += 1;
+            return self.resolve_page(ea, Access::Store, privilege);
+        }
+        let prot = e.prot(seg.default_prot());
+        let copy = if shared {
+            Some(copied(&mut self.frames, frame)?)
+        } else {
+            None
+        };
+        let vp = seg.virtual_page(page);
+        let Ok(mut rec) = seg.open(page) else {
+            if let Some(c) = copy {
+                let _ = self.frames.free(c);
+            }
+            return Err(VmFaultReason::NoMemory);
+        };
+        if let Some(old) = rec.take_slot() {
+            if let Ok(Some(h)) = self.hpt.remove_slot(vp, old) {
+                rec.fold_rc(h.referenced(), h.changed());
+            }
+        }
+        let mut mapping = HptMapping::new(vp, copy.unwrap_or(frame), prot.pp);
+        mapping.no_execute = prot.no_exec;
+        let inserted = match self.hpt.insert(&mapping) {
+            Ok(r) => r,
+            Err(err) => {
+                if let Some(c) = copy {
+                    let _ = self.frames.free(c);
+                }
+                return Err(err.into());
+            }
+        };
+        let old = rec.end_cow(copy);
+        rec.set_slot(inserted.slot);
+        if copy.is_some() {
+            // One sharer fewer; other pages still name it.
+            let _ = self.frames.free(old);
+        }
+        self.counters.cow_breaks += 1;
+        self.finish(false, inserted.evicted);
+        Ok(())
+    }
+
     /// Counts a resolved fault and folds back what its insert evicted.
     #[inline]
     fn finish(&mut self, fresh: bool, evicted: Option<Evicted>) {
@@ -220,6 +328,17 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
         self.counters.hpt_faults_resolved += 1;
     }
+}
+
+/// A private copy of `frame` for a store to a shared copy-on-write page.
+#[inline(never)]
+fn copied<F: FrameAllocator>(frames: &mut F, frame: PhysAddr) -> Result<PhysAddr, VmFaultReason> {
+    let c = frames.allocate().ok_or(VmFaultReason::NoMemory)?;
+    if let Err(e) = frames.copy(c, frame) {
+        let _ = frames.free(c);
+        return Err(VmFaultReason::Frame(e));
+    }
+    Ok(c)
 }
 
 /// A fresh zeroed frame for a first touch (AIX working storage).

@@ -8,7 +8,7 @@ use arch_ppc64::structures::SegmentSize;
 
 use super::{slb_entry, virtual_page, Vmm};
 use crate::platform::{FrameAllocator, HptBackend, SlbBackend};
-use crate::segment::SEGSHIFT;
+use crate::segment::{PageEntry, SegmentKind, SEGSHIFT};
 use crate::sid::Sid;
 
 /// A broken internal invariant found by [`Vmm::check_invariants`].
@@ -29,8 +29,14 @@ pub enum Invariant {
     StraySlbe(usize),
     /// A mapping whose segment does not exist.
     DanglingMapping(Esid),
-    /// One frame backing two pages.
+    /// One frame backing two pages that are not both marked
+    /// copy-on-write.
     SharedFrame(PhysAddr),
+    /// A frame whose sharer count (the frame allocator's) is not the
+    /// number of pages naming it.
+    ShareCount(PhysAddr),
+    /// An HPTE that allows a store to a copy-on-write page.
+    WritableSharedPage(Ptex),
     /// An address space's SLB words for this ESID are not what its
     /// mapping makes (or it has none).
     StaleSlbWords(Esid),
@@ -39,10 +45,23 @@ pub enum Invariant {
 }
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
+    /// The entry of page `page` of the working segment that owns the
+    /// frame `sid` shows (`sid` itself, or a view's target).
+    fn page_entry_of_owner(&self, sid: Sid, page: u32) -> Option<PageEntry> {
+        let s = self.segments.get(sid).ok()?;
+        match s.kind() {
+            SegmentKind::Working => Some(s.entry(page)),
+            SegmentKind::View { target, .. } => Some(self.segments.get(*target).ok()?.entry(page)),
+        }
+    }
+
     /// Verifies that the HPT, the SLB and the tables agree: every valid
     /// HPTE is recorded for a live segment page and translates that page to
-    /// its frame with its protection, no virtual page has two HPTEs, every
-    /// SLB entry comes from a mapping, no frame backs two pages, every
+    /// its frame with its protection (without stores while the page is
+    /// copy-on-write), no virtual page has two HPTEs, every SLB entry
+    /// comes from a mapping, a frame backs two pages only if they are all
+    /// marked copy-on-write, the frame allocator counts exactly the pages
+    /// naming each frame as its sharers, every
     /// address space's SLB words are its mappings' and the fast path is
     /// pointed at the kernel's and the running process's. Scans the
     /// whole HPT (tests only). HPTEs outside the VMM's VSID space (not a
@@ -97,7 +116,14 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                     return Err(Invariant::SlotMismatch(ptex));
                 }
                 let frame = self.page_frame(sid, page).ok().flatten();
+                let cow = self
+                    .page_entry_of_owner(sid, page)
+                    .is_some_and(|e| e.is_cow());
                 let prot = self.segments.effective_prot(sid, page).ok();
+                if cow && (h.pp().access(false).write || h.pp().access(true).write) {
+                    return Err(Invariant::WritableSharedPage(ptex));
+                }
+                let prot = prot.map(|p| if cow { p.read_only() } else { p });
                 if frame.is_none()
                     || h.real_address() != frame
                     || Some(h.pp()) != prot.map(|p| p.pp)
@@ -121,12 +147,23 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 return Err(Invariant::SlotCount(seg.sid()));
             }
         }
-        let mut frames = BTreeMap::new();
+        // Pages naming each frame: (count, all marked copy-on-write).
+        let mut frames: BTreeMap<PhysAddr, (u32, bool)> = BTreeMap::new();
         for seg in self.segments.iter() {
-            for (_, r) in seg.resident_pages() {
-                if frames.insert(r.frame, ()).is_some() {
-                    return Err(Invariant::SharedFrame(r.frame));
+            for (_, e) in seg.entries() {
+                if let Some(f) = e.frame() {
+                    let n = frames.entry(f).or_insert((0, true));
+                    n.0 += 1;
+                    n.1 &= e.is_cow();
                 }
+            }
+        }
+        for (&f, &(n, cow)) in &frames {
+            if n > 1 && !cow {
+                return Err(Invariant::SharedFrame(f));
+            }
+            if self.frames.sharers(f) != n {
+                return Err(Invariant::ShareCount(f));
             }
         }
         for i in 0..self.slb.size() {

@@ -22,7 +22,8 @@
 //!
 //! The code is split by what it touches: segments (`segments.rs`),
 //! address spaces (`spaces.rs`), the HPTE slots the page entries record,
-//! evictions and R/C folding (`slots.rs`), the fault path ([`fault`]) and the consistency check
+//! evictions and R/C folding (`slots.rs`), copy-on-write after fork
+//! (`cow.rs`), the fault path ([`fault`]) and the consistency check
 //! (`invariants.rs`). They are child modules so they share the manager's
 //! private state without widening it to the crate.
 
@@ -41,6 +42,7 @@ use crate::slb::{SlbManager, SlbManagerError};
 
 use crate::hpt::{HptManager, HptSetupError, VirtualPage};
 
+mod cow;
 pub mod fault;
 mod invariants;
 mod segments;
@@ -146,6 +148,9 @@ pub enum VmError {
     BadWindow,
     /// Out of frames.
     NoFrames,
+    /// The frame allocator refused an operation on a frame the VMM holds
+    /// (a bug in one or the other).
+    Frame(crate::platform::FrameError),
     /// Out of SIDs.
     NoSids,
     /// No free bolted SLB index.
@@ -188,6 +193,7 @@ impl fmt::Display for VmError {
             VmError::BadSize(s) => write!(f, "bad segment size {s:#x}"),
             VmError::BadWindow => write!(f, "bad page window"),
             VmError::NoFrames => write!(f, "out of frames"),
+            VmError::Frame(e) => write!(f, "frame: {e:?}"),
             VmError::NoSids => write!(f, "out of SIDs"),
             VmError::NoBoltedSlot => write!(f, "no free bolted SLB entry"),
             VmError::BoltedInProcess => write!(f, "only kernel segments can be bolted"),

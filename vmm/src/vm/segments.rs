@@ -1,5 +1,5 @@
 //! Segments as the VMM sees them: creation and deletion, holds, page
-//! protection, frames, and the eager copy fork makes.
+//! protection, frames, and the copy fork makes.
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -140,11 +140,10 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         self.drop_hptes(sid, &stale);
         let views: Vec<Sid> = self
             .segments
-            .iter()
-            .filter(|s| {
-                matches!(s.kind(), SegmentKind::View { target, prot, .. } if *target == sid && prot.follows_segment())
+            .views_of(sid)
+            .filter(|&v| {
+                matches!(self.segments.get(v).map(|s| s.kind()), Ok(SegmentKind::View { prot, .. }) if prot.follows_segment())
             })
-            .map(|s| s.sid())
             .collect();
         for v in views {
             let slots: Vec<(u32, HptSlot)> = self
@@ -179,52 +178,12 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 
     /// A new working segment with the same size, protections and contents
-    /// as `sid` (every resident page copied now).
+    /// as `sid`, sharing its resident frames copy-on-write: nothing is
+    /// copied now; the first store to a page on either side copies it
+    /// (or, from the last sharer, takes the frame over).
     pub fn copy_segment(&mut self, sid: Sid) -> Result<Sid, VmError> {
-        let src = self.segments.get(sid)?;
-        if src.kind() != &SegmentKind::Working {
-            return Err(SegmentError::WrongKind(sid).into());
-        }
-        let size = u64::from(src.size_pages()) << PAGE_SHIFT;
-        let prot = src.default_prot();
-        // One pass over the records for both lists.
-        let mut overrides: Vec<(u32, PageProt)> = Vec::new();
-        let mut pages: Vec<(u32, PhysAddr)> = Vec::new();
-        for (i, e) in src.entries() {
-            if let Some(p) = e.prot_override().filter(|p| *p != prot) {
-                overrides.push((i, p));
-            }
-            if let Some(f) = e.frame() {
-                pages.push((i, f));
-            }
-        }
-        let new = self.create_segment(self.sids.kind_of(sid), size, prot)?;
-        let r = self.fill_copy(new, &overrides, &pages);
-        if let Err(e) = r {
-            let d = self.segments.orphan(new)?;
-            self.dispose(d);
-            return Err(e);
-        }
+        let new = self.inherit_segment(sid)?;
+        self.mark_shared(sid);
         Ok(new)
-    }
-
-    fn fill_copy(
-        &mut self,
-        new: Sid,
-        overrides: &[(u32, PageProt)],
-        pages: &[(u32, PhysAddr)],
-    ) -> Result<(), VmError> {
-        for &(page, prot) in overrides {
-            self.segments.get_mut(new)?.set_prot(page..page + 1, prot)?;
-        }
-        for &(page, src) in pages {
-            let f = self.frames.allocate().ok_or(VmError::NoFrames)?;
-            if self.frames.copy(f, src).is_err() {
-                let _ = self.frames.free(f);
-                return Err(VmError::NoFrames);
-            }
-            self.segments.get_mut(new)?.make_resident(page, f)?;
-        }
-        Ok(())
     }
 }

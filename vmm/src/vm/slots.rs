@@ -108,8 +108,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             }
         }
         for f in r.frames {
-            // A frame the allocator refuses would be a VMM bug (each frame
-            // belongs to exactly one page); the allocator changes nothing.
+            // One sharer fewer (the frame goes with its last). A frame the
+            // allocator refuses would be a VMM bug (the sharer counts are
+            // the pages naming each frame); the allocator changes nothing.
             let freed = self.frames.free(f);
             debug_assert!(freed.is_ok(), "freeing {f:?}: {freed:?}");
         }

@@ -309,9 +309,12 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 
     /// Clones `parent` for fork: [`ForkAction::Share`] mappings map the same
-    /// segment, [`ForkAction::Copy`] mappings get an eager private copy,
-    /// [`ForkAction::Drop`] mappings (`vm_guatt`) are left out. On failure
-    /// the half-built child is torn down again.
+    /// segment, [`ForkAction::Copy`] mappings get a copy that shares the
+    /// parent's frames copy-on-write ([`Vmm::copy_segment`]; nothing is
+    /// copied now), [`ForkAction::Drop`] mappings (`vm_guatt`) are left
+    /// out. The parent's pages are marked only once the whole child is
+    /// made: on failure the half-built child is torn down again and the
+    /// parent is as it was.
     pub fn fork(&mut self, parent: SpaceId) -> Result<SpaceId, VmError> {
         let maps: Vec<(Esid, Mapping)> = self
             .space(parent)?
@@ -319,12 +322,16 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             .map(|(e, m)| (e, m.clone()))
             .collect();
         let child = self.create_space();
-        for (esid, m) in maps {
-            let r = self.fork_one(child, esid, &m);
-            if let Err(e) = r {
+        for (esid, m) in &maps {
+            if let Err(e) = self.fork_one(child, *esid, m) {
                 self.destroy_space(child)
                     .expect("a fresh child can always be torn down");
                 return Err(e);
+            }
+        }
+        for (_, m) in &maps {
+            if m.fork == ForkAction::Copy {
+                self.mark_shared(m.handle.sid());
             }
         }
         Ok(child)
@@ -352,7 +359,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             ForkAction::Share => m.handle.sid(),
             ForkAction::Copy => {
                 opts.owned = true;
-                self.copy_segment(m.handle.sid())?
+                self.inherit_segment(m.handle.sid())?
             }
         };
         let r = self.map(SpaceRef::Process(child), esid, sid, opts);

@@ -167,6 +167,12 @@ impl FrameAllocator for ZeroRefused {
     fn free(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
         self.0.free(frame)
     }
+    fn share(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
+        self.0.share(frame)
+    }
+    fn sharers(&self, frame: PhysAddr) -> u32 {
+        self.0.sharers(frame)
+    }
     fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
         Err(FrameError::OutOfRange(frame))
     }
@@ -388,8 +394,11 @@ fn fork_shares_copies_and_drops() {
     assert!(cs.get(Esid::new(2)).unwrap().owned);
     assert!(cs.get(Esid::new(3)).is_none());
     assert_ne!(copy, private);
+    // Copy-on-write: the child's page names the parent's frame until a
+    // store.
     let cf = v.page_frame(copy, 1).unwrap().unwrap();
-    assert_ne!(cf, pf);
+    assert_eq!(cf, pf);
+    assert_eq!(v.frames().sharers(pf), 2);
     let mut buf = [0u8; 16];
     v.frames().read(cf, &mut buf).unwrap();
     assert_eq!(buf, [0x5A; 16]);
@@ -406,31 +415,39 @@ fn fork_shares_copies_and_drops() {
     empty(&v);
 }
 
+/// A fork that fails part-way (here: no SID for the second copy) tears
+/// the child down and leaves the parent exactly as it was: its pages are
+/// not marked copy-on-write, its HPTEs still allow stores, its frames
+/// have one sharer each.
 #[test]
-fn fork_out_of_frames_leaves_no_child_behind() {
-    let mut v = Vmm::new(ArrayHpt::new(PTEGS), ArraySlb::new(8), VecFrames::new(3), 2).unwrap();
-    let sid = user_segment(&mut v, 4);
+fn failed_fork_leaves_no_child_behind_and_the_parent_unshared() {
+    let mut c = VmmConfig::new(2);
+    c.kernel_sids = 5..6;
+    c.user_sids = 6..9;
+    let mut v =
+        Vmm::with_config(ArrayHpt::new(PTEGS), ArraySlb::new(8), VecFrames::new(8), c).unwrap();
+    let a = user_segment(&mut v, 4);
+    let b = user_segment(&mut v, 4);
     let mut o = MapOptions::new(SegKey::PRIV);
     o.fork = ForkAction::Copy;
-    let p = current_space(&mut v, 1, sid, o);
+    let p = current_space(&mut v, 1, a, o.clone());
+    v.map(SpaceRef::Process(p), Esid::new(2), b, o).unwrap();
     for page in 0..2 {
-        let e = ea(1, page);
-        v.resolve(Interrupt::DataSegment { ea: e }, Privilege::Problem)
-            .ok();
-        v.resolve(
-            Interrupt::DataStorage {
-                ea: e,
-                dsisr: DsisrFlags::from_dsisr(0x4200_0000),
-            },
-            Privilege::Problem,
-        )
-        .unwrap();
+        touch(&mut v, ea(1, page), true, Privilege::Problem).unwrap();
     }
-    let sids = v.sids_in_use();
-    assert_eq!(v.fork(p), Err(VmError::NoFrames));
+    let frames = v.frames().free_frames();
+    let hptes: Vec<Hpte> = (0..2).map(|pg| hpte_of(&v, a, pg)).collect();
+    // One SID left: the copy of `a` gets it, the copy of `b` finds none.
+    assert_eq!(v.fork(p), Err(VmError::NoSids));
     assert_eq!(v.spaces().count(), 1);
-    assert_eq!(v.sids_in_use(), sids);
-    assert_eq!(v.frames().free_frames(), 1);
+    assert_eq!(v.sids_in_use(), 2);
+    assert_eq!(v.frames().free_frames(), frames);
+    for page in 0..2 {
+        let e = v.segments().get(a).unwrap().entry(page);
+        assert!(!e.is_cow(), "page {page} marked by a failed fork");
+        assert_eq!(v.frames().sharers(e.frame().unwrap()), 1);
+        assert_eq!(hpte_of(&v, a, page), hptes[page as usize]);
+    }
     v.check_invariants().unwrap();
 }
 
@@ -1322,3 +1339,5 @@ fn slb_words_follow_every_change_of_an_address_space() {
     v.check_invariants().unwrap();
     empty(&v);
 }
+
+mod cow;
