@@ -187,7 +187,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let resident = e.frame();
         check_access(prot, segment_no_exec, key, access)?;
         if e.is_cow() && access == Access::Store {
-            return self.store_to_shared(ea, privilege);
+            return self.store_to_shared(ea);
         }
         if resident.is_none() && self.environment == Environment::Interrupt {
             return Err(VmFaultReason::NotAllowedHere);
@@ -248,13 +248,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// read-only entry removed as any stale one is, the writable entry for
     /// the page's own frame inserted, and only then the copy taken into
     /// the record. With views, [`Vmm::break_cow`] takes their entries too,
-    /// and the store is resolved again as an ordinary one.
+    /// and the store, executed again, is resolved as an ordinary one.
     #[inline(never)]
-    fn store_to_shared(
-        &mut self,
-        ea: EffectiveAddress,
-        privilege: Privilege,
-    ) -> Result<(), VmFaultReason> {
+    fn store_to_shared(&mut self, ea: EffectiveAddress) -> Result<(), VmFaultReason> {
         let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
         let page = page_of_offset(ea.segment_offset());
         let tsid = m.translation_sid();
@@ -272,9 +268,13 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             return Err(VmFaultReason::NotAllowedHere);
         }
         if target.is_some() || seg.view_count() > 0 {
+            // Every entry of the page is gone: the store, executed again,
+            // faults for a missing entry and is resolved as an ordinary
+            // one (no recursion into the common path, which keeps that
+            // inlined).
             self.break_cow(owner, page)?;
             self.counters.cow_breaks += 1;
-            return self.resolve_page(ea, Access::Store, privilege);
+            return Ok(());
         }
         let prot = e.prot(seg.default_prot());
         let copy = if shared {
