@@ -107,30 +107,40 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         privilege: Privilege,
     ) -> Result<(), VmFaultReason> {
         let ea = interrupt.ea();
-        match interrupt.cause() {
-            FaultCause::NoSegment => self.resolve_segment(ea),
-            FaultCause::NoPte => {
-                // A DSI always says load or store; only a segment interrupt
-                // leaves the access unknown.
-                let access = interrupt.access().unwrap_or(Access::Load);
-                self.resolve_page(ea, access, privilege)
-            }
+        let access = match interrupt.cause() {
+            FaultCause::NoSegment => return self.resolve_segment(ea),
+            // A DSI always says load or store; only a segment interrupt
+            // leaves the access unknown.
+            FaultCause::NoPte => interrupt.access().unwrap_or(Access::Load),
             // A store the page's HPTE refused may be the first store to a
-            // copy-on-write page; the tables decide. Any other protection
-            // fault is the program's (or the kernel's).
-            FaultCause::Protection if interrupt.access() == Some(Access::Store) => self
-                .resolve_page(ea, Access::Store, privilege)
-                .map_err(|r| match r {
-                    VmFaultReason::NoSegment | VmFaultReason::OutOfRange => {
-                        VmFaultReason::Protection
-                    }
-                    r => r,
-                }),
-            FaultCause::Protection => Err(VmFaultReason::Protection),
-            FaultCause::NoExecute => Err(VmFaultReason::NoExecute),
-            FaultCause::Key => Err(VmFaultReason::Key),
-            FaultCause::Unknown => Err(VmFaultReason::UnknownCause),
-        }
+            // copy-on-write page; the tables decide (below). Any other
+            // protection fault is the program's (or the kernel's).
+            FaultCause::Protection if interrupt.access() == Some(Access::Store) => {
+                return self.resolve_protection(ea, privilege);
+            }
+            FaultCause::Protection => return Err(VmFaultReason::Protection),
+            FaultCause::NoExecute => return Err(VmFaultReason::NoExecute),
+            FaultCause::Key => return Err(VmFaultReason::Key),
+            FaultCause::Unknown => return Err(VmFaultReason::UnknownCause),
+        };
+        self.resolve_page(ea, access, privilege)
+    }
+
+    /// A store an HPTE refused: resolved as a store to a page with no
+    /// entry when the tables allow it (a copy-on-write page, or an entry
+    /// left with less than the page's protection), else a protection
+    /// fault. Out of line, so the common path stays one inlined call.
+    #[inline(never)]
+    fn resolve_protection(
+        &mut self,
+        ea: EffectiveAddress,
+        privilege: Privilege,
+    ) -> Result<(), VmFaultReason> {
+        self.resolve_page(ea, Access::Store, privilege)
+            .map_err(|r| match r {
+                VmFaultReason::NoSegment | VmFaultReason::OutOfRange => VmFaultReason::Protection,
+                r => r,
+            })
     }
 
     fn resolve_segment(&mut self, ea: EffectiveAddress) -> Result<(), VmFaultReason> {
@@ -150,6 +160,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(())
     }
 
+    #[inline(always)]
     fn resolve_page(
         &mut self,
         ea: EffectiveAddress,
