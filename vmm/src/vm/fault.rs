@@ -32,6 +32,7 @@ use crate::platform::{
     HptBackend, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt};
+use crate::sid::Sid;
 
 /// What the fault path has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -198,7 +199,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let resident = e.frame();
         check_access(prot, segment_no_exec, key, access)?;
         if e.is_cow() && access == Access::Store {
-            return self.store_to_shared(ea);
+            return self.store_to_shared(tsid, page);
         }
         if resident.is_none() && self.environment == Environment::Interrupt {
             return Err(VmFaultReason::NotAllowedHere);
@@ -250,9 +251,10 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(())
     }
 
-    /// A store, which the page's protection allows, to copy-on-write
-    /// page `ea`: ends the page's sharing and enters it writable. Out of
-    /// line, so that first touches and refaults do not carry it.
+    /// A store, which the page's protection allows, to copy-on-write page
+    /// `page` reached through segment or view `tsid`: ends the page's
+    /// sharing and enters it writable. Out of line, so that first touches
+    /// and refaults do not carry it.
     ///
     /// Without views onto the segment this is one pass: a copy made first
     /// if other pages share the frame (nothing changes if that fails), the
@@ -261,10 +263,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// the record. With views, [`Vmm::break_cow`] takes their entries too,
     /// and the store, executed again, is resolved as an ordinary one.
     #[inline(never)]
-    fn store_to_shared(&mut self, ea: EffectiveAddress) -> Result<(), VmFaultReason> {
-        let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
-        let page = page_of_offset(ea.segment_offset());
-        let tsid = m.translation_sid();
+    fn store_to_shared(&mut self, tsid: Sid, page: u32) -> Result<(), VmFaultReason> {
         let (seg, target) = self
             .segments
             .with_target_mut(tsid)
