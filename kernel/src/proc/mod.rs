@@ -6,8 +6,9 @@
 //! (MSR[PR|IR|DR|EE|ME|RI|SF] = 1) over three segments of its own — text
 //! (ESID 1, PP 01: read-only and executable in problem state), data (ESID
 //! 2) and stack (ESID 14), both read-write and no-execute. All three are
-//! copied on fork (`ForkAction::Copy`) and owned by the mapping, so the
-//! space's teardown deletes them. The address space is created and ended
+//! copied on fork (`ForkAction::Copy`: the child's copy shares the
+//! parent's frames copy-on-write until either side stores) and owned by
+//! the mapping, so the space's teardown deletes them. The address space is created and ended
 //! through the AIX services' process hooks ([`vmm::aix::Aix::create_process`],
 //! `fork`, `exit`), so the services' bookkeeping follows: `as_att` regions
 //! are inherited on fork, `vm_guatt` attachments are not.

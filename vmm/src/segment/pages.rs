@@ -6,7 +6,6 @@
 //! the page is the first of its leaf to be written.
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 
 use arch_ppc64::addr::PhysAddr;
 use arch_ppc64::structures::hpte::Pp;
@@ -266,11 +265,35 @@ pub struct PageTable {
     repr: Repr,
 }
 
-fn filled<T: Clone>(n: usize, value: T) -> Result<Box<[T]>, OutOfMemory> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| OutOfMemory)?;
-    v.resize(n, value);
-    Ok(v.into_boxed_slice())
+/// Types whose all-zero bytes are a valid value: empty page entries and
+/// missing leaves.
+///
+/// # Safety
+///
+/// All-zero bytes must be a valid value of the type.
+unsafe trait Zeroed: Sized {}
+
+// SAFETY: a `PageEntry` is a `u64`; zero is `PageEntry::EMPTY`.
+unsafe impl Zeroed for PageEntry {}
+// SAFETY: `Option<Box<_>>` is guaranteed to represent `None` as null.
+unsafe impl Zeroed for Option<Box<Leaf>> {}
+
+/// `n` (at least one) zeroed values in one zeroed allocation: a page
+/// table's arrays are made at first touches and by fork, so they skip a
+/// store loop.
+fn zeroed<T: Zeroed>(n: usize) -> Result<Box<[T]>, OutOfMemory> {
+    let layout = core::alloc::Layout::array::<T>(n).map_err(|_| OutOfMemory)?;
+    assert!(layout.size() > 0, "a non-empty array");
+    // SAFETY: the layout has a non-zero size; all-zero bytes are valid `T`s
+    // (`Zeroed`), and the block comes from the global allocator with the
+    // layout of `[T; n]`, which is what `Box<[T]>` frees it with.
+    unsafe {
+        let p = alloc::alloc::alloc_zeroed(layout).cast::<T>();
+        if p.is_null() {
+            return Err(OutOfMemory);
+        }
+        Ok(Box::from_raw(core::ptr::slice_from_raw_parts_mut(p, n)))
+    }
 }
 
 /// A leaf of empty entries.
@@ -383,12 +406,9 @@ impl PageTable {
     #[cold]
     fn allocate_top(&mut self, pages: u32) -> Result<(), OutOfMemory> {
         self.repr = if self.size <= LEAF_PAGES {
-            Repr::Flat(
-                [0; MARK_WORDS],
-                filled(self.flat_len(pages), PageEntry::EMPTY)?,
-            )
+            Repr::Flat([0; MARK_WORDS], zeroed(self.flat_len(pages))?)
         } else {
-            Repr::Radix(filled(self.size.div_ceil(LEAF_PAGES) as usize, None)?)
+            Repr::Radix(zeroed(self.size.div_ceil(LEAF_PAGES) as usize)?)
         };
         Ok(())
     }
@@ -402,12 +422,10 @@ impl PageTable {
             return Ok(());
         };
         let len = self.flat_len(pages.max(2 * a.len() as u32));
-        let mut v = Vec::new();
-        v.try_reserve_exact(len).map_err(|_| OutOfMemory)?;
-        v.extend_from_slice(a);
-        v.resize(len, PageEntry::EMPTY);
+        let mut longer = zeroed(len)?;
+        longer[..a.len()].copy_from_slice(a);
         if let Repr::Flat(_, a) = &mut self.repr {
-            *a = v.into_boxed_slice();
+            *a = longer;
         }
         Ok(())
     }
@@ -443,17 +461,14 @@ impl PageTable {
         match &src.repr {
             Repr::Empty => Ok(()),
             Repr::Flat(marks, from) => {
-                self.repr = Repr::Flat(
-                    *marks,
-                    filled(from.len(), PageEntry::EMPTY).map_err(|_| None)?,
-                );
+                self.repr = Repr::Flat(*marks, zeroed(from.len()).map_err(|_| None)?);
                 let Repr::Flat(_, to) = &mut self.repr else {
                     unreachable!("made above");
                 };
                 fill(marks, from, to)
             }
             Repr::Radix(top) => {
-                self.repr = Repr::Radix(filled(top.len(), None).map_err(|_| None)?);
+                self.repr = Repr::Radix(zeroed(top.len()).map_err(|_| None)?);
                 let Repr::Radix(to_top) = &mut self.repr else {
                     unreachable!("made above");
                 };
@@ -598,6 +613,7 @@ impl Iterator for Entries<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     fn frame(n: u64) -> PhysAddr {
         PhysAddr::new(n << 12)

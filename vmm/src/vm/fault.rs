@@ -32,6 +32,7 @@ use crate::platform::{
     HptBackend, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
 };
 use crate::segment::{page_of_offset, PageProt};
+use crate::sid::Sid;
 
 /// What the fault path has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,30 +108,40 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         privilege: Privilege,
     ) -> Result<(), VmFaultReason> {
         let ea = interrupt.ea();
-        match interrupt.cause() {
-            FaultCause::NoSegment => self.resolve_segment(ea),
-            FaultCause::NoPte => {
-                // A DSI always says load or store; only a segment interrupt
-                // leaves the access unknown.
-                let access = interrupt.access().unwrap_or(Access::Load);
-                self.resolve_page(ea, access, privilege)
-            }
+        let access = match interrupt.cause() {
+            FaultCause::NoSegment => return self.resolve_segment(ea),
+            // A DSI always says load or store; only a segment interrupt
+            // leaves the access unknown.
+            FaultCause::NoPte => interrupt.access().unwrap_or(Access::Load),
             // A store the page's HPTE refused may be the first store to a
-            // copy-on-write page; the tables decide. Any other protection
-            // fault is the program's (or the kernel's).
-            FaultCause::Protection if interrupt.access() == Some(Access::Store) => self
-                .resolve_page(ea, Access::Store, privilege)
-                .map_err(|r| match r {
-                    VmFaultReason::NoSegment | VmFaultReason::OutOfRange => {
-                        VmFaultReason::Protection
-                    }
-                    r => r,
-                }),
-            FaultCause::Protection => Err(VmFaultReason::Protection),
-            FaultCause::NoExecute => Err(VmFaultReason::NoExecute),
-            FaultCause::Key => Err(VmFaultReason::Key),
-            FaultCause::Unknown => Err(VmFaultReason::UnknownCause),
-        }
+            // copy-on-write page; the tables decide (below). Any other
+            // protection fault is the program's (or the kernel's).
+            FaultCause::Protection if interrupt.access() == Some(Access::Store) => {
+                return self.resolve_protection(ea, privilege);
+            }
+            FaultCause::Protection => return Err(VmFaultReason::Protection),
+            FaultCause::NoExecute => return Err(VmFaultReason::NoExecute),
+            FaultCause::Key => return Err(VmFaultReason::Key),
+            FaultCause::Unknown => return Err(VmFaultReason::UnknownCause),
+        };
+        self.resolve_page(ea, access, privilege)
+    }
+
+    /// A store an HPTE refused: resolved as a store to a page with no
+    /// entry when the tables allow it (a copy-on-write page, or an entry
+    /// left with less than the page's protection), else a protection
+    /// fault. Out of line, so the common path stays one inlined call.
+    #[inline(never)]
+    fn resolve_protection(
+        &mut self,
+        ea: EffectiveAddress,
+        privilege: Privilege,
+    ) -> Result<(), VmFaultReason> {
+        self.resolve_page(ea, Access::Store, privilege)
+            .map_err(|r| match r {
+                VmFaultReason::NoSegment | VmFaultReason::OutOfRange => VmFaultReason::Protection,
+                r => r,
+            })
     }
 
     fn resolve_segment(&mut self, ea: EffectiveAddress) -> Result<(), VmFaultReason> {
@@ -150,6 +161,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(())
     }
 
+    #[inline(always)]
     fn resolve_page(
         &mut self,
         ea: EffectiveAddress,
@@ -187,7 +199,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let resident = e.frame();
         check_access(prot, segment_no_exec, key, access)?;
         if e.is_cow() && access == Access::Store {
-            return self.store_to_shared(ea, privilege);
+            return self.store_to_shared(tsid, page);
         }
         if resident.is_none() && self.environment == Environment::Interrupt {
             return Err(VmFaultReason::NotAllowedHere);
@@ -239,25 +251,19 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(())
     }
 
-    /// A store, which the page's protection allows, to copy-on-write
-    /// page `ea`: ends the page's sharing and enters it writable. Out of
-    /// line, so that first touches and refaults do not carry it.
+    /// A store, which the page's protection allows, to copy-on-write page
+    /// `page` reached through segment or view `tsid`: ends the page's
+    /// sharing and enters it writable. Out of line, so that first touches
+    /// and refaults do not carry it.
     ///
     /// Without views onto the segment this is one pass: a copy made first
     /// if other pages share the frame (nothing changes if that fails), the
     /// read-only entry removed as any stale one is, the writable entry for
     /// the page's own frame inserted, and only then the copy taken into
     /// the record. With views, [`Vmm::break_cow`] takes their entries too,
-    /// and the store is resolved again as an ordinary one.
+    /// and the store, executed again, is resolved as an ordinary one.
     #[inline(never)]
-    fn store_to_shared(
-        &mut self,
-        ea: EffectiveAddress,
-        privilege: Privilege,
-    ) -> Result<(), VmFaultReason> {
-        let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
-        let page = page_of_offset(ea.segment_offset());
-        let tsid = m.translation_sid();
+    fn store_to_shared(&mut self, tsid: Sid, page: u32) -> Result<(), VmFaultReason> {
         let (seg, target) = self
             .segments
             .with_target_mut(tsid)
@@ -272,9 +278,13 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             return Err(VmFaultReason::NotAllowedHere);
         }
         if target.is_some() || seg.view_count() > 0 {
+            // Every entry of the page is gone: the store, executed again,
+            // faults for a missing entry and is resolved as an ordinary
+            // one (no recursion into the common path, which keeps that
+            // inlined).
             self.break_cow(owner, page)?;
             self.counters.cow_breaks += 1;
-            return self.resolve_page(ea, Access::Store, privilege);
+            return Ok(());
         }
         let prot = e.prot(seg.default_prot());
         let copy = if shared {
