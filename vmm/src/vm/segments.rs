@@ -159,7 +159,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
 
     /// The frame backing page `page` of `sid` (a view answers with its
     /// target's), or `None` while the page is untouched (it reads as
-    /// zeroes). Touches nothing.
+    /// zeroes). Touches nothing. After a fork the frame may be shared
+    /// copy-on-write with other pages: read it freely, but write only a
+    /// frame [`Vmm::unshare_page`] gave, or every sharer sees the store.
     pub fn page_frame(&self, sid: Sid, page: u32) -> Result<Option<PhysAddr>, VmError> {
         let s = self.segments.get(sid)?;
         let (target, page) = match s.kind() {

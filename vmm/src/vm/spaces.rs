@@ -362,6 +362,36 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 self.inherit_segment(m.handle.sid())?
             }
         };
+        if m.view.is_none() {
+            // A plain mapping (no window, no protection of its own: no
+            // view to make) into the fresh child, at an ESID of the same
+            // half that the child cannot have used yet: what `map` would
+            // check holds, so only the attachment and the entry are made.
+            let child = SpaceRef::Process(child);
+            let handle = Handle::new(sid, m.handle.key(), m.handle.no_exec());
+            let mapping = Mapping {
+                handle,
+                fork: m.fork,
+                window: None,
+                view: None,
+                bolted: false,
+                owned: opts.owned,
+            };
+            let r = self.space_insert(child, esid, mapping).and_then(|()| {
+                match self.segments.attach(sid) {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        let _ = self.space_remove(child, esid);
+                        Err(e.into())
+                    }
+                }
+            });
+            if r.is_err() && m.fork == ForkAction::Copy {
+                let d = self.segments.orphan(sid)?;
+                self.dispose(d);
+            }
+            return r;
+        }
         let r = self.map(SpaceRef::Process(child), esid, sid, opts);
         if r.is_err() && m.fork == ForkAction::Copy {
             let d = self.segments.orphan(sid)?;
