@@ -202,7 +202,14 @@ kernel_test! {
         let child = s.here();
         s.patch_target(at, child);
         s.syscall(sys::YIELD, &[]).spin(1000).store64(user::SCRATCH_BASE, 5u64).exit(2u64);
-        let (pids, r) = proc::run_scripts(&[&s]);
+        // No preemption: the decrementer counts wall-clock time, and on a
+        // loaded host it could stop the parent between fork and exit and
+        // let the child finish first. Without it the order is the
+        // scheduler's alone: the parent exits, then the orphan runs on.
+        let pid = proc::spawn(&s).expect("spawn");
+        let r = proc::run_with_quantum(0x7fff_0000);
+        assert_eq!(r.preemptions, 0);
+        let pids = [pid];
         assert_eq!(r.of(pids[0]).status(), Some(1));
         let kids = r.children_of(pids[0]);
         assert_eq!(kids.len(), 1);
