@@ -629,19 +629,30 @@ fn translate_in(
         // it is read whole.
         let want = compare | h;
         let (want_be, compare_be) = (want.to_be(), hpte::v::COMPARE.to_be());
-        let mut candidates = 0u32;
-        for (slot, entry) in bytes.chunks_exact(Hpte::BYTES).enumerate() {
+        let Ok(group_bytes) = <&[u8; 8 * Hpte::BYTES]>::try_from(bytes) else {
+            unreachable!("the slice is one PTEG long");
+        };
+        let word = |at: usize| {
             let mut w = [0u8; 8];
-            w.copy_from_slice(&entry[..8]);
-            let v = u64::from_ne_bytes(w);
+            w.copy_from_slice(&group_bytes[at..at + 8]);
+            u64::from_ne_bytes(w)
+        };
+        let mut candidates = 0u32;
+        for slot in 0..Ptex::SLOTS_PER_PTEG as usize {
+            let v = word(slot * Hpte::BYTES);
             candidates |= u32::from((v ^ want_be) & compare_be == 0) << slot;
         }
         while candidates != 0 {
             let slot = candidates.trailing_zeros() as u8;
             candidates &= candidates - 1;
             let ptex = group.ptex(slot);
-            let e = st.hpt.read(ptex).map_err(|_| dsi(DsisrFlags::NOPTE))?;
-            if e.matches(want) && e.page_size() == Some(psize) {
+            // The compare above is `Hpte::matches(want)` on these words.
+            let at = usize::from(slot) * Hpte::BYTES;
+            let e = Hpte {
+                v: u64::from_be(word(at)),
+                r: u64::from_be(word(at + 8)),
+            };
+            if e.page_size() == Some(psize) {
                 assert!(
                     found.is_none(),
                     "two HPTEs translate {ea:?}: {found:?} and {e:?} at {ptex:?}"
@@ -676,9 +687,11 @@ fn translate_in(
 
     // 5. Reference and change.
     let store = access == Access::Store;
-    st.hpt
-        .record_reference(ptex, store)
-        .expect("ptex came from this table");
+    if !pte.referenced() || (store && !pte.changed()) {
+        st.hpt
+            .record_reference(ptex, store)
+            .expect("ptex came from this table");
+    }
     let Some(base) = pte.real_address() else {
         unreachable!("page size decoded above");
     };
