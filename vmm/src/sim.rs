@@ -17,6 +17,18 @@
 //! [`Machine::set_tlb_enabled`]): forgetting `slbie` before overwriting a
 //! valid SLB entry leaves old translations usable, as it would under QEMU.
 //!
+//! # Processors
+//!
+//! A machine has one processor or several ([`Machine::with_cpus`]). Each
+//! has its own SLB and TLB; the HPT and real memory are shared. As on
+//! pseries: `slbmte`, `slbie` and `slbia` ([`SimSlb`]) act on the
+//! processor whose handle issues them, while `H_REMOVE` and `H_PROTECT`
+//! drop the translation from every processor's TLB before they return.
+//! The state sits behind one lock taken for each access, hcall and SLB
+//! instruction, so [`Machine`] handles (one per processor,
+//! [`Machine::cpu`]) can be driven from separate host threads: each
+//! operation is atomic, and the interleavings between operations are real.
+//!
 //! # The page table: pseries or native
 //!
 //! [`Machine::hpt`] is the pseries stand-in the host tests run on: the
@@ -90,8 +102,7 @@ mod slb;
 mod tests;
 mod tlb;
 
-use alloc::rc::Rc;
-use core::cell::RefCell;
+use alloc::sync::Arc;
 
 use arch_ppc64::addr::{EffectiveAddress, PhysAddr, PtegIndex, Ptex};
 use arch_ppc64::registers::dsisr::DsisrFlags;
@@ -119,6 +130,9 @@ use tlb::{Tlb, TlbEntry};
 /// well-behaved VMM needs at most two per page (segment, then page); the
 /// margin allows an eviction storm.
 pub const MAX_INTERRUPTS_PER_ACCESS: usize = 16;
+
+/// Most processors a machine may have ([`Machine::with_cpus`]).
+pub const MAX_CPUS: usize = 64;
 
 /// Size of the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,21 +207,29 @@ impl SlbDecoded {
     }
 }
 
-struct State {
+/// One processor's translation state: its SLB and its TLB. The HPT and
+/// memory are the machine's, shared by every processor.
+struct Cpu {
     slb: alloc::vec::Vec<SlbEntry>,
     /// `slb`'s valid entries decoded (`None` where invalid), kept in step
-    /// by [`State::set_slb`].
+    /// by [`Cpu::set_slb`].
     slb_decoded: alloc::vec::Vec<Option<SlbDecoded>>,
     /// One bit per SLB index whose entry is valid, so the MMU's SLB search
     /// visits only those (a process uses a few of 32 or more).
     slb_valid: alloc::vec::Vec<u64>,
-    hpt: NativeHpt<alloc::vec::Vec<u8>>,
-    mem: Memory,
     tlb: Tlb,
-    stats: SimStats,
 }
 
-impl State {
+impl Cpu {
+    fn new(slb_size: usize) -> Cpu {
+        Cpu {
+            slb: alloc::vec![SlbEntry::INVALID; slb_size],
+            slb_decoded: alloc::vec![None; slb_size],
+            slb_valid: alloc::vec![0; slb_size.div_ceil(64)],
+            tlb: Tlb::new(),
+        }
+    }
+
     /// Writes SLB entry `index` and keeps the valid bits in step.
     fn set_slb(&mut self, index: usize, entry: SlbEntry) {
         self.slb[index] = entry;
@@ -221,12 +243,37 @@ impl State {
     }
 }
 
-type Shared = Rc<RefCell<State>>;
+struct State {
+    cpus: alloc::vec::Vec<Cpu>,
+    hpt: NativeHpt<alloc::vec::Vec<u8>>,
+    mem: Memory,
+    stats: SimStats,
+}
 
-/// The emulated machine (a cheap handle; clones share the machine).
+impl State {
+    /// What PAPR's `H_REMOVE`/`H_PROTECT` do to cached translations: they
+    /// are gone on every processor when the hcall returns.
+    fn flush_all_tlbs(&mut self) {
+        for c in &mut self.cpus {
+            c.tlb.flush();
+        }
+    }
+}
+
+/// The machine's state, locked for each operation: an MMU access, an
+/// hcall or an SLB instruction is atomic with respect to the others, as
+/// they are on hardware at the granularity the VMM can observe.
+type Shared = Arc<spin::Mutex<State>>;
+
+/// The emulated machine, as seen from one of its processors (a cheap
+/// handle; clones share the machine). [`Machine::new`] gives processor 0;
+/// [`Machine::cpu`] the others of a machine built with
+/// [`Machine::with_cpus`]. The handle is `Send`, so each processor can be
+/// driven from its own thread.
 #[derive(Clone)]
 pub struct Machine {
     state: Shared,
+    cpu: usize,
 }
 
 /// The machine's HPT as an [`HptBackend`] (a handle sharing the machine):
@@ -243,29 +290,55 @@ pub struct SimHpt {
 pub enum SimError {
     /// Bad HPT size.
     Hpt(NativeHptError),
-    /// Memory smaller than one frame or SLB size 0 / above 4096.
+    /// Memory smaller than one frame, SLB size 0 / above 4096, or a
+    /// processor count of 0 / above [`MAX_CPUS`].
     BadConfig,
 }
 
 impl Machine {
-    /// A machine with empty SLB and HPT and all memory free and zeroed.
+    /// A one-processor machine with empty SLB and HPT and all memory free
+    /// and zeroed.
     pub fn new(config: SimConfig) -> Result<Machine, SimError> {
-        if config.slb_size == 0 || config.slb_size > 4096 {
+        Machine::with_cpus(config, 1)
+    }
+
+    /// A machine with `cpus` processors (1..=[`MAX_CPUS`]), each with its
+    /// own SLB and TLB of the configured size, sharing the HPT and memory;
+    /// the handle returned is processor 0's.
+    pub fn with_cpus(config: SimConfig, cpus: usize) -> Result<Machine, SimError> {
+        if config.slb_size == 0 || config.slb_size > 4096 || !(1..=MAX_CPUS).contains(&cpus) {
             return Err(SimError::BadConfig);
         }
         let hpt = NativeHpt::with_size_shift(config.hpt_shift).map_err(SimError::Hpt)?;
         let mem = Memory::new(config.memory_bytes).ok_or(SimError::BadConfig)?;
         Ok(Machine {
-            state: Rc::new(RefCell::new(State {
-                slb: alloc::vec![SlbEntry::INVALID; config.slb_size],
-                slb_decoded: alloc::vec![None; config.slb_size],
-                slb_valid: alloc::vec![0; config.slb_size.div_ceil(64)],
+            state: Arc::new(spin::Mutex::new(State {
+                cpus: (0..cpus).map(|_| Cpu::new(config.slb_size)).collect(),
                 hpt,
                 mem,
-                tlb: Tlb::new(),
                 stats: SimStats::default(),
             })),
+            cpu: 0,
         })
+    }
+
+    /// The same machine seen from processor `index`, or `None` if it has
+    /// no such processor.
+    pub fn cpu(&self, index: usize) -> Option<Machine> {
+        (index < self.cpu_count()).then(|| Machine {
+            state: self.state.clone(),
+            cpu: index,
+        })
+    }
+
+    /// Which processor this handle drives.
+    pub fn cpu_index(&self) -> usize {
+        self.cpu
+    }
+
+    /// Number of processors.
+    pub fn cpu_count(&self) -> usize {
+        self.state.lock().cpus.len()
     }
 
     /// The HPT backend handle a pseries kernel would have: the table
@@ -288,9 +361,10 @@ impl Machine {
         }
     }
 
-    /// The SLB backend handle.
+    /// The SLB backend handle of this handle's processor (`slbmte`,
+    /// `slbie` and `slbia` act on the executing processor's SLB only).
     pub fn slb(&self) -> SimSlb {
-        SimSlb::new(self.state.clone())
+        SimSlb::new(self.state.clone(), self.cpu)
     }
 
     /// The frame allocator / real memory handle.
@@ -300,25 +374,30 @@ impl Machine {
 
     /// MMU counters so far.
     pub fn stats(&self) -> SimStats {
-        self.state.borrow().stats
+        self.state.lock().stats
     }
 
-    /// Turns the TLB on (the default) or off. Off, every access walks the
-    /// SLB and HPT, so missing invalidations go unnoticed.
+    /// Turns the TLBs of every processor on (the default) or off. Off,
+    /// every access walks the SLB and HPT, so missing invalidations go
+    /// unnoticed.
     pub fn set_tlb_enabled(&self, enabled: bool) {
-        let mut st = self.state.borrow_mut();
-        st.tlb.enabled = enabled;
-        st.tlb.flush();
+        let mut st = self.state.lock();
+        for c in &mut st.cpus {
+            c.tlb.enabled = enabled;
+        }
+        st.flush_all_tlbs();
     }
 
-    /// Drops every cached translation (as `tlbia` would).
+    /// Drops every cached translation of this handle's processor (as
+    /// `tlbia` would).
     pub fn flush_tlb(&self) {
-        self.state.borrow_mut().tlb.flush();
+        let cpu = self.cpu;
+        self.state.lock().cpus[cpu].tlb.flush();
     }
 
     /// Number of valid HPTEs (full scan).
     pub fn valid_hptes(&self) -> usize {
-        self.state.borrow().hpt.valid_entries()
+        self.state.lock().hpt.valid_entries()
     }
 
     /// Translates `ea` for `access` in state `privilege` as the MMU does
@@ -335,9 +414,9 @@ impl Machine {
         access: Access,
         privilege: Privilege,
     ) -> Result<PhysAddr, Interrupt> {
-        let mut guard = self.state.borrow_mut();
+        let mut guard = self.state.lock();
         let st = &mut *guard;
-        let result = translate_in(st, ea, access, privilege);
+        let result = translate_in(st, self.cpu, ea, access, privilege);
         match result {
             Ok(_) => st.stats.translations += 1,
             Err(Interrupt::DataSegment { .. }) => st.stats.data_segment += 1,
@@ -453,11 +532,11 @@ impl Machine {
     ) -> Result<(), VmFault> {
         if Self::one_piece(ea, buf.len()) {
             let pa = self.translate_one(ea, Access::Load, privilege, handler)?;
-            self.state.borrow().mem.read_real(pa, buf);
+            self.state.lock().mem.read_real(pa, buf);
             return Ok(());
         }
         let pieces = self.translate_pieces(ea, buf.len(), Access::Load, privilege, handler)?;
-        let st = self.state.borrow();
+        let st = self.state.lock();
         for (pa, r) in pieces {
             st.mem.read_real(pa, &mut buf[r]);
         }
@@ -480,11 +559,11 @@ impl Machine {
     ) -> Result<(), VmFault> {
         if Self::one_piece(ea, data.len()) {
             let pa = self.translate_one(ea, Access::Store, privilege, handler)?;
-            self.state.borrow_mut().mem.write_real(pa, data);
+            self.state.lock().mem.write_real(pa, data);
             return Ok(());
         }
         let pieces = self.translate_pieces(ea, data.len(), Access::Store, privilege, handler)?;
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
         for (pa, r) in pieces {
             st.mem.write_real(pa, &data[r]);
         }
@@ -548,13 +627,14 @@ impl Machine {
         let ea = EffectiveAddress::new(ea.as_u64() & !3);
         let pa = self.translate_one(ea, Access::Fetch, privilege, handler)?;
         let mut b = [0u8; 4];
-        self.state.borrow().mem.read_real(pa, &mut b);
+        self.state.lock().mem.read_real(pa, &mut b);
         Ok(u32::from_be_bytes(b))
     }
 }
 
 fn translate_in(
     st: &mut State,
+    cpu: usize,
     ea: EffectiveAddress,
     access: Access,
     privilege: Privilege,
@@ -572,22 +652,26 @@ fn translate_in(
     };
     let isi = |bits: IsiFlags| Interrupt::InstructionStorage { ea, srr1: bits };
 
+    let State {
+        cpus, hpt, stats, ..
+    } = st;
+    let me = &mut cpus[cpu];
     // 0. TLB.
-    if let Some(pa) = st.tlb.lookup(ea.as_u64(), access, privilege) {
-        st.stats.tlb_hits += 1;
+    if let Some(pa) = me.tlb.lookup(ea.as_u64(), access, privilege) {
+        stats.tlb_hits += 1;
         return Ok(PhysAddr::new(pa));
     }
 
     // 1. SLB.
     let mut hit: Option<(usize, SlbDecoded)> = None;
-    for (w, &bits) in st.slb_valid.iter().enumerate() {
+    for (w, &bits) in me.slb_valid.iter().enumerate() {
         let mut bits = bits;
         while bits != 0 {
             let i = w * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
             // An entry whose sizes do not decode matches nothing, as in
             // `SlbEntry::matches` (`SimSlb::load` refuses it anyway).
-            let Some(d) = st.slb_decoded[i] else {
+            let Some(d) = me.slb_decoded[i] else {
                 continue;
             };
             if ea.as_u64() & d.ea_mask == d.ea_base {
@@ -601,7 +685,7 @@ fn translate_in(
         None if access == Access::Fetch => return Err(Interrupt::InstructionSegment { ea }),
         None => return Err(Interrupt::DataSegment { ea }),
     };
-    let slbe = st.slb[slb_index];
+    let slbe = me.slb[slb_index];
     let psize = seg.psize;
 
     // 2. Segment no-execute.
@@ -614,14 +698,14 @@ fn translate_in(
     let Some(page) = VirtualPage::new(seg.vsid, ea, seg.ssize, psize) else {
         unreachable!("SLB VSID fits its segment size");
     };
-    let mask = st.hpt.pteg_count() - 1;
+    let mask = hpt.pteg_count() - 1;
     let hash = page.hash();
     let compare = page.avpn_word() | hpte::v::V;
     let mut found: Option<(Ptex, Hpte)> = None;
     for (group, h) in [(hash & mask, 0), (!hash & mask, hpte::v::H)] {
         let group = PtegIndex::new(group);
         let base = group.byte_offset() as usize;
-        let Some(bytes) = st.hpt.as_bytes().get(base..base + 8 * Hpte::BYTES) else {
+        let Some(bytes) = hpt.as_bytes().get(base..base + 8 * Hpte::BYTES) else {
             return Err(dsi(DsisrFlags::NOPTE));
         };
         // The compare of doubleword 0 for all eight slots at once, on the
@@ -688,15 +772,14 @@ fn translate_in(
     // 5. Reference and change.
     let store = access == Access::Store;
     if !pte.referenced() || (store && !pte.changed()) {
-        st.hpt
-            .record_reference(ptex, store)
+        hpt.record_reference(ptex, store)
             .expect("ptex came from this table");
     }
     let Some(base) = pte.real_address() else {
         unreachable!("page size decoded above");
     };
     let pa = base.as_u64() | ea.page_offset(psize);
-    st.tlb.fill(TlbEntry {
+    me.tlb.fill(TlbEntry {
         ea_page: ea.as_u64() & !0xfff,
         problem: privilege.is_problem(),
         pa_page: pa & !0xfff,
@@ -712,14 +795,14 @@ fn translate_in(
 
 impl HptBackend for SimHpt {
     fn pteg_count(&self) -> u64 {
-        self.state.borrow().hpt.pteg_count()
+        self.state.lock().hpt.pteg_count()
     }
 
     /// Native: [`NativeHpt`]'s insert. PAPR: `H_ENTER`, refusing what
     /// QEMU refuses ([`papr::h_enter_entry`]) and storing what it stores;
     /// an entry with V = 0 goes into a free slot like a valid one.
     fn insert(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
-        let mut guard = self.state.borrow_mut();
+        let mut guard = self.state.lock();
         let st = &mut *guard;
         if !self.papr {
             return st.hpt.insert(group, slot, hpte);
@@ -747,26 +830,26 @@ impl HptBackend for SimHpt {
     /// Like PAPR `H_REMOVE` (on the PAPR handle the slot is left as
     /// [`papr::REMOVED`]); a successful removal flushes the TLB.
     fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
         let old = st.hpt.remove(ptex, cond)?;
         if self.papr {
             st.hpt
                 .write_invalid(ptex, papr::REMOVED)
                 .expect("the slot was just invalidated");
         }
-        st.tlb.flush();
+        st.flush_all_tlbs();
         Ok(old)
     }
 
     /// Like PAPR `H_PROTECT`; a successful change flushes the TLB.
     fn protect(&mut self, ptex: Ptex, avpn: u64, pp: Pp, no_exec: bool) -> Result<(), HptError> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
         st.hpt.protect(ptex, avpn, pp, no_exec)?;
-        st.tlb.flush();
+        st.flush_all_tlbs();
         Ok(())
     }
 
     fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
-        self.state.borrow().hpt.read(ptex)
+        self.state.lock().hpt.read(ptex)
     }
 }

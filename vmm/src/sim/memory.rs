@@ -103,18 +103,18 @@ impl SimMemory {
 
     /// Total number of frames.
     pub fn frame_count(&self) -> usize {
-        self.state.borrow().mem.allocated.len()
+        self.state.lock().mem.allocated.len()
     }
 
     /// Whether `frame` is currently allocated.
     pub fn is_allocated(&self, frame: PhysAddr) -> bool {
-        self.state.borrow().mem.frame(frame).is_ok()
+        self.state.lock().mem.frame(frame).is_ok()
     }
 }
 
 impl FrameAllocator for SimMemory {
     fn allocate(&mut self) -> Option<PhysAddr> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
         let m = &mut st.mem;
         let n = m.free.pop()?;
         m.allocated[n as usize] = true;
@@ -122,7 +122,7 @@ impl FrameAllocator for SimMemory {
     }
 
     fn free(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
         let m = &mut st.mem;
         let n = m.frame(frame)?;
         if m.extra_sharers[n] > 0 {
@@ -135,7 +135,7 @@ impl FrameAllocator for SimMemory {
     }
 
     fn share(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
         let m = &mut st.mem;
         let n = m.frame(frame)?;
         m.extra_sharers[n] = m.extra_sharers[n]
@@ -145,14 +145,14 @@ impl FrameAllocator for SimMemory {
     }
 
     fn sharers(&self, frame: PhysAddr) -> u32 {
-        let st = self.state.borrow();
+        let st = self.state.lock();
         st.mem
             .frame(frame)
             .map_or(0, |n| st.mem.extra_sharers[n] + 1)
     }
 
     fn zero(&mut self, frame: PhysAddr) -> Result<(), FrameError> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
         let m = &mut st.mem;
         let n = m.frame(frame)?;
         m.bytes[n * FRAME..(n + 1) * FRAME].fill(0);
@@ -160,7 +160,7 @@ impl FrameAllocator for SimMemory {
     }
 
     fn copy(&mut self, dst: PhysAddr, src: PhysAddr) -> Result<(), FrameError> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
         let m = &mut st.mem;
         let d = m.frame(dst)?;
         let s = m.frame(src)?;
@@ -169,20 +169,20 @@ impl FrameAllocator for SimMemory {
     }
 
     fn free_frames(&self) -> usize {
-        self.state.borrow().mem.free.len()
+        self.state.lock().mem.free.len()
     }
 }
 
 impl PhysMemory for SimMemory {
     fn read(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), FrameError> {
-        let st = self.state.borrow();
+        let st = self.state.lock();
         let r = st.mem.range(pa, buf.len())?;
         buf.copy_from_slice(&st.mem.bytes[r]);
         Ok(())
     }
 
     fn write(&mut self, pa: PhysAddr, data: &[u8]) -> Result<(), FrameError> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
         let r = st.mem.range(pa, data.len())?;
         st.mem.bytes[r].copy_from_slice(data);
         Ok(())

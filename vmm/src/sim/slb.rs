@@ -21,20 +21,28 @@ use crate::platform::{SlbBackend, SlbError};
 /// `invalidate` (`slbie`) invalidates only an entry of the segment size it
 /// is given; QEMU ignores the size (see the module documentation of
 /// [`crate::sim`]).
+///
+/// Each handle is one processor's SLB ([`super::Machine::slb`]); its
+/// `slbie` and `slbia` flush that processor's TLB only.
 #[derive(Clone)]
 pub struct SimSlb {
     state: Shared,
+    cpu: usize,
 }
 
 impl SimSlb {
-    pub(super) fn new(state: Shared) -> SimSlb {
-        SimSlb { state }
+    pub(super) fn new(state: Shared, cpu: usize) -> SimSlb {
+        SimSlb { state, cpu }
+    }
+
+    /// The processor whose SLB this is.
+    pub fn cpu_index(&self) -> usize {
+        self.cpu
     }
 
     /// Number of valid entries.
     pub fn valid_entries(&self) -> usize {
-        self.state
-            .borrow()
+        self.state.lock().cpus[self.cpu]
             .slb
             .iter()
             .filter(|e| e.is_valid())
@@ -44,11 +52,12 @@ impl SimSlb {
 
 impl SlbBackend for SimSlb {
     fn slb_size(&self) -> usize {
-        self.state.borrow().slb.len()
+        self.state.lock().cpus[self.cpu].slb.len()
     }
 
     fn load(&mut self, index: usize, entry: SlbEntry) -> Result<(), SlbError> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
+        let st = &mut st.cpus[self.cpu];
         if index >= st.slb.len() {
             return Err(SlbError::IndexOutOfRange(index));
         }
@@ -70,8 +79,7 @@ impl SlbBackend for SimSlb {
     }
 
     fn read(&self, index: usize) -> Result<SlbEntry, SlbError> {
-        self.state
-            .borrow()
+        self.state.lock().cpus[self.cpu]
             .slb
             .get(index)
             .copied()
@@ -81,7 +89,8 @@ impl SlbBackend for SimSlb {
     /// `slbie`: clears V of the matching entry and flushes the TLB (QEMU
     /// flushes everything when `slbie` hits a valid entry).
     fn invalidate(&mut self, ea: EffectiveAddress, ssize: SegmentSize) {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
+        let st = &mut st.cpus[self.cpu];
         let mut hit = false;
         for i in 0..st.slb.len() {
             let mut e = st.slb[i];
@@ -99,7 +108,8 @@ impl SlbBackend for SimSlb {
 
     /// Like `slbia`: invalidates the non-bolted entries and flushes the TLB.
     fn invalidate_non_bolted(&mut self, bolted: usize) {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state.lock();
+        let st = &mut st.cpus[self.cpu];
         for i in bolted..st.slb.len() {
             st.set_slb(i, SlbEntry::INVALID);
         }

@@ -1164,3 +1164,167 @@ fn slbmte_refuses_reserved_bits_valid_or_not() {
     slb.load(0, SlbEntry::INVALID).unwrap();
     assert_eq!(slb.valid_entries(), 0);
 }
+
+/// A two-processor machine with ESID 1 → VSID 0x1234 in SLB slot 0 of
+/// both processors and one page (offset 0x3000 → frame 0x7000) entered.
+fn two_cpus() -> (Machine, Machine, HptManager<SimHpt>, Ptex) {
+    let m0 = Machine::with_cpus(SimConfig::default(), 2).unwrap();
+    let m1 = m0.cpu(1).unwrap();
+    let e = SlbEntry::new(
+        Esid::new(1),
+        Vsid::new(VSID),
+        SegmentSize::M256,
+        PageSize::K4,
+        SlbFlags::KP,
+    )
+    .unwrap();
+    m0.slb().load(0, e).unwrap();
+    m1.slb().load(0, e).unwrap();
+    let mut hpt = HptManager::new(m0.hpt()).unwrap();
+    let ptex = hpt
+        .insert(&Mapping::new(
+            page(0x3000),
+            PhysAddr::new(0x7000),
+            Pp::RW_RW,
+        ))
+        .unwrap()
+        .ptex;
+    (m0, m1, hpt, ptex)
+}
+
+#[test]
+fn processors_are_counted_and_refused_beyond_the_limit() {
+    let m = Machine::with_cpus(SimConfig::default(), 3).unwrap();
+    assert_eq!(m.cpu_count(), 3);
+    assert_eq!(m.cpu_index(), 0);
+    assert_eq!(m.cpu(2).map(|c| c.cpu_index()), Some(2));
+    assert!(m.cpu(3).is_none());
+    assert_eq!(m.cpu(1).unwrap().slb().cpu_index(), 1);
+    assert!(matches!(
+        Machine::with_cpus(SimConfig::default(), 0),
+        Err(SimError::BadConfig)
+    ));
+    assert!(matches!(
+        Machine::with_cpus(SimConfig::default(), MAX_CPUS + 1),
+        Err(SimError::BadConfig)
+    ));
+    assert_eq!(Machine::new(SimConfig::default()).unwrap().cpu_count(), 1);
+}
+
+#[test]
+fn each_processor_has_its_own_slb() {
+    let m0 = Machine::with_cpus(SimConfig::default(), 2).unwrap();
+    let m1 = m0.cpu(1).unwrap();
+    let e = SlbEntry::new(
+        Esid::new(1),
+        Vsid::new(VSID),
+        SegmentSize::M256,
+        PageSize::K4,
+        SlbFlags::KP,
+    )
+    .unwrap();
+    m0.slb().load(0, e).unwrap();
+    assert_eq!(m0.slb().valid_entries(), 1);
+    assert_eq!(m1.slb().valid_entries(), 0);
+    // CPU 0 reaches the page table; CPU 1 takes a segment interrupt.
+    assert_eq!(
+        m0.translate(ea(0x3000), Access::Load, S),
+        Err(dsi(0x3000, 0x4000_0000))
+    );
+    assert_eq!(
+        m1.translate(ea(0x3000), Access::Load, S),
+        Err(Interrupt::DataSegment { ea: ea(0x3000) })
+    );
+    // A page entered once serves both once both SLBs hold the segment.
+    HptManager::new(m0.hpt())
+        .unwrap()
+        .insert(&Mapping::new(
+            page(0x3000),
+            PhysAddr::new(0x7000),
+            Pp::RW_RW,
+        ))
+        .unwrap();
+    m1.slb().load(5, e).unwrap();
+    assert_eq!(
+        m0.translate(ea(0x3008), Access::Load, S),
+        Ok(PhysAddr::new(0x7008))
+    );
+    assert_eq!(
+        m1.translate(ea(0x3010), Access::Load, S),
+        Ok(PhysAddr::new(0x7010))
+    );
+    assert_eq!(m1.slb().read(5).unwrap(), e.with_index(5).unwrap());
+    assert_eq!(m0.slb().read(5).unwrap(), SlbEntry::INVALID);
+}
+
+#[test]
+fn an_hpte_removal_drops_the_translation_on_every_processor() {
+    let (m0, m1, _hpt, ptex) = two_cpus();
+    // Both TLBs hold the translation.
+    for m in [&m0, &m1] {
+        assert_eq!(
+            m.translate(ea(0x3000), Access::Load, S),
+            Ok(PhysAddr::new(0x7000))
+        );
+    }
+    let before = m0.stats().tlb_hits;
+    for m in [&m0, &m1] {
+        assert_eq!(
+            m.translate(ea(0x3000), Access::Load, S),
+            Ok(PhysAddr::new(0x7000))
+        );
+    }
+    assert_eq!(m0.stats().tlb_hits, before + 2);
+    m0.hpt().remove(ptex, RemoveCondition::Absolute).unwrap();
+    for m in [&m0, &m1] {
+        assert_eq!(
+            m.translate(ea(0x3000), Access::Load, S),
+            Err(dsi(0x3000, 0x4000_0000))
+        );
+    }
+}
+
+#[test]
+fn an_hpte_protect_reaches_every_processor() {
+    let (m0, m1, _hpt, ptex) = two_cpus();
+    for m in [&m0, &m1] {
+        assert_eq!(
+            m.translate(ea(0x3000), Access::Store, S),
+            Ok(PhysAddr::new(0x7000))
+        );
+    }
+    let avpn = page(0x3000).avpn_word();
+    m0.hpt().protect(ptex, avpn, Pp::RO_RO, false).unwrap();
+    for m in [&m0, &m1] {
+        assert_eq!(
+            m.translate(ea(0x3000), Access::Store, S),
+            Err(dsi(0x3000, 0x0a00_0000))
+        );
+    }
+}
+
+#[test]
+fn slbie_and_slbia_act_on_the_executing_processor_only() {
+    let (m0, m1, _hpt, _) = two_cpus();
+    for m in [&m0, &m1] {
+        assert_eq!(
+            m.translate(ea(0x3000), Access::Load, S),
+            Ok(PhysAddr::new(0x7000))
+        );
+    }
+    m0.slb().invalidate(ea(0), SegmentSize::M256);
+    assert_eq!(
+        m0.translate(ea(0x3000), Access::Load, S),
+        Err(Interrupt::DataSegment { ea: ea(0x3000) })
+    );
+    assert_eq!(
+        m1.translate(ea(0x3000), Access::Load, S),
+        Ok(PhysAddr::new(0x7000))
+    );
+    m1.slb().invalidate_non_bolted(0);
+    assert_eq!(m1.slb().valid_entries(), 0);
+    assert_eq!(
+        m1.translate(ea(0x3000), Access::Load, S),
+        Err(Interrupt::DataSegment { ea: ea(0x3000) })
+    );
+}
