@@ -575,6 +575,16 @@ impl<B: HptBackend> HptManager<B> {
         Ok(cur.matches(want))
     }
 
+    /// Whether `slot` among `page`'s PTEGs holds a valid entry for `page`
+    /// now: what a table search would find there (B, AVPN, H and V
+    /// compared).
+    #[inline]
+    pub fn holds(&self, page: VirtualPage, slot: HptSlot) -> Result<bool, HptError> {
+        let cur = self.backend.read(self.slot_ptex(page, slot))?;
+        let h = if slot.secondary() { hpte::v::H } else { 0 };
+        Ok(cur.matches(page.avpn_word() | hpte::v::V | h))
+    }
+
     /// Removes `page`'s entry at `ptex` (where [`HptManager::insert`] put
     /// it). Returns the old entry with its final R and C, or `None` if it
     /// was already evicted (the slot is then left alone).

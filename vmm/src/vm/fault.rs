@@ -93,13 +93,17 @@ impl From<InsertError> for VmFaultReason {
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Resolves one interrupt taken in state `privilege`, or says why not.
     ///
+    /// A missing HPTE that the page's record says is there, and is, was
+    /// entered by another processor after this one's table search: the
+    /// fault is resolved with no change (the retried access finds it).
+    ///
     /// When it fails the tables are unchanged, with one exception: if the
-    /// faulting page still had an HPTE recorded (the MMU did not find it,
-    /// so it was replaced or invalidated behind the core's back), that
-    /// record — and the HPTE, if it is still there, with its R/C folded
-    /// into the page — is dropped before the new entry is inserted, and
-    /// stays dropped if the insert then fails. It cannot wait until after
-    /// the insert: two HPTEs translating the same page are undefined (ISA
+    /// faulting page still had an HPTE recorded that is gone (removed
+    /// behind the core's back), or one that refused a store the page
+    /// allows (that HPTE is removed, its R/C folded into the page), the
+    /// record is dropped before the new entry is inserted, and stays
+    /// dropped if the insert then fails. It cannot wait until after the
+    /// insert: two HPTEs translating the same page are undefined (ISA
     /// Book III "Page Table Search"). The page itself (frame, R/C) is kept,
     /// so a later fault on it inserts a fresh entry.
     pub fn resolve(
@@ -124,7 +128,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             FaultCause::Key => return Err(VmFaultReason::Key),
             FaultCause::Unknown => return Err(VmFaultReason::UnknownCause),
         };
-        self.resolve_page(ea, access, privilege)
+        self.resolve_page(ea, access, privilege, true)
     }
 
     /// A store an HPTE refused: resolved as a store to a page with no
@@ -137,7 +141,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         ea: EffectiveAddress,
         privilege: Privilege,
     ) -> Result<(), VmFaultReason> {
-        self.resolve_page(ea, Access::Store, privilege)
+        self.resolve_page(ea, Access::Store, privilege, false)
             .map_err(|r| match r {
                 VmFaultReason::NoSegment | VmFaultReason::OutOfRange => VmFaultReason::Protection,
                 r => r,
@@ -154,19 +158,22 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             .and_then(|s| self.space_ref(s).ok())
             .and_then(|a| a.slb_table().get(esid))
             .ok_or(VmFaultReason::NoSegment)?;
-        self.slb
-            .load(&mut self.slb_hw, words.entry())
+        let cpu = self.local_mut();
+        cpu.slb
+            .load(&mut cpu.slb_hw, words.entry())
             .map_err(VmFaultReason::Slb)?;
         self.counters.slb_misses += 1;
         Ok(())
     }
 
+    /// `missing`: the MMU found no HPTE (else one refused a store).
     #[inline(always)]
     fn resolve_page(
         &mut self,
         ea: EffectiveAddress,
         access: Access,
         privilege: Privilege,
+        missing: bool,
     ) -> Result<(), VmFaultReason> {
         let (_, m) = self.mapping_for(ea).ok_or(VmFaultReason::NoSegment)?;
         let page = page_of_offset(ea.segment_offset());
@@ -179,6 +186,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         // The segment the hardware translates through (the mapping's own,
         // or its view) holds the slot; the frame and protection are the
         // working segment's (the view's target, with the view's ViewProt).
+        let in_interrupt = self.environment() == Environment::Interrupt;
         let (seg, mut target) = self
             .segments
             .with_target_mut(tsid)
@@ -201,13 +209,27 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         if e.is_cow() && access == Access::Store {
             return self.store_to_shared(tsid, page);
         }
-        if resident.is_none() && self.environment == Environment::Interrupt {
+        if resident.is_none() && in_interrupt {
             return Err(VmFaultReason::NotAllowedHere);
         }
         // A shared page is entered without stores, so its first store
         // faults (above).
         let hw = if e.is_cow() { prot.read_only() } else { prot };
         let vp = seg.virtual_page(page);
+        // The MMU found no entry, but the page records one. Either another
+        // processor entered it after this one's search (the entry is
+        // there: the retried access finds it, and replacing it would make
+        // that processor fault again), or it was removed behind the
+        // manager's back and the record is stale (nothing to remove).
+        let mut stale = false;
+        if missing {
+            if let Some(slot) = seg.slot(page) {
+                if self.hpt.holds(vp, slot) == Ok(true) {
+                    return Ok(());
+                }
+                stale = true;
+            }
+        }
         // Open the records (making room for them) before anything changes.
         let mut rec = seg.open(page).map_err(|_| VmFaultReason::NoMemory)?;
         let mut target_rec = match &mut target {
@@ -221,7 +243,12 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         // removal checks the entry is this page's, so a stale record
         // removes nothing else.
         if let Some(old) = rec.take_slot() {
-            if let Ok(Some(h)) = self.hpt.remove_slot(vp, old) {
+            let removed = if stale {
+                None
+            } else {
+                self.hpt.remove_slot(vp, old).ok().flatten()
+            };
+            if let Some(h) = removed {
                 target_rec
                     .as_mut()
                     .unwrap_or(&mut rec)
@@ -264,6 +291,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// and the store, executed again, is resolved as an ordinary one.
     #[inline(never)]
     fn store_to_shared(&mut self, tsid: Sid, page: u32) -> Result<(), VmFaultReason> {
+        let in_interrupt = self.environment() == Environment::Interrupt;
         let (seg, target) = self
             .segments
             .with_target_mut(tsid)
@@ -274,7 +302,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             .map_or(seg.entry(page), |(t, _)| t.entry(page));
         let frame = e.frame().ok_or(VmFaultReason::OutOfRange)?;
         let shared = self.frames.sharers(frame) > 1;
-        if shared && self.environment == Environment::Interrupt {
+        if shared && in_interrupt {
             return Err(VmFaultReason::NotAllowedHere);
         }
         if target.is_some() || seg.view_count() > 0 {

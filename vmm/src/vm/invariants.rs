@@ -42,6 +42,9 @@ pub enum Invariant {
     StaleSlbWords(Esid),
     /// The SLB fast path is not pointed at the current tables.
     SlbTablesNotPublished,
+    /// What the manager records processor `n` runs disagrees with that
+    /// processor's state, or names a space that is gone.
+    RunningSet(usize),
 }
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
@@ -166,15 +169,19 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 return Err(Invariant::ShareCount(f));
             }
         }
-        for i in 0..self.slb.size() {
+        // The installed processor's SLB (each other processor's is checked
+        // when it is installed).
+        let cpu = self.local.as_ref();
+        for i in 0..cpu.map_or(0, |c| c.slb.size()) {
+            let Some(cpu) = cpu else { break };
             // The processor's SLB holds exactly what the manager loaded.
-            let hw = self.slb_hw.read(i).map_err(|_| Invariant::StraySlbe(i))?;
-            match self.slb.entry(i) {
+            let hw = cpu.slb_hw.read(i).map_err(|_| Invariant::StraySlbe(i))?;
+            match cpu.slb.entry(i) {
                 Some(e) if hw.is_valid() && hw == e => {}
                 None if !hw.is_valid() => {}
                 _ => return Err(Invariant::StraySlbe(i)),
             }
-            let Some(e) = self.slb.entry(i) else { continue };
+            let Some(e) = cpu.slb.entry(i) else { continue };
             let esid = e.esid();
             let ok = self
                 .space_for(esid)
@@ -193,6 +200,16 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             }
         }
         self.check_slb_tables()?;
+        if let Some(cpu) = self.local.as_ref() {
+            if self.cpu_space[cpu.index] != cpu.current {
+                return Err(Invariant::RunningSet(cpu.index));
+            }
+        }
+        for i in self.online.iter() {
+            if self.cpu_space[i].is_some_and(|id| !self.spaces.contains_key(&id)) {
+                return Err(Invariant::RunningSet(i));
+            }
+        }
         Ok(())
     }
 }

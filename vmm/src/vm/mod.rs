@@ -23,9 +23,59 @@
 //! The code is split by what it touches: segments (`segments.rs`),
 //! address spaces (`spaces.rs`), the HPTE slots the page entries record,
 //! evictions and R/C folding (`slots.rs`), copy-on-write after fork
-//! (`cow.rs`), the fault path ([`fault`]) and the consistency check
-//! (`invariants.rs`). They are child modules so they share the manager's
-//! private state without widening it to the crate.
+//! (`cow.rs`), the fault path ([`fault`]), each processor's state and SLB
+//! shootdown ([`cpu`]) and the consistency check (`invariants.rs`). They
+//! are child modules so they share the manager's private state without
+//! widening it to the crate.
+//!
+//! # Processors and locking
+//!
+//! What is private to a processor — its SLB, the manager's shadow of it
+//! and its round robin, the space it runs, its [`Environment`] — is a
+//! [`CpuMmu`], kept by that processor and lent to the manager while it
+//! calls it ([`Vmm::install_cpu`]; a [`Vmm::new`] manager starts with
+//! processor 0's installed). Segments, address spaces, the HPT, SIDs and
+//! frames are shared. A mapping leaving a space reaches every processor
+//! running it before the operation returns (SLB shootdown, see [`cpu`]).
+//!
+//! Rules every processor's path keeps, whatever the locking:
+//!
+//! * **One HPTE per page.** A page's HPTE is entered only with the page's
+//!   record in hand, and a missing-HPTE fault on a page whose record names
+//!   an entry that is there (another processor entered it after this
+//!   one's table search) changes nothing: the retried access finds it.
+//! * **A translation is gone everywhere before its frame is reused.** The
+//!   PAPR hcalls (`H_REMOVE`, `H_BULK_REMOVE`, `H_PROTECT`) invalidate on
+//!   every processor before they return; a native table's
+//!   [`crate::native::TlbInvalidate`] must do the same (a broadcast
+//!   `tlbie`, not `tlbiel`).
+//! * **An SLB entry is gone everywhere before its SID is reused**: the
+//!   shootdown runs before the mapping's segment or view is released.
+//!
+//! **Locking today.** The shared part is used under one lock that the
+//! caller holds for each call (the kernel's `with_vmm`, a
+//! `Mutex<Vmm>` in the host tests): faults on different processors
+//! serialize on it. A processor waiting for it must still take shootdown
+//! requests (spin with external interrupts enabled), since the holder may
+//! be waiting for it to apply one.
+//!
+//! **Locking next** (so that faults on different segments do not
+//! serialize), from outer to inner; a path takes locks only in this order:
+//!
+//! 1. an address space's lock (faults and segment misses read it; map,
+//!    unmap, replace, fork and destroy write it);
+//! 2. the segment table's lock (creating and deleting segments write it;
+//!    everything else reads it);
+//! 3. a segment's lock — a view's before its target's (a view's target is
+//!    never a view, so the order is fixed);
+//! 4. an HPTE group lock, one bit per PTEG pair (as Linux locks an HPTE),
+//!    held across the search, eviction and insert. The victim of an
+//!    eviction belongs to any segment, so its page record is updated with
+//!    a compare-and-swap on its packed entry (slot cleared only if it still
+//!    names that slot, R/C ORed in) instead of by taking its segment's
+//!    lock;
+//! 5. leaves, never held while another lock is taken: the frame allocator,
+//!    the SID allocator, the counters (atomics).
 
 use alloc::collections::BTreeMap;
 use core::fmt;
@@ -43,6 +93,7 @@ use crate::slb::{SlbManager, SlbManagerError};
 use crate::hpt::{HptManager, HptSetupError, VirtualPage};
 
 mod cow;
+pub mod cpu;
 pub mod fault;
 mod invariants;
 mod segments;
@@ -52,6 +103,7 @@ mod spaces;
 mod tests;
 
 use crate::sid::{Sid, SidAllocator, SidError};
+pub use cpu::{CpuMmu, CpuSet, ShootdownRequest, SlbChange, SlbShootdown, MAX_CPUS};
 use fault::FaultCounters;
 pub use invariants::Invariant;
 
@@ -165,6 +217,10 @@ pub enum VmError {
     HptSetup(HptSetupError),
     /// The SID allocator refused.
     Sid(SidError),
+    /// Already [`MAX_CPUS`] processors online.
+    TooManyCpus,
+    /// The address space is still running on another processor.
+    SpaceRunning(SpaceId),
 }
 
 impl From<SegmentError> for VmError {
@@ -201,6 +257,10 @@ impl fmt::Display for VmError {
             VmError::Hpt(e) => write!(f, "HPT: {e:?}"),
             VmError::HptSetup(e) => write!(f, "HPT setup: {e:?}"),
             VmError::Sid(e) => write!(f, "SID: {e:?}"),
+            VmError::TooManyCpus => write!(f, "too many processors"),
+            VmError::SpaceRunning(s) => {
+                write!(f, "address space {} runs on another processor", s.0)
+            }
         }
     }
 }
@@ -208,17 +268,24 @@ impl fmt::Display for VmError {
 /// The VMM over an HPT backend `H`, an SLB backend `S` and frames `F`.
 pub struct Vmm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
     hpt: HptManager<H>,
-    slb_hw: S,
-    slb: SlbManager,
+    /// The installed processor ([`cpu`]): processor 0 from the start.
+    local: Option<CpuMmu<S>>,
     frames: F,
     sids: SidAllocator,
     segments: SegmentTable,
     kernel: AddressSpace,
     spaces: BTreeMap<SpaceId, AddressSpace>,
-    current: Option<SpaceId>,
     next_space: u32,
     counters: FaultCounters,
-    environment: Environment,
+    /// Bolted SLB indexes per processor.
+    slb_bolted: usize,
+    /// The bolted kernel segments every processor loads: (index, entry).
+    bolted: alloc::vec::Vec<(usize, SlbEntry)>,
+    online: CpuSet,
+    /// The process space each processor runs (by index; kept by
+    /// [`Vmm::switch_to`] for the installed processor).
+    cpu_space: [Option<SpaceId>; MAX_CPUS],
+    shootdown: Option<alloc::boxed::Box<dyn SlbShootdown>>,
 }
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
@@ -250,17 +317,25 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         slb.switch(&mut slb_hw);
         let v = Vmm {
             hpt,
-            slb_hw,
-            slb,
+            local: Some(CpuMmu {
+                index: 0,
+                slb_hw,
+                slb,
+                current: None,
+                environment: Environment::KernelProcess,
+            }),
             frames,
             sids,
             segments: SegmentTable::new(),
             kernel: AddressSpace::new(),
             spaces: BTreeMap::new(),
-            current: None,
             next_space: 1,
             counters: FaultCounters::default(),
-            environment: Environment::KernelProcess,
+            slb_bolted: config.slb_bolted,
+            bolted: alloc::vec::Vec::new(),
+            online: CpuSet::single(0),
+            cpu_space: [None; MAX_CPUS],
+            shootdown: None,
         };
         v.publish_slb_tables();
         Ok(v)
@@ -270,13 +345,19 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     pub fn hpt_backend(&self) -> &H {
         self.hpt.backend()
     }
-    /// The SLB backend.
+    /// The installed processor's SLB backend.
+    ///
+    /// # Panics
+    /// If no processor is installed ([`Vmm::install_cpu`]).
     pub fn slb_backend(&self) -> &S {
-        &self.slb_hw
+        &self.local().slb_hw
     }
-    /// The SLB manager's view.
+    /// The SLB manager's view of the installed processor's SLB.
+    ///
+    /// # Panics
+    /// If no processor is installed ([`Vmm::install_cpu`]).
     pub fn slb(&self) -> &SlbManager {
-        &self.slb
+        &self.local().slb
     }
     /// The frame allocator.
     pub fn frames(&self) -> &F {
@@ -291,9 +372,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         &self.segments
     }
     /// Fault statistics; `slb_misses` includes the entries a platform's
-    /// segment-miss fast path loaded ([`SlbManager::fast_loads`]).
+    /// segment-miss fast path loaded on the installed processor
+    /// ([`SlbManager::fast_loads`]; another processor's are in its own
+    /// [`CpuMmu::slb`]).
     pub fn counters(&self) -> FaultCounters {
-        let (data, instruction) = self.slb.fast_loads();
+        let (data, instruction) = self.local.as_ref().map_or((0, 0), |c| c.slb.fast_loads());
         FaultCounters {
             slb_misses: self.counters.slb_misses + data + instruction,
             ..self.counters
@@ -314,18 +397,26 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// interrupt level on pageable memory a crash) with
     /// [`crate::platform::VmFaultReason::NotAllowedHere`]; resident pages
     /// are still entered into the HPT.
+    ///
+    /// This is the installed processor's ([`CpuMmu::set_environment`]).
+    ///
+    /// # Panics
+    /// If no processor is installed ([`Vmm::install_cpu`]).
     pub fn set_environment(&mut self, environment: Environment) {
-        self.environment = environment;
+        self.local_mut().environment = environment;
     }
 
-    /// What the VMM was told runs now.
+    /// What the VMM was told runs now on the installed processor
+    /// ([`Environment::KernelProcess`] if none is installed).
     pub fn environment(&self) -> Environment {
-        self.environment
+        self.local
+            .as_ref()
+            .map_or(Environment::KernelProcess, |c| c.environment)
     }
 
-    /// The running address space, if any.
+    /// The address space the installed processor runs, if any.
     pub fn current(&self) -> Option<SpaceId> {
-        self.current
+        self.local.as_ref().and_then(|c| c.current)
     }
     /// The kernel's address space.
     pub fn kernel_space(&self) -> &AddressSpace {
@@ -364,7 +455,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         if esid.as_u64() >= KERNEL_ESID_BASE {
             Some(SpaceRef::Kernel)
         } else {
-            self.current.map(SpaceRef::Process)
+            self.current().map(SpaceRef::Process)
         }
     }
 

@@ -5,12 +5,15 @@ use alloc::vec::Vec;
 
 use arch_ppc64::addr::Esid;
 
+use super::cpu::SlbChange;
 use super::{slb_entry, Invariant, MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
 use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Handle, Mapping};
 use crate::platform::{FrameAllocator, HptBackend, SlbBackend};
 use crate::segment::{SegmentError, SegmentKind, ViewProt};
 use crate::sid::{Sid, SidKind};
 use crate::slbtable::{SlbWords, TableRef};
+
+use super::cpu::CpuSet;
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Creates an empty process address space. Ids are handed out in
@@ -61,8 +64,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
         let bolted_index = if opts.bolted {
             Some(
-                (0..self.slb.bolted())
-                    .find(|&i| self.slb.entry(i).is_none())
+                (0..self.slb_bolted)
+                    .find(|&i| self.bolted.iter().all(|&(j, _)| j != i))
                     .ok_or(VmError::NoBoltedSlot)?,
             )
         } else {
@@ -102,7 +105,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         self.space_insert(space, esid, mapping)
             .expect("checked free above");
         if let (Some(i), Some(entry)) = (bolted_index, entry) {
-            if let Err(e) = self.slb.bolt(&mut self.slb_hw, i, entry) {
+            let bolt = match self.local.as_mut() {
+                Some(c) => c.slb.bolt(&mut c.slb_hw, i, entry),
+                None => Ok(()),
+            };
+            if let Err(e) = bolt {
                 // Take the mapping back; if even that fails, say so rather
                 // than panic, and report the bolt failure.
                 if let Err(u) = self.unmap(space, esid) {
@@ -110,6 +117,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 }
                 return Err(e.into());
             }
+            self.bolted.push((i, entry));
+            self.change_elsewhere(SpaceRef::Kernel, SlbChange::Bolt { index: i, entry });
         }
         Ok(handle)
     }
@@ -117,7 +126,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Unmaps `esid` of `space`: its SLB entry goes (if loaded), a view is
     /// destroyed with its HPTEs, an owned segment is deleted.
     pub fn unmap(&mut self, space: SpaceRef, esid: Esid) -> Result<Mapping, VmError> {
-        let m = self.space_remove(space, esid)?;
+        // One round for the entry and the table's new place (the
+        // invalidation publishes the table too).
+        let m = self.space_mut(space)?.remove(esid)?;
         self.invalidate_slbe(space, esid);
         self.release_mapping(&m, None)?;
         Ok(m)
@@ -182,29 +193,24 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(m)
     }
 
-    /// Publishes the tables again after a change to `space`, if it is the
-    /// kernel's or the running process's (the others are published when
-    /// a switch makes them current).
-    fn republish_if_loaded(&self, space: SpaceRef) {
-        let loaded = match space {
-            SpaceRef::Kernel => true,
-            SpaceRef::Process(id) => self.current == Some(id),
-        };
-        if loaded {
-            self.publish_slb_tables();
-        }
+    /// Publishes `space`'s table again after a change to it, on every
+    /// processor holding it: the kernel's on all, a process's where it
+    /// runs (the others are published when a switch makes them current).
+    fn republish_if_loaded(&mut self, space: SpaceRef) {
+        self.change_everywhere(space, SlbChange::Publish);
     }
 
-    /// Tells the SLB manager's fast path ([`crate::slb::fast`]) where the
-    /// SLB words of the kernel and of the running process are: after a
-    /// switch, and after every change to an address space (its table may
-    /// have moved).
+    /// Tells the installed processor's fast path ([`crate::slb::fast`])
+    /// where the SLB words of the kernel and of its running process are.
     pub(super) fn publish_slb_tables(&self) {
-        let user = self
+        let Some(cpu) = self.local.as_ref() else {
+            return;
+        };
+        let user = cpu
             .current
             .and_then(|id| self.spaces.get(&id))
             .map_or_else(TableRef::empty, |a| a.slb_table().raw());
-        self.slb.set_tables(user, self.kernel.slb_table().raw());
+        cpu.slb.set_tables(user, self.kernel.slb_table().raw());
     }
 
     /// Checks that every address space's SLB words are what the full
@@ -229,31 +235,37 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 return Err(Invariant::SlbTablesNotPublished);
             }
         }
-        let user = self
+        let Some(cpu) = self.local.as_ref() else {
+            return Ok(());
+        };
+        let user = cpu
             .current
             .and_then(|id| self.spaces.get(&id))
             .map_or_else(TableRef::empty, |a| a.slb_table().raw());
-        if self.slb.tables() != [user, self.kernel.slb_table().raw()] {
+        if cpu.slb.tables() != [user, self.kernel.slb_table().raw()] {
             return Err(Invariant::SlbTablesNotPublished);
         }
         Ok(())
     }
 
-    /// Drops every on-demand SLB entry, as an address-space switch does:
-    /// the next access to each of those segments misses again.
+    /// Drops every on-demand SLB entry of the installed processor, as an
+    /// address-space switch does: the next access to each of those
+    /// segments misses again.
+    ///
+    /// # Panics
+    /// If no processor is installed ([`Vmm::install_cpu`]).
     pub fn flush_slb(&mut self) {
-        self.slb.switch(&mut self.slb_hw);
+        let cpu = self.local_mut();
+        cpu.slb.switch(&mut cpu.slb_hw);
     }
 
-    /// Drops the SLB entry for `esid` if `space` is what the SLB holds.
+    /// Drops the SLB entry for `esid` on every processor holding `space`
+    /// (and publishes its table there), before returning.
     fn invalidate_slbe(&mut self, space: SpaceRef, esid: Esid) {
-        let loaded_here = match space {
-            SpaceRef::Kernel => true,
-            SpaceRef::Process(id) => self.current == Some(id),
-        };
-        if loaded_here {
-            self.slb.invalidate_esid(&mut self.slb_hw, esid);
+        if space == SpaceRef::Kernel {
+            self.bolted.retain(|&(_, e)| e.esid() != esid);
         }
+        self.change_everywhere(space, SlbChange::Invalidate(esid));
     }
 
     /// Detaches a mapping taken out of its address space: its view goes,
@@ -276,29 +288,50 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(())
     }
 
-    /// Makes `id` the running address space (`None`: only the kernel's).
-    /// Every non-bolted SLB entry is invalidated.
+    /// Makes `id` the address space the installed processor runs (`None`:
+    /// only the kernel's). Every non-bolted SLB entry is invalidated.
+    ///
+    /// # Panics
+    /// If no processor is installed ([`Vmm::install_cpu`]).
     pub fn switch_to(&mut self, id: Option<SpaceId>) -> Result<(), VmError> {
+        let cpu = self
+            .local
+            .as_mut()
+            .expect("vm: no processor installed (Vmm::install_cpu)");
+        let (old, me) = (cpu.current, cpu.index);
         // One lookup validates the space and finds its table (what
         // publish_slb_tables would look up again).
         let user = match id {
-            Some(id) => self.space(id)?.slb_table().raw(),
+            Some(id) => self
+                .spaces
+                .get(&id)
+                .ok_or(VmError::NoSuchSpace(id))?
+                .slb_table()
+                .raw(),
             None => TableRef::empty(),
         };
-        if self.current != id {
-            self.slb.switch(&mut self.slb_hw);
-            self.current = id;
+        if old != id {
+            cpu.slb.switch(&mut cpu.slb_hw);
+            cpu.current = id;
             // The kernel's table is published whenever it changes.
-            self.slb.set_user_table(user);
+            cpu.slb.set_user_table(user);
+            self.cpu_space[me] = id;
         }
         Ok(())
     }
 
     /// Tears down a process address space (exit): every mapping is
     /// unmapped, owned segments are deleted.
+    ///
+    /// The installed processor leaves the space first; it must not run on
+    /// any other ([`VmError::SpaceRunning`], nothing changed).
     pub fn destroy_space(&mut self, id: SpaceId) -> Result<(), VmError> {
         let esids: Vec<Esid> = self.space(id)?.iter().map(|(e, _)| e).collect();
-        if self.current == Some(id) {
+        let here = self.local_index().map_or(CpuSet::EMPTY, CpuSet::single);
+        if !self.cpus_running(id).without_all(here).is_empty() {
+            return Err(VmError::SpaceRunning(id));
+        }
+        if self.current() == Some(id) {
             self.switch_to(None)?;
         }
         for e in esids {

@@ -1,0 +1,360 @@
+//! The real [`Vmm`] on a multiprocessor emulated machine, each processor
+//! driven by its own host thread: every thread keeps its processor's
+//! [`CpuMmu`] and lends it to the manager while it holds the manager's
+//! lock; SLB shootdowns travel as "IPIs" through per-processor mailboxes,
+//! taken between accesses and while waiting for the lock, as a kernel
+//! takes them with external interrupts enabled.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arch_ppc64::addr::{EffectiveAddress, Esid};
+use vmm::adspace::SegKey;
+use vmm::platform::{FaultHandler, FaultOutcome, Privilege, VmFault, VmFaultReason};
+use vmm::segment::PageProt;
+use vmm::sid::SidKind;
+use vmm::sim::{Machine, SimConfig, SimHpt, SimMemory, SimSlb};
+use vmm::vm::{CpuMmu, CpuSet, MapOptions, ShootdownRequest, SlbShootdown, SpaceId, SpaceRef, Vmm};
+
+type SimVmm = Vmm<SimHpt, SimSlb, SimMemory>;
+
+const P: Privilege = Privilege::Problem;
+
+/// One pending request and the count its sender waits on.
+type Mail = (ShootdownRequest, Arc<AtomicUsize>);
+
+/// Per-processor mailboxes: the interrupt controller of the test.
+#[derive(Default)]
+struct Mailboxes {
+    boxes: Vec<Mutex<VecDeque<Mail>>>,
+    /// Requests sent, per processor.
+    sent: Vec<AtomicU64>,
+}
+
+/// The platform side of [`SlbShootdown`]: post to each target, wait for
+/// every target to have applied the request.
+struct Ipi(Arc<Mailboxes>);
+
+impl SlbShootdown for Ipi {
+    fn shootdown(&mut self, targets: CpuSet, request: &ShootdownRequest) {
+        let pending = Arc::new(AtomicUsize::new(targets.len()));
+        for t in targets.iter() {
+            self.0.sent[t].fetch_add(1, Ordering::Relaxed);
+            self.0.boxes[t]
+                .lock()
+                .unwrap()
+                .push_back((*request, pending.clone()));
+        }
+        while pending.load(Ordering::Acquire) != 0 {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// A multiprocessor machine and its manager.
+struct Smp {
+    machine: Machine,
+    vmm: Mutex<SimVmm>,
+    mail: Arc<Mailboxes>,
+    /// Each processor's state while its thread is not running.
+    cpus: Vec<Mutex<Option<CpuMmu<SimSlb>>>>,
+}
+
+impl Smp {
+    fn new(cpus: usize) -> Smp {
+        let machine = Machine::with_cpus(
+            SimConfig {
+                memory_bytes: 16 << 20,
+                hpt_shift: 18,
+                slb_size: 32,
+            },
+            cpus,
+        )
+        .unwrap();
+        let mut vmm = Vmm::new(machine.hpt(), machine.slb(), machine.memory(), 2).unwrap();
+        let mail = Arc::new(Mailboxes {
+            boxes: (0..cpus).map(|_| Mutex::default()).collect(),
+            sent: (0..cpus).map(|_| AtomicU64::new(0)).collect(),
+        });
+        vmm.set_shootdown(Box::new(Ipi(mail.clone())));
+        let mut states = vec![Mutex::new(vmm.take_cpu())];
+        for i in 1..cpus {
+            let c = vmm.add_cpu(machine.cpu(i).unwrap().slb()).unwrap();
+            assert_eq!(c.index(), i);
+            states.push(Mutex::new(Some(c)));
+        }
+        Smp {
+            machine,
+            vmm: Mutex::new(vmm),
+            mail,
+            cpus: states,
+        }
+    }
+
+    /// Processor `i`, for its thread.
+    fn cpu(&self, i: usize) -> Cpu<'_> {
+        Cpu {
+            smp: self,
+            index: i,
+            machine: self.machine.cpu(i).unwrap(),
+            state: self.cpus[i].lock().unwrap().take(),
+        }
+    }
+}
+
+/// One processor as its thread drives it.
+struct Cpu<'a> {
+    smp: &'a Smp,
+    index: usize,
+    machine: Machine,
+    state: Option<CpuMmu<SimSlb>>,
+}
+
+impl Drop for Cpu<'_> {
+    fn drop(&mut self) {
+        *self.smp.cpus[self.index].lock().unwrap() = self.state.take();
+    }
+}
+
+impl Cpu<'_> {
+    /// Takes the interrupts waiting for this processor.
+    fn take_ipis(&mut self) {
+        let mut mailbox = self.smp.mail.boxes[self.index].lock().unwrap();
+        while let Some((request, pending)) = mailbox.pop_front() {
+            self.state.as_mut().unwrap().apply(&request);
+            pending.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// Runs `f` on the manager with this processor installed, taking
+    /// interrupts while the lock is busy.
+    fn with_vmm<R>(&mut self, f: impl FnOnce(&mut SimVmm) -> R) -> R {
+        let mut g: MutexGuard<'_, SimVmm> = loop {
+            if let Ok(g) = self.smp.vmm.try_lock() {
+                break g;
+            }
+            self.take_ipis();
+            std::thread::yield_now();
+        };
+        g.install_cpu(self.state.take().unwrap()).unwrap();
+        let r = f(&mut g);
+        self.state = g.take_cpu();
+        r
+    }
+
+    fn load(&mut self, ea: u64) -> Result<u64, VmFaultReason> {
+        self.take_ipis();
+        let m = self.machine.clone();
+        m.load_u64(EffectiveAddress::new(ea), P, self)
+            .map_err(|f: VmFault| f.reason)
+    }
+
+    fn store(&mut self, ea: u64, v: u64) -> Result<(), VmFaultReason> {
+        self.take_ipis();
+        let m = self.machine.clone();
+        m.store_u64(EffectiveAddress::new(ea), v, P, self)
+            .map_err(|f: VmFault| f.reason)
+    }
+
+    /// Takes interrupts until `done`, so a processor whose work is over
+    /// still answers shootdowns (an idle processor does).
+    fn idle_until(&mut self, done: &AtomicBool) {
+        while !done.load(Ordering::Acquire) {
+            self.take_ipis();
+            std::thread::yield_now();
+        }
+        self.take_ipis();
+    }
+}
+
+impl FaultHandler for Cpu<'_> {
+    fn handle(
+        &mut self,
+        interrupt: vmm::platform::Interrupt,
+        privilege: Privilege,
+    ) -> FaultOutcome {
+        self.with_vmm(|v| v.handle(interrupt, privilege))
+    }
+}
+
+fn ea(esid: u64, page: u64, word: u64) -> u64 {
+    Esid::new(esid).base().as_u64() + (page << 12) + word * 8
+}
+
+/// A process space with one `pages`-page working segment at ESID 1.
+fn process(smp: &Smp, pages: u64) -> (SpaceId, vmm::sid::Sid) {
+    let mut v = smp.vmm.lock().unwrap();
+    let sid = v
+        .create_segment(SidKind::User, pages << 12, PageProt::USER_RW)
+        .unwrap();
+    let space = v.create_space();
+    v.map(
+        SpaceRef::Process(space),
+        Esid::new(1),
+        sid,
+        MapOptions::new(SegKey::UNPRIV),
+    )
+    .unwrap();
+    (space, sid)
+}
+
+#[test]
+fn processors_are_added_with_the_bolted_kernel_segments() {
+    let smp = Smp::new(3);
+    let v = smp.vmm.lock().unwrap();
+    assert_eq!(v.online_cpus().bits(), 0b111);
+    for i in 0..3 {
+        let c = smp.cpus[i].lock().unwrap();
+        let c = c.as_ref().unwrap();
+        assert_eq!(c.index(), i);
+        assert_eq!(c.current(), None);
+        assert_eq!(smp.machine.cpu(i).unwrap().slb().valid_entries(), 0);
+    }
+}
+
+#[test]
+fn threads_fault_the_same_pages_on_every_processor_and_enter_one_hpte_each() {
+    const CPUS: usize = 4;
+    const PAGES: u64 = 48;
+    const ROUNDS: u64 = 30;
+    let smp = Smp::new(CPUS);
+    let (space, _) = process(&smp, PAGES);
+    let done = AtomicBool::new(false);
+    let finished = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for i in 0..CPUS {
+            let smp = &smp;
+            let (done, finished) = (&done, &finished);
+            s.spawn(move || {
+                let mut cpu = smp.cpu(i);
+                cpu.with_vmm(|v| v.switch_to(Some(space)).unwrap());
+                // Each processor owns word i of every page: first touches
+                // race (demand-zero on the same pages), later rounds race
+                // with the others' faults on pages they share.
+                for round in 1..=ROUNDS {
+                    for p in 0..PAGES {
+                        let p = (p + i as u64 * 7) % PAGES;
+                        cpu.store(ea(1, p, i as u64), round).unwrap();
+                        assert_eq!(cpu.load(ea(1, p, i as u64)).unwrap(), round);
+                    }
+                }
+                cpu.with_vmm(|v| v.switch_to(None).unwrap());
+                if finished.fetch_add(1, Ordering::AcqRel) + 1 == CPUS {
+                    done.store(true, Ordering::Release);
+                }
+                cpu.idle_until(done);
+            });
+        }
+    });
+    // Every store is there; each page has one frame and one HPTE.
+    let mut cpu = smp.cpu(0);
+    cpu.with_vmm(|v| v.switch_to(Some(space)).unwrap());
+    for p in 0..PAGES {
+        for i in 0..CPUS as u64 {
+            assert_eq!(cpu.load(ea(1, p, i)).unwrap(), ROUNDS, "page {p} word {i}");
+        }
+    }
+    cpu.with_vmm(|v| {
+        v.check_invariants().unwrap();
+        assert_eq!(v.hptes_in_use(), PAGES as usize);
+        assert_eq!(v.counters().zero_fills, PAGES);
+    });
+    assert_eq!(smp.machine.valid_hptes(), PAGES as usize);
+}
+
+#[test]
+fn an_unmapped_segment_is_gone_from_every_processor_before_unmap_returns() {
+    // Processor 1 keeps loading from ESID 1 of a space processor 0 also
+    // runs; processor 0 unmaps it. The segment stays mapped in a second
+    // space, so its HPTEs stay valid: only the SLB shootdown stops
+    // processor 1 from reading through its old SLB entry.
+    let smp = Smp::new(2);
+    let (space, sid) = process(&smp, 4);
+    {
+        let mut v = smp.vmm.lock().unwrap();
+        let other = v.create_space();
+        v.map(
+            SpaceRef::Process(other),
+            Esid::new(1),
+            sid,
+            MapOptions::new(SegKey::UNPRIV),
+        )
+        .unwrap();
+    }
+    let unmapped = AtomicBool::new(false);
+    let loads_before = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let (smp, unmapped, loads_before) = (&smp, &unmapped, &loads_before);
+        let reader = s.spawn(move || {
+            let mut cpu = smp.cpu(1);
+            cpu.with_vmm(|v| v.switch_to(Some(space)).unwrap());
+            cpu.store(ea(1, 2, 0), 0x5a5a).unwrap();
+            loop {
+                let after = unmapped.load(Ordering::Acquire);
+                match cpu.load(ea(1, 2, 0)) {
+                    Ok(v) => {
+                        assert!(!after, "read {v:#x} through a segment already unmapped");
+                        assert_eq!(v, 0x5a5a);
+                        loads_before.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(r) => {
+                        assert_eq!(r, VmFaultReason::NoSegment);
+                        break;
+                    }
+                }
+            }
+            assert!(cpu
+                .state
+                .as_ref()
+                .unwrap()
+                .slb()
+                .lookup(Esid::new(1))
+                .is_none());
+            cpu.with_vmm(|v| v.switch_to(None).unwrap());
+        });
+        let mut cpu = smp.cpu(0);
+        cpu.with_vmm(|v| v.switch_to(Some(space)).unwrap());
+        // Let the reader get going (it stores first), then unmap.
+        while loads_before.load(Ordering::Relaxed) < 50 {
+            cpu.take_ipis();
+            std::thread::yield_now();
+        }
+        cpu.with_vmm(|v| v.unmap(SpaceRef::Process(space), Esid::new(1)).unwrap());
+        unmapped.store(true, Ordering::Release);
+        while !reader.is_finished() {
+            cpu.take_ipis();
+            std::thread::yield_now();
+        }
+        reader.join().unwrap();
+        cpu.with_vmm(|v| {
+            v.switch_to(None).unwrap();
+            v.check_invariants().unwrap();
+        });
+    });
+    assert!(smp.mail.sent[1].load(Ordering::Relaxed) >= 1);
+    assert_eq!(smp.mail.sent[0].load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_space_running_on_another_processor_is_not_destroyed() {
+    let smp = Smp::new(2);
+    let (space, _) = process(&smp, 1);
+    let mut one = smp.cpu(1);
+    one.with_vmm(|v| v.switch_to(Some(space)).unwrap());
+    let mut zero = smp.cpu(0);
+    zero.with_vmm(|v| {
+        assert_eq!(v.cpus_running(space), CpuSet::single(1));
+        assert_eq!(
+            v.destroy_space(space),
+            Err(vmm::vm::VmError::SpaceRunning(space))
+        );
+        assert!(v.space(space).is_ok());
+    });
+    one.with_vmm(|v| v.switch_to(None).unwrap());
+    zero.with_vmm(|v| {
+        assert_eq!(v.cpus_running(space), CpuSet::EMPTY);
+        v.destroy_space(space).unwrap();
+        v.check_invariants().unwrap();
+    });
+}
