@@ -10,12 +10,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arch_ppc64::addr::{EffectiveAddress, Esid};
-use vmm::adspace::SegKey;
-use vmm::platform::{FaultHandler, FaultOutcome, Privilege, VmFault, VmFaultReason};
+use vmm::adspace::{ForkAction, SegKey};
+use vmm::platform::{
+    FaultHandler, FaultOutcome, FrameAllocator, Privilege, VmFault, VmFaultReason,
+};
 use vmm::segment::PageProt;
 use vmm::sid::SidKind;
 use vmm::sim::{Machine, SimConfig, SimHpt, SimMemory, SimSlb};
-use vmm::vm::{CpuMmu, CpuSet, MapOptions, ShootdownRequest, SlbShootdown, SpaceId, SpaceRef, Vmm};
+use vmm::vm::{
+    CpuMmu, CpuSet, MapOptions, ShootdownRequest, SlbShootdown, SpaceId, SpaceRef, Vmm,
+    KERNEL_ESID_BASE,
+};
 
 type SimVmm = Vmm<SimHpt, SimSlb, SimMemory>;
 
@@ -199,18 +204,82 @@ fn process(smp: &Smp, pages: u64) -> (SpaceId, vmm::sid::Sid) {
     (space, sid)
 }
 
-#[test]
-fn processors_are_added_with_the_bolted_kernel_segments() {
-    let smp = Smp::new(3);
-    let v = smp.vmm.lock().unwrap();
-    assert_eq!(v.online_cpus().bits(), 0b111);
-    for i in 0..3 {
-        let c = smp.cpus[i].lock().unwrap();
-        let c = c.as_ref().unwrap();
-        assert_eq!(c.index(), i);
-        assert_eq!(c.current(), None);
-        assert_eq!(smp.machine.cpu(i).unwrap().slb().valid_entries(), 0);
+/// A shootdown that records what it is asked to deliver.
+struct Recorder(Arc<Mutex<Vec<(CpuSet, ShootdownRequest)>>>);
+
+impl SlbShootdown for Recorder {
+    fn shootdown(&mut self, targets: CpuSet, request: &ShootdownRequest) {
+        self.0.lock().unwrap().push((targets, *request));
     }
+}
+
+#[test]
+fn processors_get_the_bolted_kernel_segments_when_added_and_later() {
+    let machine = Machine::with_cpus(SimConfig::default(), 2).unwrap();
+    let mut v = Vmm::new(machine.hpt(), machine.slb(), machine.memory(), 2).unwrap();
+    let bolted = |v: &mut SimVmm, esid: u64| {
+        let sid = v
+            .create_segment(SidKind::Kernel, 1 << 12, PageProt::KERNEL_RW)
+            .unwrap();
+        let mut opts = MapOptions::new(SegKey::KERNEL);
+        opts.bolted = true;
+        v.map(
+            SpaceRef::Kernel,
+            Esid::new(KERNEL_ESID_BASE + esid),
+            sid,
+            opts,
+        )
+        .unwrap();
+    };
+    bolted(&mut v, 1);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    v.set_shootdown(Box::new(Recorder(sent.clone())));
+    let slb1 = machine.cpu(1).unwrap().slb();
+    let mut one = v.add_cpu(slb1.clone()).unwrap();
+    assert_eq!(one.index(), 1);
+    assert_eq!(v.online_cpus(), CpuSet::single(0).with(1));
+    // Added with the bolted segment already in its bolted index.
+    let first = one.slb().lookup(Esid::new(KERNEL_ESID_BASE + 1)).unwrap();
+    assert!(first < 2);
+    assert_eq!(slb1.valid_entries(), 1);
+    // A segment bolted later reaches processor 1 through a shootdown.
+    bolted(&mut v, 2);
+    let requests: Vec<_> = sent.lock().unwrap().drain(..).collect();
+    assert!(!requests.is_empty());
+    for (targets, r) in &requests {
+        assert_eq!(*targets, CpuSet::single(1));
+        one.apply(r);
+    }
+    assert!(one.slb().lookup(Esid::new(KERNEL_ESID_BASE + 2)).unwrap() < 2);
+    assert_eq!(slb1.valid_entries(), 2);
+    // Processor 0 holds both too; unmapping one drops it on both.
+    assert_eq!(machine.slb().valid_entries(), 2);
+    v.unmap(SpaceRef::Kernel, Esid::new(KERNEL_ESID_BASE + 1))
+        .unwrap();
+    for (_, r) in sent.lock().unwrap().drain(..) {
+        one.apply(&r);
+    }
+    assert!(one.slb().lookup(Esid::new(KERNEL_ESID_BASE + 1)).is_none());
+    assert_eq!(slb1.valid_entries(), 1);
+    assert_eq!(machine.slb().valid_entries(), 1);
+    v.check_invariants().unwrap();
+    // A process space's change goes only where it runs.
+    let (space, _) = {
+        let sid = v
+            .create_segment(SidKind::User, 1 << 12, PageProt::USER_RW)
+            .unwrap();
+        let space = v.create_space();
+        v.map(
+            SpaceRef::Process(space),
+            Esid::new(1),
+            sid,
+            MapOptions::new(SegKey::UNPRIV),
+        )
+        .unwrap();
+        (space, sid)
+    };
+    v.unmap(SpaceRef::Process(space), Esid::new(1)).unwrap();
+    assert!(sent.lock().unwrap().is_empty());
 }
 
 #[test]
@@ -357,4 +426,153 @@ fn a_space_running_on_another_processor_is_not_destroyed() {
         v.destroy_space(space).unwrap();
         v.check_invariants().unwrap();
     });
+}
+
+/// Runs `work(cpu)` on processors `0..cpus`, one thread each; a processor
+/// done with its work keeps taking shootdowns until all are done.
+fn on_every_cpu(smp: &Smp, cpus: usize, work: impl Fn(&mut Cpu<'_>) + Sync) {
+    let done = AtomicBool::new(false);
+    let finished = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for i in 0..cpus {
+            let (done, finished, work) = (&done, &finished, &work);
+            s.spawn(move || {
+                let mut cpu = smp.cpu(i);
+                work(&mut cpu);
+                if finished.fetch_add(1, Ordering::AcqRel) + 1 == cpus {
+                    done.store(true, Ordering::Release);
+                }
+                cpu.idle_until(done);
+            });
+        }
+    });
+}
+
+#[test]
+fn fork_races_stores_on_other_processors_and_no_store_is_lost() {
+    const PAGES: u64 = 12;
+    const ROUNDS: u64 = 40;
+    const FORKS: usize = 12;
+    let smp = Smp::new(3);
+    let space = {
+        let mut v = smp.vmm.lock().unwrap();
+        let sid = v
+            .create_segment(SidKind::User, PAGES << 12, PageProt::USER_RW)
+            .unwrap();
+        let space = v.create_space();
+        let mut opts = MapOptions::new(SegKey::UNPRIV);
+        opts.fork = ForkAction::Copy;
+        opts.owned = true;
+        v.map(SpaceRef::Process(space), Esid::new(1), sid, opts)
+            .unwrap();
+        space
+    };
+    let frames_before = smp.machine.memory().free_frames();
+    on_every_cpu(&smp, 3, |cpu| {
+        let me = cpu.index as u64;
+        cpu.with_vmm(|v| v.switch_to(Some(space)).unwrap());
+        if me == 0 {
+            // The parent's forking thread: each child is a snapshot in
+            // which every word holds a value its writer had stored.
+            for _ in 0..FORKS {
+                let child = cpu.with_vmm(|v| v.fork(space).unwrap());
+                cpu.with_vmm(|v| v.switch_to(Some(child)).unwrap());
+                for p in 0..PAGES {
+                    for w in 1..3 {
+                        let seen = cpu.load(ea(1, p, w)).unwrap();
+                        assert!(seen <= ROUNDS, "child page {p} word {w}: {seen}");
+                    }
+                }
+                cpu.with_vmm(|v| {
+                    v.switch_to(Some(space)).unwrap();
+                    v.destroy_space(child).unwrap();
+                });
+            }
+        } else {
+            for round in 1..=ROUNDS {
+                for p in 0..PAGES {
+                    cpu.store(ea(1, p, me), round).unwrap();
+                    assert_eq!(cpu.load(ea(1, p, me)).unwrap(), round);
+                }
+            }
+        }
+        cpu.with_vmm(|v| v.switch_to(None).unwrap());
+    });
+    let mut cpu = smp.cpu(0);
+    cpu.with_vmm(|v| {
+        v.switch_to(Some(space)).unwrap();
+        v.check_invariants().unwrap();
+    });
+    for p in 0..PAGES {
+        for w in 1..3 {
+            assert_eq!(cpu.load(ea(1, p, w)).unwrap(), ROUNDS, "page {p} word {w}");
+        }
+    }
+    // Every frame went back once parent and children are gone.
+    cpu.with_vmm(|v| {
+        v.switch_to(None).unwrap();
+        v.destroy_space(space).unwrap();
+        v.check_invariants().unwrap();
+        assert_eq!(v.sids_in_use(), 0);
+    });
+    assert_eq!(smp.machine.memory().free_frames(), frames_before);
+}
+
+#[test]
+fn segment_storms_on_every_processor_keep_the_tables_consistent() {
+    // Every processor creates, maps (in the kernel half, which all
+    // processors hold, so each map and unmap is a shootdown to all the
+    // others), touches, unmaps and deletes segments of its own.
+    const CPUS: usize = 4;
+    const ITERATIONS: u64 = 25;
+    let smp = Smp::new(CPUS);
+    let frames = smp.machine.memory().free_frames();
+    on_every_cpu(&smp, CPUS, |cpu| {
+        let me = cpu.index as u64;
+        for k in 0..ITERATIONS {
+            let esid = KERNEL_ESID_BASE + 0x100 + me * 0x1000 + k;
+            let sid = cpu.with_vmm(|v| {
+                let sid = v
+                    .create_segment(SidKind::Kernel, 3 << 12, PageProt::KERNEL_RW)
+                    .unwrap();
+                v.map(
+                    SpaceRef::Kernel,
+                    Esid::new(esid),
+                    sid,
+                    MapOptions::new(SegKey::KERNEL),
+                )
+                .unwrap();
+                sid
+            });
+            let at = EffectiveAddress::new(Esid::new(esid).base().as_u64() + 0x1008);
+            let m = cpu.machine.clone();
+            m.store_u64(at, me << 32 | k, Privilege::Supervisor, cpu)
+                .unwrap();
+            assert_eq!(
+                m.load_u64(at, Privilege::Supervisor, cpu).unwrap(),
+                me << 32 | k
+            );
+            cpu.with_vmm(|v| {
+                v.unmap(SpaceRef::Kernel, Esid::new(esid)).unwrap();
+                assert!(v.delete_segment(sid).unwrap());
+            });
+            assert!(cpu
+                .state
+                .as_ref()
+                .unwrap()
+                .slb()
+                .lookup(Esid::new(esid))
+                .is_none());
+        }
+    });
+    let v = smp.vmm.lock().unwrap();
+    assert_eq!(v.sids_in_use(), 0);
+    assert!(v.segments().is_empty());
+    assert_eq!(v.hptes_in_use(), 0);
+    assert_eq!(smp.machine.valid_hptes(), 0);
+    assert_eq!(smp.machine.memory().free_frames(), frames);
+    for i in 1..CPUS {
+        // Each processor was told of every other processor's changes.
+        assert!(smp.mail.sent[i].load(Ordering::Relaxed) >= ITERATIONS);
+    }
 }
