@@ -288,6 +288,12 @@ impl AddressSpace {
         AddressSpace::default()
     }
 
+    /// Frees table storage a resize replaced (once no processor can be
+    /// searching it: see [`SlbTable::release_retired`]).
+    pub(crate) fn release_retired_slb(&mut self) {
+        self.slb.release_retired();
+    }
+
     /// The mapping at `esid`.
     pub fn get(&self, esid: Esid) -> Option<&Mapping> {
         self.map.get(&esid)

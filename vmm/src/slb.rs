@@ -557,7 +557,7 @@ mod tests {
         let entries = tables
             .iter()
             .find(|t| t.raw().base == base)
-            .map_or(&[SlbWords { key: 0, rs: 0 }][..], |t| t.raw_entries());
+            .map_or_else(|| vec![SlbWords { key: 0, rs: 0 }], |t| t.raw_entries());
         let key = (ea & esid_word::ESID) | esid_word::V;
         let product = key.wrapping_mul(m.get(fast::HASH_K));
         let mut off = product.checked_shr(shift as u32).unwrap_or(0) << 4;

@@ -41,9 +41,29 @@
 //! back (down to 8 entries: a space that maps and unmaps one segment over
 //! and over does not allocate each time). Every entry is a 256 MB segment of class 0: the fast path builds
 //! the `slbie` operand of an entry it loaded as `key` without V.
+//!
+//! # Readers on other processors
+//!
+//! On SMP the fast path of a processor running the space searches the
+//! table without the manager's lock while another processor may change
+//! it. The table is changed so that such a search finds either a whole
+//! entry (old or new) or none (then it takes the full path, which is
+//! always right):
+//!
+//! * an entry is written key-last: its `key` is cleared, `rs` written, and
+//!   the new `key` written after a store barrier (`lwsync`); an entry is
+//!   removed by clearing its `key`;
+//! * a reader that found its key reads `rs` and then the key again, with
+//!   load barriers between; a different key means the entry changed under
+//!   it, and it searches again or takes the full path;
+//! * a table that grows or shrinks is built whole in new storage; the old
+//!   storage stays, unchanged, until every processor running the space was
+//!   pointed at the new one ([`SlbTable::release_retired`], which the
+//!   manager calls once its shootdown returned), so a search that started
+//!   in it reads valid memory.
 
-use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use arch_ppc64::addr::Esid;
 use arch_ppc64::structures::slb::{esid_word, vsid_word, SlbEntry};
@@ -118,12 +138,118 @@ impl TableRef {
     }
 }
 
+/// One entry as it sits in memory: [`SlbWords`] in words other
+/// processors may read while it changes (see the module docs).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct Slot {
+    key: AtomicU64,
+    rs: AtomicU64,
+}
+
+const _: () = assert!(core::mem::size_of::<Slot>() == core::mem::size_of::<SlbWords>());
+
+impl Slot {
+    fn key(&self) -> u64 {
+        self.key.load(Ordering::Relaxed)
+    }
+
+    fn words(&self) -> SlbWords {
+        SlbWords {
+            key: self.key.load(Ordering::Relaxed),
+            rs: self.rs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes `w` key-last, so a concurrent reader sees the old entry,
+    /// no entry, or the new one.
+    fn write(&self, w: SlbWords) {
+        if self.key() != 0 {
+            self.key.store(0, Ordering::Relaxed);
+            fence(Ordering::Release);
+        }
+        self.rs.store(w.rs, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.key.store(w.key, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        self.key.store(0, Ordering::Relaxed);
+    }
+}
+
+fn storage(capacity: usize) -> Vec<Slot> {
+    (0..capacity).map(|_| Slot::default()).collect()
+}
+
 /// The precomputed SLB words of one address space (see the module docs).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct SlbTable {
     /// `2^k` entries, or none before the first insert.
-    entries: Vec<SlbWords>,
+    entries: Vec<Slot>,
     len: usize,
+    /// Storage replaced by a resize that a reader may still be searching.
+    retired: Vec<Vec<Slot>>,
+}
+
+impl Clone for SlbTable {
+    /// The same entries in storage of its own (nothing retired).
+    fn clone(&self) -> Self {
+        SlbTable {
+            entries: self
+                .entries
+                .iter()
+                .map(|e| {
+                    let w = e.words();
+                    Slot {
+                        key: AtomicU64::new(w.key),
+                        rs: AtomicU64::new(w.rs),
+                    }
+                })
+                .collect(),
+            len: self.len,
+            retired: Vec::new(),
+        }
+    }
+}
+
+/// Searches the table published as `table` for `esid` the way a fast path
+/// on another processor does (see "Readers on other processors" in the
+/// module docs): the key, then `rs`, then the key again; an entry that
+/// changed under the search is searched for again.
+///
+/// # Safety
+///
+/// `table` must be what [`SlbTable::raw`] returned for a table whose
+/// storage at that place has not been freed: the table was not dropped,
+/// and [`SlbTable::release_retired`] was not called since it moved.
+pub unsafe fn search(table: TableRef, esid: Esid) -> Option<SlbWords> {
+    let key = key_of(esid);
+    let slot = |off: u64| {
+        // SAFETY: `off` is within the table's entries (masked by
+        // `mask_bytes`), which the caller guarantees are allocated; the
+        // words are atomics, so reading them while another processor
+        // writes them is defined.
+        unsafe { &*((table.base + off) as *const Slot) }
+    };
+    'search: loop {
+        let mut off = (home(key, table.shift) as u64) * core::mem::size_of::<Slot>() as u64;
+        loop {
+            let s = slot(off);
+            let k = s.key.load(Ordering::Acquire);
+            if k == key {
+                let rs = s.rs.load(Ordering::Acquire);
+                if s.key.load(Ordering::Relaxed) != key {
+                    continue 'search;
+                }
+                return Some(SlbWords { key, rs });
+            }
+            if k == 0 {
+                return None;
+            }
+            off = (off + core::mem::size_of::<Slot>() as u64) & table.mask_bytes;
+        }
+    }
 }
 
 /// The first entry searched for `key` in a table of `2^k` entries
@@ -141,6 +267,7 @@ impl SlbTable {
         SlbTable {
             entries: Vec::new(),
             len: 0,
+            retired: Vec::new(),
         }
     }
 
@@ -168,7 +295,8 @@ impl SlbTable {
     }
 
     /// Where the table is, for the fast path. Valid until the next
-    /// [`SlbTable::insert`] or [`SlbTable::remove`], which may move it.
+    /// [`SlbTable::insert`] or [`SlbTable::remove`], which may move it
+    /// (the old place stays readable until [`SlbTable::release_retired`]).
     pub fn raw(&self) -> TableRef {
         if self.entries.is_empty() {
             return TableRef::empty();
@@ -182,17 +310,29 @@ impl SlbTable {
 
     /// The entries the fast path reads at [`SlbTable::raw`]'s base.
     #[cfg(test)]
-    pub(crate) fn raw_entries(&self) -> &[SlbWords] {
+    pub(crate) fn raw_entries(&self) -> Vec<SlbWords> {
         if self.entries.is_empty() {
-            &EMPTY
+            EMPTY.to_vec()
         } else {
-            &self.entries
+            self.entries.iter().map(Slot::words).collect()
         }
+    }
+
+    /// Number of storages a resize replaced that are still kept for
+    /// readers (see the module docs).
+    pub fn retired(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// Frees the storage earlier resizes replaced: call once every
+    /// processor that may search this table was pointed at its new place.
+    pub fn release_retired(&mut self) {
+        self.retired.clear();
     }
 
     /// The words for `esid`, searched as the fast path searches.
     pub fn get(&self, esid: Esid) -> Option<SlbWords> {
-        self.find(key_of(esid)).map(|i| self.entries[i])
+        self.find(key_of(esid)).map(|i| self.entries[i].words())
     }
 
     /// The index holding `key`, by the probe of the module docs.
@@ -203,7 +343,7 @@ impl SlbTable {
         let mask = self.mask();
         let mut i = home(key, self.shift());
         loop {
-            match self.entries[i].key {
+            match self.entries[i].key() {
                 k if k == key => return Some(i),
                 0 => return None,
                 _ => i = (i + 1) & mask,
@@ -219,7 +359,7 @@ impl SlbTable {
             return false;
         };
         if let Some(i) = self.find(w.key) {
-            self.entries[i] = w;
+            self.entries[i].write(w);
             return true;
         }
         if (self.len + 1) * 2 > self.entries.len() {
@@ -234,17 +374,17 @@ impl SlbTable {
     fn place(&mut self, w: SlbWords) {
         let mask = self.mask();
         let mut i = home(w.key, self.shift());
-        while self.entries[i].key != 0 {
+        while self.entries[i].key() != 0 {
             i = (i + 1) & mask;
         }
-        self.entries[i] = w;
+        self.entries[i].write(w);
     }
 
     /// Removes the words of `esid`; returns them.
     pub fn remove(&mut self, esid: Esid) -> Option<SlbWords> {
         let mut hole = self.find(key_of(esid))?;
-        let old = self.entries[hole];
-        self.entries[hole] = SlbWords::default();
+        let old = self.entries[hole].words();
+        self.entries[hole].clear();
         self.len -= 1;
         // Move back every later entry of the run that the hole now cuts
         // off from its home: one whose home is not cyclically in
@@ -254,14 +394,16 @@ impl SlbTable {
         let mut j = hole;
         loop {
             j = (j + 1) & mask;
-            let w = self.entries[j];
+            let w = self.entries[j].words();
             if w.key == 0 {
                 break;
             }
             let h = home(w.key, shift);
             if (j.wrapping_sub(h) & mask) >= (j.wrapping_sub(hole) & mask) {
-                self.entries[hole] = w;
-                self.entries[j] = SlbWords::default();
+                // A reader may miss `w` between the two stores (and take
+                // the full path); it never sees a mixed entry.
+                self.entries[hole].write(w);
+                self.entries[j].clear();
                 hole = j;
             }
         }
@@ -275,15 +417,20 @@ impl SlbTable {
     }
 
     fn rehash(&mut self, capacity: usize) {
-        let old = core::mem::replace(&mut self.entries, vec![SlbWords::default(); capacity]);
-        for w in old.into_iter().filter(|w| w.key != 0) {
+        let old = core::mem::replace(&mut self.entries, storage(capacity));
+        for w in old.iter().map(Slot::words).filter(|w| w.key != 0) {
             self.place(w);
+        }
+        // The new storage is complete before anyone is pointed at it.
+        fence(Ordering::Release);
+        if !old.is_empty() {
+            self.retired.push(old);
         }
     }
 
     /// Every entry, in table order.
     pub fn iter(&self) -> impl Iterator<Item = SlbWords> + '_ {
-        self.entries.iter().copied().filter(|w| w.key != 0)
+        self.entries.iter().map(Slot::words).filter(|w| w.key != 0)
     }
 }
 
@@ -322,11 +469,12 @@ mod tests {
         }
     }
 
-    fn published(t: &SlbTable) -> (TableRef, &[SlbWords]) {
+    fn published(t: &SlbTable) -> (TableRef, Vec<SlbWords>) {
         let r = t.raw();
-        let entries = t.raw_entries();
-        assert_eq!(r.base, entries.as_ptr() as u64);
-        (r, entries)
+        if t.capacity() > 0 {
+            assert_eq!(r.base, t.entries.as_ptr() as u64);
+        }
+        (r, t.raw_entries())
     }
 
     #[test]
@@ -364,7 +512,7 @@ mod tests {
                 let want = SlbWords::of(*e).unwrap();
                 assert_eq!(t.get(Esid::new(esid)), Some(want), "step {step}");
                 assert_eq!(
-                    search_like_the_fast_path(&r, entries, Esid::new(esid)),
+                    search_like_the_fast_path(&r, &entries, Esid::new(esid)),
                     Some(want.rs)
                 );
             }
@@ -372,7 +520,7 @@ mod tests {
                 if !model.contains_key(&absent) {
                     assert_eq!(t.get(Esid::new(absent)), None);
                     assert_eq!(
-                        search_like_the_fast_path(&r, entries, Esid::new(absent)),
+                        search_like_the_fast_path(&r, &entries, Esid::new(absent)),
                         None
                     );
                 }
@@ -398,7 +546,7 @@ mod tests {
         assert_eq!(t.remove(Esid::new(5)), None);
         let r = t.raw();
         assert_eq!(
-            search_like_the_fast_path(&r, t.raw_entries(), Esid::new(5)),
+            search_like_the_fast_path(&r, &t.raw_entries(), Esid::new(5)),
             None
         );
     }
@@ -425,6 +573,40 @@ mod tests {
         for i in 4090..4096 {
             assert!(t.get(Esid::new(base + i)).is_some());
         }
+    }
+
+    #[test]
+    fn a_resize_keeps_the_old_storage_readable_until_released() {
+        let mut t = SlbTable::new();
+        for i in 1..=4 {
+            assert!(t.insert(entry(i)));
+        }
+        // The first insert replaced no storage (there was none).
+        assert_eq!(t.retired(), 0);
+        t.release_retired();
+        let before = t.raw();
+        // The fifth entry grows the table (at most half full).
+        assert!(t.insert(entry(5)));
+        let after = t.raw();
+        assert_ne!(before.base, after.base);
+        assert_eq!(t.retired(), 1);
+        for i in 1..=4 {
+            // SAFETY: `before` is the retired storage, not yet released.
+            let old = unsafe { search(before, Esid::new(i)) };
+            assert_eq!(old, SlbWords::of(entry(i)));
+            // SAFETY: `after` is the live storage.
+            let new = unsafe { search(after, Esid::new(i)) };
+            assert_eq!(new, SlbWords::of(entry(i)));
+        }
+        // SAFETY: as above.
+        let (old5, new5) = unsafe { (search(before, Esid::new(5)), search(after, Esid::new(5))) };
+        assert_eq!(old5, None);
+        assert_eq!(new5, SlbWords::of(entry(5)));
+        t.release_retired();
+        assert_eq!(t.retired(), 0);
+        // A table copied for fork retires nothing.
+        assert_eq!(t.clone().retired(), 0);
+        assert_eq!(t.clone().get(Esid::new(3)), SlbWords::of(entry(3)));
     }
 
     #[test]

@@ -276,10 +276,12 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 
     /// Makes the state of another processor, with the bolted kernel
-    /// segments loaded into its SLB and the kernel's table published. The
-    /// caller runs it on that processor (its `slb_hw` must act on that
-    /// processor's SLB) and lends it with [`Vmm::install_cpu`] when it
-    /// calls the manager.
+    /// segments loaded into its SLB and the kernel's table published.
+    /// `slb_hw` must act on that processor's SLB: on hardware, where
+    /// `slbmte` is local, call this on the new processor itself (with no
+    /// processor installed, or with it lent back afterwards). The processor
+    /// keeps the state and lends it with [`Vmm::install_cpu`] when it calls
+    /// the manager.
     ///
     /// # Errors
     /// [`super::VmError::TooManyCpus`] beyond [`MAX_CPUS`];
@@ -363,16 +365,33 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     pub(super) fn change_everywhere(&mut self, space: SpaceRef, change: SlbChange) {
         let here = self.local.as_ref().is_some_and(|c| c.runs(space));
         let others = self.other_holders(space);
-        if !here && others.is_empty() {
-            return;
+        // One lookup finds the table to publish and whether a resize left
+        // old storage behind.
+        let table = match space {
+            SpaceRef::Kernel => Some(self.kernel.slb_table()),
+            SpaceRef::Process(id) => self.spaces.get(&id).map(|a| a.slb_table()),
+        };
+        let retired = table.is_some_and(|t| t.retired() > 0);
+        if here || !others.is_empty() {
+            let request = ShootdownRequest {
+                space,
+                table: table.map_or_else(TableRef::empty, |t| t.raw()),
+                change,
+            };
+            if here {
+                if let Some(cpu) = self.local.as_mut() {
+                    cpu.apply(&request);
+                }
+            }
+            self.send(others, &request);
         }
-        let request = self.request(space, change);
-        if here {
-            if let Some(cpu) = self.local.as_mut() {
-                cpu.apply(&request);
+        // Every processor holding the space now searches its table where
+        // it is: storage a resize replaced can go.
+        if retired {
+            if let Ok(a) = self.space_mut(space) {
+                a.release_retired_slb();
             }
         }
-        self.send(others, &request);
     }
 
     /// [`Vmm::change_everywhere`] but for the installed processor (which

@@ -231,7 +231,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             {
                 return Err(Invariant::StaleSlbWords(w.entry().esid()));
             }
-            if a.slb_table().len() != a.len() {
+            if a.slb_table().len() != a.len() || a.slb_table().retired() != 0 {
                 return Err(Invariant::SlbTablesNotPublished);
             }
         }
