@@ -53,6 +53,10 @@ pub mod opcode {
     pub const H_REGISTER_VPA: u64 = 0xdc;
     /// Give up the processor until an interrupt arrives.
     pub const H_CEDE: u64 = 0xe0;
+    /// Give the rest of this processor's time slice to other virtual
+    /// processors (target -1: any of them), for a processor that waits
+    /// for another one.
+    pub const H_CONFER: u64 = 0xe4;
     /// Remove up to four HPTEs in one call.
     pub const H_BULK_REMOVE: u64 = 0x124;
     /// Set processor mode resources (interrupt endianness, AIL, ...).
@@ -745,6 +749,7 @@ mod tests {
             (H_XIRR, 0x74),
             (H_REGISTER_VPA, 0xdc),
             (H_CEDE, 0xe0),
+            (H_CONFER, 0xe4),
             (H_BULK_REMOVE, 0x124),
             (H_SET_MODE, 0x31c),
             (H_RESIZE_HPT_PREPARE, 0x36c),

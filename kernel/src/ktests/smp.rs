@@ -294,3 +294,22 @@ kernel_test! {
         }
     }
 }
+
+/// An effective address in no segment anyone loads.
+#[cfg(feature = "secondary-miss-test")]
+const UNMAPPED_EA: u64 = 0x0000_0200_0000_0000;
+
+#[cfg(feature = "secondary-miss-test")]
+kernel_test! {
+    fn deliberate_segment_miss_on_a_secondary() {
+        fn touch(ea: u64) -> u64 {
+            // SAFETY: none: this load is meant to take a segment miss on
+            // a secondary processor, which ends the run.
+            unsafe { (ea as *const u64).read_volatile() }
+        }
+        need_a_second_processor();
+        crate::println!("(secondary-miss-test: CPU 1 loads from {UNMAPPED_EA:#x})");
+        run(1, touch, UNMAPPED_EA);
+        panic!("CPU 1 came back from a load in no segment");
+    }
+}

@@ -251,7 +251,7 @@ fn call(targets: u64, request: Request) -> Result<Replies, CrossCallError> {
         if timebase() - t0 > WATCHDOG_SECONDS * hz {
             dead_target(me, targets);
         }
-        core::hint::spin_loop();
+        super::relax();
     }
     for t in cpus_of(targets) {
         replies[t] = Some(slot.replies[t].load(Ordering::Relaxed));

@@ -51,6 +51,7 @@ pub mod xics;
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use arch_ppc64::instructions::hcall::{hcall, opcode};
 use arch_ppc64::registers::spr::Dec;
 
 pub use crate::bootinfo::MAX_CPUS;
@@ -151,6 +152,19 @@ pub fn stats(cpu: usize) -> CpuStats {
 /// it; until then cross-call functions and tests do.
 pub fn take_reschedule() -> bool {
     CPUS[this_cpu()].reschedule.swap(false, Ordering::AcqRel)
+}
+
+/// One step of a wait for another processor: `H_CONFER(-1)`, which gives
+/// the rest of this vCPU's time slice to the others. Under multi-threaded
+/// TCG every vCPU has a host thread and this costs little; under
+/// `-icount`'s round-robin TCG the others run only when the waiter yields
+/// (a waiter that merely spins kept a woken secondary at 0x500 for 10 s of
+/// virtual time), and under a real hypervisor it is what a shared
+/// processor should do.
+pub fn relax() {
+    // SAFETY: H_CONFER touches no memory and changes no state of this
+    // processor (QEMU ends the vCPU's slice and returns H_SUCCESS).
+    let _ = unsafe { hcall(opcode::H_CONFER, &[u64::MAX, 0]) };
 }
 
 /// Counts one more event in `counter` of the running processor, the only

@@ -153,7 +153,7 @@ pub fn start_all(threads: &[CpuThread]) -> u64 {
             );
             break;
         }
-        core::hint::spin_loop();
+        super::relax();
     }
     started
 }
