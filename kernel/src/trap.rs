@@ -32,6 +32,13 @@
 //! address bits being ignored), so it cannot fault and nesting is safe
 //! once the scratch slots of the PACA are copied into the frame.
 //!
+//! Every processor has its own PACA (one per CPU index, holding the
+//! index: [`cpu_index`]) and interrupt stack. The vectors are shared; the
+//! PACA decides where the general path goes: the boot processor's to
+//! `trap_common` and [`trap_dispatch`] with the handler table, a
+//! secondary's ([`init_secondary`]) to `trap_common_secondary`, the same
+//! code instantiated again, and `crate::smp::secondary_trap`.
+//!
 //! The system call vector (0xc00) has a body of its own in the blob: a
 //! `sc` from problem state saves only what the ELF ABI lets a call
 //! clobber (r0, r2..r13 with the caller's r1, CR, LR, CTR, XER, SRR0,
