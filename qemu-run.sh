@@ -6,7 +6,9 @@
 # Usage: ./qemu-run.sh [options] [KERNEL_ELF] [-- extra QEMU args]
 #   --slof             boot with SLOF instead of VOF (-M pseries,x-vof=on)
 #   --cpu MODEL        POWER8, POWER9 (default) or POWER10
-#   --smp N            number of CPUs (default 1)
+#   --smp N            number of CPUs, 1..8 (default 1); more than one runs
+#                      multi-threaded TCG (-accel tcg,thread=multi), one host
+#                      thread per vCPU, except with --icount
 #   --mem SIZE         guest RAM, a multiple of 256M (default 512M)
 #   --max-page-size SZ largest HPT page size the machine offers: 16M
 #                      (default; the kernel maps RAM with 16M pages) or 64K
@@ -19,7 +21,10 @@
 #                      (1 instruction = 1 ns), so the timebase-based
 #                      `measure:` lines are deterministic instruction counts;
 #                      passes icount=1 to the kernel, which then says
-#                      "instructions" (else "ns")
+#                      "instructions" (else "ns"). -icount needs
+#                      single-threaded round-robin TCG, so with --smp > 1
+#                      the vCPUs take turns on one host thread: the counts
+#                      stay deterministic, the concurrency is interleaving
 #   --timeout SECS     kill QEMU after SECS seconds (default 120, 0 = never)
 #   KERNEL_ELF         boot this ELF instead of building (cargo runner use)
 set -euo pipefail
@@ -81,6 +86,7 @@ POWER8 | POWER9 | POWER10) cpu="${cpu^^}" ;;
 *) die "unsupported --cpu $cpu (POWER8, POWER9 or POWER10)" ;;
 esac
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp needs a positive number, got $smp"
+((smp <= 8)) || die "--smp $smp: the kernel starts at most 8 CPUs"
 case "${max_page_size^^}" in
 64K | 16M) max_page_size="${max_page_size^^}" ;;
 *) die "unsupported --max-page-size $max_page_size (64K or 16M)" ;;
@@ -110,9 +116,9 @@ machine="pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=o
 machine+=",cap-hpt-max-page-size=$max_page_size"
 [[ "$firmware" == vof ]] && machine+=",x-vof=on"
 
-# `ram=` and `hpt-max-page=` let kernel tests compare the device tree with
-# what was asked for.
-append="ram=$mem hpt-max-page=$max_page_size"
+# `ram=`, `hpt-max-page=` and `smp=` let kernel tests compare the device
+# tree with what was asked for.
+append="ram=$mem hpt-max-page=$max_page_size smp=$smp"
 [[ -n "$test_filter" ]] && append+=" test=$test_filter"
 ((icount)) && append+=" icount=1"
 
@@ -121,7 +127,10 @@ qemu=(qemu-system-ppc64 -M "$machine" -cpu "$cpu" -smp "$smp" -m "$mem"
     -action panic=exit-failure
     -kernel "$elf" -append "$append")
 if ((icount)); then
+    # Round-robin TCG (QEMU refuses MTTCG with -icount).
     qemu+=(-icount shift=0)
+elif ((smp > 1)); then
+    qemu+=(-accel tcg,thread=multi)
 fi
 if ((gdb)); then
     qemu+=(-s -S)

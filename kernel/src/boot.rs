@@ -10,7 +10,7 @@ use core::arch::global_asm;
 
 use crate::bootinfo::{self, BootInfo};
 use crate::of::OpenFirmware;
-use crate::{console, frame, harness, heap, mm, trap};
+use crate::{console, frame, harness, heap, mm, smp, trap};
 
 global_asm!(
     r#"
@@ -104,5 +104,6 @@ extern "C" fn kernel_entry(of_entry: u64, firmware_msr: u64) -> ! {
     frame::init_global(info);
     heap::init();
     mm::init(info);
+    smp::init(info);
     harness::run()
 }

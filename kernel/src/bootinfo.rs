@@ -80,8 +80,78 @@ pub struct RtasTokens {
     pub os_term: Option<u32>,
     /// `system-reboot`.
     pub system_reboot: Option<u32>,
+    /// `start-cpu`: starts a stopped thread at a real address.
+    pub start_cpu: Option<u32>,
+    /// `query-cpu-stopped-state`: whether a thread is stopped or running.
+    pub query_cpu_stopped_state: Option<u32>,
     /// How many properties `/rtas` has (its services plus a few sizes).
     pub properties: u32,
+}
+
+/// Most processors (hardware threads) the kernel keeps from `/cpus`;
+/// the per-CPU areas are sized for this many.
+pub const MAX_CPUS: usize = 8;
+
+/// One processor thread found under `/cpus`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuThread {
+    /// Its node's `reg`.
+    pub reg: u32,
+    /// Its interrupt server number (one entry of the node's
+    /// `ibm,ppc-interrupt-server#s`, or `reg` without the property): the
+    /// name RTAS `start-cpu` and XICS `H_IPI` know it by.
+    pub server: u32,
+}
+
+/// How the boot processor was recognised among the `/cpus` nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootCpuFrom {
+    /// `/chosen`'s `cpu` (an ihandle of the processor running the client
+    /// program) named its node: its first thread.
+    Chosen,
+    /// No usable `/chosen` `cpu`: the first thread of the first node.
+    FirstNode,
+}
+
+/// The processor threads of `/cpus` in the order the kernel numbers them:
+/// the boot processor first (CPU index 0), then the others in device-tree
+/// order. PIR is no help in telling them apart (it reads 0 on every vCPU
+/// of QEMU's TCG pseries), so this list is the kernel's only map from CPU
+/// index to server number.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuList {
+    threads: [CpuThread; MAX_CPUS],
+    len: usize,
+    /// Threads found beyond [`MAX_CPUS`] (not started).
+    pub dropped: u32,
+    /// How the boot processor was recognised.
+    pub boot_from: BootCpuFrom,
+}
+
+impl CpuList {
+    /// The threads kept, CPU index order.
+    pub fn as_slice(&self) -> &[CpuThread] {
+        &self.threads[..self.len]
+    }
+
+    /// Number of threads kept (at least 1 once collected).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no thread was found.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push(&mut self, t: CpuThread) {
+        if self.len == MAX_CPUS {
+            self.dropped += 1;
+        } else {
+            self.threads[self.len] = t;
+            self.len += 1;
+        }
+    }
 }
 
 /// Properties of the boot CPU's node.
@@ -136,10 +206,12 @@ pub struct BootInfo {
     pub vty_reg: Option<u32>,
     /// RTAS tokens.
     pub rtas: RtasTokens,
-    /// The first CPU node.
+    /// The boot processor's node.
     pub cpu: CpuInfo,
     /// Number of CPU nodes under `/cpus`.
     pub cpu_count: u32,
+    /// The processor threads, boot processor first.
+    pub cpus: CpuList,
     /// Real address range of the kernel image (text to end of stack).
     pub kernel: PhysRange,
     /// `/chosen` `bootargs` (QEMU `-append`), NUL-free, truncated.
@@ -306,6 +378,8 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
         rtas.power_off = of.getprop_u32(node, c"power-off").ok();
         rtas.os_term = of.getprop_u32(node, c"ibm,os-term").ok();
         rtas.system_reboot = of.getprop_u32(node, c"system-reboot").ok();
+        rtas.start_cpu = of.getprop_u32(node, c"start-cpu").ok();
+        rtas.query_cpu_stopped_state = of.getprop_u32(node, c"query-cpu-stopped-state").ok();
         rtas.properties = count_properties(of, node);
     }
 
@@ -323,14 +397,35 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
     };
     let mut cpu_count = 0;
     let cpus = of.finddevice(c"/cpus")?;
-    for node in of.children(cpus) {
-        if !prop_is(of, node, c"device_type", b"cpu") {
-            continue;
-        }
+    let chosen_cpu = chosen_cpu_node(of);
+    let cpu_nodes = || {
+        of.children(cpus)
+            .filter(|&n| prop_is(of, n, c"device_type", b"cpu"))
+    };
+    // The boot processor's node: the one /chosen names, else the first.
+    let boot_node = chosen_cpu
+        .filter(|c| cpu_nodes().any(|n| n == *c))
+        .or_else(|| cpu_nodes().next());
+    let mut threads = CpuList {
+        threads: [CpuThread::default(); MAX_CPUS],
+        len: 0,
+        dropped: 0,
+        boot_from: if chosen_cpu.is_some() && chosen_cpu == boot_node {
+            BootCpuFrom::Chosen
+        } else {
+            BootCpuFrom::FirstNode
+        },
+    };
+    if let Some(node) = boot_node {
+        push_threads(of, node, &mut threads);
+    }
+    for node in cpu_nodes() {
         cpu_count += 1;
-        if cpu_count > 1 {
-            continue;
+        if Some(node) != boot_node {
+            push_threads(of, node, &mut threads);
         }
+    }
+    if let Some(node) = boot_node {
         cpu.cpu_version = of.getprop_u32(node, c"cpu-version").ok();
         cpu.slb_size = of.getprop_u32(node, c"ibm,slb-size").ok();
         cpu.timebase_frequency = of.getprop_u32(node, c"timebase-frequency").ok();
@@ -393,8 +488,39 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
         rtas,
         cpu,
         cpu_count,
+        cpus: threads,
         kernel: kernel_range(),
     })
+}
+
+/// The node of `/chosen`'s `cpu` ihandle, if the firmware provides one.
+fn chosen_cpu_node(of: &OpenFirmware) -> Option<Phandle> {
+    let chosen = of.finddevice(c"/chosen").ok()?;
+    let ihandle = of.getprop_u32(chosen, c"cpu").ok()?;
+    of.instance_to_package(ihandle).ok()
+}
+
+/// Appends the threads of CPU node `node` to `out`: one per entry of
+/// `ibm,ppc-interrupt-server#s`, or one named by `reg` without it.
+fn push_threads(of: &OpenFirmware, node: Phandle, out: &mut CpuList) {
+    let Ok(reg) = of.getprop_u32(node, c"reg") else {
+        return;
+    };
+    let mut buf = [0u8; 4 * MAX_CPUS];
+    let servers = match prop(of, node, c"ibm,ppc-interrupt-server#s", &mut buf) {
+        Some(p) if p.len() >= 4 => p,
+        _ => {
+            out.push(CpuThread { reg, server: reg });
+            return;
+        }
+    };
+    for server in cells(servers) {
+        out.push(CpuThread { reg, server });
+    }
+    // A node with more threads than the buffer holds: count the rest.
+    if let Ok(len) = of.getproplen(node, c"ibm,ppc-interrupt-server#s") {
+        out.dropped += (len.saturating_sub(buf.len()) / 4) as u32;
+    }
 }
 
 /// Counts the properties of `node` by walking `nextprop`.
@@ -501,13 +627,35 @@ impl fmt::Display for BootInfo {
         }
         writeln!(
             f,
-            "rtas tokens   : power-off={:x?} ibm,os-term={:x?} system-reboot={:x?} ({} properties)",
-            self.rtas.power_off, self.rtas.os_term, self.rtas.system_reboot, self.rtas.properties
+            "rtas tokens   : power-off={:x?} ibm,os-term={:x?} system-reboot={:x?} start-cpu={:x?} query-cpu-stopped-state={:x?} ({} properties)",
+            self.rtas.power_off,
+            self.rtas.os_term,
+            self.rtas.system_reboot,
+            self.rtas.start_cpu,
+            self.rtas.query_cpu_stopped_state,
+            self.rtas.properties
         )?;
         writeln!(
             f,
             "cpus          : {} (PVR {:#010x}, cpu-version {:x?})",
             self.cpu_count, self.cpu.pvr, self.cpu.cpu_version
+        )?;
+        write!(f, "cpu servers   :")?;
+        for (i, t) in self.cpus.as_slice().iter().enumerate() {
+            write!(f, " {i}={:#x}", t.server)?;
+        }
+        writeln!(
+            f,
+            " (boot processor from {}{})",
+            match self.cpus.boot_from {
+                BootCpuFrom::Chosen => "/chosen cpu",
+                BootCpuFrom::FirstNode => "the first /cpus node",
+            },
+            if self.cpus.dropped > 0 {
+                "; more threads than MAX_CPUS, not started"
+            } else {
+                ""
+            }
         )?;
         writeln!(f, "ibm,slb-size  : {:?}", self.cpu.slb_size)?;
         writeln!(f, "d-cache-block : {:?}", self.cpu.dcache_block_size)?;

@@ -6,19 +6,21 @@
 //! device tree; [`set_termno`] switches to the real number afterwards.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use arch_ppc64::instructions::hcall::{hcall, opcode, PaprError};
 
 /// Terminal number (the vty node's `reg`) used for output.
 static TERMNO: AtomicU32 = AtomicU32::new(0);
 
-/// Serialises whole `print!` calls so lines do not interleave.
+/// Serialises whole `print!` calls so lines do not interleave: 0 when
+/// free, else 1 + the CPU index of the holder.
 ///
-/// Only the boot CPU runs, so a held lock seen by `print!` means the holder
-/// was interrupted (a trap handler printing): waiting would deadlock, so the
-/// printer goes ahead without it and the output may interleave.
-static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+/// A printer that finds the lock held by another processor waits for it.
+/// One that finds it held by its own processor has interrupted the holder
+/// (a trap handler printing): waiting would deadlock, so it goes ahead
+/// without the lock and the output may interleave.
+static LOCK: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the terminal number used from now on (the vty's `reg`).
 pub fn set_termno(termno: u32) {
@@ -76,9 +78,19 @@ impl Write for Console {
 
 /// Prints `args` under the console lock (used by `print!`).
 pub fn print_fmt(args: fmt::Arguments<'_>) {
-    let _guard = LOCK.try_lock();
+    let me = crate::trap::cpu_index() + 1;
+    let took = loop {
+        match LOCK.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => break true,
+            Err(holder) if holder == me => break false,
+            Err(_) => core::hint::spin_loop(),
+        }
+    };
     // Console output errors have nowhere to be reported.
     let _ = Console.write_fmt(args);
+    if took {
+        LOCK.store(0, Ordering::Release);
+    }
 }
 
 /// Prints `args` without taking the console lock: for the panic and trap
@@ -93,10 +105,10 @@ pub fn print_fmt_unlocked(args: fmt::Arguments<'_>) {
 ///
 /// The holder must no longer run (its stack was abandoned).
 pub unsafe fn force_unlock() {
-    if LOCK.is_locked() {
-        // SAFETY: per the contract, the holder is gone.
-        unsafe { LOCK.force_unlock() };
-    }
+    // Only this processor's abandoned hold: another processor's printer
+    // is still running and releases its own.
+    let me = crate::trap::cpu_index() + 1;
+    let _ = LOCK.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
 }
 
 /// Prints to the console.

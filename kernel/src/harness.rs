@@ -63,6 +63,32 @@ static CURRENT: AtomicPtr<SavedContext> = AtomicPtr::new(core::ptr::null_mut());
 /// Whether the running code is inside [`panics`] (a panic is expected).
 static EXPECTING: AtomicBool = AtomicBool::new(false);
 
+/// Why the running test skipped itself ([`skip`]), until the harness
+/// reads it.
+static SKIP_REASON: spin::Mutex<Option<&'static str>> = spin::Mutex::new(None);
+
+/// Ends the running test as ignored, with `reason` printed after
+/// `ignored,` as libtest prints an ignored test's reason: for a test whose
+/// subject is absent on this machine (e.g. a second processor). Call it
+/// before the test changes anything; the harness does not undo what it
+/// did.
+///
+/// # Panics
+///
+/// Outside a test, or inside [`panics`].
+pub fn skip(reason: &'static str) -> ! {
+    assert!(
+        !EXPECTING.load(Ordering::SeqCst),
+        "skip inside harness::panics"
+    );
+    let buf = CURRENT.swap(core::ptr::null_mut(), Ordering::SeqCst);
+    assert!(!buf.is_null(), "skip outside a test");
+    *SKIP_REASON.lock() = Some(reason);
+    // SAFETY: `buf` is the live jump buffer of the running test, set by
+    // `run` around `context_call`.
+    unsafe { context_resume(buf) }
+}
+
 /// Every registered test, in link order.
 pub fn tests() -> &'static [KernelTest] {
     // SAFETY: the link script places only `KernelTest` statics (by
@@ -140,9 +166,13 @@ pub fn run() -> ! {
         // comes from the panic handler while CURRENT points at it.
         let jumped = unsafe { context_call(t.run as *const (), &raw mut buf) };
         CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
+        let skipped = SKIP_REASON.lock().take();
         if jumped == 0 {
             summary.passed += 1;
             println!("ok");
+        } else if let Some(reason) = skipped {
+            summary.ignored += 1;
+            println!("ignored, {reason}");
         } else {
             recover_after_failure(&before);
             summary.failed += 1;
@@ -303,8 +333,12 @@ fn recover_after_failure(before: &Snapshot) {
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    let buf = CURRENT.swap(core::ptr::null_mut(), Ordering::SeqCst);
     let location = info.location();
+    let cpu = crate::trap::cpu_index();
+    if cpu != 0 {
+        secondary_panic(cpu, info);
+    }
+    let buf = CURRENT.swap(core::ptr::null_mut(), Ordering::SeqCst);
     if !buf.is_null() && EXPECTING.load(Ordering::SeqCst) {
         console::print_fmt_unlocked(format_args!("(expected panic: {}) ", info.message()));
         // try_lock: the panic may have interrupted a reader (nothing else
@@ -351,6 +385,36 @@ fn panic(info: &PanicInfo<'_>) -> ! {
             format_args!("kernel panic at {}:{}", l.file(), l.line()),
         ),
         None => "kernel panic",
+    };
+    rtas::exit(false, message)
+}
+
+/// A panic on a secondary processor: the test harness and its recovery
+/// belong to the boot processor (which may be waiting for this one), so
+/// the run ends with the report.
+fn secondary_panic(cpu: usize, info: &PanicInfo<'_>) -> ! {
+    let mut message = [0u8; 120];
+    let message = match info.location() {
+        Some(l) => {
+            console::print_fmt_unlocked(format_args!(
+                "\nkernel panic on CPU {cpu} at {}:{}:{}:\n{}\n",
+                l.file(),
+                l.line(),
+                l.column(),
+                info.message()
+            ));
+            fmt_buf(
+                &mut message,
+                format_args!("kernel panic on CPU {cpu} at {}:{}", l.file(), l.line()),
+            )
+        }
+        None => {
+            console::print_fmt_unlocked(format_args!(
+                "\nkernel panic on CPU {cpu}:\n{}\n",
+                info.message()
+            ));
+            "kernel panic on a secondary processor"
+        }
     };
     rtas::exit(false, message)
 }

@@ -41,6 +41,8 @@ mod proc;
 mod rtas;
 #[cfg(target_arch = "powerpc64")]
 mod runtime;
+#[cfg(target_arch = "powerpc64")]
+mod smp;
 mod summary;
 #[cfg(target_arch = "powerpc64")]
 mod trap;

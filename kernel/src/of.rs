@@ -254,6 +254,17 @@ impl OpenFirmware {
         }
     }
 
+    /// `instance-to-package`: the node an open instance (`ihandle`, e.g.
+    /// `/chosen`'s `cpu` or `stdout`) belongs to.
+    pub fn instance_to_package(&self, ihandle: u32) -> Result<Phandle, OfError> {
+        let r = self.call(c"instance-to-package", &[ihandle], 1)?[0];
+        if r == u32::MAX || r == 0 {
+            Err(OfError::NotFound)
+        } else {
+            Ok(Phandle(r))
+        }
+    }
+
     /// Reads property `name` as one big-endian u32 cell.
     pub fn getprop_u32(&self, node: Phandle, name: &CStr) -> Result<u32, OfError> {
         let mut buf = [0u8; 4];

@@ -30,6 +30,23 @@ pub enum RtasError {
 /// Calls RTAS service `token` with `args` and `nret` return cells;
 /// returns `rets[0]` (0, or the error status).
 pub fn call(token: u32, args: &[u32], nret: u32) -> Result<i32, RtasError> {
+    let mut rets = [0u32; 1];
+    call_with_returns(token, args, nret, &mut rets)
+}
+
+/// [`call`], also copying the return cells after the status (`rets[1..]`)
+/// into `outputs` (as many as fit).
+///
+/// # Panics
+///
+/// If the arguments and returns do not fit the 8-cell block.
+pub fn call_with_returns(
+    token: u32,
+    args: &[u32],
+    nret: u32,
+    outputs: &mut [u32],
+) -> Result<i32, RtasError> {
+    assert!(args.len() + nret as usize <= 8, "RTAS block of 8 cells");
     let mut block = RtasArgs {
         token,
         nargs: args.len() as u32,
@@ -45,7 +62,49 @@ pub fn call(token: u32, args: &[u32], nret: u32) -> Result<i32, RtasError> {
     if ret != 0 {
         return Err(RtasError::Status(ret));
     }
+    let more = &block.cells[args.len() + 1..args.len() + nret as usize];
+    for (o, c) in outputs.iter_mut().zip(more) {
+        *o = *c;
+    }
     Ok(ret)
+}
+
+/// What `query-cpu-stopped-state` says of a processor thread (PAPR's
+/// values 0, 1, 2; QEMU answers only 0 and 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuState {
+    /// Stopped: `start-cpu` may start it.
+    Stopped,
+    /// A `stop-self` is in progress.
+    Stopping,
+    /// Not stopped: running.
+    Running,
+    /// Another value.
+    Other(u32),
+}
+
+/// `query-cpu-stopped-state` of the thread with interrupt server `server`.
+pub fn query_cpu_stopped_state(server: u32) -> Result<CpuState, RtasError> {
+    let token = bootinfo::try_get()
+        .and_then(|b| b.rtas.query_cpu_stopped_state)
+        .ok_or(RtasError::NoToken)?;
+    let mut state = [0u32; 1];
+    call_with_returns(token, &[server], 2, &mut state)?;
+    Ok(match state[0] {
+        0 => CpuState::Stopped,
+        1 => CpuState::Stopping,
+        2 => CpuState::Running,
+        other => CpuState::Other(other),
+    })
+}
+
+/// `start-cpu`: starts the stopped thread `server` at real address
+/// `entry` in real mode (MSR = SF | ME) with `r3` in r3.
+pub fn start_cpu(server: u32, entry: u32, r3: u32) -> Result<(), RtasError> {
+    let token = bootinfo::try_get()
+        .and_then(|b| b.rtas.start_cpu)
+        .ok_or(RtasError::NoToken)?;
+    call(token, &[server, entry, r3], 1).map(|_| ())
 }
 
 /// Powers the machine off (`power-off`, two zero arguments as PAPR

@@ -10,6 +10,8 @@ pub struct Summary {
     pub passed: usize,
     /// Tests that failed.
     pub failed: usize,
+    /// Tests that skipped themselves (`harness::skip`).
+    pub ignored: usize,
     /// Tests skipped by the filter.
     pub filtered_out: usize,
     /// Elapsed time in timebase ticks.
@@ -39,10 +41,11 @@ impl fmt::Display for Summary {
         let cs = self.centiseconds();
         write!(
             f,
-            "test result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {}.{:02}s",
+            "test result: {}. {} passed; {} failed; {} ignored; 0 measured; {} filtered out; finished in {}.{:02}s",
             if self.ok() { "ok" } else { "FAILED" },
             self.passed,
             self.failed,
+            self.ignored,
             self.filtered_out,
             cs / 100,
             cs % 100
@@ -59,6 +62,7 @@ mod tests {
         let s = Summary {
             passed: 12,
             failed: 0,
+            ignored: 0,
             filtered_out: 0,
             ticks: 512_000_000 + 5_120_000 * 7,
             timebase_hz: 512_000_000,
@@ -69,12 +73,13 @@ mod tests {
         );
         let f = Summary {
             failed: 1,
+            ignored: 2,
             filtered_out: 3,
             ..s
         };
         assert!(!f.ok());
         assert!(f.to_string().starts_with(
-            "test result: FAILED. 12 passed; 1 failed; 0 ignored; 0 measured; 3 filtered out;"
+            "test result: FAILED. 12 passed; 1 failed; 2 ignored; 0 measured; 3 filtered out;"
         ));
     }
 

@@ -32,6 +32,13 @@
 //! address bits being ignored), so it cannot fault and nesting is safe
 //! once the scratch slots of the PACA are copied into the frame.
 //!
+//! Every processor has its own PACA (one per CPU index, holding the
+//! index: [`cpu_index`]) and interrupt stack. The vectors are shared; the
+//! PACA decides where the general path goes: the boot processor's to
+//! `trap_common` and [`trap_dispatch`] with the handler table, a
+//! secondary's ([`init_secondary`]) to `trap_common_secondary`, the same
+//! code instantiated again, and `crate::smp::secondary_trap`.
+//!
 //! The system call vector (0xc00) has a body of its own in the blob: a
 //! `sc` from problem state saves only what the ELF ABI lets a call
 //! clobber (r0, r2..r13 with the caller's r1, CR, LR, CTR, XER, SRR0,
@@ -60,7 +67,7 @@ use arch_ppc64::instructions::barrier;
 use arch_ppc64::registers::msr::{self, Msr};
 use arch_ppc64::registers::spr::Sprg0;
 
-use crate::bootinfo::{real_to_virt, virt_to_real};
+use crate::bootinfo::{real_to_virt, virt_to_real, MAX_CPUS};
 
 /// Per-CPU area the vectors reach through SPRG0 (offsets used by the asm).
 #[repr(C, align(64))]
@@ -105,10 +112,16 @@ pub struct Paca {
     /// number, the code address of its [`SyscallHandler`], or of
     /// `syscall_full` where there is none.
     sc_code: [u64; SYSCALL_TABLE_MAX],
+    /// This processor's CPU index (632): 0 for the boot processor, then
+    /// the order of [`crate::bootinfo::CpuList`]. PIR cannot tell vCPUs
+    /// apart under QEMU's TCG pseries, so this is how code learns which
+    /// processor it runs on ([`cpu_index`]).
+    cpu_index: u64,
 }
 
 const _: () = assert!(core::mem::offset_of!(Paca, slb_miss_area) == 80);
 const _: () = assert!(core::mem::offset_of!(Paca, sc_code) == 120);
+const _: () = assert!(core::mem::offset_of!(Paca, cpu_index) == 632);
 
 /// Most entries a fast system call table may have (numbers from 0); the
 /// asm's `SC_MAX`.
@@ -120,26 +133,71 @@ const ISTACK_SIZE: usize = 64 * 1024;
 #[repr(C, align(16))]
 struct InterruptStack([u8; ISTACK_SIZE]);
 
+/// The boot processor's interrupt stack (the others' come from frames,
+/// [`init_secondary`], so an unused CPU costs no BSS).
 static mut ISTACK: InterruptStack = InterruptStack([0; ISTACK_SIZE]);
 
-static mut PACA: Paca = Paca {
-    scratch_r10: 0,
-    scratch_r11: 0,
-    scratch_r12: 0,
-    scratch_ctr: 0,
-    scratch_cr: 0,
-    common_entry: 0,
-    toc: 0,
-    istack_top: 0,
-    istack_bottom: 0,
-    handler_msr: 0,
-    slb_miss_area: 0,
-    sc_frame: 0,
-    sc_entry: 0,
-    sc_msr: 0,
-    sc_count: 0,
-    sc_code: [0; SYSCALL_TABLE_MAX],
-};
+/// Bytes of each processor's interrupt stack.
+pub const INTERRUPT_STACK_BYTES: usize = ISTACK_SIZE;
+
+/// One PACA per CPU index; SPRG0 of each processor points at its own.
+static mut PACAS: [Paca; MAX_CPUS] = [const {
+    Paca {
+        scratch_r10: 0,
+        scratch_r11: 0,
+        scratch_r12: 0,
+        scratch_ctr: 0,
+        scratch_cr: 0,
+        common_entry: 0,
+        toc: 0,
+        istack_top: 0,
+        istack_bottom: 0,
+        handler_msr: 0,
+        slb_miss_area: 0,
+        sc_frame: 0,
+        sc_entry: 0,
+        sc_msr: 0,
+        sc_count: 0,
+        sc_code: [0; SYSCALL_TABLE_MAX],
+        cpu_index: 0,
+    }
+}; MAX_CPUS];
+
+/// The PACA of CPU `cpu` (`cpu < MAX_CPUS`).
+fn paca_of(cpu: usize) -> *mut Paca {
+    assert!(cpu < MAX_CPUS, "CPU index {cpu} beyond MAX_CPUS");
+    // SAFETY: only the address of an element is taken; no reference to
+    // the mutable static is formed.
+    unsafe { (&raw mut PACAS).cast::<Paca>().add(cpu) }
+}
+
+/// The address of CPU `cpu`'s PACA (what its SPRG0 holds).
+pub fn paca_address(cpu: usize) -> u64 {
+    paca_of(cpu) as u64
+}
+
+/// The running processor's PACA, from SPRG0 (only valid after [`init`]
+/// on the boot processor, and from the start on the others).
+fn this_paca() -> *mut Paca {
+    Sprg0::read() as *mut Paca
+}
+
+/// The running processor's CPU index: 0 on the boot processor (also
+/// before [`init`], when SPRG0 still holds whatever firmware left there),
+/// else the index its PACA records. A load from the PACA, plus a range
+/// check so that a firmware value of SPRG0 is never dereferenced.
+pub fn cpu_index() -> usize {
+    let p = Sprg0::read();
+    let first = paca_address(0);
+    let bytes = (MAX_CPUS * core::mem::size_of::<Paca>()) as u64;
+    if p.wrapping_sub(first) >= bytes {
+        return 0;
+    }
+    // SAFETY: `p` lies inside PACAS (checked above) and SPRG0 only ever
+    // holds the start of a PACA; an aligned load of a field set before
+    // the processor first ran with this SPRG0.
+    unsafe { (&raw const (*(p as *const Paca)).cpu_index).read_volatile() as usize }
+}
 
 /// The register state of an interrupted context (offsets used by the asm).
 #[repr(C)]
@@ -366,10 +424,17 @@ syscall_vector:
     # the link script puts __vectors_end after it.
     .purgem VECTOR
 
-    .section .text.trap_common, "ax"
-    .globl trap_common
+    # The entry every interrupt of the general path reaches through its
+    # PACA: \name saves the state and calls \dispatch with the frame.
+    # Instantiated twice: trap_common (the boot processor, trap_dispatch
+    # and the handler table) falls through into trap_return;
+    # trap_common_secondary (crate::smp::secondary_trap) branches there.
+    # The copy costs the boot processor nothing per interrupt, where a
+    # dispatch address in the PACA would cost a load and an indirect call.
+    .macro TRAP_ENTRY name, dispatch
+    .globl \name
     .p2align 4
-trap_common:
+\name:
     # r13 = PACA, r12 = vector; r11, r12, CR, CTR in the PACA; r13 in SPRG1.
     std     %r10, PACA_R10(%r13)
     ld      %r11, PACA_ISTACK_TOP(%r13)
@@ -442,8 +507,17 @@ trap_common:
     mtmsrd  %r11
     isync
     addi    %r3, %r1, TF
-    bl      trap_dispatch
+    bl      \dispatch
     nop
+    .endm
+
+    .section .text.trap_common_secondary, "ax"
+    TRAP_ENTRY trap_common_secondary, smp_secondary_trap
+    b       trap_return
+
+    .section .text.trap_common, "ax"
+    TRAP_ENTRY trap_common, trap_dispatch
+    .purgem TRAP_ENTRY
 
     .globl trap_return
 trap_return:
@@ -548,6 +622,8 @@ extern "C" {
     static __vectors_end: u8;
     /// The asm entry (a plain code label, not an ELFv1 descriptor).
     static trap_common: u8;
+    /// The secondary processors' asm entry (a code label).
+    static trap_common_secondary: u8;
     /// Where `syscall_vector` enters the kernel text (a code label).
     static syscall_entry: u8;
     /// The full system call path (a code label).
@@ -800,10 +876,16 @@ pub fn set_syscall_table(
         }
         _ => full,
     });
-    // SAFETY: plain stores to the PACA, which only the 0xc00 vector reads;
-    // the kernel runs with EE = 0 and no `sc` from problem state can come
-    // while kernel code runs, so the vector never sees a partial table.
-    unsafe { (&raw mut PACA.sc_code).write_volatile(code) };
+    // Every processor's copy: each vector reads the table of its own PACA
+    // (one load less on the system call path than a shared pointer).
+    for cpu in 0..MAX_CPUS {
+        // SAFETY: plain stores to a PACA, which only the 0xc00 vector
+        // reads; the kernel runs with EE = 0 and no `sc` from problem
+        // state can come while kernel code runs (and only the boot
+        // processor runs problem state), so no vector sees a partial
+        // table.
+        unsafe { (&raw mut (*paca_of(cpu)).sc_code).write_volatile(code) };
+    }
     core::mem::replace(&mut *SYSCALL_TABLE.lock(), table)
 }
 
@@ -823,9 +905,13 @@ pub fn syscall_table() -> Option<&'static [Option<SyscallHandler>]> {
 /// System calls (`sc` from problem state) taken since boot, fast and
 /// full path alike.
 pub fn syscall_count() -> u64 {
-    // SAFETY: an aligned load of a counter only the 0xc00 vector writes
-    // (with EE = 0, never while kernel code runs).
-    unsafe { (&raw const PACA.sc_count).read_volatile() }
+    (0..MAX_CPUS)
+        .map(|cpu| {
+            // SAFETY: an aligned load of a counter only that processor's
+            // 0xc00 vector writes.
+            unsafe { (&raw const (*paca_of(cpu)).sc_count).read_volatile() }
+        })
+        .sum()
 }
 
 /// Written at the bottom of the interrupt stack by [`init`]; a handler
@@ -837,11 +923,35 @@ fn istack_canary() -> *mut u64 {
     (&raw mut ISTACK).cast::<u64>()
 }
 
-/// Whether the interrupt stack's canary is intact.
+/// Whether the boot processor's interrupt stack canary is intact.
 pub fn istack_canary_intact() -> bool {
     // SAFETY: the first doubleword of the interrupt stack, a static;
     // volatile because the stack is written by asm and overflowing code.
     unsafe { istack_canary().read_volatile() == ISTACK_CANARY }
+}
+
+/// CPU `cpu`'s interrupt stack as `(bottom, top)` addresses (zeroes for
+/// a CPU that was never set up).
+pub fn istack_of(cpu: usize) -> (u64, u64) {
+    let p = paca_of(cpu);
+    // SAFETY: aligned loads of two words written once, before the CPU
+    // was started ([`init`], [`init_secondary`]).
+    unsafe {
+        (
+            (&raw const (*p).istack_bottom).read_volatile(),
+            (&raw const (*p).istack_top).read_volatile(),
+        )
+    }
+}
+
+/// Whether the canary at the bottom of CPU `cpu`'s interrupt stack is
+/// intact (false for a CPU that was never set up).
+pub fn istack_canary_intact_of(cpu: usize) -> bool {
+    let (bottom, _) = istack_of(cpu);
+    // SAFETY: `bottom` is the first doubleword of that CPU's interrupt
+    // stack (kernel memory, on the linear map), written by `init` or
+    // `init_secondary`.
+    bottom != 0 && unsafe { (bottom as *const u64).read_volatile() == ISTACK_CANARY }
 }
 
 /// Called by `trap_common` with the saved state.
@@ -943,23 +1053,27 @@ pub fn set_handler_translation(on: bool) {
     // endian), everything else 0 (EE, PR, IR, DR, RI, FP ...).
     let interrupt_msr =
         Msr::SF.bits() | (msr::read().bits() & (Msr::HV | Msr::ME | Msr::LE).bits());
-    // SAFETY: aligned stores the vectors read; the kernel runs with EE = 0
-    // so no interrupt observes a torn value, and either value is
-    // consistent (translation is on before this is set to IR|DR).
+    let paca = this_paca();
+    // SAFETY: aligned stores to this processor's PACA, which only its own
+    // vectors read; it runs with EE = 0 so no interrupt observes a torn
+    // value, and either value is consistent (translation is on before
+    // this is set to IR|DR).
     unsafe {
-        (&raw mut PACA.handler_msr).write_volatile(bits);
-        (&raw mut PACA.sc_msr).write_volatile(interrupt_msr | bits);
+        (&raw mut (*paca).handler_msr).write_volatile(bits);
+        (&raw mut (*paca).sc_msr).write_volatile(interrupt_msr | bits);
     }
 }
 
-/// Points the segment-miss fast path at the SLB manager's per-processor
-/// area (`vmm::slb::fast`). Must run before translation goes on: with
-/// translation off no segment interrupt can happen, and afterwards the
-/// vectors 0x380 and 0x480 use the area without checking it.
+/// Points this processor's segment-miss fast path at an SLB manager's
+/// per-processor area (`vmm::slb::fast`). Must run before translation
+/// goes on: with translation off no segment interrupt can happen, and
+/// afterwards the vectors 0x380 and 0x480 use the area without checking
+/// it.
 pub fn set_slb_miss_area(area: u64) {
-    // SAFETY: one aligned store the vectors read; translation is still
-    // off (the caller's contract), so no segment interrupt reads it now.
-    unsafe { (&raw mut PACA.slb_miss_area).write_volatile(area) };
+    // SAFETY: one aligned store to this processor's PACA, which only its
+    // own vectors read; translation is still off (the caller's contract),
+    // so no segment interrupt reads it now.
+    unsafe { (&raw mut (*this_paca()).slb_miss_area).write_volatile(area) };
 }
 
 /// Copies the vectors to real address 0 and points SPRG0 at the per-CPU
@@ -975,17 +1089,17 @@ pub fn init() {
     // SAFETY: single-threaded boot; the PACA and interrupt stack are only
     // used by the vectors, which are not live until SPRG0 is written below.
     unsafe {
-        let paca = &raw mut PACA;
-        (*paca).common_entry = &raw const trap_common as u64;
-        (*paca).toc = toc;
-        let istack = &raw mut ISTACK as u64;
-        (*paca).istack_bottom = istack;
-        (*paca).istack_top = istack + ISTACK_SIZE as u64;
-        // What trap_common computes for an interrupt from problem state.
-        (*paca).sc_frame = (istack + ISTACK_SIZE as u64 - FRAME_BYTES) & !15;
-        (*paca).sc_entry = &raw const syscall_entry as u64;
-        (*paca).sc_code = [&raw const syscall_full as u64; SYSCALL_TABLE_MAX];
-        istack_canary().write_volatile(ISTACK_CANARY);
+        fill_paca(
+            0,
+            &raw const trap_common as u64,
+            toc,
+            &raw mut ISTACK as u64,
+        );
+        // Every table starts with no fast handler, the others' included,
+        // since set_syscall_table writes every PACA.
+        for cpu in 1..MAX_CPUS {
+            (*paca_of(cpu)).sc_code = [&raw const syscall_full as u64; SYSCALL_TABLE_MAX];
+        }
     }
     // SAFETY: real addresses 0..len are the vector area, no longer used by
     // firmware (the caller is done with Open Firmware); the kernel image
@@ -999,7 +1113,7 @@ pub fn init() {
         );
     }
     sync_icache(real_to_virt(0), len);
-    let paca = &raw mut PACA as u64;
+    let paca = paca_address(0);
     // SAFETY: SPRG0 is reserved for the kernel's per-CPU pointer, which the
     // vectors load; the PACA is fully initialised above.
     unsafe { Sprg0::write(paca) };
@@ -1010,4 +1124,64 @@ pub fn init() {
         paca,
         virt_to_real(paca)
     );
+}
+
+/// Fills CPU `cpu`'s PACA for the vectors: `entry` is the code label its
+/// interrupts enter the kernel text at, `istack` the bottom of its
+/// [`ISTACK_SIZE`]-byte interrupt stack, whose canary is written here.
+///
+/// # Safety
+///
+/// The CPU must not be taking interrupts with this PACA yet (its SPRG0 is
+/// not set, or it is the caller, in boot code with EE = 0), and `istack`
+/// must be kernel memory of that size that nothing else uses.
+unsafe fn fill_paca(cpu: usize, entry: u64, toc: u64, istack: u64) {
+    let paca = paca_of(cpu);
+    let top = istack + ISTACK_SIZE as u64;
+    // SAFETY: per the contract, nothing reads this PACA or stack yet.
+    unsafe {
+        (*paca).common_entry = entry;
+        (*paca).toc = toc;
+        (*paca).istack_bottom = istack;
+        (*paca).istack_top = top;
+        // What trap_common computes for an interrupt from problem state.
+        (*paca).sc_frame = (top - FRAME_BYTES) & !15;
+        (*paca).sc_entry = &raw const syscall_entry as u64;
+        (*paca).sc_code = [&raw const syscall_full as u64; SYSCALL_TABLE_MAX];
+        (*paca).handler_msr = 0;
+        (*paca).cpu_index = cpu as u64;
+        (istack as *mut u64).write_volatile(ISTACK_CANARY);
+    }
+}
+
+/// Prepares the PACA of secondary processor `cpu` (index 1 and up) before
+/// it is started: its interrupts enter `trap_common_secondary`, which
+/// calls [`crate::smp::secondary_trap`] instead of [`trap_dispatch`] (the
+/// handler table serves the boot processor alone), on the interrupt stack
+/// at `istack` ([`INTERRUPT_STACK_BYTES`] bytes), and its segment misses
+/// search the SLB area `slb_area` (`vmm::slb::fast`). Handlers run in real
+/// mode until the processor calls [`set_handler_translation`]. Returns the
+/// PACA's address, for its SPRG0.
+///
+/// # Safety
+///
+/// The processor must not be running yet, and `istack` must be kernel
+/// memory of [`INTERRUPT_STACK_BYTES`] bytes that nothing else uses for
+/// as long as it runs.
+pub unsafe fn init_secondary(cpu: usize, istack: u64, slb_area: u64) -> u64 {
+    assert!((1..MAX_CPUS).contains(&cpu), "secondary CPU index {cpu}");
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        fill_paca(
+            cpu,
+            &raw const trap_common_secondary as u64,
+            kernel_toc(),
+            istack,
+        );
+        (*paca_of(cpu)).slb_miss_area = slb_area;
+        // The table installed now (set_syscall_table keeps every copy
+        // equal from here on).
+        (*paca_of(cpu)).sc_code = (*paca_of(0)).sc_code;
+    }
+    paca_address(cpu)
 }

@@ -205,6 +205,145 @@ fn vof_power10_two_cpus_one_gib_passes() {
         "{}",
         run.transcript()
     );
+    assert!(
+        run.stdout.contains("cpus online: 2 "),
+        "{}",
+        run.transcript()
+    );
+}
+
+/// The kernel's SMP tests (`kernel/src/ktests/smp.rs`).
+const SMP_TESTS: [&str; 8] = [
+    "a_cross_call_may_call_its_caller_back",
+    "a_cross_call_runs_on_its_target_cpu",
+    "a_thousand_rounds_of_cross_calls_to_all_others_complete",
+    "an_ipi_to_each_other_cpu_is_taken_and_acknowledged",
+    "every_cpu_of_the_device_tree_came_online_with_its_own_index_paca_and_stack",
+    "shootdown_lists_refuse_the_linear_map_and_hold_at_most_eight",
+    "slb_shootdown_drops_the_entry_on_the_remote_cpu",
+    "slb_shootdown_of_every_non_bolted_entry_keeps_the_remote_linear_map",
+];
+
+/// Asserts that every SMP test ran and passed (none skipped for want of
+/// a second processor) and that `cpus` came online.
+fn assert_smp_tests_ran(run: &Run, cpus: usize) {
+    assert!(
+        run.stdout.contains(&format!("cpus online: {cpus} ")),
+        "{}",
+        run.transcript()
+    );
+    for name in SMP_TESTS {
+        assert!(
+            run.stdout
+                .contains(&format!("test ktests::smp::{name} ... ok")),
+            "{name} did not pass\n{}",
+            run.transcript()
+        );
+    }
+    assert!(
+        run.stdout.contains("; 0 ignored;"),
+        "a test was skipped\n{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn vof_power9_four_cpus_passes_the_whole_suite_on_multithreaded_tcg() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--smp", "4", "--timeout", "120"]);
+    assert_passed(&run);
+    assert_smp_tests_ran(&run, 4);
+    assert!(
+        run.stderr.contains("-accel tcg,thread=multi"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn smp_stress_boot_passes_three_times_in_a_row() {
+    // The SMP tests alone on four vCPUs, each its own host thread: races
+    // between the IPI, the mailbox and the acknowledgement show up as a
+    // failure or a hang (the cross-call watchdog, or the timeout) in one
+    // of the runs rather than in none.
+    let elf = build_kernel(&[]).unwrap();
+    for round in 0..3 {
+        let run = boot(
+            &elf,
+            &["--smp", "4", "--test", "ktests::smp::", "--timeout", "60"],
+        );
+        assert_eq!(run.status, Some(0), "round {round}\n{}", run.transcript());
+        assert_smp_tests_ran(&run, 4);
+    }
+}
+
+#[test]
+fn icount_with_several_cpus_keeps_single_threaded_tcg() {
+    // -icount needs round-robin TCG: the vCPUs interleave on one host
+    // thread, the cross-calls still work and the counts stay
+    // deterministic.
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(
+        &elf,
+        &[
+            "--icount",
+            "--smp",
+            "2",
+            "--test",
+            "ktests::smp::",
+            "--timeout",
+            "60",
+        ],
+    );
+    assert_eq!(run.status, Some(0), "{}", run.transcript());
+    assert_smp_tests_ran(&run, 2);
+    assert!(
+        run.stderr.contains("-icount shift=0"),
+        "{}",
+        run.transcript()
+    );
+    assert!(!run.stderr.contains("thread=multi"), "{}", run.transcript());
+}
+
+#[test]
+fn qemu_run_refuses_more_than_eight_cpus() {
+    let elf = build_kernel(&[]).unwrap();
+    let run = boot(&elf, &["--smp", "9"]);
+    assert_eq!(run.status, Some(2), "{}", run.transcript());
+    assert!(run.stderr.contains("at most 8"), "{}", run.transcript());
+}
+
+#[test]
+fn a_segment_miss_on_a_secondary_is_reported_and_ends_the_run() {
+    // Secondaries have no SLB manager in this slice: their segment-miss
+    // area has empty tables, so a miss reaches smp::secondary_trap, which
+    // names the processor and the address and ends the run.
+    let elf = build_kernel(&["secondary-miss-test"]).unwrap();
+    let run = boot(
+        &elf,
+        &[
+            "--smp",
+            "2",
+            "--test",
+            "deliberate_segment_miss_on_a_secondary",
+            "--timeout",
+            "60",
+        ],
+    );
+    assert_eq!(run.status, Some(1), "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("CPU 1: segment miss at 0x20000000000 (interrupt 0x380)"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr
+            .contains("OS terminated: kernel failure on a secondary processor"),
+        "{}",
+        run.transcript()
+    );
+    assert!(run.summary().is_none(), "{}", run.transcript());
 }
 
 #[test]

@@ -34,11 +34,29 @@ pub mod opcode {
     pub const H_GET_TERM_CHAR: u64 = 0x54;
     /// Write up to 16 characters to a virtual terminal.
     pub const H_PUT_TERM_CHAR: u64 = 0x58;
+    /// XICS: end of interrupt; restores the CPPR from the XIRR's top byte
+    /// that [`H_XIRR`] returned.
+    pub const H_EOI: u64 = 0x64;
+    /// XICS: sets this processor's current processor priority (0xff
+    /// accepts every priority).
+    pub const H_CPPR: u64 = 0x68;
+    /// XICS: sets the MFRR of a processor (by interrupt server number);
+    /// below its CPPR raises an inter-processor interrupt there, 0xff
+    /// withdraws it.
+    pub const H_IPI: u64 = 0x6c;
+    /// XICS: accepts the highest-priority pending interrupt; returns the
+    /// XIRR (old CPPR in the top byte, source in the low 24 bits, 2 for
+    /// an IPI, 0 for none).
+    pub const H_XIRR: u64 = 0x74;
     /// Register the Virtual Processor Area, dispatch trace log or SLB
     /// shadow buffer.
     pub const H_REGISTER_VPA: u64 = 0xdc;
     /// Give up the processor until an interrupt arrives.
     pub const H_CEDE: u64 = 0xe0;
+    /// Give the rest of this processor's time slice to other virtual
+    /// processors (target -1: any of them), for a processor that waits
+    /// for another one.
+    pub const H_CONFER: u64 = 0xe4;
     /// Remove up to four HPTEs in one call.
     pub const H_BULK_REMOVE: u64 = 0x124;
     /// Set processor mode resources (interrupt endianness, AIL, ...).
@@ -725,8 +743,13 @@ mod tests {
             (H_PAGE_INIT, 0x2c),
             (H_GET_TERM_CHAR, 0x54),
             (H_PUT_TERM_CHAR, 0x58),
+            (H_EOI, 0x64),
+            (H_CPPR, 0x68),
+            (H_IPI, 0x6c),
+            (H_XIRR, 0x74),
             (H_REGISTER_VPA, 0xdc),
             (H_CEDE, 0xe0),
+            (H_CONFER, 0xe4),
             (H_BULK_REMOVE, 0x124),
             (H_SET_MODE, 0x31c),
             (H_RESIZE_HPT_PREPARE, 0x36c),

@@ -180,6 +180,32 @@ pub fn slbmfev(index: u64) -> u64 {
     value
 }
 
+/// `slbfee. RT, RB`: searches the SLB for an entry translating effective
+/// address `ea` (ISA 2.05 and later); `Some` of its VSID word (B, VSID,
+/// flags, L || LP) when one does, `None` when none does. A privileged
+/// instruction; it changes no translation, only CR0.
+#[cfg(target_arch = "powerpc64")]
+#[inline]
+#[must_use]
+pub fn slbfee(ea: u64) -> Option<u64> {
+    let value: u64;
+    let cr: u64;
+    // SAFETY: slbfee. only reads the SLB into a GPR and sets CR0, which
+    // the asm declares clobbered (no `preserves_flags`) and reads back.
+    unsafe {
+        core::arch::asm!(
+            "slbfee. {0}, {2}",
+            "mfcr {1}",
+            out(reg) value,
+            out(reg) cr,
+            in(reg) ea,
+            options(nomem, nostack),
+        );
+    }
+    // CR0[EQ] (CR bit 2, 0x2000_0000 of the 32-bit CR) says found.
+    (cr & 0x2000_0000 != 0).then_some(value)
+}
+
 /// Writes `entry` into the SLB slot named by its index field
 /// (`slbmte entry.vsid_word, entry.esid_word`).
 ///

@@ -22,4 +22,5 @@ mod proc_heap;
 mod proc_hpt;
 mod runtime;
 mod slb_fast;
+mod smp;
 mod traps;

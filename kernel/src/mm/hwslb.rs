@@ -328,3 +328,26 @@ impl SlbBackend for HwSlb {
         barrier::isync();
     }
 }
+
+/// Invalidates this processor's hardware SLB entries `first..hw_size`
+/// (the linear map's entries are `0..first`, `first` at least 1), then
+/// `isync`: for a processor whose SLB no [`HwSlb`] manages (an SLB
+/// shootdown on a secondary, `crate::smp`). [`HwSlb::invalidate_non_bolted`]
+/// does the same inline, for the VMM's address-space switch.
+pub fn invalidate_from(first: usize, hw_size: usize) {
+    assert!(first >= 1, "entry 0 is the linear map's");
+    if first == 1 {
+        // slbia never clears entry 0 (QEMU helper_SLBIA): exactly the
+        // linear map survives.
+        // SAFETY: the caller runs on entry 0 alone.
+        unsafe { slb::slbia() };
+    } else {
+        for hw in first..hw_size {
+            let e = HwSlb::read_hw(hw);
+            if e.is_valid() {
+                HwSlb::slbie(e);
+            }
+        }
+    }
+    barrier::isync();
+}

@@ -23,6 +23,7 @@
 //! the VMM's HPT purge never selects these entries.
 
 use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, PtegIndex, Vsid};
+use arch_ppc64::instructions::{barrier, slb};
 use arch_ppc64::structures::hpte::{self, Hpte, Pp};
 use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
@@ -64,6 +65,28 @@ impl LinearMap {
             SlbFlags::KP,
         )
         .expect("linear-map SLB entry is well formed")
+    }
+
+    /// Empties this processor's SLB and loads the linear map's bolted
+    /// entries at hardware indexes `0..slb_entries`: what every processor
+    /// does before it turns translation on (the SLB is per processor; the
+    /// HPTEs are shared).
+    ///
+    /// # Safety
+    ///
+    /// Translation must be off (MSR\[IR\] = MSR\[DR\] = 0): the running
+    /// code loses every segment for a moment.
+    pub unsafe fn load_slb(&self) {
+        // SAFETY: translation is off (the caller's contract), so nothing
+        // needs an SLB entry until the loads below are done.
+        unsafe {
+            slb::invalidate_all();
+            for n in 0..self.slb_entries {
+                let e = self.slb_entry(n).with_index(n).expect("index");
+                slb::slbmte(e.vsid_word, e.esid_word);
+            }
+        }
+        barrier::isync();
     }
 
     /// The bolted HPTE (primary form) for the linear-map page holding real

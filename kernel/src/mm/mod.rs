@@ -27,7 +27,6 @@ pub mod papr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use arch_ppc64::addr::EffectiveAddress;
-use arch_ppc64::instructions::{barrier, slb};
 use arch_ppc64::registers::dsisr::DsisrFlags;
 use arch_ppc64::registers::msr::{self, Msr};
 use arch_ppc64::registers::srr1::IsiFlags;
@@ -387,16 +386,8 @@ pub fn init(info: &BootInfo) {
     track_entered_groups(&hpt);
     let map = linear::build(info, &mut hpt);
 
-    // Bolted SLB entries at hardware indexes 0..n.
     // SAFETY: translation is still off (nothing needs an SLB entry).
-    unsafe {
-        slb::invalidate_all();
-        for n in 0..map.slb_entries {
-            let e = map.slb_entry(n).with_index(n).expect("index");
-            slb::slbmte(e.vsid_word, e.esid_word);
-        }
-        barrier::isync();
-    }
+    unsafe { map.load_slb() };
     let slb = HwSlb::new(slb_size, map.slb_entries).expect("SLB larger than the linear map");
     let vmm = Vmm::new(
         hpt,

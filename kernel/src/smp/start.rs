@@ -1,0 +1,240 @@
+//! Bringing the secondary processors up with RTAS `start-cpu`.
+//!
+//! The boot processor prepares each secondary's PACA (`trap::init_secondary`:
+//! interrupt stack, trap entry, SLB-miss area), an idle stack and a slot of
+//! [`SMP_START`], then calls `start-cpu(server, real address of
+//! smp_secondary_start, CPU index)`. The secondary begins at once in real
+//! mode with MSR = SF | ME and r3 = its CPU index; `smp_secondary_start`
+//! moves to the link address (real mode ignores the top address bits),
+//! turns FP on as `_start` does for the boot processor, takes its PACA and
+//! stack from its slot, sets SPRG0 and calls [`smp_secondary_main`]: the
+//! linear map's bolted SLB entries, translation on (handlers too), the
+//! decrementer at [`super::DEC_IDLE`], CPPR 0xff, online, then `H_CEDE`
+//! forever. The boot processor waits for each started CPU to come online,
+//! bounded by [`ONLINE_WAIT_SECONDS`] of timebase.
+
+use core::arch::global_asm;
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+
+use arch_ppc64::instructions::hcall::{hcall, opcode};
+use arch_ppc64::registers::msr::{self, Msr};
+use arch_ppc64::registers::spr::{timebase, Dec};
+use vmm::slb::SlbManager;
+
+use super::{xics, CPUS, DEC_IDLE, MAX_CPUS, ONLINE};
+use crate::bootinfo::{real_to_virt, virt_to_real, CpuThread};
+use crate::rtas::{self, CpuState, RtasError};
+use crate::{frame, mm, trap};
+
+/// Bytes of a secondary's idle stack (it only calls `H_CEDE`; its
+/// interrupts run on the interrupt stack).
+const IDLE_STACK_BYTES: u64 = 16 * 1024;
+
+/// How long the boot processor waits for the started CPUs to come online.
+const ONLINE_WAIT_SECONDS: u64 = 5;
+
+/// What a starting secondary reads first (offsets used by the asm).
+#[repr(C)]
+pub struct StartSlot {
+    /// Its PACA (0).
+    paca: AtomicU64,
+    /// Top of its idle stack (8).
+    stack_top: AtomicU64,
+}
+
+/// One slot per CPU index, written by the boot processor before
+/// `start-cpu`.
+#[no_mangle]
+static SMP_START: [StartSlot; MAX_CPUS] = [const {
+    StartSlot {
+        paca: AtomicU64::new(0),
+        stack_top: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+const _: () = assert!(core::mem::size_of::<StartSlot>() == 16);
+
+global_asm!(
+    r#"
+    .macro SMP_LOAD_ADDR reg, sym
+    lis     \reg, \sym@highest
+    ori     \reg, \reg, \sym@higher
+    rldicr  \reg, \reg, 32, 31
+    oris    \reg, \reg, \sym@high
+    ori     \reg, \reg, \sym@l
+    .endm
+
+    .section .text.smp_start, "ax"
+    .globl smp_secondary_start
+    .p2align 2
+smp_secondary_start:
+    # Real mode, MSR = SF|ME, r3 = CPU index (start-cpu's third argument).
+    SMP_LOAD_ADDR %r12, 1f
+    mtctr   %r12
+    bctr
+1:  mfmsr   %r11
+    ori     %r11, %r11, 0x2000     # FP (bit 50), as _start sets it
+    mtmsrd  %r11
+    isync
+    SMP_LOAD_ADDR %r2, .TOC.
+    SMP_LOAD_ADDR %r4, SMP_START
+    sldi    %r5, %r3, 4
+    add     %r4, %r4, %r5
+    ld      %r13, 0(%r4)
+    mtsprg0 %r13
+    ld      %r1, 8(%r4)
+    li      %r0, 0
+    stdu    %r0, -128(%r1)         # terminate the back chain
+    bl      smp_secondary_main
+    nop
+2:  b       2b
+    .purgem SMP_LOAD_ADDR
+"#
+);
+
+extern "C" {
+    /// The secondaries' entry (a code label; its real address goes to
+    /// `start-cpu`).
+    static smp_secondary_start: u8;
+}
+
+/// Why a secondary was not started.
+#[derive(Debug)]
+pub enum StartError {
+    /// `query-cpu-stopped-state` or `start-cpu` failed.
+    Rtas(RtasError),
+    /// The thread is not in the stopped state (firmware runs it, or it is
+    /// the running boot processor listed twice).
+    NotStopped(CpuState),
+    /// No frames for its stacks.
+    NoMemory,
+    /// Its SLB area could not be made.
+    SlbArea,
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::Rtas(e) => write!(f, "RTAS: {e:?}"),
+            StartError::NotStopped(s) => write!(f, "query-cpu-stopped-state says {s:?}"),
+            StartError::NoMemory => write!(f, "no frames for its stacks"),
+            StartError::SlbArea => write!(f, "no SLB area"),
+        }
+    }
+}
+
+impl From<RtasError> for StartError {
+    fn from(e: RtasError) -> Self {
+        StartError::Rtas(e)
+    }
+}
+
+/// Starts CPUs `1..threads.len()` and waits for them; returns the mask of
+/// the CPUs started (the boot processor's bit included). Reports each one
+/// that could not be started or did not come online.
+pub fn start_all(threads: &[CpuThread]) -> u64 {
+    let mut started = 1u64;
+    for (cpu, t) in threads.iter().enumerate().skip(1) {
+        match start(cpu, *t) {
+            Ok(()) => started |= 1 << cpu,
+            Err(e) => log::warn!("smp: CPU {cpu} (server {:#x}) not started: {e}", t.server),
+        }
+    }
+    let hz = crate::bootinfo::get()
+        .cpu
+        .timebase_frequency
+        .map_or(512_000_000, u64::from);
+    let t0 = timebase();
+    while ONLINE.load(Ordering::Acquire) & started != started {
+        if timebase() - t0 > ONLINE_WAIT_SECONDS * hz {
+            log::warn!(
+                "smp: CPUs {:#x} did not come online within {ONLINE_WAIT_SECONDS} s",
+                started & !ONLINE.load(Ordering::Acquire)
+            );
+            break;
+        }
+        super::relax();
+    }
+    started
+}
+
+/// Prepares and starts CPU `cpu` (thread `t`).
+fn start(cpu: usize, t: CpuThread) -> Result<(), StartError> {
+    match rtas::query_cpu_stopped_state(t.server)? {
+        CpuState::Stopped => {}
+        other => return Err(StartError::NotStopped(other)),
+    }
+    let istack = allocate_stack(trap::INTERRUPT_STACK_BYTES as u64)?;
+    let idle = allocate_stack(IDLE_STACK_BYTES)?;
+    // An area of its own with empty tables (see the module docs of
+    // `smp`): every segment miss goes to the full path and is reported.
+    // It lives as long as the processor runs, i.e. for the rest of the
+    // run.
+    let slb = &*alloc::boxed::Box::leak(alloc::boxed::Box::new(
+        SlbManager::new(1, 0).map_err(|_| StartError::SlbArea)?,
+    ));
+    // SAFETY: the CPU is stopped (checked above) and the stack frames were
+    // just allocated for it alone.
+    let paca = unsafe { trap::init_secondary(cpu, istack, slb.fast_area() as u64) };
+    SMP_START[cpu].paca.store(paca, Ordering::Relaxed);
+    SMP_START[cpu]
+        .stack_top
+        .store(idle + IDLE_STACK_BYTES, Ordering::Relaxed);
+    CPUS[cpu].server.store(t.server, Ordering::Relaxed);
+    // Everything above is visible before the processor runs.
+    fence(Ordering::SeqCst);
+    let entry = virt_to_real(&raw const smp_secondary_start as u64);
+    let entry = u32::try_from(entry).expect("kernel text below 4 GiB");
+    rtas::start_cpu(t.server, entry, cpu as u32)?;
+    Ok(())
+}
+
+/// `bytes` of zeroed frames for a stack; returns its bottom's kernel
+/// address.
+fn allocate_stack(bytes: u64) -> Result<u64, StartError> {
+    let frames = bytes.div_ceil(frame::FRAME_SIZE);
+    let f = frame::with(|fa| fa.allocate_contiguous(frames, frame::FRAME_SIZE))
+        .ok_or(StartError::NoMemory)?;
+    let base = real_to_virt(f.start_address());
+    // SAFETY: the frames are ours alone for the rest of the run, reached
+    // at their linear-map address.
+    unsafe { core::ptr::write_bytes(base as *mut u8, 0, bytes as usize) };
+    Ok(base)
+}
+
+/// The first Rust code of a secondary processor (real mode, SPRG0 = its
+/// PACA, on its idle stack).
+#[no_mangle]
+extern "C" fn smp_secondary_main(cpu: u64) -> ! {
+    let cpu = cpu as usize;
+    let map = mm::layout()
+        .linear
+        .expect("the boot processor built the linear map before starting CPUs");
+    // SAFETY: translation is off (start-cpu enters in real mode).
+    unsafe { map.load_slb() };
+    // SAFETY: the linear map's SLB entries are loaded and its HPTEs are
+    // shared with the boot processor, so the kernel's code, data and
+    // this processor's stacks translate at the addresses in use.
+    unsafe { msr::write(msr::read() | Msr::RELOCATE) };
+    trap::set_handler_translation(true);
+    // SAFETY: writing DEC only schedules this processor's next
+    // decrementer interrupt, taken once EE is set.
+    unsafe { Dec::write(DEC_IDLE) };
+    if let Err(e) = xics::set_cppr(xics::LEAST_FAVORED) {
+        panic!("CPU {cpu}: H_CPPR failed: {e}");
+    }
+    ONLINE.fetch_or(1 << cpu, Ordering::AcqRel);
+    idle()
+}
+
+/// Waits for interrupts: `H_CEDE` sets MSR\[EE\] and halts the vCPU until
+/// one arrives; it is taken on return from the call, and the loop cedes
+/// again.
+fn idle() -> ! {
+    loop {
+        // SAFETY: H_CEDE touches no memory; it enables external and
+        // decrementer interrupts, which this processor handles
+        // (`smp::secondary_trap`) while holding no lock here.
+        let _ = unsafe { hcall(opcode::H_CEDE, &[]) };
+    }
+}
