@@ -46,6 +46,39 @@ pub const fn hash(vsid: Vsid, offset: u64, ssize: SegmentSize, psize: PageSize) 
     h & ((1 << HASH_BITS) - 1)
 }
 
+/// The virtual page the entry `entry` at `ptex` translates, in a table
+/// whose hash mask is `mask` (`pteg_count - 1`), rebuilt from its AVPN
+/// (VA bits 0:54: the VSID and the offset bits from 2^23 up) and its PTEG
+/// index: the hash gives the page-number bits below 2^23, as
+/// `(group ^ vsid-hash) & mask` (with `group` complemented for a
+/// secondary entry). `None` if the segment or page size does not decode,
+/// or if the mask is too narrow to hold those bits (fewer than 2^11 PTEGs
+/// for 4K pages, 2^7 for 64K).
+pub fn decode_entry(ptex: Ptex, entry: Hpte, mask: u64) -> Option<VirtualPage> {
+    let ssize = entry.segment_size()?;
+    let psize = entry.page_size()?;
+    let missing = 23u32.saturating_sub(psize.shift());
+    if mask < (1 << missing) - 1 {
+        return None;
+    }
+    let avpn = entry.avpn();
+    // Offset bits 23.. of the segment come from the AVPN.
+    let high_bits = ssize.shift() - 23;
+    let vsid = Vsid::try_new(avpn >> high_bits)?;
+    let offset_high = (avpn & ((1 << high_bits) - 1)) << 23;
+    let group = ptex.pteg().as_u64();
+    let hash_low = if entry.is_secondary() { !group } else { group } & mask;
+    let v = vsid.as_u64();
+    let vsid_part = match ssize {
+        SegmentSize::M256 => v,
+        SegmentSize::T1 => v ^ (v << 25),
+    };
+    let page_low = (hash_low ^ vsid_part) & mask;
+    let low_mask = (1u64 << 23) - 1;
+    let offset = offset_high | ((page_low << psize.shift()) & low_mask);
+    VirtualPage::from_offset(vsid, offset, ssize, psize)
+}
+
 /// Why a size from the device tree cannot describe an HPT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HptSetupError {
@@ -566,7 +599,7 @@ impl<B: HptBackend> HptManager<B> {
     /// the same AVPN word with one in the other's secondary PTEG; then the
     /// entry is read first to check `H` too.
     fn still_ours(&self, ptex: Ptex, page: VirtualPage, secondary: bool) -> Result<bool, HptError> {
-        let ambiguous = self.mask < (1 << (23 - page.psize.shift()));
+        let ambiguous = self.mask < (1 << 23u32.saturating_sub(page.psize.shift()));
         if !ambiguous {
             return Ok(true);
         }
@@ -740,28 +773,10 @@ impl<B: HptBackend> HptManager<B> {
         Ok(None)
     }
 
-    /// The virtual page a valid entry at `ptex` translates, rebuilt from
-    /// its AVPN (VSID and high offset bits) and its PTEG index (the hash
-    /// gives the low page-number bits: `page = (group ^ vsid-hash) & mask`).
+    /// The virtual page a valid entry at `ptex` translates ([`decode_entry`]
+    /// with this table's mask).
     pub fn decode(&self, ptex: Ptex, entry: Hpte) -> Option<VirtualPage> {
-        let ssize = entry.segment_size()?;
-        let psize = entry.page_size()?;
-        let avpn = entry.avpn();
-        // Offset bits 23.. of the segment come from the AVPN.
-        let high_bits = ssize.shift() - 23;
-        let vsid = Vsid::try_new(avpn >> high_bits)?;
-        let offset_high = (avpn & ((1 << high_bits) - 1)) << 23;
-        let group = ptex.pteg().as_u64();
-        let hash_low = if entry.is_secondary() { !group } else { group } & self.mask;
-        let v = vsid.as_u64();
-        let vsid_part = match ssize {
-            SegmentSize::M256 => v,
-            SegmentSize::T1 => v ^ (v << 25),
-        };
-        let page_low = (hash_low ^ vsid_part) & self.mask;
-        let low_mask = (1u64 << 23) - 1;
-        let offset = offset_high | ((page_low << psize.shift()) & low_mask);
-        VirtualPage::from_offset(vsid, offset, ssize, psize)
+        decode_entry(ptex, entry, self.mask)
     }
 
     /// Removes every entry whose VSID `dead` selects (bolted ones too),

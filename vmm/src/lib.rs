@@ -20,6 +20,7 @@ pub mod adspace;
 pub mod segment;
 pub mod slb;
 pub mod slbtable;
+pub mod tlbie;
 pub mod vm;
 
 /// The fault path lives with the manager whose state it changes

@@ -1,5 +1,5 @@
 //! Special instructions: storage barriers, data-cache blocks, SLB
-//! management and PAPR hypervisor calls.
+//! management, TLB invalidation and PAPR hypervisor calls.
 //!
 //! The instruction wrappers exist only when compiling for
 //! `target_arch = "powerpc64"`; the constants, error types and decoders
@@ -9,3 +9,4 @@ pub mod barrier;
 pub mod cache;
 pub mod hcall;
 pub mod slb;
+pub mod tlb;
