@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod addr;
+pub mod fdt;
 pub mod instructions;
 pub mod registers;
 pub mod structures;
