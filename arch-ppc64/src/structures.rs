@@ -11,6 +11,7 @@
 //! with [`ibm_bit`].
 
 pub mod hpte;
+pub mod partition;
 pub mod slb;
 
 /// The mask of the ISA (MSB-0) bit `n` of a 64-bit doubleword: `1 << (63 - n)`.

@@ -1,5 +1,5 @@
 //! Special instructions: storage barriers, data-cache blocks, SLB
-//! management, TLB invalidation and PAPR hypervisor calls.
+//! management, TLB invalidation, PAPR hypervisor calls and OPAL calls.
 //!
 //! The instruction wrappers exist only when compiling for
 //! `target_arch = "powerpc64"`; the constants, error types and decoders
@@ -8,5 +8,6 @@
 pub mod barrier;
 pub mod cache;
 pub mod hcall;
+pub mod opal;
 pub mod slb;
 pub mod tlb;
