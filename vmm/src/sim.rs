@@ -28,6 +28,10 @@
 //! instruction, so [`Machine`] handles (one per processor,
 //! [`Machine::cpu`]) can be driven from separate host threads: each
 //! operation is atomic, and the interleavings between operations are real.
+//! An access of one page is translated and performed under the same lock,
+//! so an `H_REMOVE` on another processor comes before or after it, never
+//! between its translation and its load or store (as on hardware, where
+//! the invalidation waits for accesses in flight).
 //!
 //! # The page table: pseries or native
 //!
@@ -415,8 +419,18 @@ impl Machine {
         privilege: Privilege,
     ) -> Result<PhysAddr, Interrupt> {
         let mut guard = self.state.lock();
-        let st = &mut *guard;
-        let result = translate_in(st, self.cpu, ea, access, privilege);
+        Self::translate_locked(&mut guard, self.cpu, ea, access, privilege)
+    }
+
+    /// [`Machine::translate`] with the state already locked.
+    fn translate_locked(
+        st: &mut State,
+        cpu: usize,
+        ea: EffectiveAddress,
+        access: Access,
+        privilege: Privilege,
+    ) -> Result<PhysAddr, Interrupt> {
+        let result = translate_in(st, cpu, ea, access, privilege);
         match result {
             Ok(_) => st.stats.translations += 1,
             Err(Interrupt::DataSegment { .. }) => st.stats.data_segment += 1,
@@ -482,32 +496,43 @@ impl Machine {
     /// [`Machine::translate_pieces`] for an access inside one 4 KiB
     /// piece (every access of up to 8 aligned bytes), without building
     /// the list of pieces.
-    fn translate_one(
+    fn translate_one<R>(
         &self,
         ea: EffectiveAddress,
         access: Access,
         privilege: Privilege,
         handler: &mut dyn FaultHandler,
-    ) -> Result<PhysAddr, VmFault> {
+        then: impl FnOnce(&mut State, PhysAddr) -> R,
+    ) -> Result<R, VmFault> {
         let mut interrupts = 0;
+        let mut then = Some(then);
         loop {
-            match self.translate(ea, access, privilege) {
-                Ok(pa) => return Ok(pa),
-                // The state is not borrowed here: the handler may use the
-                // backend handles freely.
-                Err(interrupt) => match handler.handle(interrupt, privilege) {
-                    FaultOutcome::Fault(f) => return Err(f),
-                    FaultOutcome::Resolved => {
-                        interrupts += 1;
-                        if interrupts >= MAX_INTERRUPTS_PER_ACCESS {
-                            return Err(VmFault {
-                                ea,
-                                access: Some(access),
-                                reason: VmFaultReason::RetriesExhausted,
-                            });
-                        }
+            let interrupt = {
+                let mut guard = self.state.lock();
+                match Self::translate_locked(&mut guard, self.cpu, ea, access, privilege) {
+                    // The access itself under the same lock, as one
+                    // instruction's translation and access are one step.
+                    Ok(pa) => {
+                        let f = then.take().expect("runs once");
+                        return Ok(f(&mut guard, pa));
                     }
-                },
+                    Err(i) => i,
+                }
+            };
+            // The state is not locked here: the handler may use the
+            // backend handles freely.
+            match handler.handle(interrupt, privilege) {
+                FaultOutcome::Fault(f) => return Err(f),
+                FaultOutcome::Resolved => {
+                    interrupts += 1;
+                    if interrupts >= MAX_INTERRUPTS_PER_ACCESS {
+                        return Err(VmFault {
+                            ea,
+                            access: Some(access),
+                            reason: VmFaultReason::RetriesExhausted,
+                        });
+                    }
+                }
             }
         }
     }
@@ -531,9 +556,9 @@ impl Machine {
         handler: &mut dyn FaultHandler,
     ) -> Result<(), VmFault> {
         if Self::one_piece(ea, buf.len()) {
-            let pa = self.translate_one(ea, Access::Load, privilege, handler)?;
-            self.state.lock().mem.read_real(pa, buf);
-            return Ok(());
+            return self.translate_one(ea, Access::Load, privilege, handler, |st, pa| {
+                st.mem.read_real(pa, buf)
+            });
         }
         let pieces = self.translate_pieces(ea, buf.len(), Access::Load, privilege, handler)?;
         let st = self.state.lock();
@@ -558,9 +583,9 @@ impl Machine {
         handler: &mut dyn FaultHandler,
     ) -> Result<(), VmFault> {
         if Self::one_piece(ea, data.len()) {
-            let pa = self.translate_one(ea, Access::Store, privilege, handler)?;
-            self.state.lock().mem.write_real(pa, data);
-            return Ok(());
+            return self.translate_one(ea, Access::Store, privilege, handler, |st, pa| {
+                st.mem.write_real(pa, data)
+            });
         }
         let pieces = self.translate_pieces(ea, data.len(), Access::Store, privilege, handler)?;
         let mut st = self.state.lock();
@@ -625,9 +650,10 @@ impl Machine {
         handler: &mut dyn FaultHandler,
     ) -> Result<u32, VmFault> {
         let ea = EffectiveAddress::new(ea.as_u64() & !3);
-        let pa = self.translate_one(ea, Access::Fetch, privilege, handler)?;
         let mut b = [0u8; 4];
-        self.state.lock().mem.read_real(pa, &mut b);
+        self.translate_one(ea, Access::Fetch, privilege, handler, |st, pa| {
+            st.mem.read_real(pa, &mut b)
+        })?;
         Ok(u32::from_be_bytes(b))
     }
 }
