@@ -4,8 +4,8 @@
 //! `as_getsrval` and the `as_*64` family — with AIX's documented semantics,
 //! on top of this crate's segments and address spaces.
 //!
-//! The contract is `docs/aix-services.md`; the facts behind it are in
-//! `docs/reference/aix-services-notes.md`.
+//! The contract — signatures, constants, errors, and the decisions taken
+//! where AIX is silent — is `docs/aix-services.md` in the repository.
 //!
 //! * [`Aix`] implements the services with a typed error per service
 //!   ([`error`]) over an [`AixVm`] core ([`backend`]);

@@ -28,7 +28,7 @@ pub const HASH_BITS: u32 = 39;
 pub const MIN_PTEG_COUNT: u64 = 1 << 11;
 
 /// The primary hash of a virtual page (Power ISA v2.07 Book III-S, "Page
-/// Table Search"; `ppc64-mmu-notes.md` §2.3):
+/// Table Search"; `docs/ppc64-mmu.md` §2.3):
 ///
 /// * 256 MB segment: `VSID ^ (offset >> p)`
 /// * 1 TB segment: `VSID ^ (VSID << 25) ^ (offset >> p)`

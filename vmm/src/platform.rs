@@ -28,7 +28,7 @@ use crate::slb::SlbManagerError;
 
 /// Why an [`HptBackend`] operation failed. Mirrors the PAPR return codes
 /// the hcalls give (PAPR page frame table hcalls; values in
-/// `ppc64-mmu-notes.md` §1.3).
+/// `docs/ppc64-mmu.md` §1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HptError {
     /// `H_PTEG_FULL` (−6): no free slot in the group (or the exact slot
@@ -61,7 +61,7 @@ pub enum RemoveCondition {
 /// A hashed page table: the hypervisor's (through hcalls) or one in memory.
 ///
 /// Semantics follow PAPR `H_ENTER`/`H_REMOVE`/`H_PROTECT`/`H_READ` as QEMU
-/// implements them (`ppc64-mmu-notes.md` §1.5–1.6). Every operation
+/// implements them (`docs/ppc64-mmu.md` §1.5–1.6). Every operation
 /// leaves the table unchanged when it returns an error. A backend does no
 /// hashing and does not check that an entry is in the right group for its
 /// AVPN — that is [`crate::hpt`]'s job.
@@ -371,7 +371,7 @@ pub enum Access {
 }
 
 /// A storage interrupt as the processor delivers it (Power ISA Book III
-/// "Interrupt Definitions"; QEMU values in `ppc64-mmu-notes.md` §2.5).
+/// "Interrupt Definitions"; QEMU values in `docs/ppc64-mmu.md` §2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interrupt {
     /// 0x300: data access with a segment but no usable translation. `ea` is

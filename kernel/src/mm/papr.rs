@@ -1,7 +1,7 @@
 //! [`PaprHpt`]: the hypervisor's hashed page table through the PAPR page
 //! frame table hcalls (`H_ENTER`, `H_REMOVE`, `H_PROTECT`, `H_READ`,
 //! `H_BULK_REMOVE`), as QEMU's pseries machine implements them
-//! (`ppc64-mmu-notes.md` §1.5–1.6).
+//! (`docs/ppc64-mmu.md` §1.5–1.6).
 //!
 //! A pseries guest cannot write the HPT: it lives in hypervisor memory and
 //! every change goes through an hcall. R and C come back from `H_READ`

@@ -1,6 +1,6 @@
 //! Constants of the AIX memory services, with the values of AIX's
 //! `<sys/vmuser.h>`, `<sys/adspace.h>`, `<sys/seg.h>` and `<sys/errno.h>`
-//! (64-bit kernel; sources in `reference/aix-services-notes.md` §21).
+//! (64-bit kernel; the table in `docs/aix-services.md`, "Constants").
 //!
 //! Each constant has the C type the services take it in, so a Rust caller
 //! passes it exactly as a C caller would. The C header

@@ -1,6 +1,6 @@
 //! The C types of the AIX memory services, named as in AIX's
 //! `<sys/vm_types.h>` and `<sys/types.h>` for the 64-bit kernel
-//! (`reference/aix-services-notes.md` §0.2).
+//! (`docs/aix-services.md`, "Types").
 //!
 //! These are plain aliases so the Rust API and the C ABI take the same
 //! integers; the typed views ([`VmHandle`](super::VmHandle),
