@@ -98,7 +98,7 @@ pub use platform::{
     Environment, FaultHandler, FrameAllocator, HptBackend, Interrupt, PhysMemory, Privilege,
     ProcessId, SlbBackend,
 };
-pub use vm::{CpuMmu, Vmm, VmError, VmmConfig};
+pub use vm::{CpuMmu, VmError, Vmm, VmmConfig};
 
 pub mod hpt;
 pub mod native;
