@@ -404,6 +404,16 @@ pub struct HptManager<B> {
     stats: HptStats,
 }
 
+impl<B> core::fmt::Debug for HptManager<B> {
+    /// The table's size and the counters, not its contents.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HptManager")
+            .field("ptegs", &(self.mask + 1))
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<B: HptBackend> HptManager<B> {
     /// Manages the table behind `backend`, whose PTEG count must be a power
     /// of two of at least [`MIN_PTEG_COUNT`].

@@ -88,6 +88,7 @@
 //!   `rust_eh_personality` and `_Unwind_Resume`. `kernel/src/runtime.rs`
 //!   has all of them.
 #![no_std]
+#![warn(missing_debug_implementations)]
 extern crate alloc;
 
 /// The register, instruction and entry-format crate this one is written

@@ -92,6 +92,15 @@ pub struct NativeHpt<S, T = NoTlbInvalidate> {
     tlb: T,
 }
 
+impl<S, T> core::fmt::Debug for NativeHpt<S, T> {
+    /// The table's size, not its contents.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NativeHpt")
+            .field("ptegs", &self.pteg_count)
+            .finish_non_exhaustive()
+    }
+}
+
 impl NativeHpt<Vec<u8>> {
     /// A zeroed (all invalid) table of `2^shift` bytes on the heap, `shift`
     /// as in the `ibm,pft-size` property. The ISA minimum is 2^18; smaller

@@ -280,6 +280,16 @@ pub struct SidAllocator {
     quarantine: BTreeSet<u64>,
 }
 
+impl core::fmt::Debug for SidAllocator {
+    /// How many SIDs are live and quarantined, not which.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SidAllocator")
+            .field("live", &self.live_count())
+            .field("quarantined", &self.quarantine.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for SidAllocator {
     fn default() -> Self {
         SidAllocator::new()

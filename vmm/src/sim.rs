@@ -299,6 +299,23 @@ pub enum SimError {
     BadConfig,
 }
 
+impl core::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Machine")
+            .field("cpu", &self.cpu)
+            .field("cpus", &self.cpu_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for SimHpt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimHpt")
+            .field("papr", &self.papr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Machine {
     /// A one-processor machine with empty SLB and HPT and all memory free
     /// and zeroed.

@@ -35,6 +35,16 @@ pub struct CoreVm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
     fail_map_after: Option<u32>,
 }
 
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> core::fmt::Debug for CoreVm<H, S, F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CoreVm")
+            .field("vmm", &self.vmm)
+            .field("processes", &self.processes.len())
+            .field("kproc", &self.kproc)
+            .finish_non_exhaustive()
+    }
+}
+
 fn core_error(e: VmError) -> CoreError {
     match e {
         VmError::NoFrames => CoreError::Shortage(Shortage::Frames),

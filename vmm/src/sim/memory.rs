@@ -96,6 +96,15 @@ pub struct SimMemory {
     state: Shared,
 }
 
+impl core::fmt::Debug for SimMemory {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimMemory")
+            .field("frames", &self.frame_count())
+            .field("free", &crate::platform::FrameAllocator::free_frames(self))
+            .finish()
+    }
+}
+
 impl SimMemory {
     pub(super) fn new(state: Shared) -> SimMemory {
         SimMemory { state }

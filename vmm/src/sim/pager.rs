@@ -68,6 +68,17 @@ pub struct FlatPager {
     stats: PagerStats,
 }
 
+impl core::fmt::Debug for FlatPager {
+    /// Its segments and counters, not its pages.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FlatPager")
+            .field("segments", &self.segments.len())
+            .field("pages", &self.pages.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FlatPager {
     /// A pager for `machine`, with no segments and no bolted SLB entries.
     pub fn new(machine: &Machine) -> Result<FlatPager, HptSetupError> {

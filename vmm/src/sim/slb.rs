@@ -30,6 +30,14 @@ pub struct SimSlb {
     cpu: usize,
 }
 
+impl core::fmt::Debug for SimSlb {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimSlb")
+            .field("cpu", &self.cpu)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SimSlb {
     pub(super) fn new(state: Shared, cpu: usize) -> SimSlb {
         SimSlb { state, cpu }

@@ -288,6 +288,22 @@ pub struct Vmm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
     shootdown: Option<alloc::boxed::Box<dyn SlbShootdown>>,
 }
 
+impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> fmt::Debug for Vmm<H, S, F> {
+    /// A summary: how much of each table is in use, which processors are
+    /// online and what the installed one runs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vmm")
+            .field("segments", &self.segments.len())
+            .field("spaces", &self.spaces.len())
+            .field("sids", &self.sids.live_count())
+            .field("hpt", &self.hpt)
+            .field("online", &self.online)
+            .field("installed", &self.local)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// A VMM over the given backends, keeping `slb_bolted` SLB entries for
     /// bolted kernel segments.

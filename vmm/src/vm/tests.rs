@@ -1341,3 +1341,21 @@ fn slb_words_follow_every_change_of_an_address_space() {
 }
 
 mod cow;
+
+#[test]
+fn debug_output_summarises_the_manager() {
+    let mut v = vmm();
+    let _ = user_segment(&mut v, 4);
+    let _ = v.create_space();
+    let text = alloc::format!("{v:?}");
+    for part in [
+        "Vmm",
+        "segments: 1",
+        "spaces: 1",
+        "sids: 1",
+        "ptegs: ",
+        "index: 0",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from {text}");
+    }
+}
