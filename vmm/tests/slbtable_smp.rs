@@ -35,18 +35,25 @@ fn esid_of_rs(rs: u64) -> u64 {
 #[test]
 fn lockless_searches_see_whole_entries_while_the_table_changes() {
     let mut table = SlbTable::new();
+    // Start full, so readers find entries from their first search on.
+    for esid in 1..=ESIDS {
+        assert!(table.insert(entry(esid, 0)));
+    }
+    table.release_retired();
     // Where the table is, as the writer last "published" it; readers take
     // it the way a processor takes a shootdown's new table.
     let published = Mutex::new(table.raw());
     let stop = AtomicBool::new(false);
     let found = AtomicU64::new(0);
+    let searches = AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..2 {
-            let (published, stop, found) = (&published, &stop, &found);
+            let (published, stop, found, searches) = (&published, &stop, &found, &searches);
             s.spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Acquire) {
                     let t: TableRef = *published.lock().unwrap();
+                    searches.fetch_add(ESIDS, Ordering::Relaxed);
                     for esid in 1..=ESIDS {
                         // SAFETY: the writer releases retired storage only
                         // after the readers stopped, and the table lives
@@ -62,9 +69,13 @@ fn lockless_searches_see_whole_entries_while_the_table_changes() {
             });
         }
         // The writer: inserts, replaces and removes, growing and shrinking
-        // the table, publishing each new place.
+        // the table, publishing each new place, until the readers have
+        // searched a good number of times alongside it.
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        for version in 0..20_000u64 {
+        for version in 0u64.. {
+            if version >= 20_000 && searches.load(Ordering::Relaxed) >= 50_000 {
+                break;
+            }
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
