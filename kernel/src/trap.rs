@@ -117,11 +117,15 @@ pub struct Paca {
     /// apart under QEMU's TCG pseries, so this is how code learns which
     /// processor it runs on ([`cpu_index`]).
     cpu_index: u64,
+    /// The pid of the process whose thread this processor runs, 0 for
+    /// none (640): what the fast system calls read ([`current_pid`]).
+    current_pid: u64,
 }
 
 const _: () = assert!(core::mem::offset_of!(Paca, slb_miss_area) == 80);
 const _: () = assert!(core::mem::offset_of!(Paca, sc_code) == 120);
 const _: () = assert!(core::mem::offset_of!(Paca, cpu_index) == 632);
+const _: () = assert!(core::mem::offset_of!(Paca, current_pid) == 640);
 
 /// Most entries a fast system call table may have (numbers from 0); the
 /// asm's `SC_MAX`.
@@ -160,6 +164,7 @@ static mut PACAS: [Paca; MAX_CPUS] = [const {
         sc_count: 0,
         sc_code: [0; SYSCALL_TABLE_MAX],
         cpu_index: 0,
+        current_pid: 0,
     }
 }; MAX_CPUS];
 
@@ -197,6 +202,34 @@ pub fn cpu_index() -> usize {
     // holds the start of a PACA; an aligned load of a field set before
     // the processor first ran with this SPRG0.
     unsafe { (&raw const (*(p as *const Paca)).cpu_index).read_volatile() as usize }
+}
+
+/// The running processor's CPU index, from the PACA SPRG0 names, trusted:
+/// two instructions, for code that runs only after [`init`] (handlers,
+/// the kernel's locks; [`cpu_index`] also answers before).
+#[inline(always)]
+pub fn this_cpu_index() -> usize {
+    // SAFETY: after `init` (boot processor) and from the start (the
+    // others) SPRG0 holds this processor's PACA, whose index was written
+    // before; an aligned load.
+    unsafe { (&raw const (*this_paca()).cpu_index).read_volatile() as usize }
+}
+
+/// The pid this processor's PACA records as running (0: none); see
+/// [`set_current_pid`].
+#[inline(always)]
+pub fn current_pid() -> u32 {
+    // SAFETY: as in `this_cpu_index`; only this processor writes it.
+    unsafe { (&raw const (*this_paca()).current_pid).read_volatile() as u32 }
+}
+
+/// Records in this processor's PACA the pid of the process it runs (0:
+/// none), for the fast system calls.
+#[inline(always)]
+pub fn set_current_pid(pid: u32) {
+    // SAFETY: an aligned store to this processor's own PACA, which only
+    // its own code reads.
+    unsafe { (&raw mut (*this_paca()).current_pid).write_volatile(u64::from(pid)) }
 }
 
 /// The register state of an interrupted context (offsets used by the asm).

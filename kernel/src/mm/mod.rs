@@ -282,8 +282,8 @@ pub fn translation_on() -> bool {
 /// for).
 #[inline]
 fn lock() -> CpuLockGuard<'static, Guarded> {
-    let mut g = AIX.lock();
     let me = smp::this_cpu();
+    let mut g = AIX.lock_as(me);
     if g.installed != me {
         install_here(&mut g, me);
     }

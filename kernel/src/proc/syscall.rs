@@ -280,21 +280,21 @@ fn on_other_syscall(frame: &mut TrapFrame) {
     }
     let nr = frame.gpr[0];
     let mut s = sched();
-    let pid = s
-        .current
-        .expect("a system call comes from the current process");
+    let t = super::current_thread(&s).expect("a system call comes from the current thread");
+    let proc_slot = s.threads.at(t).proc_slot;
+    let pid = s.procs.at(proc_slot).pid;
     if grows_bookkeeping(nr) && crate::heap::free() < HEAP_RESERVE {
         frame.gpr[3] = ENOMEM;
         return;
     }
     match nr {
         EXIT => {
-            super::end_process(&mut s, pid, Exit::Status(frame.gpr[3]));
-            super::dispatch_next(&mut s, frame);
+            super::exit_process(&mut s, proc_slot, Exit::Status(frame.gpr[3]));
+            super::end_current_thread(&mut s, frame);
         }
         GETPID => frame.gpr[3] = u64::from(pid.0),
         FORK => fork(&mut s, frame, pid),
-        WAIT => wait(&mut s, frame, pid),
+        WAIT => wait(&mut s, frame, proc_slot, t),
         YIELD => {
             frame.gpr[3] = 0;
             switch_away(&mut s, frame, true);
@@ -323,27 +323,15 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
     });
     match forked {
         Ok(space) => {
+            // The child is one thread: a copy of the calling one.
             let mut cframe = *frame;
             cframe.gpr[3] = 0;
-            let slot = s.procs.insert(
-                child,
-                super::Process {
-                    pid: child,
-                    parent: Some(parent),
-                    forked_from: Some(parent),
-                    frame: alloc::boxed::Box::new(cframe),
-                    space,
-                    state: super::State::Ready,
-                    reports: alloc::vec::Vec::new(),
-                    dispatches: 0,
-                    live_children: 0,
-                    ended_children: alloc::collections::VecDeque::new(),
-                },
-            );
-            s.ready.push_back(slot);
+            let slot = super::new_process(s, child, Some(parent), space);
+            let t = super::new_thread(s, slot, cframe);
             if let Some(p) = s.procs.get_mut(parent) {
                 p.live_children += 1;
             }
+            super::make_ready(s, t);
             super::CREATED.fetch_add(1, Ordering::Relaxed);
             super::FORKS.fetch_add(1, Ordering::Relaxed);
             frame.gpr[3] = child.0 as u64;
@@ -356,8 +344,8 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
     // The Vmm's fork leaves the parent's space current.
 }
 
-fn wait(s: &mut super::Sched, frame: &mut TrapFrame, pid: vmm::platform::ProcessId) {
-    let p = s.procs.get_mut(pid).expect("current process exists");
+fn wait(s: &mut super::Sched, frame: &mut TrapFrame, proc_slot: usize, t: usize) {
+    let p = s.procs.at(proc_slot);
     if let Some((child, value, killed)) = p.ended_children.pop_front() {
         frame.gpr[3] = value;
         frame.gpr[4] = child.0 as u64;
@@ -365,7 +353,8 @@ fn wait(s: &mut super::Sched, frame: &mut TrapFrame, pid: vmm::platform::Process
     } else if p.live_children == 0 {
         frame.gpr[3] = ECHILD;
     } else {
-        p.state = super::State::Waiting;
+        p.waiters.push_back(t);
+        s.threads.at(t).state = super::ThreadState::Waiting;
         switch_away(s, frame, false);
     }
 }

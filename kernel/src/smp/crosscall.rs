@@ -25,11 +25,13 @@
 //! reports it and ends the run (its slot may still be read, so it cannot
 //! return).
 //!
-//! Requests run in the target's interrupt handler: EE = 0, translation
-//! on, on its interrupt stack, with no lock held, so they must not take a
-//! lock its interrupted context may hold nor use floating point; on a
-//! secondary, they must touch only the bolted linear map (see the module
-//! docs of `smp`).
+//! Requests run in the target's interrupt handler, or in the loop in
+//! which it waits for a [`super::CpuLock`] or for a cross-call of its own:
+//! EE = 0, translation on. The target may hold locks at that moment
+//! (others than the one it waits for), so a request takes no lock and
+//! uses no floating point. The VMM's SLB shootdown
+//! (`crate::mm::CrossCallShootdown`) is a [`Request::Run`] that touches
+//! only the target's own VMM state.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};

@@ -59,7 +59,13 @@ impl<T> CpuLock<T> {
     /// If this processor holds it already.
     #[inline]
     pub fn lock(&self) -> CpuLockGuard<'_, T> {
-        let tag = this_cpu() as u64 + 1;
+        self.lock_as(this_cpu())
+    }
+
+    /// [`CpuLock::lock`] for a caller that knows it runs on CPU `me`.
+    #[inline]
+    pub fn lock_as(&self, me: usize) -> CpuLockGuard<'_, T> {
+        let tag = me as u64 + 1;
         match self
             .owner
             .compare_exchange(0, tag, Ordering::Acquire, Ordering::Relaxed)

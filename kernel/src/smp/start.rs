@@ -188,6 +188,24 @@ fn start(cpu: usize, t: CpuThread) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Top of CPU `cpu`'s idle stack (0 before it has one).
+pub fn idle_stack_top(cpu: usize) -> u64 {
+    SMP_START[cpu].stack_top.load(Ordering::Relaxed)
+}
+
+/// The boot processor's idle stack, for the process scheduler's idle loop
+/// (it runs the kernel on the boot stack otherwise).
+///
+/// # Panics
+/// Without frames for it.
+pub(super) fn give_boot_processor_an_idle_stack() {
+    let bottom =
+        allocate_stack(IDLE_STACK_BYTES).expect("frames for the boot processor's idle stack");
+    SMP_START[0]
+        .stack_top
+        .store(bottom + IDLE_STACK_BYTES, Ordering::Relaxed);
+}
+
 /// `bytes` of zeroed frames for a stack; returns its bottom's kernel
 /// address.
 fn allocate_stack(bytes: u64) -> Result<u64, StartError> {

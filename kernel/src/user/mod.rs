@@ -73,6 +73,43 @@ pub const SCRIPT_BASE: u64 = DATA_BASE + 0x2000;
 pub const SCRIPT_MAX_BYTES: u64 = 0xE000;
 /// Free data for tests to load and store (to the end of the data segment).
 pub const SCRATCH_BASE: u64 = DATA_BASE + 0x10000;
+/// Most threads a process may have, its first included
+/// (`crate::proc::syscall::THREAD_CREATE`).
+pub const THREADS_MAX: u32 = 8;
+/// Where the agent areas of threads 1.. are: thread `k` has its
+/// variables (and effective operands) at `THREAD_AREAS + k * 0x2000` and
+/// its results page 0x1000 above (thread 0 uses [`VARS_BASE`] and
+/// [`RESULTS_BASE`]).
+pub const THREAD_AREAS: u64 = DATA_BASE + 0xE0000;
+const THREAD_AREA_BYTES: u64 = 0x2000;
+const _: () =
+    assert!(THREAD_AREAS + THREADS_MAX as u64 * THREAD_AREA_BYTES <= DATA_BASE + DATA_SIZE);
+
+/// Thread `k`'s variables.
+pub const fn thread_vars_base(k: u32) -> u64 {
+    if k == 0 {
+        VARS_BASE
+    } else {
+        THREAD_AREAS + k as u64 * THREAD_AREA_BYTES
+    }
+}
+
+/// Thread `k`'s results area.
+pub const fn thread_results_base(k: u32) -> u64 {
+    if k == 0 {
+        RESULTS_BASE
+    } else {
+        thread_vars_base(k) + 0x1000
+    }
+}
+
+/// Thread `k`'s initial stack pointer: 8 KiB of the stack segment each,
+/// from the top.
+pub const fn thread_stack_top(k: u32) -> u64 {
+    STACK_BASE + STACK_SIZE - 256 - k as u64 * 0x2000
+}
+const _: () = assert!(thread_stack_top(THREADS_MAX - 1) - 0x2000 + 256 >= STACK_BASE);
+
 /// Doublewords per command.
 pub const CMD_WORDS: usize = 10;
 /// Bytes per command.
