@@ -77,6 +77,24 @@ pub const KWRITE: u64 = 7;
 /// `in_interrupt(nr, a1..a5)`: service call `nr` with the VMM's
 /// environment set to `Interrupt` for its duration.
 pub const IN_INTERRUPT: u64 = 8;
+/// `thread_create(first)`: a new thread in the caller's address space,
+/// with its own registers, stack, variables and results
+/// ([`crate::user::thread_vars_base`] ...), that runs the script from
+/// command `first`; answers its index (1 and up), or `-EAGAIN` once the
+/// process has made [`crate::user::THREADS_MAX`] threads. It is ready at
+/// once (an idle processor is asked to take it).
+pub const THREAD_CREATE: u64 = 9;
+/// `thread_exit(status)`: ends the calling thread. The process ends when
+/// its last thread has (with `status` if it was the last and nothing ended
+/// the process before); `exit` ends every thread at once.
+pub const THREAD_EXIT: u64 = 10;
+/// `vm_check()`: the kernel checks the VMM's invariants
+/// (`Vmm::check_invariants`: one HPTE per page, every HPTE recorded and
+/// current, the SLB and its tables as the mappings say; a scan of the
+/// whole HPT, for tests) while the caller's threads may run on other
+/// processors; 0 when they hold, else `-EFAULT` (the broken one is
+/// logged).
+pub const VM_CHECK: u64 = 11;
 /// `vm_galloc(type, size)` → kernel address.
 pub const VM_GALLOC: u64 = 16;
 /// `vm_gfree(addr, size)`.
@@ -142,7 +160,14 @@ pub const HEAP_RESERVE: usize = 1 << 20;
 fn grows_bookkeeping(nr: u64) -> bool {
     matches!(
         nr,
-        FORK | REPORT | VM_GALLOC | VM_GUATT | AS_ATT | AS_ATT64 | AS_SETH64 | VMS_CREATE
+        FORK | THREAD_CREATE
+            | REPORT
+            | VM_GALLOC
+            | VM_GUATT
+            | AS_ATT
+            | AS_ATT64
+            | AS_SETH64
+            | VMS_CREATE
     )
 }
 
@@ -156,6 +181,8 @@ pub const EINVAL: u64 = neg(22);
 pub const ENOMEM: u64 = neg(12);
 /// `-ECHILD`.
 pub const ECHILD: u64 = neg(10);
+/// `-EAGAIN`.
+pub const EAGAIN: u64 = neg(11);
 /// `-ENOSYS`.
 pub const ENOSYS: u64 = neg(38);
 /// `-EFAULT`.
@@ -186,6 +213,8 @@ const fn fast_table() -> [Option<SyscallHandler>; FAST_LEN] {
     t[EXIT as usize] = None;
     t[FORK as usize] = None;
     t[YIELD as usize] = None;
+    t[THREAD_CREATE as usize] = None;
+    t[THREAD_EXIT as usize] = None;
     t[GETPID as usize] = Some(sys_getpid);
     t[WAIT as usize] = Some(sys_wait);
     t[REPORT as usize] = Some(sys_report);
@@ -251,6 +280,13 @@ fn other(pid: ProcessId, frame: &TrapFrame) -> u64 {
     match nr {
         KREAD => kread(a[0]),
         KWRITE => kwrite(a[0], a[1]),
+        VM_CHECK => match mm::with_vmm(|v| v.check_invariants()) {
+            Ok(()) => 0,
+            Err(e) => {
+                log::error!("vm_check from process {}: {e:?}", pid.0);
+                EFAULT
+            }
+        },
         IN_INTERRUPT => {
             mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Interrupt));
             let r = service(pid, a[0], &[a[1], a[2], a[3], a[4], a[5], 0]);
@@ -294,6 +330,14 @@ fn on_other_syscall(frame: &mut TrapFrame) {
         }
         GETPID => frame.gpr[3] = u64::from(pid.0),
         FORK => fork(&mut s, frame, pid),
+        THREAD_CREATE => frame.gpr[3] = thread_create(&mut s, proc_slot, frame.gpr[3]),
+        THREAD_EXIT => {
+            let p = s.procs.at(proc_slot);
+            if p.threads.len() == 1 && p.ending.is_none() {
+                p.ending = Some(Exit::Status(frame.gpr[3]));
+            }
+            super::end_current_thread(&mut s, frame);
+        }
         WAIT => wait(&mut s, frame, proc_slot, t),
         YIELD => {
             frame.gpr[3] = 0;
@@ -342,6 +386,27 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
         }
     }
     // The Vmm's fork leaves the parent's space current.
+}
+
+/// A new thread of the process in `proc_slot` that starts the script at
+/// command `first`; its index, or `-EAGAIN`.
+fn thread_create(s: &mut super::Sched, proc_slot: usize, first: u64) -> u64 {
+    let p = s.procs.at(proc_slot);
+    let k = p.threads_made;
+    if k >= crate::user::THREADS_MAX || p.ending.is_some() {
+        return EAGAIN;
+    }
+    let mut f: TrapFrame = super::zeroed_frame();
+    f.gpr[1] = crate::user::thread_stack_top(k);
+    f.gpr[3] = crate::user::SCRIPT_BASE;
+    f.gpr[4] = crate::user::thread_vars_base(k);
+    f.gpr[5] = crate::user::thread_results_base(k);
+    f.gpr[6] = first;
+    f.srr0 = crate::user::thread_entry_address();
+    f.srr1 = super::USER_MSR;
+    let t = super::new_thread(s, proc_slot, f);
+    super::make_ready(s, t);
+    u64::from(k)
 }
 
 fn wait(s: &mut super::Sched, frame: &mut TrapFrame, proc_slot: usize, t: usize) {

@@ -97,15 +97,6 @@ impl<T> CpuLock<T> {
         }
     }
 
-    /// Takes the lock if it is free.
-    pub fn try_lock(&self) -> Option<CpuLockGuard<'_, T>> {
-        let tag = this_cpu() as u64 + 1;
-        self.owner
-            .compare_exchange(0, tag, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| CpuLockGuard { lock: self })
-    }
-
     /// The CPU holding the lock, if any.
     pub fn owner(&self) -> Option<usize> {
         match self.owner.load(Ordering::Relaxed) {
