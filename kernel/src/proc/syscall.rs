@@ -77,24 +77,6 @@ pub const KWRITE: u64 = 7;
 /// `in_interrupt(nr, a1..a5)`: service call `nr` with the VMM's
 /// environment set to `Interrupt` for its duration.
 pub const IN_INTERRUPT: u64 = 8;
-/// `thread_create(first)`: a new thread in the caller's address space,
-/// with its own registers, stack, variables and results
-/// ([`crate::user::thread_vars_base`] ...), that runs the script from
-/// command `first`; answers its index (1 and up), or `-EAGAIN` once the
-/// process has made [`crate::user::THREADS_MAX`] threads. It is ready at
-/// once (an idle processor is asked to take it).
-pub const THREAD_CREATE: u64 = 9;
-/// `thread_exit(status)`: ends the calling thread. The process ends when
-/// its last thread has (with `status` if it was the last and nothing ended
-/// the process before); `exit` ends every thread at once.
-pub const THREAD_EXIT: u64 = 10;
-/// `vm_check()`: the kernel checks the VMM's invariants
-/// (`Vmm::check_invariants`: one HPTE per page, every HPTE recorded and
-/// current, the SLB and its tables as the mappings say; a scan of the
-/// whole HPT, for tests) while the caller's threads may run on other
-/// processors; 0 when they hold, else `-EFAULT` (the broken one is
-/// logged).
-pub const VM_CHECK: u64 = 11;
 /// `vm_galloc(type, size)` → kernel address.
 pub const VM_GALLOC: u64 = 16;
 /// `vm_gfree(addr, size)`.
@@ -144,6 +126,27 @@ pub const AS_GETSRVAL64: u64 = 35;
 pub const VMS_CREATE: u64 = 36;
 /// `vms_delete(vmid)`.
 pub const VMS_DELETE: u64 = 37;
+
+// The thread calls and vm_check take numbers beyond the fast table:
+// they go to the full path, which creating and ending threads needs.
+/// `thread_create(first)`: a new thread in the caller's address space,
+/// with its own registers, stack, variables and results
+/// ([`crate::user::thread_vars_base`] ...), that runs the script from
+/// command `first`; answers its index (1 and up), or `-EAGAIN` once the
+/// process has made [`crate::user::THREADS_MAX`] threads. It is ready at
+/// once (an idle processor is asked to take it).
+pub const THREAD_CREATE: u64 = 68;
+/// `thread_exit(status)`: ends the calling thread. The process ends when
+/// its last thread has (with `status` if it was the last and nothing ended
+/// the process before); `exit` ends every thread at once.
+pub const THREAD_EXIT: u64 = 69;
+/// `vm_check()`: the kernel checks the VMM's invariants
+/// (`Vmm::check_invariants`: one HPTE per page, every HPTE recorded and
+/// current, the SLB and its tables as the mappings say; a scan of the
+/// whole HPT, for tests) while the caller's threads may run on other
+/// processors; 0 when they hold, else `-EFAULT` (the broken one is
+/// logged).
+pub const VM_CHECK: u64 = 70;
 
 /// Free kernel heap below which the calls that make the kernel keep more
 /// bookkeeping — new segments, views, mappings, processes, reports:
@@ -213,8 +216,6 @@ const fn fast_table() -> [Option<SyscallHandler>; FAST_LEN] {
     t[EXIT as usize] = None;
     t[FORK as usize] = None;
     t[YIELD as usize] = None;
-    t[THREAD_CREATE as usize] = None;
-    t[THREAD_EXIT as usize] = None;
     t[GETPID as usize] = Some(sys_getpid);
     t[WAIT as usize] = Some(sys_wait);
     t[REPORT as usize] = Some(sys_report);

@@ -23,6 +23,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::this_cpu;
 
+/// Loads of the lock word a waiter makes before it gives its time slice
+/// away ([`super::relax`]).
+const SPINS_BEFORE_RELAX: u32 = 200;
+
 /// A spin lock whose waiters serve cross-calls (see the module docs).
 pub struct CpuLock<T> {
     /// 0 when free, else 1 + the holder's CPU index.
@@ -91,7 +95,17 @@ impl<T> CpuLock<T> {
                 ),
                 Err(_) => {
                     super::poll();
-                    super::relax();
+                    // A short wait on the word first: the holders' critical
+                    // sections are short, and giving the slice away costs
+                    // the waiter a trip through the hypervisor.
+                    let mut n = 0;
+                    while self.owner.load(Ordering::Relaxed) != 0 && n < SPINS_BEFORE_RELAX {
+                        core::hint::spin_loop();
+                        n += 1;
+                    }
+                    if n == SPINS_BEFORE_RELAX {
+                        super::relax();
+                    }
                 }
             }
         }
