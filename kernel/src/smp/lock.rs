@@ -16,16 +16,34 @@
 //! Leaf locks (heap, frames, console) stay plain spin locks: their holders
 //! never wait for another processor, so a waiter that does not serve its
 //! mailbox only waits for a bounded critical section.
+//!
+//! A waiter spins on the lock word for a while before it confers its time
+//! slice ([`set_spin_limit`]).
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::this_cpu;
 
 /// Loads of the lock word a waiter makes before it gives its time slice
-/// away ([`super::relax`]).
-const SPINS_BEFORE_RELAX: u32 = 200;
+/// away ([`super::relax`]): [`SPINS_ALONE`] while every vCPU has a host
+/// thread of its own (the holder runs on while the waiter spins, and a
+/// confer costs the waiter a trip through QEMU's vCPU loop: with 200
+/// spins two processors faulting at once did less than one alone), but
+/// [`SPINS_TAKING_TURNS`] where the vCPUs take turns on one host thread
+/// (`-icount`), where the holder only runs once the waiter gives way.
+static SPIN_LIMIT: AtomicU32 = AtomicU32::new(SPINS_ALONE);
+
+/// See [`SPIN_LIMIT`].
+pub const SPINS_ALONE: u32 = 20_000;
+/// See [`SPIN_LIMIT`].
+pub const SPINS_TAKING_TURNS: u32 = 200;
+
+/// Sets how long a waiter spins before it confers (see [`SPIN_LIMIT`]).
+pub fn set_spin_limit(spins: u32) {
+    SPIN_LIMIT.store(spins, Ordering::Relaxed);
+}
 
 /// A spin lock whose waiters serve cross-calls (see the module docs).
 pub struct CpuLock<T> {
@@ -98,12 +116,13 @@ impl<T> CpuLock<T> {
                     // A short wait on the word first: the holders' critical
                     // sections are short, and giving the slice away costs
                     // the waiter a trip through the hypervisor.
+                    let limit = SPIN_LIMIT.load(Ordering::Relaxed);
                     let mut n = 0;
-                    while self.owner.load(Ordering::Relaxed) != 0 && n < SPINS_BEFORE_RELAX {
+                    while self.owner.load(Ordering::Relaxed) != 0 && n < limit {
                         core::hint::spin_loop();
                         n += 1;
                     }
-                    if n == SPINS_BEFORE_RELAX {
+                    if n == limit {
                         super::relax();
                     }
                 }

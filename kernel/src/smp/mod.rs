@@ -222,6 +222,14 @@ pub fn init(info: &crate::bootinfo::BootInfo) {
     let boot_server = threads.first().map_or(0, |t| t.server);
     CPUS[0].server.store(boot_server, Ordering::Relaxed);
     start::give_boot_processor_an_idle_stack();
+    if info
+        .bootargs()
+        .split_ascii_whitespace()
+        .any(|w| w == "icount=1")
+    {
+        // qemu-run.sh --icount: the vCPUs take turns on one host thread.
+        lock::set_spin_limit(lock::SPINS_TAKING_TURNS);
+    }
     ONLINE.store(1, Ordering::Release);
     if threads.len() > 1 {
         crosscall::accept_ipis_on_boot_processor();
