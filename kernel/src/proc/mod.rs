@@ -1065,6 +1065,9 @@ pub fn run_on(cpus: u64, quantum: u64) -> RunReport {
     let mut s = sched();
     s.idle = 0;
     s.active = false;
+    // A kick that found the boot processor on its way back is not for
+    // anything after the run.
+    let _ = smp::take_reschedule();
     debug_assert!(back == 1 || s.ready.is_empty());
     RunReport {
         outcomes: core::mem::take(&mut s.outcomes),
@@ -1179,10 +1182,14 @@ fn go_idle(s: &mut Sched, frame: &mut TrapFrame, cpu: usize) {
         *frame = kernel_resume_frame(s.kernel_msr);
         return;
     }
-    if run_over(s) {
-        smp::kick(0);
-    } else {
+    if !run_over(s) {
         s.idle |= 1 << cpu;
+    } else if s.idle & 1 != 0 {
+        // The boot processor waits in the idle loop: it goes back to
+        // `run` once woken. (Anywhere else it is on its way to the
+        // scheduler, and sees the run is over itself.)
+        s.idle &= !1;
+        smp::kick(0);
     }
     *frame = switch::idle_frame(cpu, IDLE_MSR);
 }
