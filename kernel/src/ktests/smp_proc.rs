@@ -67,6 +67,52 @@ fn assert_ran_on_several(r: &RunReport) {
     }
 }
 
+/// How many processes (or threads) a test runs at once: one per
+/// processor, two on one processor (which then takes turns).
+fn at_once() -> u64 {
+    smp::online_count().max(2) as u64
+}
+
+/// The time slice of a test whose processes wait for each other: none
+/// with a processor each (every one runs until it is done, so they all
+/// run at once), the default on one processor (which takes turns).
+fn quantum_at_once() -> u64 {
+    if smp::online_count() >= 2 {
+        NO_PREEMPTION
+    } else {
+        proc::default_quantum()
+    }
+}
+
+/// A page of kernel memory, zeroed, for processes to meet in
+/// ([`barrier`]); free it with [`free_page`].
+fn sync_page() -> u64 {
+    let k = mm::with_aix(|a| a.vm_galloc(V_WORKING, PAGE as i64)).expect("vm_galloc");
+    for i in 0..PAGE / 8 {
+        store(k + 8 * i, 0);
+    }
+    k
+}
+
+fn free_page(k: u64) {
+    mm::with_aix(|a| a.vm_gfree(k, PAGE as i64)).expect("vm_gfree");
+}
+
+/// Appends to `s` a barrier of `n` parties in the kernel page `sync`:
+/// party `me` says it arrived (kwrite) and waits until all have (kread).
+/// With [`quantum_at_once`] and as many processors as parties, every
+/// party then runs on a processor of its own.
+fn barrier(s: &mut Script, sync: u64, me: u64, n: u64) {
+    s.syscall(sys::KWRITE, &[lit(sync + 8 * me), lit(1)])
+        .quiet();
+    for j in 0..n {
+        let w = s.here();
+        s.syscall(sys::KREAD, &[lit(sync + 8 * j)])
+            .quiet()
+            .branch_ne(1u64, w);
+    }
+}
+
 fn assert_vmm_consistent() {
     mm::with_vmm(|v| v.check_invariants()).expect("VMM invariants");
 }
@@ -155,15 +201,17 @@ kernel_test! {
     }
 
     fn processes_on_every_cpu_fault_their_own_pages_at_once() {
-        // Twice as many processes as processors, each first-touching 24
-        // pages of its data, checking the VMM's invariants (one HPTE per
-        // page, all recorded) while the others fault, then reading its
-        // pages back.
+        // A process per processor (two on one), which meet first, then
+        // each first-touch 24 pages of their data, check the VMM's
+        // invariants (one HPTE per page, all recorded) while the others
+        // fault, and read their pages back.
         const PAGES: u64 = 24;
-        let n = (2 * smp::online_count()).max(2);
-        let scripts: Vec<Script> = (0..n as u64)
+        let n = at_once();
+        let sync = sync_page();
+        let scripts: Vec<Script> = (0..n)
             .map(|p| {
                 let mut s = Script::new();
+                barrier(&mut s, sync, p, n);
                 for i in 0..PAGES {
                     s.store64(user::SCRATCH_BASE + i * PAGE, p << 32 | i).quiet();
                 }
@@ -175,8 +223,8 @@ kernel_test! {
                 s
             })
             .collect();
-        let refs: Vec<&Script> = scripts.iter().collect();
-        let (pids, r) = proc::run_scripts(&refs);
+        let pids: Vec<_> = scripts.iter().map(|s| proc::spawn(s).expect("spawn")).collect();
+        let r = proc::run_with_quantum(quantum_at_once());
         for (p, pid) in pids.iter().enumerate() {
             let o = r.of(*pid);
             assert_eq!(o.status(), Some(0), "process {}: {:?}", pid.0, o.exit);
@@ -185,40 +233,42 @@ kernel_test! {
             assert_eq!(o.results, want, "process {}: vm_check, then its own pages", pid.0);
         }
         assert_ran_on_several(&r);
+        free_page(sync);
         assert_vmm_consistent();
     }
 
     fn threads_of_one_process_fault_the_same_pages_on_different_cpus() {
-        // Four threads store into their own doubleword of the same 16
-        // untouched pages (first touches racing on each page), check the
-        // VMM's invariants, wait for each other, then read every thread's
-        // doublewords back: every store is seen by every thread, and the
-        // page each has is the one page there is.
-        const THREADS: u64 = 4;
+        // A thread per processor (two on one, four at most) store into
+        // their own doubleword of the same 16 untouched pages (first
+        // touches racing on each page), check the VMM's invariants, wait
+        // for each other, then read every thread's doublewords back: every
+        // store is seen by every thread, and the page each has is the one
+        // page there is.
         const PAGES: u64 = 16;
+        let threads = at_once().min(4);
         let shared = user::SCRATCH_BASE;
         let flags = user::SCRATCH_BASE + PAGES * PAGE;
         let value = |k: u64, i: u64| 0x7000_0000_0000 | k << 32 | i;
         let mut s = Script::new();
         let mut creates = Vec::new();
-        for _ in 1..THREADS {
+        for _ in 1..threads {
             creates.push(s.here());
             s.thread_create(0).quiet();
         }
         let mut starts = Vec::new();
-        for k in 0..THREADS {
+        for k in 0..threads {
             starts.push(s.here());
             for i in 0..PAGES {
                 s.store64(shared + i * PAGE + k * 8, value(k, i)).quiet();
             }
             s.syscall(sys::VM_CHECK, &[]);
             s.store64(flags + k * 8, 1u64).quiet();
-            for j in 0..THREADS {
+            for j in 0..threads {
                 let w = s.here();
                 s.load64(flags + j * 8).quiet().branch_ne(1u64, w);
             }
             for i in 0..PAGES {
-                for j in 0..THREADS {
+                for j in 0..threads {
                     s.load64(shared + i * PAGE + j * 8);
                 }
             }
@@ -228,20 +278,21 @@ kernel_test! {
         let mut s = patch_thread_starts(s, &creates, &starts[1..]);
         s.exit(0u64);
         let pid = proc::spawn(&s).expect("spawn");
-        let r = proc::run();
+        let r = proc::run_with_quantum(quantum_at_once());
         let o = r.of(pid);
         assert_eq!(o.status(), Some(0), "{:?}", o.exit);
         let mut want = alloc::vec![0];
         for i in 0..PAGES {
-            want.extend((0..THREADS).map(|j| value(j, i)));
+            want.extend((0..threads).map(|j| value(j, i)));
         }
         assert_eq!(o.results, want, "thread 0: vm_check, then every thread's stores");
-        assert_eq!(o.thread_results.len() as u64, THREADS - 1, "threads 1..");
+        assert_eq!(o.thread_results.len() as u64, threads - 1, "threads 1..");
         for (k, results, _) in &o.thread_results {
             assert_eq!(results, &want, "thread {k}");
         }
         if smp::online_count() >= 2 {
-            assert!(o.cpus.count_ones() >= 2, "the threads ran on CPUs {:#x}", o.cpus);
+            // They waited for each other with no preemption: all at once.
+            assert_eq!(u64::from(o.cpus.count_ones()), threads, "the threads ran on CPUs {:#x}", o.cpus);
         }
         assert_vmm_consistent();
     }
@@ -368,18 +419,20 @@ kernel_test! {
     }
 
     fn galloc_and_gfree_storms_from_processes_on_every_cpu() {
-        // A process per processor (two at least) allocates, writes, reads
-        // back and frees kernel memory 30 times, each time a size of its
-        // own; segments, SIDs and kernel mappings come and go on every
+        // A process per processor (two on one) meet, then allocate,
+        // write, read back and free kernel memory 30 times, each a size of
+        // its own; segments, SIDs and kernel mappings come and go on every
         // processor at once, and every one's SLB shootdowns reach the
         // others.
         const ROUNDS: u64 = 30;
-        let n = smp::online_count().max(2) as u64;
+        let n = at_once();
+        let sync = sync_page();
         let sids = mm::with_vmm(|v| v.sids_in_use());
         let scripts: Vec<Script> = (0..n)
             .map(|p| {
                 let size = (p + 1) * PAGE + (p << 28);
                 let mut s = Script::new();
+                barrier(&mut s, sync, p, n);
                 s.set_var(4, 0u64);
                 let lp = s.here();
                 s.syscall(sys::VM_GALLOC, &[lit(V_WORKING as u64), lit(size)])
@@ -396,8 +449,8 @@ kernel_test! {
                 s
             })
             .collect();
-        let refs: Vec<&Script> = scripts.iter().collect();
-        let (pids, r) = proc::run_scripts(&refs);
+        let pids: Vec<_> = scripts.iter().map(|s| proc::spawn(s).expect("spawn")).collect();
+        let r = proc::run_with_quantum(quantum_at_once());
         for (p, pid) in pids.iter().enumerate() {
             let o = r.of(*pid);
             assert_eq!(o.status(), Some(0), "process {}: {:?}", pid.0, o.exit);
@@ -406,6 +459,7 @@ kernel_test! {
         }
         assert_ran_on_several(&r);
         assert_eq!(mm::with_vmm(|v| v.sids_in_use()), sids, "every SID back");
+        free_page(sync);
         assert_vmm_consistent();
     }
 
@@ -413,9 +467,13 @@ kernel_test! {
         // One process forks eight children, one at a time, each of which
         // stores to its copy-on-write copy of the parent's pages and exits
         // with what it read; meanwhile a process per other processor
-        // keeps first-touching and rewriting pages of its own.
+        // (one on one processor) keeps first-touching and rewriting pages
+        // of its own. They all meet before any forks or stores.
         const PAGES: u64 = 8;
+        let n = at_once();
+        let sync = sync_page();
         let mut f = Script::new();
+        barrier(&mut f, sync, 0, n);
         for i in 0..PAGES {
             f.store64(user::SCRATCH_BASE + i * PAGE, 100 + i).quiet();
         }
@@ -435,20 +493,26 @@ kernel_test! {
         f.store64(user::SCRATCH_BASE + 3 * PAGE, 7u64).quiet();
         f.load64(user::SCRATCH_BASE + 5 * PAGE).quiet();
         f.exit(v(0, 0));
-        let mut busy = Script::new();
-        busy.set_var(0, 0u64);
-        let lp = busy.here();
-        for i in 0..16 {
-            busy.store64(user::SCRATCH_BASE + (PAGES + i) * PAGE, v(0, i)).quiet();
-        }
-        busy.add_var(0, 1u64).branch_ne(40u64, lp);
-        busy.load64(user::SCRATCH_BASE + (PAGES + 15) * PAGE).exit(0u64);
-        let mut scripts = alloc::vec![&f];
-        let others = smp::online_count().max(2) - 1;
-        for _ in 0..others {
-            scripts.push(&busy);
-        }
-        let (pids, r) = proc::run_scripts(&scripts);
+        let busy: Vec<Script> = (1..n)
+            .map(|p| {
+                let mut busy = Script::new();
+                barrier(&mut busy, sync, p, n);
+                busy.set_var(0, 0u64);
+                let lp = busy.here();
+                for i in 0..16 {
+                    busy.store64(user::SCRATCH_BASE + (PAGES + i) * PAGE, v(0, i)).quiet();
+                }
+                busy.add_var(0, 1u64).branch_ne(40u64, lp);
+                busy.load64(user::SCRATCH_BASE + (PAGES + 15) * PAGE).exit(0u64);
+                busy
+            })
+            .collect();
+        let pids: Vec<_> = core::iter::once(&f)
+            .chain(busy.iter())
+            .map(|s| proc::spawn(s).expect("spawn"))
+            .collect();
+        // The parent's wait frees its processor for each child in turn.
+        let r = proc::run_with_quantum(quantum_at_once());
         let o = r.of(pids[0]);
         assert_eq!(o.status(), Some(0), "{:?}", o.exit);
         // Eight waits (each child's status: the count when it forked), then
@@ -464,55 +528,77 @@ kernel_test! {
             assert_eq!(b.results, [39 + 15]);
         }
         assert_ran_on_several(&r);
+        free_page(sync);
         assert_vmm_consistent();
     }
 
     fn preemption_moves_processes_between_cpus() {
         // One more spinning process than there are processors, short time
-        // slices: every processor's decrementer preempts, and the process
-        // it requeues is taken by whichever processor asks next, so with
-        // two or more processors some process runs on more than one.
+        // slices: one process always waits in the queue, and each
+        // processor's decrementer preempts what it runs and takes the
+        // waiting one, last run wherever the previous preemption was. Each
+        // process notes the processor it started on and spins, asking
+        // again between spins, until it finds itself on another one or a
+        // sibling said one did (a word of kernel memory).
+        need_a_second_processor();
+        let flag = mm::with_aix(|a| a.vm_galloc(V_WORKING, PAGE as i64)).expect("vm_galloc");
+        store(flag, 0);
         let n = smp::online_count() as u64 + 1;
         let mut s = Script::new();
-        s.set_var(0, 0u64);
+        s.syscall(sys::GETCPU, &[]).save(0);
         let lp = s.here();
-        s.spin(20_000).add_var(0, 1u64).branch_ne(200u64, lp);
-        s.store64(user::SCRATCH_BASE, v(0, 0)).exit(0u64);
-        let scripts: Vec<&Script> = (0..n).map(|_| &s).collect();
-        let pids: Vec<_> = scripts.iter().map(|s| proc::spawn(s).expect("spawn")).collect();
+        s.spin(2_000).syscall(sys::KREAD, &[lit(flag)]).quiet();
+        let to_done = s.here();
+        s.branch_ne(0u64, 0).syscall(sys::GETCPU, &[]).quiet().save(1);
+        let to_moved = s.here();
+        s.branch_ne(v(0, 0), 0).set(0u64).branch_eq(0u64, lp);
+        let moved = s.here();
+        s.syscall(sys::KWRITE, &[lit(flag), lit(1)]).quiet().set(v(1, 0)).report().exit(1u64);
+        let done = s.here();
+        s.exit(0u64);
+        s.patch_target(to_done, done).patch_target(to_moved, moved);
+        let pids: Vec<_> = (0..n).map(|_| proc::spawn(&s).expect("spawn")).collect();
         let r = proc::run_with_quantum(proc::default_quantum() / 10);
+        let mut movers = 0;
         for pid in &pids {
             let o = r.of(*pid);
-            assert_eq!(o.status(), Some(0));
-            assert_eq!(o.results, [200]);
+            match o.status() {
+                Some(0) => assert_eq!(o.results.len(), 1),
+                Some(1) => {
+                    // Where it started, and where it found itself.
+                    movers += 1;
+                    let (from, to) = (o.results[0], o.reports[0]);
+                    assert_ne!(from, to, "process {} says it moved", pid.0);
+                    assert!(o.cpus & (1 << from) != 0 && o.cpus & (1 << to) != 0, "{:#x}", o.cpus);
+                }
+                other => panic!("process {}: {other:?} {:?}", pid.0, o.exit),
+            }
         }
-        assert!(r.preemptions >= n, "only {} preemptions", r.preemptions);
-        if smp::online_count() >= 2 {
-            let moved = r.outcomes.iter().filter(|o| o.cpus.count_ones() >= 2).count();
-            assert!(moved >= 1, "no process ran on two CPUs: {:?}", r.outcomes.iter().map(|o| o.cpus).collect::<Vec<_>>());
-            assert_ran_on_several(&r);
-        }
+        assert!(movers >= 1, "no process saw itself move");
+        assert!(r.preemptions >= 1, "no preemption");
+        assert_ran_on_several(&r);
+        mm::with_aix(|a| a.vm_gfree(flag, PAGE as i64)).expect("vm_gfree");
     }
 
     fn the_last_thread_to_exit_ends_the_process_and_exit_ends_them_all() {
         // thread_exit of all but the last leaves the process running; the
-        // last one's status is the process's. Then `exit` from one thread
-        // while a sibling spins ends both at once.
+        // last one's status (10 + its index here) is the process's. Then
+        // `exit` from one thread while a sibling spins ends both at once.
         let mut s = Script::new();
         let c1 = s.here();
         s.thread_create(0);
         let c2 = s.here();
         s.thread_create(0);
-        s.thread_exit(5u64);
+        s.thread_exit(10u64);
         let t1 = s.here();
-        s.spin(10_000).thread_exit(6u64);
+        s.spin(10_000).thread_exit(11u64);
         let t2 = s.here();
-        s.spin(2_000_000).store64(user::SCRATCH_BASE, 1u64).thread_exit(7u64);
+        s.spin(200_000).store64(user::SCRATCH_BASE, 1u64).thread_exit(12u64);
         let s = patch_thread_starts(s, &[c1, c2], &[t1, t2]);
         let pid = proc::spawn(&s).expect("spawn");
         let r = proc::run();
         let o = r.of(pid);
-        assert_eq!(o.status(), Some(7), "the last thread's status");
+        assert_eq!(o.status(), Some(10 + u64::from(o.last_thread)), "the last thread's status");
         assert_eq!(o.results, [1, 2], "thread indexes");
         assert_eq!(o.thread_results, [(1, alloc::vec![], 0), (2, alloc::vec![1], 1)]);
 

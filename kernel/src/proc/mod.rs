@@ -245,6 +245,8 @@ pub struct Outcome {
     /// The results of its threads after the first (`thread_create`), in
     /// thread order: (thread index, results kept, results recorded).
     pub thread_results: Vec<(u32, Vec<u64>, u64)>,
+    /// The index of its thread that was the last to go.
+    pub last_thread: u32,
 }
 
 impl Outcome {
@@ -1337,14 +1339,15 @@ fn drop_thread(s: &mut Sched, t: usize) {
             .push((th.index, results, count));
     }
     if last {
-        finish_process(s, th.proc_slot);
+        finish_process(s, th.proc_slot, th.index);
     }
 }
 
-/// The process in `proc_slot` has no thread left: records its outcome,
+/// The process in `proc_slot` has no thread left (thread `last_thread`
+/// went last): records its outcome,
 /// tears down its address space through the services' exit hook and
 /// tells its parent.
-fn finish_process(s: &mut Sched, proc_slot: usize) {
+fn finish_process(s: &mut Sched, proc_slot: usize, last_thread: u32) {
     let Some(p) = s.procs.remove(proc_slot) else {
         return;
     };
@@ -1397,6 +1400,7 @@ fn finish_process(s: &mut Sched, proc_slot: usize) {
         dispatches: p.dispatches,
         cpus: p.cpus,
         thread_results,
+        last_thread,
     });
 }
 

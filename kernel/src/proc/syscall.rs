@@ -147,6 +147,9 @@ pub const THREAD_EXIT: u64 = 69;
 /// processors; 0 when they hold, else `-EFAULT` (the broken one is
 /// logged).
 pub const VM_CHECK: u64 = 70;
+/// `getcpu()`: the index of the processor the caller runs on (it may run
+/// on another by the time it looks).
+pub const GETCPU: u64 = 71;
 
 /// Free kernel heap below which the calls that make the kernel keep more
 /// bookkeeping — new segments, views, mappings, processes, reports:
@@ -281,6 +284,7 @@ fn other(pid: ProcessId, frame: &TrapFrame) -> u64 {
     match nr {
         KREAD => kread(a[0]),
         KWRITE => kwrite(a[0], a[1]),
+        GETCPU => crate::smp::this_cpu() as u64,
         VM_CHECK => match mm::with_vmm(|v| v.check_invariants()) {
             Ok(()) => 0,
             Err(e) => {
