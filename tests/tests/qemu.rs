@@ -226,8 +226,9 @@ const SMP_TESTS: [&str; 8] = [
 
 /// The kernel's tests of the VMM and processes on every processor
 /// (`kernel/src/ktests/smp_proc.rs`).
-const SMP_PROC_TESTS: [&str; 14] = [
+const SMP_PROC_TESTS: [&str; 15] = [
     "a_fault_under_the_vmm_lock_is_reported",
+    "a_kernel_panic_in_a_run_stops_the_threads_other_cpus_run",
     "a_process_makes_at_most_threads_max_threads",
     "as_det64_while_a_sibling_thread_loads_the_region_on_another_cpu",
     "each_cpu_loads_kernel_segments_itself_and_vm_gfree_shoots_them_down_everywhere",

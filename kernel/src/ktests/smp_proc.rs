@@ -580,6 +580,62 @@ kernel_test! {
         mm::with_aix(|a| a.vm_gfree(flag, PAGE as i64)).expect("vm_gfree");
     }
 
+    fn a_kernel_panic_in_a_run_stops_the_threads_other_cpus_run() {
+        // Process A (on the boot processor, the first dispatched) waits
+        // until process B runs on another processor, then makes the
+        // kernel store to a page read-only to it (kwrite after a protect
+        // behind its back): a kernel panic in A's system call, which the
+        // harness catches on the boot processor. B never stops by itself;
+        // the next run's clean-up must make its processor drop it, and
+        // that run works.
+        fn panicking_run() {
+            let sync = sync_page();
+            SYNC.store(sync, core::sync::atomic::Ordering::SeqCst);
+            let kaddr = mm::with_aix(|a| a.vm_galloc(V_WORKING, PAGE as i64)).expect("vm_galloc");
+            KADDR.store(kaddr, core::sync::atomic::Ordering::SeqCst);
+            store(kaddr, 0);
+            mm::with_vmm(|v| {
+                let ea = arch_ppc64::addr::EffectiveAddress::new(kaddr);
+                let sid = v.mapping_for(ea).expect("galloc mapping").1.translation_sid();
+                let sid = match v.segments().get(sid).expect("segment").kind() {
+                    vmm::segment::SegmentKind::View { target, .. } => *target,
+                    vmm::segment::SegmentKind::Working => sid,
+                };
+                let page = ((kaddr >> 12) & 0xffff) as u32;
+                let ro = vmm::segment::PageProt { pp: arch_ppc64::structures::hpte::Pp::RO_NONE, no_exec: false };
+                v.protect(sid, page..page + 1, ro).expect("protect");
+            });
+            let mut a = Script::new();
+            let w = a.here();
+            a.syscall(sys::KREAD, &[lit(sync)]).quiet().branch_ne(1u64, w);
+            a.syscall(sys::KWRITE, &[lit(kaddr), lit(5)]).exit(0u64);
+            let mut b = Script::new();
+            b.syscall(sys::KWRITE, &[lit(sync), lit(1)]).quiet();
+            let lp = b.here();
+            b.spin(1000).set(0u64).branch_eq(0u64, lp);
+            proc::spawn(&a).expect("spawn");
+            proc::spawn(&b).expect("spawn");
+            proc::run_with_quantum(NO_PREEMPTION);
+        }
+        static SYNC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+        static KADDR: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+        need_a_second_processor();
+        assert!(harness::panics_with(panicking_run, "kernel fault at 0x"));
+        let mut s = Script::new();
+        s.syscall(sys::GETPID, &[]).exit(11u64);
+        let (pids, r) = proc::run_scripts(&[&s, &s]);
+        assert_eq!(r.outcomes.len(), 2, "nothing of the abandoned run is left");
+        for pid in pids {
+            assert_eq!(r.of(pid).status(), Some(11));
+        }
+        for cpu in others() {
+            assert_eq!(run_on(cpu, |_| u64::from(trap::current_pid()), 0), 0, "CPU {cpu} runs no process");
+        }
+        mm::with_aix(|a| a.vm_gfree(KADDR.load(core::sync::atomic::Ordering::SeqCst), PAGE as i64)).expect("vm_gfree");
+        free_page(SYNC.load(core::sync::atomic::Ordering::SeqCst));
+        assert_vmm_consistent();
+    }
+
     fn the_last_thread_to_exit_ends_the_process_and_exit_ends_them_all() {
         // thread_exit of all but the last leaves the process running; the
         // last one's status (10 + its index here) is the process's. Then
