@@ -37,7 +37,12 @@
 //! PACA decides where the general path goes: the boot processor's to
 //! `trap_common` and [`trap_dispatch`] with the handler table, a
 //! secondary's ([`init_secondary`]) to `trap_common_secondary`, the same
-//! code instantiated again, and `crate::smp::secondary_trap`.
+//! code instantiated again, and `crate::smp::secondary_trap`, which sends
+//! all but the external and idle decrementer interrupts on to
+//! [`trap_dispatch`] and the same handlers (secondaries run processes:
+//! their faults, system calls and program interrupts are handled as on
+//! the boot processor). [`trap_dispatch`] checks the running processor's
+//! own canary.
 //!
 //! The system call vector (0xc00) has a body of its own in the blob: a
 //! `sc` from problem state saves only what the ELF ABI lets a call

@@ -226,15 +226,16 @@ const SMP_TESTS: [&str; 8] = [
 
 /// The kernel's tests of the VMM and processes on every processor
 /// (`kernel/src/ktests/smp_proc.rs`).
-const SMP_PROC_TESTS: [&str; 15] = [
+const SMP_PROC_TESTS: [&str; 16] = [
     "a_fault_under_the_vmm_lock_is_reported",
+    "a_process_faulting_on_a_secondary_is_killed_with_the_report",
     "a_kernel_panic_in_a_run_stops_the_threads_other_cpus_run",
     "a_process_makes_at_most_threads_max_threads",
     "as_det64_while_a_sibling_thread_loads_the_region_on_another_cpu",
     "each_cpu_loads_kernel_segments_itself_and_vm_gfree_shoots_them_down_everywhere",
     "fork_while_other_processes_fault_on_other_cpus",
     "galloc_and_gfree_storms_from_processes_on_every_cpu",
-    "measure_fault_throughput",
+    "fault_throughput_on_one_and_two_cpus",
     "no_process_is_current_outside_a_run",
     "preemption_moves_processes_between_cpus",
     "processes_on_every_cpu_fault_their_own_pages_at_once",

@@ -636,6 +636,38 @@ kernel_test! {
         assert_vmm_consistent();
     }
 
+    fn a_process_faulting_on_a_secondary_is_killed_with_the_report() {
+        // Process A (the boot processor's, the first dispatched) waits
+        // until process B has said where it runs; B, on another processor,
+        // then loads from an address in no segment. B is killed with the
+        // report, and A and the kernel go on.
+        need_a_second_processor();
+        let sync = sync_page();
+        let mut a = Script::new();
+        let w = a.here();
+        a.syscall(sys::KREAD, &[lit(sync)]).quiet().branch_ne(1u64, w);
+        a.exit(4u64);
+        let mut b = Script::new();
+        b.syscall(sys::GETCPU, &[])
+            .syscall(sys::KWRITE, &[lit(sync), lit(1)])
+            .quiet()
+            .load64(0x0000_5000_0000_0000u64)
+            .exit(0u64);
+        let pids = [proc::spawn(&a).expect("spawn"), proc::spawn(&b).expect("spawn")];
+        let r = proc::run_with_quantum(NO_PREEMPTION);
+        assert_eq!(r.of(pids[0]).status(), Some(4));
+        let ob = r.of(pids[1]);
+        let cpu = ob.results[0];
+        assert_ne!(cpu, 0, "B ran on a secondary");
+        assert_eq!(ob.cpus, 1 << cpu, "and only there");
+        let k = ob.killed().unwrap_or_else(|| panic!("not killed: {:?}", ob.exit));
+        assert_eq!(k.pid, pids[1]);
+        assert_eq!(k.address(), Some(0x0000_5000_0000_0000));
+        assert_eq!(k.reason(), Some(VmFaultReason::NoSegment));
+        assert!(k.srr0 >= user::TEXT_BASE && k.srr0 < user::TEXT_BASE + user::TEXT_SIZE);
+        free_page(sync);
+    }
+
     fn the_last_thread_to_exit_ends_the_process_and_exit_ends_them_all() {
         // thread_exit of all but the last leaves the process running; the
         // last one's status (10 + its index here) is the process's. Then
@@ -693,7 +725,7 @@ kernel_test! {
         assert_eq!(o.status(), Some(0));
     }
 
-    fn measure_fault_throughput() {
+    fn fault_throughput_on_one_and_two_cpus() {
         // Demand-zero faults per second of virtual time: one process
         // first-touching 1024 pages (a 4 MiB vm_galloc allocation it
         // attached with vm_guatt) on the boot processor alone, then one
