@@ -140,14 +140,16 @@ kernel_test! {
     }
 
     fn decrementer_preempts_spinning_processes() {
-        // Two long spins with a short slice: each process is dispatched
-        // more than once, so each was preempted and resumed.
+        // Two long spins with a short slice on one processor (with one
+        // each, a preempted process may simply go on): each process is
+        // dispatched more than once, so each was preempted and resumed,
+        // taking turns with the other.
         let mut a = Script::new();
         a.spin(3_000_000).timebase().spin(3_000_000).exit(1u64);
         for _ in 0..2 {
             crate::proc::spawn(&a).unwrap();
         }
-        let r = proc::run_with_quantum(proc::default_quantum() / 10);
+        let r = proc::run_on(1, proc::default_quantum() / 10);
         assert_eq!(r.outcomes.len(), 2);
         for o in &r.outcomes {
             assert_eq!(o.exit, Exit::Status(1));
