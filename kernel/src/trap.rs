@@ -37,7 +37,12 @@
 //! PACA decides where the general path goes: the boot processor's to
 //! `trap_common` and [`trap_dispatch`] with the handler table, a
 //! secondary's ([`init_secondary`]) to `trap_common_secondary`, the same
-//! code instantiated again, and `crate::smp::secondary_trap`.
+//! code instantiated again, and `crate::smp::secondary_trap`, which sends
+//! all but the external and idle decrementer interrupts on to
+//! [`trap_dispatch`] and the same handlers (secondaries run processes:
+//! their faults, system calls and program interrupts are handled as on
+//! the boot processor). [`trap_dispatch`] checks the running processor's
+//! own canary.
 //!
 //! The system call vector (0xc00) has a body of its own in the blob: a
 //! `sc` from problem state saves only what the ELF ABI lets a call
@@ -117,11 +122,15 @@ pub struct Paca {
     /// apart under QEMU's TCG pseries, so this is how code learns which
     /// processor it runs on ([`cpu_index`]).
     cpu_index: u64,
+    /// The pid of the process whose thread this processor runs, 0 for
+    /// none (640): what the fast system calls read ([`current_pid`]).
+    current_pid: u64,
 }
 
 const _: () = assert!(core::mem::offset_of!(Paca, slb_miss_area) == 80);
 const _: () = assert!(core::mem::offset_of!(Paca, sc_code) == 120);
 const _: () = assert!(core::mem::offset_of!(Paca, cpu_index) == 632);
+const _: () = assert!(core::mem::offset_of!(Paca, current_pid) == 640);
 
 /// Most entries a fast system call table may have (numbers from 0); the
 /// asm's `SC_MAX`.
@@ -160,6 +169,7 @@ static mut PACAS: [Paca; MAX_CPUS] = [const {
         sc_count: 0,
         sc_code: [0; SYSCALL_TABLE_MAX],
         cpu_index: 0,
+        current_pid: 0,
     }
 }; MAX_CPUS];
 
@@ -197,6 +207,34 @@ pub fn cpu_index() -> usize {
     // holds the start of a PACA; an aligned load of a field set before
     // the processor first ran with this SPRG0.
     unsafe { (&raw const (*(p as *const Paca)).cpu_index).read_volatile() as usize }
+}
+
+/// The running processor's CPU index, from the PACA SPRG0 names, trusted:
+/// two instructions, for code that runs only after [`init`] (handlers,
+/// the kernel's locks; [`cpu_index`] also answers before).
+#[inline(always)]
+pub fn this_cpu_index() -> usize {
+    // SAFETY: after `init` (boot processor) and from the start (the
+    // others) SPRG0 holds this processor's PACA, whose index was written
+    // before; an aligned load.
+    unsafe { (&raw const (*this_paca()).cpu_index).read_volatile() as usize }
+}
+
+/// The pid this processor's PACA records as running (0: none); see
+/// [`set_current_pid`].
+#[inline(always)]
+pub fn current_pid() -> u32 {
+    // SAFETY: as in `this_cpu_index`; only this processor writes it.
+    unsafe { (&raw const (*this_paca()).current_pid).read_volatile() as u32 }
+}
+
+/// Records in this processor's PACA the pid of the process it runs (0:
+/// none), for the fast system calls.
+#[inline(always)]
+pub fn set_current_pid(pid: u32) {
+    // SAFETY: an aligned store to this processor's own PACA, which only
+    // its own code reads.
+    unsafe { (&raw mut (*this_paca()).current_pid).write_volatile(u64::from(pid)) }
 }
 
 /// The register state of an interrupted context (offsets used by the asm).
@@ -880,10 +918,9 @@ pub fn set_syscall_table(
     // (one load less on the system call path than a shared pointer).
     for cpu in 0..MAX_CPUS {
         // SAFETY: plain stores to a PACA, which only the 0xc00 vector
-        // reads; the kernel runs with EE = 0 and no `sc` from problem
-        // state can come while kernel code runs (and only the boot
-        // processor runs problem state), so no vector sees a partial
-        // table.
+        // reads; tables change between process runs (`crate::proc::run`
+        // installs and removes its own), when no processor runs problem
+        // state, so no vector sees a partial table.
         unsafe { (&raw mut (*paca_of(cpu)).sc_code).write_volatile(code) };
     }
     core::mem::replace(&mut *SYSCALL_TABLE.lock(), table)
@@ -956,13 +993,19 @@ pub fn istack_canary_intact_of(cpu: usize) -> bool {
 
 /// Called by `trap_common` with the saved state.
 #[no_mangle]
-extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    if !istack_canary_intact() {
+pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    // This processor's canary: one load from its PACA, one from its stack.
+    let paca = this_paca();
+    // SAFETY: SPRG0 holds this processor's PACA once any interrupt can
+    // come (`init`, `init_secondary`); `istack_bottom` was written before
+    // and is the first doubleword of its interrupt stack.
+    let canary = unsafe { ((*paca).istack_bottom as *const u64).read_volatile() };
+    if canary != ISTACK_CANARY {
         // The stack below this frame is gone: no unwinding to the
         // harness, report and stop.
         crate::console::print_fmt_unlocked(format_args!(
-            "\ninterrupt stack overflow: canary at {:#x} overwritten; interrupt {:#x}\n{frame}",
-            istack_canary() as u64,
+            "\ninterrupt stack overflow on CPU {}: canary overwritten; interrupt {:#x}\n{frame}",
+            cpu_index(),
             frame.vector
         ));
         crate::rtas::exit(false, "interrupt stack overflow");
@@ -1065,7 +1108,8 @@ pub fn set_handler_translation(on: bool) {
 }
 
 /// Points this processor's segment-miss fast path at an SLB manager's
-/// per-processor area (`vmm::slb::fast`). Must run before translation
+/// per-processor area (`vmm::slb::fast`), its own processor's (the area
+/// holds the manager's shadow of this SLB). Must run before translation
 /// goes on: with translation off no segment interrupt can happen, and
 /// afterwards the vectors 0x380 and 0x480 use the area without checking
 /// it.
@@ -1156,19 +1200,20 @@ unsafe fn fill_paca(cpu: usize, entry: u64, toc: u64, istack: u64) {
 
 /// Prepares the PACA of secondary processor `cpu` (index 1 and up) before
 /// it is started: its interrupts enter `trap_common_secondary`, which
-/// calls [`crate::smp::secondary_trap`] instead of [`trap_dispatch`] (the
-/// handler table serves the boot processor alone), on the interrupt stack
-/// at `istack` ([`INTERRUPT_STACK_BYTES`] bytes), and its segment misses
-/// search the SLB area `slb_area` (`vmm::slb::fast`). Handlers run in real
-/// mode until the processor calls [`set_handler_translation`]. Returns the
-/// PACA's address, for its SPRG0.
+/// calls [`crate::smp::secondary_trap`] (which filters what a secondary
+/// may take before it goes to [`trap_dispatch`]), on the interrupt stack
+/// at `istack` ([`INTERRUPT_STACK_BYTES`] bytes). Its segment-miss area
+/// is 0 until the processor sets its own ([`set_slb_miss_area`], before
+/// translation goes on). Handlers run in real mode until the processor
+/// calls [`set_handler_translation`]. Returns the PACA's address, for its
+/// SPRG0.
 ///
 /// # Safety
 ///
 /// The processor must not be running yet, and `istack` must be kernel
 /// memory of [`INTERRUPT_STACK_BYTES`] bytes that nothing else uses for
 /// as long as it runs.
-pub unsafe fn init_secondary(cpu: usize, istack: u64, slb_area: u64) -> u64 {
+pub unsafe fn init_secondary(cpu: usize, istack: u64) -> u64 {
     assert!((1..MAX_CPUS).contains(&cpu), "secondary CPU index {cpu}");
     // SAFETY: forwarded from this function's contract.
     unsafe {
@@ -1178,7 +1223,7 @@ pub unsafe fn init_secondary(cpu: usize, istack: u64, slb_area: u64) -> u64 {
             kernel_toc(),
             istack,
         );
-        (*paca_of(cpu)).slb_miss_area = slb_area;
+        (*paca_of(cpu)).slb_miss_area = 0;
         // The table installed now (set_syscall_table keeps every copy
         // equal from here on).
         (*paca_of(cpu)).sc_code = (*paca_of(0)).sc_code;

@@ -224,6 +224,77 @@ const SMP_TESTS: [&str; 8] = [
     "slb_shootdown_of_every_non_bolted_entry_keeps_the_remote_linear_map",
 ];
 
+/// The kernel's tests of the VMM and processes on every processor
+/// (`kernel/src/ktests/smp_proc.rs`).
+const SMP_PROC_TESTS: [&str; 16] = [
+    "a_fault_under_the_vmm_lock_is_reported",
+    "a_process_faulting_on_a_secondary_is_killed_with_the_report",
+    "a_kernel_panic_in_a_run_stops_the_threads_other_cpus_run",
+    "a_process_makes_at_most_threads_max_threads",
+    "as_det64_while_a_sibling_thread_loads_the_region_on_another_cpu",
+    "each_cpu_loads_kernel_segments_itself_and_vm_gfree_shoots_them_down_everywhere",
+    "fork_while_other_processes_fault_on_other_cpus",
+    "galloc_and_gfree_storms_from_processes_on_every_cpu",
+    "fault_throughput_on_one_and_two_cpus",
+    "no_process_is_current_outside_a_run",
+    "preemption_moves_processes_between_cpus",
+    "processes_on_every_cpu_fault_their_own_pages_at_once",
+    "the_last_thread_to_exit_ends_the_process_and_exit_ends_them_all",
+    "the_vmm_lock_records_its_holder_and_lends_each_cpu_its_own_state",
+    "threads_of_one_process_fault_the_same_pages_on_different_cpus",
+    "vm_gfree_revokes_a_user_attachment_while_its_process_runs_on_another_cpu",
+];
+
+/// What the harness printed for test `name`: from its `test ... ` line
+/// to the next test's (a test may print lines before its verdict; the
+/// last test's runs on into the end-of-run banners).
+fn verdict_of<'a>(run: &'a Run, name: &str) -> Option<&'a str> {
+    let start = run.stdout.find(&format!("test {name} ... "))?;
+    let rest = &run.stdout[start..];
+    let end = rest[1..].find("\ntest ").map_or(rest.len(), |e| e + 2);
+    Some(&rest[..end])
+}
+
+#[test]
+fn verdict_of_reads_up_to_the_next_test() {
+    let run = Run {
+        status: Some(0),
+        stdout: "test a::x ... \nmeasure: m 1\nok\ntest a::y ... FAILED\n".into(),
+        stderr: String::new(),
+        elapsed: std::time::Duration::ZERO,
+    };
+    assert_eq!(
+        verdict_of(&run, "a::x"),
+        Some("test a::x ... \nmeasure: m 1\nok\n")
+    );
+    assert_eq!(verdict_of(&run, "a::y"), Some("test a::y ... FAILED\n"));
+    assert_eq!(verdict_of(&run, "a::z"), None);
+}
+
+/// Asserts that every test of `module` named in `names` passed.
+fn assert_module_passed(run: &Run, module: &str, names: &[&str]) {
+    for name in names {
+        let verdict = verdict_of(run, &format!("ktests::{module}::{name}"));
+        assert!(
+            verdict.is_some_and(|v| v.lines().any(|l| l.ends_with("ok")) && !v.contains("FAILED")),
+            "{module}::{name} did not pass: {verdict:?}\n{}",
+            run.transcript()
+        );
+    }
+}
+
+/// Asserts that every SMP process test passed (none skipped), with the
+/// fault throughput line for one and two processors.
+fn assert_smp_proc_tests_ran(run: &Run) {
+    assert_module_passed(run, "smp_proc", &SMP_PROC_TESTS);
+    assert!(
+        run.stdout.contains("measure: fault_throughput 1 cpu ")
+            && run.stdout.contains(" faults/s, ratio "),
+        "{}",
+        run.transcript()
+    );
+}
+
 /// Asserts that every SMP test ran and passed (none skipped for want of
 /// a second processor) and that `cpus` came online.
 fn assert_smp_tests_ran(run: &Run, cpus: usize) {
@@ -250,9 +321,10 @@ fn assert_smp_tests_ran(run: &Run, cpus: usize) {
 #[test]
 fn vof_power9_four_cpus_passes_the_whole_suite_on_multithreaded_tcg() {
     let elf = build_kernel(&[]).unwrap();
-    let run = boot(&elf, &["--smp", "4", "--timeout", "120"]);
+    let run = boot(&elf, &["--smp", "4", "--timeout", "180"]);
     assert_passed(&run);
     assert_smp_tests_ran(&run, 4);
+    assert_smp_proc_tests_ran(&run);
     assert!(
         run.stderr.contains("-accel tcg,thread=multi"),
         "{}",
@@ -263,17 +335,20 @@ fn vof_power9_four_cpus_passes_the_whole_suite_on_multithreaded_tcg() {
 #[test]
 fn smp_stress_boot_passes_three_times_in_a_row() {
     // The SMP tests alone on four vCPUs, each its own host thread: races
-    // between the IPI, the mailbox and the acknowledgement show up as a
+    // between the IPI, the mailbox and the acknowledgement, the VMM lock
+    // and its shootdowns, the scheduler's queue and kicks show up as a
     // failure or a hang (the cross-call watchdog, or the timeout) in one
-    // of the runs rather than in none.
+    // of the runs rather than in none. The filter takes both `smp` and
+    // `smp_proc`.
     let elf = build_kernel(&[]).unwrap();
     for round in 0..3 {
         let run = boot(
             &elf,
-            &["--smp", "4", "--test", "ktests::smp::", "--timeout", "60"],
+            &["--smp", "4", "--test", "ktests::smp", "--timeout", "120"],
         );
         assert_eq!(run.status, Some(0), "round {round}\n{}", run.transcript());
         assert_smp_tests_ran(&run, 4);
+        assert_smp_proc_tests_ran(&run);
     }
 }
 
@@ -314,10 +389,11 @@ fn qemu_run_refuses_more_than_eight_cpus() {
 }
 
 #[test]
-fn a_segment_miss_on_a_secondary_is_reported_and_ends_the_run() {
-    // Secondaries have no SLB manager in this slice: their segment-miss
-    // area has empty tables, so a miss reaches smp::secondary_trap, which
-    // names the processor and the address and ends the run.
+fn a_kernel_fault_on_a_secondary_is_reported_and_ends_the_run() {
+    // A secondary has its own SLB manager and takes its segment misses
+    // to the VMM like the boot processor: a kernel load from an address
+    // in no segment, in a cross-call on CPU 1, is refused (NoSegment),
+    // and the panic on a secondary names the processor and ends the run.
     let elf = build_kernel(&["secondary-miss-test"]).unwrap();
     let run = boot(
         &elf,
@@ -332,14 +408,19 @@ fn a_segment_miss_on_a_secondary_is_reported_and_ends_the_run() {
     );
     assert_eq!(run.status, Some(1), "{}", run.transcript());
     assert!(
+        run.stdout.contains("kernel panic on CPU 1 at "),
+        "{}",
+        run.transcript()
+    );
+    assert!(
         run.stdout
-            .contains("CPU 1: segment miss at 0x20000000000 (interrupt 0x380)"),
+            .contains("kernel fault at 0x20000000000: None access, NoSegment (vector 0x380"),
         "{}",
         run.transcript()
     );
     assert!(
         run.stderr
-            .contains("OS terminated: kernel failure on a secondary processor"),
+            .contains("OS terminated: kernel panic on CPU 1 at "),
         "{}",
         run.transcript()
     );

@@ -23,4 +23,5 @@ mod proc_hpt;
 mod runtime;
 mod slb_fast;
 mod smp;
+mod smp_proc;
 mod traps;

@@ -93,7 +93,9 @@ kernel_test! {
             .syscall(sys::YIELD, &[])
             .load64(user::SCRATCH_BASE)
             .exit(0u64);
-        let (pids, r) = proc::run_scripts(&[&a, &b]);
+        // On one processor, so that each yield switches to the other.
+        let pids = [proc::spawn(&a).expect("spawn"), proc::spawn(&b).expect("spawn")];
+        let r = proc::run_on(1, proc::default_quantum());
         assert_eq!(r.of(pids[0]).results, vec![0xaaaa, 0, 0, 0xaaaa]);
         assert_eq!(r.of(pids[1]).results, vec![0xbbbb, 0, 0, 0xbbbb]);
         assert!(r.context_switches >= 4, "switches {}", r.context_switches);
@@ -138,14 +140,16 @@ kernel_test! {
     }
 
     fn decrementer_preempts_spinning_processes() {
-        // Two long spins with a short slice: each process is dispatched
-        // more than once, so each was preempted and resumed.
+        // Two long spins with a short slice on one processor (with one
+        // each, a preempted process may simply go on): each process is
+        // dispatched more than once, so each was preempted and resumed,
+        // taking turns with the other.
         let mut a = Script::new();
         a.spin(3_000_000).timebase().spin(3_000_000).exit(1u64);
         for _ in 0..2 {
             crate::proc::spawn(&a).unwrap();
         }
-        let r = proc::run_with_quantum(proc::default_quantum() / 10);
+        let r = proc::run_on(1, proc::default_quantum() / 10);
         assert_eq!(r.outcomes.len(), 2);
         for o in &r.outcomes {
             assert_eq!(o.exit, Exit::Status(1));
@@ -204,10 +208,11 @@ kernel_test! {
         s.syscall(sys::YIELD, &[]).spin(1000).store64(user::SCRATCH_BASE, 5u64).exit(2u64);
         // No preemption: the decrementer counts wall-clock time, and on a
         // loaded host it could stop the parent between fork and exit and
-        // let the child finish first. Without it the order is the
+        // let the child finish first. Without it, and on one processor
+        // (another would take the child at once), the order is the
         // scheduler's alone: the parent exits, then the orphan runs on.
         let pid = proc::spawn(&s).expect("spawn");
-        let r = proc::run_with_quantum(0x7fff_0000);
+        let r = proc::run_on(1, 0x7fff_0000);
         assert_eq!(r.preemptions, 0);
         let pids = [pid];
         assert_eq!(r.of(pids[0]).status(), Some(1));

@@ -14,21 +14,42 @@
 //! are inherited on fork, `vm_guatt` attachments are not.
 //!
 //! Kernel tests call [`spawn`] and then [`run`]: `run` saves the kernel
-//! context, enters the first process with `rfid`, and comes back (through
+//! context, enters the first thread with `rfid`, and comes back (through
 //! the interrupt return path into [`switch::proc_call`]'s saved context)
-//! when no process is runnable. A context switch is a copy of the
-//! interrupted [`TrapFrame`] into the process, the next process's (boxed)
+//! when no thread is runnable anywhere. A context switch is a copy of the
+//! interrupted [`TrapFrame`] into the thread, the next thread's (boxed)
 //! frame named as the one the interrupt return restores
 //! ([`TrapFrame::resume_from`]), and the VMM's switch of address space
-//! (which preloads the SLB entries the space had) and environment. Processes never block inside the
-//! kernel: `wait` without an ended child marks the process waiting and
-//! schedules another.
+//! (which preloads the SLB entries the space had) and environment.
+//! Threads never block inside the kernel: `wait` without an ended child
+//! marks the thread waiting and schedules another.
+//!
+//! # Threads and processors
+//!
+//! What the scheduler dispatches is a thread; a process has one or more
+//! (`thread_create`, [`syscall::THREAD_CREATE`]), all in its address
+//! space, and ends when its last thread is gone. `exit` and a kill end the
+//! whole process: its threads that do not run are dropped at once, those
+//! running on other processors are kicked and drop themselves in their
+//! IPI handler, and the address space goes once the last one has left it.
+//!
+//! Every online processor runs threads, from one ready queue under one
+//! lock (a [`CpuLock`], taken before the VMM's, never after). A
+//! processor with nothing to run leaves its address space and waits in
+//! the idle loop ([`switch::idle_frame`], `H_CEDE`); whoever makes a
+//! thread ready while processors idle kicks one per ready thread
+//! ([`smp::kick`]). Each processor's decrementer preempts the thread it
+//! runs. The run is over when nothing is ready and nothing runs: the boot
+//! processor then returns to `run` (a secondary that sees it first kicks
+//! the boot processor). [`run_on`] keeps a run to some processors, for
+//! tests that need threads to take turns on one.
 //!
 //! Faults the VMM refuses in problem state come through
 //! [`crate::mm::set_user_fault_hook`]; program and alignment interrupts
-//! from problem state likewise kill the process. The report (pid,
-//! address, access, reason, SRR0) is printed and kept in the process's
-//! [`Outcome`]; the kernel goes on with the next process.
+//! from problem state likewise kill the process, on whatever processor it
+//! ran. The report (pid, address, access, reason, SRR0) is printed and
+//! kept in the process's [`Outcome`]; the kernel goes on with the next
+//! thread.
 
 pub mod switch;
 pub mod syscall;
@@ -50,7 +71,9 @@ use vmm::segment::PageProt;
 use vmm::sid::SidKind;
 use vmm::vm::{MapOptions, SpaceId, SpaceRef};
 
+use crate::bootinfo::MAX_CPUS;
 use crate::mm;
+use crate::smp::{self, CpuLock, CpuLockGuard};
 use crate::trap::{self, TrapFrame, TrapHandler, Vector};
 use crate::user::{self, Script};
 
@@ -215,8 +238,15 @@ pub struct Outcome {
     pub result_count: u64,
     /// Values the process passed to the `report` system call.
     pub reports: Vec<u64>,
-    /// How many times the scheduler dispatched it.
+    /// How many times the scheduler dispatched one of its threads.
     pub dispatches: u64,
+    /// The CPUs its threads ran on (bit `i` for CPU `i`).
+    pub cpus: u64,
+    /// The results of its threads after the first (`thread_create`), in
+    /// thread order: (thread index, results kept, results recorded).
+    pub thread_results: Vec<(u32, Vec<u64>, u64)>,
+    /// The index of its thread that was the last to go.
+    pub last_thread: u32,
 }
 
 impl Outcome {
@@ -326,21 +356,27 @@ static KILLED_COUNT: AtomicU64 = AtomicU64::new(0);
 static SWITCHES: AtomicU64 = AtomicU64::new(0);
 static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+static NEXT_TID: AtomicU64 = AtomicU64::new(1);
 
-/// The pid of the process running (the one [`dispatch_next`] entered
-/// last), 0 while none is: the fast system call handlers read it without
-/// the scheduler lock.
-static CURRENT: AtomicU32 = AtomicU32::new(0);
-
-/// The running process, for a system call handler.
+/// The running process, for a system call handler: the pid the
+/// processor's PACA records ([`trap::set_current_pid`], set at each
+/// dispatch), which the fast system call handlers read without the
+/// scheduler lock.
 ///
 /// # Panics
 /// With no process running (a `sc` from problem state always has one).
+#[inline(always)]
 fn current_pid() -> ProcessId {
-    match CURRENT.load(Ordering::Relaxed) {
-        0 => panic!("a system call comes from the current process"),
+    match trap::current_pid() {
+        0 => no_current_process(),
         pid => ProcessId(pid),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn no_current_process() -> ! {
+    panic!("a system call comes from the current process")
 }
 
 /// A fresh process id (for address spaces made without [`spawn`]).
@@ -372,13 +408,44 @@ pub const USER_MSR: u64 = Msr::SF.bits()
     | Msr::DR.bits()
     | Msr::RI.bits();
 
+/// The MSR of the idle loop ([`switch::idle_frame`]): the kernel's, with
+/// external interrupts off until `H_CEDE` sets them.
+const IDLE_MSR: u64 =
+    Msr::SF.bits() | Msr::ME.bits() | Msr::IR.bits() | Msr::DR.bits() | Msr::RI.bits();
+
 /// Decrementer value while the kernel runs (largest positive 32-bit).
 const DEC_IDLE: u64 = 0x7fff_ffff;
 
+/// Where a thread is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
+enum ThreadState {
+    /// In the ready queue.
     Ready,
+    /// On this CPU.
+    Running(usize),
+    /// Blocked in `wait`, in its process's waiters.
     Waiting,
+}
+
+/// A thread: what the scheduler dispatches. Every process has at least
+/// one; all of a process's threads run in its address space.
+struct Thread {
+    /// Unique over the boot (for the context switch count).
+    tid: u64,
+    /// Its process's slot in [`ProcTable`] (fixed while the process lives).
+    proc_slot: usize,
+    /// Its number within the process: 0 for the first, then in creation
+    /// order.
+    index: u32,
+    /// Its registers while it does not run. Boxed, so it stays put while
+    /// the return from a switch to it reads it
+    /// ([`TrapFrame::resume_from`]).
+    frame: alloc::boxed::Box<TrapFrame>,
+    state: ThreadState,
+    /// Its process is ending ([`exit_process`]): it must not run again.
+    /// Kept here as well, so a switch away from it need not look at the
+    /// process.
+    stopping: bool,
 }
 
 struct Process {
@@ -387,50 +454,101 @@ struct Process {
     parent: Option<ProcessId>,
     /// The process it was forked from, for the outcome.
     forked_from: Option<ProcessId>,
-    /// Boxed, so it stays put while the return from a switch to it reads
-    /// it ([`TrapFrame::resume_from`]).
-    frame: alloc::boxed::Box<TrapFrame>,
     /// Its address space in the VMM (fixed for its life).
     space: SpaceId,
-    state: State,
     reports: Vec<u64>,
+    /// Dispatches of any of its threads.
     dispatches: u64,
+    /// The CPUs its threads ran on (bit per CPU).
+    cpus: u64,
     live_children: u32,
-    /// Ended children not yet collected by `wait`: (pid, wait value).
     /// Ended children not yet waited for: (pid, wait value, killed).
     ended_children: VecDeque<(ProcessId, u64, bool)>,
+    /// Slots of its live threads.
+    threads: Vec<usize>,
+    /// Threads made so far (the next thread's index).
+    threads_made: u32,
+    /// Threads blocked in `wait`, first come first served.
+    waiters: VecDeque<usize>,
+    /// Set once it must end (exit, kill): the first reason wins; it ends
+    /// when its last thread is gone.
+    ending: Option<Exit>,
+    /// Results of its threads after the first, read as each ended:
+    /// (index, results, count).
+    thread_results: Vec<(u32, Vec<u64>, u64)>,
 }
 
-/// The processes: a slab, so the scheduler's hot path (the running
-/// process, the ready queue) reaches one by index, with no search, plus a
-/// pid index for everything else.
-struct ProcTable {
-    slots: Vec<Option<Process>>,
+/// A vector of optional values reached by index, with a free list.
+struct Slab<T> {
+    slots: Vec<Option<T>>,
     free: Vec<usize>,
+}
+
+impl<T> Slab<T> {
+    const fn new() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    fn insert(&mut self, v: T) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(v);
+                i
+            }
+            None => {
+                self.slots.push(Some(v));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// The value in `slot`.
+    ///
+    /// # Panics
+    /// If the slot is free.
+    fn at(&mut self, slot: usize) -> &mut T {
+        self.slots[slot].as_mut().expect("a live slot")
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<T> {
+        let v = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        Some(v)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().flatten()
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+    }
+}
+
+/// The processes: a slab, so the scheduler's hot path (a thread's
+/// process) reaches one by index, with no search, plus a pid index for
+/// everything else.
+struct ProcTable {
+    slab: Slab<Process>,
     by_pid: BTreeMap<ProcessId, usize>,
 }
 
 impl ProcTable {
     const fn new() -> Self {
         ProcTable {
-            slots: Vec::new(),
-            free: Vec::new(),
+            slab: Slab::new(),
             by_pid: BTreeMap::new(),
         }
     }
 
-    /// Adds `p` as `pid`; returns its slot.
-    fn insert(&mut self, pid: ProcessId, p: Process) -> usize {
-        let slot = match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = Some(p);
-                i
-            }
-            None => {
-                self.slots.push(Some(p));
-                self.slots.len() - 1
-            }
-        };
+    /// Adds `p`; returns its slot.
+    fn insert(&mut self, p: Process) -> usize {
+        let pid = p.pid;
+        let slot = self.slab.insert(p);
         self.by_pid.insert(pid, slot);
         slot
     }
@@ -441,7 +559,7 @@ impl ProcTable {
 
     fn get_mut(&mut self, pid: ProcessId) -> Option<&mut Process> {
         let i = self.slot(pid)?;
-        self.slots[i].as_mut()
+        self.slab.slots[i].as_mut()
     }
 
     /// The process in `slot`.
@@ -449,13 +567,13 @@ impl ProcTable {
     /// # Panics
     /// If the slot is free.
     fn at(&mut self, slot: usize) -> &mut Process {
-        self.slots[slot].as_mut().expect("a live process's slot")
+        self.slab.at(slot)
     }
 
-    fn remove(&mut self, pid: ProcessId) -> Option<(usize, Process)> {
-        let i = self.by_pid.remove(&pid)?;
-        self.free.push(i);
-        self.slots[i].take().map(|p| (i, p))
+    fn remove(&mut self, slot: usize) -> Option<Process> {
+        let p = self.slab.remove(slot)?;
+        self.by_pid.remove(&p.pid);
+        Some(p)
     }
 
     fn pids(&self) -> impl Iterator<Item = ProcessId> + '_ {
@@ -463,24 +581,37 @@ impl ProcTable {
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Process> {
-        self.slots.iter_mut().flatten()
+        self.slab.values_mut()
     }
 
     fn clear(&mut self) {
-        self.slots.clear();
-        self.free.clear();
+        self.slab.clear();
         self.by_pid.clear();
     }
 }
 
+/// The scheduler: one lock over the processes, the threads and one ready
+/// queue shared by every processor; what each processor runs is
+/// `running[cpu]`.
 struct Sched {
     procs: ProcTable,
-    /// Slots of the ready processes, in order.
+    threads: Slab<Thread>,
+    /// Slots of the ready threads, in order.
     ready: VecDeque<usize>,
-    current: Option<ProcessId>,
-    /// The slot of `current` (meaningless while it is `None`).
-    current_slot: usize,
-    last: Option<ProcessId>,
+    /// Per CPU: the slot of the thread it runs.
+    running: [Option<usize>; MAX_CPUS],
+    /// Per CPU: the tid it dispatched last (0: none), for the switch count.
+    last: [u64; MAX_CPUS],
+    /// CPUs idle in [`switch::idle_frame`]'s loop that no one has asked
+    /// to look for work since ([`kick_idle`]).
+    idle: u64,
+    /// The CPUs this run may use ([`run_on`]).
+    allowed: u64,
+    /// A run is on: from [`run_on`]'s start until the boot processor
+    /// heads back to it. A processor that takes an interrupt in the idle
+    /// loop outside a run (a late kick) must not dispatch what [`spawn`]
+    /// queues for the next run.
+    active: bool,
     outcomes: Vec<Outcome>,
     kernel_msr: u64,
     quantum: u64,
@@ -490,29 +621,36 @@ struct Sched {
     syscalls_before: u64,
 }
 
-static SCHED: spin::Mutex<Sched> = spin::Mutex::new(Sched {
-    procs: ProcTable::new(),
-    ready: VecDeque::new(),
-    current: None,
-    current_slot: 0,
-    last: None,
-    outcomes: Vec::new(),
-    kernel_msr: 0,
-    quantum: 0,
-    switches: 0,
-    preemptions: 0,
-    syscalls_before: 0,
-});
+static SCHED: CpuLock<Sched> = CpuLock::new(
+    "proc: the scheduler",
+    Sched {
+        procs: ProcTable::new(),
+        threads: Slab::new(),
+        ready: VecDeque::new(),
+        running: [None; MAX_CPUS],
+        last: [0; MAX_CPUS],
+        idle: 0,
+        allowed: 1,
+        active: false,
+        outcomes: Vec::new(),
+        kernel_msr: 0,
+        quantum: 0,
+        switches: 0,
+        preemptions: 0,
+        syscalls_before: 0,
+    },
+);
 
 /// The kernel context [`run`] saved; only `proc_call` (writing) and the
 /// interrupt return into `context_resume` (reading) touch it.
 static mut KERNEL_CONTEXT: KernelContext = KernelContext::new();
 
-fn sched() -> spin::MutexGuard<'static, Sched> {
-    match SCHED.try_lock() {
-        Some(g) => g,
-        None => panic!("proc: scheduler lock re-entered"),
-    }
+/// The scheduler lock. Lock order: the scheduler's before the VMM's
+/// (dispatching switches address spaces with it held), never the other
+/// way round.
+#[inline(always)]
+fn sched() -> CpuLockGuard<'static, Sched> {
+    SCHED.lock()
 }
 
 fn zeroed_frame() -> TrapFrame {
@@ -533,7 +671,7 @@ pub fn default_quantum() -> u64 {
 
 fn set_dec(v: u64) {
     // SAFETY: writing DEC only schedules the next decrementer interrupt,
-    // which is taken only with MSR[EE] = 1 (problem state here).
+    // which is taken only with MSR[EE] = 1 (problem state, or idle).
     unsafe { Dec::write(v) };
 }
 
@@ -672,24 +810,50 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
     frame.srr0 = user::TEXT_BASE;
     frame.srr1 = USER_MSR;
     let mut s = sched();
-    let slot = s.procs.insert(
-        pid,
-        Process {
-            pid,
-            parent: None,
-            forked_from: None,
-            frame: alloc::boxed::Box::new(frame),
-            space,
-            state: State::Ready,
-            reports: Vec::new(),
-            dispatches: 0,
-            live_children: 0,
-            ended_children: VecDeque::new(),
-        },
-    );
-    s.ready.push_back(slot);
+    let slot = new_process(&mut s, pid, None, space);
+    let t = new_thread(&mut s, slot, frame);
+    s.ready.push_back(t);
     CREATED.fetch_add(1, Ordering::Relaxed);
     Ok(pid)
+}
+
+/// Adds process `pid` (address space `space`, child of `parent`) with no
+/// thread yet; returns its slot.
+fn new_process(s: &mut Sched, pid: ProcessId, parent: Option<ProcessId>, space: SpaceId) -> usize {
+    s.procs.insert(Process {
+        pid,
+        parent,
+        forked_from: parent,
+        space,
+        reports: Vec::new(),
+        dispatches: 0,
+        cpus: 0,
+        live_children: 0,
+        ended_children: VecDeque::new(),
+        threads: Vec::new(),
+        threads_made: 0,
+        waiters: VecDeque::new(),
+        ending: None,
+        thread_results: Vec::new(),
+    })
+}
+
+/// Adds a thread to the process in `proc_slot`, starting from `frame`
+/// (not queued yet); returns its slot.
+fn new_thread(s: &mut Sched, proc_slot: usize, frame: TrapFrame) -> usize {
+    let p = s.procs.at(proc_slot);
+    let index = p.threads_made;
+    p.threads_made += 1;
+    let t = s.threads.insert(Thread {
+        tid: NEXT_TID.fetch_add(1, Ordering::Relaxed),
+        proc_slot,
+        index,
+        frame: alloc::boxed::Box::new(frame),
+        state: ThreadState::Ready,
+        stopping: false,
+    });
+    s.procs.at(proc_slot).threads.push(t);
+    t
 }
 
 /// Spawns one process per script and runs them all; returns the pids
@@ -708,7 +872,7 @@ pub fn run_scripts(scripts: &[&Script]) -> (Vec<ProcessId>, RunReport) {
 /// Handlers [`run`] installs, and what they replaced.
 #[derive(Clone, Copy)]
 struct Installed {
-    old: [(Vector, Option<TrapHandler>); 4],
+    old: [(Vector, Option<TrapHandler>); 5],
     old_syscalls: Option<&'static [Option<trap::SyscallHandler>]>,
     old_hook: Option<mm::UserFaultHook>,
     old_fallback: Option<TrapHandler>,
@@ -722,25 +886,34 @@ static INSTALLED: spin::Mutex<Option<Installed>> = spin::Mutex::new(None);
 /// jumps straight back to the harness).
 static RUNNING: AtomicBool = AtomicBool::new(false);
 
-/// Cleans up after a run a failed test abandoned: its locks, processes
-/// (their address spaces go through the exit hook), handlers,
-/// environment and decrementer. Called in kernel context by [`spawn`],
-/// [`run`] and the harness after a failed test or expected panic; does
-/// nothing after a run that ended normally.
+/// Set while [`heal`] stops the other processors' threads of an abandoned
+/// run: a processor that sees it drops the thread it runs and goes idle.
+static ABANDON: AtomicBool = AtomicBool::new(false);
+
+/// How long [`heal`] waits for the other processors to drop their
+/// threads.
+const HEAL_WAIT_SECONDS: u64 = 10;
+
+/// Cleans up after a run a failed test abandoned: its locks, the threads
+/// other processors still run, its processes (their address spaces go
+/// through the exit hook), handlers, environment and decrementer. Called
+/// in kernel context on the boot processor by [`spawn`], [`run`] and the
+/// harness after a failed test or expected panic; does nothing after a
+/// run that ended normally.
 pub fn heal() {
     if !RUNNING.swap(false, Ordering::SeqCst) {
         return;
     }
-    // SAFETY: kernel context between runs, EE = 0: no handler runs, so
-    // no holder of these locks is live (the harness abandoned it).
+    // SAFETY: kernel context between runs, EE = 0: no handler of this
+    // processor runs, so a hold of these locks here is the abandoned one
+    // (another processor's hold is left alone: that holder runs on).
     unsafe {
-        if SCHED.is_locked() {
-            SCHED.force_unlock();
-        }
+        SCHED.force_unlock_here();
         if INSTALLED.is_locked() {
             INSTALLED.force_unlock();
         }
     }
+    stop_other_cpus();
     if let Some(i) = INSTALLED.lock().take() {
         uninstall(i);
     }
@@ -767,19 +940,57 @@ pub fn heal() {
         }
     });
     s.procs.clear();
+    s.threads.clear();
     s.ready.clear();
-    s.current = None;
-    CURRENT.store(0, Ordering::Relaxed);
+    s.running = [None; MAX_CPUS];
+    s.idle = 0;
+    trap::set_current_pid(0);
     s.outcomes.clear();
     set_dec(DEC_IDLE);
 }
 
+/// Makes every other processor drop the thread it runs (an abandoned run)
+/// and waits until each has.
+fn stop_other_cpus() {
+    let me = smp::this_cpu();
+    ABANDON.store(true, Ordering::SeqCst);
+    let others = smp::online_mask() & !(1 << me);
+    let busy = |s: &Sched| {
+        (0..MAX_CPUS)
+            .filter(|&c| others & (1 << c) != 0 && s.running[c].is_some())
+            .fold(0u64, |m, c| m | 1 << c)
+    };
+    let hz = crate::bootinfo::get()
+        .cpu
+        .timebase_frequency
+        .map_or(512_000_000, u64::from);
+    let t0 = crate::harness::timebase();
+    loop {
+        let left = busy(&sched());
+        if left == 0 {
+            break;
+        }
+        for c in (0..MAX_CPUS).filter(|c| left & (1 << c) != 0) {
+            smp::kick(c);
+        }
+        if crate::harness::timebase() - t0 > HEAL_WAIT_SECONDS * hz {
+            crate::console::print_fmt_unlocked(format_args!(
+                "\nproc: CPUs {left:#x} still run threads of an abandoned run\n"
+            ));
+            crate::rtas::exit(false, "proc: a processor does not stop its thread");
+        }
+        smp::relax();
+    }
+    ABANDON.store(false, Ordering::SeqCst);
+}
+
 fn install() -> Installed {
-    let ours: [(Vector, TrapHandler); 4] = [
+    let ours: [(Vector, TrapHandler); 5] = [
         (Vector::SystemCall, syscall::on_syscall),
         (Vector::Decrementer, on_decrementer),
         (Vector::Program, on_program),
         (Vector::Alignment, on_alignment),
+        (Vector::External, on_external),
     ];
     let old = ours.map(|(v, h)| (v, trap::set_handler(v, Some(h))));
     let old_hook = mm::set_user_fault_hook(on_user_fault);
@@ -807,13 +1018,20 @@ fn uninstall(i: Installed) {
 
 /// Runs every ready process until none is runnable; returns what ended.
 /// The kernel context (this call) is saved and resumed when the last
-/// runnable process ends or waits.
+/// runnable thread ends or waits. Every online processor runs threads.
 pub fn run() -> RunReport {
     run_with_quantum(default_quantum())
 }
 
 /// [`run`] with a time slice of `quantum` timebase ticks.
 pub fn run_with_quantum(quantum: u64) -> RunReport {
+    run_on(u64::MAX, quantum)
+}
+
+/// [`run_with_quantum`] on the online CPUs of the mask `cpus` alone (the
+/// boot processor always runs threads): for tests whose threads must take
+/// turns on one processor, and measurements of one processor's costs.
+pub fn run_on(cpus: u64, quantum: u64) -> RunReport {
     heal();
     let installed = install();
     *INSTALLED.lock() = Some(installed);
@@ -826,14 +1044,20 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
         s.switches = 0;
         s.preemptions = 0;
         s.syscalls_before = trap::syscall_count();
-        s.last = None;
-        s.current = None;
+        s.last = [0; MAX_CPUS];
+        s.running = [None; MAX_CPUS];
+        // The others wait in an idle loop; the first dispatch asks as
+        // many of them as there is work for.
+        s.allowed = (cpus | 1) & smp::online_mask();
+        s.idle = s.allowed & !1;
+        s.active = true;
     }
     let start = crate::harness::timebase();
-    // SAFETY: `enter_first` enters a process and never returns; the way
-    // back is an interrupt handler resuming `context_resume` with
-    // KERNEL_CONTEXT, which restores this frame's callee-saved state. The
-    // context is a static, so it outlives the call.
+    // SAFETY: `enter_first` enters a thread (or the idle loop) and never
+    // returns, or returns at once with nothing to run; the way back is an
+    // interrupt handler resuming `context_resume` with KERNEL_CONTEXT,
+    // which restores this frame's callee-saved state. The context is a
+    // static, so it outlives the call.
     let back = unsafe { switch::proc_call(enter_first as *const (), &raw mut KERNEL_CONTEXT) };
     let ticks = crate::harness::timebase() - start;
     set_dec(DEC_IDLE);
@@ -841,6 +1065,11 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
     INSTALLED.lock().take();
     uninstall(installed);
     let mut s = sched();
+    s.idle = 0;
+    s.active = false;
+    // A kick that found the boot processor on its way back is not for
+    // anything after the run.
+    let _ = smp::take_reschedule();
     debug_assert!(back == 1 || s.ready.is_empty());
     RunReport {
         outcomes: core::mem::take(&mut s.outcomes),
@@ -851,21 +1080,23 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
     }
 }
 
-/// Enters the first ready process (or, with none, returns to `run`).
+/// Enters the first ready thread; with none ready returns to `run` (the
+/// run is over before it began), or, while other processors run threads,
+/// enters the idle loop.
 fn enter_first() {
     let mut frame = zeroed_frame();
     {
         let mut s = sched();
-        dispatch_next(&mut s, &mut frame);
-        if s.current.is_none() {
+        if s.ready.is_empty() {
             // Nothing to run: plain return to `proc_call`.
             return;
         }
+        dispatch_next(&mut s, &mut frame);
     }
-    // SAFETY: the frame resumes the process's saved state (problem state,
-    // translation on), boxed in its Process, which nothing removes before
-    // the rfid; its address space was just made current. EE is 0 until
-    // rfid.
+    // SAFETY: the frame resumes a thread's saved state (problem state,
+    // translation on), boxed in its Thread, which nothing removes before
+    // the rfid (it runs here), and its address space was just made
+    // current. EE is 0 until rfid.
     unsafe { switch::proc_enter(&frame) }
 }
 
@@ -886,63 +1117,140 @@ fn kernel_resume_frame(kernel_msr: u64) -> TrapFrame {
     f
 }
 
-/// Puts the next ready process into `frame` (address space, environment,
-/// time slice), or the way back to `run` if none is ready.
+/// Whether the run is over: nothing ready and no processor runs a thread
+/// (threads still waiting then wait for nothing).
+fn run_over(s: &Sched) -> bool {
+    s.ready.is_empty() && s.running.iter().all(Option::is_none)
+}
+
+/// Puts the next ready thread into `frame` (address space, environment,
+/// time slice), or, with none ready, the idle loop or the way back to
+/// `run` ([`go_idle`]); then asks idle processors to take what is still
+/// ready.
+#[inline]
 fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
+    let cpu = smp::this_cpu();
     match s.ready.pop_front() {
-        Some(slot) => {
-            let p = s.procs.at(slot);
-            let next = p.pid;
-            p.dispatches += 1;
-            frame.resume_from(&p.frame);
-            let space = p.space;
-            mm::with_aix(|aix| {
-                let vm = aix.vm_mut();
-                vm.vmm_mut()
-                    .switch_to(Some(space))
-                    .expect("switch to a live process");
-                vm.set_environment(Environment::Process(next));
-            });
-            if s.last != Some(next) {
-                s.switches += 1;
-                SWITCHES.fetch_add(1, Ordering::Relaxed);
-            }
-            s.last = Some(next);
-            s.current = Some(next);
-            s.current_slot = slot;
-            CURRENT.store(next.0, Ordering::Relaxed);
-            set_dec(s.quantum);
-        }
-        None => {
-            s.current = None;
-            CURRENT.store(0, Ordering::Relaxed);
-            mm::with_aix(|aix| {
-                let _ = aix.vm_mut().vmm_mut().switch_to(None);
-                aix.vm_mut().set_environment(Environment::KernelProcess);
-            });
-            set_dec(DEC_IDLE);
-            *frame = kernel_resume_frame(s.kernel_msr);
-        }
+        Some(t) => dispatch(s, frame, cpu, t),
+        None => go_idle(s, frame, cpu),
+    }
+    if s.idle != 0 && !s.ready.is_empty() {
+        kick_idle(s, cpu);
     }
 }
 
-/// Saves the interrupted process (requeued if `requeue`) and dispatches
-/// the next one.
+/// Makes CPU `cpu` run thread `t` from `frame`'s return.
+#[inline(always)]
+fn dispatch(s: &mut Sched, frame: &mut TrapFrame, cpu: usize, t: usize) {
+    let th = s.threads.at(t);
+    th.state = ThreadState::Running(cpu);
+    frame.resume_from(&th.frame);
+    let (tid, proc_slot) = (th.tid, th.proc_slot);
+    let p = s.procs.at(proc_slot);
+    p.dispatches += 1;
+    p.cpus |= 1 << cpu;
+    let (pid, space) = (p.pid, p.space);
+    mm::with_aix(|aix| {
+        let vm = aix.vm_mut();
+        vm.vmm_mut()
+            .switch_to(Some(space))
+            .expect("switch to a live process");
+        vm.set_environment(Environment::Process(pid));
+    });
+    if s.last[cpu] != tid {
+        s.switches += 1;
+        SWITCHES.fetch_add(1, Ordering::Relaxed);
+    }
+    s.last[cpu] = tid;
+    s.running[cpu] = Some(t);
+    trap::set_current_pid(pid.0);
+    set_dec(s.quantum);
+}
+
+/// CPU `cpu` has nothing to run: it leaves its address space and goes to
+/// the idle loop, or, once the run is over, the boot processor goes back
+/// to `run` (another processor that finds the run over wakes it).
+#[cold]
+fn go_idle(s: &mut Sched, frame: &mut TrapFrame, cpu: usize) {
+    s.running[cpu] = None;
+    trap::set_current_pid(0);
+    mm::with_aix(|aix| {
+        let _ = aix.vm_mut().vmm_mut().switch_to(None);
+        aix.vm_mut().set_environment(Environment::KernelProcess);
+    });
+    set_dec(DEC_IDLE);
+    if run_over(s) && cpu == 0 {
+        s.active = false;
+        *frame = kernel_resume_frame(s.kernel_msr);
+        return;
+    }
+    if !run_over(s) {
+        s.idle |= 1 << cpu;
+    } else if s.idle & 1 != 0 {
+        // The boot processor waits in the idle loop: it goes back to
+        // `run` once woken. (Anywhere else it is on its way to the
+        // scheduler, and sees the run is over itself.)
+        s.idle &= !1;
+        smp::kick(0);
+    }
+    *frame = switch::idle_frame(cpu, IDLE_MSR);
+}
+
+/// Asks idle processors (other than `me`) to take ready threads: one per
+/// ready thread.
+#[cold]
+fn kick_idle(s: &mut Sched, me: usize) {
+    let mut wanted = s.ready.len();
+    let mut idle = s.idle & !(1 << me);
+    while wanted > 0 && idle != 0 {
+        let c = idle.trailing_zeros() as usize;
+        idle &= idle - 1;
+        s.idle &= !(1 << c);
+        smp::kick(c);
+        wanted -= 1;
+    }
+}
+
+/// Queues thread `t` and asks an idle processor to take it.
+fn make_ready(s: &mut Sched, t: usize) {
+    s.threads.at(t).state = ThreadState::Ready;
+    s.ready.push_back(t);
+    if s.idle != 0 {
+        kick_idle(s, smp::this_cpu());
+    }
+}
+
+/// Saves the interrupted thread (requeued if `requeue`, unless its
+/// process is ending) and dispatches the next one.
+#[inline]
 fn switch_away(s: &mut Sched, frame: &mut TrapFrame, requeue: bool) {
-    if s.current.is_some() {
-        let slot = s.current_slot;
-        switch::copy_frame(&mut s.procs.at(slot).frame, frame);
+    let cpu = smp::this_cpu();
+    if let Some(t) = s.running[cpu] {
+        let th = s.threads.at(t);
+        switch::copy_frame(&mut th.frame, frame);
+        if th.stopping {
+            return end_current_thread(s, frame);
+        }
+        s.running[cpu] = None;
         if requeue {
-            s.ready.push_back(slot);
+            // No one is asked to take it: the dispatch below asks idle
+            // processors for whatever it leaves in the queue.
+            th.state = ThreadState::Ready;
+            s.ready.push_back(t);
         }
     }
     dispatch_next(s, frame);
 }
 
-/// Reads the agent's results from `pid`'s data segment through the
-/// frames backing it (touches no user mapping, so it is safe in any
-/// handler). Untouched pages read as zeroes.
-fn read_results(pid: ProcessId) -> (Vec<u64>, u64) {
+/// The thread this processor runs, if any.
+fn current_thread(s: &Sched) -> Option<usize> {
+    s.running[smp::this_cpu()]
+}
+
+/// Reads the agent's results area at `results_base` in `pid`'s data
+/// segment through the frame backing it (touches no user mapping, so it is
+/// safe in any handler). Untouched pages read as zeroes.
+fn read_results(pid: ProcessId, results_base: u64) -> (Vec<u64>, u64) {
     let page = mm::with_aix(|aix| {
         let space = aix.vm().space_id(Space::Process(pid))?;
         let vmm = aix.vm().vmm();
@@ -950,7 +1258,7 @@ fn read_results(pid: ProcessId) -> (Vec<u64>, u64) {
             .space(space)
             .ok()?
             .get(Esid::new(user::DATA_BASE >> 28))?;
-        let page = ((user::RESULTS_BASE - user::DATA_BASE) >> 12) as u32;
+        let page = ((results_base - user::DATA_BASE) >> 12) as u32;
         vmm.page_frame(m.handle.sid(), page).ok().flatten()
     });
     let Some(pa) = page else {
@@ -968,17 +1276,85 @@ fn read_results(pid: ProcessId) -> (Vec<u64>, u64) {
     (results, count)
 }
 
-/// Ends `pid` (exit or kill): records its outcome, tears down its
-/// address space through the services' exit hook and tells its parent.
-fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
-    let Some((slot, p)) = s.procs.remove(pid) else {
+/// Marks the process in `proc_slot` as ending with `exit` (the first
+/// reason wins) and stops its threads: those not running are dropped at
+/// once, those running on other processors are asked to stop (an IPI:
+/// they drop themselves in their handler, [`on_external`]); the caller's
+/// own thread, if it is one of them, is the caller's to end. The process
+/// ends when its last thread is gone ([`drop_thread`]).
+fn exit_process(s: &mut Sched, proc_slot: usize, exit: Exit) {
+    let me = smp::this_cpu();
+    let p = s.procs.at(proc_slot);
+    if p.ending.is_none() {
+        p.ending = Some(exit);
+    }
+    let threads = p.threads.clone();
+    for t in threads {
+        s.threads.at(t).stopping = true;
+        match s.threads.at(t).state {
+            ThreadState::Ready => {
+                s.ready.retain(|&r| r != t);
+                drop_thread(s, t);
+            }
+            ThreadState::Waiting => {
+                s.procs.at(proc_slot).waiters.retain(|&w| w != t);
+                drop_thread(s, t);
+            }
+            ThreadState::Running(c) if c != me => smp::kick(c),
+            ThreadState::Running(_) => {}
+        }
+    }
+}
+
+/// Ends the thread this processor runs: it leaves the address space
+/// first (the process's teardown needs it run nowhere), then the thread
+/// goes, and the next thread is dispatched.
+fn end_current_thread(s: &mut Sched, frame: &mut TrapFrame) {
+    let cpu = smp::this_cpu();
+    if let Some(t) = s.running[cpu].take() {
+        trap::set_current_pid(0);
+        mm::with_aix(|aix| {
+            let _ = aix.vm_mut().vmm_mut().switch_to(None);
+        });
+        drop_thread(s, t);
+    }
+    dispatch_next(s, frame);
+}
+
+/// Removes thread `t` (running nowhere); its process ends with it if it
+/// was the last.
+fn drop_thread(s: &mut Sched, t: usize) {
+    let Some(th) = s.threads.remove(t) else {
         return;
     };
-    let (results, result_count) = read_results(pid);
+    let p = s.procs.at(th.proc_slot);
+    p.threads.retain(|&x| x != t);
+    p.waiters.retain(|&x| x != t);
+    let (pid, last) = (p.pid, p.threads.is_empty());
+    if th.index > 0 {
+        let (results, count) = read_results(pid, user::thread_results_base(th.index));
+        s.procs
+            .at(th.proc_slot)
+            .thread_results
+            .push((th.index, results, count));
+    }
+    if last {
+        finish_process(s, th.proc_slot, th.index);
+    }
+}
+
+/// The process in `proc_slot` has no thread left (thread `last_thread`
+/// went last): records its outcome,
+/// tears down its address space through the services' exit hook and
+/// tells its parent.
+fn finish_process(s: &mut Sched, proc_slot: usize, last_thread: u32) {
+    let Some(p) = s.procs.remove(proc_slot) else {
+        return;
+    };
+    let pid = p.pid;
+    let exit = p.ending.unwrap_or(Exit::Status(0));
+    let (results, result_count) = read_results(pid, user::RESULTS_BASE);
     mm::with_aix(|aix| {
-        if aix.vm().vmm().current() == aix.vm().space_id(Space::Process(pid)) {
-            let _ = aix.vm_mut().vmm_mut().switch_to(None);
-        }
         if let Err(e) = aix.exit(pid) {
             log::error!("proc: exit hook of process {} failed: {e:?}", pid.0);
         }
@@ -987,11 +1363,6 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
         Exit::Status(_) => EXITED.fetch_add(1, Ordering::Relaxed),
         Exit::Killed(_) => KILLED_COUNT.fetch_add(1, Ordering::Relaxed),
     };
-    s.ready.retain(|&r| r != slot);
-    if s.current == Some(pid) {
-        s.current = None;
-        CURRENT.store(0, Ordering::Relaxed);
-    }
     // Orphans keep running without a parent.
     for c in s.procs.values_mut() {
         if c.parent == Some(pid) {
@@ -1003,20 +1374,22 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
             Exit::Status(st) => (st, false),
             Exit::Killed(k) => (KILLED | k.cause.code(), true),
         };
-        let parent_slot = s.procs.slot(ppid);
         if let Some(parent) = s.procs.get_mut(ppid) {
             parent.live_children -= 1;
-            if parent.state == State::Waiting {
-                parent.state = State::Ready;
-                parent.frame.gpr[3] = value;
-                parent.frame.gpr[4] = pid.0 as u64;
-                parent.frame.gpr[5] = killed as u64;
-                s.ready.extend(parent_slot);
-            } else {
-                parent.ended_children.push_back((pid, value, killed));
+            match parent.waiters.pop_front() {
+                Some(w) => {
+                    let f = &mut s.threads.at(w).frame;
+                    f.gpr[3] = value;
+                    f.gpr[4] = pid.0 as u64;
+                    f.gpr[5] = killed as u64;
+                    make_ready(s, w);
+                }
+                None => parent.ended_children.push_back((pid, value, killed)),
             }
         }
     }
+    let mut thread_results = p.thread_results;
+    thread_results.sort_by_key(|r| r.0);
     s.outcomes.push(Outcome {
         pid,
         parent: p.forked_from,
@@ -1025,26 +1398,33 @@ fn end_process(s: &mut Sched, pid: ProcessId, exit: Exit) {
         result_count,
         reports: p.reports,
         dispatches: p.dispatches,
+        cpus: p.cpus,
+        thread_results,
+        last_thread,
     });
 }
 
-/// Kills the current process with `cause` and dispatches the next one.
+/// Kills the current thread's process with `cause` and dispatches the
+/// next thread.
 fn kill_current(frame: &mut TrapFrame, cause: KillCause) {
     let mut s = sched();
-    let Some(pid) = s.current else {
+    let Some(t) = current_thread(&s) else {
         panic!(
-            "proc: problem-state fault with no current process: {cause:?} at SRR0 {:#x}",
+            "proc: problem-state fault with no current thread on CPU {}: {cause:?} at SRR0 {:#x}",
+            smp::this_cpu(),
             frame.srr0
         );
     };
+    let proc_slot = s.threads.at(t).proc_slot;
+    let pid = s.procs.at(proc_slot).pid;
     let report = KillReport {
         pid,
         srr0: frame.srr0,
         cause,
     };
     println!("\n{report}");
-    end_process(&mut s, pid, Exit::Killed(report));
-    dispatch_next(&mut s, frame);
+    exit_process(&mut s, proc_slot, Exit::Killed(report));
+    end_current_thread(&mut s, frame);
 }
 
 fn on_user_fault(frame: &mut TrapFrame, fault: VmFault) {
@@ -1091,12 +1471,78 @@ fn on_unhandled(frame: &mut TrapFrame) {
 
 fn on_decrementer(frame: &mut TrapFrame) {
     if !from_problem_state(frame) {
-        // Only problem state runs with EE = 1; a stray one is silenced.
+        // Only problem state and the idle loop run with EE = 1.
         set_dec(DEC_IDLE);
-        return;
+        return on_idle(frame);
     }
     let mut s = sched();
     s.preemptions += 1;
     PREEMPTIONS.fetch_add(1, Ordering::Relaxed);
     switch_away(&mut s, frame, true);
+}
+
+/// The external interrupt while processes run, on any processor: the
+/// cross-call server first (IPIs carry cross-calls and kicks alike), then
+/// what a kick asks: a processor in the idle loop looks for work; one
+/// running a thread of an ending process (or of an abandoned run) drops
+/// it.
+fn on_external(frame: &mut TrapFrame) {
+    smp::crosscall::on_external(frame);
+    let _ = smp::take_reschedule();
+    if !from_problem_state(frame) {
+        return on_idle(frame);
+    }
+    let mut s = sched();
+    let Some(t) = current_thread(&s) else {
+        return;
+    };
+    if ABANDON.load(Ordering::SeqCst) {
+        return abandon_current(&mut s, frame);
+    }
+    if s.threads.at(t).stopping {
+        switch::copy_frame(&mut s.threads.at(t).frame, frame);
+        end_current_thread(&mut s, frame);
+    }
+}
+
+/// An interrupt taken in the idle loop (the only kernel code that runs
+/// with EE = 1): take a ready thread; the boot processor goes back to
+/// `run` once the run is over; else stay idle.
+fn on_idle(frame: &mut TrapFrame) {
+    let cpu = smp::this_cpu();
+    let mut s = sched();
+    if !s.active
+        || s.running[cpu].is_some()
+        || ABANDON.load(Ordering::SeqCst)
+        || s.allowed & (1 << cpu) == 0
+    {
+        return;
+    }
+    if let Some(t) = s.ready.pop_front() {
+        s.idle &= !(1 << cpu);
+        dispatch(&mut s, frame, cpu, t);
+        if s.idle != 0 && !s.ready.is_empty() {
+            kick_idle(&mut s, cpu);
+        }
+    } else if cpu == 0 && run_over(&s) {
+        s.idle &= !1;
+        s.active = false;
+        *frame = kernel_resume_frame(s.kernel_msr);
+    } else {
+        s.idle |= 1 << cpu;
+    }
+}
+
+/// Drops the thread this processor runs without saving it (the run was
+/// abandoned; [`heal`] waits for this) and goes to the idle loop.
+fn abandon_current(s: &mut Sched, frame: &mut TrapFrame) {
+    let cpu = smp::this_cpu();
+    s.running[cpu] = None;
+    trap::set_current_pid(0);
+    mm::with_aix(|aix| {
+        let _ = aix.vm_mut().vmm_mut().switch_to(None);
+        aix.vm_mut().set_environment(Environment::KernelProcess);
+    });
+    set_dec(DEC_IDLE);
+    *frame = switch::idle_frame(cpu, IDLE_MSR);
 }

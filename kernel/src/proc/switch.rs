@@ -24,6 +24,18 @@ proc_enter:
     addi    %r1, %r3, -112
     b       trap_return
 
+    # The idle loop of a processor with no thread to run: H_CEDE (0xe0)
+    # sets MSR[EE] and halts until an interrupt, which is taken on the
+    # way back; the scheduler's handler may then resume a thread instead
+    # of this loop. Uses no stack and no memory.
+    .section .text.proc_idle, "ax"
+    .globl proc_idle
+    .p2align 4
+proc_idle:
+    li      %r3, 0xe0
+    sc      1
+    b       proc_idle
+
     .section .text.copy_trap_frame, "ax"
     .globl copy_trap_frame
     .p2align 4
@@ -48,6 +60,8 @@ const _: () = assert!(core::mem::offset_of!(TrapFrame, cr) == 256);
 extern "C" {
     /// Loads every register from `frame` and `rfid`s into it.
     pub fn proc_enter(frame: *const TrapFrame) -> !;
+    /// The idle loop (a code label).
+    static proc_idle: u8;
     fn copy_trap_frame(dst: *mut TrapFrame, src: *const TrapFrame);
 }
 
@@ -65,4 +79,25 @@ pub fn copy_frame(dst: &mut TrapFrame, src: &TrapFrame) {
 /// back to the context [`proc_call`] saved.
 pub fn resume_kernel_address() -> u64 {
     crate::context::resume_address()
+}
+
+/// A frame whose return enters the idle loop (`proc_idle`) on CPU
+/// `cpu`'s idle stack with MSR `msr` (the kernel's, EE = 0: `H_CEDE`
+/// enables interrupts at the moment it halts, so a wake-up sent before
+/// is not lost, it is pending and ends the cede at once).
+pub fn idle_frame(cpu: usize, msr: u64) -> TrapFrame {
+    // SAFETY: TrapFrame is plain integers (repr(C)); all-zero is valid.
+    let mut f: TrapFrame = unsafe { core::mem::zeroed() };
+    f.gpr[1] = crate::smp::idle_stack_top(cpu) - 128;
+    f.gpr[2] = kernel_toc();
+    f.srr0 = &raw const proc_idle as u64;
+    f.srr1 = msr;
+    f
+}
+
+fn kernel_toc() -> u64 {
+    let toc: u64;
+    // SAFETY: reads r2, the kernel TOC pointer.
+    unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc, options(nomem, nostack)) };
+    toc
 }

@@ -127,6 +127,30 @@ pub const VMS_CREATE: u64 = 36;
 /// `vms_delete(vmid)`.
 pub const VMS_DELETE: u64 = 37;
 
+// The thread calls and vm_check take numbers beyond the fast table:
+// they go to the full path, which creating and ending threads needs.
+/// `thread_create(first)`: a new thread in the caller's address space,
+/// with its own registers, stack, variables and results
+/// ([`crate::user::thread_vars_base`] ...), that runs the script from
+/// command `first`; answers its index (1 and up), or `-EAGAIN` once the
+/// process has made [`crate::user::THREADS_MAX`] threads. It is ready at
+/// once (an idle processor is asked to take it).
+pub const THREAD_CREATE: u64 = 68;
+/// `thread_exit(status)`: ends the calling thread. The process ends when
+/// its last thread has (with `status` if it was the last and nothing ended
+/// the process before); `exit` ends every thread at once.
+pub const THREAD_EXIT: u64 = 69;
+/// `vm_check()`: the kernel checks the VMM's invariants
+/// (`Vmm::check_invariants`: one HPTE per page, every HPTE recorded and
+/// current, the SLB and its tables as the mappings say; a scan of the
+/// whole HPT, for tests) while the caller's threads may run on other
+/// processors; 0 when they hold, else `-EFAULT` (the broken one is
+/// logged).
+pub const VM_CHECK: u64 = 70;
+/// `getcpu()`: the index of the processor the caller runs on (it may run
+/// on another by the time it looks).
+pub const GETCPU: u64 = 71;
+
 /// Free kernel heap below which the calls that make the kernel keep more
 /// bookkeeping — new segments, views, mappings, processes, reports:
 /// `fork`, `report`, `vm_galloc`, `vm_guatt`, `as_att`, `as_att64`,
@@ -142,7 +166,14 @@ pub const HEAP_RESERVE: usize = 1 << 20;
 fn grows_bookkeeping(nr: u64) -> bool {
     matches!(
         nr,
-        FORK | REPORT | VM_GALLOC | VM_GUATT | AS_ATT | AS_ATT64 | AS_SETH64 | VMS_CREATE
+        FORK | THREAD_CREATE
+            | REPORT
+            | VM_GALLOC
+            | VM_GUATT
+            | AS_ATT
+            | AS_ATT64
+            | AS_SETH64
+            | VMS_CREATE
     )
 }
 
@@ -156,6 +187,8 @@ pub const EINVAL: u64 = neg(22);
 pub const ENOMEM: u64 = neg(12);
 /// `-ECHILD`.
 pub const ECHILD: u64 = neg(10);
+/// `-EAGAIN`.
+pub const EAGAIN: u64 = neg(11);
 /// `-ENOSYS`.
 pub const ENOSYS: u64 = neg(38);
 /// `-EFAULT`.
@@ -251,6 +284,14 @@ fn other(pid: ProcessId, frame: &TrapFrame) -> u64 {
     match nr {
         KREAD => kread(a[0]),
         KWRITE => kwrite(a[0], a[1]),
+        GETCPU => crate::smp::this_cpu() as u64,
+        VM_CHECK => match mm::with_vmm(|v| v.check_invariants()) {
+            Ok(()) => 0,
+            Err(e) => {
+                log::error!("vm_check from process {}: {e:?}", pid.0);
+                EFAULT
+            }
+        },
         IN_INTERRUPT => {
             mm::with_aix(|aix| aix.vm_mut().set_environment(Environment::Interrupt));
             let r = service(pid, a[0], &[a[1], a[2], a[3], a[4], a[5], 0]);
@@ -280,21 +321,29 @@ fn on_other_syscall(frame: &mut TrapFrame) {
     }
     let nr = frame.gpr[0];
     let mut s = sched();
-    let pid = s
-        .current
-        .expect("a system call comes from the current process");
+    let t = super::current_thread(&s).expect("a system call comes from the current thread");
+    let proc_slot = s.threads.at(t).proc_slot;
+    let pid = s.procs.at(proc_slot).pid;
     if grows_bookkeeping(nr) && crate::heap::free() < HEAP_RESERVE {
         frame.gpr[3] = ENOMEM;
         return;
     }
     match nr {
         EXIT => {
-            super::end_process(&mut s, pid, Exit::Status(frame.gpr[3]));
-            super::dispatch_next(&mut s, frame);
+            super::exit_process(&mut s, proc_slot, Exit::Status(frame.gpr[3]));
+            super::end_current_thread(&mut s, frame);
         }
         GETPID => frame.gpr[3] = u64::from(pid.0),
         FORK => fork(&mut s, frame, pid),
-        WAIT => wait(&mut s, frame, pid),
+        THREAD_CREATE => frame.gpr[3] = thread_create(&mut s, proc_slot, frame.gpr[3]),
+        THREAD_EXIT => {
+            let p = s.procs.at(proc_slot);
+            if p.threads.len() == 1 && p.ending.is_none() {
+                p.ending = Some(Exit::Status(frame.gpr[3]));
+            }
+            super::end_current_thread(&mut s, frame);
+        }
+        WAIT => wait(&mut s, frame, proc_slot, t),
         YIELD => {
             frame.gpr[3] = 0;
             switch_away(&mut s, frame, true);
@@ -323,27 +372,15 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
     });
     match forked {
         Ok(space) => {
+            // The child is one thread: a copy of the calling one.
             let mut cframe = *frame;
             cframe.gpr[3] = 0;
-            let slot = s.procs.insert(
-                child,
-                super::Process {
-                    pid: child,
-                    parent: Some(parent),
-                    forked_from: Some(parent),
-                    frame: alloc::boxed::Box::new(cframe),
-                    space,
-                    state: super::State::Ready,
-                    reports: alloc::vec::Vec::new(),
-                    dispatches: 0,
-                    live_children: 0,
-                    ended_children: alloc::collections::VecDeque::new(),
-                },
-            );
-            s.ready.push_back(slot);
+            let slot = super::new_process(s, child, Some(parent), space);
+            let t = super::new_thread(s, slot, cframe);
             if let Some(p) = s.procs.get_mut(parent) {
                 p.live_children += 1;
             }
+            super::make_ready(s, t);
             super::CREATED.fetch_add(1, Ordering::Relaxed);
             super::FORKS.fetch_add(1, Ordering::Relaxed);
             frame.gpr[3] = child.0 as u64;
@@ -356,8 +393,29 @@ fn fork(s: &mut super::Sched, frame: &mut TrapFrame, parent: vmm::platform::Proc
     // The Vmm's fork leaves the parent's space current.
 }
 
-fn wait(s: &mut super::Sched, frame: &mut TrapFrame, pid: vmm::platform::ProcessId) {
-    let p = s.procs.get_mut(pid).expect("current process exists");
+/// A new thread of the process in `proc_slot` that starts the script at
+/// command `first`; its index, or `-EAGAIN`.
+fn thread_create(s: &mut super::Sched, proc_slot: usize, first: u64) -> u64 {
+    let p = s.procs.at(proc_slot);
+    let k = p.threads_made;
+    if k >= crate::user::THREADS_MAX || p.ending.is_some() {
+        return EAGAIN;
+    }
+    let mut f: TrapFrame = super::zeroed_frame();
+    f.gpr[1] = crate::user::thread_stack_top(k);
+    f.gpr[3] = crate::user::SCRIPT_BASE;
+    f.gpr[4] = crate::user::thread_vars_base(k);
+    f.gpr[5] = crate::user::thread_results_base(k);
+    f.gpr[6] = first;
+    f.srr0 = crate::user::thread_entry_address();
+    f.srr1 = super::USER_MSR;
+    let t = super::new_thread(s, proc_slot, f);
+    super::make_ready(s, t);
+    u64::from(k)
+}
+
+fn wait(s: &mut super::Sched, frame: &mut TrapFrame, proc_slot: usize, t: usize) {
+    let p = s.procs.at(proc_slot);
     if let Some((child, value, killed)) = p.ended_children.pop_front() {
         frame.gpr[3] = value;
         frame.gpr[4] = child.0 as u64;
@@ -365,7 +423,8 @@ fn wait(s: &mut super::Sched, frame: &mut TrapFrame, pid: vmm::platform::Process
     } else if p.live_children == 0 {
         frame.gpr[3] = ECHILD;
     } else {
-        p.state = super::State::Waiting;
+        p.waiters.push_back(t);
+        s.threads.at(t).state = super::ThreadState::Waiting;
         switch_away(s, frame, false);
     }
 }

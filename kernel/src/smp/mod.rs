@@ -1,51 +1,57 @@
-//! Symmetric multiprocessing, first slice: every processor thread of
-//! `/cpus` is started and waits for work, and any processor can make the
-//! others run work synchronously (cross-calls over XICS IPIs), which is
-//! what an SLB shootdown needs. Secondary processors do not run processes
-//! yet.
+//! Symmetric multiprocessing: every processor thread of `/cpus` is
+//! started, joins the VMM with its own per-processor state and runs
+//! processes' threads from the scheduler's one ready queue
+//! (`crate::proc`); any processor can make the others run work
+//! synchronously (cross-calls over XICS IPIs), which is what an SLB
+//! shootdown needs.
 //!
 //! * **CPU index.** The order of [`crate::bootinfo::CpuList`]: 0 is the
 //!   boot processor, then the other threads in device-tree order. PIR
 //!   reads 0 on every vCPU of QEMU's TCG pseries, so a processor learns
 //!   its index from r3 at start and keeps it in its PACA, where
-//!   [`this_cpu`] reads it (SPRG0 and one load).
+//!   [`this_cpu`] reads it (SPRG0 and one load). It is also the
+//!   processor's index in the VMM (`vmm::vm::CpuSet`): the CPUs join the
+//!   VMM in index order ([`start::start_all`]).
 //! * **Per-CPU state.** Each processor has its own PACA (SPRG0), interrupt
 //!   stack and idle stack (the secondaries' from frames, [`start`]), its
 //!   own decrementer and its own SLB: the linear map's bolted entries,
 //!   the same words the boot processor loaded
-//!   ([`crate::mm::linear::LinearMap::load_slb`]).
-//! * **Segment misses on secondaries.** The VMM has one SLB manager, the
-//!   boot processor's, whose per-processor area the boot processor's
-//!   segment-miss fast path uses. A secondary gets an area of its own
-//!   whose tables are empty, so a segment miss there never touches the
-//!   boot processor's area: it finds nothing, goes to the full path, and
-//!   [`secondary_trap`] reports it (CPU, address) and ends the run. In
-//!   this slice secondaries touch only the bolted linear map (kernel
-//!   image, heap, frames); a cross-call function must not touch memory
-//!   the VMM maps.
+//!   ([`crate::mm::linear::LinearMap::load_slb`]), and its own VMM state
+//!   (`vmm::vm::CpuMmu`, made by [`crate::mm::add_this_cpu`]), whose SLB
+//!   area its PACA names for the segment-miss fast path.
 //! * **Interrupts.** Secondaries enter the kernel through their own copy
 //!   of the trap entry (`trap_common_secondary`), which calls
-//!   [`secondary_trap`], not the handler table the boot processor's tests
-//!   change: they take the external interrupt (IPIs), the decrementer
-//!   (set back to its largest value) and nothing else.
-//! * **Idle.** A started secondary sets its CPPR to accept every priority
-//!   and loops on `H_CEDE`, which sets MSR\[EE\] and halts the vCPU until
-//!   an interrupt arrives. Polling would keep a host thread busy per
-//!   vCPU; on this two-core machine, three polling secondaries of
-//!   `--smp 4` would leave the boot processor, which runs the tests, a
-//!   fraction of a core.
+//!   [`secondary_trap`]: the external interrupt goes to the installed
+//!   handler (the cross-call server, or the scheduler's, which serves the
+//!   mailbox first), the decrementer to the scheduler's while one is
+//!   installed, and everything else to the same handler table as on the
+//!   boot processor — storage and segment faults to the VMM, system calls
+//!   and program interrupts of the processes they run to the process
+//!   layer. A panic on a secondary ends the run with the report (the
+//!   harness's recovery belongs to the boot processor).
+//! * **Idle.** A secondary with nothing to run sets its CPPR to accept
+//!   every priority and loops on `H_CEDE`, which sets MSR\[EE\] and halts
+//!   the vCPU until an interrupt arrives; [`kick`] (an IPI with the
+//!   reschedule flag) wakes it when the scheduler has work. Polling would
+//!   keep a host thread busy per vCPU; on this two-core machine, three
+//!   polling secondaries of `--smp 4` would leave the others a fraction of
+//!   a core.
 //! * **The boot processor** runs the kernel with EE = 0 as before. With
 //!   more than one processor online it also accepts IPIs (CPPR 0xff, the
 //!   external interrupt handler installed), which it takes when it runs a
-//!   process (EE = 1); while it waits for a cross-call of its own it
-//!   serves its mailbox by polling, so two processors that cross-call
-//!   each other do not deadlock. With one processor nothing of this is
-//!   set up.
+//!   process or idles in a process run (EE = 1).
+//! * **Locks.** A processor waiting for a lock whose holder may wait for
+//!   it (the VMM's, the scheduler's: [`CpuLock`]) serves its mailbox while
+//!   it spins, so a holder's cross-call is answered; so does a processor
+//!   waiting for its own cross-call, so two processors that cross-call
+//!   each other do not deadlock. With one processor nothing of this costs
+//!   more than the lock word.
 //!
 //! [`crosscall`] has the requests and the synchronous API; [`start`] the
-//! bring-up; [`xics`] the interrupt-controller hcalls.
+//! bring-up; [`xics`] the interrupt-controller hcalls; [`lock`] the lock.
 
 pub mod crosscall;
+pub mod lock;
 pub mod start;
 pub mod xics;
 
@@ -58,8 +64,10 @@ pub use crate::bootinfo::MAX_CPUS;
 use crate::trap::{self, TrapFrame};
 
 pub use crosscall::{
-    cross_call, cross_call_all_others, CrossCallError, Request, ShootdownError, SlbShootdown,
+    cross_call, cross_call_all_others, cross_call_set, poll, CrossCallError, Request,
+    ShootdownError, SlbInvalidateList,
 };
+pub use lock::{CpuLock, CpuLockGuard};
 
 /// The decrementer value of a processor with nothing to time (the
 /// largest positive 32-bit count, about 4 s at 512 MHz).
@@ -96,10 +104,21 @@ static CPUS: [PerCpu; MAX_CPUS] = [const {
 /// IPIs). The boot processor's bit is set by [`init`].
 static ONLINE: AtomicU64 = AtomicU64::new(0);
 
-/// The CPU index of the running processor (see the module docs).
-#[inline]
+/// Bit `i` set: CPU `i` was started (its mailbox will be served). The
+/// boot processor's bit is set by [`init`], the others' just before
+/// `start-cpu`.
+static STARTED: AtomicU64 = AtomicU64::new(1);
+
+/// The CPUs started (see [`cross_call_set`]).
+pub fn started_mask() -> u64 {
+    STARTED.load(Ordering::Acquire)
+}
+
+/// The CPU index of the running processor (see the module docs): SPRG0
+/// and one load.
+#[inline(always)]
 pub fn this_cpu() -> usize {
-    trap::cpu_index()
+    trap::this_cpu_index()
 }
 
 /// The set of online CPUs, bit `i` for CPU `i`.
@@ -147,9 +166,29 @@ pub fn stats(cpu: usize) -> CpuStats {
     }
 }
 
+/// Asks CPU `cpu` to look for work, without waiting for it: sets its
+/// reschedule flag ([`take_reschedule`]) and sends it an IPI. What a
+/// [`Request::Reschedule`] does, but asynchronous, so the scheduler may
+/// send it with its lock held. The IPI also ends an `H_CEDE`, or, when
+/// it comes before one, stays pending and ends it at once.
+pub fn kick(cpu: usize) {
+    CPUS[cpu].reschedule.store(true, Ordering::Release);
+    // The flag is visible before the interrupt is.
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if let Err(e) = xics::send_ipi(server_of(cpu)) {
+        panic!("smp: H_IPI to CPU {cpu} failed: {e}");
+    }
+}
+
+/// Top of CPU `cpu`'s idle stack (where a processor without work waits;
+/// the secondaries start on theirs).
+pub fn idle_stack_top(cpu: usize) -> u64 {
+    start::idle_stack_top(cpu)
+}
+
 /// Takes the running processor's pending [`Request::Reschedule`]: whether
-/// one arrived since the last call. The scheduler of a later slice polls
-/// it; until then cross-call functions and tests do.
+/// one arrived since the last call (a [`kick`] sets it too; the process
+/// scheduler's external handler takes it).
 pub fn take_reschedule() -> bool {
     CPUS[this_cpu()].reschedule.swap(false, Ordering::AcqRel)
 }
@@ -182,6 +221,15 @@ pub fn init(info: &crate::bootinfo::BootInfo) {
     let threads = info.cpus.as_slice();
     let boot_server = threads.first().map_or(0, |t| t.server);
     CPUS[0].server.store(boot_server, Ordering::Relaxed);
+    start::give_boot_processor_an_idle_stack();
+    if info
+        .bootargs()
+        .split_ascii_whitespace()
+        .any(|w| w == "icount=1")
+    {
+        // qemu-run.sh --icount: the vCPUs take turns on one host thread.
+        lock::set_spin_limit(lock::SPINS_TAKING_TURNS);
+    }
     ONLINE.store(1, Ordering::Release);
     if threads.len() > 1 {
         crosscall::accept_ipis_on_boot_processor();
@@ -226,9 +274,16 @@ extern "C" fn smp_secondary_trap(frame: &mut TrapFrame) {
     secondary_trap(frame);
 }
 
-/// A secondary processor's interrupt: an IPI (served), a decrementer (set
-/// back to [`DEC_IDLE`]), anything else is a kernel bug on that processor
-/// and ends the run with a report.
+/// A secondary processor's interrupt. The external interrupt goes to the
+/// handler installed for it (the cross-call server, or the scheduler's
+/// while processes run, which serves the mailbox too), the decrementer to
+/// the scheduler's while one is installed (else it is set back to
+/// [`DEC_IDLE`]); everything else — storage and segment interrupts, system
+/// calls, program interrupts of the processes it runs — goes through the
+/// same handler table as on the boot processor
+/// ([`trap::trap_dispatch`]), where an interrupt no handler takes is a
+/// kernel bug that panics, which on a secondary ends the run with the
+/// report (`harness::secondary_panic`).
 pub fn secondary_trap(frame: &mut TrapFrame) {
     let cpu = this_cpu();
     if !trap::istack_canary_intact_of(cpu) {
@@ -239,37 +294,17 @@ pub fn secondary_trap(frame: &mut TrapFrame) {
         );
     }
     match frame.vector {
-        0x500 => crosscall::on_external(frame),
-        0x900 => {
+        0x500 => match trap::handler(trap::Vector::External) {
+            Some(h) => h(frame),
+            None => crosscall::on_external(frame),
+        },
+        0x900 if trap::handler(trap::Vector::Decrementer).is_none() => {
             // SAFETY: writing DEC only schedules this processor's next
             // decrementer interrupt.
             unsafe { Dec::write(DEC_IDLE) };
             count(&CPUS[cpu].decrementers);
         }
-        0x380 | 0x480 => {
-            let ea = if frame.vector == 0x380 {
-                frame.dar
-            } else {
-                frame.srr0
-            };
-            fatal(
-                cpu,
-                format_args!(
-                    "segment miss at {ea:#x} (interrupt {:#x}): secondary processors have no SLB \
-                     manager yet and run on the bolted linear map only",
-                    frame.vector
-                ),
-                frame,
-            );
-        }
-        v => fatal(
-            cpu,
-            format_args!(
-                "unexpected interrupt {v:#x} ({:?})",
-                trap::Vector::from_offset(v)
-            ),
-            frame,
-        ),
+        _ => trap::trap_dispatch(frame),
     }
 }
 

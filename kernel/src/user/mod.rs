@@ -73,6 +73,43 @@ pub const SCRIPT_BASE: u64 = DATA_BASE + 0x2000;
 pub const SCRIPT_MAX_BYTES: u64 = 0xE000;
 /// Free data for tests to load and store (to the end of the data segment).
 pub const SCRATCH_BASE: u64 = DATA_BASE + 0x10000;
+/// Most threads a process may have, its first included
+/// (`crate::proc::syscall::THREAD_CREATE`).
+pub const THREADS_MAX: u32 = 8;
+/// Where the agent areas of threads 1.. are: thread `k` has its
+/// variables (and effective operands) at `THREAD_AREAS + k * 0x2000` and
+/// its results page 0x1000 above (thread 0 uses [`VARS_BASE`] and
+/// [`RESULTS_BASE`]).
+pub const THREAD_AREAS: u64 = DATA_BASE + 0xE0000;
+const THREAD_AREA_BYTES: u64 = 0x2000;
+const _: () =
+    assert!(THREAD_AREAS + THREADS_MAX as u64 * THREAD_AREA_BYTES <= DATA_BASE + DATA_SIZE);
+
+/// Thread `k`'s variables.
+pub const fn thread_vars_base(k: u32) -> u64 {
+    if k == 0 {
+        VARS_BASE
+    } else {
+        THREAD_AREAS + k as u64 * THREAD_AREA_BYTES
+    }
+}
+
+/// Thread `k`'s results area.
+pub const fn thread_results_base(k: u32) -> u64 {
+    if k == 0 {
+        RESULTS_BASE
+    } else {
+        thread_vars_base(k) + 0x1000
+    }
+}
+
+/// Thread `k`'s initial stack pointer: 8 KiB of the stack segment each,
+/// from the top.
+pub const fn thread_stack_top(k: u32) -> u64 {
+    STACK_BASE + STACK_SIZE - 256 - k as u64 * 0x2000
+}
+const _: () = assert!(thread_stack_top(THREADS_MAX - 1) - 0x2000 + 256 >= STACK_BASE);
+
 /// Doublewords per command.
 pub const CMD_WORDS: usize = 10;
 /// Bytes per command.
@@ -146,9 +183,17 @@ global_asm!(
     .globl __user_agent_start
     .p2align 7
 __user_agent_start:
-    # Entry: r3 = script, r4 = vars, r5 = results, r1 = stack top.
+    # Entry: r3 = script, r4 = vars, r5 = results, r1 = stack top; a
+    # thread enters at __user_agent_thread with r6 = its first command.
     mr      %r31, %r3
     mr      %r30, %r3
+    b       ua_start
+    .globl __user_agent_thread
+__user_agent_thread:
+    mr      %r31, %r3
+    mulli   %r30, %r6, UA_CMD_BYTES
+    add     %r30, %r30, %r3
+ua_start:
     mr      %r28, %r4
     mr      %r27, %r5
     li      %r29, 0
@@ -407,8 +452,18 @@ __user_agent_end:
 
 extern "C" {
     static __user_agent_start: u8;
+    static __user_agent_thread: u8;
     static __user_agent_end: u8;
     static __user_agent_probe: u8;
+}
+
+/// User address where a thread made by `thread_create` enters the agent
+/// (r3 = script, r4 = its variables, r5 = its results, r6 = the index of
+/// its first command, r1 = its stack).
+pub fn thread_entry_address() -> u64 {
+    // Only addresses are taken.
+    let off = &raw const __user_agent_thread as u64 - &raw const __user_agent_start as u64;
+    TEXT_BASE + off
 }
 
 /// User address of the agent's probe routine (`li r3, 42; blr`), for
@@ -582,6 +637,23 @@ impl Script {
         self.syscall(crate::proc::syscall::FORK, &[])
     }
 
+    /// `thread_create(first)`: a new thread of this process that runs the
+    /// script from command `first` with variables and results of its own
+    /// ([`thread_vars_base`], [`thread_results_base`]); the last result is
+    /// its index (recorded), or `-EAGAIN` past [`THREADS_MAX`].
+    pub fn thread_create(&mut self, first: usize) -> &mut Self {
+        self.syscall(
+            crate::proc::syscall::THREAD_CREATE,
+            &[(first as u64).into()],
+        )
+    }
+
+    /// `thread_exit(status)`: ends the calling thread; the process ends
+    /// (with `status` if nothing else ended it) when it was the last.
+    pub fn thread_exit(&mut self, status: impl Into<Operand>) -> &mut Self {
+        self.syscall(crate::proc::syscall::THREAD_EXIT, &[status.into()])
+    }
+
     /// `wait()`: the last result is the child's exit status, or a
     /// [`crate::proc::KILLED`] code (recorded); variable
     /// [`SYSCALL_R5_VAR`] then says whether the child was killed (1) or
@@ -610,6 +682,18 @@ impl Script {
             "command {at} is not a branch"
         );
         self.cmds[at][3] = target as u64;
+        self
+    }
+
+    /// Sets the first command of the thread the `thread_create` at
+    /// command `at` makes (for threads whose code comes later).
+    pub fn patch_thread_start(&mut self, at: usize, first: usize) -> &mut Self {
+        let c = &mut self.cmds[at];
+        assert!(
+            c[0] & 0xff == Op::Syscall as u64 && c[2] == crate::proc::syscall::THREAD_CREATE,
+            "command {at} is not a thread_create"
+        );
+        c[3] = first as u64;
         self
     }
 
