@@ -1167,11 +1167,9 @@ fn dispatch(s: &mut Sched, frame: &mut TrapFrame, cpu: usize, t: usize) {
     set_dec(s.quantum);
 }
 
-/// CPU `cpu` has nothing to run: it leaves its address space and goes to
-/// the idle loop, or, once the run is over, the boot processor goes back
-/// to `run` (another processor that finds the run over wakes it).
-#[cold]
-fn go_idle(s: &mut Sched, frame: &mut TrapFrame, cpu: usize) {
+/// CPU `cpu` stops running its thread: no current process, only the
+/// kernel's address space, the decrementer idle.
+fn leave_thread(s: &mut Sched, cpu: usize) {
     s.running[cpu] = None;
     trap::set_current_pid(0);
     mm::with_aix(|aix| {
@@ -1179,6 +1177,14 @@ fn go_idle(s: &mut Sched, frame: &mut TrapFrame, cpu: usize) {
         aix.vm_mut().set_environment(Environment::KernelProcess);
     });
     set_dec(DEC_IDLE);
+}
+
+/// CPU `cpu` has nothing to run: it leaves its address space and goes to
+/// the idle loop, or, once the run is over, the boot processor goes back
+/// to `run` (another processor that finds the run over wakes it).
+#[cold]
+fn go_idle(s: &mut Sched, frame: &mut TrapFrame, cpu: usize) {
+    leave_thread(s, cpu);
     if run_over(s) && cpu == 0 {
         s.active = false;
         *frame = kernel_resume_frame(s.kernel_msr);
@@ -1537,12 +1543,6 @@ fn on_idle(frame: &mut TrapFrame) {
 /// abandoned; [`heal`] waits for this) and goes to the idle loop.
 fn abandon_current(s: &mut Sched, frame: &mut TrapFrame) {
     let cpu = smp::this_cpu();
-    s.running[cpu] = None;
-    trap::set_current_pid(0);
-    mm::with_aix(|aix| {
-        let _ = aix.vm_mut().vmm_mut().switch_to(None);
-        aix.vm_mut().set_environment(Environment::KernelProcess);
-    });
-    set_dec(DEC_IDLE);
+    leave_thread(s, cpu);
     *frame = switch::idle_frame(cpu, IDLE_MSR);
 }
