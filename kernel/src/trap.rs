@@ -880,10 +880,9 @@ pub fn set_syscall_table(
     // (one load less on the system call path than a shared pointer).
     for cpu in 0..MAX_CPUS {
         // SAFETY: plain stores to a PACA, which only the 0xc00 vector
-        // reads; the kernel runs with EE = 0 and no `sc` from problem
-        // state can come while kernel code runs (and only the boot
-        // processor runs problem state), so no vector sees a partial
-        // table.
+        // reads; tables change between process runs (`crate::proc::run`
+        // installs and removes its own), when no processor runs problem
+        // state, so no vector sees a partial table.
         unsafe { (&raw mut (*paca_of(cpu)).sc_code).write_volatile(code) };
     }
     core::mem::replace(&mut *SYSCALL_TABLE.lock(), table)
@@ -956,13 +955,19 @@ pub fn istack_canary_intact_of(cpu: usize) -> bool {
 
 /// Called by `trap_common` with the saved state.
 #[no_mangle]
-extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    if !istack_canary_intact() {
+pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    // This processor's canary: one load from its PACA, one from its stack.
+    let paca = this_paca();
+    // SAFETY: SPRG0 holds this processor's PACA once any interrupt can
+    // come (`init`, `init_secondary`); `istack_bottom` was written before
+    // and is the first doubleword of its interrupt stack.
+    let canary = unsafe { ((*paca).istack_bottom as *const u64).read_volatile() };
+    if canary != ISTACK_CANARY {
         // The stack below this frame is gone: no unwinding to the
         // harness, report and stop.
         crate::console::print_fmt_unlocked(format_args!(
-            "\ninterrupt stack overflow: canary at {:#x} overwritten; interrupt {:#x}\n{frame}",
-            istack_canary() as u64,
+            "\ninterrupt stack overflow on CPU {}: canary overwritten; interrupt {:#x}\n{frame}",
+            cpu_index(),
             frame.vector
         ));
         crate::rtas::exit(false, "interrupt stack overflow");
@@ -1065,7 +1070,8 @@ pub fn set_handler_translation(on: bool) {
 }
 
 /// Points this processor's segment-miss fast path at an SLB manager's
-/// per-processor area (`vmm::slb::fast`). Must run before translation
+/// per-processor area (`vmm::slb::fast`), its own processor's (the area
+/// holds the manager's shadow of this SLB). Must run before translation
 /// goes on: with translation off no segment interrupt can happen, and
 /// afterwards the vectors 0x380 and 0x480 use the area without checking
 /// it.
@@ -1156,19 +1162,20 @@ unsafe fn fill_paca(cpu: usize, entry: u64, toc: u64, istack: u64) {
 
 /// Prepares the PACA of secondary processor `cpu` (index 1 and up) before
 /// it is started: its interrupts enter `trap_common_secondary`, which
-/// calls [`crate::smp::secondary_trap`] instead of [`trap_dispatch`] (the
-/// handler table serves the boot processor alone), on the interrupt stack
-/// at `istack` ([`INTERRUPT_STACK_BYTES`] bytes), and its segment misses
-/// search the SLB area `slb_area` (`vmm::slb::fast`). Handlers run in real
-/// mode until the processor calls [`set_handler_translation`]. Returns the
-/// PACA's address, for its SPRG0.
+/// calls [`crate::smp::secondary_trap`] (which filters what a secondary
+/// may take before it goes to [`trap_dispatch`]), on the interrupt stack
+/// at `istack` ([`INTERRUPT_STACK_BYTES`] bytes). Its segment-miss area
+/// is 0 until the processor sets its own ([`set_slb_miss_area`], before
+/// translation goes on). Handlers run in real mode until the processor
+/// calls [`set_handler_translation`]. Returns the PACA's address, for its
+/// SPRG0.
 ///
 /// # Safety
 ///
 /// The processor must not be running yet, and `istack` must be kernel
 /// memory of [`INTERRUPT_STACK_BYTES`] bytes that nothing else uses for
 /// as long as it runs.
-pub unsafe fn init_secondary(cpu: usize, istack: u64, slb_area: u64) -> u64 {
+pub unsafe fn init_secondary(cpu: usize, istack: u64) -> u64 {
     assert!((1..MAX_CPUS).contains(&cpu), "secondary CPU index {cpu}");
     // SAFETY: forwarded from this function's contract.
     unsafe {
@@ -1178,7 +1185,7 @@ pub unsafe fn init_secondary(cpu: usize, istack: u64, slb_area: u64) -> u64 {
             kernel_toc(),
             istack,
         );
-        (*paca_of(cpu)).slb_miss_area = slb_area;
+        (*paca_of(cpu)).slb_miss_area = 0;
         // The table installed now (set_syscall_table keeps every copy
         // equal from here on).
         (*paca_of(cpu)).sc_code = (*paca_of(0)).sc_code;

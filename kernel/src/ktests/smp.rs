@@ -17,7 +17,8 @@ use arch_ppc64::structures::{PageSize, SegmentSize};
 use crate::bootinfo::{self, KERNEL_VIRT_BASE, MAX_CPUS};
 use crate::rtas::{self, CpuState};
 use crate::smp::{
-    self, cross_call, cross_call_all_others, CrossCallError, Request, ShootdownError, SlbShootdown,
+    self, cross_call, cross_call_all_others, CrossCallError, Request, ShootdownError,
+    SlbInvalidateList,
 };
 use crate::{harness, mm, trap};
 
@@ -100,7 +101,7 @@ fn test_indexes() -> [u64; 2] {
 
 /// A shootdown of the segments of `eas`.
 fn shootdown(eas: &[u64]) -> Request {
-    let mut list = SlbShootdown::new();
+    let mut list = SlbInvalidateList::new();
     for &ea in eas {
         list.push(EffectiveAddress::new(ea), SegmentSize::M256)
             .expect("a user segment joins the list");
@@ -244,17 +245,17 @@ kernel_test! {
     }
 
     fn shootdown_lists_refuse_the_linear_map_and_hold_at_most_eight() {
-        let mut list = SlbShootdown::new();
+        let mut list = SlbInvalidateList::new();
         let kernel = EffectiveAddress::new(KERNEL_VIRT_BASE + 0x40_0000);
         assert_eq!(list.push(kernel, SegmentSize::M256), Err(ShootdownError::LinearMap(kernel)));
         assert_eq!(list.push(kernel, SegmentSize::T1), Err(ShootdownError::LinearMap(kernel)));
         assert!(list.is_empty(), "a refused segment is not added");
-        for n in 0..SlbShootdown::MAX as u64 {
+        for n in 0..SlbInvalidateList::MAX as u64 {
             list.push(EffectiveAddress::new(n << 28), SegmentSize::M256).expect("room");
         }
-        assert_eq!(list.len(), SlbShootdown::MAX);
+        assert_eq!(list.len(), SlbInvalidateList::MAX);
         assert_eq!(list.push(EffectiveAddress::new(0x1000_0000_0000), SegmentSize::M256), Err(ShootdownError::Full));
-        assert_eq!(list.len(), SlbShootdown::MAX);
+        assert_eq!(list.len(), SlbInvalidateList::MAX);
     }
 
     fn a_thousand_rounds_of_cross_calls_to_all_others_complete() {

@@ -30,7 +30,11 @@
 //! 2. searches the table as `vmm::slbtable` documents (hash, linear probe);
 //!    a free entry means the ESID is mapped nowhere it can see: registers
 //!    back, and on to `slb_miss_*_full`, the trap path to
-//!    [`vmm::vm::Vmm`]'s fault handler, which reports the fault as before;
+//!    [`vmm::vm::Vmm`]'s fault handler, which reports the fault as before.
+//!    An entry whose key matches is read as "Readers on other processors"
+//!    there says: RS, then the key again, with `lwsync` before each load;
+//!    a key that changed in between (another processor rewrote the entry
+//!    while holding the VMM lock) sends the miss to the full path too;
 //! 3. takes the index under the round-robin cursor and advances the
 //!    cursor (wrapping from the SLB size to the first non-bolted index);
 //! 4. `slbie`s what that index holds, if the slot says it is valid, with
@@ -46,6 +50,12 @@
 //! side needs to read the SLB back. Nothing here can fault: real mode, the
 //! area and the tables are kernel heap, reached at their 0xc000… addresses
 //! with the top address bits ignored.
+//!
+//! Each processor has its own area (its `vmm::vm::CpuMmu`'s, which its
+//! PACA names), so cursor, slots and scratch words are never shared; the
+//! tables are, and another processor changes them only as
+//! `vmm::slbtable` allows a lockless reader (key-last, old storage kept
+//! until every processor running the space was pointed at the new one).
 
 use alloc::vec::Vec;
 use core::arch::global_asm;
@@ -103,8 +113,17 @@ global_asm!(
     addi    %r10, %r10, 16
     and     %r10, %r10, %r9
     b       1b
+    # Found: read RS, then the key again, each after the load before it
+    # (lwsync); another processor may be rewriting the entry (key-last,
+    # vmm::slbtable), and a key that changed means RS may be another
+    # entry's: take the full path, which decides under the lock.
 2:  add     %r11, %r11, %r10
+    lwsync
     ld      %r7, 8(%r11)
+    lwsync
+    ld      %r10, 0(%r11)
+    cmpd    %r10, %r12
+    bne     9f
     # r7 = RS. The victim: the index under the cursor; advance it.
     ld      %r10, {cursor}(%r13)
     addi    %r9, %r10, 1

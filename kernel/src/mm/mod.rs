@@ -6,17 +6,44 @@
 //!   builds the one global [`KernelVmm`] inside the AIX services instance
 //!   and wires the storage and segment interrupts to it;
 //! * [`with_vmm`], [`with_aix`]: the global instance, under one lock;
+//! * [`add_this_cpu`]: a secondary processor's own VMM state;
 //! * [`set_user_fault_hook`]: who hears about a fault the VMM refuses in
 //!   problem state (the process layer kills the process);
 //! * [`stats`]: counters for the end-of-run banner.
 //!
 //! The kernel runs with MSR\[EE\] = 0, so the only code that can interrupt a
-//! holder of the lock is a storage fault. Code inside [`with_vmm`] must not
-//! touch memory that can fault (VMM-managed segments); if it does, the
-//! fault handler finds the lock taken and panics with a report instead of
-//! deadlocking. (A segment miss on a mapped segment is the exception: the
-//! fast path in [`hwslb`] serves it without the lock, from state the
-//! manager never leaves half-changed, see `vmm::slb`.)
+//! holder of the lock on its own processor is a storage fault. Code inside
+//! [`with_vmm`] must not touch memory that can fault (VMM-managed
+//! segments); if it does, the fault handler finds the lock held by its own
+//! processor and panics with a report instead of deadlocking. (A segment
+//! miss on a mapped segment is the exception: the fast path in [`hwslb`]
+//! serves it without the lock, from state the manager never leaves
+//! half-changed, see `vmm::slb` and `vmm::slbtable`.)
+//!
+//! # Every processor
+//!
+//! The lock is a [`CpuLock`]: it records which CPU holds it (so a fault
+//! under the lock is told from another processor's hold, which is simply
+//! waited for) and its waiters serve their cross-call mailbox, since the
+//! holder may be shooting an SLB entry down on them.
+//!
+//! Each processor's part of the VMM (`vmm::vm::CpuMmu`: its SLB manager,
+//! whose area its PACA names for the segment-miss fast path, the space it
+//! runs, its environment) is its own. The manager acts on the one
+//! installed in it, so the lock hands it over: a processor that takes the
+//! lock finds its own installed, or takes the installed one out into its
+//! owner's per-CPU slot and installs its own ([`lock`]). Lazily, then: the
+//! state of the last holder stays installed after it releases the lock,
+//! so a processor that takes the lock again and again (one processor, or
+//! the one doing all the work) pays nothing. The boot processor's state
+//! starts installed (`Vmm::new`); each secondary makes its own with
+//! `Vmm::add_cpu` on itself ([`add_this_cpu`]).
+//!
+//! While a processor holds the lock every other processor's state is in
+//! its slot, which only that processor touches: when the holder's SLB
+//! shootdown ([`CrossCallShootdown`]) makes it apply the change to its own
+//! state, from its IPI handler or from its lock-waiting loop. A slot is
+//! otherwise touched only by the lock holder, moving states in and out.
 
 pub mod cabi;
 pub mod frames;
@@ -24,6 +51,7 @@ pub mod hwslb;
 pub mod linear;
 pub mod papr;
 
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use arch_ppc64::addr::EffectiveAddress;
@@ -32,17 +60,20 @@ use arch_ppc64::registers::msr::{self, Msr};
 use arch_ppc64::registers::srr1::IsiFlags;
 use vmm::aix::{Aix, CoreVm};
 use vmm::platform::{FaultHandler, FaultOutcome, HptBackend, Interrupt, Privilege, VmFault};
-use vmm::vm::Vmm;
+use vmm::vm::{CpuMmu, CpuSet, ShootdownRequest, Vmm};
 
 pub use frames::KernelFrames;
 pub use hwslb::HwSlb;
 pub use papr::PaprHpt;
 
-use crate::bootinfo::BootInfo;
+use crate::bootinfo::{BootInfo, MAX_CPUS};
+use crate::smp::{self, CpuLock, CpuLockGuard};
 use crate::trap::{self, TrapFrame, Vector};
 
 /// The VMM over the pseries backends.
 pub type KernelVmm = Vmm<PaprHpt, HwSlb, KernelFrames>;
+/// One processor's part of [`KernelVmm`].
+pub type KernelCpuMmu = CpuMmu<HwSlb>;
 /// The AIX services' core over [`KernelVmm`].
 pub type KernelCore = CoreVm<PaprHpt, HwSlb, KernelFrames>;
 /// The AIX services instance.
@@ -66,7 +97,37 @@ pub const VMM_BOLTED_SLB: usize = 0;
 /// large its size argument, can take the heap from the reserve to empty.
 pub const SID_QUOTA: usize = 2048;
 
-static AIX: spin::Mutex<Option<KernelAix>> = spin::Mutex::new(None);
+/// What the VMM lock guards: the instance and whose processor state is
+/// installed in its manager.
+struct Guarded {
+    aix: Option<KernelAix>,
+    /// The CPU whose `CpuMmu` is installed ([`NO_CPU`]: none).
+    installed: usize,
+}
+
+const NO_CPU: usize = usize::MAX;
+
+static AIX: CpuLock<Guarded> = CpuLock::new(
+    "mm: the VMM",
+    Guarded {
+        aix: None,
+        installed: 0,
+    },
+);
+
+/// One processor's VMM state while it is not installed (see the module
+/// docs for who touches it when).
+struct CpuSlot(UnsafeCell<Option<KernelCpuMmu>>);
+
+// SAFETY: a slot is touched by the VMM lock's holder, or by its own
+// processor while the holder waits for it (shootdown); see the module
+// docs.
+unsafe impl Sync for CpuSlot {}
+
+static CPU_MMU: [CpuSlot; MAX_CPUS] = [const { CpuSlot(UnsafeCell::new(None)) }; MAX_CPUS];
+
+/// SLB shootdowns each CPU applied to its own state.
+static SHOOTDOWNS_APPLIED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static USER_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 static TRANSLATION_ON: AtomicBool = AtomicBool::new(false);
 
@@ -173,10 +234,23 @@ pub fn stats() -> MmStats {
             s.hpt_evictions = h.evictions;
             s.hpt_removes = h.removes;
             s.hptes_in_use = v.hptes_in_use() as u64;
-            s.slb_misses = c.slb_misses;
-            // The segment-miss fast path counts its loads in the SLB area
-            // (they are in `slb_misses` already).
-            let (data, instruction) = v.slb().fast_loads();
+            // The segment-miss fast path counts its loads in each
+            // processor's SLB area: the installed one's are in
+            // `slb_misses` already, the others' are added here.
+            let (mut data, mut instruction) = v.slb().fast_loads();
+            let mut elsewhere = 0;
+            for slot in &CPU_MMU {
+                // SAFETY: the VMM lock is held, so no other processor is
+                // in a shootdown that would make a slot's owner change
+                // it; the counters read are atomics.
+                if let Some(c) = unsafe { &*slot.0.get() } {
+                    let (d, i) = c.slb().fast_loads();
+                    data += d;
+                    instruction += i;
+                    elsewhere += d + i;
+                }
+            }
+            s.slb_misses = c.slb_misses + elsewhere;
             s.slb_fast_loads = data + instruction;
             s.data_segment += data;
             s.instruction_segment += instruction;
@@ -198,23 +272,60 @@ pub fn translation_on() -> bool {
     TRANSLATION_ON.load(Ordering::SeqCst)
 }
 
-fn lock() -> spin::MutexGuard<'static, Option<KernelAix>> {
-    match AIX.try_lock() {
-        Some(g) => g,
-        None => panic!("mm: the VMM lock is already held (re-entered from a fault or recursively)"),
-    }
-}
-
-/// Runs `f` on the AIX services instance (which owns the [`KernelVmm`]).
+/// The VMM lock, with this processor's state installed in the manager
+/// (see the module docs).
 ///
 /// # Panics
 ///
-/// Before [`init`], or when re-entered (a fault or a nested call while the
-/// lock is held: single processor, EE = 0, so the holder cannot be
-/// waited for).
+/// When this processor holds it already (re-entered from a fault or
+/// recursively: the holder is the interrupted code, it cannot be waited
+/// for).
+#[inline]
+fn lock() -> CpuLockGuard<'static, Guarded> {
+    let mut g = AIX.lock();
+    let me = smp::this_cpu();
+    if g.installed != me {
+        install_here(&mut g, me);
+    }
+    g
+}
+
+/// Puts the installed processor state back into its owner's slot and
+/// installs `me`'s.
+#[cold]
+#[inline(never)]
+fn install_here(g: &mut Guarded, me: usize) {
+    let Some(aix) = g.aix.as_mut() else {
+        return;
+    };
+    let vmm = aix.vm_mut().vmm_mut();
+    if let Some(prev) = vmm.take_cpu() {
+        let i = prev.index();
+        // SAFETY: the lock is held and `prev`'s processor is not in a
+        // shootdown (only a holder starts one), so nothing else touches
+        // its slot.
+        unsafe { *CPU_MMU[i].0.get() = Some(prev) };
+    }
+    g.installed = NO_CPU;
+    // SAFETY: as above, for this processor's own slot.
+    let mine = unsafe { (*CPU_MMU[me].0.get()).take() }
+        .unwrap_or_else(|| panic!("mm: CPU {me} has no VMM state (mm::add_this_cpu)"));
+    if vmm.install_cpu(mine).is_err() {
+        panic!("mm: a processor state was still installed");
+    }
+    g.installed = me;
+}
+
+/// Runs `f` on the AIX services instance (which owns the [`KernelVmm`]),
+/// with this processor's state installed in the manager.
+///
+/// # Panics
+///
+/// Before [`init`], or when re-entered on the same processor (a fault or a
+/// nested call while it holds the lock: the holder cannot be waited for).
 pub fn with_aix<R>(f: impl FnOnce(&mut KernelAix) -> R) -> R {
     let mut g = lock();
-    f(g.as_mut().expect("mm::init has run"))
+    f(g.aix.as_mut().expect("mm::init has run"))
 }
 
 /// Runs `f` on the global VMM. Same rules as [`with_aix`].
@@ -222,16 +333,113 @@ pub fn with_vmm<R>(f: impl FnOnce(&mut KernelVmm) -> R) -> R {
     with_aix(|a| f(a.vm_mut().vmm_mut()))
 }
 
-/// Releases the VMM lock after a failed test abandoned its holder.
+/// Which CPU holds the VMM lock, if any.
+pub fn lock_owner() -> Option<usize> {
+    AIX.owner()
+}
+
+/// Releases the VMM lock after a failed test abandoned its holder on this
+/// processor (a lock another processor holds is its business).
 ///
 /// # Safety
 ///
-/// No code may be inside [`with_aix`]/[`with_vmm`] any more (the harness
-/// calls this after leaving a failed test's stack).
+/// No code of this processor may be inside [`with_aix`]/[`with_vmm`] any
+/// more (the harness calls this after leaving a failed test's stack).
 pub unsafe fn force_unlock() {
-    if AIX.is_locked() {
-        // SAFETY: per the contract the holder no longer runs.
-        unsafe { AIX.force_unlock() };
+    // SAFETY: per the contract the holder no longer runs.
+    unsafe { AIX.force_unlock_here() };
+}
+
+/// Makes the running secondary processor's own VMM state
+/// (`Vmm::add_cpu`, which loads the bolted kernel segments into this
+/// processor's SLB, hence run here) and points its PACA's segment-miss
+/// area at it. Called once by each secondary as it starts, in real mode
+/// (translation goes on only afterwards, so no segment miss can reach the
+/// area before it is set).
+///
+/// # Errors
+///
+/// What the VMM refused, or an index the VMM gave that is not `cpu`'s
+/// (the CPUs must join in index order, `smp::start::start_all`).
+pub fn add_this_cpu(cpu: usize) -> Result<(), vmm::vm::VmError> {
+    let map = layout().linear.expect("mm::init built the linear map");
+    let size = layout().slb_size;
+    let slb = HwSlb::new(size, map.slb_entries).ok_or(vmm::vm::VmError::Slb(
+        vmm::slb::SlbManagerError::TooManyBolted {
+            bolted: map.slb_entries,
+            size,
+        },
+    ))?;
+    let mut g = AIX.lock();
+    let aix = g.aix.as_mut().expect("mm::init has run");
+    let vmm = aix.vm_mut().vmm_mut();
+    let state = vmm.add_cpu(slb)?;
+    if state.index() != cpu {
+        let i = state.index();
+        vmm.remove_cpu(state);
+        panic!("mm: CPU {cpu} joined the VMM as processor {i}");
+    }
+    trap::set_slb_miss_area(state.slb().fast_area() as u64);
+    // SAFETY: the lock is held and this processor is new: nothing else
+    // knows its slot yet.
+    unsafe { *CPU_MMU[cpu].0.get() = Some(state) };
+    drop(g);
+    Ok(())
+}
+
+/// SLB shootdowns CPU `cpu` applied to its own state since boot.
+pub fn shootdowns_applied(cpu: usize) -> u64 {
+    SHOOTDOWNS_APPLIED[cpu].load(Ordering::Relaxed)
+}
+
+/// The kernel's [`vmm::vm::SlbShootdown`]: a synchronous cross-call
+/// ([`smp::cross_call_set`]) to every target, which applies the request to
+/// its own state ([`apply_shootdown`]). The targets answer from their IPI
+/// handler (running a process, or idle in `H_CEDE`) or from the loop in
+/// which they wait for a [`CpuLock`] — the VMM lock this processor holds,
+/// for one.
+pub struct CrossCallShootdown;
+
+impl vmm::vm::SlbShootdown for CrossCallShootdown {
+    fn shootdown(&mut self, targets: CpuSet, request: &ShootdownRequest) {
+        let arg = request as *const ShootdownRequest as u64;
+        if let Err(e) = smp::cross_call_set(
+            targets.bits(),
+            smp::Request::Run {
+                f: apply_shootdown,
+                arg,
+            },
+        ) {
+            panic!(
+                "mm: SLB shootdown to CPUs {:#x} failed: {e:?}",
+                targets.bits()
+            );
+        }
+    }
+}
+
+/// A shootdown's target side: `arg` is the [`ShootdownRequest`] the
+/// holder of the VMM lock waits on; applied to this processor's state in
+/// its slot.
+fn apply_shootdown(arg: u64) -> u64 {
+    let me = smp::this_cpu();
+    // SAFETY: the sender passes the address of a request it keeps until
+    // every target answered (it waits for this reply).
+    let request = unsafe { &*(arg as *const ShootdownRequest) };
+    // SAFETY: the VMM lock's holder is waiting for this answer, so it
+    // does not move slots now, and this processor is not inside the lock
+    // (the holder is another processor): its state is in its slot, which
+    // only it touches until it answers.
+    match unsafe { (*CPU_MMU[me].0.get()).as_mut() } {
+        Some(state) => {
+            state.apply(request);
+            SHOOTDOWNS_APPLIED[me].store(
+                SHOOTDOWNS_APPLIED[me].load(Ordering::Relaxed) + 1,
+                Ordering::Relaxed,
+            );
+            0
+        }
+        None => panic!("mm: shootdown on CPU {me}, which has no VMM state in its slot"),
     }
 }
 
@@ -285,13 +493,11 @@ pub fn interrupt_of(frame: &TrapFrame) -> Option<Interrupt> {
     })
 }
 
-/// Counts one more interrupt. A plain load and store, not an atomic
-/// read-modify-write: the one processor runs handlers with EE = 0 and
-/// nothing between the two can fault (the counters are kernel statics on
-/// the bolted linear map), so no other increment can come between them.
+/// Counts one more interrupt: processors count at once, and an atomic
+/// add costs one instruction more than a load and a store.
 #[inline]
 fn count(counter: &AtomicU64) {
-    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The trap handler of 0x300, 0x380, 0x400 and 0x480. What the VMM
@@ -313,11 +519,12 @@ pub(crate) fn on_storage_interrupt(frame: &mut TrapFrame) {
     } else {
         Privilege::Supervisor
     };
+    if AIX.held_here() {
+        fault_under_the_lock(frame, interrupt);
+    }
     let outcome = {
-        let Some(mut guard) = AIX.try_lock() else {
-            fault_under_the_lock(frame, interrupt);
-        };
-        match guard.as_mut() {
+        let mut guard = lock();
+        match guard.aix.as_mut() {
             Some(aix) => aix.vm_mut().vmm_mut().handle(interrupt, privilege),
             None => panic!("mm: fault before mm::init"),
         }
@@ -407,9 +614,16 @@ pub fn init(info: &BootInfo) {
     TRANSLATION_ON.store(true, Ordering::SeqCst);
     trap::set_handler_translation(true);
 
+    let mut vmm = vmm;
+    vmm.set_shootdown(alloc::boxed::Box::new(CrossCallShootdown));
     let mut core = CoreVm::new(vmm);
     core.set_sid_quota(Some(SID_QUOTA));
-    *AIX.lock() = Some(Aix::new(core));
+    {
+        let mut g = AIX.lock();
+        g.aix = Some(Aix::new(core));
+        // `Vmm::new` installed processor 0's state: the boot processor's.
+        g.installed = 0;
+    }
     cabi::install();
     let layout = MmLayout {
         hpt_ptegs: 1 << (shift - 7),

@@ -61,39 +61,39 @@ pub enum Request {
         arg: u64,
     },
     /// `slbie` each segment of the list, then `isync`; replies 0.
-    SlbInvalidate(SlbShootdown),
+    SlbInvalidate(SlbInvalidateList),
     /// Invalidate every SLB entry above the linear map's bolted ones
     /// (`slbia` when the linear map is entry 0 alone); replies 0.
     SlbInvalidateNonBolted,
 }
 
 /// Segments to drop from other processors' SLBs: at most
-/// [`SlbShootdown::MAX`], none of the linear map (whose loss would take
+/// [`SlbInvalidateList::MAX`], none of the linear map (whose loss would take
 /// the kernel's own code and stacks away on the target); past the limit
 /// ask for [`Request::SlbInvalidateNonBolted`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SlbShootdown {
+pub struct SlbInvalidateList {
     /// `slbie` operands (ESID, B; class 0, as the VMM loads its entries).
-    operands: [u64; SlbShootdown::MAX],
+    operands: [u64; SlbInvalidateList::MAX],
     len: usize,
 }
 
-/// Why a segment cannot join an [`SlbShootdown`].
+/// Why a segment cannot join an [`SlbInvalidateList`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShootdownError {
-    /// The list already has [`SlbShootdown::MAX`] segments.
+    /// The list already has [`SlbInvalidateList::MAX`] segments.
     Full,
     /// The segment overlaps the kernel's linear map.
     LinearMap(EffectiveAddress),
 }
 
-impl SlbShootdown {
+impl SlbInvalidateList {
     /// Most segments one request carries.
     pub const MAX: usize = 8;
 
     /// An empty list.
     pub const fn new() -> Self {
-        SlbShootdown {
+        SlbInvalidateList {
             operands: [0; Self::MAX],
             len: 0,
         }
@@ -213,6 +213,39 @@ pub fn cross_call_all_others(request: Request) -> Result<Replies, CrossCallError
     call(online_mask() & !(1 << this_cpu()), request)
 }
 
+/// Makes every CPU of `targets` do `request` and returns once all have,
+/// with their replies; the running processor, if in the set, does it
+/// first, here. Unlike [`cross_call`] the targets need not be marked
+/// online yet, only started: a processor that has just joined the VMM
+/// ([`crate::mm::add_this_cpu`]) answers once it sets its CPPR, a few
+/// instructions later, and the VMM may already shoot an entry down on it.
+pub fn cross_call_set(targets: u64, request: Request) -> Result<Replies, CrossCallError> {
+    let me = this_cpu();
+    if targets >> MAX_CPUS != 0 {
+        return Err(CrossCallError::NoSuchCpu(
+            (targets >> MAX_CPUS).trailing_zeros() as usize + MAX_CPUS,
+        ));
+    }
+    if let Some(bad) = cpus_of(targets & !super::started_mask()).next() {
+        return Err(CrossCallError::Offline(bad));
+    }
+    let mut local = None;
+    if targets & (1 << me) != 0 {
+        local = Some(execute(request));
+    }
+    let mut replies = call(targets & !(1 << me), request)?;
+    if local.is_some() {
+        replies[me] = local;
+    }
+    Ok(replies)
+}
+
+/// Serves the running processor's mailbox: what a processor waiting for a
+/// lock whose holder may be waiting for it must do between attempts.
+pub fn poll() {
+    serve(this_cpu());
+}
+
 /// Sends `request` to every CPU of `targets` (the caller not among them)
 /// and waits for all.
 fn call(targets: u64, request: Request) -> Result<Replies, CrossCallError> {
@@ -307,7 +340,7 @@ fn execute(request: Request) -> u64 {
         Request::Run { f, arg } => f(arg),
         Request::SlbInvalidate(list) => {
             for &op in &list.operands[..list.len] {
-                // SAFETY: `SlbShootdown::push` refused every segment of
+                // SAFETY: `SlbInvalidateList::push` refused every segment of
                 // the linear map, so the code, stacks and data in use
                 // keep their entries.
                 unsafe { slb::slbie(op) };

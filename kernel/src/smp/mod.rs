@@ -46,6 +46,7 @@
 //! bring-up; [`xics`] the interrupt-controller hcalls.
 
 pub mod crosscall;
+pub mod lock;
 pub mod start;
 pub mod xics;
 
@@ -58,8 +59,10 @@ pub use crate::bootinfo::MAX_CPUS;
 use crate::trap::{self, TrapFrame};
 
 pub use crosscall::{
-    cross_call, cross_call_all_others, CrossCallError, Request, ShootdownError, SlbShootdown,
+    cross_call, cross_call_all_others, cross_call_set, poll, CrossCallError, Request,
+    ShootdownError, SlbInvalidateList,
 };
+pub use lock::{CpuLock, CpuLockGuard};
 
 /// The decrementer value of a processor with nothing to time (the
 /// largest positive 32-bit count, about 4 s at 512 MHz).
@@ -95,6 +98,16 @@ static CPUS: [PerCpu; MAX_CPUS] = [const {
 /// Bit `i` set: CPU `i` is online (started, translation on, accepting
 /// IPIs). The boot processor's bit is set by [`init`].
 static ONLINE: AtomicU64 = AtomicU64::new(0);
+
+/// Bit `i` set: CPU `i` was started (its mailbox will be served). The
+/// boot processor's bit is set by [`init`], the others' just before
+/// `start-cpu`.
+static STARTED: AtomicU64 = AtomicU64::new(1);
+
+/// The CPUs started (see [`cross_call_set`]).
+pub fn started_mask() -> u64 {
+    STARTED.load(Ordering::Acquire)
+}
 
 /// The CPU index of the running processor (see the module docs).
 #[inline]
@@ -226,9 +239,16 @@ extern "C" fn smp_secondary_trap(frame: &mut TrapFrame) {
     secondary_trap(frame);
 }
 
-/// A secondary processor's interrupt: an IPI (served), a decrementer (set
-/// back to [`DEC_IDLE`]), anything else is a kernel bug on that processor
-/// and ends the run with a report.
+/// A secondary processor's interrupt. The external interrupt goes to the
+/// handler installed for it (the cross-call server, or the scheduler's
+/// while processes run, which serves the mailbox too), the decrementer to
+/// the scheduler's while one is installed (else it is set back to
+/// [`DEC_IDLE`]); everything else — storage and segment interrupts, system
+/// calls, program interrupts of the processes it runs — goes through the
+/// same handler table as on the boot processor
+/// ([`trap::trap_dispatch`]), where an interrupt no handler takes is a
+/// kernel bug that panics, which on a secondary ends the run with the
+/// report (`harness::secondary_panic`).
 pub fn secondary_trap(frame: &mut TrapFrame) {
     let cpu = this_cpu();
     if !trap::istack_canary_intact_of(cpu) {
@@ -239,37 +259,17 @@ pub fn secondary_trap(frame: &mut TrapFrame) {
         );
     }
     match frame.vector {
-        0x500 => crosscall::on_external(frame),
-        0x900 => {
+        0x500 => match trap::handler(trap::Vector::External) {
+            Some(h) => h(frame),
+            None => crosscall::on_external(frame),
+        },
+        0x900 if trap::handler(trap::Vector::Decrementer).is_none() => {
             // SAFETY: writing DEC only schedules this processor's next
             // decrementer interrupt.
             unsafe { Dec::write(DEC_IDLE) };
             count(&CPUS[cpu].decrementers);
         }
-        0x380 | 0x480 => {
-            let ea = if frame.vector == 0x380 {
-                frame.dar
-            } else {
-                frame.srr0
-            };
-            fatal(
-                cpu,
-                format_args!(
-                    "segment miss at {ea:#x} (interrupt {:#x}): secondary processors have no SLB \
-                     manager yet and run on the bolted linear map only",
-                    frame.vector
-                ),
-                frame,
-            );
-        }
-        v => fatal(
-            cpu,
-            format_args!(
-                "unexpected interrupt {v:#x} ({:?})",
-                trap::Vector::from_offset(v)
-            ),
-            frame,
-        ),
+        _ => trap::trap_dispatch(frame),
     }
 }
 

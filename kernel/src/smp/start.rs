@@ -1,17 +1,19 @@
 //! Bringing the secondary processors up with RTAS `start-cpu`.
 //!
 //! The boot processor prepares each secondary's PACA (`trap::init_secondary`:
-//! interrupt stack, trap entry, SLB-miss area), an idle stack and a slot of
+//! interrupt stack, trap entry), an idle stack and a slot of
 //! [`SMP_START`], then calls `start-cpu(server, real address of
 //! smp_secondary_start, CPU index)`. The secondary begins at once in real
 //! mode with MSR = SF | ME and r3 = its CPU index; `smp_secondary_start`
 //! moves to the link address (real mode ignores the top address bits),
 //! turns FP on as `_start` does for the boot processor, takes its PACA and
 //! stack from its slot, sets SPRG0 and calls [`smp_secondary_main`]: the
-//! linear map's bolted SLB entries, translation on (handlers too), the
-//! decrementer at [`super::DEC_IDLE`], CPPR 0xff, online, then `H_CEDE`
-//! forever. The boot processor waits for each started CPU to come online,
-//! bounded by [`ONLINE_WAIT_SECONDS`] of timebase.
+//! linear map's bolted SLB entries, its own state in the VMM
+//! (`crate::mm::add_this_cpu`: SLB manager and segment-miss area),
+//! translation on (handlers too), the decrementer at
+//! [`super::DEC_IDLE`], CPPR 0xff, online, then `H_CEDE` until there is
+//! work. The boot processor starts one CPU at a time and waits for it to
+//! come online, bounded by [`ONLINE_WAIT_SECONDS`] of timebase.
 
 use core::arch::global_asm;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
@@ -19,9 +21,8 @@ use core::sync::atomic::{fence, AtomicU64, Ordering};
 use arch_ppc64::instructions::hcall::{hcall, opcode};
 use arch_ppc64::registers::msr::{self, Msr};
 use arch_ppc64::registers::spr::{timebase, Dec};
-use vmm::slb::SlbManager;
 
-use super::{xics, CPUS, DEC_IDLE, MAX_CPUS, ONLINE};
+use super::{xics, CPUS, DEC_IDLE, MAX_CPUS, ONLINE, STARTED};
 use crate::bootinfo::{real_to_virt, virt_to_real, CpuThread};
 use crate::rtas::{self, CpuState, RtasError};
 use crate::{frame, mm, trap};
@@ -108,8 +109,6 @@ pub enum StartError {
     NotStopped(CpuState),
     /// No frames for its stacks.
     NoMemory,
-    /// Its SLB area could not be made.
-    SlbArea,
 }
 
 impl core::fmt::Display for StartError {
@@ -118,7 +117,6 @@ impl core::fmt::Display for StartError {
             StartError::Rtas(e) => write!(f, "RTAS: {e:?}"),
             StartError::NotStopped(s) => write!(f, "query-cpu-stopped-state says {s:?}"),
             StartError::NoMemory => write!(f, "no frames for its stacks"),
-            StartError::SlbArea => write!(f, "no SLB area"),
         }
     }
 }
@@ -129,31 +127,37 @@ impl From<RtasError> for StartError {
     }
 }
 
-/// Starts CPUs `1..threads.len()` and waits for them; returns the mask of
-/// the CPUs started (the boot processor's bit included). Reports each one
-/// that could not be started or did not come online.
+/// Starts CPUs `1..threads.len()`, one at a time, each after the one
+/// before came online; returns the mask of the CPUs started (the boot
+/// processor's bit included). One at a time because a CPU joins the VMM
+/// as it comes up and takes the lowest processor index the VMM has free,
+/// which must be its own: so the first CPU that cannot be started or does
+/// not come online is reported and the later ones are left stopped.
 pub fn start_all(threads: &[CpuThread]) -> u64 {
     let mut started = 1u64;
-    for (cpu, t) in threads.iter().enumerate().skip(1) {
-        match start(cpu, *t) {
-            Ok(()) => started |= 1 << cpu,
-            Err(e) => log::warn!("smp: CPU {cpu} (server {:#x}) not started: {e}", t.server),
-        }
-    }
     let hz = crate::bootinfo::get()
         .cpu
         .timebase_frequency
         .map_or(512_000_000, u64::from);
-    let t0 = timebase();
-    while ONLINE.load(Ordering::Acquire) & started != started {
-        if timebase() - t0 > ONLINE_WAIT_SECONDS * hz {
+    for (cpu, t) in threads.iter().enumerate().skip(1) {
+        if let Err(e) = start(cpu, *t) {
             log::warn!(
-                "smp: CPUs {:#x} did not come online within {ONLINE_WAIT_SECONDS} s",
-                started & !ONLINE.load(Ordering::Acquire)
+                "smp: CPU {cpu} (server {:#x}) not started: {e}; CPUs from {cpu} on stay stopped",
+                t.server
             );
             break;
         }
-        super::relax();
+        started |= 1 << cpu;
+        let t0 = timebase();
+        while ONLINE.load(Ordering::Acquire) & (1 << cpu) == 0 {
+            if timebase() - t0 > ONLINE_WAIT_SECONDS * hz {
+                log::warn!(
+                    "smp: CPU {cpu} did not come online within {ONLINE_WAIT_SECONDS} s; CPUs after it stay stopped"
+                );
+                return started;
+            }
+            super::relax();
+        }
     }
     started
 }
@@ -166,21 +170,16 @@ fn start(cpu: usize, t: CpuThread) -> Result<(), StartError> {
     }
     let istack = allocate_stack(trap::INTERRUPT_STACK_BYTES as u64)?;
     let idle = allocate_stack(IDLE_STACK_BYTES)?;
-    // An area of its own with empty tables (see the module docs of
-    // `smp`): every segment miss goes to the full path and is reported.
-    // It lives as long as the processor runs, i.e. for the rest of the
-    // run.
-    let slb = &*alloc::boxed::Box::leak(alloc::boxed::Box::new(
-        SlbManager::new(1, 0).map_err(|_| StartError::SlbArea)?,
-    ));
     // SAFETY: the CPU is stopped (checked above) and the stack frames were
-    // just allocated for it alone.
-    let paca = unsafe { trap::init_secondary(cpu, istack, slb.fast_area() as u64) };
+    // just allocated for it alone. Its segment-miss area comes from the
+    // VMM once it runs (`smp_secondary_main`), before translation is on.
+    let paca = unsafe { trap::init_secondary(cpu, istack) };
     SMP_START[cpu].paca.store(paca, Ordering::Relaxed);
     SMP_START[cpu]
         .stack_top
         .store(idle + IDLE_STACK_BYTES, Ordering::Relaxed);
     CPUS[cpu].server.store(t.server, Ordering::Relaxed);
+    STARTED.fetch_or(1 << cpu, Ordering::AcqRel);
     // Everything above is visible before the processor runs.
     fence(Ordering::SeqCst);
     let entry = virt_to_real(&raw const smp_secondary_start as u64);
@@ -212,6 +211,12 @@ extern "C" fn smp_secondary_main(cpu: u64) -> ! {
         .expect("the boot processor built the linear map before starting CPUs");
     // SAFETY: translation is off (start-cpu enters in real mode).
     unsafe { map.load_slb() };
+    // Its own state in the VMM (SLB manager, segment-miss area), made on
+    // this processor since slbmte and slbia are local; still in real mode,
+    // where no segment miss can come before the area is in the PACA.
+    if let Err(e) = mm::add_this_cpu(cpu) {
+        panic!("CPU {cpu}: joining the VMM failed: {e}");
+    }
     // SAFETY: the linear map's SLB entries are loaded and its HPTEs are
     // shared with the boot processor, so the kernel's code, data and
     // this processor's stacks translate at the addresses in use.
