@@ -333,11 +333,6 @@ pub fn with_vmm<R>(f: impl FnOnce(&mut KernelVmm) -> R) -> R {
     with_aix(|a| f(a.vm_mut().vmm_mut()))
 }
 
-/// Which CPU holds the VMM lock, if any.
-pub fn lock_owner() -> Option<usize> {
-    AIX.owner()
-}
-
 /// Releases the VMM lock after a failed test abandoned its holder on this
 /// processor (a lock another processor holds is its business).
 ///
@@ -385,11 +380,6 @@ pub fn add_this_cpu(cpu: usize) -> Result<(), vmm::vm::VmError> {
     unsafe { *CPU_MMU[cpu].0.get() = Some(state) };
     drop(g);
     Ok(())
-}
-
-/// SLB shootdowns CPU `cpu` applied to its own state since boot.
-pub fn shootdowns_applied(cpu: usize) -> u64 {
-    SHOOTDOWNS_APPLIED[cpu].load(Ordering::Relaxed)
 }
 
 /// The kernel's [`vmm::vm::SlbShootdown`]: a synchronous cross-call

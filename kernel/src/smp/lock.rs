@@ -91,23 +91,6 @@ impl<T> CpuLock<T> {
         }
     }
 
-    /// Takes the lock if it is free.
-    pub fn try_lock(&self) -> Option<CpuLockGuard<'_, T>> {
-        let tag = this_cpu() as u64 + 1;
-        self.owner
-            .compare_exchange(0, tag, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| CpuLockGuard { lock: self })
-    }
-
-    /// The CPU holding the lock, if any.
-    pub fn owner(&self) -> Option<usize> {
-        match self.owner.load(Ordering::Relaxed) {
-            0 => None,
-            t => Some(t as usize - 1),
-        }
-    }
-
     /// Whether the running processor holds the lock.
     #[inline]
     pub fn held_here(&self) -> bool {
