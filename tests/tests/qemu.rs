@@ -314,10 +314,11 @@ fn qemu_run_refuses_more_than_eight_cpus() {
 }
 
 #[test]
-fn a_segment_miss_on_a_secondary_is_reported_and_ends_the_run() {
-    // Secondaries have no SLB manager in this slice: their segment-miss
-    // area has empty tables, so a miss reaches smp::secondary_trap, which
-    // names the processor and the address and ends the run.
+fn a_kernel_fault_on_a_secondary_is_reported_and_ends_the_run() {
+    // A secondary has its own SLB manager and takes its segment misses
+    // to the VMM like the boot processor: a kernel load from an address
+    // in no segment, in a cross-call on CPU 1, is refused (NoSegment),
+    // and the panic on a secondary names the processor and ends the run.
     let elf = build_kernel(&["secondary-miss-test"]).unwrap();
     let run = boot(
         &elf,
@@ -332,14 +333,19 @@ fn a_segment_miss_on_a_secondary_is_reported_and_ends_the_run() {
     );
     assert_eq!(run.status, Some(1), "{}", run.transcript());
     assert!(
+        run.stdout.contains("kernel panic on CPU 1 at "),
+        "{}",
+        run.transcript()
+    );
+    assert!(
         run.stdout
-            .contains("CPU 1: segment miss at 0x20000000000 (interrupt 0x380)"),
+            .contains("kernel fault at 0x20000000000: None access, NoSegment (vector 0x380"),
         "{}",
         run.transcript()
     );
     assert!(
         run.stderr
-            .contains("OS terminated: kernel failure on a secondary processor"),
+            .contains("OS terminated: kernel panic on CPU 1 at "),
         "{}",
         run.transcript()
     );

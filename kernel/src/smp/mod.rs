@@ -14,15 +14,14 @@
 //!   own decrementer and its own SLB: the linear map's bolted entries,
 //!   the same words the boot processor loaded
 //!   ([`crate::mm::linear::LinearMap::load_slb`]).
-//! * **Segment misses on secondaries.** The VMM has one SLB manager, the
-//!   boot processor's, whose per-processor area the boot processor's
-//!   segment-miss fast path uses. A secondary gets an area of its own
-//!   whose tables are empty, so a segment miss there never touches the
-//!   boot processor's area: it finds nothing, goes to the full path, and
-//!   [`secondary_trap`] reports it (CPU, address) and ends the run. In
-//!   this slice secondaries touch only the bolted linear map (kernel
-//!   image, heap, frames); a cross-call function must not touch memory
-//!   the VMM maps.
+//! * **Segment misses on secondaries.** Each processor has its own VMM
+//!   state ([`vmm::vm::CpuMmu`], made by [`crate::mm`] with
+//!   `Vmm::add_cpu` on the processor itself), whose per-processor area its
+//!   segment-miss fast path uses; a miss the fast path cannot serve goes
+//!   to the VMM under the VMM lock, which lends the manager this
+//!   processor's state. A kernel fault the VMM refuses on a secondary is
+//!   reported with its CPU and ends the run. Secondaries do not run
+//!   processes yet.
 //! * **Interrupts.** Secondaries enter the kernel through their own copy
 //!   of the trap entry (`trap_common_secondary`), which calls
 //!   [`secondary_trap`], not the handler table the boot processor's tests
