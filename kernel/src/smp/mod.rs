@@ -24,9 +24,10 @@
 //!   processes yet.
 //! * **Interrupts.** Secondaries enter the kernel through their own copy
 //!   of the trap entry (`trap_common_secondary`), which calls
-//!   [`secondary_trap`], not the handler table the boot processor's tests
-//!   change: they take the external interrupt (IPIs), the decrementer
-//!   (set back to its largest value) and nothing else.
+//!   [`secondary_trap`]: it takes the external interrupt (IPIs) and, while
+//!   no handler is installed for it, the decrementer (set back to its
+//!   largest value); everything else (storage and segment faults among
+//!   them) goes to the same dispatch as the boot processor's.
 //! * **Idle.** A started secondary sets its CPPR to accept every priority
 //!   and loops on `H_CEDE`, which sets MSR\[EE\] and halts the vCPU until
 //!   an interrupt arrives. Polling would keep a host thread busy per
