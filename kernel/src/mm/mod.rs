@@ -126,8 +126,6 @@ unsafe impl Sync for CpuSlot {}
 
 static CPU_MMU: [CpuSlot; MAX_CPUS] = [const { CpuSlot(UnsafeCell::new(None)) }; MAX_CPUS];
 
-/// SLB shootdowns each CPU applied to its own state.
-static SHOOTDOWNS_APPLIED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static USER_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 static TRANSLATION_ON: AtomicBool = AtomicBool::new(false);
 
@@ -423,10 +421,6 @@ fn apply_shootdown(arg: u64) -> u64 {
     match unsafe { (*CPU_MMU[me].0.get()).as_mut() } {
         Some(state) => {
             state.apply(request);
-            SHOOTDOWNS_APPLIED[me].store(
-                SHOOTDOWNS_APPLIED[me].load(Ordering::Relaxed) + 1,
-                Ordering::Relaxed,
-            );
             0
         }
         None => panic!("mm: shootdown on CPU {me}, which has no VMM state in its slot"),
