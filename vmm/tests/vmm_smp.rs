@@ -187,21 +187,25 @@ fn ea(esid: u64, page: u64, word: u64) -> u64 {
     Esid::new(esid).base().as_u64() + (page << 12) + word * 8
 }
 
-/// A process space with one `pages`-page working segment at ESID 1.
-fn process(smp: &Smp, pages: u64) -> (SpaceId, vmm::sid::Sid) {
-    let mut v = smp.vmm.lock().unwrap();
+/// A process space of `v` with one `pages`-page working segment mapped
+/// at ESID 1 as `opts` says.
+fn space_with_segment(v: &mut SimVmm, pages: u64, opts: MapOptions) -> (SpaceId, vmm::sid::Sid) {
     let sid = v
         .create_segment(SidKind::User, pages << 12, PageProt::USER_RW)
         .unwrap();
     let space = v.create_space();
-    v.map(
-        SpaceRef::Process(space),
-        Esid::new(1),
-        sid,
+    v.map(SpaceRef::Process(space), Esid::new(1), sid, opts)
+        .unwrap();
+    (space, sid)
+}
+
+/// [`space_with_segment`] with a plain unprivileged mapping.
+fn process(smp: &Smp, pages: u64) -> (SpaceId, vmm::sid::Sid) {
+    space_with_segment(
+        &mut smp.vmm.lock().unwrap(),
+        pages,
         MapOptions::new(SegKey::UNPRIV),
     )
-    .unwrap();
-    (space, sid)
 }
 
 /// A shootdown that records what it is asked to deliver.
@@ -264,20 +268,7 @@ fn processors_get_the_bolted_kernel_segments_when_added_and_later() {
     assert_eq!(machine.slb().valid_entries(), 1);
     v.check_invariants().unwrap();
     // A process space's change goes only where it runs.
-    let (space, _) = {
-        let sid = v
-            .create_segment(SidKind::User, 1 << 12, PageProt::USER_RW)
-            .unwrap();
-        let space = v.create_space();
-        v.map(
-            SpaceRef::Process(space),
-            Esid::new(1),
-            sid,
-            MapOptions::new(SegKey::UNPRIV),
-        )
-        .unwrap();
-        (space, sid)
-    };
+    let (space, _) = space_with_segment(&mut v, 1, MapOptions::new(SegKey::UNPRIV));
     v.unmap(SpaceRef::Process(space), Esid::new(1)).unwrap();
     assert!(sent.lock().unwrap().is_empty());
 }
@@ -455,17 +446,10 @@ fn fork_races_stores_on_other_processors_and_no_store_is_lost() {
     const FORKS: usize = 12;
     let smp = Smp::new(3);
     let space = {
-        let mut v = smp.vmm.lock().unwrap();
-        let sid = v
-            .create_segment(SidKind::User, PAGES << 12, PageProt::USER_RW)
-            .unwrap();
-        let space = v.create_space();
         let mut opts = MapOptions::new(SegKey::UNPRIV);
         opts.fork = ForkAction::Copy;
         opts.owned = true;
-        v.map(SpaceRef::Process(space), Esid::new(1), sid, opts)
-            .unwrap();
-        space
+        space_with_segment(&mut smp.vmm.lock().unwrap(), PAGES, opts).0
     };
     let frames_before = smp.machine.memory().free_frames();
     on_every_cpu(&smp, 3, |cpu| {

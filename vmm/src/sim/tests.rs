@@ -1192,6 +1192,18 @@ fn two_cpus() -> (Machine, Machine, HptManager<SimHpt>, Ptex) {
     (m0, m1, hpt, ptex)
 }
 
+/// Both processors translate page 0x3000 for `access` with `want`.
+fn both_translate(m0: &Machine, m1: &Machine, access: Access, want: Result<PhysAddr, Interrupt>) {
+    for m in [m0, m1] {
+        assert_eq!(
+            m.translate(ea(0x3000), access, S),
+            want,
+            "CPU {}",
+            m.cpu_index()
+        );
+    }
+}
+
 #[test]
 fn processors_are_counted_and_refused_beyond_the_limit() {
     let m = Machine::with_cpus(SimConfig::default(), 3).unwrap();
@@ -1261,57 +1273,27 @@ fn each_processor_has_its_own_slb() {
 fn an_hpte_removal_drops_the_translation_on_every_processor() {
     let (m0, m1, _hpt, ptex) = two_cpus();
     // Both TLBs hold the translation.
-    for m in [&m0, &m1] {
-        assert_eq!(
-            m.translate(ea(0x3000), Access::Load, S),
-            Ok(PhysAddr::new(0x7000))
-        );
-    }
+    both_translate(&m0, &m1, Access::Load, Ok(PhysAddr::new(0x7000)));
     let before = m0.stats().tlb_hits;
-    for m in [&m0, &m1] {
-        assert_eq!(
-            m.translate(ea(0x3000), Access::Load, S),
-            Ok(PhysAddr::new(0x7000))
-        );
-    }
+    both_translate(&m0, &m1, Access::Load, Ok(PhysAddr::new(0x7000)));
     assert_eq!(m0.stats().tlb_hits, before + 2);
     m0.hpt().remove(ptex, RemoveCondition::Absolute).unwrap();
-    for m in [&m0, &m1] {
-        assert_eq!(
-            m.translate(ea(0x3000), Access::Load, S),
-            Err(dsi(0x3000, 0x4000_0000))
-        );
-    }
+    both_translate(&m0, &m1, Access::Load, Err(dsi(0x3000, 0x4000_0000)));
 }
 
 #[test]
 fn an_hpte_protect_reaches_every_processor() {
     let (m0, m1, _hpt, ptex) = two_cpus();
-    for m in [&m0, &m1] {
-        assert_eq!(
-            m.translate(ea(0x3000), Access::Store, S),
-            Ok(PhysAddr::new(0x7000))
-        );
-    }
+    both_translate(&m0, &m1, Access::Store, Ok(PhysAddr::new(0x7000)));
     let avpn = page(0x3000).avpn_word();
     m0.hpt().protect(ptex, avpn, Pp::RO_RO, false).unwrap();
-    for m in [&m0, &m1] {
-        assert_eq!(
-            m.translate(ea(0x3000), Access::Store, S),
-            Err(dsi(0x3000, 0x0a00_0000))
-        );
-    }
+    both_translate(&m0, &m1, Access::Store, Err(dsi(0x3000, 0x0a00_0000)));
 }
 
 #[test]
 fn slbie_and_slbia_act_on_the_executing_processor_only() {
     let (m0, m1, _hpt, _) = two_cpus();
-    for m in [&m0, &m1] {
-        assert_eq!(
-            m.translate(ea(0x3000), Access::Load, S),
-            Ok(PhysAddr::new(0x7000))
-        );
-    }
+    both_translate(&m0, &m1, Access::Load, Ok(PhysAddr::new(0x7000)));
     m0.slb().invalidate(ea(0), SegmentSize::M256);
     assert_eq!(
         m0.translate(ea(0x3000), Access::Load, S),

@@ -367,10 +367,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let others = self.other_holders(space);
         // One lookup finds the table to publish and whether a resize left
         // old storage behind.
-        let table = match space {
-            SpaceRef::Kernel => Some(self.kernel.slb_table()),
-            SpaceRef::Process(id) => self.spaces.get(&id).map(|a| a.slb_table()),
-        };
+        let table = self.slb_table_of(space);
         let retired = table.is_some_and(|t| t.retired() > 0);
         if here || !others.is_empty() {
             let request = ShootdownRequest {
@@ -407,36 +404,34 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// The processors other than the installed one that hold `space`.
     #[inline]
     fn other_holders(&self, space: SpaceRef) -> CpuSet {
-        let rest = match self.local_index() {
-            Some(i) => self.online.without(i),
-            None => self.online,
+        let others = |set: CpuSet| match self.local_index() {
+            Some(i) => set.without(i),
+            None => set,
         };
+        // One processor online: nobody to ask, without a scan.
+        if others(self.online).is_empty() {
+            return CpuSet::EMPTY;
+        }
+        others(match space {
+            SpaceRef::Kernel => self.online,
+            SpaceRef::Process(id) => self.cpus_running(id),
+        })
+    }
+
+    /// The SLB-word table of `space`, if it exists.
+    fn slb_table_of(&self, space: SpaceRef) -> Option<&crate::slbtable::SlbTable> {
         match space {
-            _ if rest.is_empty() => CpuSet::EMPTY,
-            SpaceRef::Kernel => rest,
-            SpaceRef::Process(id) => {
-                let mut set = CpuSet::EMPTY;
-                for i in rest.iter() {
-                    if self.cpu_space[i] == Some(id) {
-                        set = set.with(i);
-                    }
-                }
-                set
-            }
+            SpaceRef::Kernel => Some(self.kernel.slb_table()),
+            SpaceRef::Process(id) => self.spaces.get(&id).map(|a| a.slb_table()),
         }
     }
 
     fn request(&self, space: SpaceRef, change: SlbChange) -> ShootdownRequest {
-        let table = match space {
-            SpaceRef::Kernel => self.kernel.slb_table().raw(),
-            SpaceRef::Process(id) => self
-                .spaces
-                .get(&id)
-                .map_or_else(TableRef::empty, |a| a.slb_table().raw()),
-        };
         ShootdownRequest {
             space,
-            table,
+            table: self
+                .slb_table_of(space)
+                .map_or_else(TableRef::empty, |t| t.raw()),
             change,
         }
     }
