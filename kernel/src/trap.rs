@@ -217,7 +217,13 @@ pub fn this_cpu_index() -> usize {
     // SAFETY: after `init` (boot processor) and from the start (the
     // others) SPRG0 holds this processor's PACA, whose index was written
     // before; an aligned load.
-    unsafe { (&raw const (*this_paca()).cpu_index).read_volatile() as usize }
+    let cpu = unsafe { (&raw const (*this_paca()).cpu_index).read_volatile() as usize };
+    // SAFETY: `fill_paca` writes a PACA's index only through `paca_of`,
+    // which refuses indexes beyond MAX_CPUS. Telling the compiler spares
+    // the bounds checks of every per-CPU array indexed with it (two
+    // instructions each on the scheduler's paths).
+    unsafe { core::hint::assert_unchecked(cpu < MAX_CPUS) };
+    cpu
 }
 
 /// The pid this processor's PACA records as running (0: none); see

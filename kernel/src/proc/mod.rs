@@ -434,6 +434,15 @@ struct Thread {
     tid: u64,
     /// Its process's slot in [`ProcTable`] (fixed while the process lives).
     proc_slot: usize,
+    /// Its process's pid and address space, copied here (both are fixed
+    /// for the process's life) so a dispatch or a system call need not
+    /// look at the process.
+    pid: ProcessId,
+    space: SpaceId,
+    /// Its dispatches and the CPUs it ran on (bit per CPU), added to its
+    /// process's when it ends.
+    dispatches: u64,
+    cpus: u64,
     /// Its number within the process: 0 for the first, then in creation
     /// order.
     index: u32,
@@ -844,9 +853,14 @@ fn new_thread(s: &mut Sched, proc_slot: usize, frame: TrapFrame) -> usize {
     let p = s.procs.at(proc_slot);
     let index = p.threads_made;
     p.threads_made += 1;
+    let (pid, space) = (p.pid, p.space);
     let t = s.threads.insert(Thread {
         tid: NEXT_TID.fetch_add(1, Ordering::Relaxed),
         proc_slot,
+        pid,
+        space,
+        dispatches: 0,
+        cpus: 0,
         index,
         frame: alloc::boxed::Box::new(frame),
         state: ThreadState::Ready,
@@ -1080,14 +1094,20 @@ pub fn run_on(cpus: u64, quantum: u64) -> RunReport {
     }
 }
 
-/// Enters the first ready thread; with none ready returns to `run` (the
-/// run is over before it began), or, while other processors run threads,
-/// enters the idle loop.
+/// Enters the first ready thread; with nothing ready or running returns
+/// to `run` (the run is over before it began), or, while other processors
+/// run threads, enters the idle loop.
+///
+/// Idle processors may take threads between `run_on` opening the run and
+/// this call (an interrupt left pending from the last run, or any
+/// interrupt, lets a secondary's idle loop look at the queue once the run
+/// is active), possibly all of them: an empty queue alone does not mean
+/// the run is over.
 fn enter_first() {
     let mut frame = zeroed_frame();
     {
         let mut s = sched();
-        if s.ready.is_empty() {
+        if run_over(&s) {
             // Nothing to run: plain return to `proc_call`.
             return;
         }
@@ -1127,9 +1147,16 @@ fn run_over(s: &Sched) -> bool {
 /// time slice), or, with none ready, the idle loop or the way back to
 /// `run` ([`go_idle`]); then asks idle processors to take what is still
 /// ready.
-#[inline]
+#[inline(never)]
 fn dispatch_next(s: &mut Sched, frame: &mut TrapFrame) {
-    let cpu = smp::this_cpu();
+    dispatch_next_on(s, frame, smp::this_cpu());
+}
+
+/// [`dispatch_next`] on CPU `cpu`, the running processor. Inlined into
+/// [`switch_away`], so a yield or a preemption builds one stack frame,
+/// not two.
+#[inline(always)]
+fn dispatch_next_on(s: &mut Sched, frame: &mut TrapFrame, cpu: usize) {
     match s.ready.pop_front() {
         Some(t) => dispatch(s, frame, cpu, t),
         None => go_idle(s, frame, cpu),
@@ -1145,11 +1172,9 @@ fn dispatch(s: &mut Sched, frame: &mut TrapFrame, cpu: usize, t: usize) {
     let th = s.threads.at(t);
     th.state = ThreadState::Running(cpu);
     frame.resume_from(&th.frame);
-    let (tid, proc_slot) = (th.tid, th.proc_slot);
-    let p = s.procs.at(proc_slot);
-    p.dispatches += 1;
-    p.cpus |= 1 << cpu;
-    let (pid, space) = (p.pid, p.space);
+    th.dispatches += 1;
+    th.cpus |= 1 << cpu;
+    let (tid, pid, space) = (th.tid, th.pid, th.space);
     mm::with_aix(|aix| {
         let vm = aix.vm_mut();
         vm.vmm_mut()
@@ -1245,7 +1270,7 @@ fn switch_away(s: &mut Sched, frame: &mut TrapFrame, requeue: bool) {
             s.ready.push_back(t);
         }
     }
-    dispatch_next(s, frame);
+    dispatch_next_on(s, frame, cpu);
 }
 
 /// The thread this processor runs, if any.
@@ -1334,6 +1359,8 @@ fn drop_thread(s: &mut Sched, t: usize) {
         return;
     };
     let p = s.procs.at(th.proc_slot);
+    p.dispatches += th.dispatches;
+    p.cpus |= th.cpus;
     p.threads.retain(|&x| x != t);
     p.waiters.retain(|&x| x != t);
     let (pid, last) = (p.pid, p.threads.is_empty());
@@ -1421,8 +1448,8 @@ fn kill_current(frame: &mut TrapFrame, cause: KillCause) {
             frame.srr0
         );
     };
-    let proc_slot = s.threads.at(t).proc_slot;
-    let pid = s.procs.at(proc_slot).pid;
+    let th = s.threads.at(t);
+    let (proc_slot, pid) = (th.proc_slot, th.pid);
     let report = KillReport {
         pid,
         srr0: frame.srr0,

@@ -322,8 +322,8 @@ fn on_other_syscall(frame: &mut TrapFrame) {
     let nr = frame.gpr[0];
     let mut s = sched();
     let t = super::current_thread(&s).expect("a system call comes from the current thread");
-    let proc_slot = s.threads.at(t).proc_slot;
-    let pid = s.procs.at(proc_slot).pid;
+    let th = s.threads.at(t);
+    let (proc_slot, pid) = (th.proc_slot, th.pid);
     if grows_bookkeeping(nr) && crate::heap::free() < HEAP_RESERVE {
         frame.gpr[3] = ENOMEM;
         return;
