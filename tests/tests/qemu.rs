@@ -226,8 +226,9 @@ const SMP_TESTS: [&str; 8] = [
 
 /// The kernel's tests of the VMM and processes on every processor
 /// (`kernel/src/ktests/smp_proc.rs`).
-const SMP_PROC_TESTS: [&str; 16] = [
+const SMP_PROC_TESTS: [&str; 17] = [
     "a_fault_under_the_vmm_lock_is_reported",
+    "a_run_whose_threads_other_cpus_took_first_waits_for_them",
     "a_process_faulting_on_a_secondary_is_killed_with_the_report",
     "a_kernel_panic_in_a_run_stops_the_threads_other_cpus_run",
     "a_process_makes_at_most_threads_max_threads",

@@ -237,6 +237,38 @@ kernel_test! {
         assert_vmm_consistent();
     }
 
+    fn a_run_whose_threads_other_cpus_took_first_waits_for_them() {
+        // The other processors take every ready thread before the boot
+        // processor enters the run: it must find the run going on (not
+        // over because the queue is empty), wait for those threads, and
+        // return with their outcomes.
+        need_a_second_processor();
+        const PAGES: u64 = 16;
+        let n = smp::online_count() as u64 - 1;
+        let scripts: Vec<Script> = (0..n)
+            .map(|p| {
+                let mut s = Script::new();
+                for i in 0..PAGES {
+                    s.store64(user::SCRATCH_BASE + i * PAGE, p << 32 | i).quiet();
+                }
+                s.syscall(sys::GETCPU, &[]).exit(7u64);
+                s
+            })
+            .collect();
+        let pids: Vec<_> = scripts.iter().map(|s| proc::spawn(s).expect("spawn")).collect();
+        let (r, took_all) = proc::run_others_first(NO_PREEMPTION);
+        assert!(took_all, "the other processors took every ready thread first");
+        assert_eq!(r.outcomes.len(), pids.len(), "every process ended in the run");
+        for pid in &pids {
+            let o = r.of(*pid);
+            assert_eq!(o.status(), Some(7), "process {}: {:?}", pid.0, o.exit);
+            assert_eq!(o.results.len(), 1, "process {}: getcpu", pid.0);
+            assert_ne!(o.results[0], 0, "process {} ran on a secondary", pid.0);
+        }
+        assert_eq!(trap::current_pid(), 0);
+        assert_vmm_consistent();
+    }
+
     fn threads_of_one_process_fault_the_same_pages_on_different_cpus() {
         // A thread per processor (two on one, four at most) store into
         // their own doubleword of the same 16 untouched pages (first

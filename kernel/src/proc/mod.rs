@@ -1046,6 +1046,26 @@ pub fn run_with_quantum(quantum: u64) -> RunReport {
 /// boot processor always runs threads): for tests whose threads must take
 /// turns on one processor, and measurements of one processor's costs.
 pub fn run_on(cpus: u64, quantum: u64) -> RunReport {
+    run_inner(cpus, quantum, false)
+}
+
+/// [`run_with_quantum`], in the order a race once took: the other
+/// processors are asked for the ready threads and take them before the
+/// boot processor enters the run, which then finds the queue empty while
+/// the run is not over. Answers whether they took every thread first
+/// (with too few idle processors, or a slow one, they may not have).
+pub fn run_others_first(quantum: u64) -> (RunReport, bool) {
+    let report = run_inner(u64::MAX, quantum, true);
+    (report, OTHERS_TOOK_ALL.load(Ordering::SeqCst))
+}
+
+/// How often [`run_others_first`] looks at the queue before it goes on.
+const OTHERS_FIRST_POLLS: u32 = 100_000;
+
+/// Whether the last [`run_others_first`] saw the queue emptied by others.
+static OTHERS_TOOK_ALL: AtomicBool = AtomicBool::new(false);
+
+fn run_inner(cpus: u64, quantum: u64, others_first: bool) -> RunReport {
     heal();
     let installed = install();
     *INSTALLED.lock() = Some(installed);
@@ -1065,6 +1085,20 @@ pub fn run_on(cpus: u64, quantum: u64) -> RunReport {
         s.allowed = (cpus | 1) & smp::online_mask();
         s.idle = s.allowed & !1;
         s.active = true;
+        if others_first {
+            kick_idle(&mut s, 0);
+        }
+    }
+    if others_first {
+        // Bounded: under -icount the others run only while this one
+        // spins, in turns.
+        let took_all = (0..OTHERS_FIRST_POLLS).any(|_| {
+            for _ in 0..1000 {
+                core::hint::spin_loop();
+            }
+            sched().ready.is_empty()
+        });
+        OTHERS_TOOK_ALL.store(took_all, Ordering::SeqCst);
     }
     let start = crate::harness::timebase();
     // SAFETY: `enter_first` enters a thread (or the idle loop) and never
