@@ -226,7 +226,7 @@ const SMP_TESTS: [&str; 8] = [
 
 /// The kernel's tests of the VMM and processes on every processor
 /// (`kernel/src/ktests/smp_proc.rs`).
-const SMP_PROC_TESTS: [&str; 17] = [
+const SMP_PROC_TESTS: [&str; 18] = [
     "a_fault_under_the_vmm_lock_is_reported",
     "a_run_whose_threads_other_cpus_took_first_waits_for_them",
     "a_process_faulting_on_a_secondary_is_killed_with_the_report",
@@ -234,6 +234,7 @@ const SMP_PROC_TESTS: [&str; 17] = [
     "a_process_makes_at_most_threads_max_threads",
     "as_det64_while_a_sibling_thread_loads_the_region_on_another_cpu",
     "each_cpu_loads_kernel_segments_itself_and_vm_gfree_shoots_them_down_everywhere",
+    "fork_copies_only_the_calling_thread_while_a_sibling_stores",
     "fork_while_other_processes_fault_on_other_cpus",
     "galloc_and_gfree_storms_from_processes_on_every_cpu",
     "fault_throughput_on_one_and_two_cpus",

@@ -564,6 +564,65 @@ kernel_test! {
         assert_vmm_consistent();
     }
 
+    fn fork_copies_only_the_calling_thread_while_a_sibling_stores() {
+        // Thread 1 keeps storing a rising count to page A (its first store
+        // a first touch) until thread 0 says stop. Thread 0 waits until
+        // the count runs, forks and waits for the child. The child is one
+        // thread, a copy of thread 0 alone: it reads A, pauses, reads A
+        // again and exits. Its copy-on-write copy is a snapshot, so both
+        // reads agree while thread 1, on another processor, stores on into
+        // the parent's page (whose first store after the fork breaks the
+        // sharing).
+        let a = user::SCRATCH_BASE;
+        let stop = user::SCRATCH_BASE + PAGE;
+        let mut s = Script::new();
+        let create = s.here();
+        s.thread_create(0).quiet();
+        let running = s.here();
+        s.load64(a).quiet().branch_eq(0u64, running);
+        s.fork().quiet();
+        let to_child = s.here();
+        s.branch_eq(0u64, 0);
+        s.wait();
+        s.store64(stop, 1u64).quiet();
+        s.thread_exit(0u64).quiet();
+        let child = s.here();
+        s.patch_target(to_child, child);
+        s.load64(a);
+        s.set_var(0, 0u64);
+        let pause = s.here();
+        s.add_var(0, 1u64).quiet().branch_ne(2000u64, pause);
+        s.load64(a);
+        s.exit(0u64);
+        let sibling = s.here();
+        s.set_var(0, 1u64);
+        let again = s.here();
+        s.store64(a, v(0, 0)).quiet();
+        s.add_var(0, 1u64).quiet();
+        s.load64(stop).quiet().branch_eq(0u64, again);
+        s.load64(a);
+        s.thread_exit(0u64).quiet();
+        let s = patch_thread_starts(s, &[create], &[sibling]);
+        let pid = proc::spawn(&s).expect("spawn");
+        let r = proc::run_with_quantum(quantum_at_once());
+        let o = r.of(pid);
+        assert_eq!(o.status(), Some(0), "{:?}", o.exit);
+        assert_eq!(o.results, [0], "thread 0: the child's status");
+        let kids = r.children_of(pid);
+        assert_eq!(kids.len(), 1);
+        let c = kids[0];
+        assert_eq!(c.status(), Some(0), "{:?}", c.exit);
+        assert!(c.thread_results.is_empty(), "the child has one thread: {:?}", c.thread_results);
+        assert_eq!(c.last_thread, 0);
+        assert_eq!(c.results.len(), 2, "{:?}", c.results);
+        assert!(c.results[0] >= 1, "the child saw the count running: {:?}", c.results);
+        assert_eq!(c.results[0], c.results[1], "the child's page is a snapshot");
+        assert_eq!(o.thread_results.len(), 1, "thread 1");
+        let last = o.thread_results[0].1[0];
+        assert!(last >= c.results[0], "thread 1 stored on: {last} < {}", c.results[0]);
+        assert_vmm_consistent();
+    }
+
     fn preemption_moves_processes_between_cpus() {
         // One more spinning process than there are processors, short time
         // slices: one process always waits in the queue, and each
