@@ -884,6 +884,9 @@ mod global {
         }
         usable.remove(AddrRange::new(0, LOW_RESERVED))?;
         usable.remove(AddrRange::new(info.kernel.base, info.kernel.size))?;
+        for r in info.reserved.as_slice() {
+            usable.remove(AddrRange::new(r.base, r.size))?;
+        }
         usable.align_to_frames();
         Ok(usable)
     }

@@ -36,6 +36,8 @@ mod mm;
 #[cfg(target_arch = "powerpc64")]
 mod of;
 #[cfg(target_arch = "powerpc64")]
+mod platform;
+#[cfg(target_arch = "powerpc64")]
 mod proc;
 #[cfg(target_arch = "powerpc64")]
 mod rtas;
