@@ -670,7 +670,11 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
     frame.gpr[4] = user::VARS_BASE;
     frame.gpr[5] = user::RESULTS_BASE;
     frame.srr0 = user::TEXT_BASE;
-    frame.srr1 = USER_MSR;
+    // In hypervisor state (powernv) a process keeps MSR[HV]: problem
+    // state of the hypervisor, on the kernel's own table, as Linux runs
+    // its programs there. Without it rfid would drop it into a
+    // partition's problem state, whose interrupts leave HV off.
+    frame.srr1 = USER_MSR | (msr::read().bits() & Msr::HV.bits());
     let mut s = sched();
     let slot = s.procs.insert(
         pid,
