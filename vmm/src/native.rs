@@ -203,7 +203,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
         }
         let base = group.byte_offset() as usize;
         if self.format != HpteFormat::Pre300 {
-            return Ok(core::array::from_fn(|i| self.load(base + i * Hpte::BYTES).v));
+            return Ok(core::array::from_fn(|i| {
+                self.load(base + i * Hpte::BYTES).v
+            }));
         }
         let bytes = &self.table.as_ref()[base..base + PTEG_BYTES];
         Ok(core::array::from_fn(|i| {

@@ -157,7 +157,8 @@ pub fn exit(success: bool, message: &str) -> ! {
 /// LPCR bits [`init_cpu`] clears (ISA bit n is `1 << (63 - n)`): ILE (38),
 /// AIL (39:40), HAIL (37, ISA 3.1), UPRT (41), HR (43), LD (46), HVICE
 /// (62), HDICE (63).
-pub const LPCR_CLEAR: u64 = (1 << 25) | (3 << 23) | (1 << 26) | (1 << 22) | (1 << 20) | (1 << 17) | 2 | 1;
+pub const LPCR_CLEAR: u64 =
+    (1 << 25) | (3 << 23) | (1 << 26) | (1 << 22) | (1 << 20) | (1 << 17) | 2 | 1;
 
 /// Puts this processor's LPCR in the state the kernel's interrupt and
 /// translation code expects (see the module docs).
@@ -281,8 +282,7 @@ pub fn collect(fdt: u64) -> BootInfo {
     let boot_id = fdt.boot_cpuid();
     let names_boot = |n: &Node<'_>| {
         prop_u32(n, "reg") == Some(boot_id)
-            || n
-                .property("ibm,ppc-interrupt-server#s")
+            || n.property("ibm,ppc-interrupt-server#s")
                 .is_some_and(|p| p.cells().any(|c| c == boot_id))
     };
     let boot = cpus.children().filter(is_cpu).find(names_boot);
@@ -301,7 +301,10 @@ pub fn collect(fdt: u64) -> BootInfo {
             .iter()
             .position(|t| t.server == boot_id)
             .unwrap_or(0);
-        for t in own.as_slice()[first..].iter().chain(&own.as_slice()[..first]) {
+        for t in own.as_slice()[first..]
+            .iter()
+            .chain(&own.as_slice()[..first])
+        {
             threads.push(*t);
         }
     }
@@ -331,14 +334,14 @@ pub fn collect(fdt: u64) -> BootInfo {
                 cpu.segment_page_sizes_len += 1;
             }
             if p.value.len() / 4 > MAX_SPS_CELLS {
-                log::warn!("ibm,segment-page-sizes has {} cells; keeping {MAX_SPS_CELLS}", p.value.len() / 4);
+                log::warn!(
+                    "ibm,segment-page-sizes has {} cells; keeping {MAX_SPS_CELLS}",
+                    p.value.len() / 4
+                );
             }
         }
     }
-    if let Some(args) = fdt
-        .find("/chosen")
-        .and_then(|c| c.property("bootargs"))
-    {
+    if let Some(args) = fdt.find("/chosen").and_then(|c| c.property("bootargs")) {
         info.set_bootargs(args.value);
     }
     info
