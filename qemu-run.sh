@@ -104,6 +104,8 @@ esac
 # Secondary processors need OPAL_START_CPU and OPAL's interrupt
 # controller for the cross-calls, which the powernv platform lacks yet.
 [[ "$machine_kind" == pseries ]] || ((smp == 1)) || die "--smp $smp: powernv starts one processor so far"
+# QEMU 7.2's powernv aborts under -icount ("Bad icount read" in skiboot).
+[[ "$machine_kind" == pseries ]] || ((icount == 0)) || die "--icount: QEMU's powernv machine does not run under -icount"
 case "${max_page_size^^}" in
 64K | 16M) max_page_size="${max_page_size^^}" ;;
 *) die "unsupported --max-page-size $max_page_size (64K or 16M)" ;;

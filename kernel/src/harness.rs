@@ -126,6 +126,11 @@ pub fn note_entry() {
     ENTRY_TB.store(timebase(), Ordering::Relaxed);
 }
 
+/// The timebase [`note_entry`] recorded.
+pub fn entry_timebase() -> u64 {
+    ENTRY_TB.load(Ordering::Relaxed)
+}
+
 /// Whether the kernel command line says virtual time counts instructions
 /// (`icount=1`, which `qemu-run.sh --icount` passes with `-icount
 /// shift=0`).

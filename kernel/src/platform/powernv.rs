@@ -137,6 +137,16 @@ pub fn console_write(bytes: &[u8]) -> Result<(), ConsoleError> {
 /// Prints the verdict line, lets OPAL flush the console and powers the
 /// machine down (QEMU exits 0; see [`FAILURE_MARKER`]).
 pub fn exit(success: bool, message: &str) -> ! {
+    // How long the kernel took, entry to verdict, in the timebase's
+    // (host-clock) time: OPAL's own boot before it is not counted.
+    let hz = crate::bootinfo::try_get()
+        .and_then(|b| b.cpu.timebase_frequency)
+        .map_or(512_000_000, u64::from);
+    let ms =
+        (arch_ppc64::registers::spr::timebase() - crate::harness::entry_timebase()) / (hz / 1000);
+    crate::console::print_fmt_unlocked(format_args!(
+        "\npowernv: {ms} ms from kernel entry to the verdict"
+    ));
     if success {
         crate::console::print_fmt_unlocked(format_args!("\n{SUCCESS_MARKER}\n"));
     } else {
