@@ -750,4 +750,10 @@ pub fn print_summary() {
         "mm interrupts: DSI {}, data segment {}, ISI {}, instruction segment {}",
         s.dsi, s.data_segment, s.isi, s.instruction_segment
     );
+    if crate::platform::is_powernv() && is_initialised() {
+        println!(
+            "mm tlbie: {} issued for the kernel's own table",
+            with_vmm(|v| v.hpt_backend().tlbies())
+        );
+    }
 }
