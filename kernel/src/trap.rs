@@ -987,7 +987,7 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             cpu_index(),
             frame.vector
         ));
-        crate::rtas::exit(false, "interrupt stack overflow");
+        crate::platform::exit(false, "interrupt stack overflow");
     }
     // The stubs only ever pass their own offsets; the slot is the
     // offset / 0x20 that `Vector::slot` gives.

@@ -308,7 +308,7 @@ fn dead_target(me: usize, targets: u64) -> ! {
          (still unread by {waiting:#x}; {} of them left)\n",
         SLOTS[me].remaining.load(Ordering::Relaxed)
     ));
-    crate::rtas::exit(false, "cross-call: a processor does not answer")
+    crate::platform::exit(false, "cross-call: a processor does not answer")
 }
 
 /// Does what the running processor's mailbox holds.

@@ -274,10 +274,10 @@ pub fn secondary_trap(frame: &mut TrapFrame) {
 }
 
 /// Reports a kernel failure on secondary processor `cpu` and ends the run
-/// (`ibm,os-term`): the harness's recovery (a jump back to the test loop)
+/// (`crate::platform::exit`): the harness's recovery (a jump back to the test loop)
 /// belongs to the boot processor, and the boot processor may be waiting
 /// for this one.
 fn fatal(cpu: usize, what: core::fmt::Arguments<'_>, frame: &TrapFrame) -> ! {
     crate::console::print_fmt_unlocked(format_args!("\nCPU {cpu}: {what}\n{frame}"));
-    crate::rtas::exit(false, "kernel failure on a secondary processor")
+    crate::platform::exit(false, "kernel failure on a secondary processor")
 }
