@@ -12,7 +12,7 @@
 #                      line (or no verdict at all), else 0
 #   --slof             boot with SLOF instead of VOF (-M pseries,x-vof=on)
 #   --cpu MODEL        POWER8, POWER9 (default) or POWER10
-#   --smp N            number of CPUs, 1..8 (default 1; 1 on powernv); more than one runs
+#   --smp N            number of CPUs, 1..8 (default 1); more than one runs
 #                      multi-threaded TCG (-accel tcg,thread=multi), one host
 #                      thread per vCPU, except with --icount
 #   --mem SIZE         guest RAM, a multiple of 256M (default 512M)
@@ -101,9 +101,6 @@ esac
 [[ -n "$mem" ]] || { [[ "$machine_kind" == powernv ]] && mem=1G || mem=512M; }
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp needs a positive number, got $smp"
 ((smp <= 8)) || die "--smp $smp: the kernel starts at most 8 CPUs"
-# Secondary processors need OPAL_START_CPU and OPAL's interrupt
-# controller for the cross-calls, which the powernv platform lacks yet.
-[[ "$machine_kind" == pseries ]] || ((smp == 1)) || die "--smp $smp: powernv starts one processor so far"
 # QEMU 7.2's powernv aborts under -icount ("Bad icount read" in skiboot).
 [[ "$machine_kind" == pseries ]] || ((icount == 0)) || die "--icount: QEMU's powernv machine does not run under -icount"
 case "${max_page_size^^}" in

@@ -27,7 +27,8 @@
 //! * The hashed page table belongs to the kernel ([`install_hpt`]): SDR1 on
 //!   POWER8, a partition table entry and PTCR on POWER9/10.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::arch::global_asm;
+use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use arch_ppc64::addr::PhysAddr;
 use arch_ppc64::fdt::{reg_pairs, Fdt, Node};
@@ -40,7 +41,7 @@ use arch_ppc64::structures::partition;
 use super::ConsoleError;
 use crate::bootinfo::{
     virt_to_real, BootCpuFrom, BootInfo, CpuList, CpuThread, Firmware, PhysRange, RangeList,
-    MAX_SPS_CELLS,
+    MAX_CPUS, MAX_SPS_CELLS,
 };
 
 /// The line a failed run prints before it powers down (followed by the
@@ -48,6 +49,11 @@ use crate::bootinfo::{
 pub const FAILURE_MARKER: &str = "powernv: RUN FAILED";
 /// The line a successful run prints before it powers down.
 pub const SUCCESS_MARKER: &str = "powernv: RUN PASSED";
+
+/// What [`install_hpt`] wrote to SDR1 (POWER8) or PTCR (POWER9/10), for
+/// the secondaries ([`init_secondary_cpu`]); which one by [`HPT_REG_IS_PTCR`].
+static HPT_REG: AtomicU64 = AtomicU64::new(0);
+static HPT_REG_IS_PTCR: AtomicU64 = AtomicU64::new(0);
 
 static OPAL_BASE: AtomicU64 = AtomicU64::new(0);
 static OPAL_ENTRY: AtomicU64 = AtomicU64::new(0);
@@ -212,10 +218,13 @@ pub unsafe fn install_hpt(base: u64, shift: u32, patb: u64, pvr: u32) {
             barrier::ptesync();
             Ptcr::write(ptcr);
         }
+        HPT_REG.store(ptcr, Ordering::Relaxed);
+        HPT_REG_IS_PTCR.store(1, Ordering::Relaxed);
     } else {
         let sdr1 = partition::sdr1(base, shift).expect("HPT base aligned to its size");
         // SAFETY: per the caller's contract.
         unsafe { Sdr1::write(sdr1) };
+        HPT_REG.store(sdr1, Ordering::Relaxed);
     }
     barrier::ptesync();
     barrier::isync();
@@ -356,3 +365,160 @@ pub fn collect(fdt: u64) -> BootInfo {
     }
     info
 }
+
+/// A secondary processor's own copy of what the boot processor set up:
+/// LPCR ([`init_cpu`]) and the register naming the kernel's table (these
+/// are per thread). Runs in real mode before the secondary turns
+/// translation on.
+pub fn init_secondary_cpu() {
+    init_cpu();
+    let value = HPT_REG.load(Ordering::Relaxed);
+    // SAFETY: translation is off on this processor, and the value names
+    // the table the boot processor installed and never moves.
+    unsafe {
+        if HPT_REG_IS_PTCR.load(Ordering::Relaxed) != 0 {
+            Ptcr::write(value);
+        } else {
+            Sdr1::write(value);
+        }
+    }
+    barrier::ptesync();
+    barrier::isync();
+}
+
+/// The PIR each CPU index will start with (`u64::MAX`: none): how
+/// `pnv_secondary_start`, which OPAL enters with r3 = PIR, finds its CPU
+/// index.
+#[no_mangle]
+static PNV_START_PIR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
+global_asm!(
+    r#"
+    .section .text.pnv_secondary_start, "ax"
+    .globl pnv_secondary_start
+    .p2align 2
+pnv_secondary_start:
+    # OPAL_START_CPU enters in real mode with MSR = SF | HV (ME = 0) and
+    # r3 = the thread's PIR. ME and FP on, as _start does.
+    mfmsr   %r11
+    ori     %r11, %r11, 0x3000
+    mtmsrd  %r11
+    isync
+    lis     %r4, PNV_START_PIR@highest
+    ori     %r4, %r4, PNV_START_PIR@higher
+    rldicr  %r4, %r4, 32, 31
+    oris    %r4, %r4, PNV_START_PIR@high
+    ori     %r4, %r4, PNV_START_PIR@l
+    li      %r5, 0
+1:  ld      %r6, 0(%r4)
+    cmpd    %r6, %r3
+    beq     2f
+    addi    %r4, %r4, 8
+    addi    %r5, %r5, 1
+    cmpdi   %r5, {max_cpus}
+    blt     1b
+3:  b       3b                     # a PIR no CPU index was given
+2:  mr      %r3, %r5
+    b       smp_secondary_start
+"#,
+    max_cpus = const MAX_CPUS,
+);
+
+extern "C" {
+    /// The secondaries' OPAL entry (a code label).
+    static pnv_secondary_start: u8;
+}
+
+/// Whether the thread with PIR `server` waits in OPAL, ready for
+/// [`start_cpu`] (`OPAL_QUERY_CPU_STATUS` says inactive).
+pub fn cpu_is_waiting(server: u32) -> Result<bool, OpalError> {
+    let mut status = [0xffu8; 8];
+    call(
+        token::QUERY_CPU_STATUS,
+        [
+            u64::from(server),
+            virt_to_real(status.as_mut_ptr() as u64),
+            0,
+            0,
+        ],
+    )?;
+    // OPAL_THREAD_INACTIVE: in OPAL, not given to the OS yet.
+    Ok(status[0] == 0)
+}
+
+/// Starts the thread with PIR `server` as CPU index `cpu`
+/// (`OPAL_START_CPU` at `pnv_secondary_start`, which goes on to the same
+/// entry as on pseries with r3 = `cpu`).
+pub fn start_cpu(cpu: usize, server: u32) -> Result<(), OpalError> {
+    PNV_START_PIR[cpu].store(u64::from(server), Ordering::Relaxed);
+    fence(Ordering::SeqCst);
+    let entry = virt_to_real(&raw const pnv_secondary_start as u64);
+    call(token::START_CPU, [u64::from(server), entry, 0, 0]).map(|_| ())
+}
+
+/// `msgsnd` RB message type 5: a hypervisor doorbell (0xe80).
+const DOORBELL_HYPERVISOR: u64 = 5 << 27;
+
+/// Rings the hypervisor doorbell of the thread with PIR `pir`: the IPI of
+/// powernv, taken at 0xe80 when the target has MSR\[EE\] = 1 (no
+/// interrupt controller involved). QEMU delivers it to any thread of the
+/// machine; POWER9 hardware only within a core, where OPAL's interrupt
+/// controller (XIVE) would be needed.
+pub fn send_doorbell(pir: u32) {
+    let rb = DOORBELL_HYPERVISOR | u64::from(pir & 0xf_ffff);
+    // SAFETY: sync makes the sender's stores (the cross-call mailbox)
+    // visible before the doorbell; msgsnd (X-form, XO 206, RB = r3)
+    // touches no memory.
+    unsafe {
+        core::arch::asm!(
+            "sync",
+            ".long 0x7c00199c",
+            in("r3") rb,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
+/// Clears this thread's pending hypervisor doorbell (`msgclr`): the
+/// receiver's acknowledgement, before it serves its mailbox.
+pub fn clear_doorbell() {
+    // SAFETY: msgclr (X-form, XO 238, RB = r3) only drops this thread's
+    // pending doorbell of the given type.
+    unsafe {
+        core::arch::asm!(
+            ".long 0x7c0019dc",
+            in("r3") DOORBELL_HYPERVISOR,
+            options(nostack, nomem, preserves_flags)
+        );
+    }
+}
+
+/// What an idle secondary does between interrupts: MSR\[EE\] on (the
+/// doorbell and the decrementer come in), then on POWER9/10 `stop` with
+/// PSSCR = 0 (EC = 0: the lightest state, which any interrupt ends, going
+/// on after the instruction once the interrupt was taken; QEMU halts the
+/// vCPU meanwhile); POWER8's `nap` would come back through the system
+/// reset vector, so there it spins.
+pub fn idle() -> ! {
+    let stop = isa300(arch_ppc64::registers::spr::Pvr::read() as u32);
+    // SAFETY: the secondary holds no lock here and handles its interrupts
+    // (`crate::smp::secondary_trap`); PSSCR = 0 asks for no state loss.
+    unsafe {
+        if stop {
+            Psscr::write(0);
+        }
+        msr::write(msr::read() | Msr::EE);
+    }
+    loop {
+        if stop {
+            // SAFETY: `stop` (XL-form, XO 370) with PSSCR[EC] = 0 resumes
+            // at the next instruction; it touches no memory.
+            unsafe { core::arch::asm!(".long 0x4c0002e4", options(nostack, nomem)) };
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Processor Stop Status and Control Register (SPR 855, ISA 3.0).
+type Psscr = arch_ppc64::registers::spr::Spr<855>;

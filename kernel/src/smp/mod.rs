@@ -175,6 +175,11 @@ pub fn take_reschedule() -> bool {
 /// virtual time), and under a real hypervisor it is what a shared
 /// processor should do.
 pub fn relax() {
+    if crate::platform::is_powernv() {
+        // No hypervisor to confer to.
+        core::hint::spin_loop();
+        return;
+    }
     // SAFETY: H_CONFER touches no memory and changes no state of this
     // processor (QEMU ends the vCPU's slice and returns H_SUCCESS).
     let _ = unsafe { hcall(opcode::H_CONFER, &[u64::MAX, 0]) };
@@ -263,6 +268,7 @@ pub fn secondary_trap(frame: &mut TrapFrame) {
             Some(h) => h(frame),
             None => crosscall::on_external(frame),
         },
+        0xe80 => crosscall::on_doorbell(frame),
         0x900 if trap::handler(trap::Vector::Decrementer).is_none() => {
             // SAFETY: writing DEC only schedules this processor's next
             // decrementer interrupt.
