@@ -19,7 +19,7 @@ const PSERIES_ONLY: &[&str] = &[
     "ktests::mm_hpt::hpt_manager_fills_primary_then_secondary_then_evicts_never_bolted",
 ];
 
-/// The powernv tests of the kernel's own table.
+/// The powernv tests of the kernel's own table that run on one CPU.
 const POWERNV_TESTS: &[&str] = &[
     "ktests::powernv::the_mmu_finds_the_kernels_table_of_ram_over_128",
     "ktests::powernv::the_linear_maps_entries_are_in_the_processors_layout",
@@ -96,8 +96,19 @@ fn powernv8_passes_the_whole_suite_with_sdr1() {
     assert_whole_suite_passed(&run, "POWER8", "(Pre300 entries, SDR1)");
 }
 
+/// The SMP tests that need a second processor, and powernv's broadcast
+/// `tlbie` one.
+const SMP_TESTS: &[&str] = &[
+    "ktests::smp::a_cross_call_may_call_its_caller_back",
+    "ktests::smp::a_thousand_rounds_of_cross_calls_to_all_others_complete",
+    "ktests::smp::an_ipi_to_each_other_cpu_is_taken_and_acknowledged",
+    "ktests::smp::slb_shootdown_drops_the_entry_on_the_remote_cpu",
+    "ktests::smp::slb_shootdown_of_every_non_bolted_entry_keeps_the_remote_linear_map",
+    "ktests::powernv::a_removed_entry_stops_translating_on_another_processor_too",
+];
+
 #[test]
-fn powernv10_passes_the_whole_suite() {
+fn powernv10_with_two_cpus_passes_the_whole_suite_and_the_smp_tests() {
     let elf = build_kernel(&[]).unwrap();
     let run = boot(
         &elf,
@@ -106,11 +117,25 @@ fn powernv10_passes_the_whole_suite() {
             "powernv",
             "--cpu",
             "POWER10",
+            "--smp",
+            "2",
             "--timeout",
             "240",
         ],
     );
     assert_whole_suite_passed(&run, "POWER10", "(Isa300 entries, partition table + PTCR)");
+    assert!(
+        run.stdout.contains("cpus online: 2 "),
+        "{}",
+        run.transcript()
+    );
+    for t in SMP_TESTS {
+        assert!(
+            run.stdout.contains(&format!("test {t} ... ok")),
+            "{t} did not pass with two CPUs\n{}",
+            run.transcript()
+        );
+    }
 }
 
 #[test]

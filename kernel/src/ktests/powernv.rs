@@ -3,7 +3,8 @@
 //! (ISA 3.0 on POWER9/10), and that removing or re-protecting an entry
 //! through `vmm::native::NativeHpt` with `vmm::tlbie::Tlbie` really drops
 //! the translation the processor cached (QEMU's TLB keeps it otherwise)
-//! and hands back the R and C bits the processor set in memory.
+//! and hands back the R and C bits the processor set in memory — on
+//! another processor too (`tlbie` is broadcast), with `--smp` 2 or more.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,6 +45,65 @@ fn table() -> (u64, usize, HpteFormat) {
 static DSI_COUNT: AtomicU64 = AtomicU64::new(0);
 static DSI_DAR: AtomicU64 = AtomicU64::new(0);
 static DSI_DSISR: AtomicU64 = AtomicU64::new(0);
+
+/// The test segment of the `tlbie` tests: a VSID no one uses (the VMM's
+/// are below 2^35, the linear map's from 2^37) at an EA outside every
+/// kernel region, 4K pages.
+const TEST_VSID: u64 = (1 << 36) + 0x5a5;
+/// See [`TEST_VSID`].
+const TEST_EA: u64 = 0xd000_0000_1234_5000;
+
+fn test_slb_entry() -> SlbEntry {
+    SlbEntry::new(
+        Esid::of(EffectiveAddress::new(TEST_EA)),
+        Vsid::new(TEST_VSID),
+        SegmentSize::M256,
+        PageSize::K4,
+        SlbFlags::KP,
+    )
+    .unwrap()
+}
+
+/// The SLB entry a remote processor lent its last index from, to put
+/// back (ESID word, VSID word).
+static REMOTE_SAVED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// On a remote processor (cross-call): lends the SLB's last index to the
+/// test segment and loads from it, which caches the translation there.
+fn remote_load_through_the_test_segment(_: u64) -> u64 {
+    let last = mm::layout().slb_size - 1;
+    REMOTE_SAVED[0].store(slb::slbmfee(last as u64), Ordering::SeqCst);
+    REMOTE_SAVED[1].store(slb::slbmfev(last as u64), Ordering::SeqCst);
+    // SAFETY: this processor runs nothing else meanwhile (the cross-call
+    // handler, EE = 0) and the test segment is mapped by the caller; the
+    // index is given back by `remote_load_again_and_restore`.
+    unsafe {
+        slb::write_entry(test_slb_entry().with_index(last).unwrap());
+        (TEST_EA as *const u64).read_volatile()
+    }
+}
+
+/// On the same remote processor: loads again (the caller removed the
+/// entry: a DSI, counted by [`on_dsi`]) and gives the SLB index back.
+/// Replies the DSI count after the load.
+fn remote_load_again_and_restore(_: u64) -> u64 {
+    let last = mm::layout().slb_size - 1;
+    // SAFETY: as in `remote_load_through_the_test_segment`; a load that
+    // faults is stepped over by the test's handler.
+    unsafe {
+        let _ = (TEST_EA as *const u64).read_volatile();
+        slb::invalidate_entry(test_slb_entry());
+        let saved_e = REMOTE_SAVED[0].load(Ordering::SeqCst);
+        if saved_e & arch_ppc64::structures::slb::esid_word::V != 0 {
+            slb::slbmte(
+                REMOTE_SAVED[1].load(Ordering::SeqCst),
+                saved_e | last as u64,
+            );
+        }
+    }
+    arch_ppc64::instructions::barrier::isync();
+    DSI_COUNT.load(Ordering::SeqCst)
+}
 
 /// Records a data storage interrupt and steps over the access.
 fn on_dsi(frame: &mut TrapFrame) {
@@ -111,14 +171,12 @@ kernel_test! {
         let frame = crate::frame::allocate().expect("a frame");
         let pa = frame.start_address();
         let (base, len, format) = table();
-        // A segment no one uses (the VMM's VSIDs are below 2^35, the
-        // linear map's from 2^37) at an EA outside every kernel region.
-        let vsid = Vsid::new((1 << 36) + 0x5a5);
-        let ea = 0xd000_0000_1234_5000u64;
+        let vsid = Vsid::new(TEST_VSID);
+        let ea = TEST_EA;
         let h = Hpte::mapping(vsid, EffectiveAddress::new(ea), SegmentSize::M256, PageSize::K4, PhysAddr::new(pa), Pp::RW_NONE)
             .unwrap()
             .with_referenced(false);
-        let slb_entry = SlbEntry::new(Esid::of(EffectiveAddress::new(ea)), vsid, SegmentSize::M256, PageSize::K4, SlbFlags::KP).unwrap();
+        let slb_entry = test_slb_entry();
         let last = mm::layout().slb_size - 1;
         let prev_dsi = trap::set_handler(Vector::DataStorage, Some(on_dsi));
         DSI_COUNT.store(0, Ordering::SeqCst);
@@ -176,5 +234,46 @@ kernel_test! {
         assert_eq!(dsi_after_remove, 2, "a load after the remove faults: the TLB dropped it");
         assert_eq!(issued, 2);
         crate::frame::deallocate(frame).unwrap();
+    }
+}
+
+kernel_test! {
+    fn a_removed_entry_stops_translating_on_another_processor_too() {
+        powernv_only();
+        if crate::smp::online_count() < 2 {
+            crate::harness::skip("needs a second processor (qemu-run.sh --smp 2 or more)");
+        }
+        let frame = crate::frame::allocate().expect("a frame");
+        let pa = frame.start_address();
+        // SAFETY: a frame of ours, reached through the linear map.
+        unsafe { (real_to_virt(pa) as *mut u64).write_volatile(0xfeed) };
+        let (base, len, format) = table();
+        let vsid = Vsid::new(TEST_VSID);
+        let h = Hpte::mapping(vsid, EffectiveAddress::new(TEST_EA), SegmentSize::M256, PageSize::K4, PhysAddr::new(pa), Pp::RW_NONE).unwrap();
+        let prev_dsi = trap::set_handler(Vector::DataStorage, Some(on_dsi));
+        DSI_COUNT.store(0, Ordering::SeqCst);
+        let run = |f: fn(u64) -> u64| {
+            crate::smp::cross_call(1, crate::smp::Request::Run { f, arg: 0 })
+                .unwrap_or_else(|e| panic!("cross-call to CPU 1: {e:?}"))
+        };
+        let (before, after) = mm::with_vmm(|_| {
+            // SAFETY: a second handle on the kernel's table, under the VMM
+            // lock, as in the single-processor test.
+            let memory = unsafe { HptMemory::new(real_to_virt(base) as *mut u8, len) };
+            let ptegs = (len / vmm::native::PTEG_BYTES) as u64;
+            let mut t = NativeHpt::with_tlb(memory, Tlbie::new(ptegs, 0)).unwrap().with_format(format);
+            let group = PtegIndex::new(vmm::hpt::hash(vsid, TEST_EA, SegmentSize::M256, PageSize::K4) & (ptegs - 1));
+            let ptex = t.insert(group, None, h).expect("a free slot");
+            let before = run(remote_load_through_the_test_segment);
+            // This processor never used the entry: only the broadcast
+            // tlbie can take it out of CPU 1's TLB.
+            t.remove(ptex, RemoveCondition::Absolute).unwrap();
+            (before, run(remote_load_again_and_restore))
+        });
+        trap::set_handler(Vector::DataStorage, prev_dsi);
+        crate::frame::deallocate(frame).unwrap();
+        assert_eq!(before, 0xfeed, "CPU 1 read the page through the entry");
+        assert_eq!(after, 1, "CPU 1's next load faults: the tlbie reached its TLB");
+        assert_eq!(DSI_DAR.load(Ordering::SeqCst), TEST_EA);
     }
 }
