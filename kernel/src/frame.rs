@@ -1008,4 +1008,4 @@ mod global {
 }
 
 #[cfg(target_arch = "powerpc64")]
-pub use global::{allocate, deallocate, force_unlock, init_global, with};
+pub use global::{allocate, deallocate, force_unlock, init_global, usable_ranges, with};

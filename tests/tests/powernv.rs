@@ -21,6 +21,7 @@ const PSERIES_ONLY: &[&str] = &[
 
 /// The powernv tests of the kernel's own table that run on one CPU.
 const POWERNV_TESTS: &[&str] = &[
+    "ktests::powernv::opal_lies_in_reserved_memory_no_frame_comes_from",
     "ktests::powernv::the_mmu_finds_the_kernels_table_of_ram_over_128",
     "ktests::powernv::the_linear_maps_entries_are_in_the_processors_layout",
     "ktests::powernv::tlbie_drops_removed_and_reprotected_translations_and_c_comes_from_memory",

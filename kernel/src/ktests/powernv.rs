@@ -114,6 +114,30 @@ fn on_dsi(frame: &mut TrapFrame) {
 }
 
 kernel_test! {
+    fn opal_lies_in_reserved_memory_no_frame_comes_from() {
+        powernv_only();
+        let info = bootinfo::get();
+        let reserved = info.reserved.as_slice();
+        let opal = powernv::opal_base();
+        assert!(
+            reserved.iter().any(|r| r.base <= opal && opal < r.end()),
+            "OPAL at {opal:#x} is not in {reserved:x?}"
+        );
+        let usable = crate::frame::usable_ranges(info).expect("usable ranges");
+        for u in usable.as_slice() {
+            for r in reserved {
+                assert!(u.end <= r.base || r.end() <= u.start, "usable {u:x?} overlaps reserved {r:x?}");
+            }
+        }
+        for (i, r) in reserved.iter().enumerate() {
+            assert!(!reserved[..i].contains(r), "{r:x?} listed twice");
+        }
+        // The allocator's own view agrees: OPAL's image is in none of
+        // its ranges.
+        let managed = crate::frame::with(|fa| fa.usable().as_slice().iter().any(|u| u.start <= opal && opal < u.end));
+        assert!(!managed, "OPAL's frame at {opal:#x} is the allocator's");
+    }
+
     fn the_mmu_finds_the_kernels_table_of_ram_over_128() {
         powernv_only();
         let (base, len, format) = table();

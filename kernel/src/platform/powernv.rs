@@ -65,6 +65,11 @@ pub fn init(base: u64, entry: u64) {
     super::set_powernv();
 }
 
+/// OPAL's base address (r8 at entry).
+pub fn opal_base() -> u64 {
+    OPAL_BASE.load(Ordering::Relaxed)
+}
+
 fn opal() -> Opal {
     Opal {
         base: OPAL_BASE.load(Ordering::Relaxed),
@@ -281,16 +286,24 @@ pub fn collect(fdt: u64) -> BootInfo {
             }
         }
     }
+    // skiboot lists its regions in both places: keep each once, so the
+    // list's capacity goes to distinct ones.
     let mut reserved = RangeList::default();
+    let mut reserve = |base, size| {
+        let r = PhysRange { base, size };
+        if !reserved.as_slice().contains(&r) {
+            reserved.push(r);
+        }
+    };
     for (base, size) in fdt.reservations() {
-        reserved.push(PhysRange { base, size });
+        reserve(base, size);
     }
     if let Some(rm) = root.child("reserved-memory") {
         let rcells = rm.cell_sizes();
         for n in rm.children() {
             if let Some(reg) = n.property("reg") {
                 for (base, size) in reg_pairs(reg, rcells) {
-                    reserved.push(PhysRange { base, size });
+                    reserve(base, size);
                 }
             }
         }
