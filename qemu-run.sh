@@ -15,7 +15,8 @@
 #   --smp N            number of CPUs, 1..8 (default 1); more than one runs
 #                      multi-threaded TCG (-accel tcg,thread=multi), one host
 #                      thread per vCPU, except with --icount
-#   --mem SIZE         guest RAM, a multiple of 256M (default 512M)
+#   --mem SIZE         guest RAM, a multiple of 256M (default 512M; 1G on
+#                      powernv, the least QEMU accepts there)
 #   --max-page-size SZ largest HPT page size the machine offers: 16M
 #                      (default; the kernel maps RAM with 16M pages) or 64K
 #                      (QEMU's own default; the kernel falls back to 64K)
@@ -23,7 +24,8 @@
 #   --release          build the release kernel
 #   --features LIST    kernel cargo features (e.g. fail-test, hang-test)
 #   --test FILTER      run only kernel tests whose name contains FILTER
-#   --icount           -icount shift=0: virtual time counts guest instructions
+#   --icount           (pseries only: QEMU's powernv aborts under it)
+#                      -icount shift=0: virtual time counts guest instructions
 #                      (1 instruction = 1 ns), so the timebase-based
 #                      `measure:` lines are deterministic instruction counts;
 #                      passes icount=1 to the kernel, which then says
