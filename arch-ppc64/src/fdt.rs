@@ -60,6 +60,8 @@ const fn align4(n: usize) -> usize {
 pub struct Fdt<'a> {
     structs: &'a [u8],
     strings: &'a [u8],
+    /// From the memory reservation map to the end of the tree.
+    rsvmap: &'a [u8],
     boot_cpuid: u32,
 }
 
@@ -87,9 +89,11 @@ impl<'a> Fdt<'a> {
         };
         let structs = block(word(2)?, word(9)?).ok_or(FdtError::BadBlock)?;
         let strings = block(word(3)?, word(8)?).ok_or(FdtError::BadBlock)?;
+        let rsvmap = blob.get(word(4)? as usize..).ok_or(FdtError::BadBlock)?;
         Ok(Fdt {
             structs,
             strings,
+            rsvmap,
             boot_cpuid: word(7)?,
         })
     }
@@ -109,6 +113,23 @@ impl<'a> Fdt<'a> {
         }
         // SAFETY: the caller guarantees `totalsize` bytes are readable.
         Fdt::new(unsafe { core::slice::from_raw_parts(ptr, total) })
+    }
+
+    /// The memory reservation map: `(address, size)` pairs of memory the
+    /// firmware keeps (OPAL's own image, on powernv), up to the `(0, 0)`
+    /// that ends it (or the end of the blob, for a malformed map).
+    pub fn reservations(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        self.rsvmap
+            .chunks_exact(16)
+            .map(|c| {
+                let word = |at: usize| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&c[at..at + 8]);
+                    u64::from_be_bytes(w)
+                };
+                (word(0), word(8))
+            })
+            .take_while(|&(addr, size)| addr != 0 || size != 0)
     }
 
     /// The boot processor's physical id from the header.
@@ -515,6 +536,42 @@ mod tests {
         );
         assert!(fdt.find("/nothing").is_none());
         assert!(fdt.find("/cpus/PowerPC,POWER9@8").is_none());
+    }
+
+    #[test]
+    fn the_reservation_map_ends_at_its_zero_entry() {
+        let blob = powernv_like();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(fdt.reservations().count(), 0);
+        // Two entries in front of the builder's terminator: the map grows
+        // by 32 bytes and every later block moves with it.
+        let mut grown = blob[..HEADER_BYTES].to_vec();
+        for (a, n) in [(0x3000_0000u64, 0x1c0_0000u64), (0x3100_0000, 0x10_0000)] {
+            grown.extend_from_slice(&a.to_be_bytes());
+            grown.extend_from_slice(&n.to_be_bytes());
+        }
+        grown.extend_from_slice(&blob[HEADER_BYTES..]);
+        let mut word = |i: usize, add: u32| {
+            let v = u32::from_be_bytes(grown[i * 4..i * 4 + 4].try_into().unwrap()) + add;
+            grown[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
+        };
+        word(1, 32); // totalsize
+        word(2, 32); // off_dt_struct
+        word(3, 32); // off_dt_strings
+        let fdt = Fdt::new(&grown).unwrap();
+        let r: Vec<_> = fdt.reservations().collect();
+        assert_eq!(r, [(0x3000_0000, 0x1c0_0000), (0x3100_0000, 0x10_0000)]);
+        assert!(fdt.find("/cpus").is_some(), "the tree still reads");
+        // A map cut off by the end of the blob stops there.
+        let mut cut = grown.clone();
+        cut.truncate(HEADER_BYTES + 24);
+        cut[4..8].copy_from_slice(&((HEADER_BYTES + 24) as u32).to_be_bytes());
+        cut[8..12].copy_from_slice(&(HEADER_BYTES as u32).to_be_bytes());
+        cut[12..16].copy_from_slice(&(HEADER_BYTES as u32).to_be_bytes());
+        cut[32..36].copy_from_slice(&0u32.to_be_bytes());
+        cut[36..40].copy_from_slice(&0u32.to_be_bytes());
+        let fdt = Fdt::new(&cut).unwrap();
+        assert_eq!(fdt.reservations().count(), 1);
     }
 
     #[test]

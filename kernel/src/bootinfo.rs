@@ -111,6 +111,8 @@ pub enum BootCpuFrom {
     Chosen,
     /// No usable `/chosen` `cpu`: the first thread of the first node.
     FirstNode,
+    /// The flattened device tree's header (`boot_cpuid_phys`, powernv).
+    FdtHeader,
 }
 
 /// The processor threads of `/cpus` in the order the kernel numbers them:
@@ -144,7 +146,18 @@ impl CpuList {
         self.len == 0
     }
 
-    fn push(&mut self, t: CpuThread) {
+    /// An empty list.
+    pub fn new(boot_from: BootCpuFrom) -> CpuList {
+        CpuList {
+            threads: [CpuThread::default(); MAX_CPUS],
+            len: 0,
+            dropped: 0,
+            boot_from,
+        }
+    }
+
+    /// Appends `t` (or counts it in `dropped` past [`MAX_CPUS`]).
+    pub fn push(&mut self, t: CpuThread) {
         if self.len == MAX_CPUS {
             self.dropped += 1;
         } else {
@@ -186,6 +199,8 @@ pub enum Firmware {
     Vof,
     /// SLOF, QEMU's default pseries firmware.
     Slof,
+    /// skiboot (OPAL) on a powernv machine.
+    Skiboot,
 }
 
 /// What the kernel learned at boot.
@@ -202,6 +217,10 @@ pub struct BootInfo {
     /// `available` of the memory nodes (what firmware has not claimed);
     /// empty if the firmware does not provide the property.
     pub available: RangeList,
+    /// Memory the firmware keeps for itself inside `memory` (powernv: the
+    /// device tree's reservation map and `/reserved-memory`); empty on
+    /// pseries, where `available` says it.
+    pub reserved: RangeList,
     /// The vty's `reg` (its H_PUT_TERM_CHAR terminal number).
     pub vty_reg: Option<u32>,
     /// RTAS tokens.
@@ -220,6 +239,46 @@ pub struct BootInfo {
 }
 
 impl BootInfo {
+    /// Boot information with nothing found yet, for a platform that fills
+    /// it in from another source than Open Firmware.
+    pub fn empty(firmware: Firmware) -> BootInfo {
+        BootInfo {
+            firmware,
+            address_cells: 2,
+            size_cells: 1,
+            memory: RangeList::default(),
+            available: RangeList::default(),
+            reserved: RangeList::default(),
+            vty_reg: None,
+            rtas: RtasTokens::default(),
+            cpu: CpuInfo {
+                cpu_version: None,
+                pvr: Pvr::read() as u32,
+                slb_size: None,
+                pft_size: None,
+                segment_sizes: [-1; 4],
+                segment_sizes_len: 0,
+                segment_page_sizes: [0; MAX_SPS_CELLS],
+                segment_page_sizes_len: 0,
+                timebase_frequency: None,
+                dcache_block_size: None,
+            },
+            cpu_count: 0,
+            cpus: CpuList::new(BootCpuFrom::FdtHeader),
+            kernel: kernel_range(),
+            bootargs: [0; 256],
+            bootargs_len: 0,
+        }
+    }
+
+    /// Sets the kernel command line (truncated to what fits, up to a NUL).
+    pub fn set_bootargs(&mut self, args: &[u8]) {
+        let len = args.len().min(self.bootargs.len());
+        let len = args[..len].iter().position(|&b| b == 0).unwrap_or(len);
+        self.bootargs[..len].copy_from_slice(&args[..len]);
+        self.bootargs_len = len;
+    }
+
     /// Total RAM from the memory nodes' `reg`.
     pub fn ram_size(&self) -> u64 {
         self.memory.total()
@@ -484,6 +543,7 @@ pub fn collect(of: &OpenFirmware) -> Result<BootInfo, OfError> {
         size_cells,
         memory,
         available,
+        reserved: RangeList::default(),
         vty_reg: find_vty(of),
         rtas,
         cpu,
@@ -614,6 +674,9 @@ impl fmt::Display for BootInfo {
         for r in self.available.as_slice() {
             writeln!(f, "available     : {:#012x}..{:#012x}", r.base, r.end())?;
         }
+        for r in self.reserved.as_slice() {
+            writeln!(f, "reserved      : {:#012x}..{:#012x}", r.base, r.end())?;
+        }
         writeln!(f, "RAM           : {} MiB", self.ram_size() >> 20)?;
         writeln!(
             f,
@@ -650,6 +713,7 @@ impl fmt::Display for BootInfo {
             match self.cpus.boot_from {
                 BootCpuFrom::Chosen => "/chosen cpu",
                 BootCpuFrom::FirstNode => "the first /cpus node",
+                BootCpuFrom::FdtHeader => "the device tree header",
             },
             if self.cpus.dropped > 0 {
                 "; more threads than MAX_CPUS, not started"

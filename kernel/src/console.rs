@@ -1,4 +1,5 @@
-//! Console on the PAPR virtual terminal (`H_PUT_TERM_CHAR`), the `log`
+//! Console on the PAPR virtual terminal (`H_PUT_TERM_CHAR`) or, on powernv,
+//! OPAL's (`crate::platform`), the `log`
 //! backend and the `print!`/`println!` macros.
 //!
 //! Terminal number 0 is QEMU's "first vty" shortcut (hw/char/spapr_vty.c),
@@ -60,17 +61,17 @@ pub fn put_term_chars(termno: u32, bytes: &[u8]) -> Result<(), PaprError> {
     Ok(())
 }
 
-/// `fmt::Write` on the console; turns `\n` into `\r\n` for terminals.
+/// `fmt::Write` on the console (the vty on pseries, OPAL's on powernv:
+/// `crate::platform::console_write`); turns `\n` into `\r\n` for terminals.
 pub struct Console;
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let termno = termno();
         for (i, line) in s.split('\n').enumerate() {
             if i > 0 {
-                put_term_chars(termno, b"\r\n").map_err(|_| fmt::Error)?;
+                crate::platform::console_write(b"\r\n").map_err(|_| fmt::Error)?;
             }
-            put_term_chars(termno, line.as_bytes()).map_err(|_| fmt::Error)?;
+            crate::platform::console_write(line.as_bytes()).map_err(|_| fmt::Error)?;
         }
         Ok(())
     }

@@ -884,6 +884,9 @@ mod global {
         }
         usable.remove(AddrRange::new(0, LOW_RESERVED))?;
         usable.remove(AddrRange::new(info.kernel.base, info.kernel.size))?;
+        for r in info.reserved.as_slice() {
+            usable.remove(AddrRange::new(r.base, r.size))?;
+        }
         usable.align_to_frames();
         Ok(usable)
     }
@@ -1005,4 +1008,4 @@ mod global {
 }
 
 #[cfg(target_arch = "powerpc64")]
-pub use global::{allocate, deallocate, force_unlock, init_global, with};
+pub use global::{allocate, deallocate, force_unlock, init_global, usable_ranges, with};

@@ -21,7 +21,7 @@ use arch_ppc64::registers::msr::{self, Msr};
 
 use crate::context::{context_call, context_resume, SavedContext};
 use crate::summary::Summary;
-use crate::{bootinfo, console, rtas};
+use crate::{bootinfo, console};
 
 /// A test registered with [`kernel_test!`](crate::kernel_test).
 pub struct KernelTest {
@@ -126,6 +126,11 @@ pub fn note_entry() {
     ENTRY_TB.store(timebase(), Ordering::Relaxed);
 }
 
+/// The timebase [`note_entry`] recorded.
+pub fn entry_timebase() -> u64 {
+    ENTRY_TB.load(Ordering::Relaxed)
+}
+
 /// Whether the kernel command line says virtual time counts instructions
 /// (`icount=1`, which `qemu-run.sh --icount` passes with `-icount
 /// shift=0`).
@@ -215,7 +220,7 @@ pub fn run() -> ! {
             selected.len()
         ),
     );
-    rtas::exit(summary.ok(), message)
+    crate::platform::exit(summary.ok(), message)
 }
 
 /// Formats into `buf` (truncating); for messages on paths that must not
@@ -386,7 +391,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         ),
         None => "kernel panic",
     };
-    rtas::exit(false, message)
+    crate::platform::exit(false, message)
 }
 
 /// A panic on a secondary processor: the test harness and its recovery
@@ -416,5 +421,5 @@ fn secondary_panic(cpu: usize, info: &PanicInfo<'_>) -> ! {
             "kernel panic on a secondary processor"
         }
     };
-    rtas::exit(false, message)
+    crate::platform::exit(false, message)
 }

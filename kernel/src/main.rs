@@ -1,7 +1,9 @@
-//! PowerPC64 pseries kernel: boots under QEMU (`-M pseries`, VOF or SLOF),
-//! reads the device tree through the Open Firmware client interface, sets up
-//! the console, physical frames, heap and interrupt vectors, then runs the
-//! in-kernel test harness and reports the result through RTAS.
+//! PowerPC64 kernel: boots under QEMU (`-M pseries`, VOF or SLOF, reading
+//! the device tree through the Open Firmware client interface; or bare
+//! metal on `-M powernv` under OPAL, reading skiboot's flattened device
+//! tree, `platform`), sets up the console, physical frames, heap and
+//! interrupt vectors, then runs the in-kernel test harness and reports the
+//! result through RTAS (pseries) or OPAL (powernv).
 //!
 //! On any other architecture this crate builds as a stub `main` so that
 //! `cargo clippy --workspace` and `cargo test --workspace` work on the host;
@@ -35,6 +37,8 @@ mod ktests;
 mod mm;
 #[cfg(target_arch = "powerpc64")]
 mod of;
+#[cfg(target_arch = "powerpc64")]
+mod platform;
 #[cfg(target_arch = "powerpc64")]
 mod proc;
 #[cfg(target_arch = "powerpc64")]

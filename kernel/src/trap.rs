@@ -56,10 +56,14 @@
 //! completes the frame and goes through [`trap_dispatch`] like any other
 //! interrupt. A `sc` in the kernel always takes the general path.
 //!
-//! The hypervisor interrupts (0xe00-0xe80, 0x980) are never delivered to a
-//! pseries guest (QEMU raises them only with LPCR\[VPM1\] or in HV state);
-//! their stubs exist so a stray one is reported, with SRR0/SRR1 values
-//! that are not meaningful for it.
+//! The hypervisor interrupts (0x980, 0xe00-0xea0, 0xf80) are never
+//! delivered to a pseries guest (QEMU raises them only with LPCR\[VPM1\] or
+//! in HV state). On powernv the kernel runs in hypervisor state and they
+//! can arrive (an illegal instruction is a hypervisor emulation assistance
+//! interrupt, 0xe40, there): their stubs copy HSRR0/HSRR1 into SRR0/SRR1
+//! first, so the general path reports or handles them like any other and
+//! returns with `rfid`. The hypervisor decrementer is kept quiet instead
+//! (LPCR\[HDICE\] = 0, `crate::platform::powernv::init_cpu`).
 //!
 //! Floating-point registers are not saved: kernel code must not use FP in
 //! handlers (nothing does; the kernel has no floating-point code).
@@ -363,24 +367,24 @@ __vectors_start:
     VECTOR 0x700
     VECTOR 0x800
     VECTOR 0x900
-    VECTOR 0x980
+    VECTOR 0x980, hv_common
     VECTOR 0xa00
     VECTOR 0xb00
     VECTOR 0xc00, syscall_vector
     VECTOR 0xd00
-    VECTOR 0xe00
-    VECTOR 0xe20
-    VECTOR 0xe40
-    VECTOR 0xe60
-    VECTOR 0xe80
-    VECTOR 0xea0
+    VECTOR 0xe00, hv_common
+    VECTOR 0xe20, hv_common
+    VECTOR 0xe40, hv_common
+    VECTOR 0xe60, hv_common
+    VECTOR 0xe80, hv_common
+    VECTOR 0xea0, hv_common
     VECTOR 0xec0
     VECTOR 0xee0
     VECTOR 0xf00
     VECTOR 0xf20
     VECTOR 0xf40
     VECTOR 0xf60
-    VECTOR 0xf80
+    VECTOR 0xf80, hv_common
     .org 0x1000
 vectors_common:
     std     %r11, PACA_R11(%r13)
@@ -392,6 +396,19 @@ vectors_common_ctr:
     ld      %r11, PACA_COMMON(%r13)
     mtctr   %r11
     bctr
+    # The hypervisor interrupts (powernv: the kernel runs in hypervisor
+    # state) save the interrupted PC and MSR in HSRR0/HSRR1: copy them to
+    # SRR0/SRR1, where the general path and its rfid expect them (rfid in
+    # hypervisor state restores MSR[HV] from SRR1 too).
+hv_common:
+    std     %r11, PACA_R11(%r13)
+    mfspr   %r11, 314              # HSRR0
+    mtsrr0  %r11
+    mfspr   %r11, 315              # HSRR1
+    mtsrr1  %r11
+    mfcr    %r11
+    std     %r11, PACA_CR(%r13)
+    b       vectors_common_ctr
     # The segment-miss fast path's way to the full path: as the VECTOR
     # stub would have gone.
     .globl slb_miss_data_full
@@ -1014,7 +1031,7 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             cpu_index(),
             frame.vector
         ));
-        crate::rtas::exit(false, "interrupt stack overflow");
+        crate::platform::exit(false, "interrupt stack overflow");
     }
     // The stubs only ever pass their own offsets; the slot is the
     // offset / 0x20 that `Vector::slot` gives.

@@ -84,12 +84,27 @@ fn pte_sync() {
     fence(Ordering::SeqCst);
 }
 
+/// The layout the table's entries have in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HpteFormat {
+    /// The pre-ISA-3.0 layout PAPR uses and POWER8 reads
+    /// ([`arch_ppc64::structures::hpte`]).
+    #[default]
+    Pre300,
+    /// The ISA 3.0 layout POWER9/10 read from a table the kernel owns
+    /// ([`arch_ppc64::structures::hpte::isa300`]): entries are converted
+    /// on every store and load, so callers keep the pre-3.0 form, and an
+    /// entry the layout cannot hold (a VA beyond 68 bits) is refused.
+    Isa300,
+}
+
 /// A hashed page table in memory (see the module documentation), with
 /// TLB invalidation hook `T`.
 pub struct NativeHpt<S, T = NoTlbInvalidate> {
     table: S,
     pteg_count: u64,
     tlb: T,
+    format: HpteFormat,
 }
 
 impl<S, T> core::fmt::Debug for NativeHpt<S, T> {
@@ -135,7 +150,28 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
             table,
             pteg_count: (len / PTEG_BYTES) as u64,
             tlb,
+            format: HpteFormat::Pre300,
         })
+    }
+
+    /// The same table with its entries in `format` from now on (the
+    /// contents are not converted: call it on an empty table).
+    pub fn with_format(mut self, format: HpteFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The layout of the entries in memory.
+    pub fn format(&self) -> HpteFormat {
+        self.format
+    }
+
+    /// `h` as the table stores it; `None` if the format cannot hold it.
+    fn encode(&self, h: Hpte) -> Option<Hpte> {
+        match self.format {
+            HpteFormat::Pre300 => Some(h),
+            HpteFormat::Isa300 => h.to_isa300(),
+        }
     }
 
     /// The TLB invalidation hook.
@@ -166,6 +202,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
             return Err(HptError::Parameter);
         }
         let base = group.byte_offset() as usize;
+        if self.format != HpteFormat::Pre300 {
+            return Ok(core::array::from_fn(|i| {
+                self.load(base + i * Hpte::BYTES).v
+            }));
+        }
         let bytes = &self.table.as_ref()[base..base + PTEG_BYTES];
         Ok(core::array::from_fn(|i| {
             let mut w = [0u8; 8];
@@ -193,7 +234,11 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
     fn load(&self, offset: usize) -> Hpte {
         let mut b = [0u8; 16];
         b.copy_from_slice(&self.table.as_ref()[offset..offset + Hpte::BYTES]);
-        Hpte::from_be_bytes(b)
+        let h = Hpte::from_be_bytes(b);
+        match self.format {
+            HpteFormat::Pre300 => h,
+            HpteFormat::Isa300 => h.from_isa300(),
+        }
     }
 
     fn store_v(&mut self, offset: usize, v: u64) {
@@ -204,8 +249,9 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
         self.table.as_mut()[offset + 8..offset + 16].copy_from_slice(&r.to_be_bytes());
     }
 
-    /// Writes an entry into an invalid slot in the order a concurrent
-    /// table walk needs: `r`, then the new `v`, then `ptesync`.
+    /// Writes an entry (already in the table's format, [`Self::encode`])
+    /// into an invalid slot in the order a concurrent table walk needs:
+    /// `r`, then the new `v`, then `ptesync`.
     fn store(&mut self, offset: usize, h: Hpte) {
         self.store_r(offset, h.r);
         order_stores();
@@ -243,6 +289,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
         if self.load(off).is_valid() {
             return Err(HptError::PtegFull);
         }
+        let hpte = self.encode(hpte).ok_or(HptError::Parameter)?;
         self.store(off, hpte);
         Ok(())
     }
@@ -257,7 +304,8 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> NativeHpt<S, T> {
             .with_referenced(true)
             .with_changed(old.changed() || store);
         if new.r != old.r {
-            self.store_r(off, new.r);
+            let stored = self.encode(new).unwrap_or(new);
+            self.store_r(off, stored.r);
         }
         Ok(())
     }
@@ -272,6 +320,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> HptBackend for NativeHpt<S,
         if group.as_u64() >= self.pteg_count || !hpte.is_valid() {
             return Err(HptError::Parameter);
         }
+        let hpte = self.encode(hpte).ok_or(HptError::Parameter)?;
         let target = match slot {
             Some(s) if s >= Ptex::SLOTS_PER_PTEG => return Err(HptError::Parameter),
             Some(s) => {
@@ -321,6 +370,8 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>, T: TlbInvalidate> HptBackend for NativeHpt<S,
         // C set before the TLB invalidation is not lost.
         let now = self.invalidate_entry(ptex, off, old);
         let new = now.with_pp(pp).with_no_execute(no_exec);
+        // A valid entry the table held fits its format with any PP and N.
+        let new = self.encode(new).unwrap_or(new);
         self.store(off, new);
         Ok(())
     }
@@ -706,5 +757,74 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A 4K page of a 1T segment (B = 01), the case where the two layouts
+    /// differ in every word.
+    fn one_tb_entry(vsid: u64) -> Hpte {
+        use arch_ppc64::addr::{EffectiveAddress, PhysAddr, Vsid};
+        use arch_ppc64::structures::{PageSize, SegmentSize};
+        Hpte::mapping(
+            Vsid::new(vsid),
+            EffectiveAddress::new(0x12_3456_7000),
+            SegmentSize::T1,
+            PageSize::K4,
+            PhysAddr::new(0x4567_8000),
+            Pp::RW_RW,
+        )
+        .unwrap()
+    }
+
+    fn raw(t: &NativeHpt<Vec<u8>>, ptex: Ptex) -> (u64, u64) {
+        let off = ptex.byte_offset() as usize;
+        let b = t.as_bytes();
+        let word = |at: usize| u64::from_be_bytes(b[at..at + 8].try_into().unwrap());
+        (word(off), word(off + 8))
+    }
+
+    #[test]
+    fn isa300_table_stores_b_in_doubleword_1_and_reads_back_the_pre300_form() {
+        let mut t = NativeHpt::with_size_shift(12)
+            .unwrap()
+            .with_format(HpteFormat::Isa300);
+        let h = one_tb_entry(0xabcde);
+        let p = t.insert(PtegIndex::new(3), None, h).unwrap();
+        let (v0, r0) = raw(&t, p);
+        assert_eq!(v0 >> 52, 0, "dword 0 bits 0:11 reserved");
+        assert_eq!((r0 >> 58) & 0b11, 0b01, "B = 1T in dword 1 bits 4:5");
+        assert_eq!(t.read(p).unwrap(), h);
+        assert_eq!(t.group_v_words(PtegIndex::new(3)).unwrap()[0], h.v);
+        t.record_reference(p, true).unwrap();
+        assert_eq!((raw(&t, p).1 >> 58) & 0b11, 0b01, "R/C update keeps B");
+        t.protect(p, h.avpn_word(), Pp::RO_RO, true).unwrap();
+        let now = t.read(p).unwrap();
+        assert_eq!(now.segment_size(), h.segment_size());
+        assert_eq!(now.pp(), Pp::RO_RO);
+        assert!(now.changed());
+        let gone = t.remove(p, RemoveCondition::Avpn(h.avpn_word())).unwrap();
+        assert_eq!(gone.v, h.v);
+        assert_eq!(raw(&t, p).0, 0);
+    }
+
+    #[test]
+    fn isa300_table_refuses_an_entry_beyond_a_68_bit_va_and_stays_unchanged() {
+        let mut t = NativeHpt::with_size_shift(12)
+            .unwrap()
+            .with_format(HpteFormat::Isa300);
+        let before = t.as_bytes().to_vec();
+        // 1T segments have 28 VSID bits in a 68-bit VA.
+        let wide = one_tb_entry(1 << 28);
+        assert_eq!(
+            t.insert(PtegIndex::new(0), None, wide),
+            Err(HptError::Parameter)
+        );
+        assert_eq!(
+            t.write_invalid(PtegIndex::new(0).ptex(0), wide.with_valid(false)),
+            Err(HptError::Parameter)
+        );
+        assert_eq!(t.as_bytes(), &before[..]);
+        // The pre-3.0 layout holds it.
+        let mut old = NativeHpt::with_size_shift(12).unwrap();
+        assert!(old.insert(PtegIndex::new(0), None, wide).is_ok());
     }
 }

@@ -131,8 +131,13 @@ impl Opal {
         let rc: i64;
         // SAFETY: the caller guarantees the machine state OPAL requires and
         // the validity of the arguments. r2 (TOC) is kept in r14, which
-        // OPAL preserves as the ELF ABI says, and restored after the call;
-        // everything else OPAL may change is covered by clobber_abi.
+        // OPAL preserves as the ELF ABI says, and restored after the call.
+        // The clobbers are the ABI's volatile GPRs and special registers,
+        // named one by one rather than with clobber_abi("C"): that would
+        // also name floating-point registers, and the compiler would then
+        // save FPRs around the call, which traps where MSR[FP] = 0 (an
+        // interrupt handler printing through OPAL). OPAL (skiboot) is
+        // built without floating point and leaves the FPRs alone.
         unsafe {
             core::arch::asm!(
                 "mr 14, 2",
@@ -142,13 +147,26 @@ impl Opal {
                 "mr 2, 14",
                 base = in(reg) self.base,
                 entry = in(reg) self.entry,
-                in("r0") token,
+                inlateout("r0") token => _,
                 inlateout("r3") args[0] => rc,
-                in("r4") args[1],
-                in("r5") args[2],
-                in("r6") args[3],
+                inlateout("r4") args[1] => _,
+                inlateout("r5") args[2] => _,
+                inlateout("r6") args[3] => _,
                 out("r14") _,
-                clobber_abi("C"),
+                lateout("r7") _,
+                lateout("r8") _,
+                lateout("r9") _,
+                lateout("r10") _,
+                lateout("r11") _,
+                lateout("r12") _,
+                out("ctr") _,
+                out("lr") _,
+                out("xer") _,
+                out("cr0") _,
+                out("cr1") _,
+                out("cr5") _,
+                out("cr6") _,
+                out("cr7") _,
             );
         }
         match OpalError::from_return(rc) {

@@ -241,6 +241,34 @@ pub struct Hpte {
     pub r: u64,
 }
 
+/// The ISA 3.0 layout of an HPTE, which POWER9 and POWER10 read from a
+/// table the kernel owns (hypervisor state, powernv); PAPR keeps the
+/// pre-3.0 layout of this module for guests. ISA 3.0 limits the virtual
+/// address to 68 bits, so the top 10 bits of the pre-3.0 AVPN (VA bits
+/// 0:9) are always 0 and become reserved; the segment size B moves from
+/// doubleword 0 bits 0:1 to doubleword 1 bits 4:5, which narrows the RPN
+/// to bits 7:51:
+///
+/// ```text
+/// dword 0 (v): | /// 0:11 | AVPN 12:56 | SW 57:60 | L 61 | H 62 | V 63 |
+/// dword 1 (r): | PP0 0 | TS 1 | KEY 2:3 | B 4:5 | / 6 | RPN 7:51 | ... as before
+/// ```
+///
+/// [`Hpte::to_isa300`] and [`Hpte::from_isa300`] convert, so software keeps
+/// working on the pre-3.0 form.
+pub mod isa300 {
+    /// Doubleword 0 bits 0:11: B and the top 10 AVPN bits in the pre-3.0
+    /// form, reserved (0) in ISA 3.0.
+    pub const V_RESERVED: u64 = 0xFFF0_0000_0000_0000;
+    /// Doubleword 1 bits 4:5: the segment size B.
+    pub const R_B: u64 = 0x0C00_0000_0000_0000;
+    /// Shift of [`R_B`].
+    pub const R_B_SHIFT: u32 = 63 - 5;
+    /// Doubleword 1 bits 4:6 of the pre-3.0 form (RPN bits ISA 3.0 gives to
+    /// B and a reserved bit): real addresses of 2^57 and above.
+    pub const R_WIDE_RPN: u64 = 0x0E00_0000_0000_0000;
+}
+
 impl core::fmt::Debug for Hpte {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "Hpte {{ v: {:#018x}, r: {:#018x} }}", self.v, self.r)
@@ -286,6 +314,30 @@ impl Hpte {
             r: r::M | r::R,
         };
         Some(h.with_page(pa, psize).with_pp(pp))
+    }
+
+    /// This (pre-3.0) entry in the ISA 3.0 layout ([`isa300`]), or `None`
+    /// if it does not fit: a virtual address beyond 68 bits (AVPN bits
+    /// 0:9 set) or a real address beyond 57 bits.
+    pub const fn to_isa300(self) -> Option<Hpte> {
+        if self.v & (isa300::V_RESERVED & !v::B) != 0 || self.r & isa300::R_WIDE_RPN != 0 {
+            return None;
+        }
+        let b = (self.v & v::B) >> v::B_SHIFT;
+        Some(Hpte {
+            v: self.v & !isa300::V_RESERVED,
+            r: self.r | (b << isa300::R_B_SHIFT),
+        })
+    }
+
+    /// The pre-3.0 form of an entry in the ISA 3.0 layout ([`isa300`]):
+    /// B back to doubleword 0 (reserved bits are dropped).
+    pub const fn from_isa300(self) -> Hpte {
+        let b = (self.r & isa300::R_B) >> isa300::R_B_SHIFT;
+        Hpte {
+            v: (self.v & !isa300::V_RESERVED) | (b << v::B_SHIFT),
+            r: self.r & !(isa300::R_B | (1 << (63 - 6))),
+        }
     }
 
     /// Segment size from `B`; `None` for a reserved code.
@@ -867,5 +919,82 @@ mod tests {
         assert!(!h.with_secondary(true).matches(probe));
         assert!(!h.with_valid(false).matches(probe));
         assert!(!h.with_segment_size(SegmentSize::T1).matches(probe));
+    }
+
+    #[test]
+    fn isa300_layout_moves_b_to_doubleword_1_bits_4_5() {
+        // ISA bit n of a doubleword is 1 << (63 - n).
+        let bit = |n: u32| 1u64 << (63 - n);
+        assert_eq!(isa300::R_B, bit(4) | bit(5));
+        assert_eq!(isa300::R_WIDE_RPN, bit(4) | bit(5) | bit(6));
+        assert_eq!(isa300::V_RESERVED, (0..12).map(bit).fold(0, |a, b| a | b));
+        for ssize in [SegmentSize::M256, SegmentSize::T1] {
+            let vsid = Vsid::new(0x1234_5678 & ((1 << 28) - 1));
+            let ea = EffectiveAddress::new(0x0abc_d000);
+            let old = Hpte::mapping(
+                vsid,
+                ea,
+                ssize,
+                PageSize::K4,
+                PhysAddr::new(0x1_2345_6000),
+                Pp::RW_RW,
+            )
+            .unwrap()
+            .with_bolted(true);
+            let new = old.to_isa300().expect("a 68-bit VA and a small RPN fit");
+            assert_eq!(new.v & isa300::V_RESERVED, 0);
+            assert_eq!(new.v & !isa300::V_RESERVED, old.v & !v::B);
+            assert_eq!((new.r & isa300::R_B) >> isa300::R_B_SHIFT, ssize.b_code());
+            assert_eq!(new.r & !isa300::R_B, old.r);
+            assert_eq!(new.from_isa300(), old);
+        }
+    }
+
+    #[test]
+    fn isa300_refuses_what_a_68_bit_va_or_57_bit_ra_cannot_hold() {
+        let ea = EffectiveAddress::new(0);
+        // A 256M segment's VSID above 40 bits puts VA bits 0:9 in AVPN.
+        let wide = Hpte::mapping(
+            Vsid::new(1 << 40),
+            ea,
+            SegmentSize::M256,
+            PageSize::K4,
+            PhysAddr::new(0),
+            Pp::RW_RW,
+        )
+        .unwrap();
+        assert_eq!(wide.to_isa300(), None);
+        let fits = Hpte::mapping(
+            Vsid::new((1 << 40) - 1),
+            ea,
+            SegmentSize::M256,
+            PageSize::K4,
+            PhysAddr::new(0),
+            Pp::RW_RW,
+        )
+        .unwrap();
+        assert!(fits.to_isa300().is_some());
+        // A 1T segment's VSID above 28 bits likewise.
+        let wide = Hpte::mapping(
+            Vsid::new(1 << 28),
+            ea,
+            SegmentSize::T1,
+            PageSize::K4,
+            PhysAddr::new(0),
+            Pp::RW_RW,
+        )
+        .unwrap();
+        assert_eq!(wide.to_isa300(), None);
+        let far = Hpte {
+            v: v::V,
+            r: 1 << 57,
+        };
+        assert_eq!(far.to_isa300(), None);
+        assert!(Hpte {
+            v: v::V,
+            r: 1 << 56
+        }
+        .to_isa300()
+        .is_some());
     }
 }

@@ -6,12 +6,14 @@ use crate::console::{put_term_chars, termno};
 
 kernel_test! {
     fn put_term_char_succeeds_on_the_vty() {
+        super::pseries_only("pseries only: H_PUT_TERM_CHAR (powernv writes through OPAL)");
         assert_eq!(put_term_chars(termno(), b""), Ok(()));
         // 20 bytes: two hcalls (16 + 4).
         assert_eq!(put_term_chars(termno(), b"(20 bytes, 2 calls) "), Ok(()));
     }
 
     fn put_term_char_rejects_bad_terminal_and_length() {
+        super::pseries_only("pseries only: H_PUT_TERM_CHAR (powernv writes through OPAL)");
         // No vty with this reg: H_PARAMETER (hw/char/spapr_vty.c).
         assert_eq!(put_term_chars(0x7100_00ff, b"x"), Err(PaprError::Parameter));
         // More than 16 bytes in one call: H_PARAMETER.

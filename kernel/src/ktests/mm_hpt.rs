@@ -78,6 +78,7 @@ fn free(pa: u64) {
 
 kernel_test! {
     fn papr_insert_read_remove_round_trip() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         let mut h = hpt();
         let g = empty_pair(&h, 100);
         let pa = frame();
@@ -102,6 +103,7 @@ kernel_test! {
     }
 
     fn papr_exact_slot_full_pteg_and_parameter_errors() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         let mut h = hpt();
         let g = empty_pair(&h, 200);
         let pa = frame();
@@ -135,6 +137,7 @@ kernel_test! {
     }
 
     fn papr_read_group_reads_the_eight_entries_of_a_group() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         let mut h = hpt();
         let g = empty_pair(&h, 400);
         let pa = frame();
@@ -157,6 +160,7 @@ kernel_test! {
     }
 
     fn papr_protect_changes_pp_and_keeps_the_rest() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         let mut h = hpt();
         let g = empty_pair(&h, 300);
         let pa = frame();
@@ -176,6 +180,7 @@ kernel_test! {
     }
 
     fn papr_bulk_remove_reports_each_entry() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         let mut h = hpt();
         let g = empty_pair(&h, 400);
         let pa = frame();
@@ -203,6 +208,7 @@ kernel_test! {
     }
 
     fn papr_bulk_remove_stops_at_an_invalid_index_and_leaves_the_rest() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         // QEMU answers the first request, refuses the second (PTE index
         // outside the table: PARM, status H_PARAMETER) and never looks at
         // the last two: they still read REQUEST and must not be taken for
@@ -238,6 +244,7 @@ kernel_test! {
     }
 
     fn papr_reference_and_change_bits_come_from_h_read() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         let mut h = hpt();
         let g = empty_pair(&h, 500);
         let pa = frame();
@@ -284,6 +291,7 @@ kernel_test! {
     }
 
     fn hpt_manager_fills_primary_then_secondary_then_evicts_never_bolted() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         let mut h = hpt();
         let g = empty_pair(&h, 600);
         let pa = frame();
@@ -341,6 +349,7 @@ fn mm_slot() -> usize {
 
 kernel_test! {
     fn papr_reads_of_never_entered_groups_agree_with_the_hypervisor() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         use crate::mm::papr::never_entered;
         let mut h = hpt();
         let count = h.pteg_count();
@@ -394,6 +403,7 @@ static SIXTEEN_MEG_PROBE: u64 = 0x16_0000_0000_dead;
 
 kernel_test! {
     fn papr_h_enter_maps_a_16m_page_exactly_when_the_machine_offers_it() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         let offered = crate::mm::linear::offers_16m(crate::bootinfo::get().segment_page_sizes());
         let mut h = hpt();
         let g = empty_pair(&h, 800);
@@ -447,6 +457,7 @@ kernel_test! {
 
 kernel_test! {
     fn remove_batch_uses_bulk_remove_in_chunks_of_four() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         let mut h = hpt();
         let g = empty_pair(&h, 700);
         let pa = frame();
@@ -480,6 +491,7 @@ kernel_test! {
 
 kernel_test! {
     fn known_empty_runs_are_exactly_the_never_entered_groups() {
+        super::pseries_only("pseries only: the PAPR hcall backend (powernv runs its own table, ktests::powernv)");
         // check_invariants skips what known_empty_groups reports: a run
         // must hold only never-entered groups and stop at the first
         // entered one (or the end of the table), and an entered group

@@ -14,6 +14,7 @@ mod mm_basics;
 mod mm_galloc;
 mod mm_hpt;
 mod mmu_faults;
+mod powernv;
 mod proc_basic;
 mod proc_cow;
 mod proc_faults;
@@ -25,3 +26,11 @@ mod slb_fast;
 mod smp;
 mod smp_proc;
 mod traps;
+
+/// Skips the running test on powernv, where what it exercises does not
+/// exist (`why` names it: the PAPR hcalls, RTAS, the vty).
+pub(crate) fn pseries_only(why: &'static str) {
+    if crate::platform::is_powernv() {
+        crate::harness::skip(why);
+    }
+}

@@ -29,7 +29,6 @@ use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 use vmm::platform::{HptBackend, HptError};
 
-use super::papr::PaprHpt;
 use crate::bootinfo::{BootInfo, PhysRange, SegmentPageSizes, KERNEL_VIRT_BASE};
 
 /// First VSID of the linear map (2^37, above the VMM's VSIDs).
@@ -119,9 +118,15 @@ pub fn vsid_for(ea: u64, ssize: SegmentSize) -> Vsid {
 }
 
 /// The segment size the linear map uses on this processor.
+///
+/// A kernel-owned table in the ISA 3.0 layout (powernv on POWER9/10) holds
+/// 68-bit virtual addresses only, where a 1 TB segment's VSID has 28 bits:
+/// the linear map's VSIDs (from 2^37) need 256 MB segments there, whose
+/// VSIDs have 40.
 pub fn segment_size(info: &BootInfo) -> SegmentSize {
     let sizes = &info.cpu.segment_sizes[..info.cpu.segment_sizes_len.min(4)];
-    if sizes.contains(&40) {
+    let va68 = crate::platform::is_powernv() && crate::platform::powernv::isa300(info.cpu.pvr);
+    if sizes.contains(&40) && !va68 {
         SegmentSize::T1
     } else {
         SegmentSize::M256
@@ -168,7 +173,7 @@ pub fn choose_page_size(sps: SegmentPageSizes<'_>, memory: &[PhysRange]) -> Page
 ///
 /// If both PTEGs of a page are full (impossible at boot unless the table
 /// is absurdly small) or the hypervisor refuses an entry.
-pub fn build(info: &BootInfo, hpt: &mut PaprHpt) -> LinearMap {
+pub fn build(info: &BootInfo, hpt: &mut impl HptBackend) -> LinearMap {
     let ssize = segment_size(info);
     let psize = choose_page_size(info.segment_page_sizes(), info.memory.as_slice());
     let mask = hpt.pteg_count() - 1;

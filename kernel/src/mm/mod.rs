@@ -47,6 +47,7 @@
 
 pub mod cabi;
 pub mod frames;
+pub mod hpt;
 pub mod hwslb;
 pub mod linear;
 pub mod papr;
@@ -63,6 +64,7 @@ use vmm::platform::{FaultHandler, FaultOutcome, HptBackend, Interrupt, Privilege
 use vmm::vm::{CpuMmu, CpuSet, ShootdownRequest, Vmm};
 
 pub use frames::KernelFrames;
+pub use hpt::KernelHpt;
 pub use hwslb::HwSlb;
 pub use papr::PaprHpt;
 
@@ -70,12 +72,12 @@ use crate::bootinfo::{BootInfo, MAX_CPUS};
 use crate::smp::{self, CpuLock, CpuLockGuard};
 use crate::trap::{self, TrapFrame, Vector};
 
-/// The VMM over the pseries backends.
-pub type KernelVmm = Vmm<PaprHpt, HwSlb, KernelFrames>;
+/// The VMM over the kernel's backends (the HPT one chosen at boot).
+pub type KernelVmm = Vmm<KernelHpt, HwSlb, KernelFrames>;
 /// One processor's part of [`KernelVmm`].
 pub type KernelCpuMmu = CpuMmu<HwSlb>;
 /// The AIX services' core over [`KernelVmm`].
-pub type KernelCore = CoreVm<PaprHpt, HwSlb, KernelFrames>;
+pub type KernelCore = CoreVm<KernelHpt, HwSlb, KernelFrames>;
 /// The AIX services instance.
 pub type KernelAix = Aix<KernelCore>;
 
@@ -587,10 +589,15 @@ fn refused(frame: &mut TrapFrame, fault: VmFault, problem: bool) {
 /// If the device tree lacks `ibm,pft-size`/`ibm,slb-size` or holds values
 /// the VMM cannot use, or the hypervisor refuses the linear map.
 pub fn init(info: &BootInfo) {
-    let shift = info.cpu.pft_size.map(|(_, s)| s).expect("ibm,pft-size");
     let slb_size = info.cpu.slb_size.expect("ibm,slb-size") as usize;
-    let mut hpt = PaprHpt::new(shift).expect("ibm,pft-size within 18..=46");
-    track_entered_groups(&hpt);
+    let (shift, mut hpt) = if crate::platform::is_powernv() {
+        native_hpt(info)
+    } else {
+        let shift = info.cpu.pft_size.map(|(_, s)| s).expect("ibm,pft-size");
+        let hpt = PaprHpt::new(shift).expect("ibm,pft-size within 18..=46");
+        track_entered_groups(&hpt);
+        (shift, KernelHpt::Papr(hpt))
+    };
     let map = linear::build(info, &mut hpt);
 
     // SAFETY: translation is still off (nothing needs an SLB entry).
@@ -665,6 +672,50 @@ pub fn init(info: &BootInfo) {
     );
 }
 
+/// The kernel's own HPT (powernv): 2^shift bytes for the RAM
+/// (`hpt_shift_for_ram`, about 1/128 of it) from frames aligned to the
+/// size, zeroed, in the layout the processor reads, and named to the MMU
+/// (SDR1 or partition table + PTCR). Translation is still off.
+fn native_hpt(info: &BootInfo) -> (u32, KernelHpt) {
+    use arch_ppc64::structures::partition::hpt_shift_for_ram;
+    use vmm::platform::FRAME_SIZE;
+    let shift = hpt_shift_for_ram(info.ram_size());
+    let bytes = 1u64 << shift;
+    let (table, patb) = crate::frame::with(|fa| {
+        let t = fa.allocate_contiguous(bytes.div_ceil(FRAME_SIZE), bytes);
+        let p = fa.allocate_contiguous(1, FRAME_SIZE);
+        t.zip(p)
+    })
+    .unwrap_or_else(|| panic!("mm: no {bytes:#x} bytes for the HPT"));
+    let base = table.start_address();
+    let ptr = crate::bootinfo::real_to_virt(base) as *mut u8;
+    let pt = crate::bootinfo::real_to_virt(patb.start_address()) as *mut u8;
+    let pvr = info.cpu.pvr;
+    let format = if crate::platform::powernv::isa300(pvr) {
+        vmm::native::HpteFormat::Isa300
+    } else {
+        vmm::native::HpteFormat::Pre300
+    };
+    // SAFETY: both allocations are ours for the rest of the run (never
+    // freed) and reached at their kernel address in real mode; zeroed
+    // first, so the MMU sees an empty table from the moment it is named.
+    let memory = unsafe {
+        core::ptr::write_bytes(ptr, 0, bytes as usize);
+        core::ptr::write_bytes(pt, 0, FRAME_SIZE as usize);
+        crate::platform::powernv::install_hpt(base, shift, patb.start_address(), pvr);
+        hpt::HptMemory::new(ptr, bytes as usize)
+    };
+    log::info!(
+        "mm: kernel-owned HPT of 2^{shift} bytes at {base:#x} ({format:?} entries, {})",
+        if format == vmm::native::HpteFormat::Isa300 {
+            "partition table + PTCR"
+        } else {
+            "SDR1"
+        }
+    );
+    (shift, KernelHpt::native(memory, format))
+}
+
 /// Gives [`PaprHpt::track_entered_groups`] a bitmap of one bit per PTEG
 /// in frames of its own (128 KiB at 16 GiB of RAM: the table is RAM/128,
 /// one bit per 128-byte PTEG). Without the frames, reads simply always
@@ -715,4 +766,10 @@ pub fn print_summary() {
         "mm interrupts: DSI {}, data segment {}, ISI {}, instruction segment {}",
         s.dsi, s.data_segment, s.isi, s.instruction_segment
     );
+    if crate::platform::is_powernv() && is_initialised() {
+        println!(
+            "mm tlbie: {} issued for the kernel's own table",
+            with_vmm(|v| v.hpt_backend().tlbies())
+        );
+    }
 }

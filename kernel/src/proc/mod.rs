@@ -397,6 +397,15 @@ pub fn stats() -> ProcStats {
     }
 }
 
+/// The MSR a thread starts with: [`USER_MSR`], and in hypervisor state
+/// (powernv) MSR\[HV\] kept: problem state of the hypervisor, on the
+/// kernel's own table, as Linux runs its programs there. Without it rfid
+/// would drop the thread into a partition's problem state, whose
+/// interrupts leave HV off.
+pub fn user_msr() -> u64 {
+    USER_MSR | (msr::read().bits() & Msr::HV.bits())
+}
+
 /// The MSR a process runs with: 64-bit, external interrupts (so the
 /// decrementer preempts), problem state, machine check, translation on,
 /// recoverable.
@@ -817,7 +826,7 @@ pub fn spawn_with_model(script: &Script, model: AddressModel) -> Result<ProcessI
     frame.gpr[4] = user::VARS_BASE;
     frame.gpr[5] = user::RESULTS_BASE;
     frame.srr0 = user::TEXT_BASE;
-    frame.srr1 = USER_MSR;
+    frame.srr1 = user_msr();
     let mut s = sched();
     let slot = new_process(&mut s, pid, None, space);
     let t = new_thread(&mut s, slot, frame);

@@ -408,7 +408,7 @@ fn thread_create(s: &mut super::Sched, proc_slot: usize, first: u64) -> u64 {
     f.gpr[5] = crate::user::thread_results_base(k);
     f.gpr[6] = first;
     f.srr0 = crate::user::thread_entry_address();
-    f.srr1 = super::USER_MSR;
+    f.srr1 = super::user_msr();
     let t = super::new_thread(s, proc_slot, f);
     super::make_ready(s, t);
     u64::from(k)

@@ -310,7 +310,7 @@ fn dead_target(me: usize, targets: u64) -> ! {
          (still unread by {waiting:#x}; {} of them left)\n",
         SLOTS[me].remaining.load(Ordering::Relaxed)
     ));
-    crate::rtas::exit(false, "cross-call: a processor does not answer")
+    crate::platform::exit(false, "cross-call: a processor does not answer")
 }
 
 /// Does what the running processor's mailbox holds.
@@ -363,6 +363,7 @@ fn execute(request: Request) -> u64 {
 /// runs a process; while it waits for a cross-call it polls).
 pub(super) fn accept_ipis_on_boot_processor() {
     trap::set_handler(Vector::External, Some(on_external));
+    trap::set_handler(Vector::HypervisorDoorbell, Some(on_doorbell));
     if let Err(e) = xics::set_cppr(xics::LEAST_FAVORED) {
         log::warn!("smp: H_CPPR on the boot processor failed: {e}; it takes no IPIs");
     }
@@ -392,5 +393,14 @@ pub fn on_external(_frame: &mut TrapFrame) {
             count(&CPUS[me].other_external);
         }
     }
+    serve(me);
+}
+
+/// The hypervisor doorbell (0xe80, powernv's IPI) on any processor:
+/// acknowledge it and serve the mailbox.
+pub fn on_doorbell(_frame: &mut TrapFrame) {
+    let me = this_cpu();
+    crate::platform::powernv::clear_doorbell();
+    count(&CPUS[me].ipis);
     serve(me);
 }

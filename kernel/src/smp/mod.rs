@@ -201,6 +201,11 @@ pub fn take_reschedule() -> bool {
 /// virtual time), and under a real hypervisor it is what a shared
 /// processor should do.
 pub fn relax() {
+    if crate::platform::is_powernv() {
+        // No hypervisor to confer to.
+        core::hint::spin_loop();
+        return;
+    }
     // SAFETY: H_CONFER touches no memory and changes no state of this
     // processor (QEMU ends the vCPU's slice and returns H_SUCCESS).
     let _ = unsafe { hcall(opcode::H_CONFER, &[u64::MAX, 0]) };
@@ -298,6 +303,7 @@ pub fn secondary_trap(frame: &mut TrapFrame) {
             Some(h) => h(frame),
             None => crosscall::on_external(frame),
         },
+        0xe80 => crosscall::on_doorbell(frame),
         0x900 if trap::handler(trap::Vector::Decrementer).is_none() => {
             // SAFETY: writing DEC only schedules this processor's next
             // decrementer interrupt.
@@ -309,10 +315,10 @@ pub fn secondary_trap(frame: &mut TrapFrame) {
 }
 
 /// Reports a kernel failure on secondary processor `cpu` and ends the run
-/// (`ibm,os-term`): the harness's recovery (a jump back to the test loop)
+/// (`crate::platform::exit`): the harness's recovery (a jump back to the test loop)
 /// belongs to the boot processor, and the boot processor may be waiting
 /// for this one.
 fn fatal(cpu: usize, what: core::fmt::Arguments<'_>, frame: &TrapFrame) -> ! {
     crate::console::print_fmt_unlocked(format_args!("\nCPU {cpu}: {what}\n{frame}"));
-    crate::rtas::exit(false, "kernel failure on a secondary processor")
+    crate::platform::exit(false, "kernel failure on a secondary processor")
 }

@@ -14,6 +14,12 @@
 //! [`super::DEC_IDLE`], CPPR 0xff, online, then `H_CEDE` until there is
 //! work. The boot processor starts one CPU at a time and waits for it to
 //! come online, bounded by [`ONLINE_WAIT_SECONDS`] of timebase.
+//!
+//! On powernv, `OPAL_QUERY_CPU_STATUS` and `OPAL_START_CPU` take the RTAS
+//! calls' place: OPAL enters `pnv_secondary_start`
+//! (`crate::platform::powernv`) with r3 = the thread's PIR, which finds
+//! its CPU index and goes on to `smp_secondary_start`; the secondary
+//! copies LPCR and SDR1/PTCR first and idles spinning with MSR\[EE\] on.
 
 use core::arch::global_asm;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
@@ -109,6 +115,8 @@ pub enum StartError {
     NotStopped(CpuState),
     /// No frames for its stacks.
     NoMemory,
+    /// `OPAL_QUERY_CPU_STATUS` or `OPAL_START_CPU` failed (powernv).
+    Opal(arch_ppc64::instructions::opal::OpalError),
 }
 
 impl core::fmt::Display for StartError {
@@ -117,6 +125,7 @@ impl core::fmt::Display for StartError {
             StartError::Rtas(e) => write!(f, "RTAS: {e:?}"),
             StartError::NotStopped(s) => write!(f, "query-cpu-stopped-state says {s:?}"),
             StartError::NoMemory => write!(f, "no frames for its stacks"),
+            StartError::Opal(e) => write!(f, "OPAL: {e:?}"),
         }
     }
 }
@@ -164,9 +173,18 @@ pub fn start_all(threads: &[CpuThread]) -> u64 {
 
 /// Prepares and starts CPU `cpu` (thread `t`).
 fn start(cpu: usize, t: CpuThread) -> Result<(), StartError> {
-    match rtas::query_cpu_stopped_state(t.server)? {
-        CpuState::Stopped => {}
-        other => return Err(StartError::NotStopped(other)),
+    let powernv = crate::platform::is_powernv();
+    if powernv {
+        match crate::platform::powernv::cpu_is_waiting(t.server) {
+            Ok(true) => {}
+            Ok(false) => return Err(StartError::NotStopped(CpuState::Running)),
+            Err(e) => return Err(StartError::Opal(e)),
+        }
+    } else {
+        match rtas::query_cpu_stopped_state(t.server)? {
+            CpuState::Stopped => {}
+            other => return Err(StartError::NotStopped(other)),
+        }
     }
     let istack = allocate_stack(trap::INTERRUPT_STACK_BYTES as u64)?;
     let idle = allocate_stack(IDLE_STACK_BYTES)?;
@@ -182,6 +200,9 @@ fn start(cpu: usize, t: CpuThread) -> Result<(), StartError> {
     STARTED.fetch_or(1 << cpu, Ordering::AcqRel);
     // Everything above is visible before the processor runs.
     fence(Ordering::SeqCst);
+    if powernv {
+        return crate::platform::powernv::start_cpu(cpu, t.server).map_err(StartError::Opal);
+    }
     let entry = virt_to_real(&raw const smp_secondary_start as u64);
     let entry = u32::try_from(entry).expect("kernel text below 4 GiB");
     rtas::start_cpu(t.server, entry, cpu as u32)?;
@@ -224,6 +245,9 @@ fn allocate_stack(bytes: u64) -> Result<u64, StartError> {
 #[no_mangle]
 extern "C" fn smp_secondary_main(cpu: u64) -> ! {
     let cpu = cpu as usize;
+    if crate::platform::is_powernv() {
+        crate::platform::powernv::init_secondary_cpu();
+    }
     let map = mm::layout()
         .linear
         .expect("the boot processor built the linear map before starting CPUs");
@@ -254,6 +278,9 @@ extern "C" fn smp_secondary_main(cpu: u64) -> ! {
 /// one arrives; it is taken on return from the call, and the loop cedes
 /// again.
 fn idle() -> ! {
+    if crate::platform::is_powernv() {
+        crate::platform::powernv::idle();
+    }
     loop {
         // SAFETY: H_CEDE touches no memory; it enables external and
         // decrementer interrupts, which this processor handles

@@ -9,6 +9,11 @@
 //! takes the external interrupt (0x500), accepts it with [`accept`] (XISR
 //! [`IPI_SOURCE`]), raises its MFRR back ([`clear_ipi`]) and ends it with
 //! [`eoi`], which restores the CPPR the accept saved in the XIRR.
+//!
+//! On powernv there is no XICS hcall: [`send_ipi`] rings the target's
+//! hypervisor doorbell instead (`crate::platform::powernv::send_doorbell`,
+//! taken at 0xe80 by `super::crosscall::on_doorbell`) and [`set_cppr`] has
+//! nothing to do.
 
 use arch_ppc64::instructions::hcall::{hcall, opcode, PaprError};
 
@@ -28,6 +33,9 @@ pub const XISR_MASK: u64 = 0x00ff_ffff;
 
 /// `H_CPPR`: sets this processor's current priority.
 pub fn set_cppr(cppr: u64) -> Result<(), PaprError> {
+    if crate::platform::is_powernv() {
+        return Ok(());
+    }
     // SAFETY: H_CPPR only changes which interrupts this processor is
     // presented; no memory is involved.
     unsafe { hcall(opcode::H_CPPR, &[cppr]) }.map(|_| ())
@@ -36,6 +44,10 @@ pub fn set_cppr(cppr: u64) -> Result<(), PaprError> {
 /// `H_IPI(server, IPI_PRIORITY)`: interrupts the processor with interrupt
 /// server number `server`.
 pub fn send_ipi(server: u32) -> Result<(), PaprError> {
+    if crate::platform::is_powernv() {
+        crate::platform::powernv::send_doorbell(server);
+        return Ok(());
+    }
     // SAFETY: H_IPI only raises an interrupt at another processor, whose
     // handler expects it; no memory is involved.
     unsafe { hcall(opcode::H_IPI, &[u64::from(server), IPI_PRIORITY]) }.map(|_| ())
