@@ -303,3 +303,28 @@ kernel_test! {
         gfree(a, PAGE);
     }
 }
+
+kernel_test! {
+    fn probes_reach_live_memory_and_fail_once_it_is_freed() {
+        // kread/kwrite's accesses: a vm_galloc page is read and written
+        // (its first touch resolved as usual); once freed, the same
+        // accesses fault on a missing segment and answer failure instead
+        // of a kernel panic.
+        let kaddr = mm::with_aix(|a| a.vm_galloc(V_WORKING, 4096)).expect("vm_galloc");
+        // SAFETY: a live vm_galloc page, kernel read-write.
+        unsafe {
+            assert!(mm::probe::write(kaddr + 8, 0x5eed));
+            assert_eq!(mm::probe::read(kaddr + 8), Some(0x5eed));
+            assert_eq!(mm::probe::read(kaddr), Some(0));
+        }
+        let kernel_faults = mm::stats().kernel_faults;
+        mm::with_aix(|a| a.vm_gfree(kaddr, 4096)).expect("vm_gfree");
+        // SAFETY: unmapped now: the probes fault and fail; nothing else
+        // uses the address.
+        unsafe {
+            assert_eq!(mm::probe::read(kaddr + 8), None);
+            assert!(!mm::probe::write(kaddr + 8, 1));
+        }
+        assert_eq!(mm::stats().kernel_faults, kernel_faults, "no kernel fault counted");
+    }
+}

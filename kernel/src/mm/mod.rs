@@ -51,6 +51,7 @@ pub mod hpt;
 pub mod hwslb;
 pub mod linear;
 pub mod papr;
+pub mod probe;
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -565,6 +566,9 @@ fn refused(frame: &mut TrapFrame, fault: VmFault, problem: bool) {
             return;
         }
     } else {
+        if probe::fixup(frame, fault.reason) {
+            return;
+        }
         count(&KERNEL_FAULTS);
     }
     panic!(

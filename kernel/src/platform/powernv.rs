@@ -506,6 +506,11 @@ pub fn clear_doorbell() {
     }
 }
 
+/// Whether this processor has `stop` (ISA 3.0: POWER9 and later).
+pub fn has_stop() -> bool {
+    isa300(arch_ppc64::registers::spr::Pvr::read() as u32)
+}
+
 /// What an idle secondary does between interrupts: MSR\[EE\] on (the
 /// doorbell and the decrementer come in), then on POWER9/10 `stop` with
 /// PSSCR = 0 (EC = 0: the lightest state, which any interrupt ends, going

@@ -895,7 +895,7 @@ pub fn run_scripts(scripts: &[&Script]) -> (Vec<ProcessId>, RunReport) {
 /// Handlers [`run`] installs, and what they replaced.
 #[derive(Clone, Copy)]
 struct Installed {
-    old: [(Vector, Option<TrapHandler>); 5],
+    old: [(Vector, Option<TrapHandler>); 6],
     old_syscalls: Option<&'static [Option<trap::SyscallHandler>]>,
     old_hook: Option<mm::UserFaultHook>,
     old_fallback: Option<TrapHandler>,
@@ -1000,7 +1000,7 @@ fn stop_other_cpus() {
             crate::console::print_fmt_unlocked(format_args!(
                 "\nproc: CPUs {left:#x} still run threads of an abandoned run\n"
             ));
-            crate::rtas::exit(false, "proc: a processor does not stop its thread");
+            crate::platform::exit(false, "proc: a processor does not stop its thread");
         }
         smp::relax();
     }
@@ -1008,12 +1008,15 @@ fn stop_other_cpus() {
 }
 
 fn install() -> Installed {
-    let ours: [(Vector, TrapHandler); 5] = [
+    // IPIs (kicks and cross-calls) come at 0x500 through XICS on pseries
+    // and at 0xe80 as hypervisor doorbells on powernv: both come here.
+    let ours: [(Vector, TrapHandler); 6] = [
         (Vector::SystemCall, syscall::on_syscall),
         (Vector::Decrementer, on_decrementer),
         (Vector::Program, on_program),
         (Vector::Alignment, on_alignment),
         (Vector::External, on_external),
+        (Vector::HypervisorDoorbell, on_external),
     ];
     let old = ours.map(|(v, h)| (v, trap::set_handler(v, Some(h))));
     let old_hook = mm::set_user_fault_hook(on_user_fault);

@@ -8,6 +8,8 @@
 
 use core::arch::global_asm;
 
+use arch_ppc64::registers::msr::Msr;
+
 pub use crate::context::context_call as proc_call;
 pub use crate::context::SavedContext as KernelContext;
 use crate::trap::TrapFrame;
@@ -36,6 +38,28 @@ proc_idle:
     sc      1
     b       proc_idle
 
+    # The same on powernv, where there is no hypervisor to cede to: the
+    # frame's MSR has EE = 0, so set it (a wake-up sent before is pending
+    # and taken at once), then `stop` with PSSCR = 0 (POWER9/10: the
+    # lightest state, which any interrupt ends) or spin (POWER8, whose
+    # `nap` would come back through the system reset vector).
+    .globl proc_idle_stop, proc_idle_spin
+    .p2align 4
+proc_idle_stop:
+    li      %r3, 0
+    mtspr   855, %r3
+    mfmsr   %r3
+    ori     %r3, %r3, 0x8000
+    mtmsrd  %r3, 1
+1:  .long   0x4c0002e4
+    b       1b
+    .p2align 4
+proc_idle_spin:
+    mfmsr   %r3
+    ori     %r3, %r3, 0x8000
+    mtmsrd  %r3, 1
+2:  b       2b
+
     .section .text.copy_trap_frame, "ax"
     .globl copy_trap_frame
     .p2align 4
@@ -62,6 +86,9 @@ extern "C" {
     pub fn proc_enter(frame: *const TrapFrame) -> !;
     /// The idle loop (a code label).
     static proc_idle: u8;
+    /// The idle loops on powernv, with `stop` and spinning (code labels).
+    static proc_idle_stop: u8;
+    static proc_idle_spin: u8;
     fn copy_trap_frame(dst: *mut TrapFrame, src: *const TrapFrame);
 }
 
@@ -85,13 +112,23 @@ pub fn resume_kernel_address() -> u64 {
 /// `cpu`'s idle stack with MSR `msr` (the kernel's, EE = 0: `H_CEDE`
 /// enables interrupts at the moment it halts, so a wake-up sent before
 /// is not lost, it is pending and ends the cede at once).
+///
+/// On powernv the loop is `stop` (or a spin on POWER8) with EE set by the
+/// loop itself, and the frame keeps MSR\[HV\]: the kernel runs in
+/// hypervisor state there.
 pub fn idle_frame(cpu: usize, msr: u64) -> TrapFrame {
     // SAFETY: TrapFrame is plain integers (repr(C)); all-zero is valid.
     let mut f: TrapFrame = unsafe { core::mem::zeroed() };
     f.gpr[1] = crate::smp::idle_stack_top(cpu) - 128;
     f.gpr[2] = kernel_toc();
-    f.srr0 = &raw const proc_idle as u64;
-    f.srr1 = msr;
+    f.srr0 = if !crate::platform::is_powernv() {
+        &raw const proc_idle as u64
+    } else if crate::platform::powernv::has_stop() {
+        &raw const proc_idle_stop as u64
+    } else {
+        &raw const proc_idle_spin as u64
+    };
+    f.srr1 = msr | (arch_ppc64::registers::msr::read().bits() & Msr::HV.bits());
     f
 }
 

@@ -69,7 +69,8 @@ pub const YIELD: u64 = 4;
 /// while the heap is low, see [`HEAP_RESERVE`]).
 pub const REPORT: u64 = 5;
 /// `kread(kaddr)`: the kernel loads the doubleword at `kaddr`, which must
-/// lie in a live `vm_galloc` allocation (else `-EINVAL`).
+/// lie in a live `vm_galloc` allocation (else `-EINVAL`; `-EFAULT` if
+/// another processor freed it between the check and the load).
 pub const KREAD: u64 = 6;
 /// `kwrite(kaddr, value)`: the kernel stores `value` at `kaddr` (same
 /// rule as [`KREAD`]).
@@ -442,10 +443,11 @@ fn kread(kaddr: u64) -> u64 {
     if !kaddr.is_multiple_of(8) || !in_galloc(kaddr) {
         return EINVAL;
     }
-    // SAFETY: an aligned doubleword of a live vm_galloc allocation (kernel
-    // key, PP 00/01: readable by the kernel); a first touch is zero-filled
-    // by the VMM; no lock is held.
-    unsafe { (kaddr as *const u64).read_volatile() }
+    // SAFETY: an aligned doubleword of a vm_galloc allocation that was
+    // live a moment ago (kernel key, PP 00/01: readable by the kernel); a
+    // first touch is zero-filled by the VMM; no lock is held. Another
+    // processor may free it meanwhile: the probe then fails.
+    unsafe { mm::probe::read(kaddr) }.unwrap_or(EFAULT)
 }
 
 fn kwrite(kaddr: u64, value: u64) -> u64 {
@@ -453,8 +455,11 @@ fn kwrite(kaddr: u64, value: u64) -> u64 {
         return EINVAL;
     }
     // SAFETY: as in `kread`; vm_galloc pages are kernel read-write.
-    unsafe { (kaddr as *mut u64).write_volatile(value) };
-    0
+    if unsafe { mm::probe::write(kaddr, value) } {
+        0
+    } else {
+        EFAULT
+    }
 }
 
 fn ok0<E>(r: Result<(), E>, errno: impl FnOnce(&E) -> Errno) -> u64 {

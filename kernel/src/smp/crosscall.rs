@@ -371,7 +371,12 @@ pub(super) fn accept_ipis_on_boot_processor() {
 
 /// The external interrupt (0x500) on any processor: accept, and for an
 /// IPI withdraw it, end it and serve the mailbox.
-pub fn on_external(_frame: &mut TrapFrame) {
+pub fn on_external(frame: &mut TrapFrame) {
+    if crate::platform::is_powernv() {
+        // The IPI of powernv: a handler installed for both vectors (the
+        // scheduler's) calls this for either.
+        return on_doorbell(frame);
+    }
     let me = this_cpu();
     let xirr = match xics::accept() {
         Ok(x) => x,

@@ -303,7 +303,10 @@ pub fn secondary_trap(frame: &mut TrapFrame) {
             Some(h) => h(frame),
             None => crosscall::on_external(frame),
         },
-        0xe80 => crosscall::on_doorbell(frame),
+        0xe80 => match trap::handler(trap::Vector::HypervisorDoorbell) {
+            Some(h) => h(frame),
+            None => crosscall::on_doorbell(frame),
+        },
         0x900 if trap::handler(trap::Vector::Decrementer).is_none() => {
             // SAFETY: writing DEC only schedules this processor's next
             // decrementer interrupt.
