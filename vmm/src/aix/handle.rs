@@ -73,6 +73,14 @@ pub enum HandleError {
     },
 }
 
+impl HandleError {
+    /// The AIX errno this error becomes at a system call boundary: always
+    /// `EINVAL` (in C `vm_handle` answers `INVLSID` instead).
+    pub const fn errno(&self) -> super::error::Errno {
+        super::error::Errno::Inval
+    }
+}
+
 /// A checked virtual memory handle: a segment (SID), its access key and
 /// its no-execute bit, laid out as an SLB VSID doubleword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
