@@ -50,6 +50,7 @@ pub mod cabi;
 pub mod consts;
 pub mod core_vm;
 pub mod ctypes;
+#[macro_use]
 pub mod error;
 pub mod handle;
 pub mod model;
