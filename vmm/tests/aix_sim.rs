@@ -141,7 +141,10 @@ fn whole_segments_attach_without_a_view() {
         let m = h
             .aix_ref()
             .vm()
-            .mapping(Space::Process(P1), u >> SEGSHIFT)
+            .mapping(
+                Space::Process(P1),
+                vmm::arch_ppc64::addr::Esid::new(u >> SEGSHIFT),
+            )
             .unwrap();
         assert_eq!(m.window, None, "the segment itself");
     }

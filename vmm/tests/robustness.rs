@@ -657,14 +657,19 @@ impl Driver {
     }
 
     fn mapping(&self, ctx: Space, esid: u64) -> Option<MappingInfo> {
-        self.aix().vm().mapping(ctx, esid)
+        Esid::try_new(esid).and_then(|e| self.aix().vm().mapping(ctx, e))
     }
 
     fn galloc_sids(&self) -> BTreeSet<u64> {
         self.aix()
             .allocations()
-            .flat_map(|a| a.sids.iter().copied())
+            .flat_map(|a| a.sids.iter().map(|s| s.as_u64()))
             .collect()
+    }
+
+    /// The core's record of segment `sid`, if it is a valid SID.
+    fn seg(&self, sid: u64) -> Option<SegmentInfo> {
+        Sid::try_new(sid).and_then(|s| self.aix().vm().segment(s))
     }
 
     /// Whether the services must let the segment of handle `h` be
@@ -675,7 +680,7 @@ impl Driver {
         let Some(sid) = Self::handle_sid(h) else {
             return Rule::MustNot;
         };
-        match self.aix().vm().segment(sid) {
+        match self.seg(sid) {
             _ if user && self.galloc_sids().contains(&sid) => Rule::MustNot,
             None => Rule::MustNot,
             Some(i) if !i.delete_pending || i.holds > 0 => Rule::Must,
@@ -1652,7 +1657,7 @@ impl Driver {
                 let a = live.unwrap();
                 for &sid in &a.sids {
                     if self.aix().vm().segment(sid).is_some() {
-                        bug!("vm_gfree({k:#x}) left SID {sid:#x}");
+                        bug!("vm_gfree({k:#x}) left SID {:#x}", sid.as_u64());
                     }
                 }
                 for &pid in self.live.keys() {
@@ -1768,9 +1773,7 @@ impl Driver {
     fn guatt_semantics(&mut self, k: u64, u: u64, size: i64, key: c_long, type_flags: c_int) {
         // Pages the kernel has re-protected follow their own protection
         // (the access checks cover them), not the allocation's type.
-        let sid = self
-            .mapping(self.cur_ctx(), u >> 28)
-            .and_then(|m| Sid::try_new(m.sid));
+        let sid = self.mapping(self.cur_ctx(), u >> 28).map(|m| m.sid);
         let reprotected = sid.is_none_or(|s| {
             self.vmm()
                 .segments()
@@ -2015,7 +2018,7 @@ impl Driver {
             && round_to_page(size).is_some_and(|b| b <= SEGSIZE);
         match r {
             Ok(v) => {
-                let info = self.aix().vm().segment(v as u64);
+                let info = self.seg(v as u64);
                 let pages = round_to_page(size).map(|b| (b / PAGE) as u32);
                 if !valid
                     || info.is_none_or(|i| {
@@ -2038,11 +2041,7 @@ impl Driver {
     fn vms_delete(&mut self) {
         let v = self.pick_vmid();
         let env = self.env();
-        let info = if v >= 0 {
-            self.aix().vm().segment(v as u64)
-        } else {
-            None
-        };
+        let info = if v >= 0 { self.seg(v as u64) } else { None };
         let ok = env != Environment::Interrupt
             && v >= 0
             && self.vms.contains(&(v as u64))
@@ -2053,7 +2052,7 @@ impl Driver {
                 let sid = v as u64;
                 self.vms.remove(&sid);
                 let held = info.unwrap().holds > 0;
-                let now = self.aix().vm().segment(sid);
+                let now = self.seg(sid);
                 if held {
                     if now.is_none_or(|i| !i.delete_pending) {
                         bug!("vms_delete of a held segment: {now:?}");
@@ -2126,7 +2125,7 @@ impl Driver {
                     || !(3..16).contains(&esid)
                     || esid == 14
                     || a & SEGOFFSET != off & SEGOFFSET
-                    || self.mapping(c, esid).map(|m| m.sid) != Self::handle_sid(h)
+                    || self.mapping(c, esid).map(|m| m.sid.as_u64()) != Self::handle_sid(h)
                 {
                     bug!("as_att({adsp:#x}, {h:#x}) in {ctx:?} gave {a:#x}");
                 }
@@ -2201,7 +2200,7 @@ impl Driver {
 
     fn geth_expect(&self, ctx: Option<Space>, esid: u64) -> Option<u64> {
         let m = self.mapping(ctx?, esid)?;
-        (!self.galloc_sids().contains(&m.sid)).then_some(m.handle_raw())
+        (!self.galloc_sids().contains(&m.sid.as_u64())).then_some(m.handle_raw())
     }
 
     fn as_geth(&mut self) {
@@ -2346,7 +2345,7 @@ impl Driver {
                 if rule == Rule::MustNot
                     || !placed
                     || a & SEGOFFSET != (off as u32 as u64) & SEGOFFSET
-                    || self.mapping(c, esid).map(|m| m.sid) != Self::handle_sid(h)
+                    || self.mapping(c, esid).map(|m| m.sid.as_u64()) != Self::handle_sid(h)
                 {
                     bug!("as_att64({h:#x}, {off:#x}) in {ctx:?} gave {a:#x}");
                 }
@@ -2997,12 +2996,7 @@ impl Driver {
             }
         }
         for sid in self.vms.clone() {
-            if self
-                .aix()
-                .vm()
-                .segment(sid)
-                .is_some_and(|i| !i.delete_pending)
-            {
+            if self.seg(sid).is_some_and(|i| !i.delete_pending) {
                 if let Err(e) = self.h.aix.vms_delete(sid as i64) {
                     bug!("teardown: vms_delete({sid:#x}): {e:?}");
                 }

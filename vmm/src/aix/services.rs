@@ -38,6 +38,7 @@ use arch_ppc64::structures::hpte::Pp;
 use crate::adspace::{ForkAction, SegKey};
 use crate::platform::{Environment, ProcessId};
 use crate::segment::{PageProt, ViewProt};
+use crate::sid::Sid;
 
 use super::adsp::{adspace_t, SegmentRegister};
 use super::backend::{AixVm, CoreError, MappingInfo, Space, KERNEL_ESID_BASE};
@@ -231,7 +232,7 @@ pub struct Allocation {
     /// Size in bytes, rounded up to 4 KB.
     pub bytes: u64,
     /// The segments, in address order.
-    pub sids: Vec<u64>,
+    pub sids: Vec<Sid>,
     /// The `type` it was allocated with.
     pub type_flags: c_int,
 }
@@ -274,7 +275,7 @@ struct Context {
     regions: BTreeSet<u64>,
     attachments: Vec<Attachment>,
     /// `as_geth`/`as_geth64` holds taken here, per SID.
-    holds: BTreeMap<u64, u32>,
+    holds: BTreeMap<Sid, u32>,
     errno: c_int,
 }
 
@@ -303,7 +304,7 @@ impl Context {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bookkeeping {
     allocations: Vec<Allocation>,
-    galloc_sids: BTreeSet<u64>,
+    galloc_sids: BTreeSet<Sid>,
     vms: BTreeSet<u64>,
     contexts: BTreeMap<Space, Context>,
     vm_att: BTreeMap<u64, Space>,
@@ -329,7 +330,7 @@ pub struct Aix<V: AixVm> {
     /// containing an address (`vm_guatt`, `vm_gudet`); `vm_galloc` and
     /// `vm_gfree`, much rarer, shift the rest.
     allocations: Vec<Allocation>,
-    galloc_sids: BTreeSet<u64>,
+    galloc_sids: BTreeSet<Sid>,
     vms: BTreeSet<u64>,
     contexts: BTreeMap<Space, Context>,
     /// `vm_att` slot ESID → the context that attached it.
@@ -375,9 +376,9 @@ fn type_flags_ok(type_flags: c_int) -> bool {
 /// the handle's keys (Ks and Kp each as the handle has them, so a handle
 /// `as_geth64` returned for a Ks = 0, Kp = 1 mapping maps the same way
 /// again) and N, shared across fork.
-fn region(h: VmHandle) -> MappingInfo {
+fn region(h: VmHandle, sid: Sid) -> MappingInfo {
     MappingInfo {
-        sid: h.sid(),
+        sid,
         key: SegKey {
             ks: h.ks(),
             kp: h.kp(),
@@ -395,7 +396,7 @@ fn region(h: VmHandle) -> MappingInfo {
 /// for key 0) or PP 110 (read-only for key 0) closes the pages to problem
 /// state (ISA Book III §5.7.13.1, Table 9). The supervisor access is the
 /// one the handle's Ks gives, whatever its Kp.
-fn kernel_only(h: VmHandle, prot: PageProt) -> MappingInfo {
+fn kernel_only(h: VmHandle, sid: Sid, prot: PageProt) -> MappingInfo {
     let sup = prot.pp.access(h.ks());
     let (ks, pp) = if sup.write {
         (false, Pp::RW_NONE)
@@ -405,7 +406,7 @@ fn kernel_only(h: VmHandle, prot: PageProt) -> MappingInfo {
         (true, Pp::RW_NONE)
     };
     MappingInfo {
-        sid: h.sid(),
+        sid,
         key: SegKey { ks, kp: true },
         no_exec: h.no_execute(),
         window: None,
@@ -428,9 +429,14 @@ fn seg_key(key: VmKey) -> SegKey {
 /// what their own records say is mapped, so a refusal is a bug to report,
 /// not an error to hand back.
 fn unmap_logged<V: AixVm>(vm: &mut V, space: Space, esid: u64) {
-    if let Err(e) = vm.unmap(space, esid) {
+    if let Err(e) = vm.unmap(space, Esid::new(esid)) {
         unmap_failed(space, esid, e);
     }
+}
+
+/// [`AixVm::free_run`] as the raw ESID the services' own records keep.
+fn free_run<V: AixVm>(vm: &V, space: Space, range: Range<u64>, count: u64) -> Option<u64> {
+    vm.free_run(space, range, count).map(Esid::as_u64)
 }
 
 /// The log record of a refused unmap, out of line: formatting it inline
@@ -537,7 +543,7 @@ impl<V: AixVm> Aix<V> {
     pub fn holds(&self, space: Space) -> Vec<(u64, u32)> {
         self.contexts
             .get(&space)
-            .map(|c| c.holds.iter().map(|(&s, &n)| (s, n)).collect())
+            .map(|c| c.holds.iter().map(|(&s, &n)| (s.as_u64(), n)).collect())
             .unwrap_or_default()
     }
 
@@ -599,8 +605,11 @@ impl<V: AixVm> Aix<V> {
             .fork_space(parent, child)
             .map_err(ProcessError::Core)?;
         // Keep only regions the core really gave the child.
-        c.regions
-            .retain(|&e| self.vm.mapping(Space::Process(child), e).is_some());
+        c.regions.retain(|&e| {
+            self.vm
+                .mapping(Space::Process(child), Esid::new(e))
+                .is_some()
+        });
         self.contexts.insert(Space::Process(child), c);
         self.refresh_adspace(Space::Process(child));
         Ok(())
@@ -757,13 +766,16 @@ impl<V: AixVm> Aix<V> {
     /// Whether `sid` may be mapped where a process can reach it: it exists
     /// and is not `vm_galloc` memory. A segment whose `vms_delete` waits
     /// for the last put is still attachable: the hold exists so that the
-    /// handle can be attached elsewhere. `Err(true)` = galloc.
-    fn attachable(&self, sid: u64) -> Result<(), bool> {
+    /// handle can be attached elsewhere. Answers the SID; `Err(true)` = galloc.
+    fn attachable(&self, sid: u64) -> Result<Sid, bool> {
+        let Some(sid) = Sid::try_new(sid) else {
+            return Err(false);
+        };
         if self.galloc_sids.contains(&sid) {
             return Err(true);
         }
         match self.vm.segment(sid) {
-            Some(_) => Ok(()),
+            Some(_) => Ok(sid),
             None => Err(false),
         }
     }
@@ -779,20 +791,22 @@ impl<V: AixVm> Aix<V> {
     fn place_user_in(vm: &V, space: Space, model: AddressModel, count: u64) -> Option<u64> {
         match (model, space) {
             (AddressModel::Bits64, Space::Process(_)) => {
-                vm.free_run(space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
+                free_run(vm, space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
             }
-            _ => vm
-                .free_run(space, 3..14, count)
-                .or_else(|| vm.free_run(space, 15..16, count)),
+            _ => free_run(vm, space, 3..14, count).or_else(|| free_run(vm, space, 15..16, count)),
         }
     }
 
     /// Every mapping the services made of `sid`: (space, esid).
-    fn mappings_of(&self, sid: u64) -> Vec<(Space, u64)> {
+    fn mappings_of(&self, sid: Sid) -> Vec<(Space, u64)> {
         let mut out = Vec::new();
         for (&space, c) in &self.contexts {
             for &e in &c.regions {
-                if self.vm.mapping(space, e).is_some_and(|m| m.sid == sid) {
+                if self
+                    .vm
+                    .mapping(space, Esid::new(e))
+                    .is_some_and(|m| m.sid == sid)
+                {
                     out.push((space, e));
                 }
             }
@@ -800,7 +814,7 @@ impl<V: AixVm> Aix<V> {
         for &e in self.vm_att.keys() {
             if self
                 .vm
-                .mapping(Space::Kernel, e)
+                .mapping(Space::Kernel, Esid::new(e))
                 .is_some_and(|m| m.sid == sid)
             {
                 out.push((Space::Kernel, e));
@@ -810,7 +824,7 @@ impl<V: AixVm> Aix<V> {
     }
 
     /// Takes down every mapping the services made of `sid`.
-    fn unmap_everywhere(&mut self, sid: u64) {
+    fn unmap_everywhere(&mut self, sid: Sid) {
         for (space, e) in self.mappings_of(sid) {
             self.unmap_logged(space, e);
             if let Some(c) = self.contexts.get_mut(&space) {
@@ -826,9 +840,10 @@ impl<V: AixVm> Aix<V> {
     /// After a put: a segment `vms_delete`d while held is destroyed once
     /// the last hold is gone, so its mappings go now and the core frees it.
     fn finish_pending_delete(&mut self, sid: u64) {
-        if let Some(info) = self.vm.segment(sid) {
+        let info = Sid::try_new(sid).and_then(|s| Some((s, self.vm.segment(s)?)));
+        if let Some((s, info)) = info {
             if info.delete_pending && info.holds == 0 {
-                self.unmap_everywhere(sid);
+                self.unmap_everywhere(s);
                 self.vms.remove(&sid);
             }
         } else {
@@ -845,13 +860,13 @@ impl<V: AixVm> Aix<V> {
         space: Space,
         base: u64,
         count: u64,
-        part: impl Fn(u64) -> (u64, Option<Range<u32>>),
+        part: impl Fn(u64) -> (Sid, Option<Range<u32>>),
         how: &MappingInfo,
     ) -> Result<(), CoreError> {
         let mut this = how.clone();
         for i in 0..count {
             (this.sid, this.window) = part(i);
-            if let Err(e) = vm.map(space, base + i, &this) {
+            if let Err(e) = vm.map(space, Esid::new(base + i), &this) {
                 for j in 0..i {
                     unmap_logged(vm, space, base + j);
                 }

@@ -175,17 +175,21 @@ impl<V: AixVm> Aix<V> {
                 adsp: adsp as usize,
             })?;
         let h = VmHandle::from_raw(handle).map_err(AsAttError::BadHandle)?;
-        match self.attachable(h.sid()) {
+        let sid = match self.attachable(h.sid()) {
             Err(true) => return Err(AsAttError::NotAttachable { sid: h.sid() }),
             Err(false) => return Err(AsAttError::NoSuchSegment { sid: h.sid() }),
-            Ok(()) => {}
-        }
+            Ok(sid) => sid,
+        };
         let sr = SegmentRegister::attachable()
-            .find(|sr| self.vm.mapping(space, sr.index() as u64).is_none())
+            .find(|sr| {
+                self.vm
+                    .mapping(space, Esid::new(sr.index() as u64))
+                    .is_none()
+            })
             .ok_or(AsAttError::NoFreeRegister)?;
         let esid = sr.index() as u64;
         self.vm
-            .map(space, esid, &region(h))
+            .map(space, Esid::new(esid), &region(h, sid))
             .map_err(|e| AsAttError::NoMemory(e.shortage()))?;
         if let Some(c) = self.contexts.get_mut(&space) {
             c.regions.insert(esid);
@@ -218,7 +222,7 @@ impl<V: AixVm> Aix<V> {
             return Err(AsDetError::ReservedRegister { sr: sr.index() });
         }
         let esid = sr.index() as u64;
-        if self.vm.mapping(space, esid).is_none() {
+        if self.vm.mapping(space, Esid::new(esid)).is_none() {
             return Err(AsDetError::Unallocated { sr: sr.index() });
         }
         let c = self
@@ -249,7 +253,7 @@ impl<V: AixVm> Aix<V> {
         let sr = SegmentRegister::of_address(addr);
         let m = self
             .vm
-            .mapping(space, sr.index() as u64)
+            .mapping(space, Esid::new(sr.index() as u64))
             .ok_or(AsGethError::Unallocated { sr: sr.index() })?;
         if self.galloc_sids.contains(&m.sid) {
             return Err(AsGethError::GlobalMemory { sr: sr.index() });
@@ -261,7 +265,7 @@ impl<V: AixVm> Aix<V> {
         Ok(m.handle_raw())
     }
 
-    pub(super) fn take_hold(&mut self, space: Space, sid: u64) -> Result<(), CoreError> {
+    pub(super) fn take_hold(&mut self, space: Space, sid: Sid) -> Result<(), CoreError> {
         self.vm.hold_segment(sid)?;
         if let Some(c) = self.contexts.get_mut(&space) {
             *c.holds.entry(sid).or_insert(0) += 1;
@@ -270,7 +274,7 @@ impl<V: AixVm> Aix<V> {
     }
 
     /// Releases one hold `space` took on `sid`; `false` if it has none.
-    pub(super) fn release_hold(&mut self, space: Space, sid: u64) -> bool {
+    pub(super) fn release_hold(&mut self, space: Space, sid: Sid) -> bool {
         let Some(c) = self.contexts.get_mut(&space) else {
             return false;
         };
@@ -291,7 +295,7 @@ impl<V: AixVm> Aix<V> {
     /// `vms_delete`d while held destroys it and its mappings, so the
     /// mappings the services recorded go first, and the deferred delete is
     /// finished afterwards.
-    pub(super) fn put_one_hold(&mut self, sid: u64) {
+    pub(super) fn put_one_hold(&mut self, sid: Sid) {
         if self
             .vm
             .segment(sid)
@@ -300,9 +304,9 @@ impl<V: AixVm> Aix<V> {
             self.unmap_everywhere(sid);
         }
         if let Err(e) = self.vm.put_segment(sid) {
-            log::error!("aix: put of SID {sid:#x} failed: {e:?}");
+            log::error!("aix: put of SID {:#x} failed: {e:?}", sid.as_u64());
         }
-        self.finish_pending_delete(sid);
+        self.finish_pending_delete(sid.as_u64());
     }
 
     /// `as_geth`: the handle in the segment register of `addr` in `adsp`,
@@ -350,7 +354,7 @@ impl<V: AixVm> Aix<V> {
                 adsp: adsp as usize,
             })?;
         let h = VmHandle::from_raw(handle).map_err(AsPuthError::BadHandle)?;
-        if !self.release_hold(space, h.sid()) {
+        if !Sid::try_new(h.sid()).is_some_and(|sid| self.release_hold(space, sid)) {
             return Err(AsPuthError::NoHold { sid: h.sid() });
         }
         Ok(())

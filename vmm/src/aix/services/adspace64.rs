@@ -194,16 +194,16 @@ impl<V: AixVm> Aix<V> {
             Ok(s) => s,
         };
         let h = VmHandle::from_raw(handle).map_err(AsAtt64Error::BadHandle)?;
-        match self.attachable(h.sid()) {
+        let sid = match self.attachable(h.sid()) {
             Err(true) => return Err(AsAtt64Error::NotAttachable { sid: h.sid() }),
             Err(false) => return Err(AsAtt64Error::NoSuchSegment { sid: h.sid() }),
-            Ok(()) => {}
-        }
+            Ok(sid) => sid,
+        };
         let esid = self
             .place_user(space, 1)
             .ok_or(AsAtt64Error::NoMemory(Shortage::Regions))?;
         self.vm
-            .map(space, esid, &region(h))
+            .map(space, Esid::new(esid), &region(h, sid))
             .map_err(|e| AsAtt64Error::NoMemory(e.shortage()))?;
         if let Some(c) = self.contexts.get_mut(&space) {
             c.regions.insert(esid);
@@ -233,7 +233,7 @@ impl<V: AixVm> Aix<V> {
             return Err(AsDet64Error::OutOfRange { addr: addr64 });
         }
         let esid = addr64 >> SEGSHIFT;
-        if self.vm.mapping(space, esid).is_none() {
+        if self.vm.mapping(space, Esid::new(esid)).is_none() {
             return Err(AsDet64Error::Unallocated { addr: addr64 });
         }
         let reserved = self.reserved_register(space, addr64);
@@ -282,11 +282,11 @@ impl<V: AixVm> Aix<V> {
             return Err(AsSeth64Error::ReservedRegister { addr: addr64 });
         }
         let h = VmHandle::from_raw(handle).map_err(AsSeth64Error::BadHandle)?;
-        match self.attachable(h.sid()) {
+        let sid = match self.attachable(h.sid()) {
             Err(true) => return Err(AsSeth64Error::NotAttachable { sid: h.sid() }),
             Err(false) => return Err(AsSeth64Error::NoSuchSegment { sid: h.sid() }),
-            Ok(()) => {}
-        }
+            Ok(sid) => sid,
+        };
         let esid = addr64 >> SEGSHIFT;
         // What goes: the mapping at esid, and the rest of a vm_guatt
         // attachment it belongs to.
@@ -306,7 +306,7 @@ impl<V: AixVm> Aix<V> {
         // changes if it fails); the other segments of the attachment go
         // only after that succeeded.
         self.vm
-            .replace(space, esid, &region(h))
+            .replace(space, Esid::new(esid), &region(h, sid))
             .map_err(|e| AsSeth64Error::NoMemory(e.shortage()))?;
         for e in others {
             self.unmap_logged(space, e);
@@ -333,7 +333,7 @@ impl<V: AixVm> Aix<V> {
         }
         let m = self
             .vm
-            .mapping(space, addr64 >> SEGSHIFT)
+            .mapping(space, Esid::new(addr64 >> SEGSHIFT))
             .ok_or(AsGeth64Error::Unmapped { addr: addr64 })?;
         if self.galloc_sids.contains(&m.sid) {
             return Err(AsGeth64Error::GlobalMemory { addr: addr64 });
@@ -393,7 +393,7 @@ impl<V: AixVm> Aix<V> {
             return Err(AsPuth64Error::OutOfRange { addr: addr64 });
         }
         let h = VmHandle::from_raw(handle).map_err(AsPuth64Error::BadHandle)?;
-        if !self.release_hold(space, h.sid()) {
+        if !Sid::try_new(h.sid()).is_some_and(|sid| self.release_hold(space, sid)) {
             return Err(AsPuth64Error::NoHold { sid: h.sid() });
         }
         Ok(())

@@ -155,10 +155,13 @@ impl<V: AixVm> Aix<V> {
         // range is ENOSPC below, never EINVAL.
         let bytes = round_to_page(size).ok_or(VmGallocError::BadSize { size })?;
         let segments = bytes.div_ceil(SEGSIZE);
-        let base = self
-            .vm
-            .free_run(Space::Kernel, self.config.galloc_esids(), segments)
-            .ok_or(VmGallocError::RangeExhausted { segments })?;
+        let base = free_run(
+            &self.vm,
+            Space::Kernel,
+            self.config.galloc_esids(),
+            segments,
+        )
+        .ok_or(VmGallocError::RangeExhausted { segments })?;
         let prot = page_prot(type_flags);
         let mut sids = Vec::new();
         let mut left = bytes;
@@ -179,7 +182,8 @@ impl<V: AixVm> Aix<V> {
         // even for V_UREAD pages (PP 01), which only a vm_guatt view
         // exposes.
         let how = MappingInfo {
-            sid: 0,
+            // Each part's own SID replaces it.
+            sid: sids[0],
             key: SegKey::KERNEL,
             no_exec: prot.no_exec,
             window: None,
@@ -208,10 +212,10 @@ impl<V: AixVm> Aix<V> {
         Ok(start)
     }
 
-    pub(super) fn delete_logged(&mut self, sids: &[u64]) {
+    pub(super) fn delete_logged(&mut self, sids: &[Sid]) {
         for &s in sids {
             if let Err(e) = self.vm.delete_segment(s) {
-                log::error!("aix: delete of SID {s:#x} failed: {e:?}");
+                log::error!("aix: delete of SID {:#x} failed: {e:?}", s.as_u64());
             }
         }
     }
@@ -345,7 +349,8 @@ impl<V: AixVm> Aix<V> {
         let base = Self::place_user_in(&self.vm, space, c.model, count)
             .ok_or(VmGuattError::NoMemory(Shortage::Regions))?;
         let how = MappingInfo {
-            sid: 0,
+            // Each part's own SID replaces it.
+            sid: a.sids[0],
             key: seg_key(key),
             no_exec,
             window: None,

@@ -64,21 +64,17 @@ impl<V: AixVm> Aix<V> {
     /// [`VmAttError::NoMemory`].
     pub fn vm_att(&mut self, handle: vmhandle_t, offset: u64) -> Result<u64, VmAttError> {
         let h = VmHandle::from_raw(handle).map_err(VmAttError::BadHandle)?;
-        let info = self
-            .vm
-            .segment(h.sid())
-            .ok_or(VmAttError::NoSuchSegment { sid: h.sid() })?;
+        let no_such = VmAttError::NoSuchSegment { sid: h.sid() };
+        let sid = Sid::try_new(h.sid()).ok_or(no_such)?;
+        let info = self.vm.segment(sid).ok_or(no_such)?;
         let owner = self.current_context();
-        let Some(esid) = self
-            .vm
-            .free_run(Space::Kernel, self.config.vm_att_esids(), 1)
-        else {
+        let Some(esid) = free_run(&self.vm, Space::Kernel, self.config.vm_att_esids(), 1) else {
             log::error!("vm_att: no free region for handle {handle:#x} (AIX would panic); refused");
             return Err(VmAttError::NoFreeRegion);
         };
-        let how = kernel_only(h, info.prot);
+        let how = kernel_only(h, sid, info.prot);
         self.vm
-            .map(Space::Kernel, esid, &how)
+            .map(Space::Kernel, Esid::new(esid), &how)
             .map_err(|e| VmAttError::NoMemory(e.shortage()))?;
         self.vm_att.insert(esid, owner);
         Ok((esid << SEGSHIFT) | (offset & SEGOFFSET))

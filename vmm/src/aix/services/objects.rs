@@ -75,8 +75,8 @@ impl<V: AixVm> Aix<V> {
             .vm
             .create_segment((bytes / PAGESIZE) as u32, page_prot(type_flags), false)
             .map_err(|e| VmsCreateError::NoMemory(e.shortage()))?;
-        self.vms.insert(sid);
-        Ok(sid as vmid_t)
+        self.vms.insert(sid.as_u64());
+        Ok(sid.as_u64() as vmid_t)
     }
 
     /// `vms_delete`: deletes a segment `vms_create` made. Without holds it
@@ -99,7 +99,7 @@ impl<V: AixVm> Aix<V> {
         if vmid < 0 || !self.vms.contains(&(vmid as u64)) {
             return Err(bad);
         }
-        let sid = vmid as u64;
+        let sid = Sid::try_new(vmid as u64).ok_or(bad)?;
         let info = self.vm.segment(sid).ok_or(bad)?;
         if info.delete_pending {
             return Err(bad);
@@ -112,9 +112,9 @@ impl<V: AixVm> Aix<V> {
             return Err(VmsDeleteError::MappedElsewhere { vmid });
         }
         self.unmap_everywhere(sid);
-        self.vms.remove(&sid);
+        self.vms.remove(&sid.as_u64());
         if let Err(e) = self.vm.delete_segment(sid) {
-            log::error!("vms_delete: core refused SID {sid:#x}: {e:?}");
+            log::error!("vms_delete: core refused SID {vmid:#x}: {e:?}");
         }
         Ok(())
     }
