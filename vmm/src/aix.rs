@@ -43,13 +43,13 @@
 //! ```
 
 pub mod abi;
-pub mod adsp;
 pub mod backend;
 #[cfg(feature = "c-abi")]
 pub mod cabi;
 pub mod consts;
 pub mod core_vm;
 pub mod ctypes;
+pub mod segregs;
 #[macro_use]
 pub mod error;
 pub mod handle;
@@ -57,12 +57,12 @@ pub mod model;
 pub mod services;
 pub mod table;
 
-pub use adsp::{adspace_t, AdSpace, SegmentRegister};
 pub use backend::{AixVm, CoreError, MappingInfo, SegmentInfo, Space};
 pub use consts::*;
 pub use core_vm::CoreVm;
 pub use error::*;
-pub use handle::{vm_handle, HandleError, VmHandle, VmKey};
+pub use handle::{vm_handle, IntoVmHandle, VmHandle, VmHandleError, VmKey};
+pub use segregs::{adspace_t, AdSpace, SegmentRegister};
 pub use services::{
     AddressModel, Aix, AixConfig, AixConfigError, Allocation, Attachment, Bookkeeping, LayoutRange,
     ProcessError, SHMAT_BASE_ESID, SHMAT_END_ESID, USER_ADDR_END_32, USER_ADDR_END_64,

@@ -966,7 +966,7 @@ impl Driver {
     }
 
     /// Every mapping of `space` in the core: (ESID, info).
-    fn space_mappings(&self, space: Space) -> Vec<(u64, vmm::adspace::Mapping)> {
+    fn space_mappings(&self, space: Space) -> Vec<(u64, vmm::adspace::SegmentMapping)> {
         let Some(id) = self.aix().vm().space_id(space) else {
             return Vec::new();
         };
@@ -979,7 +979,12 @@ impl Driver {
     /// The child has the parent's shared mappings, a copy of the copied
     /// ones (same data), none of the dropped ones, and nothing else; the
     /// parent kept all of its own.
-    fn check_fork(&mut self, parent: u32, child: u32, before: &[(u64, vmm::adspace::Mapping)]) {
+    fn check_fork(
+        &mut self,
+        parent: u32,
+        child: u32,
+        before: &[(u64, vmm::adspace::SegmentMapping)],
+    ) {
         let after = self.space_mappings(Space::Process(ProcessId(parent)));
         if after
             .iter()
@@ -988,7 +993,7 @@ impl Driver {
         {
             bug!("fork changed the parent's mappings: {before:?} -> {after:?}");
         }
-        let kids: BTreeMap<u64, vmm::adspace::Mapping> = self
+        let kids: BTreeMap<u64, vmm::adspace::SegmentMapping> = self
             .space_mappings(Space::Process(ProcessId(child)))
             .into_iter()
             .collect();
@@ -2782,7 +2787,7 @@ impl Driver {
     fn visible(&self) -> Vec<(u64, u32, u32)> {
         let vmm = self.vmm();
         let mut visible = Vec::new();
-        let mut add = |e: Esid, m: &vmm::adspace::Mapping| {
+        let mut add = |e: Esid, m: &vmm::adspace::SegmentMapping| {
             let size = vmm
                 .segments()
                 .get(m.handle.sid())

@@ -106,7 +106,7 @@ macro_rules! c_functions {
         #[allow(unused_imports)]
         const _: () = {
             use super::ctypes::*;
-            use super::adsp::adspace_t;
+            use super::segregs::adspace_t;
             use core::ffi::{c_int, c_long, c_ulonglong, c_void};
             $( let _: unsafe extern "C" fn($($cty),*) $(-> $cret)? = super::cabi::$name; )*
             let _: unsafe extern "C" fn() -> c_int = super::cabi::vmm_errno;

@@ -16,9 +16,9 @@ use crate::platform::{Environment, ProcessId};
 use crate::segment::{PageProt, ViewProt};
 use crate::sid::Sid;
 
-use super::adsp::{adspace_t, SegmentRegister};
 use super::consts::NSEGS;
 use super::error::Shortage;
+use super::segregs::{adspace_t, SegmentRegister};
 
 /// An address space the services work on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,6 +81,7 @@ impl MappingInfo {
 
 /// Why a core operation failed. The core leaves its tables unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CoreError {
     /// No segment with this SID.
     NoSuchSegment(Sid),

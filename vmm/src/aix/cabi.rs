@@ -41,11 +41,11 @@ use core::sync::atomic::{AtomicI32, Ordering};
 
 use spin::Mutex;
 
-use super::adsp::adspace_t;
 use super::consts::{EINVAL, INVLSID};
 use super::ctypes::{caddr_t, dev_t, ulong, vmhandle_t, vmid_t, vmkey_t, vmsize_t};
 use super::error::*;
 use super::handle;
+use super::segregs::adspace_t;
 
 pub use super::table::AixServices;
 

@@ -19,10 +19,10 @@ use crate::segment::{SegmentError, SegmentKind, ViewProt};
 use crate::sid::{Sid, SidKind};
 use crate::vm::{MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
 
-use super::adsp::{adspace_t, SegmentRegister};
 use super::backend::{probe_free_run, AixVm, CoreError, MappingInfo, SegmentInfo, Space};
 use super::consts::PAGESIZE;
 use super::error::Shortage;
+use super::segregs::{adspace_t, SegmentRegister};
 
 const _: () = assert!(KERNEL_ESID_BASE == super::backend::KERNEL_ESID_BASE);
 

@@ -54,6 +54,7 @@ macro_rules! service_error {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[non_exhaustive]
         pub enum $name {
             $(
                 $(#[$vmeta])*

@@ -40,12 +40,12 @@ use crate::platform::{Environment, ProcessId};
 use crate::segment::{PageProt, ViewProt};
 use crate::sid::Sid;
 
-use super::adsp::{adspace_t, SegmentRegister};
 use super::backend::{AixVm, CoreError, MappingInfo, Space, KERNEL_ESID_BASE};
 use super::consts::*;
 use super::ctypes::{vmhandle_t, vmid_t, vmkey_t, vmsize_t};
 use super::error::*;
-use super::handle::{HandleError, VmHandle, VmKey};
+use super::handle::{IntoVmHandle, VmHandle, VmHandleError, VmKey};
+use super::segregs::{adspace_t, SegmentRegister};
 
 mod adspace32;
 mod adspace64;
@@ -156,6 +156,7 @@ pub enum LayoutRange {
 
 /// Why [`Aix::with_config`] refused a layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AixConfigError {
     /// The range has no segments.
     Empty(LayoutRange),
@@ -312,6 +313,7 @@ pub struct Bookkeeping {
 
 /// Why a process could not be created, forked or ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProcessError {
     /// The process id is already in use.
     Exists(ProcessId),

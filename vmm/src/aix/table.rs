@@ -33,10 +33,10 @@
 use core::ffi::{c_int, c_long};
 use core::ptr::NonNull;
 
-use super::adsp::adspace_t;
 use super::ctypes::{vmhandle_t, vmid_t, vmkey_t, vmsize_t};
 use super::error::*;
-use super::handle::{HandleError, VmHandle};
+use super::handle::{VmHandle, VmHandleError};
+use super::segregs::adspace_t;
 use super::services::Aix;
 use super::AixVm;
 
@@ -84,7 +84,7 @@ macro_rules! aix_service_table {
             21 VmDet interrupt fn vm_det(eaddr: u64) -> () | VmDetError
                 => void() fn(eaddr: caddr_t)
                 = (eaddr as u64);
-            23 VmHandle interrupt fn vm_handle(vmid: vmid_t, key: vmkey_t) -> VmHandle | HandleError
+            23 VmHandle interrupt fn vm_handle(vmid: vmid_t, key: vmkey_t) -> VmHandle | VmHandleError
                 => pure() fn(vmid: vmid_t, key: vmkey_t) -> vmhandle_t
                 = (vmid, key);
             24 Getadsp process fn getadsp() -> NonNull<adspace_t> | GetadspError
@@ -264,7 +264,7 @@ aix_service_table!(services_from_table);
 impl<V: AixVm> Aix<V> {
     /// `vm_handle` as a method, for the table: see [`super::vm_handle`]
     /// (it reads no state of the services).
-    pub fn vm_handle(&self, vmid: vmid_t, key: vmkey_t) -> Result<VmHandle, HandleError> {
+    pub fn vm_handle(&self, vmid: vmid_t, key: vmkey_t) -> Result<VmHandle, VmHandleError> {
         super::handle::vm_handle(vmid, key)
     }
 }

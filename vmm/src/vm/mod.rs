@@ -85,7 +85,7 @@ use arch_ppc64::addr::{EffectiveAddress, Esid, Vsid};
 use arch_ppc64::structures::slb::SlbEntry;
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
-use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Mapping, SegKey};
+use crate::adspace::{AddressSpace, AdspaceError, ForkAction, SegKey, SegmentMapping};
 use crate::platform::{Environment, FrameAllocator, HptBackend, HptError, SlbBackend};
 use crate::segment::{SegmentError, SegmentTable, ViewProt, PAGES_PER_SEGMENT, PAGE_SHIFT};
 use crate::slb::{SlbManager, SlbManagerError};
@@ -185,6 +185,7 @@ impl VmmConfig {
 
 /// Why a [`Vmm`] operation failed; every table is as it was before the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VmError {
     /// Segment table refusal.
     Segment(SegmentError),
@@ -476,14 +477,14 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     }
 
     /// The mapping that translates `ea` right now, if any.
-    pub fn mapping_for(&self, ea: EffectiveAddress) -> Option<(SpaceRef, &Mapping)> {
+    pub fn mapping_for(&self, ea: EffectiveAddress) -> Option<(SpaceRef, &SegmentMapping)> {
         let esid = ea.esid();
         let space = self.space_for(esid)?;
         self.space_ref(space).ok()?.get(esid).map(|m| (space, m))
     }
 
     /// The mapping at `esid` of `space`.
-    pub fn mapping(&self, space: SpaceRef, esid: Esid) -> Result<&Mapping, VmError> {
+    pub fn mapping(&self, space: SpaceRef, esid: Esid) -> Result<&SegmentMapping, VmError> {
         self.space_ref(space)?
             .get(esid)
             .ok_or(VmError::Adspace(AdspaceError::NotMapped(esid)))
@@ -512,7 +513,7 @@ fn virtual_page(sid: Sid, page: u32) -> VirtualPage {
 }
 
 /// The SLB entry translating `esid` through `mapping`.
-fn slb_entry(esid: Esid, mapping: &Mapping) -> SlbEntry {
+fn slb_entry(esid: Esid, mapping: &SegmentMapping) -> SlbEntry {
     mapping.slb_entry(esid)
 }
 

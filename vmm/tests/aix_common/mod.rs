@@ -1525,7 +1525,7 @@ pub fn vms_create_and_delete<H: Harness>() {
     );
     let hnd = vm_handle(vmid, VM_PRIV).unwrap();
     assert_eq!(hnd.sid(), vmid as u64);
-    let a = h.aix().as_att64(hnd.raw(), 0).unwrap();
+    let a = h.aix().as_att64(hnd, 0).unwrap();
     h.store(a + 2 * K, USR, 1).unwrap();
     assert!(h.load(a + 3 * K, USR).is_err(), "beyond the size");
     // Deleting an unheld, attached segment takes its mappings down.

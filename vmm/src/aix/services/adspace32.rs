@@ -25,7 +25,7 @@ service_error! {
             adsp: usize,
         } => Inval,
         /// The handle is malformed.
-        BadHandle(HandleError) => Inval,
+        BadHandle(VmHandleError) => Inval,
         /// The handle names no live segment (or one `vms_delete`d while
         /// held, which stays usable where it is mapped but cannot be
         /// mapped again).
@@ -111,7 +111,7 @@ service_error! {
             adsp: usize,
         } => Inval,
         /// The handle is malformed.
-        BadHandle(HandleError) => Inval,
+        BadHandle(VmHandleError) => Inval,
         /// No `as_geth` hold on this segment is outstanding in this address
         /// space.
         NoHold {
@@ -163,7 +163,7 @@ impl<V: AixVm> Aix<V> {
     pub fn as_att(
         &mut self,
         adsp: *const adspace_t,
-        handle: vmhandle_t,
+        handle: impl IntoVmHandle,
         offset: u64,
     ) -> Result<u64, AsAttError> {
         if self.in_interrupt("as_att") {
@@ -174,7 +174,7 @@ impl<V: AixVm> Aix<V> {
             .ok_or(AsAttError::BadAdspace {
                 adsp: adsp as usize,
             })?;
-        let h = VmHandle::from_raw(handle).map_err(AsAttError::BadHandle)?;
+        let h = handle.into_vm_handle().map_err(AsAttError::BadHandle)?;
         let sid = match self.attachable(h.sid()) {
             Err(true) => return Err(AsAttError::NotAttachable { sid: h.sid() }),
             Err(false) => return Err(AsAttError::NoSuchSegment { sid: h.sid() }),
@@ -343,7 +343,7 @@ impl<V: AixVm> Aix<V> {
     pub fn as_puth(
         &mut self,
         adsp: *const adspace_t,
-        handle: vmhandle_t,
+        handle: impl IntoVmHandle,
     ) -> Result<(), AsPuthError> {
         if self.in_interrupt("as_puth") {
             return Err(AsPuthError::WrongEnvironment);
@@ -353,7 +353,7 @@ impl<V: AixVm> Aix<V> {
             .ok_or(AsPuthError::BadAdspace {
                 adsp: adsp as usize,
             })?;
-        let h = VmHandle::from_raw(handle).map_err(AsPuthError::BadHandle)?;
+        let h = handle.into_vm_handle().map_err(AsPuthError::BadHandle)?;
         if !Sid::try_new(h.sid()).is_some_and(|sid| self.release_hold(space, sid)) {
             return Err(AsPuthError::NoHold { sid: h.sid() });
         }

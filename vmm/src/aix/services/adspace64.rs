@@ -12,7 +12,7 @@ service_error! {
         /// No current process.
         NoAddressSpace => Inval,
         /// The handle is malformed.
-        BadHandle(HandleError) => Inval,
+        BadHandle(VmHandleError) => Inval,
         /// The handle names no live segment (or one `vms_delete`d while
         /// held, which stays usable where it is mapped but cannot be
         /// mapped again).
@@ -79,7 +79,7 @@ service_error! {
             addr: u64,
         } => Inval,
         /// The handle is malformed.
-        BadHandle(HandleError) => Inval,
+        BadHandle(VmHandleError) => Inval,
         /// The handle names no live segment (or one `vms_delete`d while
         /// held, which stays usable where it is mapped but cannot be
         /// mapped again).
@@ -138,7 +138,7 @@ service_error! {
             addr: u64,
         } => Inval,
         /// The handle is malformed.
-        BadHandle(HandleError) => Inval,
+        BadHandle(VmHandleError) => Inval,
         /// The current process holds no `as_geth64` hold on this segment.
         NoHold {
             /// The SID in the handle.
@@ -187,13 +187,17 @@ impl<V: AixVm> Aix<V> {
     /// [`AsAtt64Error::NoSuchSegment`], [`AsAtt64Error::NotAttachable`].
     /// `ENOMEM`: [`AsAtt64Error::NoMemory`] (no free region, or the core
     /// cannot map).
-    pub fn as_att64(&mut self, handle: vmhandle_t, offset: c_int) -> Result<u64, AsAtt64Error> {
+    pub fn as_att64(
+        &mut self,
+        handle: impl IntoVmHandle,
+        offset: c_int,
+    ) -> Result<u64, AsAtt64Error> {
         let space = match self.process_context("as_att64") {
             Err(true) => return Err(AsAtt64Error::WrongEnvironment),
             Err(false) => return Err(AsAtt64Error::NoAddressSpace),
             Ok(s) => s,
         };
-        let h = VmHandle::from_raw(handle).map_err(AsAtt64Error::BadHandle)?;
+        let h = handle.into_vm_handle().map_err(AsAtt64Error::BadHandle)?;
         let sid = match self.attachable(h.sid()) {
             Err(true) => return Err(AsAtt64Error::NotAttachable { sid: h.sid() }),
             Err(false) => return Err(AsAtt64Error::NoSuchSegment { sid: h.sid() }),
@@ -269,7 +273,11 @@ impl<V: AixVm> Aix<V> {
     /// [`AsSeth64Error::NoMemory`] (nothing changed: the core replaces the
     /// mapping atomically and the rest of an attachment is taken down only
     /// after that).
-    pub fn as_seth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsSeth64Error> {
+    pub fn as_seth64(
+        &mut self,
+        addr64: u64,
+        handle: impl IntoVmHandle,
+    ) -> Result<(), AsSeth64Error> {
         let (space, end) = match self.ctx64("as_seth64") {
             Err(true) => return Err(AsSeth64Error::WrongEnvironment),
             Err(false) => return Err(AsSeth64Error::NoAddressSpace),
@@ -281,7 +289,7 @@ impl<V: AixVm> Aix<V> {
         if self.reserved_register(space, addr64) {
             return Err(AsSeth64Error::ReservedRegister { addr: addr64 });
         }
-        let h = VmHandle::from_raw(handle).map_err(AsSeth64Error::BadHandle)?;
+        let h = handle.into_vm_handle().map_err(AsSeth64Error::BadHandle)?;
         let sid = match self.attachable(h.sid()) {
             Err(true) => return Err(AsSeth64Error::NotAttachable { sid: h.sid() }),
             Err(false) => return Err(AsSeth64Error::NoSuchSegment { sid: h.sid() }),
@@ -383,7 +391,11 @@ impl<V: AixVm> Aix<V> {
     /// [`AsPuth64Error::NoAddressSpace`], [`AsPuth64Error::OutOfRange`],
     /// [`AsPuth64Error::BadHandle`], [`AsPuth64Error::NoHold`] (a put
     /// without a get is refused, never counted below zero).
-    pub fn as_puth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsPuth64Error> {
+    pub fn as_puth64(
+        &mut self,
+        addr64: u64,
+        handle: impl IntoVmHandle,
+    ) -> Result<(), AsPuth64Error> {
         let (space, end) = match self.ctx64("as_puth64") {
             Err(true) => return Err(AsPuth64Error::WrongEnvironment),
             Err(false) => return Err(AsPuth64Error::NoAddressSpace),
@@ -392,7 +404,7 @@ impl<V: AixVm> Aix<V> {
         if addr64 >= end {
             return Err(AsPuth64Error::OutOfRange { addr: addr64 });
         }
-        let h = VmHandle::from_raw(handle).map_err(AsPuth64Error::BadHandle)?;
+        let h = handle.into_vm_handle().map_err(AsPuth64Error::BadHandle)?;
         if !Sid::try_new(h.sid()).is_some_and(|sid| self.release_hold(space, sid)) {
             return Err(AsPuth64Error::NoHold { sid: h.sid() });
         }

@@ -8,7 +8,7 @@ service_error! {
     /// project logs an error and fails instead.
     VmAttError {
         /// The handle is malformed.
-        BadHandle(HandleError) => Inval,
+        BadHandle(VmHandleError) => Inval,
         /// The handle names no live segment (or one `vms_delete`d while
         /// held, which stays usable where it is mapped but cannot be
         /// mapped again).
@@ -62,14 +62,17 @@ impl<V: AixVm> Aix<V> {
     /// `vms_delete`d while held is still attachable until its last put),
     /// [`VmAttError::NoFreeRegion`] (logged as an error),
     /// [`VmAttError::NoMemory`].
-    pub fn vm_att(&mut self, handle: vmhandle_t, offset: u64) -> Result<u64, VmAttError> {
-        let h = VmHandle::from_raw(handle).map_err(VmAttError::BadHandle)?;
+    pub fn vm_att(&mut self, handle: impl IntoVmHandle, offset: u64) -> Result<u64, VmAttError> {
+        let h = handle.into_vm_handle().map_err(VmAttError::BadHandle)?;
         let no_such = VmAttError::NoSuchSegment { sid: h.sid() };
         let sid = Sid::try_new(h.sid()).ok_or(no_such)?;
         let info = self.vm.segment(sid).ok_or(no_such)?;
         let owner = self.current_context();
         let Some(esid) = free_run(&self.vm, Space::Kernel, self.config.vm_att_esids(), 1) else {
-            log::error!("vm_att: no free region for handle {handle:#x} (AIX would panic); refused");
+            log::error!(
+                "vm_att: no free region for handle {:#x} (AIX would panic); refused",
+                h.raw()
+            );
             return Err(VmAttError::NoFreeRegion);
         };
         let how = kernel_only(h, sid, info.prot);
