@@ -250,7 +250,15 @@ pub unsafe extern "C" fn vmm_create(platform: *const VmmPlatform, slb_bolted: us
         }
     }
     let ops = Ops(p);
-    let vmm = match Vmm::new(CHpt(ops), CSlb(ops), CFrames(ops), slb_bolted) {
+    // SAFETY: vmm.h gives the library an in-memory table for good.
+    let hpt = match unsafe { CHpt::new(ops) } {
+        Ok(h) => h,
+        Err(e) => {
+            log::error!("vmm_create: the in-memory HPT: {e:?}");
+            return VMM_EINVAL;
+        }
+    };
+    let vmm = match Vmm::new(hpt, CSlb(ops), CFrames(ops), slb_bolted) {
         Ok(v) => v,
         Err(e) => {
             log::error!("vmm_create: {e}");

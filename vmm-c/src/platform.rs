@@ -7,6 +7,7 @@ use vmm::arch_ppc64::addr::{EffectiveAddress, PhysAddr, PtegIndex, Ptex};
 use vmm::arch_ppc64::structures::hpte::{Hpte, Pp};
 use vmm::arch_ppc64::structures::slb::SlbEntry;
 use vmm::arch_ppc64::structures::SegmentSize;
+use vmm::native::{NativeHpt, NativeHptError, TlbInvalidate};
 use vmm::platform::{
     FrameAllocator, FrameError, HptBackend, HptError, RemoveCondition, SlbBackend, SlbError,
 };
@@ -19,6 +20,10 @@ pub struct VmmPlatform {
     pub ctx: *mut c_void,
     /// PTEGs in the HPT (a power of two).
     pub hpt_ptegs: u64,
+    /// The in-memory HPT, or NULL for the PAPR callbacks.
+    pub hpt_table: *mut c_void,
+    /// Flushes the translations of a removed or changed in-memory entry.
+    pub tlb_invalidate: Option<unsafe extern "C" fn(*mut c_void, u64, u64, u64)>,
     /// `H_ENTER`.
     pub hpt_insert:
         Option<unsafe extern "C" fn(*mut c_void, u64, c_int, u64, u64, *mut u64) -> i64>,
@@ -68,10 +73,16 @@ pub struct VmmPlatform {
 impl VmmPlatform {
     /// Whether every callback the manager needs is there.
     pub fn complete(&self) -> bool {
-        self.hpt_insert.is_some()
+        let papr = self.hpt_insert.is_some()
             && self.hpt_remove.is_some()
             && self.hpt_protect.is_some()
-            && self.hpt_read.is_some()
+            && self.hpt_read.is_some();
+        let native = !self.hpt_table.is_null()
+            && self.hpt_insert.is_none()
+            && self.hpt_remove.is_none()
+            && self.hpt_protect.is_none()
+            && self.hpt_read.is_none();
+        (papr && self.hpt_table.is_null() || native)
             && self.slb_load.is_some()
             && self.slb_read.is_some()
             && self.slb_invalidate.is_some()
@@ -117,11 +128,94 @@ fn hpt_error(rc: i64) -> HptError {
     }
 }
 
-/// The HPT through `hpt_*`.
+/// The in-memory table's TLB flush through `tlb_invalidate`.
 #[derive(Debug)]
-pub struct CHpt(pub Ops);
+pub struct CTlb(pub Ops);
+
+impl TlbInvalidate for CTlb {
+    fn invalidate(&mut self, ptex: Ptex, old: Hpte) {
+        if let Some(f) = self.0 .0.tlb_invalidate {
+            // SAFETY: the C kernel's callback, per vmm.h's contract, with
+            // its context and the entry's index and old words.
+            unsafe { f(self.0 .0.ctx, ptex.as_u64(), old.v, old.r) };
+        }
+    }
+}
+
+/// The HPT: the PAPR callbacks, or the C kernel's in-memory table.
+#[derive(Debug)]
+pub enum CHpt {
+    /// Through `hpt_*`.
+    Papr(PaprCalls),
+    /// `hpt_table`, with `tlb_invalidate`.
+    Native(NativeHpt<&'static mut [u8], CTlb>),
+}
+
+impl CHpt {
+    /// The backend `ops` describe (see [`VmmPlatform::complete`]).
+    ///
+    /// # Safety
+    ///
+    /// With `hpt_table` set, it must point to `hpt_ptegs * 128` bytes the
+    /// library may use as the HPT for as long as the program runs.
+    pub unsafe fn new(ops: Ops) -> Result<CHpt, NativeHptError> {
+        let p = ops.0;
+        if p.hpt_table.is_null() {
+            return Ok(CHpt::Papr(PaprCalls(ops)));
+        }
+        let len = usize::try_from(p.hpt_ptegs)
+            .ok()
+            .and_then(|n| n.checked_mul(128))
+            .ok_or(NativeHptError::BadSize(usize::MAX))?;
+        // SAFETY: the caller's guarantee on the table, passed on.
+        let table = unsafe { core::slice::from_raw_parts_mut(p.hpt_table.cast::<u8>(), len) };
+        NativeHpt::with_tlb(table, CTlb(ops)).map(CHpt::Native)
+    }
+
+    fn backend(&self) -> &dyn HptBackend {
+        match self {
+            CHpt::Papr(p) => p,
+            CHpt::Native(n) => n,
+        }
+    }
+
+    fn backend_mut(&mut self) -> &mut dyn HptBackend {
+        match self {
+            CHpt::Papr(p) => p,
+            CHpt::Native(n) => n,
+        }
+    }
+}
 
 impl HptBackend for CHpt {
+    fn pteg_count(&self) -> u64 {
+        self.backend().pteg_count()
+    }
+    fn insert(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
+        self.backend_mut().insert(group, slot, hpte)
+    }
+    fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+        self.backend_mut().remove(ptex, cond)
+    }
+    fn protect(&mut self, ptex: Ptex, avpn: u64, pp: Pp, no_exec: bool) -> Result<(), HptError> {
+        self.backend_mut().protect(ptex, avpn, pp, no_exec)
+    }
+    fn read(&self, ptex: Ptex) -> Result<Hpte, HptError> {
+        self.backend().read(ptex)
+    }
+    fn read_group(&self, group: PtegIndex) -> Result<[Hpte; 8], HptError> {
+        self.backend().read_group(group)
+    }
+    fn known_empty_groups(&self, group: PtegIndex) -> u64 {
+        self.backend().known_empty_groups(group)
+    }
+}
+
+/// The HPT through `hpt_*`.
+#[derive(Debug)]
+pub struct PaprCalls(pub Ops);
+
+impl HptBackend for PaprCalls {
     fn pteg_count(&self) -> u64 {
         self.0 .0.hpt_ptegs
     }

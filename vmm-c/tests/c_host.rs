@@ -34,15 +34,18 @@ fn staticlib() -> PathBuf {
     lib
 }
 
-#[test]
-fn a_c_program_drives_the_library_through_vmm_h() {
+/// Compiles `c/host.c` (with `defines`), links it to the library, runs it
+/// and checks its summary line `host (<how>): N checks, 0 failures`.
+fn run_host(name: &str, defines: &[&str], how: &str) {
     let lib = staticlib();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vmm-c-programs");
     std::fs::create_dir_all(&dir).unwrap();
-    let exe = dir.join("host");
+    let exe = dir.join(name);
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/host.c");
     let out = Command::new("gcc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-o"])
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .args(defines)
+        .arg("-o")
         .arg(&exe)
         .arg("-I")
         .arg(workspace().join("vmm/include"))
@@ -64,15 +67,26 @@ fn a_c_program_drives_the_library_through_vmm_h() {
         "host failed ({:?}):\n{stdout}\n{stderr}",
         run.status
     );
+    let prefix = format!("host ({how}): ");
     let line = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("host: "))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
         .unwrap_or_else(|| panic!("no summary line:\n{stdout}"));
     let checks: usize = line
         .split_whitespace()
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("bad summary: {line}"));
-    assert!(checks >= 59, "only {checks} checks ran: {line}");
+    assert!(checks >= 60, "only {checks} checks ran: {line}");
     assert!(line.ends_with(", 0 failures"), "{line}");
+}
+
+#[test]
+fn a_c_program_drives_the_library_through_vmm_h() {
+    run_host("host-papr", &[], "PAPR HPT calls");
+}
+
+#[test]
+fn the_same_with_the_hpt_in_memory() {
+    run_host("host-native", &["-DNATIVE_HPT"], "in-memory HPT");
 }

@@ -41,7 +41,7 @@ fn checks() -> String {
          #ifdef __cplusplus\n#define SA static_assert\n#else\n#define SA _Static_assert\n#endif\n",
     );
     c += &offsets!(VmmPlatform, "vmm_platform";
-        ctx, hpt_ptegs, hpt_insert, hpt_remove, hpt_protect, hpt_read, slb_entries,
+        ctx, hpt_ptegs, hpt_table, tlb_invalidate, hpt_insert, hpt_remove, hpt_protect, hpt_read, slb_entries,
         slb_index_base, slb_load, slb_read, slb_invalidate, slb_invalidate_from, frame_alloc,
         frame_free, frame_share, frame_sharers, frame_zero, frame_copy, frame_free_count, heap,
         heap_size, log, abort);

@@ -70,10 +70,19 @@ extern "C" {
 struct vmm_platform {
     void *ctx;
 
-    /* Hashed page table, PAPR style (H_ENTER, H_REMOVE, H_PROTECT,
-     * H_READ): number of PTEGs (a power of two) and four calls that
-     * answer VMM_H_* codes and leave the table unchanged on failure. */
+    /* Hashed page table, one of two ways:
+     * - PAPR style (H_ENTER, H_REMOVE, H_PROTECT, H_READ): hpt_table NULL,
+     *   hpt_ptegs PTEGs (a power of two) and the four hpt_* calls, which
+     *   answer VMM_H_* codes and leave the table unchanged on failure;
+     * - in memory (a kernel that owns the MMU): hpt_table points to
+     *   hpt_ptegs * 128 bytes in the architected (big-endian) format,
+     *   aligned to its size, the hpt_* calls are NULL, and tlb_invalidate
+     *   (NULL for a table no MMU walks) is called after an entry was
+     *   removed or changed, with its index and old contents, to flush the
+     *   translations derived from it (tlbie). */
     uint64_t hpt_ptegs;
+    void *hpt_table;
+    void (*tlb_invalidate)(void *ctx, uint64_t ptex, uint64_t v, uint64_t r);
     /* H_ENTER into group `group`: the first free slot when slot < 0,
      * else exactly `slot` (H_EXACT). Stores the PTE index in *ptex. */
     int64_t (*hpt_insert)(void *ctx, uint64_t group, int slot, uint64_t v, uint64_t r,
@@ -131,7 +140,11 @@ struct vmm_platform {
 /* Builds the manager over `platform` (copied) with `slb_bolted` SLB
  * entries kept for the manager's bolted kernel segments, and makes the
  * AIX services work on it. The kernel's address space is current and the
- * environment is "kernel process". Once per boot. */
+ * environment is "kernel process". Once per boot: VMM_EINVAL (a bad or
+ * incomplete table: both HPT ways or neither, a heap below 256 KiB, ...)
+ * changes nothing and may be retried; after the checks the heap belongs
+ * to the library, and a failure building the manager (VMM_ENOMEM,
+ * VMM_EPLATFORM) is final. */
 int vmm_create(const struct vmm_platform *platform, size_t slb_bolted);
 
 /* The address-space model of a process. */
