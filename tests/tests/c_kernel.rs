@@ -38,7 +38,11 @@ fn the_c_kernel_boots_passes_its_checks_and_reports_a_failure() {
     let ok = run("");
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert_eq!(ok.status.code(), Some(0), "{}", transcript(&ok));
-    assert!(stdout.contains("c-kernel: translation on"), "{}", transcript(&ok));
+    assert!(
+        stdout.contains("c-kernel: translation on"),
+        "{}",
+        transcript(&ok)
+    );
     for name in [
         "vm_galloc",
         "kernel_faults_went_to_vmm_fault",
@@ -73,5 +77,9 @@ fn the_c_kernel_boots_passes_its_checks_and_reports_a_failure() {
         "{}",
         transcript(&failing)
     );
-    assert!(stdout.contains("test result: FAILED."), "{}", transcript(&failing));
+    assert!(
+        stdout.contains("test result: FAILED."),
+        "{}",
+        transcript(&failing)
+    );
 }
