@@ -239,7 +239,7 @@ fn fault_benches(c: &mut Criterion) {
             .unwrap();
         let space = v.create_space();
         v.map(
-            SpaceRef::Process(space),
+            SpaceRef::User(space),
             Esid::new(1),
             sid,
             MapOptions::new(SegKey::UNPRIV),

@@ -82,8 +82,8 @@
 //!   reach the others (see [`vm`], "Processors and locking").
 //! * **Names of spaces and processes.** A process is your kernel's
 //!   [`ProcessId`]. The core names an address space it made by its
-//!   [`vm::SpaceId`] and a mapping's target by [`vm::SpaceRef`] (the
-//!   kernel's space, or a `SpaceId`); the AIX layer names the same spaces
+//!   [`vm::SpaceId`] and a mapping's target by [`vm::SpaceRef`]
+//!   (`Kernel`, or `User(SpaceId)`); the AIX layer names the same spaces
 //!   by whose they are, [`aix::Space`] (the kernel's, or a `ProcessId`'s),
 //!   and [`aix::CoreVm::space_id`] translates. Segments are
 //!   [`sid::Sid`]s, segment numbers [`arch_ppc64::addr::Esid`]s; handles

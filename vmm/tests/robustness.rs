@@ -1120,11 +1120,11 @@ impl Driver {
                     2 => self.rng.below(0x40),
                     _ => self.rng.below(KERNEL_ESID_BASE + 2),
                 };
-                (SpaceRef::Process(id), SidKind::User, esid)
+                (SpaceRef::User(id), SidKind::User, esid)
             }
             6 | 7 => {
                 let id = self.aix().vm().space_id(Space::Kernel).unwrap();
-                (SpaceRef::Process(id), SidKind::Kernel, self.rng.below(16))
+                (SpaceRef::User(id), SidKind::Kernel, self.rng.below(16))
             }
             _ => {
                 let esid = match self.rng.below(3) {
@@ -1202,7 +1202,7 @@ impl Driver {
         let esid = 1 + self.rng.below(15);
         if self
             .vmm()
-            .mapping(SpaceRef::Process(id), Esid::new(esid))
+            .mapping(SpaceRef::User(id), Esid::new(esid))
             .is_ok()
         {
             return;
@@ -1221,7 +1221,7 @@ impl Driver {
         o.no_exec = true;
         o.fork = ForkAction::Copy;
         o.owned = true;
-        let space = SpaceRef::Process(id);
+        let space = SpaceRef::User(id);
         let r = self.vmm_mut().map(space, Esid::new(esid), sid, o);
         note(format!(
             "kernel private segment {sid:?} ({pages} pages) for {pid} at {esid:#x} -> {r:?}"
@@ -2404,7 +2404,7 @@ impl Driver {
         let owned_at = |d: &Driver| {
             ctx.and_then(|c| d.aix().vm().space_id(c))
                 .and_then(|id| Esid::try_new(esid).map(|e| (id, e)))
-                .and_then(|(id, e)| d.vmm().mapping(SpaceRef::Process(id), e).ok())
+                .and_then(|(id, e)| d.vmm().mapping(SpaceRef::User(id), e).ok())
                 .filter(|m| m.owned)
                 .map(|m| m.handle.sid().as_u64())
         };
@@ -2439,7 +2439,7 @@ impl Driver {
                 // What the kernel had mapped there is the services' now.
                 if let Some(id) = self.aix().vm().space_id(c) {
                     self.kmade
-                        .retain(|k| !(k.space == SpaceRef::Process(id) && k.esid.as_u64() == esid));
+                        .retain(|k| !(k.space == SpaceRef::User(id) && k.esid.as_u64() == esid));
                 }
             }
             Err(e) => match (rule, e) {
@@ -2524,7 +2524,7 @@ impl Driver {
         let space = if esid.as_u64() >= KERNEL_ESID_BASE {
             SpaceRef::Kernel
         } else {
-            SpaceRef::Process(vmm.current().ok_or(NoSegment)?)
+            SpaceRef::User(vmm.current().ok_or(NoSegment)?)
         };
         let m = vmm.mapping(space, esid).map_err(|_| NoSegment)?;
         // The MMU refuses a fetch from a no-execute segment before it
@@ -2742,7 +2742,7 @@ impl Driver {
             if m.window.as_ref().is_some_and(|w| !w.contains(&page)) {
                 continue;
             }
-            if let SpaceRef::Process(id) = space {
+            if let SpaceRef::User(id) = space {
                 self.vmm_mut().switch_to(Some(id)).unwrap();
             }
             let ea = esid.base().as_u64() | u64::from(page) << 12 | lo;
@@ -2947,7 +2947,7 @@ impl Driver {
                 .iter()
                 .any(|k| k.space == space && k.esid.as_u64() == e && Some(k.sid) == sid)
         };
-        let kproc = SpaceRef::Process(self.aix().vm().space_id(Space::Kernel).unwrap());
+        let kproc = SpaceRef::User(self.aix().vm().space_id(Space::Kernel).unwrap());
         for e in 0..16 {
             if self.mapping(Space::Kernel, e).is_some() && theirs(self, kproc, e) {
                 if let Err(err) = self.h.aix.as_det64(e << 28) {

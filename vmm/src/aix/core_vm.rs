@@ -168,7 +168,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
             };
         }
         self.space_id(space)
-            .map(SpaceRef::Process)
+            .map(SpaceRef::User)
             .ok_or(CoreError::NoSuchSpace(space))
     }
 }

@@ -115,13 +115,15 @@ pub const KERNEL_ESID_BASE: u64 = 1 << 35;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpaceId(pub u32);
 
-/// Names the kernel's address space or a process's.
+/// Names the kernel's address space or one of the user address spaces
+/// (a process's, or the one kernel processes use), by the core's id. The
+/// AIX layer names the same spaces by process: [`crate::aix::Space`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SpaceRef {
     /// The kernel's address space (ESIDs from [`KERNEL_ESID_BASE`]).
     Kernel,
-    /// A process's address space (ESIDs below [`KERNEL_ESID_BASE`]).
-    Process(SpaceId),
+    /// A user address space (ESIDs below [`KERNEL_ESID_BASE`]).
+    User(SpaceId),
 }
 
 /// How to map a segment (see [`Vmm::map`]).
@@ -455,14 +457,14 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     fn space_ref(&self, space: SpaceRef) -> Result<&AddressSpace, VmError> {
         match space {
             SpaceRef::Kernel => Ok(&self.kernel),
-            SpaceRef::Process(id) => self.space(id),
+            SpaceRef::User(id) => self.space(id),
         }
     }
 
     fn space_mut(&mut self, space: SpaceRef) -> Result<&mut AddressSpace, VmError> {
         match space {
             SpaceRef::Kernel => Ok(&mut self.kernel),
-            SpaceRef::Process(id) => self.spaces.get_mut(&id).ok_or(VmError::NoSuchSpace(id)),
+            SpaceRef::User(id) => self.spaces.get_mut(&id).ok_or(VmError::NoSuchSpace(id)),
         }
     }
 
@@ -472,7 +474,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         if esid.as_u64() >= KERNEL_ESID_BASE {
             Some(SpaceRef::Kernel)
         } else {
-            self.current().map(SpaceRef::Process)
+            self.current().map(SpaceRef::User)
         }
     }
 

@@ -74,7 +74,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let view = if opts.window.is_some() || opts.view_prot != ViewProt::Segment {
             let kind = match space {
                 SpaceRef::Kernel => SidKind::Kernel,
-                SpaceRef::Process(_) => SidKind::User,
+                SpaceRef::User(_) => SidKind::User,
             };
             let view_sid = self.allocate_sid(kind)?;
             let window = opts.window.clone().unwrap_or(0..size);
@@ -340,7 +340,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             self.switch_to(None)?;
         }
         for e in esids {
-            self.unmap(SpaceRef::Process(id), e)?;
+            self.unmap(SpaceRef::User(id), e)?;
         }
         self.spaces.remove(&id);
         Ok(())
@@ -405,7 +405,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             // view to make) into the fresh child, at an ESID of the same
             // half that the child cannot have used yet: what `map` would
             // check holds, so only the attachment and the entry are made.
-            let child = SpaceRef::Process(child);
+            let child = SpaceRef::User(child);
             let handle = Handle::new(sid, m.handle.key(), m.handle.no_exec());
             let mapping = SegmentMapping {
                 handle,
@@ -430,7 +430,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             }
             return r;
         }
-        let r = self.map(SpaceRef::Process(child), esid, sid, opts);
+        let r = self.map(SpaceRef::User(child), esid, sid, opts);
         if r.is_err() && m.fork == ForkAction::Copy {
             let d = self.segments.orphan(sid)?;
             self.dispose(d);
