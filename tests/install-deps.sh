@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and booting the kernel needs, saying what it does:
 # QEMU for ppc64, GNU binutils for powerpc64 (the linker), gdb-multiarch,
-# gcc and g++ (the C/C++ header tests), and the Rust
+# gcc and g++ (the C/C++ header tests), powerpc64-linux-gnu-gcc (the C
+# example kernel), and the Rust
 # powerpc64-unknown-linux-gnu target. Quiet when all present.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v gdb-multiarch >/dev/null 2>&1 || missing+=(gdb-multiarch)
 # The C header and harness tests compile C (gcc) and C++17 (g++).
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
+# The C example kernel (examples/c-kernel) is compiled for powerpc64.
+command -v powerpc64-linux-gnu-gcc >/dev/null 2>&1 || missing+=(gcc-powerpc64-linux-gnu)
 
 if ((${#missing[@]})); then
     echo "install-deps: installing missing packages: ${missing[*]}" >&2

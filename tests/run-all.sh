@@ -3,7 +3,8 @@
 # missing (tests/install-deps.sh):
 #   1. cargo fmt --all --check
 #   2. cargo clippy --workspace --all-targets -- -D warnings        (host)
-#   3. cargo clippy -p kernel -p arch-ppc64 -p vmm --target powerpc64-unknown-linux-gnu -- -D warnings
+#   3. cargo clippy -p kernel -p arch-ppc64 -p vmm --target powerpc64-unknown-linux-gnu -- -D warnings,
+#      and the C library's bare-metal (no_std) build: -p vmm-c --no-default-features
 #   4. RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p arch-ppc64 -p vmm, and -p kernel for powerpc64
 #   5. cargo test --workspace   (host unit tests, the emulated-MMU tests,
 #                                the robustness driver's default run,
@@ -35,7 +36,8 @@ step() {
 step fmt cargo fmt --all --check
 step clippy-host cargo clippy --workspace --all-targets -- -D warnings
 step clippy-ppc64 cargo clippy -p kernel -p arch-ppc64 -p vmm --target powerpc64-unknown-linux-gnu -- -D warnings
-step doc env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p arch-ppc64 -p vmm
+step clippy-ppc64-libvmm cargo clippy -p vmm-c --no-default-features --target powerpc64-unknown-linux-gnu -- -D warnings
+step doc env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p arch-ppc64 -p vmm -p vmm-c
 step doc-kernel env RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps -p kernel --target powerpc64-unknown-linux-gnu
 step test cargo test --workspace
 

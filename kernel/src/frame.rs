@@ -28,9 +28,9 @@ pub struct Frame(u64);
 
 impl Frame {
     /// The frame starting at `addr`, if `addr` is 4 KiB aligned.
-    pub fn from_start_address(addr: u64) -> Result<Self, FrameError> {
+    pub fn from_start_address(addr: u64) -> Result<Self, FramePoolError> {
         if !addr.is_multiple_of(FRAME_SIZE) {
-            return Err(FrameError::Misaligned(addr));
+            return Err(FramePoolError::Misaligned(addr));
         }
         Ok(Frame(addr))
     }
@@ -77,7 +77,7 @@ impl AddrRange {
 
 /// Why a frame operation failed; nothing was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameError {
+pub enum FramePoolError {
     /// The address is not 4 KiB aligned.
     Misaligned(u64),
     /// The frame is not in any usable range of this allocator.
@@ -110,24 +110,24 @@ pub enum FrameError {
     CountsNotFresh,
 }
 
-impl fmt::Display for FrameError {
+impl fmt::Display for FramePoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FrameError::Misaligned(a) => write!(f, "address {a:#x} is not 4 KiB aligned"),
-            FrameError::NotManaged(a) => write!(f, "frame {a:#x} is not managed"),
-            FrameError::DoubleFree(a) => write!(f, "frame {a:#x} is already free"),
-            FrameError::BitmapTooSmall { needed, given } => {
+            FramePoolError::Misaligned(a) => write!(f, "address {a:#x} is not 4 KiB aligned"),
+            FramePoolError::NotManaged(a) => write!(f, "frame {a:#x} is not managed"),
+            FramePoolError::DoubleFree(a) => write!(f, "frame {a:#x} is already free"),
+            FramePoolError::BitmapTooSmall { needed, given } => {
                 write!(f, "bitmap needs {needed} words, got {given}")
             }
-            FrameError::TooManyRanges => write!(f, "more than {MAX_USABLE} usable ranges"),
-            FrameError::NotAllocated(a) => write!(f, "frame {a:#x} is free"),
-            FrameError::TooManySharers(a) => {
+            FramePoolError::TooManyRanges => write!(f, "more than {MAX_USABLE} usable ranges"),
+            FramePoolError::NotAllocated(a) => write!(f, "frame {a:#x} is free"),
+            FramePoolError::TooManySharers(a) => {
                 write!(f, "frame {a:#x} has all the sharers it can count")
             }
-            FrameError::CountsTooSmall { needed, given } => {
+            FramePoolError::CountsTooSmall { needed, given } => {
                 write!(f, "sharer counts need {needed} entries, got {given}")
             }
-            FrameError::CountsNotFresh => {
+            FramePoolError::CountsNotFresh => {
                 write!(
                     f,
                     "sharer counts must be zero and given before any allocation"
@@ -165,7 +165,7 @@ impl RangeSet {
     }
 
     /// Adds `r`, merging overlapping or touching ranges.
-    pub fn insert(&mut self, r: AddrRange) -> Result<(), FrameError> {
+    pub fn insert(&mut self, r: AddrRange) -> Result<(), FramePoolError> {
         if r.is_empty() {
             return Ok(());
         }
@@ -193,9 +193,9 @@ impl RangeSet {
         Ok(())
     }
 
-    fn push(&mut self, r: AddrRange) -> Result<(), FrameError> {
+    fn push(&mut self, r: AddrRange) -> Result<(), FramePoolError> {
         if self.len == MAX_USABLE {
-            return Err(FrameError::TooManyRanges);
+            return Err(FramePoolError::TooManyRanges);
         }
         self.ranges[self.len] = r;
         self.len += 1;
@@ -203,7 +203,7 @@ impl RangeSet {
     }
 
     /// Removes `r` from every range (may split one range in two).
-    pub fn remove(&mut self, r: AddrRange) -> Result<(), FrameError> {
+    pub fn remove(&mut self, r: AddrRange) -> Result<(), FramePoolError> {
         if r.is_empty() {
             return Ok(());
         }
@@ -231,7 +231,7 @@ impl RangeSet {
     }
 
     /// Keeps only the parts that are also in `other`.
-    pub fn intersect(&mut self, other: &RangeSet) -> Result<(), FrameError> {
+    pub fn intersect(&mut self, other: &RangeSet) -> Result<(), FramePoolError> {
         let mut out = RangeSet::new();
         for a in self.as_slice() {
             for b in other.as_slice() {
@@ -290,8 +290,8 @@ impl SharerCounts<'_> {
     }
 
     /// Adds a sharer to allocated frame `frame`: a load and a store.
-    /// [`FrameError::NotAllocated`] for a free frame (or one outside the
-    /// span), [`FrameError::TooManySharers`] when the count is full or the
+    /// [`FramePoolError::NotAllocated`] for a free frame (or one outside the
+    /// span), [`FramePoolError::TooManySharers`] when the count is full or the
     /// allocator keeps none.
     ///
     /// Not an atomic read-modify-write: sharers of one frame are added and
@@ -299,15 +299,17 @@ impl SharerCounts<'_> {
     /// what makes a lock-free update safe at all; the counts are atomics
     /// so that the allocator, under its own lock, and that owner never
     /// race on plain memory.
-    pub fn share(&self, frame: Frame) -> Result<(), FrameError> {
+    pub fn share(&self, frame: Frame) -> Result<(), FramePoolError> {
         let addr = frame.start_address();
         if self.counts.is_empty() {
-            return Err(FrameError::TooManySharers(addr));
+            return Err(FramePoolError::TooManySharers(addr));
         }
-        let c = self.count(frame).ok_or(FrameError::NotAllocated(addr))?;
+        let c = self
+            .count(frame)
+            .ok_or(FramePoolError::NotAllocated(addr))?;
         match c.load(Ordering::Relaxed) {
-            0 => Err(FrameError::NotAllocated(addr)),
-            u16::MAX => Err(FrameError::TooManySharers(addr)),
+            0 => Err(FramePoolError::NotAllocated(addr)),
+            u16::MAX => Err(FramePoolError::TooManySharers(addr)),
             n => {
                 c.store(n + 1, Ordering::Relaxed);
                 Ok(())
@@ -382,18 +384,18 @@ impl<'a> FrameAllocator<'a> {
     /// Gives the allocator room to count sharers ([`SharerCounts`]): at
     /// least [`Self::share_counts`] counts, all zero, before the first
     /// allocation (so every allocated frame's count says it is). Without
-    /// them, sharing is refused with [`FrameError::TooManySharers`] (the
+    /// them, sharing is refused with [`FramePoolError::TooManySharers`] (the
     /// VMM then copies instead of sharing).
-    pub fn set_share_counts(&mut self, counts: &'a [AtomicU16]) -> Result<(), FrameError> {
+    pub fn set_share_counts(&mut self, counts: &'a [AtomicU16]) -> Result<(), FramePoolError> {
         let needed = self.span_frames as usize;
         if counts.len() < needed {
-            return Err(FrameError::CountsTooSmall {
+            return Err(FramePoolError::CountsTooSmall {
                 needed,
                 given: counts.len(),
             });
         }
         if self.free != self.total || counts.iter().any(|c| c.load(Ordering::Relaxed) != 0) {
-            return Err(FrameError::CountsNotFresh);
+            return Err(FramePoolError::CountsNotFresh);
         }
         self.counts = &counts[..needed];
         Ok(())
@@ -417,12 +419,12 @@ impl<'a> FrameAllocator<'a> {
 
     /// An allocator owning the whole frames of `usable`, all free, with its
     /// bitmap in `bitmap` (at least [`Self::bitmap_words`] words).
-    pub fn new(usable: &RangeSet, bitmap: &'a mut [u64]) -> Result<Self, FrameError> {
+    pub fn new(usable: &RangeSet, bitmap: &'a mut [u64]) -> Result<Self, FramePoolError> {
         let mut usable = *usable;
         usable.align_to_frames();
         let needed = Self::bitmap_words(&usable);
         if bitmap.len() < needed {
-            return Err(FrameError::BitmapTooSmall {
+            return Err(FramePoolError::BitmapTooSmall {
                 needed,
                 given: bitmap.len(),
             });
@@ -538,21 +540,21 @@ impl<'a> FrameAllocator<'a> {
     }
 
     /// The span index of allocated frame `frame`.
-    fn allocated_index(&self, frame: Frame) -> Result<u64, FrameError> {
+    fn allocated_index(&self, frame: Frame) -> Result<u64, FramePoolError> {
         let addr = frame.start_address();
         if !self.usable.contains(addr) {
-            return Err(FrameError::NotManaged(addr));
+            return Err(FramePoolError::NotManaged(addr));
         }
         let i = frame.number() - self.first_frame;
         if !self.bit(i) {
-            return Err(FrameError::NotAllocated(addr));
+            return Err(FramePoolError::NotAllocated(addr));
         }
         Ok(i)
     }
 
     /// Drops one holder of allocated frame `frame`; the last one frees
     /// it. Returns whether it was freed.
-    pub fn release(&mut self, frame: Frame) -> Result<bool, FrameError> {
+    pub fn release(&mut self, frame: Frame) -> Result<bool, FramePoolError> {
         let i = self.allocated_index(frame)?;
         if let Some(c) = self.counts.get(i as usize) {
             let n = c.load(Ordering::Relaxed);
@@ -569,14 +571,14 @@ impl<'a> FrameAllocator<'a> {
 
     /// Returns `frame` to the allocator (a shared frame too: its sharers
     /// are forgotten; the VMM's frames go through [`Self::release`]).
-    pub fn deallocate(&mut self, frame: Frame) -> Result<(), FrameError> {
+    pub fn deallocate(&mut self, frame: Frame) -> Result<(), FramePoolError> {
         let addr = frame.start_address();
         if !self.usable.contains(addr) {
-            return Err(FrameError::NotManaged(addr));
+            return Err(FramePoolError::NotManaged(addr));
         }
         let i = frame.number() - self.first_frame;
         if !self.bit(i) {
-            return Err(FrameError::DoubleFree(addr));
+            return Err(FramePoolError::DoubleFree(addr));
         }
         self.set_count(i, 0);
         self.clear_bit(i);
@@ -679,24 +681,30 @@ mod tests {
         let f = fa.allocate().unwrap();
         assert_eq!(
             fa.sharer_counts().share(f),
-            Err(FrameError::TooManySharers(f.start_address()))
+            Err(FramePoolError::TooManySharers(f.start_address()))
         );
         // Counts come before the first allocation, zero and large enough.
         let late = fresh(4);
-        assert_eq!(fa.set_share_counts(&late), Err(FrameError::CountsNotFresh));
+        assert_eq!(
+            fa.set_share_counts(&late),
+            Err(FramePoolError::CountsNotFresh)
+        );
         let mut bitmap = vec![0u64; FrameAllocator::bitmap_words(&usable)];
         let mut fa = FrameAllocator::new(&usable, &mut bitmap).unwrap();
         let small = fresh(3);
         assert_eq!(
             fa.set_share_counts(&small),
-            Err(FrameError::CountsTooSmall {
+            Err(FramePoolError::CountsTooSmall {
                 needed: 4,
                 given: 3
             })
         );
         let dirty = fresh(4);
         dirty[2].store(1, Ordering::Relaxed);
-        assert_eq!(fa.set_share_counts(&dirty), Err(FrameError::CountsNotFresh));
+        assert_eq!(
+            fa.set_share_counts(&dirty),
+            Err(FramePoolError::CountsNotFresh)
+        );
         let counts = fresh(FrameAllocator::share_counts(&usable));
         assert_eq!(counts.len(), 4);
         fa.set_share_counts(&counts).unwrap();
@@ -720,15 +728,15 @@ mod tests {
         assert_eq!(c.sharers(f), 0);
         // A free frame is neither shared nor released.
         let a = f.start_address();
-        assert_eq!(c.share(f), Err(FrameError::NotAllocated(a)));
-        assert_eq!(fa.release(f), Err(FrameError::NotAllocated(a)));
+        assert_eq!(c.share(f), Err(FramePoolError::NotAllocated(a)));
+        assert_eq!(fa.release(f), Err(FramePoolError::NotAllocated(a)));
         assert_eq!(
             fa.release(Frame(0x1000)),
-            Err(FrameError::NotManaged(0x1000))
+            Err(FramePoolError::NotManaged(0x1000))
         );
         assert_eq!(
             c.share(Frame(0x1000)),
-            Err(FrameError::NotAllocated(0x1000))
+            Err(FramePoolError::NotAllocated(0x1000))
         );
         assert_eq!(c.sharers(Frame(0x1000)), 0);
         // The count saturates: the caller copies instead.
@@ -738,7 +746,7 @@ mod tests {
         }
         assert_eq!(
             c.share(g),
-            Err(FrameError::TooManySharers(g.start_address()))
+            Err(FramePoolError::TooManySharers(g.start_address()))
         );
         assert_eq!(c.sharers(g), 65535);
         // deallocate forgets the sharers: the next owner starts at one.
@@ -801,17 +809,17 @@ mod tests {
         let free = fa.free_frames();
         assert_eq!(
             fa.deallocate(Frame::containing(0x18000)),
-            Err(FrameError::NotManaged(0x18000))
+            Err(FramePoolError::NotManaged(0x18000))
         );
         fa.deallocate(f).unwrap();
         assert_eq!(
             fa.deallocate(f),
-            Err(FrameError::DoubleFree(f.start_address()))
+            Err(FramePoolError::DoubleFree(f.start_address()))
         );
         assert_eq!(fa.free_frames(), free + 1);
         assert_eq!(
             Frame::from_start_address(0x10001),
-            Err(FrameError::Misaligned(0x10001))
+            Err(FramePoolError::Misaligned(0x10001))
         );
     }
 
@@ -837,7 +845,7 @@ mod tests {
         let mut bitmap = vec![0u64; 2];
         assert_eq!(
             FrameAllocator::new(&usable, &mut bitmap).err(),
-            Some(FrameError::BitmapTooSmall {
+            Some(FramePoolError::BitmapTooSmall {
                 needed: 4,
                 given: 2
             })
@@ -851,7 +859,7 @@ mod global {
 
     use core::sync::atomic::AtomicU16;
 
-    use super::{AddrRange, Frame, FrameAllocator, FrameError, RangeSet, FRAME_SIZE};
+    use super::{AddrRange, Frame, FrameAllocator, FramePoolError, RangeSet, FRAME_SIZE};
     use crate::bootinfo::{real_to_virt, BootInfo};
 
     /// Real addresses kept out of the allocator below the kernel: the
@@ -877,7 +885,7 @@ mod global {
 
     /// The usable RAM: memory `reg`, limited to `available` when the
     /// firmware provides it, minus low memory and the kernel image.
-    pub fn usable_ranges(info: &BootInfo) -> Result<RangeSet, FrameError> {
+    pub fn usable_ranges(info: &BootInfo) -> Result<RangeSet, FramePoolError> {
         let mut usable = ranges_of(&info.memory);
         if !info.available.is_empty() {
             usable.intersect(&ranges_of(&info.available))?;
@@ -989,7 +997,7 @@ mod global {
     }
 
     /// Frees one frame to the global allocator.
-    pub fn deallocate(frame: Frame) -> Result<(), FrameError> {
+    pub fn deallocate(frame: Frame) -> Result<(), FramePoolError> {
         with(|fa| fa.deallocate(frame))
     }
 

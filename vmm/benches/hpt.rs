@@ -19,7 +19,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 use arch_ppc64::registers::dsisr::DsisrFlags;
 use vmm::adspace::SegKey;
-use vmm::hpt::{HptManager, Mapping, VirtualPage};
+use vmm::hpt::{HptManager, PageMapping, VirtualPage};
 use vmm::native::NativeHpt;
 use vmm::platform::{HptBackend, Interrupt, Privilege, RemoveCondition};
 use vmm::segment::PageProt;
@@ -50,8 +50,8 @@ fn page(i: u64) -> VirtualPage {
     VirtualPage::from_offset(vsid, (i % 64) << 12, SegmentSize::M256, PageSize::K4).unwrap()
 }
 
-fn mapping(i: u64) -> Mapping {
-    Mapping::new(page(i), PhysAddr::new((i & 0xffff) << 12), Pp::RW_RW)
+fn mapping(i: u64) -> PageMapping {
+    PageMapping::new(page(i), PhysAddr::new((i & 0xffff) << 12), Pp::RW_RW)
 }
 
 fn prefilled() -> HptManager<NativeHpt<Vec<u8>>> {
@@ -89,7 +89,7 @@ fn hpt_benches(c: &mut Criterion) {
             let mut done = 0;
             while done < iters {
                 let n = BATCH.min(iters - done);
-                let maps: Vec<Mapping> = (next..next + n).map(mapping).collect();
+                let maps: Vec<PageMapping> = (next..next + n).map(mapping).collect();
                 next += n;
                 let t = Instant::now();
                 let placed: Vec<Ptex> = maps
@@ -239,7 +239,7 @@ fn fault_benches(c: &mut Criterion) {
             .unwrap();
         let space = v.create_space();
         v.map(
-            SpaceRef::Process(space),
+            SpaceRef::User(space),
             Esid::new(1),
             sid,
             MapOptions::new(SegKey::UNPRIV),

@@ -2,7 +2,7 @@
 //!
 //! A 64-bit address space has 2^36 ESIDs (256 MB segments, EA bits 0:35);
 //! a process uses a handful, so the map is a sparse `BTreeMap` from
-//! [`Esid`] to [`Mapping`]. A mapping carries a [`Handle`]: the segment's
+//! [`Esid`] to [`SegmentMapping`]. A mapping carries a [`Handle`]: the segment's
 //! SID and the access key laid out as the VSID word of an SLB entry
 //! (`SID << 12 | Ks 0x800 | Kp 0x400 | N 0x200`), which is also the
 //! `vmhandle_t` the AIX services hand out.
@@ -180,7 +180,7 @@ pub enum ForkAction {
 
 /// One segment mapped at an ESID.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mapping {
+pub struct SegmentMapping {
     /// The segment and the key the address space accesses it with.
     pub handle: Handle,
     /// Fork behaviour.
@@ -198,10 +198,10 @@ pub struct Mapping {
     pub owned: bool,
 }
 
-impl Mapping {
+impl SegmentMapping {
     /// A plain mapping of `handle`: whole segment, not bolted.
-    pub fn new(handle: Handle, fork: ForkAction) -> Mapping {
-        Mapping {
+    pub fn new(handle: Handle, fork: ForkAction) -> SegmentMapping {
+        SegmentMapping {
             handle,
             fork,
             window: None,
@@ -237,6 +237,7 @@ impl Mapping {
 
 /// Errors of address-space operations; the map is unchanged after any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AdspaceError {
     /// Something is already mapped at this ESID.
     Occupied(Esid),
@@ -266,9 +267,9 @@ impl fmt::Display for AdspaceError {
 /// words of its mappings.
 #[derive(Clone, Debug, Default)]
 pub struct AddressSpace {
-    map: BTreeMap<Esid, Mapping>,
+    map: BTreeMap<Esid, SegmentMapping>,
     /// `map`'s SLB entries: one for every mapping, as
-    /// [`Mapping::slb_entry`] makes it.
+    /// [`SegmentMapping::slb_entry`] makes it.
     slb: SlbTable,
 }
 
@@ -295,12 +296,12 @@ impl AddressSpace {
     }
 
     /// The mapping at `esid`.
-    pub fn get(&self, esid: Esid) -> Option<&Mapping> {
+    pub fn get(&self, esid: Esid) -> Option<&SegmentMapping> {
         self.map.get(&esid)
     }
 
     /// Maps at a free `esid`; an occupied one is refused.
-    pub fn insert(&mut self, esid: Esid, mapping: Mapping) -> Result<(), AdspaceError> {
+    pub fn insert(&mut self, esid: Esid, mapping: SegmentMapping) -> Result<(), AdspaceError> {
         match self.map.entry(esid) {
             Entry::Occupied(_) => Err(AdspaceError::Occupied(esid)),
             Entry::Vacant(v) => {
@@ -313,7 +314,7 @@ impl AddressSpace {
     }
 
     /// Unmaps `esid`, returning what was there.
-    pub fn remove(&mut self, esid: Esid) -> Result<Mapping, AdspaceError> {
+    pub fn remove(&mut self, esid: Esid) -> Result<SegmentMapping, AdspaceError> {
         let m = self
             .map
             .remove(&esid)
@@ -328,7 +329,7 @@ impl AddressSpace {
     }
 
     /// Mappings in ESID order.
-    pub fn iter(&self) -> impl Iterator<Item = (Esid, &Mapping)> {
+    pub fn iter(&self) -> impl Iterator<Item = (Esid, &SegmentMapping)> {
         self.map.iter().map(|(&e, m)| (e, m))
     }
 
@@ -527,12 +528,12 @@ mod tests {
     fn esid_map_insert_remove_find() {
         let h = Handle::new(Sid::new(9), SegKey::PRIV, false);
         let mut a = AddressSpace::new();
-        a.insert(esid(3), Mapping::new(h, ForkAction::Share))
+        a.insert(esid(3), SegmentMapping::new(h, ForkAction::Share))
             .unwrap();
-        a.insert(esid(4), Mapping::new(h, ForkAction::Share))
+        a.insert(esid(4), SegmentMapping::new(h, ForkAction::Share))
             .unwrap();
         assert_eq!(
-            a.insert(esid(3), Mapping::new(h, ForkAction::Drop)),
+            a.insert(esid(3), SegmentMapping::new(h, ForkAction::Drop)),
             Err(AdspaceError::Occupied(esid(3)))
         );
         assert_eq!(a.get(esid(3)).unwrap().fork, ForkAction::Share);
@@ -589,9 +590,9 @@ mod tests {
     fn adspace32_view_of_an_address_space() {
         let h = Handle::new(Sid::new(5), SegKey::PRIV, false);
         let mut a = AddressSpace::new();
-        a.insert(esid(1), Mapping::new(h, ForkAction::Share))
+        a.insert(esid(1), SegmentMapping::new(h, ForkAction::Share))
             .unwrap();
-        a.insert(esid(16), Mapping::new(h, ForkAction::Share))
+        a.insert(esid(16), SegmentMapping::new(h, ForkAction::Share))
             .unwrap();
         let v = a.adspace32();
         assert_eq!(v.alloc, 0x4000_0000);

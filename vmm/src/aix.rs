@@ -10,6 +10,9 @@
 //! * [`Aix`] implements the services with a typed error per service
 //!   ([`error`]) over an [`AixVm`] core ([`backend`]);
 //! * [`model::ModelVm`] is a reference core for tests;
+//! * [`table`] lists every service once; the object-safe [`AixServices`],
+//!   the register form [`call`] (for a kernel's system calls) and the C
+//!   exports are generated from it;
 //! * with feature `c-abi`, module `cabi` exports the services with AIX's
 //!   exact names and C signatures, returning AIX's values, on a global
 //!   instance the embedding kernel installs; the header is
@@ -40,25 +43,28 @@
 //! ```
 
 pub mod abi;
-pub mod adsp;
 pub mod backend;
 #[cfg(feature = "c-abi")]
 pub mod cabi;
 pub mod consts;
 pub mod core_vm;
 pub mod ctypes;
+pub mod segregs;
+#[macro_use]
 pub mod error;
 pub mod handle;
 pub mod model;
 pub mod services;
+pub mod table;
 
-pub use adsp::{adspace_t, AdSpace, SegmentRegister};
 pub use backend::{AixVm, CoreError, MappingInfo, SegmentInfo, Space};
 pub use consts::*;
 pub use core_vm::CoreVm;
 pub use error::*;
-pub use handle::{vm_handle, HandleError, VmHandle, VmKey};
+pub use handle::{vm_handle, IntoVmHandle, VmHandle, VmHandleError, VmKey};
+pub use segregs::{adspace_t, AdSpace, SegmentRegister};
 pub use services::{
     AddressModel, Aix, AixConfig, AixConfigError, Allocation, Attachment, Bookkeeping, LayoutRange,
     ProcessError, SHMAT_BASE_ESID, SHMAT_END_ESID, USER_ADDR_END_32, USER_ADDR_END_64,
 };
+pub use table::{call, AixServices, Service};

@@ -81,6 +81,7 @@ pub fn decode_entry(ptex: Ptex, entry: Hpte, mask: u64) -> Option<VirtualPage> {
 
 /// Why a size from the device tree cannot describe an HPT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HptSetupError {
     /// `ibm,pft-size` outside 18..=46.
     BadPftSize(u32),
@@ -187,7 +188,7 @@ impl VirtualPage {
 
 /// A translation to enter into the HPT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Mapping {
+pub struct PageMapping {
     /// The virtual page.
     pub page: VirtualPage,
     /// Real address of the page (aligned to its size).
@@ -204,11 +205,11 @@ pub struct Mapping {
     pub key: u8,
 }
 
-impl Mapping {
+impl PageMapping {
     /// An executable, evictable, cacheable (`WIMG = M`), key-0 mapping.
     #[inline]
-    pub const fn new(page: VirtualPage, pa: PhysAddr, pp: Pp) -> Mapping {
-        Mapping {
+    pub const fn new(page: VirtualPage, pa: PhysAddr, pp: Pp) -> PageMapping {
+        PageMapping {
             page,
             pa,
             pp,
@@ -363,6 +364,7 @@ pub struct Inserted {
 
 /// Why [`HptManager::insert`] failed. The table is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InsertError {
     /// The real address is not aligned to the page size.
     Misaligned(PhysAddr),
@@ -473,7 +475,7 @@ impl<B: HptBackend> HptManager<B> {
     /// The caller must not enter a second translation for a page that has
     /// one (two matching HPTEs are undefined, ISA "Page Table Search"); debug builds
     /// check this.
-    pub fn insert(&mut self, mapping: &Mapping) -> Result<Inserted, InsertError> {
+    pub fn insert(&mut self, mapping: &PageMapping) -> Result<Inserted, InsertError> {
         let page = mapping.page;
         let Some(primary_hpte) = mapping.hpte(false) else {
             return Err(InsertError::Misaligned(mapping.pa));

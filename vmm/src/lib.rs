@@ -80,6 +80,18 @@
 //!   while it holds the manager ([`Vmm::install_cpu`],
 //!   [`Vmm::take_cpu`]); [`Vmm::set_shootdown`] tells the manager how to
 //!   reach the others (see [`vm`], "Processors and locking").
+//! * **Names of spaces and processes.** A process is your kernel's
+//!   [`ProcessId`]. The core names an address space it made by its
+//!   [`vm::SpaceId`] and a mapping's target by [`vm::SpaceRef`]
+//!   (`Kernel`, or `User(SpaceId)`); the AIX layer names the same spaces
+//!   by whose they are, [`aix::Space`] (the kernel's, or a `ProcessId`'s),
+//!   and [`aix::CoreVm::space_id`] translates. Segments are
+//!   [`sid::Sid`]s, segment numbers [`arch_ppc64::addr::Esid`]s; handles
+//!   are [`adspace::Handle`] in the core and [`aix::VmHandle`] (AIX's
+//!   `vmhandle_t`, which may name SID 0) in the services. Mappings:
+//!   [`hpt::PageMapping`] (one page in the HPT), [`adspace::SegmentMapping`]
+//!   (one segment in an address space), [`aix::MappingInfo`] (the same, as
+//!   the services ask the core for it).
 //! * **Linking on ppc64** (`powerpc64-unknown-linux-gnu`, whose prebuilt
 //!   `core` and `alloc` expect a C library and an unwinder): a `no_std`
 //!   kernel supplies `memcpy`, `memmove`, `memset`, `memcmp` and `bcmp`, a

@@ -34,6 +34,7 @@ pub const PTEG_BYTES: usize = 128;
 
 /// Why a memory region cannot hold an HPT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NativeHptError {
     /// The length is not a power of two at least one PTEG long.
     BadSize(usize),

@@ -30,6 +30,7 @@ use crate::slb::SlbManagerError;
 /// the hcalls give (PAPR page frame table hcalls; values in
 /// `docs/ppc64-mmu.md` §1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum HptError {
     /// `H_PTEG_FULL` (−6): no free slot in the group (or the exact slot
     /// asked for is valid).
@@ -183,6 +184,7 @@ impl<T: HptBackend + ?Sized> HptBackend for &mut T {
 
 /// Why an [`SlbBackend`] operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SlbError {
     /// Index at or beyond [`SlbBackend::slb_size`] (on hardware: a Program
     /// interrupt).
@@ -237,6 +239,7 @@ pub const FRAME_SIZE: u64 = 4096;
 
 /// Why a frame operation was refused. The frame tables are left unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The address is not a multiple of [`FRAME_SIZE`].
     Misaligned(PhysAddr),

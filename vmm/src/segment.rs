@@ -186,6 +186,7 @@ impl ViewProt {
 
 /// Errors of segment-table operations. Every error leaves the table unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SegmentError {
     /// No segment is named by this SID.
     NoSuchSegment(Sid),

@@ -140,6 +140,7 @@ pub enum SidKind {
 
 /// Why a SID operation was refused. The allocator is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SidError {
     /// Every SID of the range is live or quarantined.
     Exhausted(SidKind),
@@ -427,7 +428,7 @@ impl SidAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hpt::{Mapping, VirtualPage};
+    use crate::hpt::{PageMapping, VirtualPage};
     use crate::native::NativeHpt;
     use alloc::vec::Vec;
     use arch_ppc64::addr::PhysAddr;
@@ -629,8 +630,12 @@ mod tests {
         };
         for i in 0..10 {
             for s in [dead, alive] {
-                hpt.insert(&Mapping::new(page(s, i), PhysAddr::new(i << 12), Pp::RW_RW))
-                    .unwrap();
+                hpt.insert(&PageMapping::new(
+                    page(s, i),
+                    PhysAddr::new(i << 12),
+                    Pp::RW_RW,
+                ))
+                .unwrap();
             }
         }
         // The owner "forgot" its HPTEs and frees the SID.

@@ -291,6 +291,7 @@ pub struct SimHpt {
 
 /// Why a machine could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SimError {
     /// Bad HPT size.
     Hpt(NativeHptError),

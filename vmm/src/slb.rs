@@ -113,6 +113,7 @@ pub mod fast {
 
 /// Why the SLB manager refused an operation. Nothing was changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SlbManagerError {
     /// The bolted count leaves no index for on-demand entries.
     TooManyBolted {

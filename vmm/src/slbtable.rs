@@ -4,7 +4,7 @@
 //!
 //! Every [`crate::adspace::AddressSpace`] keeps one, changed with its
 //! mappings (insert, remove), so it always says what the full path
-//! ([`crate::vm::Vmm`]'s `resolve_segment`, from the [`crate::adspace::Mapping`])
+//! ([`crate::vm::Vmm`]'s `resolve_segment`, from the [`crate::adspace::SegmentMapping`])
 //! would load. The [`crate::vm::Vmm`] publishes where the tables of the
 //! kernel and of the running process are in the SLB manager's per-processor
 //! area ([`crate::slb::fast`]), where the fast path finds them.

@@ -89,7 +89,7 @@ impl TlbInvalidate for Tlbie {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hpt::{HptManager, Mapping};
+    use crate::hpt::{HptManager, PageMapping};
     use crate::native::NativeHpt;
     use arch_ppc64::addr::PhysAddr;
     use arch_ppc64::addr::Vsid;
@@ -129,7 +129,7 @@ mod tests {
             PageSize::K4,
         )
         .unwrap();
-        let hpte = Mapping::new(page, PhysAddr::new(0), Pp::RW_RW)
+        let hpte = PageMapping::new(page, PhysAddr::new(0), Pp::RW_RW)
             .hpte(false)
             .unwrap();
         let group = arch_ppc64::addr::PtegIndex::new(page.hash() & 0x3ff);
@@ -149,7 +149,11 @@ mod tests {
         for _ in 0..200 {
             let page = random_page(&mut rng);
             let ins = hpt
-                .insert(&Mapping::new(page, PhysAddr::new(0x1000_0000), Pp::RW_RW))
+                .insert(&PageMapping::new(
+                    page,
+                    PhysAddr::new(0x1000_0000),
+                    Pp::RW_RW,
+                ))
                 .unwrap();
             let before = hpt.backend().tlb().issued();
             hpt.remove(ins.ptex, page).unwrap();

@@ -13,7 +13,10 @@ struct ModelHarness {
 
 impl Harness for ModelHarness {
     type Vm = ModelVm;
-    type Snapshot = (Vec<(u64, SegmentInfo)>, Vec<(Space, u64, MappingInfo)>);
+    type Snapshot = (
+        Vec<(vmm::sid::Sid, SegmentInfo)>,
+        Vec<(Space, vmm::arch_ppc64::addr::Esid, MappingInfo)>,
+    );
 
     fn try_with_config(config: AixConfig) -> Result<Self, AixConfigError> {
         Ok(ModelHarness {

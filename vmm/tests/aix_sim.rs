@@ -59,7 +59,7 @@ fn seth64_failure_keeps_an_owned_segment() {
     let esid = 0x20u64;
     let mut opts = MapOptions::new(SegKey::KERNEL);
     opts.owned = true;
-    vmm.map(SpaceRef::Process(id), Esid::new(esid), data, opts)
+    vmm.map(SpaceRef::User(id), Esid::new(esid), data, opts)
         .unwrap();
     let ea = esid << SEGSHIFT;
     h.store(ea + 5, USR, 0x77).unwrap();
@@ -95,7 +95,7 @@ fn seth64_of_an_owned_segment_at_its_own_address_keeps_it_owned() {
         .unwrap();
     let mut opts = MapOptions::new(SegKey::PRIV);
     opts.owned = true;
-    vmm.map(SpaceRef::Process(id), Esid::new(0x20), data, opts)
+    vmm.map(SpaceRef::User(id), Esid::new(0x20), data, opts)
         .unwrap();
     let ea = 0x20u64 << SEGSHIFT;
     h.store(ea + 9, USR, 0x42).unwrap();
@@ -141,7 +141,10 @@ fn whole_segments_attach_without_a_view() {
         let m = h
             .aix_ref()
             .vm()
-            .mapping(Space::Process(P1), u >> SEGSHIFT)
+            .mapping(
+                Space::Process(P1),
+                vmm::arch_ppc64::addr::Esid::new(u >> SEGSHIFT),
+            )
             .unwrap();
         assert_eq!(m.window, None, "the segment itself");
     }

@@ -657,14 +657,19 @@ impl Driver {
     }
 
     fn mapping(&self, ctx: Space, esid: u64) -> Option<MappingInfo> {
-        self.aix().vm().mapping(ctx, esid)
+        Esid::try_new(esid).and_then(|e| self.aix().vm().mapping(ctx, e))
     }
 
     fn galloc_sids(&self) -> BTreeSet<u64> {
         self.aix()
             .allocations()
-            .flat_map(|a| a.sids.iter().copied())
+            .flat_map(|a| a.sids.iter().map(|s| s.as_u64()))
             .collect()
+    }
+
+    /// The core's record of segment `sid`, if it is a valid SID.
+    fn seg(&self, sid: u64) -> Option<SegmentInfo> {
+        Sid::try_new(sid).and_then(|s| self.aix().vm().segment(s))
     }
 
     /// Whether the services must let the segment of handle `h` be
@@ -675,7 +680,7 @@ impl Driver {
         let Some(sid) = Self::handle_sid(h) else {
             return Rule::MustNot;
         };
-        match self.aix().vm().segment(sid) {
+        match self.seg(sid) {
             _ if user && self.galloc_sids().contains(&sid) => Rule::MustNot,
             None => Rule::MustNot,
             Some(i) if !i.delete_pending || i.holds > 0 => Rule::Must,
@@ -961,7 +966,7 @@ impl Driver {
     }
 
     /// Every mapping of `space` in the core: (ESID, info).
-    fn space_mappings(&self, space: Space) -> Vec<(u64, vmm::adspace::Mapping)> {
+    fn space_mappings(&self, space: Space) -> Vec<(u64, vmm::adspace::SegmentMapping)> {
         let Some(id) = self.aix().vm().space_id(space) else {
             return Vec::new();
         };
@@ -974,7 +979,12 @@ impl Driver {
     /// The child has the parent's shared mappings, a copy of the copied
     /// ones (same data), none of the dropped ones, and nothing else; the
     /// parent kept all of its own.
-    fn check_fork(&mut self, parent: u32, child: u32, before: &[(u64, vmm::adspace::Mapping)]) {
+    fn check_fork(
+        &mut self,
+        parent: u32,
+        child: u32,
+        before: &[(u64, vmm::adspace::SegmentMapping)],
+    ) {
         let after = self.space_mappings(Space::Process(ProcessId(parent)));
         if after
             .iter()
@@ -983,7 +993,7 @@ impl Driver {
         {
             bug!("fork changed the parent's mappings: {before:?} -> {after:?}");
         }
-        let kids: BTreeMap<u64, vmm::adspace::Mapping> = self
+        let kids: BTreeMap<u64, vmm::adspace::SegmentMapping> = self
             .space_mappings(Space::Process(ProcessId(child)))
             .into_iter()
             .collect();
@@ -1110,11 +1120,11 @@ impl Driver {
                     2 => self.rng.below(0x40),
                     _ => self.rng.below(KERNEL_ESID_BASE + 2),
                 };
-                (SpaceRef::Process(id), SidKind::User, esid)
+                (SpaceRef::User(id), SidKind::User, esid)
             }
             6 | 7 => {
                 let id = self.aix().vm().space_id(Space::Kernel).unwrap();
-                (SpaceRef::Process(id), SidKind::Kernel, self.rng.below(16))
+                (SpaceRef::User(id), SidKind::Kernel, self.rng.below(16))
             }
             _ => {
                 let esid = match self.rng.below(3) {
@@ -1192,7 +1202,7 @@ impl Driver {
         let esid = 1 + self.rng.below(15);
         if self
             .vmm()
-            .mapping(SpaceRef::Process(id), Esid::new(esid))
+            .mapping(SpaceRef::User(id), Esid::new(esid))
             .is_ok()
         {
             return;
@@ -1211,7 +1221,7 @@ impl Driver {
         o.no_exec = true;
         o.fork = ForkAction::Copy;
         o.owned = true;
-        let space = SpaceRef::Process(id);
+        let space = SpaceRef::User(id);
         let r = self.vmm_mut().map(space, Esid::new(esid), sid, o);
         note(format!(
             "kernel private segment {sid:?} ({pages} pages) for {pid} at {esid:#x} -> {r:?}"
@@ -1652,7 +1662,7 @@ impl Driver {
                 let a = live.unwrap();
                 for &sid in &a.sids {
                     if self.aix().vm().segment(sid).is_some() {
-                        bug!("vm_gfree({k:#x}) left SID {sid:#x}");
+                        bug!("vm_gfree({k:#x}) left SID {:#x}", sid.as_u64());
                     }
                 }
                 for &pid in self.live.keys() {
@@ -1768,9 +1778,7 @@ impl Driver {
     fn guatt_semantics(&mut self, k: u64, u: u64, size: i64, key: c_long, type_flags: c_int) {
         // Pages the kernel has re-protected follow their own protection
         // (the access checks cover them), not the allocation's type.
-        let sid = self
-            .mapping(self.cur_ctx(), u >> 28)
-            .and_then(|m| Sid::try_new(m.sid));
+        let sid = self.mapping(self.cur_ctx(), u >> 28).map(|m| m.sid);
         let reprotected = sid.is_none_or(|s| {
             self.vmm()
                 .segments()
@@ -2015,7 +2023,7 @@ impl Driver {
             && round_to_page(size).is_some_and(|b| b <= SEGSIZE);
         match r {
             Ok(v) => {
-                let info = self.aix().vm().segment(v as u64);
+                let info = self.seg(v as u64);
                 let pages = round_to_page(size).map(|b| (b / PAGE) as u32);
                 if !valid
                     || info.is_none_or(|i| {
@@ -2038,11 +2046,7 @@ impl Driver {
     fn vms_delete(&mut self) {
         let v = self.pick_vmid();
         let env = self.env();
-        let info = if v >= 0 {
-            self.aix().vm().segment(v as u64)
-        } else {
-            None
-        };
+        let info = if v >= 0 { self.seg(v as u64) } else { None };
         let ok = env != Environment::Interrupt
             && v >= 0
             && self.vms.contains(&(v as u64))
@@ -2053,7 +2057,7 @@ impl Driver {
                 let sid = v as u64;
                 self.vms.remove(&sid);
                 let held = info.unwrap().holds > 0;
-                let now = self.aix().vm().segment(sid);
+                let now = self.seg(sid);
                 if held {
                     if now.is_none_or(|i| !i.delete_pending) {
                         bug!("vms_delete of a held segment: {now:?}");
@@ -2126,7 +2130,7 @@ impl Driver {
                     || !(3..16).contains(&esid)
                     || esid == 14
                     || a & SEGOFFSET != off & SEGOFFSET
-                    || self.mapping(c, esid).map(|m| m.sid) != Self::handle_sid(h)
+                    || self.mapping(c, esid).map(|m| m.sid.as_u64()) != Self::handle_sid(h)
                 {
                     bug!("as_att({adsp:#x}, {h:#x}) in {ctx:?} gave {a:#x}");
                 }
@@ -2201,7 +2205,7 @@ impl Driver {
 
     fn geth_expect(&self, ctx: Option<Space>, esid: u64) -> Option<u64> {
         let m = self.mapping(ctx?, esid)?;
-        (!self.galloc_sids().contains(&m.sid)).then_some(m.handle_raw())
+        (!self.galloc_sids().contains(&m.sid.as_u64())).then_some(m.handle_raw())
     }
 
     fn as_geth(&mut self) {
@@ -2346,7 +2350,7 @@ impl Driver {
                 if rule == Rule::MustNot
                     || !placed
                     || a & SEGOFFSET != (off as u32 as u64) & SEGOFFSET
-                    || self.mapping(c, esid).map(|m| m.sid) != Self::handle_sid(h)
+                    || self.mapping(c, esid).map(|m| m.sid.as_u64()) != Self::handle_sid(h)
                 {
                     bug!("as_att64({h:#x}, {off:#x}) in {ctx:?} gave {a:#x}");
                 }
@@ -2400,7 +2404,7 @@ impl Driver {
         let owned_at = |d: &Driver| {
             ctx.and_then(|c| d.aix().vm().space_id(c))
                 .and_then(|id| Esid::try_new(esid).map(|e| (id, e)))
-                .and_then(|(id, e)| d.vmm().mapping(SpaceRef::Process(id), e).ok())
+                .and_then(|(id, e)| d.vmm().mapping(SpaceRef::User(id), e).ok())
                 .filter(|m| m.owned)
                 .map(|m| m.handle.sid().as_u64())
         };
@@ -2435,7 +2439,7 @@ impl Driver {
                 // What the kernel had mapped there is the services' now.
                 if let Some(id) = self.aix().vm().space_id(c) {
                     self.kmade
-                        .retain(|k| !(k.space == SpaceRef::Process(id) && k.esid.as_u64() == esid));
+                        .retain(|k| !(k.space == SpaceRef::User(id) && k.esid.as_u64() == esid));
                 }
             }
             Err(e) => match (rule, e) {
@@ -2520,7 +2524,7 @@ impl Driver {
         let space = if esid.as_u64() >= KERNEL_ESID_BASE {
             SpaceRef::Kernel
         } else {
-            SpaceRef::Process(vmm.current().ok_or(NoSegment)?)
+            SpaceRef::User(vmm.current().ok_or(NoSegment)?)
         };
         let m = vmm.mapping(space, esid).map_err(|_| NoSegment)?;
         // The MMU refuses a fetch from a no-execute segment before it
@@ -2738,7 +2742,7 @@ impl Driver {
             if m.window.as_ref().is_some_and(|w| !w.contains(&page)) {
                 continue;
             }
-            if let SpaceRef::Process(id) = space {
+            if let SpaceRef::User(id) = space {
                 self.vmm_mut().switch_to(Some(id)).unwrap();
             }
             let ea = esid.base().as_u64() | u64::from(page) << 12 | lo;
@@ -2783,7 +2787,7 @@ impl Driver {
     fn visible(&self) -> Vec<(u64, u32, u32)> {
         let vmm = self.vmm();
         let mut visible = Vec::new();
-        let mut add = |e: Esid, m: &vmm::adspace::Mapping| {
+        let mut add = |e: Esid, m: &vmm::adspace::SegmentMapping| {
             let size = vmm
                 .segments()
                 .get(m.handle.sid())
@@ -2943,7 +2947,7 @@ impl Driver {
                 .iter()
                 .any(|k| k.space == space && k.esid.as_u64() == e && Some(k.sid) == sid)
         };
-        let kproc = SpaceRef::Process(self.aix().vm().space_id(Space::Kernel).unwrap());
+        let kproc = SpaceRef::User(self.aix().vm().space_id(Space::Kernel).unwrap());
         for e in 0..16 {
             if self.mapping(Space::Kernel, e).is_some() && theirs(self, kproc, e) {
                 if let Err(err) = self.h.aix.as_det64(e << 28) {
@@ -2997,12 +3001,7 @@ impl Driver {
             }
         }
         for sid in self.vms.clone() {
-            if self
-                .aix()
-                .vm()
-                .segment(sid)
-                .is_some_and(|i| !i.delete_pending)
-            {
+            if self.seg(sid).is_some_and(|i| !i.delete_pending) {
                 if let Err(e) = self.h.aix.vms_delete(sid as i64) {
                     bug!("teardown: vms_delete({sid:#x}): {e:?}");
                 }

@@ -13,7 +13,7 @@ use arch_ppc64::addr::{EffectiveAddress, Esid, PhysAddr, Vsid};
 use arch_ppc64::structures::hpte::Pp;
 use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
-use vmm::hpt::{HptManager, Mapping, VirtualPage};
+use vmm::hpt::{HptManager, PageMapping, VirtualPage};
 use vmm::platform::{
     FaultCause, FaultHandler, FaultOutcome, FrameAllocator, Interrupt, Privilege, SlbBackend,
     VmFault, VmFaultReason,
@@ -88,7 +88,7 @@ impl FaultHandler for CpuPager {
                 };
                 let mut hpt = self.shared.hpt.lock().unwrap();
                 if hpt.lookup(vpage(page)).unwrap().is_none() {
-                    hpt.insert(&Mapping::new(vpage(page), frame, Pp::RW_RW))
+                    hpt.insert(&PageMapping::new(vpage(page), frame, Pp::RW_RW))
                         .unwrap();
                     self.shared.inserts.fetch_add(1, Ordering::Relaxed);
                 }

@@ -38,7 +38,7 @@ fn parent(env: &mut Env, pages: u32, data: &[u8]) -> (SpaceId, Sid) {
         .unwrap();
     let p = env.vmm.create_space();
     env.vmm
-        .map(SpaceRef::Process(p), Esid::new(1), sid, private())
+        .map(SpaceRef::User(p), Esid::new(1), sid, private())
         .unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
     for (i, &b) in data.iter().enumerate() {
@@ -283,7 +283,7 @@ fn an_evicted_shared_page_comes_back_read_only() {
         .unwrap();
     let p = env.vmm.create_space();
     env.vmm
-        .map(SpaceRef::Process(p), Esid::new(1), sid, private())
+        .map(SpaceRef::User(p), Esid::new(1), sid, private())
         .unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
     // Pages 2048 apart share both PTEGs of the 2048-group table: 16
@@ -501,7 +501,7 @@ fn shared_segments_stay_shared_and_dropped_ones_stay_behind() {
         .unwrap();
     env.vmm
         .map(
-            SpaceRef::Process(p),
+            SpaceRef::User(p),
             Esid::new(2),
             shm,
             MapOptions::new(SegKey::UNPRIV),

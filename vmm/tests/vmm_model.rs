@@ -400,7 +400,7 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
                 owned,
             };
             let r = env.vmm.map(
-                SpaceRef::Process(model.procs[p].id),
+                SpaceRef::User(model.procs[p].id),
                 Esid::new(esid),
                 sid,
                 options(&m),
@@ -417,7 +417,7 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
             let Some(p) = model.proc_at(proc) else { return };
             let r = env
                 .vmm
-                .unmap(SpaceRef::Process(model.procs[p].id), Esid::new(esid));
+                .unmap(SpaceRef::User(model.procs[p].id), Esid::new(esid));
             let m = model.unmap(p, esid);
             assert_eq!(r.is_ok(), m.is_some(), "unmap {op:?}: {r:?}");
         }
@@ -506,7 +506,7 @@ fn run_op(env: &mut Env, model: &mut Model, op: &Op) {
                 owned: false,
             };
             let r = env.vmm.map(
-                SpaceRef::Process(model.procs[p].id),
+                SpaceRef::User(model.procs[p].id),
                 Esid::new(esid),
                 k,
                 options(&m),

@@ -36,9 +36,9 @@ fn processes_see_their_own_zero_filled_memory_at_the_same_address() {
         .unwrap();
     let p = v.create_space();
     let q = v.create_space();
-    v.map(SpaceRef::Process(p), Esid::new(1), a, user_rw())
+    v.map(SpaceRef::User(p), Esid::new(1), a, user_rw())
         .unwrap();
-    v.map(SpaceRef::Process(q), Esid::new(1), b, user_rw())
+    v.map(SpaceRef::User(q), Esid::new(1), b, user_rw())
         .unwrap();
 
     env.vmm.switch_to(Some(p)).unwrap();
@@ -74,9 +74,9 @@ fn shared_segments_show_each_others_stores() {
         .unwrap();
     let p = v.create_space();
     let q = v.create_space();
-    v.map(SpaceRef::Process(p), Esid::new(3), s, user_rw())
+    v.map(SpaceRef::User(p), Esid::new(3), s, user_rw())
         .unwrap();
-    v.map(SpaceRef::Process(q), Esid::new(9), s, user_rw())
+    v.map(SpaceRef::User(q), Esid::new(9), s, user_rw())
         .unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
     env.store(ea(3, 1, 0), 42, PR).unwrap();
@@ -118,12 +118,12 @@ fn kernel_memory_faults_in_problem_state_and_guatt_views_expose_a_window() {
     let mut o = MapOptions::new(SegKey::UNPRIV);
     o.window = Some(2..4);
     o.fork = ForkAction::Drop;
-    v.map(SpaceRef::Process(p), Esid::new(0x700), g, o).unwrap();
+    v.map(SpaceRef::User(p), Esid::new(0x700), g, o).unwrap();
     // The same region attached VM_PRIV at another address.
     let mut o = MapOptions::new(SegKey::PRIV);
     o.window = Some(2..4);
     o.fork = ForkAction::Drop;
-    v.map(SpaceRef::Process(p), Esid::new(0x701), g, o).unwrap();
+    v.map(SpaceRef::User(p), Esid::new(0x701), g, o).unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
 
     env.store(ea(kesid, 2, 8), 0x77, SV).unwrap();
@@ -168,9 +168,7 @@ fn kernel_memory_faults_in_problem_state_and_guatt_views_expose_a_window() {
     assert_eq!(env.load(ea(0x700, 2, 8), PR), Err(VmFaultReason::NoSegment));
     // vm_gudet: afterwards the address faults.
     env.vmm.switch_to(Some(p)).unwrap();
-    env.vmm
-        .unmap(SpaceRef::Process(p), Esid::new(0x700))
-        .unwrap();
+    env.vmm.unmap(SpaceRef::User(p), Esid::new(0x700)).unwrap();
     assert_eq!(env.load(ea(0x700, 2, 8), PR), Err(VmFaultReason::NoSegment));
     env.vmm.check_invariants().unwrap();
 
@@ -202,11 +200,11 @@ fn fetch_obeys_segment_and_page_no_execute() {
         .create_segment(SidKind::User, 4096, PageProt::USER_RW)
         .unwrap();
     let p = v.create_space();
-    v.map(SpaceRef::Process(p), Esid::new(1), text, user_rw())
+    v.map(SpaceRef::User(p), Esid::new(1), text, user_rw())
         .unwrap();
     let mut o = user_rw();
     o.no_exec = true;
-    v.map(SpaceRef::Process(p), Esid::new(2), data, o).unwrap();
+    v.map(SpaceRef::User(p), Esid::new(2), data, o).unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
     env.fetch(ea(1, 0, 0), PR).unwrap();
     assert_eq!(env.fetch(ea(1, 1, 0), PR), Err(VmFaultReason::NoExecute));
@@ -233,7 +231,7 @@ fn evicted_pages_come_back_with_their_data() {
         .create_segment(SidKind::User, SEG, PageProt::USER_RW)
         .unwrap();
     let p = v.create_space();
-    v.map(SpaceRef::Process(p), Esid::new(4), s, user_rw())
+    v.map(SpaceRef::User(p), Esid::new(4), s, user_rw())
         .unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
     // 32 pages (every 2048th of the segment) in one primary/secondary
@@ -274,7 +272,7 @@ fn more_segments_than_slb_entries_round_robin() {
             .create_segment(SidKind::User, 4096, PageProt::USER_RW)
             .unwrap();
         env.vmm
-            .map(SpaceRef::Process(p), Esid::new(e), s, user_rw())
+            .map(SpaceRef::User(p), Esid::new(e), s, user_rw())
             .unwrap();
         sids.push(s);
     }
@@ -349,8 +347,8 @@ fn fork_copies_private_data_and_shares_shmat_segments() {
     let mut o = user_rw();
     o.fork = ForkAction::Copy;
     o.owned = true;
-    v.map(SpaceRef::Process(p), Esid::new(1), data, o).unwrap();
-    v.map(SpaceRef::Process(p), Esid::new(2), shm, user_rw())
+    v.map(SpaceRef::User(p), Esid::new(1), data, o).unwrap();
+    v.map(SpaceRef::User(p), Esid::new(2), shm, user_rw())
         .unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
     env.store(ea(1, 3, 0), 10, PR).unwrap();
@@ -383,14 +381,14 @@ fn held_segment_outlives_delete_until_put() {
         .create_segment(SidKind::User, 4096, PageProt::USER_RW)
         .unwrap();
     let p = v.create_space();
-    v.map(SpaceRef::Process(p), Esid::new(5), s, user_rw())
+    v.map(SpaceRef::User(p), Esid::new(5), s, user_rw())
         .unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
     env.store(ea(5, 0, 0), 3, PR).unwrap();
     // as_geth64 → hold; vms_delete → deferred.
     let h = env
         .vmm
-        .mapping(SpaceRef::Process(p), Esid::new(5))
+        .mapping(SpaceRef::User(p), Esid::new(5))
         .unwrap()
         .handle;
     assert_eq!(h.sid(), s);
@@ -414,7 +412,7 @@ fn protect_makes_pages_read_only_and_back() {
         .create_segment(SidKind::User, 4 * 4096, PageProt::USER_RW)
         .unwrap();
     let p = v.create_space();
-    v.map(SpaceRef::Process(p), Esid::new(1), s, user_rw())
+    v.map(SpaceRef::User(p), Esid::new(1), s, user_rw())
         .unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
     for pg in 0..4 {
@@ -450,7 +448,7 @@ fn out_of_frames_is_a_fault_not_a_panic() {
         .unwrap();
     let p = env.vmm.create_space();
     env.vmm
-        .map(SpaceRef::Process(p), Esid::new(1), s, user_rw())
+        .map(SpaceRef::User(p), Esid::new(1), s, user_rw())
         .unwrap();
     env.vmm.switch_to(Some(p)).unwrap();
     env.store(ea(1, 0, 0), 1, PR).unwrap();
@@ -492,7 +490,7 @@ fn hpt_pressure_over_95_percent_on_the_real_vmm() {
                 .unwrap();
             env.vmm
                 .map(
-                    SpaceRef::Process(id),
+                    SpaceRef::User(id),
                     Esid::new(u64::from(s) + 1),
                     sid,
                     user_rw(),

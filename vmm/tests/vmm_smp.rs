@@ -194,7 +194,7 @@ fn space_with_segment(v: &mut SimVmm, pages: u64, opts: MapOptions) -> (SpaceId,
         .create_segment(SidKind::User, pages << 12, PageProt::USER_RW)
         .unwrap();
     let space = v.create_space();
-    v.map(SpaceRef::Process(space), Esid::new(1), sid, opts)
+    v.map(SpaceRef::User(space), Esid::new(1), sid, opts)
         .unwrap();
     (space, sid)
 }
@@ -269,7 +269,7 @@ fn processors_get_the_bolted_kernel_segments_when_added_and_later() {
     v.check_invariants().unwrap();
     // A process space's change goes only where it runs.
     let (space, _) = space_with_segment(&mut v, 1, MapOptions::new(SegKey::UNPRIV));
-    v.unmap(SpaceRef::Process(space), Esid::new(1)).unwrap();
+    v.unmap(SpaceRef::User(space), Esid::new(1)).unwrap();
     assert!(sent.lock().unwrap().is_empty());
 }
 
@@ -335,7 +335,7 @@ fn an_unmapped_segment_is_gone_from_every_processor_before_unmap_returns() {
         let mut v = smp.vmm.lock().unwrap();
         let other = v.create_space();
         v.map(
-            SpaceRef::Process(other),
+            SpaceRef::User(other),
             Esid::new(1),
             sid,
             MapOptions::new(SegKey::UNPRIV),
@@ -380,7 +380,7 @@ fn an_unmapped_segment_is_gone_from_every_processor_before_unmap_returns() {
             cpu.take_ipis();
             std::thread::yield_now();
         }
-        cpu.with_vmm(|v| v.unmap(SpaceRef::Process(space), Esid::new(1)).unwrap());
+        cpu.with_vmm(|v| v.unmap(SpaceRef::User(space), Esid::new(1)).unwrap());
         unmapped.store(true, Ordering::Release);
         while !reader.is_finished() {
             cpu.take_ipis();

@@ -5,7 +5,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::bootinfo::{self, real_to_virt};
-use crate::frame::{self, AddrRange, Frame, FrameAllocator, FrameError, RangeSet, FRAME_SIZE};
+use crate::frame::{self, AddrRange, Frame, FrameAllocator, FramePoolError, RangeSet, FRAME_SIZE};
 
 kernel_test! {
     fn frames_are_unique_aligned_usable_and_come_back() {
@@ -40,11 +40,11 @@ kernel_test! {
         let f = frame::allocate().expect("a frame");
         frame::deallocate(f).expect("first free");
         let free = frame::with(|fa| fa.free_frames());
-        assert_eq!(frame::deallocate(f), Err(FrameError::DoubleFree(f.start_address())));
+        assert_eq!(frame::deallocate(f), Err(FramePoolError::DoubleFree(f.start_address())));
         let kernel = Frame::containing(bootinfo::get().kernel.base);
-        assert_eq!(frame::deallocate(kernel), Err(FrameError::NotManaged(kernel.start_address())));
+        assert_eq!(frame::deallocate(kernel), Err(FramePoolError::NotManaged(kernel.start_address())));
         assert_eq!(frame::with(|fa| fa.free_frames()), free, "failed frees changed nothing");
-        assert_eq!(Frame::from_start_address(0x10_0008), Err(FrameError::Misaligned(0x10_0008)));
+        assert_eq!(Frame::from_start_address(0x10_0008), Err(FramePoolError::Misaligned(0x10_0008)));
     }
 
     fn allocator_exhausts_and_frames_hold_data() {

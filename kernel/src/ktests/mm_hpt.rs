@@ -14,7 +14,7 @@ use arch_ppc64::instructions::slb;
 use arch_ppc64::structures::hpte::{self, Hpte, Pp, Wimg};
 use arch_ppc64::structures::slb::{SlbEntry, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
-use vmm::hpt::{HptManager, InsertError, Mapping, VirtualPage};
+use vmm::hpt::{HptManager, InsertError, PageMapping, VirtualPage};
 use vmm::platform::{HptBackend, HptError, RefChange, RemoveCondition};
 
 use crate::bootinfo::real_to_virt;
@@ -301,7 +301,7 @@ kernel_test! {
         let mut placed = Vec::new();
         // 8 bolted entries fill the primary PTEG, 8 plain ones the secondary.
         for k in 0..16u64 {
-            let mut m = Mapping::new(vp(k), PhysAddr::new(pa), Pp::RW_NONE);
+            let mut m = PageMapping::new(vp(k), PhysAddr::new(pa), Pp::RW_NONE);
             m.bolted = k < 8;
             let ins = mgr.insert(&m).expect("room");
             assert!(ins.evicted.is_none());
@@ -310,7 +310,7 @@ kernel_test! {
             placed.push((ins.ptex, vp(k)));
         }
         // The 17th evicts a non-bolted (secondary) entry.
-        let m = Mapping::new(vp(16), PhysAddr::new(pa), Pp::RW_NONE);
+        let m = PageMapping::new(vp(16), PhysAddr::new(pa), Pp::RW_NONE);
         let ins = mgr.insert(&m).expect("eviction makes room");
         let ev = ins.evicted.expect("an entry was evicted");
         assert!(!ev.hpte.is_bolted(), "never a bolted one");
@@ -328,11 +328,11 @@ kernel_test! {
         }
         mgr.remove(ins.ptex, vp(16)).unwrap();
         for k in 8..16u64 {
-            let mut m = Mapping::new(vp(100 + k), PhysAddr::new(pa), Pp::RW_NONE);
+            let mut m = PageMapping::new(vp(100 + k), PhysAddr::new(pa), Pp::RW_NONE);
             m.bolted = true;
             placed.push((mgr.insert(&m).unwrap().ptex, vp(100 + k)));
         }
-        let m = Mapping::new(vp(200), PhysAddr::new(pa), Pp::RW_NONE);
+        let m = PageMapping::new(vp(200), PhysAddr::new(pa), Pp::RW_NONE);
         assert_eq!(mgr.insert(&m), Err(InsertError::Full), "both PTEGs bolted: nothing to evict");
         for (ptex, p) in placed {
             let _ = mgr.remove(ptex, p);

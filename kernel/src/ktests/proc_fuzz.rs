@@ -1283,6 +1283,7 @@ fn fuzz(seed: u64, models: &[AddressModel], calls_each: usize) -> u64 {
             .find(|x| x.start == flags)
             .expect("the flag allocation")
             .sids[0]
+            .as_u64()
     });
     let stale_sid = mm::with_aix(|a| {
         let id = a.vms_create(V_WORKING, PAGE as i64).expect("vms_create");
@@ -1292,7 +1293,9 @@ fn fuzz(seed: u64, models: &[AddressModel], calls_each: usize) -> u64 {
     let fuzzers = models.len() as u64;
     let (victim_pid, victim_sids, victim_slot) = spawn_victim(flags, fuzzers);
     let live_sids = mm::with_aix(|a| {
-        let galloc = a.allocations().flat_map(|x| x.sids.clone());
+        let galloc = a
+            .allocations()
+            .flat_map(|x| x.sids.iter().map(|s| s.as_u64()));
         let views = a
             .vm()
             .vmm()

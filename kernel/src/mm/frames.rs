@@ -213,7 +213,7 @@ impl FrameAllocator for KernelFrames {
     fn share(&mut self, pa: PhysAddr) -> Result<(), FrameError> {
         let f = Frame::from_start_address(pa.as_u64()).map_err(|_| FrameError::Misaligned(pa))?;
         self.counts.share(f).map_err(|e| match e {
-            frame::FrameError::TooManySharers(_) => FrameError::TooManySharers(pa),
+            frame::FramePoolError::TooManySharers(_) => FrameError::TooManySharers(pa),
             _ => FrameError::NotAllocated(pa),
         })
     }

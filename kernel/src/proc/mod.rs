@@ -754,7 +754,7 @@ fn create_space(pid: ProcessId, model: AddressModel) -> Result<SpaceId, ProcErro
                     o.no_exec = no_exec;
                     o.fork = ForkAction::Copy;
                     o.owned = true;
-                    vmm.map(SpaceRef::Process(space), Esid::new(esid), sid, o)
+                    vmm.map(SpaceRef::User(space), Esid::new(esid), sid, o)
                         .inspect_err(|_| {
                             let _ = vmm.delete_segment(sid);
                         })

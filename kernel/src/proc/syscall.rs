@@ -38,10 +38,10 @@
 //! dispatched the process); [`IN_INTERRUPT`] runs one in the interrupt
 //! environment instead, to check the services refuse it.
 
-use core::ffi::{c_int, c_long};
+use core::ffi::c_int;
 use core::sync::atomic::Ordering;
 
-use vmm::aix::{Errno, Space, VmHandle};
+use vmm::aix::{Errno, Service, Space, VmHandle};
 use vmm::platform::{Environment, ProcessId};
 
 use super::{sched, switch_away, Exit};
@@ -79,17 +79,17 @@ pub const KWRITE: u64 = 7;
 /// environment set to `Interrupt` for its duration.
 pub const IN_INTERRUPT: u64 = 8;
 /// `vm_galloc(type, size)` → kernel address.
-pub const VM_GALLOC: u64 = 16;
+pub const VM_GALLOC: u64 = Service::VmGalloc.number();
 /// `vm_gfree(addr, size)`.
-pub const VM_GFREE: u64 = 17;
+pub const VM_GFREE: u64 = Service::VmGfree.number();
 /// `vm_guatt(kaddr, size, key, flags)` → user address.
-pub const VM_GUATT: u64 = 18;
+pub const VM_GUATT: u64 = Service::VmGuatt.number();
 /// `vm_gudet(kaddr, uaddr, size, flags)`.
-pub const VM_GUDET: u64 = 19;
+pub const VM_GUDET: u64 = Service::VmGudet.number();
 /// `vm_att(handle, offset)` → kernel address (supervisor-only).
-pub const VM_ATT: u64 = 20;
+pub const VM_ATT: u64 = Service::VmAtt.number();
 /// `vm_det(eaddr)`.
-pub const VM_DET: u64 = 21;
+pub const VM_DET: u64 = Service::VmDet.number();
 /// `vm_att_rw(handle, offset, value)`: `vm_att`, the kernel stores
 /// `value` at the address and loads it back, `vm_det`; answers the value
 /// loaded. Checked first (nothing touched, slot detached): `-EINVAL` for
@@ -97,36 +97,36 @@ pub const VM_DET: u64 = 21;
 /// when the handle's key gives the kernel no read-write access.
 pub const VM_ATT_RW: u64 = 22;
 /// `vm_handle(vmid, key)` → handle.
-pub const VM_HANDLE: u64 = 23;
+pub const VM_HANDLE: u64 = Service::VmHandle.number();
 /// `getadsp()`: 0 when the process has an `adspace_t`; answers its
 /// allocation mask.
-pub const GETADSP: u64 = 24;
+pub const GETADSP: u64 = Service::Getadsp.number();
 /// `as_att(handle, offset)` on `getadsp()` → address.
-pub const AS_ATT: u64 = 25;
+pub const AS_ATT: u64 = Service::AsAtt.number();
 /// `as_det(eaddr)` on `getadsp()`.
-pub const AS_DET: u64 = 26;
+pub const AS_DET: u64 = Service::AsDet.number();
 /// `as_geth(eaddr)` on `getadsp()` → handle (a hold).
-pub const AS_GETH: u64 = 27;
+pub const AS_GETH: u64 = Service::AsGeth.number();
 /// `as_puth(handle)` on `getadsp()`.
-pub const AS_PUTH: u64 = 28;
+pub const AS_PUTH: u64 = Service::AsPuth.number();
 /// `as_getsrval(eaddr)` on `getadsp()` → handle.
-pub const AS_GETSRVAL: u64 = 29;
+pub const AS_GETSRVAL: u64 = Service::AsGetsrval.number();
 /// `as_att64(handle, offset)` → address.
-pub const AS_ATT64: u64 = 30;
+pub const AS_ATT64: u64 = Service::AsAtt64.number();
 /// `as_det64(addr)`.
-pub const AS_DET64: u64 = 31;
+pub const AS_DET64: u64 = Service::AsDet64.number();
 /// `as_seth64(addr, handle)`.
-pub const AS_SETH64: u64 = 32;
+pub const AS_SETH64: u64 = Service::AsSeth64.number();
 /// `as_geth64(addr)` → handle (a hold).
-pub const AS_GETH64: u64 = 33;
+pub const AS_GETH64: u64 = Service::AsGeth64.number();
 /// `as_puth64(addr, handle)`.
-pub const AS_PUTH64: u64 = 34;
+pub const AS_PUTH64: u64 = Service::AsPuth64.number();
 /// `as_getsrval64(addr)` → handle.
-pub const AS_GETSRVAL64: u64 = 35;
+pub const AS_GETSRVAL64: u64 = Service::AsGetsrval64.number();
 /// `vms_create(type, size)` → vmid.
-pub const VMS_CREATE: u64 = 36;
+pub const VMS_CREATE: u64 = Service::VmsCreate.number();
 /// `vms_delete(vmid)`.
-pub const VMS_DELETE: u64 = 37;
+pub const VMS_DELETE: u64 = Service::VmsDelete.number();
 
 // The thread calls and vm_check take numbers beyond the fast table:
 // they go to the full path, which creating and ending threads needs.
@@ -462,20 +462,6 @@ fn kwrite(kaddr: u64, value: u64) -> u64 {
     }
 }
 
-fn ok0<E>(r: Result<(), E>, errno: impl FnOnce(&E) -> Errno) -> u64 {
-    match r {
-        Ok(()) => 0,
-        Err(e) => err(errno(&e)),
-    }
-}
-
-fn val<E>(r: Result<u64, E>, errno: impl FnOnce(&E) -> Errno) -> u64 {
-    match r {
-        Ok(v) => v,
-        Err(e) => err(errno(&e)),
-    }
-}
-
 /// Whether the kernel (supervisor state) may load and store the
 /// doubleword at `ea` without a fault the VMM would refuse: the address
 /// is mapped (`-EFAULT`), its page lies inside the segment and any window
@@ -541,8 +527,6 @@ fn names_foreign_private(aix: &mm::KernelAix, pid: ProcessId, handle: u64) -> bo
 /// Calls AIX service `nr` with arguments `a` in the current environment
 /// on behalf of process `pid`.
 fn service(pid: ProcessId, nr: u64, a: &[u64; 6]) -> u64 {
-    let int = |x: u64| x as c_int;
-    let long = |x: u64| x as c_long;
     let handle = match nr {
         VM_ATT | VM_ATT_RW | AS_ATT | AS_ATT64 => Some(a[0]),
         AS_SETH64 => Some(a[1]),
@@ -551,99 +535,52 @@ fn service(pid: ProcessId, nr: u64, a: &[u64; 6]) -> u64 {
     if handle.is_some_and(|h| mm::with_aix(|x| names_foreign_private(x, pid, h))) {
         return EINVAL;
     }
-    match nr {
-        VM_GALLOC => mm::with_aix(|x| val(x.vm_galloc(int(a[0]), long(a[1])), |e| e.errno())),
-        VM_GFREE => mm::with_aix(|x| ok0(x.vm_gfree(a[0], long(a[1])), |e| e.errno())),
-        VM_GUATT => mm::with_aix(|x| {
-            val(x.vm_guatt(a[0], long(a[1]), long(a[2]), long(a[3])), |e| {
-                e.errno()
-            })
-        }),
-        VM_GUDET => mm::with_aix(|x| {
-            ok0(x.vm_gudet(a[0], a[1], long(a[2]), long(a[3])), |e| {
-                e.errno()
-            })
-        }),
-        VM_ATT => mm::with_aix(|x| val(x.vm_att(a[0], a[1]), |e| e.errno())),
-        VM_DET => mm::with_aix(|x| ok0(x.vm_det(a[0]), |e| e.errno())),
-        VM_ATT_RW => {
-            // Attach and validate under one hold of the lock; the access
-            // itself happens after it is released (it may fault, and the
-            // fault handler takes the lock).
-            let ea = match mm::with_aix(|x| {
-                let ea = x.vm_att(a[0], a[1]).map_err(|e| err(e.errno()))?;
-                let checked = if ea.is_multiple_of(8) {
-                    kernel_may_read_write(x.vm_mut().vmm_mut(), ea)
-                } else {
-                    Err(EINVAL)
-                };
-                match checked {
-                    Ok(()) => Ok(ea),
-                    Err(e) => {
-                        let _ = x.vm_det(ea);
-                        Err(e)
-                    }
-                }
-            }) {
-                Ok(ea) => ea,
-                Err(e) => return e,
-            };
-            // SAFETY: `ea` is in the vm_att slot just attached for this
-            // context; `kernel_may_read_write` found its page inside the
-            // segment and readable and writable with the handle's key in
-            // supervisor state, so the access is resolved by the fault
-            // handler (a demand-zero page at worst), never refused.
-            let back = unsafe {
-                (ea as *mut u64).write_volatile(a[2]);
-                (ea as *const u64).read_volatile()
-            };
-            match mm::with_aix(|x| x.vm_det(ea)) {
-                Ok(()) => back,
-                Err(e) => err(e.errno()),
+    if nr == VM_ATT_RW {
+        return vm_att_rw(a);
+    }
+    match Service::from_number(nr) {
+        Some(svc) => match mm::with_aix(|x| vmm::aix::call(x, svc, a)) {
+            Ok(v) => v,
+            Err(e) => err(e),
+        },
+        None => ENOSYS,
+    }
+}
+
+/// [`VM_ATT_RW`].
+fn vm_att_rw(a: &[u64; 6]) -> u64 {
+    // Attach and validate under one hold of the lock; the access
+    // itself happens after it is released (it may fault, and the
+    // fault handler takes the lock).
+    let ea = match mm::with_aix(|x| {
+        let ea = x.vm_att(a[0], a[1]).map_err(|e| err(e.errno()))?;
+        let checked = if ea.is_multiple_of(8) {
+            kernel_may_read_write(x.vm_mut().vmm_mut(), ea)
+        } else {
+            Err(EINVAL)
+        };
+        match checked {
+            Ok(()) => Ok(ea),
+            Err(e) => {
+                let _ = x.vm_det(ea);
+                Err(e)
             }
         }
-        VM_HANDLE => match vmm::aix::vm_handle(a[0] as i64, long(a[1])) {
-            Ok(h) => h.raw(),
-            Err(_) => EINVAL,
-        },
-        GETADSP => mm::with_aix(|x| match x.getadsp() {
-            // SAFETY: getadsp answers a pointer into the services' own
-            // copy, valid while the lock is held; only read here.
-            Ok(p) => unsafe { p.as_ref() }.alloc,
-            Err(e) => err(e.errno()),
-        }),
-        AS_ATT => mm::with_aix(|x| match x.getadsp() {
-            Ok(p) => val(x.as_att(p.as_ptr(), a[0], a[1]), |e| e.errno()),
-            Err(e) => err(e.errno()),
-        }),
-        AS_DET => mm::with_aix(|x| match x.getadsp() {
-            Ok(p) => ok0(x.as_det(p.as_ptr(), a[0]), |e| e.errno()),
-            Err(e) => err(e.errno()),
-        }),
-        AS_GETH => mm::with_aix(|x| match x.getadsp() {
-            Ok(p) => val(x.as_geth(p.as_ptr(), a[0]), |e| e.errno()),
-            Err(e) => err(e.errno()),
-        }),
-        AS_PUTH => mm::with_aix(|x| match x.getadsp() {
-            Ok(p) => ok0(x.as_puth(p.as_ptr(), a[0]), |e| e.errno()),
-            Err(e) => err(e.errno()),
-        }),
-        AS_GETSRVAL => mm::with_aix(|x| match x.getadsp() {
-            Ok(p) => val(x.as_getsrval(p.as_ptr(), a[0]), |e| e.errno()),
-            Err(e) => err(e.errno()),
-        }),
-        AS_ATT64 => mm::with_aix(|x| val(x.as_att64(a[0], int(a[1])), |e| e.errno())),
-        AS_DET64 => mm::with_aix(|x| ok0(x.as_det64(a[0]), |e| e.errno())),
-        AS_SETH64 => mm::with_aix(|x| ok0(x.as_seth64(a[0], a[1]), |e| e.errno())),
-        AS_GETH64 => mm::with_aix(|x| val(x.as_geth64(a[0]), |e| e.errno())),
-        AS_PUTH64 => mm::with_aix(|x| ok0(x.as_puth64(a[0], a[1]), |e| e.errno())),
-        AS_GETSRVAL64 => mm::with_aix(|x| val(x.as_getsrval64(a[0]), |e| e.errno())),
-        VMS_CREATE => mm::with_aix(|x| {
-            val(x.vms_create(int(a[0]), long(a[1])).map(|v| v as u64), |e| {
-                e.errno()
-            })
-        }),
-        VMS_DELETE => mm::with_aix(|x| ok0(x.vms_delete(a[0] as i64), |e| e.errno())),
-        _ => ENOSYS,
+    }) {
+        Ok(ea) => ea,
+        Err(e) => return e,
+    };
+    // SAFETY: `ea` is in the vm_att slot just attached for this
+    // context; `kernel_may_read_write` found its page inside the
+    // segment and readable and writable with the handle's key in
+    // supervisor state, so the access is resolved by the fault
+    // handler (a demand-zero page at worst), never refused.
+    let back = unsafe {
+        (ea as *mut u64).write_volatile(a[2]);
+        (ea as *const u64).read_volatile()
+    };
+    match mm::with_aix(|x| x.vm_det(ea)) {
+        Ok(()) => back,
+        Err(e) => err(e.errno()),
     }
 }

@@ -40,10 +40,10 @@ pub struct CFunction {
 pub fn c_type(rust: &str) -> String {
     let mut rest = rust.trim();
     let mut stars = 0;
-    loop {
-        if let Some(r) = rest.strip_prefix("*mut") {
-            rest = r.trim_start();
-        } else if let Some(r) = rest.strip_prefix("*const") {
+    // `stringify!` of a type writes `* mut T`; the table may say `*mut T`.
+    while let Some(r) = rest.strip_prefix('*') {
+        let r = r.trim_start();
+        if let Some(r) = r.strip_prefix("mut").or_else(|| r.strip_prefix("const")) {
             rest = r.trim_start();
         } else {
             break;
@@ -79,56 +79,44 @@ impl CFunction {
     }
 }
 
-/// Builds [`C_FUNCTIONS`] and, with `c-abi`, checks each entry against the
-/// exported function's type.
+/// Builds [`C_FUNCTIONS`] from the service table (plus `vmm_errno`) and,
+/// with `c-abi`, checks each entry against the exported function's type.
 macro_rules! c_functions {
-    ($( fn $name:ident ( $($aty:ty),* ) $(-> $ret:ty)? ; )*) => {
+    ($(
+        $nr:literal $variant:ident $env:ident
+        fn $name:ident ( $($p:ident : $pty:ty),* ) -> $ret:ty | $err:ty
+        => $kind:ident ( $($out:ident)? ) fn ( $($cp:ident : $cty:ty),* ) $(-> $cret:ty)?
+        = ( $($arg:expr),* );
+    )*) => {
         /// Every function of the C interface.
         pub const C_FUNCTIONS: &[CFunction] = &[
             $( CFunction {
                 name: stringify!($name),
-                params: &[$(stringify!($aty)),*],
-                ret: c_functions!(@ret $($ret)?),
+                params: &[$(stringify!($cty)),*],
+                ret: c_functions!(@ret $($cret)?),
             }, )*
+            CFunction {
+                name: "vmm_errno",
+                params: &[],
+                ret: Some("c_int"),
+            },
         ];
 
         #[cfg(feature = "c-abi")]
         #[allow(unused_imports)]
         const _: () = {
             use super::ctypes::*;
-            use super::adsp::adspace_t;
+            use super::segregs::adspace_t;
             use core::ffi::{c_int, c_long, c_ulonglong, c_void};
-            $( let _: unsafe extern "C" fn($($aty),*) $(-> $ret)? = super::cabi::$name; )*
+            $( let _: unsafe extern "C" fn($($cty),*) $(-> $cret)? = super::cabi::$name; )*
+            let _: unsafe extern "C" fn() -> c_int = super::cabi::vmm_errno;
         };
     };
     (@ret $ret:ty) => { Some(stringify!($ret)) };
     (@ret) => { None };
 }
 
-c_functions! {
-    fn vm_galloc(c_int, vmsize_t, *mut ulong) -> c_int;
-    fn vm_gfree(ulong, vmsize_t) -> c_int;
-    fn vm_guatt(*mut c_void, vmsize_t, vmkey_t, c_long, *mut *mut c_void) -> c_int;
-    fn vm_gudet(*mut c_void, *mut c_void, vmsize_t, c_long) -> c_int;
-    fn vm_att(vmhandle_t, caddr_t) -> caddr_t;
-    fn vm_det(caddr_t);
-    fn vm_handle(vmid_t, vmkey_t) -> vmhandle_t;
-    fn vms_create(*mut vmid_t, c_int, dev_t, vmsize_t, vmsize_t, vmsize_t) -> c_int;
-    fn vms_delete(vmid_t) -> c_int;
-    fn getadsp() -> *mut adspace_t;
-    fn as_att(*mut adspace_t, vmhandle_t, caddr_t) -> caddr_t;
-    fn as_det(*mut adspace_t, caddr_t) -> c_int;
-    fn as_geth(*mut adspace_t, caddr_t) -> vmhandle_t;
-    fn as_puth(*mut adspace_t, vmhandle_t);
-    fn as_getsrval(*mut adspace_t, caddr_t) -> vmhandle_t;
-    fn as_att64(vmhandle_t, c_int) -> c_ulonglong;
-    fn as_det64(c_ulonglong) -> c_int;
-    fn as_seth64(c_ulonglong, vmhandle_t) -> c_int;
-    fn as_geth64(c_ulonglong) -> vmhandle_t;
-    fn as_puth64(c_ulonglong, vmhandle_t) -> c_int;
-    fn as_getsrval64(c_ulonglong) -> vmhandle_t;
-    fn vmm_errno() -> c_int;
-}
+crate::aix_service_table!(c_functions);
 
 /// Every constant of the C header.
 pub const C_CONSTANTS: &[CConstant] = &[
@@ -215,6 +203,7 @@ mod tests {
         assert_eq!(c_type("c_int"), "int");
         assert_eq!(c_type("*mut ulong"), "ulong *");
         assert_eq!(c_type("*mut *mut c_void"), "void **");
+        assert_eq!(c_type("* mut * mut c_void"), "void **");
         assert_eq!(c_type("c_ulonglong"), "unsigned long long");
         assert_eq!(c_type("vmhandle_t"), "vmhandle_t");
     }

@@ -9,13 +9,16 @@
 
 use core::ops::Range;
 
+use arch_ppc64::addr::Esid;
+
 use crate::adspace::{ForkAction, SegKey};
 use crate::platform::{Environment, ProcessId};
 use crate::segment::{PageProt, ViewProt};
+use crate::sid::Sid;
 
-use super::adsp::{adspace_t, SegmentRegister};
 use super::consts::NSEGS;
 use super::error::Shortage;
+use super::segregs::{adspace_t, SegmentRegister};
 
 /// An address space the services work on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,7 +49,7 @@ pub struct SegmentInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingInfo {
     /// The segment mapped.
-    pub sid: u64,
+    pub sid: Sid,
     /// The keys the address space uses for it.
     pub key: SegKey,
     /// SLB N: no instruction fetch.
@@ -62,7 +65,7 @@ pub struct MappingInfo {
 impl MappingInfo {
     /// The `vmhandle_t` of this mapping: `SID << 12 | Ks | Kp | N`.
     pub fn handle_raw(&self) -> u64 {
-        let mut raw = self.sid << super::handle::VmHandle::SID_SHIFT;
+        let mut raw = self.sid.as_u64() << super::handle::VmHandle::SID_SHIFT;
         if self.key.ks {
             raw |= super::handle::VmHandle::KS;
         }
@@ -78,21 +81,22 @@ impl MappingInfo {
 
 /// Why a core operation failed. The core leaves its tables unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CoreError {
     /// No segment with this SID.
-    NoSuchSegment(u64),
+    NoSuchSegment(Sid),
     /// No such address space.
     NoSuchSpace(Space),
     /// Something is already mapped at this ESID.
-    Occupied(u64),
+    Occupied(Esid),
     /// Nothing is mapped at this ESID.
-    NotMapped(u64),
+    NotMapped(Esid),
     /// `put` without a hold.
-    NotHeld(u64),
+    NotHeld(Sid),
     /// Delete of a segment that is still mapped and not held.
-    Attached(u64),
+    Attached(Sid),
     /// The segment is already being deleted.
-    DeletePending(u64),
+    DeletePending(Sid),
     /// A window outside the segment, or a bad size.
     BadRange,
     /// A resource ran out.
@@ -110,9 +114,7 @@ impl CoreError {
     }
 }
 
-/// First ESID of the kernel half of the effective address space (EA bit 0
-/// set), as [`crate::vm::KERNEL_ESID_BASE`].
-pub const KERNEL_ESID_BASE: u64 = 1 << 35;
+pub use crate::vm::KERNEL_ESID_BASE;
 
 /// The VMM core primitives the AIX services are built on.
 ///
@@ -133,20 +135,20 @@ pub trait AixVm {
         pages: u32,
         prot: PageProt,
         kernel: bool,
-    ) -> Result<u64, CoreError>;
+    ) -> Result<Sid, CoreError>;
 
     /// The segment `sid`, if it exists.
-    fn segment(&self, sid: u64) -> Option<SegmentInfo>;
+    fn segment(&self, sid: Sid) -> Option<SegmentInfo>;
 
     /// `vms_delete` on the core: destroys an unheld, unmapped segment now;
     /// marks a held one, which is destroyed at its last put once unmapped.
-    fn delete_segment(&mut self, sid: u64) -> Result<(), CoreError>;
+    fn delete_segment(&mut self, sid: Sid) -> Result<(), CoreError>;
 
     /// Takes a hold on `sid`.
-    fn hold_segment(&mut self, sid: u64) -> Result<(), CoreError>;
+    fn hold_segment(&mut self, sid: Sid) -> Result<(), CoreError>;
 
     /// Puts a hold on `sid` ([`CoreError::NotHeld`] if none).
-    fn put_segment(&mut self, sid: u64) -> Result<(), CoreError>;
+    fn put_segment(&mut self, sid: Sid) -> Result<(), CoreError>;
 
     /// Whether address space `space` exists.
     fn space_exists(&self, space: Space) -> bool;
@@ -165,7 +167,7 @@ pub trait AixVm {
     /// [`KERNEL_ESID_BASE`] up exist only in [`Space::Kernel`], shared by
     /// every process; ESIDs below are per process ([`Space::Kernel`]'s are
     /// those of kernel processes).
-    fn map(&mut self, space: Space, esid: u64, how: &MappingInfo) -> Result<(), CoreError>;
+    fn map(&mut self, space: Space, esid: Esid, how: &MappingInfo) -> Result<(), CoreError>;
 
     /// Maps `how` at `esid` of `space` in one step, replacing whatever is
     /// mapped there (`as_seth64`); returns the mapping replaced, if any.
@@ -174,15 +176,15 @@ pub trait AixVm {
     fn replace(
         &mut self,
         space: Space,
-        esid: u64,
+        esid: Esid,
         how: &MappingInfo,
     ) -> Result<Option<MappingInfo>, CoreError>;
 
     /// Unmaps `esid` of `space` (and flushes its translations).
-    fn unmap(&mut self, space: Space, esid: u64) -> Result<(), CoreError>;
+    fn unmap(&mut self, space: Space, esid: Esid) -> Result<(), CoreError>;
 
     /// The mapping at `esid` of `space`.
-    fn mapping(&self, space: Space, esid: u64) -> Option<MappingInfo>;
+    fn mapping(&self, space: Space, esid: Esid) -> Option<MappingInfo>;
 
     /// Loads ESIDs 0..15 of `space` into `regs` as the 32-bit model's
     /// segment registers: each mapped one allocated with its
@@ -194,7 +196,7 @@ pub trait AixVm {
             let Some(sr) = SegmentRegister::new(n) else {
                 continue;
             };
-            match self.mapping(space, n as u64) {
+            match self.mapping(space, Esid::new(n as u64)) {
                 Some(m) => regs.set(sr, m.handle_raw()),
                 None => regs.clear(sr),
             }
@@ -202,9 +204,10 @@ pub trait AixVm {
     }
 
     /// The lowest run of `count` consecutive unmapped ESIDs of `space`
-    /// inside `range`, if there is one. The default probes
+    /// inside `range` (ESID numbers: its exclusive end may be 2^36, one
+    /// past the last ESID), if there is one. The default probes
     /// [`AixVm::mapping`] ESID by ESID, skipping past each mapped one.
-    fn free_run(&self, space: Space, range: Range<u64>, count: u64) -> Option<u64> {
+    fn free_run(&self, space: Space, range: Range<u64>, count: u64) -> Option<Esid> {
         probe_free_run(self, space, range, count)
     }
 }
@@ -216,12 +219,12 @@ pub fn probe_free_run<V: AixVm + ?Sized>(
     space: Space,
     range: Range<u64>,
     count: u64,
-) -> Option<u64> {
+) -> Option<Esid> {
     let mut start = range.start;
     while start.checked_add(count)? <= range.end {
-        match (start..start + count).find(|&e| vm.mapping(space, e).is_some()) {
+        match (start..start + count).find(|&e| vm.mapping(space, Esid::new(e)).is_some()) {
             Some(used) => start = used + 1,
-            None => return Some(start),
+            None => return Some(Esid::new(start)),
         }
     }
     None

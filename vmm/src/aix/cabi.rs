@@ -2,31 +2,38 @@
 //! with AIX's exact names and signatures, declared in
 //! `vmm/include/sys/vmuser.h` and `vmm/include/sys/adspace.h`.
 //!
-//! They work on one global services object that the embedding kernel (or
-//! a host test) installs at start-up with [`install`] (or [`install_send`]).
-//! Each call locks it, runs the Rust service and turns the typed error into
-//! AIX's value: an errno (`EINVAL`, `ENOMEM`, `ENOSPC`), `NULL`, `INVLSID`,
-//! or for `as_att64` 0 plus an errno kept per context and read with
-//! [`vmm_errno`]. Before installation every call answers its error value.
+//! They are generated from the service table ([`super::table`]) and reach
+//! the services through an [`Access`]: the embedder's own (a kernel that
+//! keeps its instance under its own lock sets one with [`set_access`], so
+//! the C entries, its Rust code and its system calls share one lock and
+//! one state), or else the built-in one, a lock around an object installed
+//! at start-up with [`install`] (or [`install_send`]). Each call runs the
+//! Rust service and turns the typed error into AIX's value: an errno
+//! (`EINVAL`, `ENOMEM`, `ENOSPC`), `NULL`, `INVLSID`, or for `as_att64` 0
+//! plus an errno kept per context and read with [`vmm_errno`]. While the
+//! access refuses (nothing installed yet) every call answers its error
+//! value. `vm_handle` reads no state and takes no lock.
 //!
-//! Locking: no entry spins on the lock without bound. What is running
-//! (process or interrupt) is known only to the services behind the lock,
-//! so an interrupt handler that interrupted a service call on the same
-//! processor could not be told apart from a waiting process before taking
-//! it; instead every entry only tries the lock a bounded number of times
-//! and then answers its error value (`EINVAL`, `NULL`, `INVLSID`, or 0
-//! with errno `EINVAL` for `as_att64`), logging that the services were
-//! busy. The services AIX allows in the interrupt environment (`vm_att`,
-//! `vm_det`, `as_getsrval`, `as_getsrval64`, and [`vmm_errno`]) give up
-//! after [`INTERRUPT_LOCK_TRIES`]; the process-environment ones wait
-//! longer ([`PROCESS_LOCK_TRIES`]), so that on a multiprocessor a call is
-//! refused only when another processor holds the lock for very long.
+//! Locking (built-in access): no entry spins on the lock without bound.
+//! What is running (process or interrupt) is known only to the services
+//! behind the lock, so an interrupt handler that interrupted a service
+//! call on the same processor could not be told apart from a waiting
+//! process before taking it; instead every entry only tries the lock a
+//! bounded number of times and then answers its error value (`EINVAL`,
+//! `NULL`, `INVLSID`, or 0 with errno `EINVAL` for `as_att64`), logging
+//! that the services were busy. The services AIX allows in the interrupt
+//! environment (`vm_att`, `vm_det`, `as_getsrval`, `as_getsrval64`, and
+//! [`vmm_errno`]: [`Entry::Interrupt`]) give up after
+//! [`INTERRUPT_LOCK_TRIES`]; the process-environment ones wait longer
+//! ([`PROCESS_LOCK_TRIES`]), so that on a multiprocessor a call is refused
+//! only when another processor holds the lock for very long. An
+//! embedder's [`Access`] is told the same [`Entry`] and decides itself.
 //!
-//! Guard: services that may only be used from some contexts (an emulated
-//! machine that belongs to one thread) are installed with
-//! [`install_guarded`]; every entry then asks the [`Guard`] first and,
-//! when it says no, logs the guard's reason and answers its error value
-//! without touching the services.
+//! Guard (built-in access): services that may only be used from some
+//! contexts (an emulated machine that belongs to one thread) are installed
+//! with [`install_guarded`]; every entry then asks the [`Guard`] first
+//! and, when it says no, logs the guard's reason and answers its error
+//! value without touching the services.
 
 use core::ffi::{c_int, c_long, c_ulonglong, c_void};
 use core::ptr;
@@ -34,177 +41,13 @@ use core::sync::atomic::{AtomicI32, Ordering};
 
 use spin::Mutex;
 
-use super::adsp::adspace_t;
-use super::backend::AixVm;
 use super::consts::{EINVAL, INVLSID};
 use super::ctypes::{caddr_t, dev_t, ulong, vmhandle_t, vmid_t, vmkey_t, vmsize_t};
 use super::error::*;
 use super::handle;
-use super::services::Aix;
+use super::segregs::adspace_t;
 
-/// The services as an object the C functions can call: every service of
-/// [`Aix`], whatever its core.
-pub trait AixServices {
-    /// The object itself, for an embedder that installed a concrete
-    /// [`Aix`] and needs it back inside [`with_services`] (switching
-    /// processes, fork and exit hooks).
-    fn as_any_mut(&mut self) -> &mut dyn core::any::Any;
-    /// [`Aix::vm_galloc`].
-    fn vm_galloc(&mut self, type_flags: c_int, size: vmsize_t) -> Result<u64, VmGallocError>;
-    /// [`Aix::vm_gfree`].
-    fn vm_gfree(&mut self, eaddr: u64, size: vmsize_t) -> Result<(), VmGfreeError>;
-    /// [`Aix::vm_guatt`].
-    fn vm_guatt(
-        &mut self,
-        kaddr: u64,
-        size: vmsize_t,
-        key: vmkey_t,
-        flags: c_long,
-    ) -> Result<u64, VmGuattError>;
-    /// [`Aix::vm_gudet`].
-    fn vm_gudet(
-        &mut self,
-        kaddr: u64,
-        uaddr: u64,
-        size: vmsize_t,
-        flags: c_long,
-    ) -> Result<(), VmGudetError>;
-    /// [`Aix::vm_att`].
-    fn vm_att(&mut self, handle: vmhandle_t, offset: u64) -> Result<u64, VmAttError>;
-    /// [`Aix::vm_det`].
-    fn vm_det(&mut self, eaddr: u64) -> Result<(), VmDetError>;
-    /// [`Aix::vms_create`].
-    fn vms_create(&mut self, type_flags: c_int, size: vmsize_t) -> Result<vmid_t, VmsCreateError>;
-    /// [`Aix::vms_delete`].
-    fn vms_delete(&mut self, vmid: vmid_t) -> Result<(), VmsDeleteError>;
-    /// [`Aix::getadsp`].
-    fn getadsp(&mut self) -> Result<ptr::NonNull<adspace_t>, GetadspError>;
-    /// [`Aix::as_att`].
-    fn as_att(
-        &mut self,
-        adsp: *const adspace_t,
-        handle: vmhandle_t,
-        offset: u64,
-    ) -> Result<u64, AsAttError>;
-    /// [`Aix::as_det`].
-    fn as_det(&mut self, adsp: *const adspace_t, eaddr: u64) -> Result<(), AsDetError>;
-    /// [`Aix::as_geth`].
-    fn as_geth(&mut self, adsp: *const adspace_t, addr: u64) -> Result<vmhandle_t, AsGethError>;
-    /// [`Aix::as_puth`].
-    fn as_puth(&mut self, adsp: *const adspace_t, handle: vmhandle_t) -> Result<(), AsPuthError>;
-    /// [`Aix::as_getsrval`].
-    fn as_getsrval(&mut self, adsp: *const adspace_t, addr: u64)
-        -> Result<vmhandle_t, AsGethError>;
-    /// [`Aix::as_att64`].
-    fn as_att64(&mut self, handle: vmhandle_t, offset: c_int) -> Result<u64, AsAtt64Error>;
-    /// [`Aix::as_det64`].
-    fn as_det64(&mut self, addr64: u64) -> Result<(), AsDet64Error>;
-    /// [`Aix::as_seth64`].
-    fn as_seth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsSeth64Error>;
-    /// [`Aix::as_geth64`].
-    fn as_geth64(&mut self, addr64: u64) -> Result<vmhandle_t, AsGeth64Error>;
-    /// [`Aix::as_puth64`].
-    fn as_puth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsPuth64Error>;
-    /// [`Aix::as_getsrval64`].
-    fn as_getsrval64(&mut self, addr64: u64) -> Result<vmhandle_t, AsGeth64Error>;
-    /// [`Aix::set_errno`].
-    fn set_errno(&mut self, errno: Errno);
-    /// [`Aix::errno`].
-    fn errno(&self) -> c_int;
-}
-
-impl<V: AixVm + 'static> AixServices for Aix<V> {
-    fn as_any_mut(&mut self) -> &mut dyn core::any::Any {
-        self
-    }
-    fn vm_galloc(&mut self, type_flags: c_int, size: vmsize_t) -> Result<u64, VmGallocError> {
-        Aix::vm_galloc(self, type_flags, size)
-    }
-    fn vm_gfree(&mut self, eaddr: u64, size: vmsize_t) -> Result<(), VmGfreeError> {
-        Aix::vm_gfree(self, eaddr, size)
-    }
-    fn vm_guatt(
-        &mut self,
-        kaddr: u64,
-        size: vmsize_t,
-        key: vmkey_t,
-        flags: c_long,
-    ) -> Result<u64, VmGuattError> {
-        Aix::vm_guatt(self, kaddr, size, key, flags)
-    }
-    fn vm_gudet(
-        &mut self,
-        kaddr: u64,
-        uaddr: u64,
-        size: vmsize_t,
-        flags: c_long,
-    ) -> Result<(), VmGudetError> {
-        Aix::vm_gudet(self, kaddr, uaddr, size, flags)
-    }
-    fn vm_att(&mut self, handle: vmhandle_t, offset: u64) -> Result<u64, VmAttError> {
-        Aix::vm_att(self, handle, offset)
-    }
-    fn vm_det(&mut self, eaddr: u64) -> Result<(), VmDetError> {
-        Aix::vm_det(self, eaddr)
-    }
-    fn vms_create(&mut self, type_flags: c_int, size: vmsize_t) -> Result<vmid_t, VmsCreateError> {
-        Aix::vms_create(self, type_flags, size)
-    }
-    fn vms_delete(&mut self, vmid: vmid_t) -> Result<(), VmsDeleteError> {
-        Aix::vms_delete(self, vmid)
-    }
-    fn getadsp(&mut self) -> Result<ptr::NonNull<adspace_t>, GetadspError> {
-        Aix::getadsp(self)
-    }
-    fn as_att(
-        &mut self,
-        adsp: *const adspace_t,
-        handle: vmhandle_t,
-        offset: u64,
-    ) -> Result<u64, AsAttError> {
-        Aix::as_att(self, adsp, handle, offset)
-    }
-    fn as_det(&mut self, adsp: *const adspace_t, eaddr: u64) -> Result<(), AsDetError> {
-        Aix::as_det(self, adsp, eaddr)
-    }
-    fn as_geth(&mut self, adsp: *const adspace_t, addr: u64) -> Result<vmhandle_t, AsGethError> {
-        Aix::as_geth(self, adsp, addr)
-    }
-    fn as_puth(&mut self, adsp: *const adspace_t, handle: vmhandle_t) -> Result<(), AsPuthError> {
-        Aix::as_puth(self, adsp, handle)
-    }
-    fn as_getsrval(
-        &mut self,
-        adsp: *const adspace_t,
-        addr: u64,
-    ) -> Result<vmhandle_t, AsGethError> {
-        Aix::as_getsrval(self, adsp, addr)
-    }
-    fn as_att64(&mut self, handle: vmhandle_t, offset: c_int) -> Result<u64, AsAtt64Error> {
-        Aix::as_att64(self, handle, offset)
-    }
-    fn as_det64(&mut self, addr64: u64) -> Result<(), AsDet64Error> {
-        Aix::as_det64(self, addr64)
-    }
-    fn as_seth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsSeth64Error> {
-        Aix::as_seth64(self, addr64, handle)
-    }
-    fn as_geth64(&mut self, addr64: u64) -> Result<vmhandle_t, AsGeth64Error> {
-        Aix::as_geth64(self, addr64)
-    }
-    fn as_puth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsPuth64Error> {
-        Aix::as_puth64(self, addr64, handle)
-    }
-    fn as_getsrval64(&mut self, addr64: u64) -> Result<vmhandle_t, AsGeth64Error> {
-        Aix::as_getsrval64(self, addr64)
-    }
-    fn set_errno(&mut self, errno: Errno) {
-        Aix::set_errno(self, errno)
-    }
-    fn errno(&self) -> c_int {
-        Aix::errno(self)
-    }
-}
+pub use super::table::AixServices;
 
 /// Who may call the installed services: checked by every C entry before it
 /// touches them (see [`install_guarded`]).
@@ -313,38 +156,113 @@ pub fn with_services<R>(f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> 
     SERVICES.lock().as_mut().map(|i| f(&mut *i.services))
 }
 
-/// Runs `f` on the installed services, trying the lock at most
-/// [`PROCESS_LOCK_TRIES`] times (process-environment entries); `None` if
-/// none are installed, the [`Guard`] refused the caller or the lock stayed
-/// busy.
-fn with<R>(name: &str, f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
-    with_tries(name, PROCESS_LOCK_TRIES, f)
+/// Where a C entry may be called from, which bounds how long the built-in
+/// access waits for the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// A service of the process environment: tries the lock
+    /// [`PROCESS_LOCK_TRIES`] times.
+    Process,
+    /// A service AIX allows in the interrupt environment: tries the lock
+    /// [`INTERRUPT_LOCK_TRIES`] times.
+    Interrupt,
 }
 
-/// As [`with`], but gives up after [`INTERRUPT_LOCK_TRIES`] (entries AIX
-/// allows in the interrupt environment).
-fn with_bounded<R>(name: &str, f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
-    with_tries(name, INTERRUPT_LOCK_TRIES, f)
+/// How the C entries reach the services. A kernel that keeps its [`Aix`]
+/// under its own lock implements this (lending the instance out under
+/// that lock) and passes it to [`set_access`], instead of installing a
+/// second object that forwards every call.
+///
+/// [`Aix`]: super::Aix
+pub trait Access: Sync {
+    /// Runs `f` once on the services if the caller may use them now.
+    ///
+    /// # Errors
+    ///
+    /// Why the services could not be lent (not set up, busy, refused for
+    /// this context); `f` was not called. The entry logs it after its own
+    /// name and answers its error value.
+    fn with_services(
+        &self,
+        entry: Entry,
+        f: &mut dyn FnMut(&mut dyn AixServices),
+    ) -> Result<(), &'static str>;
 }
 
-fn with_tries<R>(name: &str, tries: usize, f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
-    for _ in 0..tries {
-        if let Some(mut installed) = SERVICES.try_lock() {
-            let refusal = match installed.as_mut() {
-                None => "no AIX services installed",
-                Some(Installed { guard: Some(g), .. }) if !(g.allowed)() => g.refusal,
-                Some(i) => return Some(f(&mut *i.services)),
-            };
-            // Logged without the lock: a logger that calls back into the
-            // services must not find it held.
-            drop(installed);
-            log::warn!("{name}: {refusal}; refused");
-            return None;
+/// The built-in access: the object [`install`] put under this module's
+/// lock.
+struct Builtin;
+
+impl Access for Builtin {
+    fn with_services(
+        &self,
+        entry: Entry,
+        f: &mut dyn FnMut(&mut dyn AixServices),
+    ) -> Result<(), &'static str> {
+        let tries = match entry {
+            Entry::Process => PROCESS_LOCK_TRIES,
+            Entry::Interrupt => INTERRUPT_LOCK_TRIES,
+        };
+        for _ in 0..tries {
+            if let Some(mut installed) = SERVICES.try_lock() {
+                return match installed.as_mut() {
+                    None => Err("no AIX services installed"),
+                    Some(Installed { guard: Some(g), .. }) if !(g.allowed)() => Err(g.refusal),
+                    Some(i) => {
+                        f(&mut *i.services);
+                        Ok(())
+                    }
+                };
+            }
+            core::hint::spin_loop();
         }
-        core::hint::spin_loop();
+        Err("services busy (re-entered from an interrupt?)")
     }
-    log::warn!("{name}: services busy (re-entered from an interrupt?); refused");
-    None
+}
+
+static BUILTIN: Builtin = Builtin;
+
+static ACCESS: spin::Once<&'static dyn Access> = spin::Once::new();
+
+/// Makes every C entry reach the services through `access` from now on,
+/// instead of the built-in lock ([`install`] and friends then have no
+/// effect on the C entries). Set once, at start-up.
+///
+/// # Errors
+///
+/// An access was set already; it stays.
+pub fn set_access(access: &'static dyn Access) -> Result<(), &'static dyn Access> {
+    let mut fresh = false;
+    let set = ACCESS.call_once(|| {
+        fresh = true;
+        access
+    });
+    if fresh {
+        Ok(())
+    } else {
+        Err(*set)
+    }
+}
+
+/// Runs `f` on the services through the access in force; `None` if it
+/// refused (logged, without any lock held: a logger that calls back into
+/// the services must not find it held).
+fn with<R>(name: &str, entry: Entry, f: impl FnOnce(&mut dyn AixServices) -> R) -> Option<R> {
+    let access: &dyn Access = ACCESS.get().copied().unwrap_or(&BUILTIN);
+    let mut f = Some(f);
+    let mut out = None;
+    let r = access.with_services(entry, &mut |s| {
+        if let Some(f) = f.take() {
+            out = Some(f(s));
+        }
+    });
+    match r {
+        Ok(()) => out,
+        Err(refusal) => {
+            log::warn!("{name}: {refusal}; refused");
+            None
+        }
+    }
 }
 
 fn errno_of<T, E>(r: Option<Result<T, E>>, errno: impl FnOnce(&E) -> Errno) -> c_int {
@@ -372,7 +290,7 @@ unsafe fn write_through<T, E>(
         log::warn!("{name}: out-pointer is NULL");
         return EINVAL;
     }
-    match with(name, service) {
+    match with(name, Entry::Process, service) {
         Some(Ok(v)) => {
             // SAFETY: the caller guarantees `out` is writable; checked
             // non-NULL above.
@@ -383,277 +301,177 @@ unsafe fn write_through<T, E>(
     }
 }
 
-/// `vm_galloc`: see [`Aix::vm_galloc`]. Stores the address in `*eaddr`.
-///
-/// # Safety
-///
-/// `eaddr` must be NULL (answered with `EINVAL`) or valid for writing a
-/// `ulong`.
-#[no_mangle]
-pub unsafe extern "C" fn vm_galloc(type_: c_int, size: vmsize_t, eaddr: *mut ulong) -> c_int {
-    // SAFETY: the caller guarantees `eaddr` is NULL or writable.
-    unsafe {
-        write_through(
-            "vm_galloc",
-            eaddr,
-            |s| s.vm_galloc(type_, size),
-            VmGallocError::errno,
-        )
-    }
-}
-
-/// `vm_gfree`: see [`Aix::vm_gfree`].
-#[no_mangle]
-pub extern "C" fn vm_gfree(eaddr: ulong, size: vmsize_t) -> c_int {
-    errno_of(
-        with("vm_gfree", |s| s.vm_gfree(eaddr, size)),
-        VmGfreeError::errno,
-    )
-}
-
-/// `vm_guatt`: see [`Aix::vm_guatt`]. `*uaddr` must be NULL on entry and
-/// receives the user address.
-///
-/// # Safety
-///
-/// `uaddr` must be NULL (answered with `EINVAL`) or valid for reading and
-/// writing a pointer.
-#[no_mangle]
-pub unsafe extern "C" fn vm_guatt(
-    kaddr: *mut c_void,
-    size: vmsize_t,
-    key: vmkey_t,
-    flags: c_long,
-    uaddr: *mut *mut c_void,
-) -> c_int {
-    if uaddr.is_null() {
-        log::warn!("vm_guatt: uaddr is NULL");
-        return EINVAL;
-    }
-    // SAFETY: the caller guarantees `uaddr` is readable; checked non-NULL.
-    let current = unsafe { uaddr.read() };
-    if !current.is_null() {
-        let e = VmGuattError::UaddrNotNull {
-            uaddr: current as u64,
-        };
-        log::warn!("vm_guatt: {e:?}");
-        return e.errno().raw();
-    }
-    match with("vm_guatt", |s| s.vm_guatt(kaddr as u64, size, key, flags)) {
-        Some(Ok(u)) => {
-            // SAFETY: as above, `uaddr` is writable.
-            unsafe { uaddr.write(u as *mut c_void) };
-            0
+/// Writes a C entry for each entry of the service table, by its kind.
+macro_rules! c_shims {
+    ($(
+        $nr:literal $variant:ident $env:ident
+        fn $name:ident ( $($p:ident : $pty:ty),* ) -> $ret:ty | $err:ty
+        => $kind:ident ( $($out:ident)? ) fn ( $($cp:ident : $cty:ty),* ) $(-> $cret:ty)?
+        = ( $($arg:expr),* );
+    )*) => {
+        $( c_shims!(@shim $kind ($($out)?) $env $name ( $($cp : $cty),* ) $(-> $cret)? = ( $($arg),* )); )*
+    };
+    (@entry process) => { Entry::Process };
+    (@entry interrupt) => { Entry::Interrupt };
+    (@shim errno () $env:ident $name:ident ( $($cp:ident : $cty:ty),* ) -> $cret:ty = ( $($arg:expr),* )) => {
+        #[doc = concat!("`", stringify!($name), "`: see [`Aix::", stringify!($name),
+            "`](super::Aix::", stringify!($name), "); 0 or the errno.")]
+        #[no_mangle]
+        pub extern "C" fn $name($($cp: $cty),*) -> $cret {
+            errno_of(
+                with(stringify!($name), c_shims!(@entry $env), |s| s.$name($($arg),*)),
+                |e| e.errno(),
+            )
         }
-        r => errno_of(r, VmGuattError::errno),
-    }
-}
-
-/// `vm_gudet`: see [`Aix::vm_gudet`].
-#[no_mangle]
-pub extern "C" fn vm_gudet(
-    kaddr: *mut c_void,
-    uaddr: *mut c_void,
-    size: vmsize_t,
-    flags: c_long,
-) -> c_int {
-    errno_of(
-        with("vm_gudet", |s| {
-            s.vm_gudet(kaddr as u64, uaddr as u64, size, flags)
-        }),
-        VmGudetError::errno,
-    )
-}
-
-/// `vm_att`: see [`Aix::vm_att`]; NULL on failure (AIX would panic).
-#[no_mangle]
-pub extern "C" fn vm_att(vmhandle: vmhandle_t, offset: caddr_t) -> caddr_t {
-    match with_bounded("vm_att", |s| s.vm_att(vmhandle, offset as u64)) {
-        Some(Ok(a)) => a as caddr_t,
-        _ => ptr::null_mut(),
-    }
-}
-
-/// `vm_det`: see [`Aix::vm_det`]; a bad address is logged and ignored.
-#[no_mangle]
-pub extern "C" fn vm_det(eaddr: caddr_t) {
-    let _ = with_bounded("vm_det", |s| s.vm_det(eaddr as u64));
-}
-
-/// `vm_handle`: see [`handle::vm_handle`]; `INVLSID` for a bad vmid or
-/// key.
-#[no_mangle]
-pub extern "C" fn vm_handle(vmid: vmid_t, key: vmkey_t) -> vmhandle_t {
-    match handle::vm_handle(vmid, key) {
-        Ok(h) => h.raw(),
-        Err(e) => {
-            log::warn!("vm_handle: {e:?}");
-            INVLSID
+    };
+    (@shim out ($out:ident) $env:ident $name:ident ( $($cp:ident : $cty:ty),* ) -> $cret:ty = ( $($arg:expr),* )) => {
+        #[doc = concat!("`", stringify!($name), "`: see [`Aix::", stringify!($name),
+            "`](super::Aix::", stringify!($name), "); stores the value in `*",
+            stringify!($out), "` and answers 0, or the errno.")]
+        ///
+        /// # Safety
+        ///
+        #[doc = concat!("`", stringify!($out), "` must be NULL (answered with `EINVAL`) or \
+            valid for writing the value.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($cp: $cty),*) -> $cret {
+            // SAFETY: the caller guarantees the out-pointer is NULL or writable.
+            unsafe {
+                write_through(stringify!($name), $out, |s| s.$name($($arg),*), |e| e.errno())
+            }
         }
-    }
-}
-
-/// `vms_create`: see [`Aix::vms_create`]. Stores the id in `*vmid`;
-/// `dev`, `uplim` and `downlim` are ignored.
-///
-/// # Safety
-///
-/// `vmid` must be NULL (answered with `EINVAL`) or valid for writing a
-/// `vmid_t`.
-#[no_mangle]
-pub unsafe extern "C" fn vms_create(
-    vmid: *mut vmid_t,
-    type_: c_int,
-    _dev: dev_t,
-    size: vmsize_t,
-    _uplim: vmsize_t,
-    _downlim: vmsize_t,
-) -> c_int {
-    // SAFETY: the caller guarantees `vmid` is NULL or writable.
-    unsafe {
-        write_through(
-            "vms_create",
-            vmid,
-            |s| s.vms_create(type_, size),
-            VmsCreateError::errno,
-        )
-    }
-}
-
-/// `vms_delete`: see [`Aix::vms_delete`].
-#[no_mangle]
-pub extern "C" fn vms_delete(vmid: vmid_t) -> c_int {
-    errno_of(
-        with("vms_delete", |s| s.vms_delete(vmid)),
-        VmsDeleteError::errno,
-    )
-}
-
-/// `getadsp`: see [`Aix::getadsp`]; NULL on failure.
-#[no_mangle]
-pub extern "C" fn getadsp() -> *mut adspace_t {
-    match with("getadsp", |s| s.getadsp()) {
-        Some(Ok(p)) => p.as_ptr(),
-        _ => ptr::null_mut(),
-    }
-}
-
-/// `as_att`: see [`Aix::as_att`]; NULL when no register is free or on a
-/// bad argument.
-#[no_mangle]
-pub extern "C" fn as_att(adsp: *mut adspace_t, vmhandle: vmhandle_t, offset: caddr_t) -> caddr_t {
-    match with("as_att", |s| s.as_att(adsp, vmhandle, offset as u64)) {
-        Some(Ok(a)) => a as caddr_t,
-        _ => ptr::null_mut(),
-    }
-}
-
-/// `as_det`: see [`Aix::as_det`].
-#[no_mangle]
-pub extern "C" fn as_det(adsp: *mut adspace_t, eaddr: caddr_t) -> c_int {
-    errno_of(
-        with("as_det", |s| s.as_det(adsp, eaddr as u64)),
-        AsDetError::errno,
-    )
-}
-
-/// `as_geth`: see [`Aix::as_geth`]; `INVLSID` on failure.
-#[no_mangle]
-pub extern "C" fn as_geth(adsp: *mut adspace_t, addr: caddr_t) -> vmhandle_t {
-    match with("as_geth", |s| s.as_geth(adsp, addr as u64)) {
-        Some(Ok(h)) => h,
-        _ => INVLSID,
-    }
-}
-
-/// `as_puth`: see [`Aix::as_puth`]; a refused put is logged.
-#[no_mangle]
-pub extern "C" fn as_puth(adsp: *mut adspace_t, vmhandle: vmhandle_t) {
-    if let Some(Err(e)) = with("as_puth", |s| s.as_puth(adsp, vmhandle)) {
-        log::warn!("as_puth: {e:?}; ignored");
-    }
-}
-
-/// `as_getsrval`: see [`Aix::as_getsrval`]; `INVLSID` on failure.
-#[no_mangle]
-pub extern "C" fn as_getsrval(adsp: *mut adspace_t, addr: caddr_t) -> vmhandle_t {
-    match with_bounded("as_getsrval", |s| s.as_getsrval(adsp, addr as u64)) {
-        Some(Ok(h)) => h,
-        _ => INVLSID,
-    }
-}
-
-/// `as_att64`: see [`Aix::as_att64`]. Returns 0 on failure and records
-/// the errno (`EINVAL`, `ENOMEM`) for [`vmm_errno`].
-#[no_mangle]
-pub extern "C" fn as_att64(vmhandle: vmhandle_t, offset: c_int) -> c_ulonglong {
-    let r = with("as_att64", |s| {
-        let r = s.as_att64(vmhandle, offset);
-        if let Err(e) = &r {
-            s.set_errno(e.errno());
+    };
+    (@shim uaddr ($out:ident) $env:ident $name:ident ( $($cp:ident : $cty:ty),* ) -> $cret:ty = ( $($arg:expr),* )) => {
+        #[doc = concat!("`", stringify!($name), "`: see [`Aix::", stringify!($name),
+            "`](super::Aix::", stringify!($name), "). `*", stringify!($out),
+            "` must be NULL on entry and receives the user address; 0 or the errno.")]
+        ///
+        /// # Safety
+        ///
+        #[doc = concat!("`", stringify!($out), "` must be NULL (answered with `EINVAL`) or \
+            valid for reading and writing a pointer.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($cp: $cty),*) -> $cret {
+            if $out.is_null() {
+                log::warn!(concat!(stringify!($name), ": ", stringify!($out), " is NULL"));
+                return EINVAL;
+            }
+            // SAFETY: the caller guarantees the pointer is readable;
+            // checked non-NULL.
+            let current = unsafe { $out.read() };
+            if !current.is_null() {
+                let e = VmGuattError::UaddrNotNull {
+                    uaddr: current as u64,
+                };
+                log::warn!(concat!(stringify!($name), ": {:?}"), e);
+                return e.errno().raw();
+            }
+            match with(stringify!($name), c_shims!(@entry $env), |s| s.$name($($arg),*)) {
+                Some(Ok(u)) => {
+                    // SAFETY: as above, the pointer is writable.
+                    unsafe { $out.write(u as *mut c_void) };
+                    0
+                }
+                r => errno_of(r, |e| e.errno()),
+            }
         }
-        r
-    });
-    match r {
-        Some(Ok(a)) => a,
-        Some(Err(_)) => 0,
-        None => {
-            FALLBACK_ERRNO.store(EINVAL, Ordering::Relaxed);
-            0
+    };
+    (@shim null () $env:ident $name:ident ( $($cp:ident : $cty:ty),* ) -> $cret:ty = ( $($arg:expr),* )) => {
+        #[doc = concat!("`", stringify!($name), "`: see [`Aix::", stringify!($name),
+            "`](super::Aix::", stringify!($name), "); NULL on failure.")]
+        #[no_mangle]
+        pub extern "C" fn $name($($cp: $cty),*) -> $cret {
+            match with(stringify!($name), c_shims!(@entry $env), |s| s.$name($($arg),*)) {
+                Some(Ok(a)) => IntoCPtr::into_c_ptr(a),
+                _ => ptr::null_mut(),
+            }
         }
+    };
+    (@shim invlsid () $env:ident $name:ident ( $($cp:ident : $cty:ty),* ) -> $cret:ty = ( $($arg:expr),* )) => {
+        #[doc = concat!("`", stringify!($name), "`: see [`Aix::", stringify!($name),
+            "`](super::Aix::", stringify!($name), "); `INVLSID` on failure.")]
+        #[no_mangle]
+        pub extern "C" fn $name($($cp: $cty),*) -> $cret {
+            match with(stringify!($name), c_shims!(@entry $env), |s| s.$name($($arg),*)) {
+                Some(Ok(h)) => h,
+                _ => INVLSID,
+            }
+        }
+    };
+    (@shim void () $env:ident $name:ident ( $($cp:ident : $cty:ty),* ) = ( $($arg:expr),* )) => {
+        #[doc = concat!("`", stringify!($name), "`: see [`Aix::", stringify!($name),
+            "`](super::Aix::", stringify!($name), "); a refusal is logged and ignored.")]
+        #[no_mangle]
+        pub extern "C" fn $name($($cp: $cty),*) {
+            if let Some(Err(e)) = with(stringify!($name), c_shims!(@entry $env), |s| s.$name($($arg),*)) {
+                log::warn!(concat!(stringify!($name), ": {:?}; ignored"), e);
+            }
+        }
+    };
+    (@shim errno_slot () $env:ident $name:ident ( $($cp:ident : $cty:ty),* ) -> $cret:ty = ( $($arg:expr),* )) => {
+        #[doc = concat!("`", stringify!($name), "`: see [`Aix::", stringify!($name),
+            "`](super::Aix::", stringify!($name), "). Returns 0 on failure and records \
+            the errno for [`vmm_errno`].")]
+        #[no_mangle]
+        pub extern "C" fn $name($($cp: $cty),*) -> $cret {
+            let r = with(stringify!($name), c_shims!(@entry $env), |s| {
+                let r = s.$name($($arg),*);
+                if let Err(e) = &r {
+                    s.set_errno(e.errno());
+                }
+                r
+            });
+            match r {
+                Some(Ok(a)) => a,
+                Some(Err(_)) => 0,
+                None => {
+                    FALLBACK_ERRNO.store(EINVAL, Ordering::Relaxed);
+                    0
+                }
+            }
+        }
+    };
+    (@shim pure () $env:ident $name:ident ( $($cp:ident : $cty:ty),* ) -> $cret:ty = ( $($arg:expr),* )) => {
+        #[doc = concat!("`", stringify!($name), "`: see [`", stringify!($name),
+            "`](handle::", stringify!($name), "); `INVLSID` on failure. It reads no \
+            state of the services, so it takes no lock.")]
+        #[no_mangle]
+        pub extern "C" fn $name($($cp: $cty),*) -> $cret {
+            match handle::$name($($arg),*) {
+                Ok(h) => h.raw(),
+                Err(e) => {
+                    log::warn!(concat!(stringify!($name), ": {:?}"), e);
+                    INVLSID
+                }
+            }
+        }
+    };
+}
+
+/// A service's value as a C pointer.
+trait IntoCPtr<T> {
+    fn into_c_ptr(self) -> *mut T;
+}
+
+impl<T> IntoCPtr<T> for u64 {
+    fn into_c_ptr(self) -> *mut T {
+        self as *mut T
     }
 }
 
-/// `as_det64`: see [`Aix::as_det64`].
-#[no_mangle]
-pub extern "C" fn as_det64(addr64: c_ulonglong) -> c_int {
-    errno_of(
-        with("as_det64", |s| s.as_det64(addr64)),
-        AsDet64Error::errno,
-    )
-}
-
-/// `as_seth64`: see [`Aix::as_seth64`].
-#[no_mangle]
-pub extern "C" fn as_seth64(addr64: c_ulonglong, vmhandle: vmhandle_t) -> c_int {
-    errno_of(
-        with("as_seth64", |s| s.as_seth64(addr64, vmhandle)),
-        AsSeth64Error::errno,
-    )
-}
-
-/// `as_geth64`: see [`Aix::as_geth64`]; `INVLSID` on failure.
-#[no_mangle]
-pub extern "C" fn as_geth64(addr64: c_ulonglong) -> vmhandle_t {
-    match with("as_geth64", |s| s.as_geth64(addr64)) {
-        Some(Ok(h)) => h,
-        _ => INVLSID,
+impl<T> IntoCPtr<T> for ptr::NonNull<T> {
+    fn into_c_ptr(self) -> *mut T {
+        self.as_ptr()
     }
 }
 
-/// `as_puth64`: see [`Aix::as_puth64`].
-#[no_mangle]
-pub extern "C" fn as_puth64(addr64: c_ulonglong, vmhandle: vmhandle_t) -> c_int {
-    errno_of(
-        with("as_puth64", |s| s.as_puth64(addr64, vmhandle)),
-        AsPuth64Error::errno,
-    )
-}
-
-/// `as_getsrval64`: see [`Aix::as_getsrval64`]; `INVLSID` on failure.
-#[no_mangle]
-pub extern "C" fn as_getsrval64(addr64: c_ulonglong) -> vmhandle_t {
-    match with_bounded("as_getsrval64", |s| s.as_getsrval64(addr64)) {
-        Some(Ok(h)) => h,
-        _ => INVLSID,
-    }
-}
+crate::aix_service_table!(c_shims);
 
 /// The errno the last failed `as_att64` of the current context recorded
 /// (0 if none). AIX keeps it in the u-area; this project keeps it per
 /// context (process, or the kernel for kernel processes and interrupts).
 #[no_mangle]
 pub extern "C" fn vmm_errno() -> c_int {
-    with_bounded("vmm_errno", |s| s.errno())
+    with("vmm_errno", Entry::Interrupt, |s| s.errno())
         .unwrap_or_else(|| FALLBACK_ERRNO.load(Ordering::Relaxed))
 }

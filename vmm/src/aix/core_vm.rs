@@ -19,10 +19,10 @@ use crate::segment::{SegmentError, SegmentKind, ViewProt};
 use crate::sid::{Sid, SidKind};
 use crate::vm::{MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
 
-use super::adsp::{adspace_t, SegmentRegister};
 use super::backend::{probe_free_run, AixVm, CoreError, MappingInfo, SegmentInfo, Space};
 use super::consts::PAGESIZE;
 use super::error::Shortage;
+use super::segregs::{adspace_t, SegmentRegister};
 
 const _: () = assert!(KERNEL_ESID_BASE == super::backend::KERNEL_ESID_BASE);
 
@@ -50,16 +50,12 @@ fn core_error(e: VmError) -> CoreError {
         VmError::NoFrames => CoreError::Shortage(Shortage::Frames),
         VmError::NoSids => CoreError::Shortage(Shortage::Sids),
         VmError::Sid(_) => CoreError::Shortage(Shortage::Sids),
-        VmError::Segment(SegmentError::NoSuchSegment(s)) => CoreError::NoSuchSegment(s.as_u64()),
-        VmError::Segment(SegmentError::NotHeld(s)) => CoreError::NotHeld(s.as_u64()),
-        VmError::Segment(SegmentError::Attached(s)) => CoreError::Attached(s.as_u64()),
-        VmError::Segment(SegmentError::DeletePending(s)) => CoreError::DeletePending(s.as_u64()),
-        VmError::Adspace(crate::adspace::AdspaceError::Occupied(e)) => {
-            CoreError::Occupied(e.as_u64())
-        }
-        VmError::Adspace(crate::adspace::AdspaceError::NotMapped(e)) => {
-            CoreError::NotMapped(e.as_u64())
-        }
+        VmError::Segment(SegmentError::NoSuchSegment(s)) => CoreError::NoSuchSegment(s),
+        VmError::Segment(SegmentError::NotHeld(s)) => CoreError::NotHeld(s),
+        VmError::Segment(SegmentError::Attached(s)) => CoreError::Attached(s),
+        VmError::Segment(SegmentError::DeletePending(s)) => CoreError::DeletePending(s),
+        VmError::Adspace(crate::adspace::AdspaceError::Occupied(e)) => CoreError::Occupied(e),
+        VmError::Adspace(crate::adspace::AdspaceError::NotMapped(e)) => CoreError::NotMapped(e),
         VmError::BadSize(_) | VmError::BadWindow | VmError::WrongHalf(_) => CoreError::BadRange,
         _ => CoreError::Shortage(Shortage::Metadata),
     }
@@ -163,8 +159,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
         self.vmm.switch_to(Some(id)).map_err(core_error)
     }
 
-    fn space_ref(&self, space: Space, esid: u64) -> Result<SpaceRef, CoreError> {
-        if esid >= KERNEL_ESID_BASE {
+    fn space_ref(&self, space: Space, esid: Esid) -> Result<SpaceRef, CoreError> {
+        if esid.as_u64() >= KERNEL_ESID_BASE {
             return if space == Space::Kernel {
                 Ok(SpaceRef::Kernel)
             } else {
@@ -172,7 +168,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
             };
         }
         self.space_id(space)
-            .map(SpaceRef::Process)
+            .map(SpaceRef::User)
             .ok_or(CoreError::NoSuchSpace(space))
     }
 }
@@ -182,7 +178,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
     fn map_args(
         &self,
         space: Space,
-        esid: u64,
+        esid: Esid,
         how: &MappingInfo,
     ) -> Result<(SpaceRef, Esid, Sid, MapOptions), CoreError> {
         let target = self.space_ref(space, esid)?;
@@ -199,16 +195,8 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> CoreVm<H, S, F> {
             bolted: false,
             owned: false,
         };
-        Ok((target, esid_of(esid)?, sid_of(how.sid)?, opts))
+        Ok((target, esid, how.sid, opts))
     }
-}
-
-fn sid_of(raw: u64) -> Result<Sid, CoreError> {
-    Sid::try_new(raw).ok_or(CoreError::NoSuchSegment(raw))
-}
-
-fn esid_of(raw: u64) -> Result<Esid, CoreError> {
-    Esid::try_new(raw).ok_or(CoreError::BadRange)
 }
 
 impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> {
@@ -232,7 +220,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
         pages: u32,
         prot: crate::segment::PageProt,
         kernel: bool,
-    ) -> Result<u64, CoreError> {
+    ) -> Result<Sid, CoreError> {
         let kind = if kernel {
             SidKind::Kernel
         } else {
@@ -241,12 +229,11 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
         self.sid_available()?;
         self.vmm
             .create_segment(kind, u64::from(pages) * PAGESIZE, prot)
-            .map(Sid::as_u64)
             .map_err(core_error)
     }
 
-    fn segment(&self, sid: u64) -> Option<SegmentInfo> {
-        let s = self.vmm.segments().get(Sid::try_new(sid)?).ok()?;
+    fn segment(&self, sid: Sid) -> Option<SegmentInfo> {
+        let s = self.vmm.segments().get(sid).ok()?;
         if s.kind() != &SegmentKind::Working {
             return None;
         }
@@ -259,25 +246,16 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
         })
     }
 
-    fn delete_segment(&mut self, sid: u64) -> Result<(), CoreError> {
-        self.vmm
-            .delete_segment(sid_of(sid)?)
-            .map(|_| ())
-            .map_err(core_error)
+    fn delete_segment(&mut self, sid: Sid) -> Result<(), CoreError> {
+        self.vmm.delete_segment(sid).map(|_| ()).map_err(core_error)
     }
 
-    fn hold_segment(&mut self, sid: u64) -> Result<(), CoreError> {
-        self.vmm
-            .hold_segment(sid_of(sid)?)
-            .map(|_| ())
-            .map_err(core_error)
+    fn hold_segment(&mut self, sid: Sid) -> Result<(), CoreError> {
+        self.vmm.hold_segment(sid).map(|_| ()).map_err(core_error)
     }
 
-    fn put_segment(&mut self, sid: u64) -> Result<(), CoreError> {
-        self.vmm
-            .put_segment(sid_of(sid)?)
-            .map(|_| ())
-            .map_err(core_error)
+    fn put_segment(&mut self, sid: Sid) -> Result<(), CoreError> {
+        self.vmm.put_segment(sid).map(|_| ()).map_err(core_error)
     }
 
     fn space_exists(&self, space: Space) -> bool {
@@ -316,7 +294,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
         Ok(())
     }
 
-    fn map(&mut self, space: Space, esid: u64, how: &MappingInfo) -> Result<(), CoreError> {
+    fn map(&mut self, space: Space, esid: Esid, how: &MappingInfo) -> Result<(), CoreError> {
         let (target, esid, sid, opts) = self.map_args(space, esid, how)?;
         self.injected_failure()?;
         self.vmm
@@ -328,7 +306,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
     fn replace(
         &mut self,
         space: Space,
-        esid: u64,
+        esid: Esid,
         how: &MappingInfo,
     ) -> Result<Option<MappingInfo>, CoreError> {
         let old = self.mapping(space, esid);
@@ -342,12 +320,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
         Ok(old)
     }
 
-    fn unmap(&mut self, space: Space, esid: u64) -> Result<(), CoreError> {
+    fn unmap(&mut self, space: Space, esid: Esid) -> Result<(), CoreError> {
         let target = self.space_ref(space, esid)?;
-        self.vmm
-            .unmap(target, esid_of(esid)?)
-            .map(|_| ())
-            .map_err(core_error)
+        self.vmm.unmap(target, esid).map(|_| ()).map_err(core_error)
     }
 
     fn load_segment_registers(&self, space: Space, regs: &mut adspace_t) {
@@ -365,7 +340,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
         }
     }
 
-    fn free_run(&self, space: Space, range: Range<u64>, count: u64) -> Option<u64> {
+    fn free_run(&self, space: Space, range: Range<u64>, count: u64) -> Option<Esid> {
         // The core's ordered map answers directly when the whole range
         // lies in one address space; anything else is answered the slow
         // way, so the result never differs from `probe_free_run`.
@@ -384,14 +359,14 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
             None
         };
         match found {
-            Some(esid) => esid.map(Esid::as_u64),
+            Some(esid) => esid,
             None => probe_free_run(self, space, range, count),
         }
     }
 
-    fn mapping(&self, space: Space, esid: u64) -> Option<MappingInfo> {
+    fn mapping(&self, space: Space, esid: Esid) -> Option<MappingInfo> {
         let target = self.space_ref(space, esid).ok()?;
-        let m = self.vmm.mapping(target, Esid::try_new(esid)?).ok()?;
+        let m = self.vmm.mapping(target, esid).ok()?;
         let view_prot = match m.view {
             Some(v) => match self.vmm.segments().get(v).ok()?.kind() {
                 SegmentKind::View { prot, .. } => *prot,
@@ -400,7 +375,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> AixVm for CoreVm<H, S, F> 
             None => ViewProt::Segment,
         };
         Some(MappingInfo {
-            sid: m.handle.sid().as_u64(),
+            sid: m.handle.sid(),
             key: m.handle.key(),
             no_exec: m.handle.no_exec(),
             window: m.window.clone(),
@@ -435,14 +410,14 @@ mod tests {
             fork: crate::adspace::ForkAction::Share,
         };
         core.set_fail_map_after(Some(1));
-        core.map(Space::Kernel, 3, &how).unwrap();
+        core.map(Space::Kernel, Esid::new(3), &how).unwrap();
         assert_eq!(core.fail_map_after(), Some(0));
         assert_eq!(
-            core.map(Space::Kernel, 4, &how),
+            core.map(Space::Kernel, Esid::new(4), &how),
             Err(CoreError::Shortage(Shortage::Metadata))
         );
         assert_eq!(core.fail_map_after(), None);
-        core.map(Space::Kernel, 4, &how).unwrap();
+        core.map(Space::Kernel, Esid::new(4), &how).unwrap();
     }
 
     /// The core's one-look answers agree with the probing definitions
@@ -488,7 +463,7 @@ mod tests {
                             view_prot: ViewProt::Segment,
                             fork: ForkAction::Share,
                         };
-                        let _ = core.map(space, esid, &how);
+                        let _ = core.map(space, Esid::new(esid), &how);
                     }
                     for space in [
                         Space::Kernel,
@@ -508,7 +483,7 @@ mod tests {
                         core.load_segment_registers(space, &mut regs);
                         let mut want = adspace_t::EMPTY;
                         for n in 0..16 {
-                            if let Some(m) = core.mapping(space, n as u64) {
+                            if let Some(m) = core.mapping(space, Esid::new(n as u64)) {
                                 want.set(SegmentRegister::new(n).unwrap(), m.handle_raw());
                             }
                         }
@@ -533,11 +508,11 @@ mod tests {
         let sid = Sid::new(7);
         assert_eq!(
             core_error(VmError::Segment(SegmentError::NotHeld(sid))),
-            CoreError::NotHeld(7)
+            CoreError::NotHeld(sid)
         );
         assert_eq!(
             core_error(VmError::Segment(SegmentError::DeletePending(sid))),
-            CoreError::DeletePending(7)
+            CoreError::DeletePending(sid)
         );
         assert_eq!(core_error(VmError::BadWindow), CoreError::BadRange);
         assert_eq!(

@@ -54,7 +54,7 @@ impl VmKey {
 
 /// Why a `vmhandle_t` or the arguments of `vm_handle` were refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandleError {
+pub enum VmHandleError {
     /// The vmid is negative or not below [`SIDMAX`].
     BadVmid {
         /// The vmid passed.
@@ -71,6 +71,39 @@ pub enum HandleError {
         /// The handle passed.
         handle: vmhandle_t,
     },
+}
+
+impl VmHandleError {
+    /// The AIX errno this error becomes at a system call boundary: always
+    /// `EINVAL` (in C `vm_handle` answers `INVLSID` instead).
+    pub const fn errno(&self) -> super::error::Errno {
+        super::error::Errno::Inval
+    }
+}
+
+/// A handle argument of the services: a checked [`VmHandle`] (what
+/// `vm_handle` and `as_geth64` give Rust callers), or a raw `vmhandle_t`
+/// as C passes it, which the service checks and refuses with its
+/// `BadHandle` error.
+pub trait IntoVmHandle {
+    /// The checked handle.
+    ///
+    /// # Errors
+    ///
+    /// A raw value that is no handle ([`VmHandle::from_raw`]).
+    fn into_vm_handle(self) -> Result<VmHandle, VmHandleError>;
+}
+
+impl IntoVmHandle for VmHandle {
+    fn into_vm_handle(self) -> Result<VmHandle, VmHandleError> {
+        Ok(self)
+    }
+}
+
+impl IntoVmHandle for vmhandle_t {
+    fn into_vm_handle(self) -> Result<VmHandle, VmHandleError> {
+        VmHandle::from_raw(self)
+    }
 }
 
 /// A checked virtual memory handle: a segment (SID), its access key and
@@ -94,11 +127,11 @@ impl VmHandle {
     /// Builds the handle for segment `sid` with `key`; `no_execute` sets N.
     ///
     /// # Errors
-    /// [`HandleError::BadVmid`] if `sid` is not below [`SIDMAX`] (SIDMAX
+    /// [`VmHandleError::BadVmid`] if `sid` is not below [`SIDMAX`] (SIDMAX
     /// itself is [`INVLSID`]).
-    pub fn new(sid: u64, key: VmKey, no_execute: bool) -> Result<Self, HandleError> {
+    pub fn new(sid: u64, key: VmKey, no_execute: bool) -> Result<Self, VmHandleError> {
         if sid >= SIDMAX {
-            return Err(HandleError::BadVmid {
+            return Err(VmHandleError::BadVmid {
                 vmid: sid as vmid_t,
             });
         }
@@ -118,7 +151,7 @@ impl VmHandle {
     /// Checks a handle that came from C.
     ///
     /// # Errors
-    /// [`HandleError::BadHandle`] if bits outside SID/Ks/Kp/N are set, the
+    /// [`VmHandleError::BadHandle`] if bits outside SID/Ks/Kp/N are set, the
     /// SID is not below [`SIDMAX`], or the value is [`INVLSID`].
     ///
     /// Any Ks/Kp pair is accepted: `vm_handle` only builds Ks = Kp, but
@@ -126,8 +159,8 @@ impl VmHandle {
     /// mapping as it is, and a process's own segments are commonly mapped
     /// Ks = 0, Kp = 1 (the core's `SegKey::KERNEL`); such a handle must be
     /// accepted back by `as_puth64` and the attach services.
-    pub fn from_raw(handle: vmhandle_t) -> Result<Self, HandleError> {
-        let bad = Err(HandleError::BadHandle { handle });
+    pub fn from_raw(handle: vmhandle_t) -> Result<Self, VmHandleError> {
+        let bad = Err(VmHandleError::BadHandle { handle });
         if handle == INVLSID {
             return bad;
         }
@@ -196,13 +229,13 @@ impl VmHandle {
 /// block).
 ///
 /// # Errors
-/// [`HandleError::BadVmid`] for a negative vmid or one not below
-/// [`SIDMAX`]; [`HandleError::BadKey`] for a key other than
+/// [`VmHandleError::BadVmid`] for a negative vmid or one not below
+/// [`SIDMAX`]; [`VmHandleError::BadKey`] for a key other than
 /// `VM_PRIV`/`VM_UNPRIV`.
-pub fn vm_handle(vmid: vmid_t, key: vmkey_t) -> Result<VmHandle, HandleError> {
-    let key = VmKey::from_raw(key).ok_or(HandleError::BadKey { key })?;
+pub fn vm_handle(vmid: vmid_t, key: vmkey_t) -> Result<VmHandle, VmHandleError> {
+    let key = VmKey::from_raw(key).ok_or(VmHandleError::BadKey { key })?;
     if vmid < 0 || vmid as u64 >= SIDMAX {
-        return Err(HandleError::BadVmid { vmid });
+        return Err(VmHandleError::BadVmid { vmid });
     }
     VmHandle::new(vmid as u64, key, false)
 }
@@ -236,10 +269,10 @@ mod tests {
 
     #[test]
     fn vm_handle_refuses_bad_arguments() {
-        assert_eq!(vm_handle(1, 2), Err(HandleError::BadKey { key: 2 }));
-        assert_eq!(vm_handle(-1, 0), Err(HandleError::BadVmid { vmid: -1 }));
+        assert_eq!(vm_handle(1, 2), Err(VmHandleError::BadKey { key: 2 }));
+        assert_eq!(vm_handle(-1, 0), Err(VmHandleError::BadVmid { vmid: -1 }));
         let max = SIDMAX as vmid_t;
-        assert_eq!(vm_handle(max, 0), Err(HandleError::BadVmid { vmid: max }));
+        assert_eq!(vm_handle(max, 0), Err(VmHandleError::BadVmid { vmid: max }));
         assert!(vm_handle(max - 1, 1).is_ok());
     }
 

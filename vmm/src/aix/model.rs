@@ -17,9 +17,12 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 
+use arch_ppc64::addr::Esid;
+
 use crate::adspace::ForkAction;
 use crate::platform::{Environment, Privilege, ProcessId};
 use crate::segment::PageProt;
+use crate::sid::Sid;
 
 use super::backend::{AixVm, CoreError, MappingInfo, SegmentInfo, Space, KERNEL_ESID_BASE};
 use super::consts::{PAGESIZE, PAGES_PER_SEGMENT, SEGOFFSET, SEGSHIFT};
@@ -61,8 +64,8 @@ pub struct ModelVm {
     /// with [`Shortage::Metadata`], to test the services' roll-back.
     pub fail_map_after: Option<u32>,
     next_sid: u64,
-    segments: BTreeMap<u64, ModelSegment>,
-    spaces: BTreeMap<Space, BTreeMap<u64, MappingInfo>>,
+    segments: BTreeMap<Sid, ModelSegment>,
+    spaces: BTreeMap<Space, BTreeMap<Esid, MappingInfo>>,
 }
 
 impl Default for ModelVm {
@@ -99,7 +102,7 @@ impl ModelVm {
     }
 
     /// Every mapping of every space, for snapshots.
-    pub fn all_mappings(&self) -> alloc::vec::Vec<(Space, u64, MappingInfo)> {
+    pub fn all_mappings(&self) -> alloc::vec::Vec<(Space, Esid, MappingInfo)> {
         let mut v = alloc::vec::Vec::new();
         for (s, m) in &self.spaces {
             for (e, i) in m {
@@ -110,7 +113,7 @@ impl ModelVm {
     }
 
     /// Every segment's state, for snapshots.
-    pub fn all_segments(&self) -> alloc::vec::Vec<(u64, SegmentInfo)> {
+    pub fn all_segments(&self) -> alloc::vec::Vec<(Sid, SegmentInfo)> {
         self.segments
             .iter()
             .map(|(&sid, s)| (sid, Self::info(s)))
@@ -132,9 +135,9 @@ impl ModelVm {
         space: Space,
         ea: u64,
         privilege: Privilege,
-    ) -> Result<(u64, u32, bool, PageProt), ModelFault> {
-        let esid = ea >> SEGSHIFT;
-        let home = if esid >= KERNEL_ESID_BASE {
+    ) -> Result<(Sid, u32, bool, PageProt), ModelFault> {
+        let esid = Esid::try_new(ea >> SEGSHIFT).ok_or(ModelFault::NoSegment)?;
+        let home = if esid.as_u64() >= KERNEL_ESID_BASE {
             Space::Kernel
         } else {
             space
@@ -191,7 +194,7 @@ impl ModelVm {
         Ok(())
     }
 
-    fn destroy_if_done(&mut self, sid: u64) {
+    fn destroy_if_done(&mut self, sid: Sid) {
         if let Some(s) = self.segments.get(&sid) {
             if s.delete_pending && s.holds == 0 && s.attaches == 0 {
                 self.segments.remove(&sid);
@@ -214,14 +217,14 @@ impl AixVm for ModelVm {
         pages: u32,
         prot: PageProt,
         _kernel: bool,
-    ) -> Result<u64, CoreError> {
+    ) -> Result<Sid, CoreError> {
         if pages == 0 || pages > PAGES_PER_SEGMENT as u32 {
             return Err(CoreError::BadRange);
         }
         if self.next_sid >= self.sid_limit {
             return Err(CoreError::Shortage(Shortage::Sids));
         }
-        let sid = self.next_sid;
+        let sid = Sid::try_new(self.next_sid).ok_or(CoreError::Shortage(Shortage::Sids))?;
         self.next_sid += 1;
         self.segments.insert(
             sid,
@@ -237,11 +240,11 @@ impl AixVm for ModelVm {
         Ok(sid)
     }
 
-    fn segment(&self, sid: u64) -> Option<SegmentInfo> {
+    fn segment(&self, sid: Sid) -> Option<SegmentInfo> {
         self.segments.get(&sid).map(Self::info)
     }
 
-    fn delete_segment(&mut self, sid: u64) -> Result<(), CoreError> {
+    fn delete_segment(&mut self, sid: Sid) -> Result<(), CoreError> {
         let s = self
             .segments
             .get_mut(&sid)
@@ -257,7 +260,7 @@ impl AixVm for ModelVm {
         Ok(())
     }
 
-    fn hold_segment(&mut self, sid: u64) -> Result<(), CoreError> {
+    fn hold_segment(&mut self, sid: Sid) -> Result<(), CoreError> {
         let s = self
             .segments
             .get_mut(&sid)
@@ -266,7 +269,7 @@ impl AixVm for ModelVm {
         Ok(())
     }
 
-    fn put_segment(&mut self, sid: u64) -> Result<(), CoreError> {
+    fn put_segment(&mut self, sid: Sid) -> Result<(), CoreError> {
         let s = self
             .segments
             .get_mut(&sid)
@@ -300,7 +303,7 @@ impl AixVm for ModelVm {
         if self.spaces.contains_key(&Space::Process(child)) {
             return Err(CoreError::BadRange);
         }
-        let inherited: BTreeMap<u64, MappingInfo> = p
+        let inherited: BTreeMap<Esid, MappingInfo> = p
             .iter()
             .filter(|(_, m)| m.fork == ForkAction::Share)
             .map(|(e, m)| (*e, m.clone()))
@@ -332,8 +335,8 @@ impl AixVm for ModelVm {
         Ok(())
     }
 
-    fn map(&mut self, space: Space, esid: u64, how: &MappingInfo) -> Result<(), CoreError> {
-        if esid >= KERNEL_ESID_BASE && space != Space::Kernel {
+    fn map(&mut self, space: Space, esid: Esid, how: &MappingInfo) -> Result<(), CoreError> {
+        if esid.as_u64() >= KERNEL_ESID_BASE && space != Space::Kernel {
             return Err(CoreError::BadRange);
         }
         let seg = self
@@ -374,7 +377,7 @@ impl AixVm for ModelVm {
     fn replace(
         &mut self,
         space: Space,
-        esid: u64,
+        esid: Esid,
         how: &MappingInfo,
     ) -> Result<Option<MappingInfo>, CoreError> {
         let maps = self
@@ -403,7 +406,7 @@ impl AixVm for ModelVm {
         }
     }
 
-    fn unmap(&mut self, space: Space, esid: u64) -> Result<(), CoreError> {
+    fn unmap(&mut self, space: Space, esid: Esid) -> Result<(), CoreError> {
         let maps = self
             .spaces
             .get_mut(&space)
@@ -416,7 +419,7 @@ impl AixVm for ModelVm {
         Ok(())
     }
 
-    fn mapping(&self, space: Space, esid: u64) -> Option<MappingInfo> {
+    fn mapping(&self, space: Space, esid: Esid) -> Option<MappingInfo> {
         self.spaces.get(&space)?.get(&esid).cloned()
     }
 }

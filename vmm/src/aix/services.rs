@@ -7,6 +7,14 @@
 //! a copy of each address space's `adspace_t` for `getadsp`, and the errno
 //! of `as_att64`.
 //!
+//! This module holds [`Aix`] itself, its configuration, the process
+//! hooks and the helpers every service shares; each AIX family's
+//! services, with their error types, are in a module of their own:
+//! `global` (`vm_galloc`, `vm_gfree`, `vm_guatt`, `vm_gudet`),
+//! `kernel_att` (`vm_att`, `vm_det`), `objects` (`vms_create`,
+//! `vms_delete`), `adspace32` (`getadsp`, `as_att`, `as_det`, `as_geth`,
+//! `as_puth`, `as_getsrval`) and `adspace64` (the `as_*64` services).
+//!
 //! Placement (decisions of this project where AIX is silent, see
 //! `docs/aix-services.md`):
 //!
@@ -30,13 +38,26 @@ use arch_ppc64::structures::hpte::Pp;
 use crate::adspace::{ForkAction, SegKey};
 use crate::platform::{Environment, ProcessId};
 use crate::segment::{PageProt, ViewProt};
+use crate::sid::Sid;
 
-use super::adsp::{adspace_t, SegmentRegister};
 use super::backend::{AixVm, CoreError, MappingInfo, Space, KERNEL_ESID_BASE};
 use super::consts::*;
 use super::ctypes::{vmhandle_t, vmid_t, vmkey_t, vmsize_t};
 use super::error::*;
-use super::handle::{VmHandle, VmKey};
+use super::handle::{IntoVmHandle, VmHandle, VmHandleError, VmKey};
+use super::segregs::{adspace_t, SegmentRegister};
+
+mod adspace32;
+mod adspace64;
+mod global;
+mod kernel_att;
+mod objects;
+
+pub use adspace32::{AsAttError, AsDetError, AsGethError, AsPuthError, GetadspError};
+pub use adspace64::{AsAtt64Error, AsDet64Error, AsGeth64Error, AsPuth64Error, AsSeth64Error};
+pub use global::{VmGallocError, VmGfreeError, VmGuattError, VmGudetError};
+pub use kernel_att::{VmAttError, VmDetError};
+pub use objects::{VmsCreateError, VmsDeleteError};
 
 /// First ESID of the user area where `vm_guatt` and `as_att64` place
 /// regions in a 64-bit process: EA `0x0700_0000_0000_0000`, AIX's shmat
@@ -135,6 +156,7 @@ pub enum LayoutRange {
 
 /// Why [`Aix::with_config`] refused a layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AixConfigError {
     /// The range has no segments.
     Empty(LayoutRange),
@@ -211,7 +233,7 @@ pub struct Allocation {
     /// Size in bytes, rounded up to 4 KB.
     pub bytes: u64,
     /// The segments, in address order.
-    pub sids: Vec<u64>,
+    pub sids: Vec<Sid>,
     /// The `type` it was allocated with.
     pub type_flags: c_int,
 }
@@ -254,7 +276,7 @@ struct Context {
     regions: BTreeSet<u64>,
     attachments: Vec<Attachment>,
     /// `as_geth`/`as_geth64` holds taken here, per SID.
-    holds: BTreeMap<u64, u32>,
+    holds: BTreeMap<Sid, u32>,
     errno: c_int,
 }
 
@@ -283,7 +305,7 @@ impl Context {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bookkeeping {
     allocations: Vec<Allocation>,
-    galloc_sids: BTreeSet<u64>,
+    galloc_sids: BTreeSet<Sid>,
     vms: BTreeSet<u64>,
     contexts: BTreeMap<Space, Context>,
     vm_att: BTreeMap<u64, Space>,
@@ -291,6 +313,7 @@ pub struct Bookkeeping {
 
 /// Why a process could not be created, forked or ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProcessError {
     /// The process id is already in use.
     Exists(ProcessId),
@@ -309,7 +332,7 @@ pub struct Aix<V: AixVm> {
     /// containing an address (`vm_guatt`, `vm_gudet`); `vm_galloc` and
     /// `vm_gfree`, much rarer, shift the rest.
     allocations: Vec<Allocation>,
-    galloc_sids: BTreeSet<u64>,
+    galloc_sids: BTreeSet<Sid>,
     vms: BTreeSet<u64>,
     contexts: BTreeMap<Space, Context>,
     /// `vm_att` slot ESID → the context that attached it.
@@ -355,9 +378,9 @@ fn type_flags_ok(type_flags: c_int) -> bool {
 /// the handle's keys (Ks and Kp each as the handle has them, so a handle
 /// `as_geth64` returned for a Ks = 0, Kp = 1 mapping maps the same way
 /// again) and N, shared across fork.
-fn region(h: VmHandle) -> MappingInfo {
+fn region(h: VmHandle, sid: Sid) -> MappingInfo {
     MappingInfo {
-        sid: h.sid(),
+        sid,
         key: SegKey {
             ks: h.ks(),
             kp: h.kp(),
@@ -375,7 +398,7 @@ fn region(h: VmHandle) -> MappingInfo {
 /// for key 0) or PP 110 (read-only for key 0) closes the pages to problem
 /// state (ISA Book III §5.7.13.1, Table 9). The supervisor access is the
 /// one the handle's Ks gives, whatever its Kp.
-fn kernel_only(h: VmHandle, prot: PageProt) -> MappingInfo {
+fn kernel_only(h: VmHandle, sid: Sid, prot: PageProt) -> MappingInfo {
     let sup = prot.pp.access(h.ks());
     let (ks, pp) = if sup.write {
         (false, Pp::RW_NONE)
@@ -385,7 +408,7 @@ fn kernel_only(h: VmHandle, prot: PageProt) -> MappingInfo {
         (true, Pp::RW_NONE)
     };
     MappingInfo {
-        sid: h.sid(),
+        sid,
         key: SegKey { ks, kp: true },
         no_exec: h.no_execute(),
         window: None,
@@ -408,9 +431,14 @@ fn seg_key(key: VmKey) -> SegKey {
 /// what their own records say is mapped, so a refusal is a bug to report,
 /// not an error to hand back.
 fn unmap_logged<V: AixVm>(vm: &mut V, space: Space, esid: u64) {
-    if let Err(e) = vm.unmap(space, esid) {
+    if let Err(e) = vm.unmap(space, Esid::new(esid)) {
         unmap_failed(space, esid, e);
     }
+}
+
+/// [`AixVm::free_run`] as the raw ESID the services' own records keep.
+fn free_run<V: AixVm>(vm: &V, space: Space, range: Range<u64>, count: u64) -> Option<u64> {
+    vm.free_run(space, range, count).map(Esid::as_u64)
 }
 
 /// The log record of a refused unmap, out of line: formatting it inline
@@ -517,7 +545,7 @@ impl<V: AixVm> Aix<V> {
     pub fn holds(&self, space: Space) -> Vec<(u64, u32)> {
         self.contexts
             .get(&space)
-            .map(|c| c.holds.iter().map(|(&s, &n)| (s, n)).collect())
+            .map(|c| c.holds.iter().map(|(&s, &n)| (s.as_u64(), n)).collect())
             .unwrap_or_default()
     }
 
@@ -579,8 +607,11 @@ impl<V: AixVm> Aix<V> {
             .fork_space(parent, child)
             .map_err(ProcessError::Core)?;
         // Keep only regions the core really gave the child.
-        c.regions
-            .retain(|&e| self.vm.mapping(Space::Process(child), e).is_some());
+        c.regions.retain(|&e| {
+            self.vm
+                .mapping(Space::Process(child), Esid::new(e))
+                .is_some()
+        });
         self.contexts.insert(Space::Process(child), c);
         self.refresh_adspace(Space::Process(child));
         Ok(())
@@ -737,13 +768,16 @@ impl<V: AixVm> Aix<V> {
     /// Whether `sid` may be mapped where a process can reach it: it exists
     /// and is not `vm_galloc` memory. A segment whose `vms_delete` waits
     /// for the last put is still attachable: the hold exists so that the
-    /// handle can be attached elsewhere. `Err(true)` = galloc.
-    fn attachable(&self, sid: u64) -> Result<(), bool> {
+    /// handle can be attached elsewhere. Answers the SID; `Err(true)` = galloc.
+    fn attachable(&self, sid: u64) -> Result<Sid, bool> {
+        let Some(sid) = Sid::try_new(sid) else {
+            return Err(false);
+        };
         if self.galloc_sids.contains(&sid) {
             return Err(true);
         }
         match self.vm.segment(sid) {
-            Some(_) => Ok(()),
+            Some(_) => Ok(sid),
             None => Err(false),
         }
     }
@@ -759,20 +793,22 @@ impl<V: AixVm> Aix<V> {
     fn place_user_in(vm: &V, space: Space, model: AddressModel, count: u64) -> Option<u64> {
         match (model, space) {
             (AddressModel::Bits64, Space::Process(_)) => {
-                vm.free_run(space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
+                free_run(vm, space, SHMAT_BASE_ESID..SHMAT_END_ESID, count)
             }
-            _ => vm
-                .free_run(space, 3..14, count)
-                .or_else(|| vm.free_run(space, 15..16, count)),
+            _ => free_run(vm, space, 3..14, count).or_else(|| free_run(vm, space, 15..16, count)),
         }
     }
 
     /// Every mapping the services made of `sid`: (space, esid).
-    fn mappings_of(&self, sid: u64) -> Vec<(Space, u64)> {
+    fn mappings_of(&self, sid: Sid) -> Vec<(Space, u64)> {
         let mut out = Vec::new();
         for (&space, c) in &self.contexts {
             for &e in &c.regions {
-                if self.vm.mapping(space, e).is_some_and(|m| m.sid == sid) {
+                if self
+                    .vm
+                    .mapping(space, Esid::new(e))
+                    .is_some_and(|m| m.sid == sid)
+                {
                     out.push((space, e));
                 }
             }
@@ -780,7 +816,7 @@ impl<V: AixVm> Aix<V> {
         for &e in self.vm_att.keys() {
             if self
                 .vm
-                .mapping(Space::Kernel, e)
+                .mapping(Space::Kernel, Esid::new(e))
                 .is_some_and(|m| m.sid == sid)
             {
                 out.push((Space::Kernel, e));
@@ -790,7 +826,7 @@ impl<V: AixVm> Aix<V> {
     }
 
     /// Takes down every mapping the services made of `sid`.
-    fn unmap_everywhere(&mut self, sid: u64) {
+    fn unmap_everywhere(&mut self, sid: Sid) {
         for (space, e) in self.mappings_of(sid) {
             self.unmap_logged(space, e);
             if let Some(c) = self.contexts.get_mut(&space) {
@@ -806,9 +842,10 @@ impl<V: AixVm> Aix<V> {
     /// After a put: a segment `vms_delete`d while held is destroyed once
     /// the last hold is gone, so its mappings go now and the core frees it.
     fn finish_pending_delete(&mut self, sid: u64) {
-        if let Some(info) = self.vm.segment(sid) {
+        let info = Sid::try_new(sid).and_then(|s| Some((s, self.vm.segment(s)?)));
+        if let Some((s, info)) = info {
             if info.delete_pending && info.holds == 0 {
-                self.unmap_everywhere(sid);
+                self.unmap_everywhere(s);
                 self.vms.remove(&sid);
             }
         } else {
@@ -825,13 +862,13 @@ impl<V: AixVm> Aix<V> {
         space: Space,
         base: u64,
         count: u64,
-        part: impl Fn(u64) -> (u64, Option<Range<u32>>),
+        part: impl Fn(u64) -> (Sid, Option<Range<u32>>),
         how: &MappingInfo,
     ) -> Result<(), CoreError> {
         let mut this = how.clone();
         for i in 0..count {
             (this.sid, this.window) = part(i);
-            if let Err(e) = vm.map(space, base + i, &this) {
+            if let Err(e) = vm.map(space, Esid::new(base + i), &this) {
                 for j in 0..i {
                     unmap_logged(vm, space, base + j);
                 }
@@ -856,996 +893,5 @@ impl<V: AixVm> Aix<V> {
         self.contexts
             .get(&self.current_context())
             .map_or(0, |c| c.errno)
-    }
-
-    // -----------------------------------------------------------------
-    // Global kernel memory
-    // -----------------------------------------------------------------
-
-    /// `vm_galloc`: allocates `size` bytes (rounded up to 4 KB) of
-    /// zero-filled global kernel memory in segments of its own at the
-    /// lowest free run of the galloc range, and returns its kernel address
-    /// (a segment boundary). Pages are PP 00 (kernel read-write, no user
-    /// access) or, with `V_UREAD`, PP 01 (user read-only through a
-    /// `VM_UNPRIV` attachment); `V_NOEXEC` forbids instruction fetch.
-    ///
-    /// Frames are taken at first touch (zero-fill on demand), so running
-    /// out of frames shows later as a fault of that access, not as an
-    /// error here.
-    ///
-    /// Environment: process (and kernel process) only.
-    ///
-    /// # Errors
-    /// [`VmGallocError::WrongEnvironment`] in an interrupt handler;
-    /// [`VmGallocError::MissingWorking`] / [`VmGallocError::UnknownTypeFlags`]
-    /// for a bad `type`; [`VmGallocError::BadSize`] for `size <= 0`;
-    /// [`VmGallocError::RangeExhausted`] (`ENOSPC`) when no run of free
-    /// segments is left, which includes every positive size larger than
-    /// the range (up to `LONG_MAX`, whose rounding up to 4 KB does not
-    /// fit `vmsize_t`); [`VmGallocError::NoMemory`] (`ENOMEM`) when the
-    /// core runs out of SIDs or metadata.
-    pub fn vm_galloc(&mut self, type_flags: c_int, size: vmsize_t) -> Result<u64, VmGallocError> {
-        if self.in_interrupt("vm_galloc") {
-            return Err(VmGallocError::WrongEnvironment);
-        }
-        if type_flags & V_WORKING == 0 {
-            return Err(VmGallocError::MissingWorking { type_flags });
-        }
-        if !type_flags_ok(type_flags) {
-            return Err(VmGallocError::UnknownTypeFlags { type_flags });
-        }
-        // Any positive size rounds without overflow; one too large for the
-        // range is ENOSPC below, never EINVAL.
-        let bytes = round_to_page(size).ok_or(VmGallocError::BadSize { size })?;
-        let segments = bytes.div_ceil(SEGSIZE);
-        let base = self
-            .vm
-            .free_run(Space::Kernel, self.config.galloc_esids(), segments)
-            .ok_or(VmGallocError::RangeExhausted { segments })?;
-        let prot = page_prot(type_flags);
-        let mut sids = Vec::new();
-        let mut left = bytes;
-        while left > 0 {
-            let this = left.min(SEGSIZE);
-            match self.vm.create_segment((this / PAGESIZE) as u32, prot, true) {
-                Ok(sid) => sids.push(sid),
-                Err(e) => {
-                    self.delete_logged(&sids);
-                    return Err(VmGallocError::NoMemory(e.shortage()));
-                }
-            }
-            left -= this;
-        }
-        // The kernel's mapping is a supervisor-only view: PP 00 whatever
-        // the pages have, so with Ks = 0 the kernel reads and writes and
-        // with Kp = 1 problem state gets nothing (ISA Book III §5.7.13.1),
-        // even for V_UREAD pages (PP 01), which only a vm_guatt view
-        // exposes.
-        let how = MappingInfo {
-            sid: 0,
-            key: SegKey::KERNEL,
-            no_exec: prot.no_exec,
-            window: None,
-            view_prot: ViewProt::SupervisorOnly,
-            fork: ForkAction::Share,
-        };
-        let count = sids.len() as u64;
-        let part = |i: u64| (sids[i as usize], None);
-        if let Err(e) = Self::map_run(&mut self.vm, Space::Kernel, base, count, part, &how) {
-            self.delete_logged(&sids);
-            return Err(VmGallocError::NoMemory(e.shortage()));
-        }
-        let start = base << SEGSHIFT;
-        self.galloc_sids.extend(sids.iter().copied());
-        // The range was free, so no allocation starts at `start`.
-        let at = self.allocations.partition_point(|a| a.start < start);
-        self.allocations.insert(
-            at,
-            Allocation {
-                start,
-                bytes,
-                sids,
-                type_flags,
-            },
-        );
-        Ok(start)
-    }
-
-    fn delete_logged(&mut self, sids: &[u64]) {
-        for &s in sids {
-            if let Err(e) = self.vm.delete_segment(s) {
-                log::error!("aix: delete of SID {s:#x} failed: {e:?}");
-            }
-        }
-    }
-
-    /// `vm_gfree`: frees the allocation that starts at `eaddr` and was
-    /// made with a size rounding to the same number of pages. Every
-    /// process's `vm_guatt` attachment of it and every `vm_att` of its
-    /// segments is taken down first; then its segments and frames go.
-    ///
-    /// Environment: process (and kernel process) only.
-    ///
-    /// # Errors
-    /// [`VmGfreeError::WrongEnvironment`] in an interrupt handler;
-    /// [`VmGfreeError::NoSuchAllocation`] unless (eaddr, size) is exactly
-    /// one allocation (no partial free).
-    pub fn vm_gfree(&mut self, eaddr: u64, size: vmsize_t) -> Result<(), VmGfreeError> {
-        if self.in_interrupt("vm_gfree") {
-            return Err(VmGfreeError::WrongEnvironment);
-        }
-        let bad = VmGfreeError::NoSuchAllocation { eaddr, size };
-        let at = allocation_at(&self.allocations, eaddr).ok_or(bad)?;
-        if round_to_page(size) != Some(self.allocations[at].bytes) {
-            return Err(bad);
-        }
-        let a = self.allocations.remove(at);
-        // Revoke user attachments.
-        let spaces: Vec<Space> = self.contexts.keys().copied().collect();
-        for space in spaces {
-            let Some(c) = self.contexts.get_mut(&space) else {
-                continue;
-            };
-            let (gone, kept): (Vec<Attachment>, Vec<Attachment>) =
-                c.attachments.drain(..).partition(|t| t.allocation == eaddr);
-            c.attachments = kept;
-            for t in gone {
-                for e in t.esids {
-                    self.unmap_logged(space, e);
-                }
-            }
-            self.refresh_adspace(space);
-        }
-        for &sid in &a.sids {
-            for (space, e) in self.mappings_of(sid) {
-                self.unmap_logged(space, e);
-                self.vm_att.remove(&e);
-            }
-        }
-        let base = a.start >> SEGSHIFT;
-        for i in 0..a.sids.len() as u64 {
-            self.unmap_logged(Space::Kernel, base + i);
-        }
-        self.delete_logged(&a.sids);
-        for sid in &a.sids {
-            self.galloc_sids.remove(sid);
-        }
-        Ok(())
-    }
-
-    /// `vm_guatt`: attaches [kaddr, kaddr + size) of one `vm_galloc`
-    /// allocation to the current process and returns the user address.
-    ///
-    /// The region goes to the lowest free run of user segments (the shmat
-    /// area of a 64-bit process, registers 3..13/15 of a 32-bit one), one
-    /// per allocation segment it touches, keeping the offset within the
-    /// segment. Only the pages of [kaddr, kaddr + size) become reachable
-    /// (stricter than AIX): where the region covers only some pages of a
-    /// segment, through a view with a VSID of its own, so no translation
-    /// made for another mapping reaches the others; where it covers all of
-    /// them, through the segment itself, which no mapping but another
-    /// process's whole attachment uses (the kernel reaches `vm_galloc`
-    /// memory through a view of its own). `VM_PRIV` gives read-write; `VM_UNPRIV` gives
-    /// read-only on `V_UREAD` memory and nothing otherwise. The attachment
-    /// is not inherited across fork.
-    ///
-    /// The C entry also refuses a non-NULL `*uaddr`
-    /// ([`VmGuattError::UaddrNotNull`]).
-    ///
-    /// Environment: process only (a kernel process has no user space).
-    ///
-    /// # Errors
-    /// `EINVAL`: [`VmGuattError::WrongEnvironment`],
-    /// [`VmGuattError::NoUserAddressSpace`], [`VmGuattError::BadFlags`]
-    /// (not `VU_ANYWHERE`), [`VmGuattError::BadKey`],
-    /// [`VmGuattError::BadSize`] (`size <= 0`),
-    /// [`VmGuattError::NotInAllocation`]. `ENOMEM`:
-    /// [`VmGuattError::NoMemory`] when no free run of user segments is
-    /// left or the core cannot map.
-    pub fn vm_guatt(
-        &mut self,
-        kaddr: u64,
-        size: vmsize_t,
-        key: vmkey_t,
-        flags: c_long,
-    ) -> Result<u64, VmGuattError> {
-        let (space, c) = match Self::process_context_in(&self.vm, &mut self.contexts, "vm_guatt") {
-            Err(true) => return Err(VmGuattError::WrongEnvironment),
-            Err(false) | Ok((Space::Kernel, _)) => return Err(VmGuattError::NoUserAddressSpace),
-            Ok(x) => x,
-        };
-        if flags != VU_ANYWHERE {
-            return Err(VmGuattError::BadFlags { flags });
-        }
-        let key = VmKey::from_raw(key).ok_or(VmGuattError::BadKey { key })?;
-        if size <= 0 {
-            return Err(VmGuattError::BadSize { size });
-        }
-        let a = allocation_containing(&self.allocations, kaddr, size)
-            .ok_or(VmGuattError::NotInAllocation { kaddr, size })?;
-        // Offsets from the allocation's start: it may end at the top of
-        // the address space, where kaddr + size would wrap.
-        let off = kaddr - a.start;
-        let off_end = off + size as u64;
-        let first = off >> SEGSHIFT;
-        let count = ((off_end - 1) >> SEGSHIFT) - first + 1;
-        // Part i: the allocation's segment first + i, windowed to the
-        // pages of [off, off_end) in it. A window of all the segment's
-        // pages is no window: the segment is mapped itself, and the core
-        // makes no view (no SID, no segment record) for it.
-        let part = |i: u64| {
-            let seg = first + i;
-            let seg_off = seg << SEGSHIFT;
-            let lo = off.max(seg_off) - seg_off;
-            let hi = off_end.min(seg_off + SEGSIZE) - seg_off;
-            let window = (lo / PAGESIZE) as u32..hi.div_ceil(PAGESIZE) as u32;
-            let seg_pages = (a.bytes - seg_off).min(SEGSIZE).div_ceil(PAGESIZE) as u32;
-            let whole = window.start == 0 && window.end == seg_pages;
-            (a.sids[seg as usize], (!whole).then_some(window))
-        };
-        let no_exec = a.type_flags & V_NOEXEC != 0;
-        let allocation = a.start;
-        let base = Self::place_user_in(&self.vm, space, c.model, count)
-            .ok_or(VmGuattError::NoMemory(Shortage::Regions))?;
-        let how = MappingInfo {
-            sid: 0,
-            key: seg_key(key),
-            no_exec,
-            window: None,
-            view_prot: ViewProt::Segment,
-            fork: ForkAction::Drop,
-        };
-        Self::map_run(&mut self.vm, space, base, count, part, &how)
-            .map_err(|e| VmGuattError::NoMemory(e.shortage()))?;
-        let uaddr = (base << SEGSHIFT) | (kaddr & SEGOFFSET);
-        c.attachments.push(Attachment {
-            allocation,
-            kaddr,
-            uaddr,
-            size,
-            esids: base..base + count,
-        });
-        self.refresh_adspace_for(space, base..base + count);
-        Ok(uaddr)
-    }
-
-    /// `vm_gudet`: takes down the current process's attachment (kaddr,
-    /// uaddr, size) made by `vm_guatt`; afterwards `uaddr` faults.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// All `EINVAL`: [`VmGudetError::WrongEnvironment`],
-    /// [`VmGudetError::BadFlags`] (not `VU_ANYWHERE`),
-    /// [`VmGudetError::NotAllocated`] when [kaddr, kaddr + size) is not in
-    /// a live allocation (also after `vm_gfree`),
-    /// [`VmGudetError::NoSuchAttachment`] when the process has no such
-    /// attachment.
-    pub fn vm_gudet(
-        &mut self,
-        kaddr: u64,
-        uaddr: u64,
-        size: vmsize_t,
-        flags: c_long,
-    ) -> Result<(), VmGudetError> {
-        let no_such = VmGudetError::NoSuchAttachment { kaddr, uaddr, size };
-        let (space, c) = match Self::process_context_in(&self.vm, &mut self.contexts, "vm_gudet") {
-            Err(true) => return Err(VmGudetError::WrongEnvironment),
-            Err(false) => return Err(no_such),
-            Ok(x) => x,
-        };
-        if flags != VU_ANYWHERE {
-            return Err(VmGudetError::BadFlags { flags });
-        }
-        if allocation_containing(&self.allocations, kaddr, size).is_none() {
-            return Err(VmGudetError::NotAllocated { kaddr, size });
-        }
-        let i = c
-            .attachments
-            .iter()
-            .position(|t| t.kaddr == kaddr && t.uaddr == uaddr && t.size == size)
-            .ok_or(no_such)?;
-        let t = c.attachments.remove(i);
-        for e in t.esids.clone() {
-            self.unmap_logged(space, e);
-        }
-        self.refresh_adspace_for(space, t.esids);
-        Ok(())
-    }
-
-    // -----------------------------------------------------------------
-    // Temporary kernel attachments
-    // -----------------------------------------------------------------
-
-    /// `vm_att`: maps the segment of `handle` at a free slot of the
-    /// kernel's `vm_att` window with the handle's key, and returns the
-    /// address of `offset` in it (bits of `offset` above the segment
-    /// offset are ignored). The slot belongs to the current context (the
-    /// process, or the kernel for kernel processes and interrupts) and is
-    /// reachable in supervisor state only.
-    ///
-    /// `offset` is not checked against the segment's size: as on AIX,
-    /// `vm_att` only makes the segment addressable. An offset in no page
-    /// of the segment (at or past its size rounded up to 4 KB) gives an
-    /// address whose access faults
-    /// ([`VmFaultReason::OutOfRange`](crate::platform::VmFaultReason::OutOfRange),
-    /// a kernel fault, since the window is supervisor-only); a caller
-    /// that takes the offset from an untrusted source checks it against
-    /// the segment's size itself.
-    ///
-    /// AIX panics when no slot is free; this logs an error and fails.
-    ///
-    /// Environment: process or interrupt.
-    ///
-    /// # Errors
-    /// [`VmAttError::BadHandle`], [`VmAttError::NoSuchSegment`] (a segment
-    /// `vms_delete`d while held is still attachable until its last put),
-    /// [`VmAttError::NoFreeRegion`] (logged as an error),
-    /// [`VmAttError::NoMemory`].
-    pub fn vm_att(&mut self, handle: vmhandle_t, offset: u64) -> Result<u64, VmAttError> {
-        let h = VmHandle::from_raw(handle).map_err(VmAttError::BadHandle)?;
-        let info = self
-            .vm
-            .segment(h.sid())
-            .ok_or(VmAttError::NoSuchSegment { sid: h.sid() })?;
-        let owner = self.current_context();
-        let Some(esid) = self
-            .vm
-            .free_run(Space::Kernel, self.config.vm_att_esids(), 1)
-        else {
-            log::error!("vm_att: no free region for handle {handle:#x} (AIX would panic); refused");
-            return Err(VmAttError::NoFreeRegion);
-        };
-        let how = kernel_only(h, info.prot);
-        self.vm
-            .map(Space::Kernel, esid, &how)
-            .map_err(|e| VmAttError::NoMemory(e.shortage()))?;
-        self.vm_att.insert(esid, owner);
-        Ok((esid << SEGSHIFT) | (offset & SEGOFFSET))
-    }
-
-    /// `vm_det`: takes down the `vm_att` slot containing `eaddr` that the
-    /// current context attached.
-    ///
-    /// AIX halts the system on a bad address; this logs an error and
-    /// changes nothing.
-    ///
-    /// Environment: process or interrupt.
-    ///
-    /// # Errors
-    /// [`VmDetError::NotAttached`] when `eaddr` is not in such a slot.
-    pub fn vm_det(&mut self, eaddr: u64) -> Result<(), VmDetError> {
-        let esid = eaddr >> SEGSHIFT;
-        let owner = self.current_context();
-        if self.vm_att.get(&esid) != Some(&owner) {
-            log::error!("vm_det: {eaddr:#x} is not a vm_att region of this context (AIX would halt); ignored");
-            return Err(VmDetError::NotAttached { eaddr });
-        }
-        self.vm_att.remove(&esid);
-        self.unmap_logged(Space::Kernel, esid);
-        Ok(())
-    }
-
-    // -----------------------------------------------------------------
-    // Virtual memory objects
-    // -----------------------------------------------------------------
-
-    /// `vms_create`: creates a zero-filled working segment of `size` bytes
-    /// (rounded up to 4 KB, at most one segment) and returns its id (its
-    /// SID). `type` takes the `vm_galloc` flags: `V_WORKING` required,
-    /// `V_UREAD` gives PP 01 pages, `V_NOEXEC` no-execute. The C entry's
-    /// `dev`, `uplim` and `downlim` are ignored, as AIX documents for
-    /// working segments.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// [`VmsCreateError::WrongEnvironment`], [`VmsCreateError::BadType`],
-    /// [`VmsCreateError::BadSize`] (`EINVAL`); [`VmsCreateError::NoMemory`]
-    /// (`ENOMEM`).
-    pub fn vms_create(
-        &mut self,
-        type_flags: c_int,
-        size: vmsize_t,
-    ) -> Result<vmid_t, VmsCreateError> {
-        if self.in_interrupt("vms_create") {
-            return Err(VmsCreateError::WrongEnvironment);
-        }
-        if !type_flags_ok(type_flags) {
-            return Err(VmsCreateError::BadType { type_flags });
-        }
-        let bytes = round_to_page(size)
-            .filter(|&b| b <= SEGSIZE)
-            .ok_or(VmsCreateError::BadSize { size })?;
-        let sid = self
-            .vm
-            .create_segment((bytes / PAGESIZE) as u32, page_prot(type_flags), false)
-            .map_err(|e| VmsCreateError::NoMemory(e.shortage()))?;
-        self.vms.insert(sid);
-        Ok(sid as vmid_t)
-    }
-
-    /// `vms_delete`: deletes a segment `vms_create` made. Without holds it
-    /// is unmapped from every region the services attached it to and
-    /// destroyed at once. While `as_geth`/`as_geth64` holds are
-    /// outstanding the delete is deferred: the segment stays mapped and
-    /// usable, and goes (mappings included) at the last put.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// All `EINVAL`: [`VmsDeleteError::WrongEnvironment`],
-    /// [`VmsDeleteError::BadVmid`] (not a live `vms_create` segment, or
-    /// already deleted), [`VmsDeleteError::MappedElsewhere`].
-    pub fn vms_delete(&mut self, vmid: vmid_t) -> Result<(), VmsDeleteError> {
-        if self.in_interrupt("vms_delete") {
-            return Err(VmsDeleteError::WrongEnvironment);
-        }
-        let bad = VmsDeleteError::BadVmid { vmid };
-        if vmid < 0 || !self.vms.contains(&(vmid as u64)) {
-            return Err(bad);
-        }
-        let sid = vmid as u64;
-        let info = self.vm.segment(sid).ok_or(bad)?;
-        if info.delete_pending {
-            return Err(bad);
-        }
-        if info.holds > 0 {
-            self.vm.delete_segment(sid).map_err(|_| bad)?;
-            return Ok(());
-        }
-        if self.mappings_of(sid).len() as u32 != info.attaches {
-            return Err(VmsDeleteError::MappedElsewhere { vmid });
-        }
-        self.unmap_everywhere(sid);
-        self.vms.remove(&sid);
-        if let Err(e) = self.vm.delete_segment(sid) {
-            log::error!("vms_delete: core refused SID {sid:#x}: {e:?}");
-        }
-        Ok(())
-    }
-
-    // -----------------------------------------------------------------
-    // 32-bit address-space model: adspace_t
-    // -----------------------------------------------------------------
-
-    /// `getadsp`: the current process's `adspace_t` (a kernel process
-    /// gets the kernel's), refreshed from the address space. The pointer
-    /// stays valid until the process exits; pass it to `as_att`,
-    /// `as_det`, `as_geth`, `as_puth`, `as_getsrval`. After the exit those
-    /// refuse it (`BadAdspace`): its memory is never reused for another
-    /// process's copy, and reads through it see an empty address space.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// [`GetadspError::WrongEnvironment`], [`GetadspError::NoAddressSpace`].
-    pub fn getadsp(&mut self) -> Result<NonNull<adspace_t>, GetadspError> {
-        let space = match self.process_context("getadsp") {
-            Err(true) => return Err(GetadspError::WrongEnvironment),
-            Err(false) => return Err(GetadspError::NoAddressSpace),
-            Ok(s) => s,
-        };
-        self.refresh_adspace(space);
-        let c = self
-            .contexts
-            .get_mut(&space)
-            .ok_or(GetadspError::NoAddressSpace)?;
-        Ok(NonNull::from(&mut *c.adspace))
-    }
-
-    /// `as_att`: maps the segment of `handle` at the lowest free segment
-    /// register of `adsp` among 3..13 and 15 (never 0, 1, 2, 14), with the
-    /// handle's key, inherited across fork, and returns `(sr << 28) |
-    /// (offset & 0x0FFF_FFFF)`. The region is addressable at once if
-    /// `adsp` is current, else when it next becomes current.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// [`AsAttError::WrongEnvironment`], [`AsAttError::BadAdspace`],
-    /// [`AsAttError::BadHandle`], [`AsAttError::NoSuchSegment`],
-    /// [`AsAttError::NotAttachable`], [`AsAttError::NoFreeRegister`] (C:
-    /// NULL), [`AsAttError::NoMemory`].
-    pub fn as_att(
-        &mut self,
-        adsp: *const adspace_t,
-        handle: vmhandle_t,
-        offset: u64,
-    ) -> Result<u64, AsAttError> {
-        if self.in_interrupt("as_att") {
-            return Err(AsAttError::WrongEnvironment);
-        }
-        let space = self
-            .context_of_adspace(adsp)
-            .ok_or(AsAttError::BadAdspace {
-                adsp: adsp as usize,
-            })?;
-        let h = VmHandle::from_raw(handle).map_err(AsAttError::BadHandle)?;
-        match self.attachable(h.sid()) {
-            Err(true) => return Err(AsAttError::NotAttachable { sid: h.sid() }),
-            Err(false) => return Err(AsAttError::NoSuchSegment { sid: h.sid() }),
-            Ok(()) => {}
-        }
-        let sr = SegmentRegister::attachable()
-            .find(|sr| self.vm.mapping(space, sr.index() as u64).is_none())
-            .ok_or(AsAttError::NoFreeRegister)?;
-        let esid = sr.index() as u64;
-        self.vm
-            .map(space, esid, &region(h))
-            .map_err(|e| AsAttError::NoMemory(e.shortage()))?;
-        if let Some(c) = self.contexts.get_mut(&space) {
-            c.regions.insert(esid);
-        }
-        self.refresh_adspace(space);
-        Ok((esid << SEGSHIFT) | (offset & SEGOFFSET))
-    }
-
-    /// `as_det`: takes down the `as_att` region in the segment register
-    /// that the upper 4 bits of the 32-bit `eaddr` name, freeing it.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// All `EINVAL`: [`AsDetError::WrongEnvironment`],
-    /// [`AsDetError::BadAdspace`], [`AsDetError::ReservedRegister`] (0, 1,
-    /// 2, 14), [`AsDetError::Unallocated`], [`AsDetError::NotAttached`]
-    /// (text, data, a `vm_guatt` attachment).
-    pub fn as_det(&mut self, adsp: *const adspace_t, eaddr: u64) -> Result<(), AsDetError> {
-        if self.in_interrupt("as_det") {
-            return Err(AsDetError::WrongEnvironment);
-        }
-        let space = self
-            .context_of_adspace(adsp)
-            .ok_or(AsDetError::BadAdspace {
-                adsp: adsp as usize,
-            })?;
-        let sr = SegmentRegister::of_address(eaddr);
-        if sr.is_reserved() {
-            return Err(AsDetError::ReservedRegister { sr: sr.index() });
-        }
-        let esid = sr.index() as u64;
-        if self.vm.mapping(space, esid).is_none() {
-            return Err(AsDetError::Unallocated { sr: sr.index() });
-        }
-        let c = self
-            .contexts
-            .get_mut(&space)
-            .ok_or(AsDetError::BadAdspace {
-                adsp: adsp as usize,
-            })?;
-        if !c.regions.remove(&esid) {
-            return Err(AsDetError::NotAttached { sr: sr.index() });
-        }
-        self.unmap_logged(space, esid);
-        self.refresh_adspace(space);
-        Ok(())
-    }
-
-    fn geth_common(
-        &mut self,
-        adsp: *const adspace_t,
-        addr: u64,
-        hold: bool,
-    ) -> Result<vmhandle_t, AsGethError> {
-        let space = self
-            .context_of_adspace(adsp)
-            .ok_or(AsGethError::BadAdspace {
-                adsp: adsp as usize,
-            })?;
-        let sr = SegmentRegister::of_address(addr);
-        let m = self
-            .vm
-            .mapping(space, sr.index() as u64)
-            .ok_or(AsGethError::Unallocated { sr: sr.index() })?;
-        if self.galloc_sids.contains(&m.sid) {
-            return Err(AsGethError::GlobalMemory { sr: sr.index() });
-        }
-        if hold {
-            self.take_hold(space, m.sid)
-                .map_err(|_| AsGethError::Unallocated { sr: sr.index() })?;
-        }
-        Ok(m.handle_raw())
-    }
-
-    fn take_hold(&mut self, space: Space, sid: u64) -> Result<(), CoreError> {
-        self.vm.hold_segment(sid)?;
-        if let Some(c) = self.contexts.get_mut(&space) {
-            *c.holds.entry(sid).or_insert(0) += 1;
-        }
-        Ok(())
-    }
-
-    /// Releases one hold `space` took on `sid`; `false` if it has none.
-    fn release_hold(&mut self, space: Space, sid: u64) -> bool {
-        let Some(c) = self.contexts.get_mut(&space) else {
-            return false;
-        };
-        match c.holds.get_mut(&sid) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                if *n == 0 {
-                    c.holds.remove(&sid);
-                }
-            }
-            _ => return false,
-        }
-        self.put_one_hold(sid);
-        true
-    }
-
-    /// Puts one hold on `sid` in the core. The last put of a segment
-    /// `vms_delete`d while held destroys it and its mappings, so the
-    /// mappings the services recorded go first, and the deferred delete is
-    /// finished afterwards.
-    fn put_one_hold(&mut self, sid: u64) {
-        if self
-            .vm
-            .segment(sid)
-            .is_some_and(|i| i.delete_pending && i.holds == 1)
-        {
-            self.unmap_everywhere(sid);
-        }
-        if let Err(e) = self.vm.put_segment(sid) {
-            log::error!("aix: put of SID {sid:#x} failed: {e:?}");
-        }
-        self.finish_pending_delete(sid);
-    }
-
-    /// `as_geth`: the handle in the segment register of `addr` in `adsp`,
-    /// with a hold that defers the segment's deletion until `as_puth`.
-    /// A register holding a `vm_guatt` attachment gives no handle
-    /// ([`AsGethError::GlobalMemory`]), as for [`Aix::as_geth64`].
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// [`AsGethError::WrongEnvironment`], [`AsGethError::BadAdspace`],
-    /// [`AsGethError::Unallocated`], [`AsGethError::GlobalMemory`]
-    /// (C: `INVLSID`).
-    pub fn as_geth(
-        &mut self,
-        adsp: *const adspace_t,
-        addr: u64,
-    ) -> Result<vmhandle_t, AsGethError> {
-        if self.in_interrupt("as_geth") {
-            return Err(AsGethError::WrongEnvironment);
-        }
-        self.geth_common(adsp, addr, true)
-    }
-
-    /// `as_puth`: releases one `as_geth` hold of `adsp` on the segment of
-    /// `handle`. The last put of a `vms_delete`d segment destroys it.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// [`AsPuthError::WrongEnvironment`], [`AsPuthError::BadAdspace`],
-    /// [`AsPuthError::BadHandle`], [`AsPuthError::NoHold`] (a put without
-    /// a get is refused, never counted below zero).
-    pub fn as_puth(
-        &mut self,
-        adsp: *const adspace_t,
-        handle: vmhandle_t,
-    ) -> Result<(), AsPuthError> {
-        if self.in_interrupt("as_puth") {
-            return Err(AsPuthError::WrongEnvironment);
-        }
-        let space = self
-            .context_of_adspace(adsp)
-            .ok_or(AsPuthError::BadAdspace {
-                adsp: adsp as usize,
-            })?;
-        let h = VmHandle::from_raw(handle).map_err(AsPuthError::BadHandle)?;
-        if !self.release_hold(space, h.sid()) {
-            return Err(AsPuthError::NoHold { sid: h.sid() });
-        }
-        Ok(())
-    }
-
-    /// `as_getsrval`: as `as_geth` without a hold; its handle must never be
-    /// given to `as_puth`.
-    ///
-    /// Environment: process or interrupt.
-    ///
-    /// # Errors
-    /// [`AsGethError::BadAdspace`], [`AsGethError::Unallocated`],
-    /// [`AsGethError::GlobalMemory`] (C: `INVLSID`).
-    pub fn as_getsrval(
-        &mut self,
-        adsp: *const adspace_t,
-        addr: u64,
-    ) -> Result<vmhandle_t, AsGethError> {
-        self.geth_common(adsp, addr, false)
-    }
-
-    // -----------------------------------------------------------------
-    // The *64 services: current process only
-    // -----------------------------------------------------------------
-
-    /// Whether `addr64` is in segment register 0, 1, 2 or 14 of a 32-bit
-    /// address space (a 32-bit process, or the kernel's registers kernel
-    /// processes use): neither `as_seth64` nor `as_det64` may touch those.
-    fn reserved_register(&self, space: Space, addr64: u64) -> bool {
-        addr64 >> SEGSHIFT < NSEGS as u64
-            && self
-                .contexts
-                .get(&space)
-                .is_some_and(|c| c.model == AddressModel::Bits32)
-            && SegmentRegister::of_address(addr64).is_reserved()
-    }
-
-    fn ctx64(&self, service: &str) -> Result<(Space, u64), bool> {
-        let space = self.process_context(service)?;
-        let end = self
-            .contexts
-            .get(&space)
-            .map(Context::addr_end)
-            .ok_or(false)?;
-        Ok((space, end))
-    }
-
-    /// `as_att64`: maps the segment of `handle` at a free region of the
-    /// current process (the shmat area of a 64-bit process, registers
-    /// 3..13/15 of a 32-bit process or a kernel process), shared across
-    /// fork, and returns the region's base plus `offset` (its upper 4 bits
-    /// ignored: only the 28-bit segment offset is used).
-    ///
-    /// The C entry returns 0 on failure and records the errno for
-    /// `vmm_errno()` ([`Aix::errno`]).
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// `EINVAL`: [`AsAtt64Error::WrongEnvironment`],
-    /// [`AsAtt64Error::NoAddressSpace`], [`AsAtt64Error::BadHandle`],
-    /// [`AsAtt64Error::NoSuchSegment`], [`AsAtt64Error::NotAttachable`].
-    /// `ENOMEM`: [`AsAtt64Error::NoMemory`] (no free region, or the core
-    /// cannot map).
-    pub fn as_att64(&mut self, handle: vmhandle_t, offset: c_int) -> Result<u64, AsAtt64Error> {
-        let space = match self.process_context("as_att64") {
-            Err(true) => return Err(AsAtt64Error::WrongEnvironment),
-            Err(false) => return Err(AsAtt64Error::NoAddressSpace),
-            Ok(s) => s,
-        };
-        let h = VmHandle::from_raw(handle).map_err(AsAtt64Error::BadHandle)?;
-        match self.attachable(h.sid()) {
-            Err(true) => return Err(AsAtt64Error::NotAttachable { sid: h.sid() }),
-            Err(false) => return Err(AsAtt64Error::NoSuchSegment { sid: h.sid() }),
-            Ok(()) => {}
-        }
-        let esid = self
-            .place_user(space, 1)
-            .ok_or(AsAtt64Error::NoMemory(Shortage::Regions))?;
-        self.vm
-            .map(space, esid, &region(h))
-            .map_err(|e| AsAtt64Error::NoMemory(e.shortage()))?;
-        if let Some(c) = self.contexts.get_mut(&space) {
-            c.regions.insert(esid);
-        }
-        self.refresh_adspace(space);
-        Ok((esid << SEGSHIFT) | (offset as u32 as u64 & SEGOFFSET))
-    }
-
-    /// `as_det64`: takes down the `as_att64`/`as_att`/`as_seth64` region
-    /// covering `addr64` in the current process.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// All `EINVAL`: [`AsDet64Error::WrongEnvironment`],
-    /// [`AsDet64Error::NoAddressSpace`], [`AsDet64Error::OutOfRange`],
-    /// [`AsDet64Error::Unallocated`], [`AsDet64Error::NotDetachable`]
-    /// (kernel, text, private, reserved registers, `vm_guatt`
-    /// attachments).
-    pub fn as_det64(&mut self, addr64: u64) -> Result<(), AsDet64Error> {
-        let (space, end) = match self.ctx64("as_det64") {
-            Err(true) => return Err(AsDet64Error::WrongEnvironment),
-            Err(false) => return Err(AsDet64Error::NoAddressSpace),
-            Ok(x) => x,
-        };
-        if addr64 >= end {
-            return Err(AsDet64Error::OutOfRange { addr: addr64 });
-        }
-        let esid = addr64 >> SEGSHIFT;
-        if self.vm.mapping(space, esid).is_none() {
-            return Err(AsDet64Error::Unallocated { addr: addr64 });
-        }
-        let reserved = self.reserved_register(space, addr64);
-        let c = self
-            .contexts
-            .get_mut(&space)
-            .ok_or(AsDet64Error::NoAddressSpace)?;
-        if reserved || !c.regions.remove(&esid) {
-            return Err(AsDet64Error::NotDetachable { addr: addr64 });
-        }
-        self.unmap_logged(space, esid);
-        self.refresh_adspace(space);
-        Ok(())
-    }
-
-    /// `as_seth64`: maps the segment of `handle` at the fixed region
-    /// covering `addr64` in the current process, replacing whatever was
-    /// there (a `vm_guatt` attachment that loses a segment is taken down
-    /// whole). The new region is detachable with `as_det64` and shared
-    /// across fork.
-    ///
-    /// In a 32-bit process or a kernel process the reserved segment
-    /// registers 0, 1, 2 and 14 (kernel, text, private data, shared
-    /// library data) are refused, the same ones `as_det64` refuses.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// `EINVAL`: [`AsSeth64Error::WrongEnvironment`],
-    /// [`AsSeth64Error::NoAddressSpace`], [`AsSeth64Error::OutOfRange`],
-    /// [`AsSeth64Error::ReservedRegister`], [`AsSeth64Error::BadHandle`], [`AsSeth64Error::NoSuchSegment`],
-    /// [`AsSeth64Error::NotAttachable`]. `ENOMEM`:
-    /// [`AsSeth64Error::NoMemory`] (nothing changed: the core replaces the
-    /// mapping atomically and the rest of an attachment is taken down only
-    /// after that).
-    pub fn as_seth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsSeth64Error> {
-        let (space, end) = match self.ctx64("as_seth64") {
-            Err(true) => return Err(AsSeth64Error::WrongEnvironment),
-            Err(false) => return Err(AsSeth64Error::NoAddressSpace),
-            Ok(x) => x,
-        };
-        if addr64 >= end {
-            return Err(AsSeth64Error::OutOfRange { addr: addr64 });
-        }
-        if self.reserved_register(space, addr64) {
-            return Err(AsSeth64Error::ReservedRegister { addr: addr64 });
-        }
-        let h = VmHandle::from_raw(handle).map_err(AsSeth64Error::BadHandle)?;
-        match self.attachable(h.sid()) {
-            Err(true) => return Err(AsSeth64Error::NotAttachable { sid: h.sid() }),
-            Err(false) => return Err(AsSeth64Error::NoSuchSegment { sid: h.sid() }),
-            Ok(()) => {}
-        }
-        let esid = addr64 >> SEGSHIFT;
-        // What goes: the mapping at esid, and the rest of a vm_guatt
-        // attachment it belongs to.
-        let attachment = self
-            .contexts
-            .get(&space)
-            .and_then(|c| c.attachments.iter().position(|t| t.esids.contains(&esid)));
-        let others: Vec<u64> = match attachment {
-            Some(i) => self.contexts[&space].attachments[i]
-                .esids
-                .clone()
-                .filter(|&e| e != esid)
-                .collect(),
-            None => Vec::new(),
-        };
-        // The core replaces the mapping at esid in one step (nothing
-        // changes if it fails); the other segments of the attachment go
-        // only after that succeeded.
-        self.vm
-            .replace(space, esid, &region(h))
-            .map_err(|e| AsSeth64Error::NoMemory(e.shortage()))?;
-        for e in others {
-            self.unmap_logged(space, e);
-        }
-        if let Some(c) = self.contexts.get_mut(&space) {
-            if let Some(i) = attachment {
-                c.attachments.remove(i);
-            }
-            c.regions.insert(esid);
-        }
-        self.refresh_adspace(space);
-        Ok(())
-    }
-
-    fn geth64_common(
-        &mut self,
-        space: Space,
-        end: u64,
-        addr64: u64,
-        hold: bool,
-    ) -> Result<vmhandle_t, AsGeth64Error> {
-        if addr64 >= end {
-            return Err(AsGeth64Error::OutOfRange { addr: addr64 });
-        }
-        let m = self
-            .vm
-            .mapping(space, addr64 >> SEGSHIFT)
-            .ok_or(AsGeth64Error::Unmapped { addr: addr64 })?;
-        if self.galloc_sids.contains(&m.sid) {
-            return Err(AsGeth64Error::GlobalMemory { addr: addr64 });
-        }
-        if hold {
-            self.take_hold(space, m.sid)
-                .map_err(|_| AsGeth64Error::Unmapped { addr: addr64 })?;
-        }
-        Ok(m.handle_raw())
-    }
-
-    /// `as_geth64`: the handle of the segment at `addr64` in the current
-    /// process, with a hold that defers its deletion (`vms_delete`) until
-    /// `as_puth64`. Until then the segment stays fully usable: the handle
-    /// can be attached again ([`Aix::as_att64`], [`Aix::as_att`],
-    /// [`Aix::vm_att`]) and fork inherits its mappings.
-    ///
-    /// An address attached with [`Aix::vm_guatt`] gives no handle
-    /// ([`AsGeth64Error::GlobalMemory`], C `INVLSID`): the handle names the
-    /// whole `vm_galloc` segment, so `as_att64` with it would reach pages
-    /// outside the window `vm_guatt` allowed.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// All C `INVLSID`: [`AsGeth64Error::WrongEnvironment`],
-    /// [`AsGeth64Error::NoAddressSpace`], [`AsGeth64Error::OutOfRange`],
-    /// [`AsGeth64Error::Unmapped`], [`AsGeth64Error::GlobalMemory`].
-    pub fn as_geth64(&mut self, addr64: u64) -> Result<vmhandle_t, AsGeth64Error> {
-        let (space, end) = match self.ctx64("as_geth64") {
-            Err(true) => return Err(AsGeth64Error::WrongEnvironment),
-            Err(false) => return Err(AsGeth64Error::NoAddressSpace),
-            Ok(x) => x,
-        };
-        self.geth64_common(space, end, addr64, true)
-    }
-
-    /// `as_puth64`: releases the current process's `as_geth64` hold on the
-    /// segment `handle` names (the handle is authoritative, not what is
-    /// mapped at `addr64` now). The last put of a `vms_delete`d segment
-    /// destroys it.
-    ///
-    /// Environment: process only.
-    ///
-    /// # Errors
-    /// All `EINVAL`: [`AsPuth64Error::WrongEnvironment`],
-    /// [`AsPuth64Error::NoAddressSpace`], [`AsPuth64Error::OutOfRange`],
-    /// [`AsPuth64Error::BadHandle`], [`AsPuth64Error::NoHold`] (a put
-    /// without a get is refused, never counted below zero).
-    pub fn as_puth64(&mut self, addr64: u64, handle: vmhandle_t) -> Result<(), AsPuth64Error> {
-        let (space, end) = match self.ctx64("as_puth64") {
-            Err(true) => return Err(AsPuth64Error::WrongEnvironment),
-            Err(false) => return Err(AsPuth64Error::NoAddressSpace),
-            Ok(x) => x,
-        };
-        if addr64 >= end {
-            return Err(AsPuth64Error::OutOfRange { addr: addr64 });
-        }
-        let h = VmHandle::from_raw(handle).map_err(AsPuth64Error::BadHandle)?;
-        if !self.release_hold(space, h.sid()) {
-            return Err(AsPuth64Error::NoHold { sid: h.sid() });
-        }
-        Ok(())
-    }
-
-    /// `as_getsrval64`: as `as_geth64` without a hold; never pair it with
-    /// `as_puth64`.
-    ///
-    /// Environment: process; interrupt only when the interrupted address
-    /// space is 32-bit or a kernel process's (a 16-register lookup).
-    ///
-    /// # Errors
-    /// All C `INVLSID`: [`AsGeth64Error::WrongEnvironment`] (interrupt on
-    /// a 64-bit space), [`AsGeth64Error::NoAddressSpace`],
-    /// [`AsGeth64Error::OutOfRange`], [`AsGeth64Error::Unmapped`],
-    /// [`AsGeth64Error::GlobalMemory`].
-    pub fn as_getsrval64(&mut self, addr64: u64) -> Result<vmhandle_t, AsGeth64Error> {
-        let (space, end) = if self.vm.environment() == Environment::Interrupt {
-            let space = self.current_context();
-            let c = self
-                .contexts
-                .get(&space)
-                .ok_or(AsGeth64Error::NoAddressSpace)?;
-            if c.model == AddressModel::Bits64 {
-                log::warn!(
-                    "as_getsrval64: interrupt environment on a 64-bit address space; refused"
-                );
-                return Err(AsGeth64Error::WrongEnvironment);
-            }
-            (space, c.addr_end())
-        } else {
-            match self.ctx64("as_getsrval64") {
-                Err(true) => return Err(AsGeth64Error::WrongEnvironment),
-                Err(false) => return Err(AsGeth64Error::NoAddressSpace),
-                Ok(x) => x,
-            }
-        };
-        self.geth64_common(space, end, addr64, false)
     }
 }

@@ -89,7 +89,7 @@ fn insert_goes_primary_then_secondary_then_evicts() {
     let secondary = m.secondary_group(colliding(0));
     for k in 0..8 {
         let ins = m
-            .insert(&Mapping::new(colliding(k), frame(k), Pp::RW_RW))
+            .insert(&PageMapping::new(colliding(k), frame(k), Pp::RW_RW))
             .unwrap();
         assert_eq!(ins.ptex, primary.ptex(k as u8));
         assert!(ins.evicted.is_none());
@@ -97,7 +97,7 @@ fn insert_goes_primary_then_secondary_then_evicts() {
     }
     for k in 8..16 {
         let ins = m
-            .insert(&Mapping::new(colliding(k), frame(k), Pp::RW_RW))
+            .insert(&PageMapping::new(colliding(k), frame(k), Pp::RW_RW))
             .unwrap();
         assert_eq!(ins.ptex, secondary.ptex((k - 8) as u8));
         assert!(ins.evicted.is_none());
@@ -110,7 +110,7 @@ fn insert_goes_primary_then_secondary_then_evicts() {
 
     // 17th: both PTEGs full. Cursor 0 → primary first, slot 0.
     let ins = m
-        .insert(&Mapping::new(colliding(16), frame(16), Pp::RW_RW))
+        .insert(&PageMapping::new(colliding(16), frame(16), Pp::RW_RW))
         .unwrap();
     let ev = ins.evicted.expect("must evict");
     assert_eq!(ins.ptex, primary.ptex(0));
@@ -127,7 +127,7 @@ fn insert_goes_primary_then_secondary_then_evicts() {
 
     // 18th: cursor 1 → secondary first, slot 0; the new entry gets H = 1.
     let ins = m
-        .insert(&Mapping::new(colliding(17), frame(17), Pp::RW_RW))
+        .insert(&PageMapping::new(colliding(17), frame(17), Pp::RW_RW))
         .unwrap();
     let ev = ins.evicted.unwrap();
     assert_eq!(ins.ptex, secondary.ptex(0));
@@ -149,7 +149,7 @@ fn insert_goes_primary_then_secondary_then_evicts() {
 fn bolted_entries_are_never_evicted() {
     let mut m = manager(18);
     for k in 0..16 {
-        let mut map = Mapping::new(colliding(k), frame(k), Pp::RW_NONE);
+        let mut map = PageMapping::new(colliding(k), frame(k), Pp::RW_NONE);
         map.bolted = true;
         m.insert(&map).unwrap();
     }
@@ -157,7 +157,7 @@ fn bolted_entries_are_never_evicted() {
         .map(|k| m.lookup(colliding(k)).unwrap().unwrap())
         .collect();
     assert_eq!(
-        m.insert(&Mapping::new(colliding(16), frame(16), Pp::RW_RW)),
+        m.insert(&PageMapping::new(colliding(16), frame(16), Pp::RW_RW)),
         Err(InsertError::Full)
     );
     let after: Vec<_> = (0..16)
@@ -171,7 +171,7 @@ fn bolted_entries_are_never_evicted() {
 fn eviction_skips_bolted_to_the_only_evictable_entry() {
     let mut m = manager(18);
     for k in 0..16 {
-        let mut map = Mapping::new(colliding(k), frame(k), Pp::RW_RW);
+        let mut map = PageMapping::new(colliding(k), frame(k), Pp::RW_RW);
         map.bolted = k != 11;
         m.insert(&map).unwrap();
     }
@@ -180,7 +180,9 @@ fn eviction_skips_bolted_to_the_only_evictable_entry() {
     let mut victim = colliding(11);
     for r in 0..4 {
         let new = colliding(16 + r);
-        let ins = m.insert(&Mapping::new(new, frame(99), Pp::RW_RW)).unwrap();
+        let ins = m
+            .insert(&PageMapping::new(new, frame(99), Pp::RW_RW))
+            .unwrap();
         assert_eq!(ins.evicted.unwrap().page, Some(victim));
         assert_eq!(ins.ptex, m.secondary_group(colliding(0)).ptex(3));
         victim = new;
@@ -223,14 +225,14 @@ fn failed_insert_after_eviction_puts_the_victim_back() {
     })
     .unwrap();
     for k in 0..16 {
-        m.insert(&Mapping::new(colliding(k), frame(k), Pp::RW_RW))
+        m.insert(&PageMapping::new(colliding(k), frame(k), Pp::RW_RW))
             .unwrap();
     }
     let before: Vec<_> = (0..16)
         .map(|k| m.lookup(colliding(k)).unwrap().unwrap())
         .collect();
     assert_eq!(
-        m.insert(&Mapping::new(colliding(16), frame(16), Pp::RW_RW)),
+        m.insert(&PageMapping::new(colliding(16), frame(16), Pp::RW_RW)),
         Err(InsertError::Backend(HptError::Hardware(-1)))
     );
     let after: Vec<_> = (0..16)
@@ -245,7 +247,7 @@ fn failed_insert_after_eviction_puts_the_victim_back() {
 fn remove_returns_rc_once_then_none() {
     let mut m = manager(18);
     let p = page4k(0x42, 7);
-    let ins = m.insert(&Mapping::new(p, frame(3), Pp::RW_RW)).unwrap();
+    let ins = m.insert(&PageMapping::new(p, frame(3), Pp::RW_RW)).unwrap();
     m.backend_mut().record_reference(ins.ptex, true).unwrap();
     let old = m.remove(ins.ptex, p).unwrap().unwrap();
     assert!(old.changed() && old.referenced());
@@ -255,11 +257,11 @@ fn remove_returns_rc_once_then_none() {
     assert_eq!((s.removes, s.removes_absent), (1, 1));
 }
 
-/// `Mapping::hpte` builds 4K entries directly; every field must come out
+/// `PageMapping::hpte` builds 4K entries directly; every field must come out
 /// as the general construction (`Hpte::mapping` and the builders) makes it.
 #[test]
 fn the_4k_hpte_is_the_general_one() {
-    let general = |m: &Mapping, secondary: bool| {
+    let general = |m: &PageMapping, secondary: bool| {
         Hpte::mapping(
             m.page.vsid(),
             EffectiveAddress::new(m.page.offset()),
@@ -285,7 +287,7 @@ fn the_4k_hpte_is_the_general_one() {
         for pa in [0, 0x1000, 0x0fff_ffff_ffff_f000, 0x1800] {
             for pp in 0..8 {
                 for bits in 0..32u8 {
-                    let mut m = Mapping::new(page, PhysAddr::new(pa), Pp::new(pp));
+                    let mut m = PageMapping::new(page, PhysAddr::new(pa), Pp::new(pp));
                     m.no_execute = bits & 1 != 0;
                     m.bolted = bits & 2 != 0;
                     m.wimg = if bits & 4 != 0 {
@@ -328,7 +330,7 @@ fn slots_name_ptexes_relative_to_the_pages_groups() {
 fn remove_with_a_slot_outside_both_groups_is_a_parameter_error() {
     let mut m = manager(18);
     let p = page4k(0x42, 7);
-    let ins = m.insert(&Mapping::new(p, frame(3), Pp::RW_RW)).unwrap();
+    let ins = m.insert(&PageMapping::new(p, frame(3), Pp::RW_RW)).unwrap();
     let wrong = PtegIndex::new((ins.ptex.pteg().as_u64() + 1) & 0x7ff).ptex(0);
     assert_eq!(m.remove(wrong, p), Err(HptError::Parameter));
     assert_eq!(
@@ -343,12 +345,12 @@ fn remove_leaves_a_reused_slot_alone() {
     let mut m = manager(18);
     // Fill the PTEG pair, evict page 0, its slot now holds page 16.
     for k in 0..16 {
-        m.insert(&Mapping::new(colliding(k), frame(k), Pp::RW_RW))
+        m.insert(&PageMapping::new(colliding(k), frame(k), Pp::RW_RW))
             .unwrap();
     }
     let old_ptex = m.lookup(colliding(0)).unwrap().unwrap().0;
     let ins = m
-        .insert(&Mapping::new(colliding(16), frame(16), Pp::RW_RW))
+        .insert(&PageMapping::new(colliding(16), frame(16), Pp::RW_RW))
         .unwrap();
     assert_eq!(ins.ptex, old_ptex);
     // The owner of page 0 still thinks it is at old_ptex.
@@ -372,10 +374,10 @@ fn remove_checks_h_in_the_smallest_table() {
     let b = page4k(0x5555, 0x7ff);
     assert_eq!(a.avpn_word(), b.avpn_word());
     assert_eq!(m.primary_group(a), m.secondary_group(b));
-    let ins = m.insert(&Mapping::new(a, frame(1), Pp::RW_RW)).unwrap();
+    let ins = m.insert(&PageMapping::new(a, frame(1), Pp::RW_RW)).unwrap();
     m.remove(ins.ptex, a).unwrap().unwrap();
     // b's entry lands in the same slot with H = 1.
-    let hb = Mapping::new(b, frame(2), Pp::RW_RW).hpte(true).unwrap();
+    let hb = PageMapping::new(b, frame(2), Pp::RW_RW).hpte(true).unwrap();
     m.backend_mut()
         .insert(ins.ptex.pteg(), Some(ins.ptex.slot()), hb)
         .unwrap();
@@ -395,7 +397,7 @@ fn remove_many_batches_and_keeps_per_entry_outcomes() {
         .iter()
         .enumerate()
         .map(|(i, &p)| {
-            m.insert(&Mapping::new(p, frame(i as u64), Pp::RW_RW))
+            m.insert(&PageMapping::new(p, frame(i as u64), Pp::RW_RW))
                 .unwrap()
                 .ptex
         })
@@ -468,7 +470,7 @@ fn remove_many_batches_and_keeps_per_entry_outcomes() {
 fn protect_changes_pp_and_n_and_keeps_rc() {
     let mut m = manager(18);
     let p = page4k(0x42, 7);
-    let ins = m.insert(&Mapping::new(p, frame(3), Pp::RW_RW)).unwrap();
+    let ins = m.insert(&PageMapping::new(p, frame(3), Pp::RW_RW)).unwrap();
     m.backend_mut().record_reference(ins.ptex, true).unwrap();
     assert_eq!(m.protect(ins.ptex, p, Pp::RO_RO, true), Ok(true));
     let (_, e) = m.lookup(p).unwrap().unwrap();
@@ -486,7 +488,7 @@ fn misaligned_mapping_is_refused_without_change() {
     let p =
         VirtualPage::from_offset(Vsid::new(9), 0x10000, SegmentSize::M256, PageSize::K64).unwrap();
     assert_eq!(
-        m.insert(&Mapping::new(p, frame(1), Pp::RW_RW)),
+        m.insert(&PageMapping::new(p, frame(1), Pp::RW_RW)),
         Err(InsertError::Misaligned(frame(1)))
     );
     assert_eq!(m.backend().valid_entries(), 0);
@@ -505,7 +507,7 @@ fn sixty_four_k_and_one_terabyte_pages() {
     .unwrap();
     assert_eq!(p64.offset(), 0x123_0000);
     let ins = m
-        .insert(&Mapping::new(p64, PhysAddr::new(0x50_0000), Pp::RW_RW))
+        .insert(&PageMapping::new(p64, PhysAddr::new(0x50_0000), Pp::RW_RW))
         .unwrap();
     let (_, e) = m.lookup(p64).unwrap().unwrap();
     assert!(e.is_large());
@@ -523,7 +525,7 @@ fn sixty_four_k_and_one_terabyte_pages() {
         PageSize::K4,
     )
     .unwrap();
-    let ins = m.insert(&Mapping::new(t, frame(5), Pp::RW_RW)).unwrap();
+    let ins = m.insert(&PageMapping::new(t, frame(5), Pp::RW_RW)).unwrap();
     let (ptex, e) = m.lookup(t).unwrap().unwrap();
     assert_eq!(ptex, ins.ptex);
     assert_eq!(e.segment_size(), Some(SegmentSize::T1));
@@ -534,12 +536,12 @@ fn sixty_four_k_and_one_terabyte_pages() {
 fn purge_removes_only_dead_vsids() {
     let mut m = HptManager::new(CountingHpt::new(NativeHpt::with_size_shift(18).unwrap())).unwrap();
     for i in 0..20 {
-        m.insert(&Mapping::new(page4k(0x100, i), frame(i), Pp::RW_RW))
+        m.insert(&PageMapping::new(page4k(0x100, i), frame(i), Pp::RW_RW))
             .unwrap();
-        let mut b = Mapping::new(page4k(0x200, i), frame(i), Pp::RW_RW);
+        let mut b = PageMapping::new(page4k(0x200, i), frame(i), Pp::RW_RW);
         b.bolted = true;
         m.insert(&b).unwrap();
-        m.insert(&Mapping::new(page4k(0x300, i), frame(i), Pp::RW_RW))
+        m.insert(&PageMapping::new(page4k(0x300, i), frame(i), Pp::RW_RW))
             .unwrap();
     }
     let n = m
@@ -587,7 +589,7 @@ proptest! {
                 continue;
             }
             let pa = PhysAddr::new((i as u64) << 16);
-            let ins = m.insert(&Mapping::new(*p, pa, Pp::RW_RW)).unwrap();
+            let ins = m.insert(&PageMapping::new(*p, pa, Pp::RW_RW)).unwrap();
             if let Some(ev) = ins.evicted {
                 let gone = ev.page.unwrap();
                 live.retain(|(q, _, _)| *q != gone);

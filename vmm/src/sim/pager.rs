@@ -14,7 +14,7 @@ use arch_ppc64::structures::slb::{SlbEntry, SlbEntryError, SlbFlags};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use super::{Machine, SimHpt, SimMemory, SimSlb};
-use crate::hpt::{HptManager, HptSetupError, Mapping, VirtualPage};
+use crate::hpt::{HptManager, HptSetupError, PageMapping, VirtualPage};
 use crate::platform::{
     FaultCause, FaultHandler, FaultOutcome, FrameAllocator, HptError, Interrupt, Privilege,
     SlbBackend, VmFault, VmFaultReason,
@@ -222,7 +222,7 @@ impl FlatPager {
                 pa
             }
         };
-        let mut mapping = Mapping::new(page, pa, seg.pp);
+        let mut mapping = PageMapping::new(page, pa, seg.pp);
         mapping.no_execute = seg.no_execute;
         let ins = self.hpt.insert(&mapping)?;
         if let Some(ev) = ins.evicted {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::hpt::{HptManager, Mapping};
+use crate::hpt::{HptManager, PageMapping};
 use crate::platform::{FrameAllocator, FrameError, PhysMemory, SlbBackend, SlbError};
 use alloc::vec::Vec;
 use arch_ppc64::addr::{Esid, Vsid};
@@ -99,7 +99,7 @@ fn missing_hpte_raises_nopte_with_qemu_bits() {
 fn translation_hits_primary_and_secondary_and_adds_page_offset() {
     let (m, mut hpt) = setup(SlbFlags::KP);
     let ins = hpt
-        .insert(&Mapping::new(
+        .insert(&PageMapping::new(
             page(0x3000),
             PhysAddr::new(0x7000),
             Pp::RW_RW,
@@ -113,7 +113,7 @@ fn translation_hits_primary_and_secondary_and_adds_page_offset() {
     // An entry in the secondary PTEG must carry H = 1 to be found.
     let p = page(0x9000);
     let sec = hpt.secondary_group(p);
-    let h = Mapping::new(p, PhysAddr::new(0x8000), Pp::RW_RW)
+    let h = PageMapping::new(p, PhysAddr::new(0x8000), Pp::RW_RW)
         .hpte(false)
         .unwrap();
     m.hpt().insert(sec, Some(0), h).unwrap();
@@ -150,7 +150,7 @@ fn every_pp_and_key_combination() {
     let (m, mut hpt) = setup(SlbFlags::KP);
     let p = page(0x4000);
     let ins = hpt
-        .insert(&Mapping::new(p, PhysAddr::new(0x4000), Pp::RW_RW))
+        .insert(&PageMapping::new(p, PhysAddr::new(0x4000), Pp::RW_RW))
         .unwrap();
     for pp in 0..8u8 {
         assert!(hpt.protect(ins.ptex, p, Pp::new(pp), false).unwrap());
@@ -195,7 +195,7 @@ fn key_follows_msr_pr() {
     // Ks = 1, Kp = 0 (reversed): pp 000 is now open to problem state and
     // closed to the supervisor.
     let (m, mut hpt) = setup(SlbFlags::KS);
-    hpt.insert(&Mapping::new(page(0), PhysAddr::new(0), Pp::RW_NONE))
+    hpt.insert(&PageMapping::new(page(0), PhysAddr::new(0), Pp::RW_NONE))
         .unwrap();
     assert!(m.translate(ea(0), Access::Store, P).is_ok());
     assert_eq!(
@@ -211,12 +211,12 @@ const IO_PAGE: u64 = 0x8000_0000;
 #[test]
 fn no_execute_page_guarded_page_and_segment() {
     let (m, mut hpt) = setup(SlbFlags::KP);
-    let mut nx = Mapping::new(page(0x1000), PhysAddr::new(0x1000), Pp::RW_RW);
+    let mut nx = PageMapping::new(page(0x1000), PhysAddr::new(0x1000), Pp::RW_RW);
     nx.no_execute = true;
     hpt.insert(&nx).unwrap();
     // G on a RAM page is refused by H_ENTER; a guarded page is a device
     // page (I|G), as a pseries kernel would map it.
-    let mut guarded = Mapping::new(page(0x2000), PhysAddr::new(IO_PAGE), Pp::RW_RW);
+    let mut guarded = PageMapping::new(page(0x2000), PhysAddr::new(IO_PAGE), Pp::RW_RW);
     guarded.wimg = Wimg::I | Wimg::G;
     hpt.insert(&guarded).unwrap();
     for (off, pa) in [(0x1000, 0x1000), (0x2000, IO_PAGE)] {
@@ -268,7 +268,7 @@ fn no_execute_page_guarded_page_and_segment() {
 fn reference_and_change_bits_are_written_back() {
     let (m, hpt) = setup(SlbFlags::KP);
     let p = page(0x6000);
-    let h = Mapping::new(p, PhysAddr::new(0x6000), Pp::RO_RO)
+    let h = PageMapping::new(p, PhysAddr::new(0x6000), Pp::RO_RO)
         .hpte(false)
         .unwrap()
         .with_referenced(false);
@@ -308,7 +308,7 @@ fn sixty_four_k_and_one_terabyte_segments() {
         PageSize::K64,
     )
     .unwrap();
-    hpt.insert(&Mapping::new(p, PhysAddr::new(0x10_0000), Pp::RW_RW))
+    hpt.insert(&PageMapping::new(p, PhysAddr::new(0x10_0000), Pp::RW_RW))
         .unwrap();
     assert_eq!(
         m.translate(EffectiveAddress::new(0x2003_fff8), Access::Load, P),
@@ -331,7 +331,7 @@ fn sixty_four_k_and_one_terabyte_segments() {
     .unwrap();
     m.slb().load(2, e1t).unwrap();
     let p = VirtualPage::new(Vsid::new(3), ea1t, SegmentSize::T1, PageSize::K4).unwrap();
-    hpt.insert(&Mapping::new(p, PhysAddr::new(0x20_0000), Pp::RW_RW))
+    hpt.insert(&PageMapping::new(p, PhysAddr::new(0x20_0000), Pp::RW_RW))
         .unwrap();
     assert_eq!(
         m.translate(EffectiveAddress::new(0x123_4567_8123), Access::Store, P),
@@ -654,12 +654,12 @@ fn hpt_pressure_every_page_reads_back_its_own_data() {
 #[test]
 fn slbmte_over_a_valid_entry_keeps_stale_translations_until_slbie() {
     let (m, mut hpt) = setup(SlbFlags::KP);
-    hpt.insert(&Mapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
+    hpt.insert(&PageMapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
         .unwrap();
     // The same offset in another segment (VSID 0x5678) maps elsewhere.
     let other =
         VirtualPage::new(Vsid::new(0x5678), ea(0), SegmentSize::M256, PageSize::K4).unwrap();
-    hpt.insert(&Mapping::new(other, PhysAddr::new(0x2000), Pp::RW_RW))
+    hpt.insert(&PageMapping::new(other, PhysAddr::new(0x2000), Pp::RW_RW))
         .unwrap();
     assert_eq!(
         m.translate(ea(8), Access::Load, P),
@@ -711,7 +711,7 @@ fn slbmte_over_a_valid_entry_keeps_stale_translations_until_slbie() {
 fn slb_search_follows_every_write_of_an_index() {
     let (m, mut hpt) = setup(SlbFlags::KP);
     m.set_tlb_enabled(false);
-    hpt.insert(&Mapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
+    hpt.insert(&PageMapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
         .unwrap();
     let seg2 = |off: u64| EffectiveAddress::new(0x2000_0000 + off);
     assert_eq!(
@@ -758,7 +758,7 @@ fn slb_search_follows_every_write_of_an_index() {
 fn tlb_hits_still_record_change_and_respect_flushes() {
     let (m, hpt) = setup(SlbFlags::KP);
     let p = page(0x7000);
-    let h = Mapping::new(p, PhysAddr::new(0x7000), Pp::RW_RW)
+    let h = PageMapping::new(p, PhysAddr::new(0x7000), Pp::RW_RW)
         .hpte(false)
         .unwrap();
     let ptex = m.hpt().insert(hpt.primary_group(p), None, h).unwrap();
@@ -832,7 +832,7 @@ fn pager_serves_one_terabyte_segments() {
 /// The HPTE for the 4K page at `off` in the test segment, mapped to `pa`
 /// read-write, with storage attributes `wimg`.
 fn entry_to(off: u64, pa: u64, wimg: Wimg) -> Hpte {
-    Mapping::new(page(off), PhysAddr::new(pa), Pp::RW_RW)
+    PageMapping::new(page(off), PhysAddr::new(pa), Pp::RW_RW)
         .hpte(false)
         .unwrap()
         .with_wimg(wimg)
@@ -1085,7 +1085,7 @@ fn two_matching_hptes_are_a_machine_check() {
 #[test]
 fn slbie_with_another_segment_size_leaves_the_entry() {
     let (m, mut hpt) = setup(SlbFlags::KP);
-    hpt.insert(&Mapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
+    hpt.insert(&PageMapping::new(page(0), PhysAddr::new(0x1000), Pp::RW_RW))
         .unwrap();
     // QEMU would invalidate the 256M entry whatever size slbie names; the
     // sim keeps it, so a VMM passing the wrong size sees the segment stay.
@@ -1182,7 +1182,7 @@ fn two_cpus() -> (Machine, Machine, HptManager<SimHpt>, Ptex) {
     m1.slb().load(0, e).unwrap();
     let mut hpt = HptManager::new(m0.hpt()).unwrap();
     let ptex = hpt
-        .insert(&Mapping::new(
+        .insert(&PageMapping::new(
             page(0x3000),
             PhysAddr::new(0x7000),
             Pp::RW_RW,
@@ -1250,7 +1250,7 @@ fn each_processor_has_its_own_slb() {
     // A page entered once serves both once both SLBs hold the segment.
     HptManager::new(m0.hpt())
         .unwrap()
-        .insert(&Mapping::new(
+        .insert(&PageMapping::new(
             page(0x3000),
             PhysAddr::new(0x7000),
             Pp::RW_RW,

@@ -217,7 +217,7 @@ impl<S: SlbBackend> CpuMmu<S> {
     pub fn runs(&self, space: SpaceRef) -> bool {
         match space {
             SpaceRef::Kernel => true,
-            SpaceRef::Process(id) => self.current == Some(id),
+            SpaceRef::User(id) => self.current == Some(id),
         }
     }
 
@@ -245,7 +245,7 @@ impl<S: SlbBackend> CpuMmu<S> {
                 let [user, _] = self.slb.tables();
                 self.slb.set_tables(user, request.table);
             }
-            SpaceRef::Process(_) => self.slb.set_user_table(request.table),
+            SpaceRef::User(_) => self.slb.set_user_table(request.table),
         }
     }
 }
@@ -414,7 +414,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         }
         others(match space {
             SpaceRef::Kernel => self.online,
-            SpaceRef::Process(id) => self.cpus_running(id),
+            SpaceRef::User(id) => self.cpus_running(id),
         })
     }
 
@@ -422,7 +422,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     fn slb_table_of(&self, space: SpaceRef) -> Option<&crate::slbtable::SlbTable> {
         match space {
             SpaceRef::Kernel => Some(self.kernel.slb_table()),
-            SpaceRef::Process(id) => self.spaces.get(&id).map(|a| a.slb_table()),
+            SpaceRef::User(id) => self.spaces.get(&id).map(|a| a.slb_table()),
         }
     }
 

@@ -26,7 +26,7 @@
 use arch_ppc64::addr::{EffectiveAddress, PhysAddr};
 
 use super::Vmm;
-use crate::hpt::{Evicted, InsertError, Mapping as HptMapping};
+use crate::hpt::{Evicted, InsertError, PageMapping};
 use crate::platform::{
     Access, Environment, FaultCause, FaultHandler, FaultOutcome, FrameAllocator, FrameError,
     HptBackend, Interrupt, Privilege, SlbBackend, VmFault, VmFaultReason,
@@ -259,7 +259,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             Some(f) => (f, false),
             None => (zero_filled(&mut self.frames)?, true),
         };
-        let mut mapping = HptMapping::new(vp, frame, hw.pp);
+        let mut mapping = PageMapping::new(vp, frame, hw.pp);
         mapping.no_execute = hw.no_exec;
         let inserted = match self.hpt.insert(&mapping) {
             Ok(r) => r,
@@ -332,7 +332,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
                 rec.fold_rc(h.referenced(), h.changed());
             }
         }
-        let mut mapping = HptMapping::new(vp, copy.unwrap_or(frame), prot.pp);
+        let mut mapping = PageMapping::new(vp, copy.unwrap_or(frame), prot.pp);
         mapping.no_execute = prot.no_exec;
         let inserted = match self.hpt.insert(&mapping) {
             Ok(r) => r,

@@ -85,7 +85,7 @@ use arch_ppc64::addr::{EffectiveAddress, Esid, Vsid};
 use arch_ppc64::structures::slb::SlbEntry;
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
-use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Mapping, SegKey};
+use crate::adspace::{AddressSpace, AdspaceError, ForkAction, SegKey, SegmentMapping};
 use crate::platform::{Environment, FrameAllocator, HptBackend, HptError, SlbBackend};
 use crate::segment::{SegmentError, SegmentTable, ViewProt, PAGES_PER_SEGMENT, PAGE_SHIFT};
 use crate::slb::{SlbManager, SlbManagerError};
@@ -115,13 +115,15 @@ pub const KERNEL_ESID_BASE: u64 = 1 << 35;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpaceId(pub u32);
 
-/// Names the kernel's address space or a process's.
+/// Names the kernel's address space or one of the user address spaces
+/// (a process's, or the one kernel processes use), by the core's id. The
+/// AIX layer names the same spaces by process: [`crate::aix::Space`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SpaceRef {
     /// The kernel's address space (ESIDs from [`KERNEL_ESID_BASE`]).
     Kernel,
-    /// A process's address space (ESIDs below [`KERNEL_ESID_BASE`]).
-    Process(SpaceId),
+    /// A user address space (ESIDs below [`KERNEL_ESID_BASE`]).
+    User(SpaceId),
 }
 
 /// How to map a segment (see [`Vmm::map`]).
@@ -185,6 +187,7 @@ impl VmmConfig {
 
 /// Why a [`Vmm`] operation failed; every table is as it was before the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VmError {
     /// Segment table refusal.
     Segment(SegmentError),
@@ -454,14 +457,14 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     fn space_ref(&self, space: SpaceRef) -> Result<&AddressSpace, VmError> {
         match space {
             SpaceRef::Kernel => Ok(&self.kernel),
-            SpaceRef::Process(id) => self.space(id),
+            SpaceRef::User(id) => self.space(id),
         }
     }
 
     fn space_mut(&mut self, space: SpaceRef) -> Result<&mut AddressSpace, VmError> {
         match space {
             SpaceRef::Kernel => Ok(&mut self.kernel),
-            SpaceRef::Process(id) => self.spaces.get_mut(&id).ok_or(VmError::NoSuchSpace(id)),
+            SpaceRef::User(id) => self.spaces.get_mut(&id).ok_or(VmError::NoSuchSpace(id)),
         }
     }
 
@@ -471,19 +474,19 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         if esid.as_u64() >= KERNEL_ESID_BASE {
             Some(SpaceRef::Kernel)
         } else {
-            self.current().map(SpaceRef::Process)
+            self.current().map(SpaceRef::User)
         }
     }
 
     /// The mapping that translates `ea` right now, if any.
-    pub fn mapping_for(&self, ea: EffectiveAddress) -> Option<(SpaceRef, &Mapping)> {
+    pub fn mapping_for(&self, ea: EffectiveAddress) -> Option<(SpaceRef, &SegmentMapping)> {
         let esid = ea.esid();
         let space = self.space_for(esid)?;
         self.space_ref(space).ok()?.get(esid).map(|m| (space, m))
     }
 
     /// The mapping at `esid` of `space`.
-    pub fn mapping(&self, space: SpaceRef, esid: Esid) -> Result<&Mapping, VmError> {
+    pub fn mapping(&self, space: SpaceRef, esid: Esid) -> Result<&SegmentMapping, VmError> {
         self.space_ref(space)?
             .get(esid)
             .ok_or(VmError::Adspace(AdspaceError::NotMapped(esid)))
@@ -512,7 +515,7 @@ fn virtual_page(sid: Sid, page: u32) -> VirtualPage {
 }
 
 /// The SLB entry translating `esid` through `mapping`.
-fn slb_entry(esid: Esid, mapping: &Mapping) -> SlbEntry {
+fn slb_entry(esid: Esid, mapping: &SegmentMapping) -> SlbEntry {
     mapping.slb_entry(esid)
 }
 

@@ -88,7 +88,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let procs = self
             .spaces
             .iter()
-            .flat_map(|(&id, a)| a.iter().map(move |(e, m)| (SpaceRef::Process(id), e, m)));
+            .flat_map(|(&id, a)| a.iter().map(move |(e, m)| (SpaceRef::User(id), e, m)));
         kernel
             .chain(procs)
             .filter(|(_, _, m)| m.handle.sid() == sid)

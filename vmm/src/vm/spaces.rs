@@ -7,7 +7,7 @@ use arch_ppc64::addr::Esid;
 
 use super::cpu::SlbChange;
 use super::{slb_entry, Invariant, MapOptions, SpaceId, SpaceRef, VmError, Vmm, KERNEL_ESID_BASE};
-use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Handle, Mapping};
+use crate::adspace::{AddressSpace, AdspaceError, ForkAction, Handle, SegmentMapping};
 use crate::platform::{FrameAllocator, HptBackend, SlbBackend};
 use crate::segment::{SegmentError, SegmentKind, ViewProt};
 use crate::sid::{Sid, SidKind};
@@ -74,7 +74,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         let view = if opts.window.is_some() || opts.view_prot != ViewProt::Segment {
             let kind = match space {
                 SpaceRef::Kernel => SidKind::Kernel,
-                SpaceRef::Process(_) => SidKind::User,
+                SpaceRef::User(_) => SidKind::User,
             };
             let view_sid = self.allocate_sid(kind)?;
             let window = opts.window.clone().unwrap_or(0..size);
@@ -91,7 +91,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             None
         };
         let handle = Handle::new(sid, opts.key, opts.no_exec);
-        let mapping = Mapping {
+        let mapping = SegmentMapping {
             handle,
             fork: opts.fork,
             window: opts.window,
@@ -125,7 +125,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
 
     /// Unmaps `esid` of `space`: its SLB entry goes (if loaded), a view is
     /// destroyed with its HPTEs, an owned segment is deleted.
-    pub fn unmap(&mut self, space: SpaceRef, esid: Esid) -> Result<Mapping, VmError> {
+    pub fn unmap(&mut self, space: SpaceRef, esid: Esid) -> Result<SegmentMapping, VmError> {
         // One round for the entry and the table's new place (the
         // invalidation publishes the table too).
         let m = self.space_mut(space)?.remove(esid)?;
@@ -147,7 +147,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         esid: Esid,
         sid: Sid,
         mut opts: MapOptions,
-    ) -> Result<(Handle, Option<Mapping>), VmError> {
+    ) -> Result<(Handle, Option<SegmentMapping>), VmError> {
         self.space_ref(space)?;
         let old = self.space_remove(space, esid).ok();
         opts.owned |= old
@@ -178,7 +178,12 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
 
     /// Maps `m` at `esid` of `space` and, if the fast path uses that
     /// space's table, tells it where the table went (it may have grown).
-    fn space_insert(&mut self, space: SpaceRef, esid: Esid, m: Mapping) -> Result<(), VmError> {
+    fn space_insert(
+        &mut self,
+        space: SpaceRef,
+        esid: Esid,
+        m: SegmentMapping,
+    ) -> Result<(), VmError> {
         self.space_mut(space)?.insert(esid, m)?;
         self.republish_if_loaded(space);
         Ok(())
@@ -187,7 +192,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// Unmaps `esid` of `space` (the table only: the SLB entry is the
     /// caller's) and, if the fast path uses that space's table, tells it
     /// where the table went.
-    fn space_remove(&mut self, space: SpaceRef, esid: Esid) -> Result<Mapping, VmError> {
+    fn space_remove(&mut self, space: SpaceRef, esid: Esid) -> Result<SegmentMapping, VmError> {
         let m = self.space_mut(space)?.remove(esid)?;
         self.republish_if_loaded(space);
         Ok(m)
@@ -272,7 +277,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// an owned segment is orphaned, so deleted once nothing maps or holds
     /// it (unless `keep` names it: it was mapped again in its place, and
     /// the new mapping took the ownership over).
-    fn release_mapping(&mut self, m: &Mapping, keep: Option<Sid>) -> Result<(), VmError> {
+    fn release_mapping(&mut self, m: &SegmentMapping, keep: Option<Sid>) -> Result<(), VmError> {
         let sid = m.handle.sid();
         let detached = self.segments.detach(m.view.unwrap_or(sid))?;
         if let Some(r) = detached.view {
@@ -335,7 +340,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             self.switch_to(None)?;
         }
         for e in esids {
-            self.unmap(SpaceRef::Process(id), e)?;
+            self.unmap(SpaceRef::User(id), e)?;
         }
         self.spaces.remove(&id);
         Ok(())
@@ -349,7 +354,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// made: on failure the half-built child is torn down again and the
     /// parent is as it was.
     pub fn fork(&mut self, parent: SpaceId) -> Result<SpaceId, VmError> {
-        let maps: Vec<(Esid, Mapping)> = self
+        let maps: Vec<(Esid, SegmentMapping)> = self
             .space(parent)?
             .iter()
             .map(|(e, m)| (e, m.clone()))
@@ -370,7 +375,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         Ok(child)
     }
 
-    fn fork_one(&mut self, child: SpaceId, esid: Esid, m: &Mapping) -> Result<(), VmError> {
+    fn fork_one(&mut self, child: SpaceId, esid: Esid, m: &SegmentMapping) -> Result<(), VmError> {
         let view_prot = match m.view {
             Some(v) => match self.segments.get(v)?.kind() {
                 SegmentKind::View { prot, .. } => *prot,
@@ -400,9 +405,9 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             // view to make) into the fresh child, at an ESID of the same
             // half that the child cannot have used yet: what `map` would
             // check holds, so only the attachment and the entry are made.
-            let child = SpaceRef::Process(child);
+            let child = SpaceRef::User(child);
             let handle = Handle::new(sid, m.handle.key(), m.handle.no_exec());
-            let mapping = Mapping {
+            let mapping = SegmentMapping {
                 handle,
                 fork: m.fork,
                 window: None,
@@ -425,7 +430,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             }
             return r;
         }
-        let r = self.map(SpaceRef::Process(child), esid, sid, opts);
+        let r = self.map(SpaceRef::User(child), esid, sid, opts);
         if r.is_err() && m.fork == ForkAction::Copy {
             let d = self.segments.orphan(sid)?;
             self.dispose(d);

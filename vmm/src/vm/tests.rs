@@ -45,7 +45,7 @@ fn current_space<H: HptBackend>(
     opts: MapOptions,
 ) -> SpaceId {
     let p = v.create_space();
-    v.map(SpaceRef::Process(p), Esid::new(esid), sid, opts)
+    v.map(SpaceRef::User(p), Esid::new(esid), sid, opts)
         .unwrap();
     v.switch_to(Some(p)).unwrap();
     p
@@ -214,7 +214,7 @@ fn unknown_causes_and_frame_refusals_are_typed_reasons() {
         .unwrap();
     let p = v.create_space();
     v.map(
-        SpaceRef::Process(p),
+        SpaceRef::User(p),
         Esid::new(1),
         sid,
         MapOptions::new(SegKey::UNPRIV),
@@ -266,7 +266,7 @@ fn kernel_pages_are_closed_to_problem_state_and_views_open_a_window() {
         no_exec: true,
     });
     o.fork = ForkAction::Drop;
-    let h = v.map(SpaceRef::Process(p), Esid::new(7), k, o).unwrap();
+    let h = v.map(SpaceRef::User(p), Esid::new(7), k, o).unwrap();
     assert_eq!(h.sid(), k);
     v.switch_to(Some(p)).unwrap();
     touch(&mut v, ea(7, 1), false, Privilege::Problem).unwrap();
@@ -371,7 +371,7 @@ fn fork_shares_copies_and_drops() {
     let private = user_segment(&mut v, 2);
     let guatt = user_segment(&mut v, 1);
     let p = v.create_space();
-    let sp = SpaceRef::Process(p);
+    let sp = SpaceRef::User(p);
     v.map(sp, Esid::new(1), shared, MapOptions::new(SegKey::PRIV))
         .unwrap();
     let mut o = MapOptions::new(SegKey::PRIV);
@@ -431,7 +431,7 @@ fn failed_fork_leaves_no_child_behind_and_the_parent_unshared() {
     let mut o = MapOptions::new(SegKey::PRIV);
     o.fork = ForkAction::Copy;
     let p = current_space(&mut v, 1, a, o.clone());
-    v.map(SpaceRef::Process(p), Esid::new(2), b, o).unwrap();
+    v.map(SpaceRef::User(p), Esid::new(2), b, o).unwrap();
     for page in 0..2 {
         touch(&mut v, ea(1, page), true, Privilege::Problem).unwrap();
     }
@@ -457,7 +457,7 @@ fn protect_drops_stale_translations() {
     let sid = user_segment(&mut v, 2);
     let p = v.create_space();
     v.map(
-        SpaceRef::Process(p),
+        SpaceRef::User(p),
         Esid::new(1),
         sid,
         MapOptions::new(SegKey::UNPRIV),
@@ -466,7 +466,7 @@ fn protect_drops_stale_translations() {
     // A view showing the segment's own protection is affected too.
     let mut o = MapOptions::new(SegKey::UNPRIV);
     o.window = Some(0..2);
-    v.map(SpaceRef::Process(p), Esid::new(2), sid, o).unwrap();
+    v.map(SpaceRef::User(p), Esid::new(2), sid, o).unwrap();
     v.switch_to(Some(p)).unwrap();
     touch(&mut v, ea(1, 0), true, Privilege::Problem).unwrap();
     touch(&mut v, ea(2, 0), true, Privilege::Problem).unwrap();
@@ -507,16 +507,11 @@ fn bolted_kernel_segments_survive_switches() {
     let q = v.create_space();
     let u = user_segment(&mut v, 1);
     assert_eq!(
-        v.map(SpaceRef::Process(p), Esid::new(1), u, o.clone()),
+        v.map(SpaceRef::User(p), Esid::new(1), u, o.clone()),
         Err(VmError::BoltedInProcess)
     );
     assert_eq!(
-        v.map(
-            SpaceRef::Process(p),
-            kesid,
-            u,
-            MapOptions::new(SegKey::PRIV)
-        ),
+        v.map(SpaceRef::User(p), kesid, u, MapOptions::new(SegKey::PRIV)),
         Err(VmError::WrongHalf(kesid))
     );
     assert_eq!(
@@ -529,7 +524,7 @@ fn bolted_kernel_segments_survive_switches() {
         Err(VmError::WrongHalf(Esid::new(1)))
     );
     v.map(
-        SpaceRef::Process(p),
+        SpaceRef::User(p),
         Esid::new(1),
         u,
         MapOptions::new(SegKey::PRIV),
@@ -565,7 +560,7 @@ fn delete_revokes_mappings_now_or_at_the_last_put() {
         let mut o = MapOptions::new(SegKey::PRIV);
         o.window = (seg == b).then_some(0..1);
         let esid = Esid::new(if seg == a { 1 } else { 2 });
-        v.map(SpaceRef::Process(space), esid, seg, o).unwrap();
+        v.map(SpaceRef::User(space), esid, seg, o).unwrap();
     }
     assert_eq!(v.mappings_of(a).len(), 2);
     v.switch_to(Some(p)).unwrap();
@@ -583,7 +578,7 @@ fn delete_revokes_mappings_now_or_at_the_last_put() {
     assert_eq!(v.delete_segment(b), Ok(false));
     // It even maps again (AIX: the held handle can be attached).
     v.map(
-        SpaceRef::Process(q),
+        SpaceRef::User(q),
         Esid::new(2),
         b,
         MapOptions::new(SegKey::PRIV),
@@ -629,7 +624,7 @@ fn supervisor_only_views_close_kernel_pages_to_problem_state() {
     let mut o = MapOptions::new(SegKey::UNPRIV);
     o.window = Some(0..1);
     o.fork = ForkAction::Drop;
-    v.map(SpaceRef::Process(p), Esid::new(0x70), g, o).unwrap();
+    v.map(SpaceRef::User(p), Esid::new(0x70), g, o).unwrap();
     v.switch_to(Some(p)).unwrap();
     touch(&mut v, ea(0x70, 0), false, Privilege::Problem).unwrap();
     assert_eq!(
@@ -749,7 +744,7 @@ fn replace_swaps_segments_or_keeps_the_old_one() {
     let a = user_segment(&mut v, 1);
     let b = user_segment(&mut v, 1);
     let p = v.create_space();
-    let sp = SpaceRef::Process(p);
+    let sp = SpaceRef::User(p);
     v.map(sp, Esid::new(4), a, MapOptions::new(SegKey::PRIV))
         .unwrap();
     v.switch_to(Some(p)).unwrap();
@@ -796,7 +791,7 @@ fn segments_waiting_for_deletion_map_and_fork() {
     v.hold_segment(held).unwrap();
     assert!(!v.delete_segment(held).unwrap(), "deferred while held");
     v.map(
-        SpaceRef::Process(p),
+        SpaceRef::User(p),
         Esid::new(2),
         held,
         MapOptions::new(SegKey::PRIV),
@@ -814,7 +809,7 @@ fn segments_waiting_for_deletion_map_and_fork() {
     let data = user_segment(&mut v, 1);
     let mut o = MapOptions::new(SegKey::PRIV);
     o.owned = true;
-    v.map(SpaceRef::Process(p), Esid::new(3), data, o).unwrap();
+    v.map(SpaceRef::User(p), Esid::new(3), data, o).unwrap();
     touch(&mut v, ea(3, 0), true, Privilege::Problem).unwrap();
     let c = v.fork(p).unwrap();
     v.destroy_space(p).unwrap();
@@ -850,7 +845,7 @@ fn re_setting_an_owned_segment_keeps_it_owned() {
     o.owned = true;
     let p = current_space(&mut v, 4, data, o);
     touch(&mut v, ea(4, 1), true, Privilege::Problem).unwrap();
-    let sp = SpaceRef::Process(p);
+    let sp = SpaceRef::User(p);
     let (_, old) = v
         .replace(sp, Esid::new(4), data, MapOptions::new(SegKey::PRIV))
         .unwrap();
@@ -912,7 +907,7 @@ fn batch_fixture(
     let p = current_space(&mut v, 1, sid, MapOptions::new(SegKey::UNPRIV));
     let mut o = MapOptions::new(SegKey::UNPRIV);
     o.window = Some(0..BATCH_PAGES);
-    v.map(SpaceRef::Process(p), Esid::new(2), sid, o).unwrap();
+    v.map(SpaceRef::User(p), Esid::new(2), sid, o).unwrap();
     for page in 0..BATCH_PAGES {
         touch(&mut v, ea(touch_esid, page), false, Privilege::Problem).unwrap();
     }
@@ -942,7 +937,7 @@ fn segment_teardown_removes_its_hptes_in_one_batch() {
 #[test]
 fn unmapping_a_view_batches_its_removes_and_folds_rc_into_the_target() {
     let (mut v, sid, p) = batch_fixture(2);
-    v.unmap(SpaceRef::Process(p), Esid::new(2)).unwrap();
+    v.unmap(SpaceRef::User(p), Esid::new(2)).unwrap();
     assert_eq!(v.hpt_backend().batches, vec![BATCH_PAGES as usize]);
     assert_eq!(v.hpt_backend().singles, 0);
     assert_eq!(v.hptes_in_use(), 0);
@@ -976,7 +971,7 @@ fn bad_maps_leave_every_table_unchanged() {
     let mut v = vmm();
     let sid = user_segment(&mut v, 2);
     let p = v.create_space();
-    let sp = SpaceRef::Process(p);
+    let sp = SpaceRef::User(p);
     v.map(sp, Esid::new(1), sid, MapOptions::new(SegKey::PRIV))
         .unwrap();
     let before = (
@@ -997,7 +992,7 @@ fn bad_maps_leave_every_table_unchanged() {
     assert_eq!(v.map(sp, Esid::new(2), sid, o), Err(VmError::BadWindow));
     assert_eq!(
         v.map(
-            SpaceRef::Process(SpaceId(99)),
+            SpaceRef::User(SpaceId(99)),
             Esid::new(2),
             sid,
             MapOptions::new(SegKey::PRIV)
@@ -1049,7 +1044,7 @@ fn a_stale_slot_record_never_removes_another_pages_entry() {
         let p = v.create_space();
         for (esid, sid) in [(1, a), (2, b)] {
             v.map(
-                SpaceRef::Process(p),
+                SpaceRef::User(p),
                 Esid::new(esid),
                 sid,
                 MapOptions::new(SegKey::PRIV),
@@ -1088,7 +1083,7 @@ fn a_stale_slot_record_never_removes_another_pages_entry() {
                 v.check_invariants().unwrap();
             }
             _ => {
-                v.unmap(SpaceRef::Process(p), Esid::new(1)).unwrap();
+                v.unmap(SpaceRef::User(p), Esid::new(1)).unwrap();
                 v.delete_segment(a).unwrap();
                 v.check_invariants().unwrap();
             }
@@ -1254,7 +1249,7 @@ fn slb_words_follow_every_change_of_an_address_space() {
         // the sequence; the check below covers them too.
         match (x >> 48) % 12 {
             0..=2 => {
-                let _ = v.map(SpaceRef::Process(space), uesid, seg, o);
+                let _ = v.map(SpaceRef::User(space), uesid, seg, o);
             }
             3 => {
                 let _ = v.map(
@@ -1265,13 +1260,13 @@ fn slb_words_follow_every_change_of_an_address_space() {
                 );
             }
             4 | 5 => {
-                let _ = v.unmap(SpaceRef::Process(space), uesid);
+                let _ = v.unmap(SpaceRef::User(space), uesid);
             }
             6 => {
                 let _ = v.unmap(SpaceRef::Kernel, kesid);
             }
             7 => {
-                let _ = v.replace(SpaceRef::Process(space), uesid, seg, o);
+                let _ = v.replace(SpaceRef::User(space), uesid, seg, o);
             }
             8 => {
                 let to = (x & 4 != 0).then_some(space);

@@ -14,7 +14,9 @@ use core::ffi::c_int;
 
 use vmm::aix::ctypes::{vmhandle_t, vmid_t, vmkey_t};
 use vmm::aix::*;
+use vmm::arch_ppc64::addr::Esid;
 use vmm::platform::{Environment, Privilege, ProcessId};
+use vmm::sid::Sid;
 
 pub const P1: ProcessId = ProcessId(1);
 pub const P2: ProcessId = ProcessId(2);
@@ -791,7 +793,7 @@ pub fn exit_releases_everything<H: Harness>() {
         base1,
         "P2's attachments, regions, holds, vm_att slot gone"
     );
-    let info = h.aix_ref().vm().segment(vmid as u64).unwrap();
+    let info = h.aix_ref().vm().segment(Sid::new(vmid as u64)).unwrap();
     assert_eq!(
         (info.holds, info.attaches),
         (0, 0),
@@ -983,7 +985,8 @@ pub fn as_att_refuses_bad_arguments<H: Harness>() {
         .allocations()
         .find(|a| a.start == k)
         .unwrap()
-        .sids[0];
+        .sids[0]
+        .as_u64();
     let e = refused(&mut h, |a| {
         a.as_att(adsp, vm_handle(gsid as i64, 0).unwrap().raw(), 0)
     });
@@ -1188,14 +1191,17 @@ pub fn as_det64_refuses_reserved_register_32bit<H: Harness>() {
     // as_seth64 refuses register 14 too, so map it the way the kernel
     // would map a process's shared library data: straight in the core.
     let how = MappingInfo {
-        sid: vmid as u64,
+        sid: Sid::new(vmid as u64),
         key: vmm::adspace::SegKey::PRIV,
         no_exec: false,
         window: None,
         view_prot: vmm::segment::ViewProt::Segment,
         fork: vmm::adspace::ForkAction::Share,
     };
-    h.aix().vm_mut().map(Space::Process(P2), 14, &how).unwrap();
+    h.aix()
+        .vm_mut()
+        .map(Space::Process(P2), Esid::new(14), &how)
+        .unwrap();
     let e = refused(&mut h, |x| x.as_det64(14 << SEGSHIFT));
     assert_eq!(
         e,
@@ -1284,7 +1290,7 @@ pub fn as_geth64_hold_defers_vms_delete<H: Harness>() {
     assert_eq!(e, VmsDeleteError::BadVmid { vmid });
     h.aix().as_puth64(a, g).unwrap();
     assert!(h.load(a, USR).is_err(), "destroyed at the last put");
-    assert!(h.aix_ref().vm().segment(vmid as u64).is_none());
+    assert!(h.aix_ref().vm().segment(Sid::new(vmid as u64)).is_none());
     let e = refused(&mut h, |x| x.as_puth64(a, g));
     assert_eq!(e, AsPuth64Error::NoHold { sid: vmid as u64 });
     // Destroyed: the handle attaches nowhere any more.
@@ -1310,7 +1316,7 @@ pub fn deferred_delete_keeps_the_segment_fully_usable<H: Harness>() {
     assert!(
         h.aix_ref()
             .vm()
-            .segment(vmid as u64)
+            .segment(Sid::new(vmid as u64))
             .unwrap()
             .delete_pending
     );
@@ -1336,7 +1342,7 @@ pub fn deferred_delete_keeps_the_segment_fully_usable<H: Harness>() {
     assert_eq!(h.load(a + 8, USR), Ok(0x5E), "the child's store is seen");
     h.aix().vm_det(v).unwrap();
     h.aix().as_puth64(a, held).unwrap();
-    assert!(h.aix_ref().vm().segment(vmid as u64).is_none());
+    assert!(h.aix_ref().vm().segment(Sid::new(vmid as u64)).is_none());
     for ea in [a, b, c] {
         assert!(
             h.load(ea, USR).is_err(),
@@ -1399,7 +1405,10 @@ pub fn as_puth64_refusals<H: Harness>() {
     let e = refused(&mut h, |x| x.as_puth64(a, g));
     assert_eq!(e.errno(), Errno::Inval);
     assert_eq!(
-        h.aix_ref().vm().segment(vmid as u64).map(|s| s.holds),
+        h.aix_ref()
+            .vm()
+            .segment(Sid::new(vmid as u64))
+            .map(|s| s.holds),
         Some(0)
     );
 }
@@ -1415,7 +1424,7 @@ pub fn mixed_key_handle_round_trips<H: Harness>() {
     let vmid = h.aix().vms_create(V_WORKING, K as i64).unwrap();
     let sid = vmid as u64;
     let how = MappingInfo {
-        sid,
+        sid: Sid::new(sid),
         key: SegKey::KERNEL,
         no_exec: false,
         window: None,
@@ -1424,7 +1433,7 @@ pub fn mixed_key_handle_round_trips<H: Harness>() {
     };
     h.aix()
         .vm_mut()
-        .map(Space::Process(P1), 0x10, &how)
+        .map(Space::Process(P1), Esid::new(0x10), &how)
         .unwrap();
     let a = 0x10 << 28;
     let g = h.aix().as_geth64(a).unwrap();
@@ -1432,7 +1441,10 @@ pub fn mixed_key_handle_round_trips<H: Harness>() {
     assert_eq!(h.aix_ref().holds(Space::Process(P1)), vec![(sid, 1)]);
     h.aix().as_puth64(a, g).unwrap();
     assert!(h.aix_ref().holds(Space::Process(P1)).is_empty());
-    assert_eq!(h.aix_ref().vm().segment(sid).map(|s| s.holds), Some(0));
+    assert_eq!(
+        h.aix_ref().vm().segment(Sid::new(sid)).map(|s| s.holds),
+        Some(0)
+    );
     let e = refused(&mut h, |x| x.as_puth64(a, g));
     assert_eq!(e, AsPuth64Error::NoHold { sid });
     // A stray bit is still refused.
@@ -1444,7 +1456,7 @@ pub fn mixed_key_handle_round_trips<H: Harness>() {
     let m = h
         .aix_ref()
         .vm()
-        .mapping(Space::Process(P1), b >> 28)
+        .mapping(Space::Process(P1), Esid::new(b >> 28))
         .unwrap();
     assert_eq!(m.key, SegKey::KERNEL);
     h.store(b, SUP, 0x66).unwrap();
@@ -1455,7 +1467,7 @@ pub fn mixed_key_handle_round_trips<H: Harness>() {
     let m = h
         .aix_ref()
         .vm()
-        .mapping(Space::Process(P1), c >> 28)
+        .mapping(Space::Process(P1), Esid::new(c >> 28))
         .unwrap();
     assert_eq!(m.key, SegKey::KERNEL);
     assert_eq!(h.load(c, SUP), Ok(0x66));
@@ -1505,12 +1517,15 @@ pub fn vms_create_and_delete<H: Harness>() {
     let before = snap(&h);
     let vmid = h.aix().vms_create(V_WORKING, 3 * K as i64 - 1).unwrap();
     assert_eq!(
-        h.aix_ref().vm().segment(vmid as u64).map(|s| s.pages),
+        h.aix_ref()
+            .vm()
+            .segment(Sid::new(vmid as u64))
+            .map(|s| s.pages),
         Some(3)
     );
     let hnd = vm_handle(vmid, VM_PRIV).unwrap();
     assert_eq!(hnd.sid(), vmid as u64);
-    let a = h.aix().as_att64(hnd.raw(), 0).unwrap();
+    let a = h.aix().as_att64(hnd, 0).unwrap();
     h.store(a + 2 * K, USR, 1).unwrap();
     assert!(h.load(a + 3 * K, USR).is_err(), "beyond the size");
     // Deleting an unheld, attached segment takes its mappings down.
@@ -1554,7 +1569,8 @@ pub fn vms_delete_refusals<H: Harness>() {
         .allocations()
         .find(|a| a.start == k)
         .unwrap()
-        .sids[0] as i64;
+        .sids[0]
+        .as_u64() as i64;
     for vmid in [gsid, -1, 0x12345, INVLSID as i64] {
         let e = refused(&mut h, |x| x.vms_delete(vmid));
         assert_eq!(e, VmsDeleteError::BadVmid { vmid });
