@@ -152,7 +152,7 @@ pub struct ShootdownRequest {
 
 /// How a platform reaches the other processors: the IPI behind SLB
 /// shootdown (see the module documentation).
-pub trait SlbShootdown: Send {
+pub trait SlbShootdown: Send + Sync {
     /// Makes every processor in `targets` (never the caller) apply
     /// `request` to its own state with [`CpuMmu::apply`], and returns once
     /// each has. The manager calls this with its lock held, so a target

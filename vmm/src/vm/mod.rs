@@ -97,6 +97,7 @@ pub mod cpu;
 pub mod fault;
 mod invariants;
 mod segments;
+mod shared;
 mod slots;
 mod spaces;
 #[cfg(test)]
@@ -106,6 +107,7 @@ use crate::sid::{Sid, SidAllocator, SidError};
 pub use cpu::{CpuMmu, CpuSet, ShootdownRequest, SlbChange, SlbShootdown, MAX_CPUS};
 use fault::FaultCounters;
 pub use invariants::Invariant;
+pub use shared::SharedFault;
 
 /// First ESID of the kernel's half of the effective address space
 /// (EA 0x8000_0000_0000_0000).
@@ -277,6 +279,7 @@ pub struct Vmm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
     spaces: BTreeMap<SpaceId, AddressSpace>,
     next_space: u32,
     counters: FaultCounters,
+    shared_counters: shared::SharedCounters,
     /// Bolted SLB indexes per processor.
     slb_bolted: usize,
     /// The bolted kernel segments every processor loads: (index, entry).
@@ -347,6 +350,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             spaces: BTreeMap::new(),
             next_space: 1,
             counters: FaultCounters::default(),
+            shared_counters: shared::SharedCounters::default(),
             slb_bolted: config.slb_bolted,
             bolted: alloc::vec::Vec::new(),
             online: CpuSet::single(0),
@@ -393,10 +397,10 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// [`CpuMmu::slb`]).
     pub fn counters(&self) -> FaultCounters {
         let (data, instruction) = self.local.as_ref().map_or((0, 0), |c| c.slb.fast_loads());
-        FaultCounters {
+        self.shared_counters.add_to(FaultCounters {
             slb_misses: self.counters.slb_misses + data + instruction,
             ..self.counters
-        }
+        })
     }
     /// Number of SIDs in use (segments and views).
     pub fn sids_in_use(&self) -> usize {
