@@ -412,31 +412,59 @@ pub struct HptManager<B> {
 trait EntryCalls {
     fn enter(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError>;
     fn take(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError>;
+    /// Counts an insert (into the secondary PTEG, evicting).
+    fn counted(&mut self, secondary: bool, evicted: bool);
 }
 
-struct Exclusive<'a, B>(&'a mut B);
+struct Exclusive<'a, B> {
+    backend: &'a mut B,
+    stats: &'a mut HptStats,
+}
 
 impl<B: HptBackend> EntryCalls for Exclusive<'_, B> {
     #[inline(always)]
     fn enter(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
-        self.0.insert(group, slot, hpte)
+        self.backend.insert(group, slot, hpte)
     }
     #[inline(always)]
     fn take(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
-        self.0.remove(ptex, cond)
+        self.backend.remove(ptex, cond)
+    }
+    #[inline(always)]
+    fn counted(&mut self, secondary: bool, evicted: bool) {
+        self.stats.inserts += 1;
+        if secondary {
+            self.stats.secondary_inserts += 1;
+        }
+        if evicted {
+            self.stats.evictions += 1;
+        }
     }
 }
 
-struct Shared<'a, B>(&'a B);
+struct Shared<'a, B> {
+    backend: &'a B,
+    stats: &'a SharedStats,
+}
 
 impl<B: SharedHptBackend> EntryCalls for Shared<'_, B> {
     #[inline(always)]
     fn enter(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
-        self.0.insert_shared(group, slot, hpte)
+        self.backend.insert_shared(group, slot, hpte)
     }
     #[inline(always)]
     fn take(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
-        self.0.remove_shared(ptex, cond)
+        self.backend.remove_shared(ptex, cond)
+    }
+    #[inline(always)]
+    fn counted(&mut self, secondary: bool, evicted: bool) {
+        self.stats.inserts.fetch_add(1, Ordering::Relaxed);
+        if secondary {
+            self.stats.secondary_inserts.fetch_add(1, Ordering::Relaxed);
+        }
+        if evicted {
+            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -459,12 +487,12 @@ fn insert_into<C: EntryCalls>(
     let secondary = PtegIndex::new(!hash & mask);
 
     match calls.enter(primary, None, primary_hpte) {
-        Ok(ptex) => return Ok(inserted(ptex, None, false)),
+        Ok(ptex) => return Ok(inserted(calls, ptex, None, false)),
         Err(HptError::PtegFull) => {}
         Err(e) => return Err(InsertError::Backend(e)),
     }
     match calls.enter(secondary, None, secondary_hpte) {
-        Ok(ptex) => return Ok(inserted(ptex, None, true)),
+        Ok(ptex) => return Ok(inserted(calls, ptex, None, true)),
         Err(HptError::PtegFull) => {}
         Err(e) => return Err(InsertError::Backend(e)),
     }
@@ -522,7 +550,7 @@ fn insert_evicting<C: EntryCalls>(
                         hpte: old,
                         page: decode_entry(victim, old, mask),
                     };
-                    return Ok(inserted(ptex, Some(evicted), is_secondary));
+                    return Ok(inserted(calls, ptex, Some(evicted), is_secondary));
                 }
                 Err(HptError::NotFound) => continue,
                 Err(e) => return Err(InsertError::Backend(e)),
@@ -533,7 +561,13 @@ fn insert_evicting<C: EntryCalls>(
 }
 
 #[inline(always)]
-fn inserted(ptex: Ptex, evicted: Option<Evicted>, secondary: bool) -> Inserted {
+fn inserted<C: EntryCalls>(
+    calls: &mut C,
+    ptex: Ptex,
+    evicted: Option<Evicted>,
+    secondary: bool,
+) -> Inserted {
+    calls.counted(secondary, evicted.is_some());
     Inserted {
         ptex,
         slot: HptSlot::new(secondary, ptex.slot()),
@@ -595,20 +629,15 @@ impl<B: SharedHptBackend> HptManager<B> {
     pub fn insert_shared(&self, mapping: &Mapping) -> Result<Inserted, InsertError> {
         let stripe = PairLocks::stripe(mapping.page.hash() & self.mask, self.mask);
         self.pair_locks.lock(stripe);
-        let r = insert_into(&mut Shared(&self.backend), self.mask, mapping, || {
+        let mut calls = Shared {
+            backend: &self.backend,
+            stats: &self.shared_stats,
+        };
+        let r = insert_into(&mut calls, self.mask, mapping, || {
             self.cursor.fetch_add(1, Ordering::Relaxed)
         });
         self.pair_locks.unlock(stripe);
-        let r = r?;
-        let stats = &self.shared_stats;
-        stats.inserts.fetch_add(1, Ordering::Relaxed);
-        if r.slot.secondary() {
-            stats.secondary_inserts.fetch_add(1, Ordering::Relaxed);
-        }
-        if r.evicted.is_some() {
-            stats.evictions.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(r)
+        r
     }
 }
 
@@ -697,21 +726,15 @@ impl<B: HptBackend> HptManager<B> {
             mapping.page
         );
         let cursor = self.cursor.get_mut();
-        let start = *cursor;
-        let r = insert_into(
-            &mut Exclusive(&mut self.backend),
-            self.mask,
-            mapping,
-            || {
-                *cursor = start.wrapping_add(1);
-                start
-            },
-        )?;
-        let stats = &mut self.stats;
-        stats.inserts += 1;
-        stats.secondary_inserts += u64::from(r.slot.secondary());
-        stats.evictions += u64::from(r.evicted.is_some());
-        Ok(r)
+        let mut calls = Exclusive {
+            backend: &mut self.backend,
+            stats: &mut self.stats,
+        };
+        insert_into(&mut calls, self.mask, mapping, || {
+            let start = *cursor;
+            *cursor = start.wrapping_add(1);
+            start
+        })
     }
 
     /// The PTE index of `slot` among `page`'s PTEGs.

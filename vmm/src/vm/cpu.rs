@@ -270,6 +270,13 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             .expect("vm: no processor installed (Vmm::install_cpu)")
     }
 
+    /// The installed processor's state, if one is installed (what a
+    /// kernel passes to [`Vmm::resolve_shared`] for the processor whose
+    /// state the manager holds).
+    pub fn installed_cpu(&self) -> Option<&CpuMmu<S>> {
+        self.local.as_ref()
+    }
+
     /// The installed processor's index, if one is installed.
     pub(super) fn local_index(&self) -> Option<usize> {
         self.local.as_ref().map(|c| c.index)
