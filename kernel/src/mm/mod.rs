@@ -143,6 +143,8 @@ static READING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_
 /// processor's arrival on (with one, the lock is never contended and the
 /// exclusive path is the shorter one).
 static SHARED_FAULTS: AtomicBool = AtomicBool::new(false);
+/// Faults the shared path resolved.
+static SHARED_RESOLVED: AtomicU64 = AtomicU64::new(0);
 
 /// SLB shootdowns each CPU applied to its own state.
 static SHOOTDOWNS_APPLIED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -216,6 +218,9 @@ pub struct MmStats {
     pub instruction_segment: u64,
     /// Refused faults in problem state (handed to the user-fault hook).
     pub user_faults: u64,
+    /// Of the faults resolved, those resolved on the VMM lock's read side
+    /// (several processors at once; only with more than one online).
+    pub shared_faults: u64,
     /// Refused faults in the kernel (panics).
     pub kernel_faults: u64,
 }
@@ -240,6 +245,7 @@ pub fn stats() -> MmStats {
         isi: ISI.load(Ordering::Relaxed),
         instruction_segment: ISEG.load(Ordering::Relaxed),
         user_faults: USER_FAULTS.load(Ordering::Relaxed),
+        shared_faults: SHARED_RESOLVED.load(Ordering::Relaxed),
         kernel_faults: KERNEL_FAULTS.load(Ordering::Relaxed),
         ..MmStats::default()
     };
@@ -610,7 +616,10 @@ pub(crate) fn on_storage_interrupt(frame: &mut TrapFrame) {
             fault_under_the_lock(frame, interrupt);
         }
         match shared_fault(me, interrupt, privilege) {
-            SharedFault::Resolved => return,
+            SharedFault::Resolved => {
+                count(&SHARED_RESOLVED);
+                return;
+            }
             SharedFault::Refused(reason) => {
                 let fault = VmFault {
                     ea: interrupt.ea(),

@@ -52,30 +52,37 @@
 //! * **An SLB entry is gone everywhere before its SID is reused**: the
 //!   shootdown runs before the mapping's segment or view is released.
 //!
-//! **Locking today.** The shared part is used under one lock that the
-//! caller holds for each call (the kernel's `with_vmm`, a
-//! `Mutex<Vmm>` in the host tests): faults on different processors
-//! serialize on it. A processor waiting for it must still take shootdown
-//! requests (spin with external interrupts enabled), since the holder may
-//! be waiting for it to apply one.
+//! **Locking.** The manager is used under a reader–writer lock the
+//! kernel keeps (the host tests: `std::sync::RwLock`).
 //!
-//! **Locking next** (so that faults on different segments do not
-//! serialize), from outer to inner; a path takes locks only in this order:
+//! * **Write side: every call but one.** Structural changes (segments,
+//!   spaces, mappings, fork, the AIX services), segment misses, protection
+//!   faults and copy-on-write breaks take the manager by `&mut self`, with
+//!   the calling processor's [`CpuMmu`] installed. A processor waiting
+//!   for the write side must still take shootdown requests (spin with
+//!   external interrupts enabled), since the holder may be waiting for it
+//!   to apply one.
+//! * **Read side: missing-HPTE faults** ([`Vmm::resolve_shared`], the
+//!   `shared` module), by `&self` with the processor's own state passed
+//!   in, several processors at once. Faults on different segments share
+//!   nothing but the leaves; faults on one page serialize on its segment's
+//!   lock, and the second finds the first's entry. Anything the read side
+//!   does not serve it hands to the write side.
 //!
-//! 1. an address space's lock (faults and segment misses read it; map,
-//!    unmap, replace, fork and destroy write it);
-//! 2. the segment table's lock (creating and deleting segments write it;
-//!    everything else reads it);
-//! 3. a segment's lock — a view's before its target's (a view's target is
-//!    never a view, so the order is fixed);
-//! 4. an HPTE group lock, one bit per PTEG pair (as Linux locks an HPTE),
-//!    held across the search, eviction and insert. The victim of an
-//!    eviction belongs to any segment, so its page record is updated with
-//!    a compare-and-swap on its packed entry (slot cleared only if it still
-//!    names that slot, R/C ORed in) instead of by taking its segment's
-//!    lock;
-//! 5. leaves, never held while another lock is taken: the frame allocator,
-//!    the SID allocator, the counters (atomics).
+//! Lock order, outer to inner; a path takes locks only in this order:
+//!
+//! 1. the manager's reader–writer lock (the kernel's);
+//! 2. a segment's lock ([`crate::segment::SegmentTable::lock`]), one at a
+//!    time: the record of an entry evicted by an insert is fixed after
+//!    the faulting segment's lock is dropped (a view's R/C then go to its
+//!    target, again one lock at a time);
+//! 3. a PTEG-pair lock (striped, [`crate::hpt::HptManager::insert_shared`]),
+//!    held across the search, eviction and insert;
+//! 4. leaves, never held while another lock is taken: the frame allocator
+//!    ([`crate::platform::SharedFrameAllocator`]), the counters (atomics).
+//!
+//! On the write side none of these is taken: the borrow excludes
+//! everyone.
 
 use alloc::collections::BTreeMap;
 use core::fmt;
