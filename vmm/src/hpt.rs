@@ -14,8 +14,9 @@ use arch_ppc64::structures::hpte::{self, Hpte, Pp, Wimg};
 use arch_ppc64::structures::{PageSize, SegmentSize};
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use crate::platform::{HptBackend, HptError, RefChange, RemoveCondition};
+use crate::platform::{HptBackend, HptError, RefChange, RemoveCondition, SharedHptBackend};
 
 /// The hash value is taken to 39 bits (Linux masks with `0x7f_ffff_ffff`);
 /// the largest table (2^46 bytes, 2^39 PTEGs) uses all of them.
@@ -402,8 +403,244 @@ pub struct HptStats {
 pub struct HptManager<B> {
     backend: B,
     mask: u64,
-    cursor: u32,
+    cursor: AtomicU32,
     stats: HptStats,
+    shared_stats: SharedStats,
+    pair_locks: PairLocks,
+}
+
+/// The two backend calls an insert makes, through `&mut` (one caller at a
+/// time) or through `&` ([`SharedHptBackend`], under a PTEG-pair lock).
+trait EntryCalls {
+    fn enter(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError>;
+    fn take(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError>;
+    /// Counts an insert (into the secondary PTEG, evicting).
+    fn counted(&mut self, secondary: bool, evicted: bool);
+}
+
+struct Exclusive<'a, B> {
+    backend: &'a mut B,
+    stats: &'a mut HptStats,
+}
+
+impl<B: HptBackend> EntryCalls for Exclusive<'_, B> {
+    #[inline(always)]
+    fn enter(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
+        self.backend.insert(group, slot, hpte)
+    }
+    #[inline(always)]
+    fn take(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+        self.backend.remove(ptex, cond)
+    }
+    #[inline(always)]
+    fn counted(&mut self, secondary: bool, evicted: bool) {
+        self.stats.inserts += 1;
+        if secondary {
+            self.stats.secondary_inserts += 1;
+        }
+        if evicted {
+            self.stats.evictions += 1;
+        }
+    }
+}
+
+struct Shared<'a, B> {
+    backend: &'a B,
+    stats: &'a SharedStats,
+}
+
+impl<B: SharedHptBackend> EntryCalls for Shared<'_, B> {
+    #[inline(always)]
+    fn enter(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
+        self.backend.insert_shared(group, slot, hpte)
+    }
+    #[inline(always)]
+    fn take(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+        self.backend.remove_shared(ptex, cond)
+    }
+    #[inline(always)]
+    fn counted(&mut self, secondary: bool, evicted: bool) {
+        self.stats.inserts.fetch_add(1, Ordering::Relaxed);
+        if secondary {
+            self.stats.secondary_inserts.fetch_add(1, Ordering::Relaxed);
+        }
+        if evicted {
+            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// [`HptManager::insert`]'s work on a table of `mask + 1` PTEGs; `cursor`
+/// answers (and advances) the eviction round robin when both PTEGs are
+/// full.
+#[inline(always)]
+fn insert_into<C: EntryCalls>(
+    calls: &mut C,
+    mask: u64,
+    mapping: &PageMapping,
+    cursor: impl FnOnce() -> u32,
+) -> Result<Inserted, InsertError> {
+    let Some(primary_hpte) = mapping.hpte(false) else {
+        return Err(InsertError::Misaligned(mapping.pa));
+    };
+    let secondary_hpte = primary_hpte.with_secondary(true);
+    let hash = mapping.page.hash();
+    let primary = PtegIndex::new(hash & mask);
+    let secondary = PtegIndex::new(!hash & mask);
+
+    match calls.enter(primary, None, primary_hpte) {
+        Ok(ptex) => return Ok(inserted(calls, ptex, None, false)),
+        Err(HptError::PtegFull) => {}
+        Err(e) => return Err(InsertError::Backend(e)),
+    }
+    match calls.enter(secondary, None, secondary_hpte) {
+        Ok(ptex) => return Ok(inserted(calls, ptex, None, true)),
+        Err(HptError::PtegFull) => {}
+        Err(e) => return Err(InsertError::Backend(e)),
+    }
+    insert_evicting(
+        calls,
+        mask,
+        cursor(),
+        [primary, secondary],
+        [primary_hpte, secondary_hpte],
+    )
+}
+
+/// [`insert_into`] when both PTEGs are full: evicts a victim. Kept out of
+/// line so the common insert saves few registers.
+#[cold]
+#[inline(never)]
+fn insert_evicting<C: EntryCalls>(
+    calls: &mut C,
+    mask: u64,
+    start: u32,
+    [primary, secondary]: [PtegIndex; 2],
+    [primary_hpte, secondary_hpte]: [Hpte; 2],
+) -> Result<Inserted, InsertError> {
+    // Both full: evict. `H_REMOVE(H_ANDCOND, BOLTED)` refuses bolted
+    // entries atomically (Linux pSeries_lpar_hpte_remove), then the new
+    // entry takes exactly the freed slot (FreeBSD mphyp_pte_insert).
+    let groups = if start & 1 == 0 {
+        [(primary, false), (secondary, true)]
+    } else {
+        [(secondary, true), (primary, false)]
+    };
+    for (group, is_secondary) in groups {
+        for i in 0..Ptex::SLOTS_PER_PTEG as u32 {
+            let slot = (((start >> 1) + i) & 7) as u8;
+            let victim = group.ptex(slot);
+            match calls.take(victim, RemoveCondition::AndCond(hpte::v::BOLTED)) {
+                Ok(old) => {
+                    let new = if is_secondary {
+                        secondary_hpte
+                    } else {
+                        primary_hpte
+                    };
+                    // The slot is invalid now, so an exact insert cannot
+                    // find it full; should the backend still refuse, put
+                    // the victim back so the table is as before.
+                    let ptex = match calls.enter(group, Some(slot), new) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = calls.enter(group, Some(slot), old);
+                            return Err(InsertError::Backend(e));
+                        }
+                    };
+                    let evicted = Evicted {
+                        ptex: victim,
+                        hpte: old,
+                        page: decode_entry(victim, old, mask),
+                    };
+                    return Ok(inserted(calls, ptex, Some(evicted), is_secondary));
+                }
+                Err(HptError::NotFound) => continue,
+                Err(e) => return Err(InsertError::Backend(e)),
+            }
+        }
+    }
+    Err(InsertError::Full)
+}
+
+#[inline(always)]
+fn inserted<C: EntryCalls>(
+    calls: &mut C,
+    ptex: Ptex,
+    evicted: Option<Evicted>,
+    secondary: bool,
+) -> Inserted {
+    calls.counted(secondary, evicted.is_some());
+    Inserted {
+        ptex,
+        slot: HptSlot::new(secondary, ptex.slot()),
+        evicted,
+    }
+}
+
+/// Locks striped over the PTEG pairs (a hash's primary and secondary PTEG,
+/// `g` and `!g & mask`, share one): what keeps two shared inserts from
+/// choosing the same free or victim slot. Striped, not one per pair, so
+/// the array stays small whatever the table's size; pairs that share a
+/// stripe only wait for each other.
+struct PairLocks([AtomicBool; PAIR_LOCKS]);
+
+const PAIR_LOCKS: usize = 256;
+
+impl PairLocks {
+    const fn new() -> PairLocks {
+        PairLocks([const { AtomicBool::new(false) }; PAIR_LOCKS])
+    }
+
+    /// The stripe of the pair holding `group` in a table of `mask + 1`
+    /// PTEGs (the pair is named by its smaller member).
+    #[inline(always)]
+    fn stripe(group: u64, mask: u64) -> usize {
+        (group.min(!group & mask) % PAIR_LOCKS as u64) as usize
+    }
+
+    #[inline(always)]
+    fn lock(&self, stripe: usize) {
+        while self.0[stripe]
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+    }
+
+    #[inline(always)]
+    fn unlock(&self, stripe: usize) {
+        self.0[stripe].store(false, Ordering::Release);
+    }
+}
+
+/// Counters of the shared inserts, added to [`HptStats`] when read.
+#[derive(Default)]
+struct SharedStats {
+    inserts: AtomicU64,
+    secondary_inserts: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl<B: SharedHptBackend> HptManager<B> {
+    /// [`HptManager::insert`] through `&self`, for inserts made on several
+    /// processors at once: the page's PTEG pair is locked across the
+    /// search, the eviction and the insert, so two inserts never pick the
+    /// same slot. The caller holds the page's record (its segment's lock),
+    /// so no other insert of the same page runs.
+    pub fn insert_shared(&self, mapping: &PageMapping) -> Result<Inserted, InsertError> {
+        let stripe = PairLocks::stripe(mapping.page.hash() & self.mask, self.mask);
+        self.pair_locks.lock(stripe);
+        let mut calls = Shared {
+            backend: &self.backend,
+            stats: &self.shared_stats,
+        };
+        let r = insert_into(&mut calls, self.mask, mapping, || {
+            self.cursor.fetch_add(1, Ordering::Relaxed)
+        });
+        self.pair_locks.unlock(stripe);
+        r
+    }
 }
 
 impl<B> core::fmt::Debug for HptManager<B> {
@@ -427,8 +664,10 @@ impl<B: HptBackend> HptManager<B> {
         Ok(HptManager {
             backend,
             mask: n - 1,
-            cursor: 0,
+            cursor: AtomicU32::new(0),
             stats: HptStats::default(),
+            shared_stats: SharedStats::default(),
+            pair_locks: PairLocks::new(),
         })
     }
 
@@ -454,7 +693,14 @@ impl<B: HptBackend> HptManager<B> {
 
     /// Counters so far.
     pub fn stats(&self) -> HptStats {
-        self.stats
+        let shared = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        HptStats {
+            inserts: self.stats.inserts + shared(&self.shared_stats.inserts),
+            secondary_inserts: self.stats.secondary_inserts
+                + shared(&self.shared_stats.secondary_inserts),
+            evictions: self.stats.evictions + shared(&self.shared_stats.evictions),
+            ..self.stats
+        }
     }
 
     /// Primary PTEG of `page`.
@@ -476,103 +722,21 @@ impl<B: HptBackend> HptManager<B> {
     /// one (two matching HPTEs are undefined, ISA "Page Table Search"); debug builds
     /// check this.
     pub fn insert(&mut self, mapping: &PageMapping) -> Result<Inserted, InsertError> {
-        let page = mapping.page;
-        let Some(primary_hpte) = mapping.hpte(false) else {
-            return Err(InsertError::Misaligned(mapping.pa));
-        };
         debug_assert!(
-            matches!(self.lookup(page), Ok(None)),
-            "second HPTE for {page:?}"
+            matches!(self.lookup(mapping.page), Ok(None)),
+            "second HPTE for {:?}",
+            mapping.page
         );
-        let secondary_hpte = primary_hpte.with_secondary(true);
-        let hash = page.hash();
-        let primary = PtegIndex::new(hash & self.mask);
-        let secondary = PtegIndex::new(!hash & self.mask);
-
-        match self.backend.insert(primary, None, primary_hpte) {
-            Ok(ptex) => return Ok(self.inserted(ptex, None, false)),
-            Err(HptError::PtegFull) => {}
-            Err(e) => return Err(InsertError::Backend(e)),
-        }
-        match self.backend.insert(secondary, None, secondary_hpte) {
-            Ok(ptex) => return Ok(self.inserted(ptex, None, true)),
-            Err(HptError::PtegFull) => {}
-            Err(e) => return Err(InsertError::Backend(e)),
-        }
-
-        self.insert_evicting([primary, secondary], [primary_hpte, secondary_hpte])
-    }
-
-    /// [`HptManager::insert`] when both PTEGs are full: evicts a victim.
-    /// Kept out of line so the common insert saves few registers.
-    #[cold]
-    #[inline(never)]
-    fn insert_evicting(
-        &mut self,
-        [primary, secondary]: [PtegIndex; 2],
-        [primary_hpte, secondary_hpte]: [Hpte; 2],
-    ) -> Result<Inserted, InsertError> {
-        // Both full: evict. `H_REMOVE(H_ANDCOND, BOLTED)` refuses bolted
-        // entries atomically (Linux pSeries_lpar_hpte_remove), then the new
-        // entry takes exactly the freed slot (FreeBSD mphyp_pte_insert).
-        let start = self.cursor;
-        self.cursor = self.cursor.wrapping_add(1);
-        let groups = if start & 1 == 0 {
-            [(primary, false), (secondary, true)]
-        } else {
-            [(secondary, true), (primary, false)]
+        let cursor = self.cursor.get_mut();
+        let mut calls = Exclusive {
+            backend: &mut self.backend,
+            stats: &mut self.stats,
         };
-        for (group, is_secondary) in groups {
-            for i in 0..Ptex::SLOTS_PER_PTEG as u32 {
-                let slot = (((start >> 1) + i) & 7) as u8;
-                let victim = group.ptex(slot);
-                match self
-                    .backend
-                    .remove(victim, RemoveCondition::AndCond(hpte::v::BOLTED))
-                {
-                    Ok(old) => {
-                        let new = if is_secondary {
-                            secondary_hpte
-                        } else {
-                            primary_hpte
-                        };
-                        // The slot is invalid now, so an exact insert
-                        // cannot find it full; should the backend still
-                        // refuse, put the victim back so the table is as
-                        // before.
-                        let ptex = match self.backend.insert(group, Some(slot), new) {
-                            Ok(p) => p,
-                            Err(e) => {
-                                let _ = self.backend.insert(group, Some(slot), old);
-                                return Err(InsertError::Backend(e));
-                            }
-                        };
-                        self.stats.evictions += 1;
-                        let evicted = Evicted {
-                            ptex: victim,
-                            hpte: old,
-                            page: self.decode(victim, old),
-                        };
-                        return Ok(self.inserted(ptex, Some(evicted), is_secondary));
-                    }
-                    Err(HptError::NotFound) => continue,
-                    Err(e) => return Err(InsertError::Backend(e)),
-                }
-            }
-        }
-        Err(InsertError::Full)
-    }
-
-    fn inserted(&mut self, ptex: Ptex, evicted: Option<Evicted>, secondary: bool) -> Inserted {
-        self.stats.inserts += 1;
-        if secondary {
-            self.stats.secondary_inserts += 1;
-        }
-        Inserted {
-            ptex,
-            slot: HptSlot::new(secondary, ptex.slot()),
-            evicted,
-        }
+        insert_into(&mut calls, self.mask, mapping, || {
+            let start = *cursor;
+            *cursor = start.wrapping_add(1);
+            start
+        })
     }
 
     /// The PTE index of `slot` among `page`'s PTEGs.

@@ -310,6 +310,34 @@ pub trait FrameAllocator {
     fn free_frames(&self) -> usize;
 }
 
+/// An HPT backend several processors may call at once: each call is
+/// atomic on the entry it touches, as PAPR's hcalls are (the hypervisor
+/// locks the PTEG), so the manager's shared fault path
+/// ([`crate::vm::Vmm::resolve_shared`]) can insert while other processors
+/// do. The manager still keeps two inserts off the same PTEG pair.
+pub trait SharedHptBackend: HptBackend + Sync {
+    /// [`HptBackend::insert`] through `&self`.
+    fn insert_shared(
+        &self,
+        group: PtegIndex,
+        slot: Option<u8>,
+        hpte: Hpte,
+    ) -> Result<Ptex, HptError>;
+
+    /// [`HptBackend::remove`] through `&self`.
+    fn remove_shared(&self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError>;
+}
+
+/// A frame allocator several processors may call at once, for the shared
+/// fault path's first touches.
+pub trait SharedFrameAllocator: FrameAllocator + Sync {
+    /// [`FrameAllocator::allocate_zeroed`] through `&self`.
+    fn allocate_zeroed_shared(&self) -> Result<Option<PhysAddr>, FrameError>;
+
+    /// [`FrameAllocator::free`] through `&self`.
+    fn free_shared(&self, frame: PhysAddr) -> Result<(), FrameError>;
+}
+
 /// Byte access to real memory from the kernel side (page-in, test checks).
 /// The range `[pa, pa + len)` may cross frames but must lie in managed
 /// memory.

@@ -31,8 +31,10 @@
 //! what must be released.
 
 use alloc::vec::Vec;
+use core::cell::UnsafeCell;
 use core::fmt;
 use core::ops::Range;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use arch_ppc64::addr::{PhysAddr, Vsid};
 use arch_ppc64::structures::hpte::Pp;
@@ -720,11 +722,102 @@ pub enum Disposal {
     Kept,
 }
 
+/// A segment with the lock the shared fault path takes
+/// ([`SegmentTable::lock`]). Everything else reaches the segment through
+/// `Deref`/`DerefMut` without the lock: with `&mut` the borrow excludes
+/// everyone; with `&` it relies on the manager's rule that shared faults
+/// run only while nothing else runs (see `Vmm::resolve_shared`), so no
+/// plain reader meets a locked writer.
+struct SegCell {
+    locked: AtomicBool,
+    segment: UnsafeCell<Segment>,
+}
+
+// SAFETY: the segment is written through `&SegCell` only under `locked`
+// (SegGuard), and read through `&SegCell` without it only while no
+// SegGuard can exist (the manager's shared-fault rule above).
+unsafe impl Sync for SegCell {}
+
+impl SegCell {
+    fn new(segment: Segment) -> SegCell {
+        SegCell {
+            locked: AtomicBool::new(false),
+            segment: UnsafeCell::new(segment),
+        }
+    }
+}
+
+impl core::ops::Deref for SegCell {
+    type Target = Segment;
+    #[inline(always)]
+    fn deref(&self) -> &Segment {
+        // SAFETY: see the type's docs: no SegGuard is alive while plain
+        // readers run.
+        unsafe { &*self.segment.get() }
+    }
+}
+
+impl core::ops::DerefMut for SegCell {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Segment {
+        self.segment.get_mut()
+    }
+}
+
+impl Clone for SegCell {
+    fn clone(&self) -> Self {
+        SegCell::new((**self).clone())
+    }
+}
+
+impl core::fmt::Debug for SegCell {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// A segment locked by the shared fault path ([`SegmentTable::lock`]);
+/// unlocked when dropped.
+pub struct SegGuard<'a> {
+    cell: &'a SegCell,
+}
+
+impl core::ops::Deref for SegGuard<'_> {
+    type Target = Segment;
+    #[inline(always)]
+    fn deref(&self) -> &Segment {
+        // SAFETY: the guard holds the cell's lock.
+        unsafe { &*self.cell.segment.get() }
+    }
+}
+
+impl core::ops::DerefMut for SegGuard<'_> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Segment {
+        // SAFETY: the guard holds the cell's lock, so this is the only
+        // reference to the segment (plain readers do not run meanwhile).
+        unsafe { &mut *self.cell.segment.get() }
+    }
+}
+
+impl Drop for SegGuard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.cell.locked.store(false, Ordering::Release);
+    }
+}
+
+impl core::fmt::Debug for SegGuard<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SegGuard").field("sid", &self.sid).finish()
+    }
+}
+
 /// The segment table: every working segment and view, keyed by SID (a
 /// hash index, so the fault path finds a segment without a search).
 #[derive(Clone, Debug, Default)]
 pub struct SegmentTable {
-    segments: SidMap<Segment>,
+    segments: SidMap<SegCell>,
 }
 
 impl SegmentTable {
@@ -748,6 +841,7 @@ impl SegmentTable {
     pub fn get(&self, sid: Sid) -> Result<&Segment, SegmentError> {
         self.segments
             .get(sid)
+            .map(|c| &**c)
             .ok_or(SegmentError::NoSuchSegment(sid))
     }
 
@@ -756,7 +850,31 @@ impl SegmentTable {
     pub fn get_mut(&mut self, sid: Sid) -> Result<&mut Segment, SegmentError> {
         self.segments
             .get_mut(sid)
+            .map(|c| &mut **c)
             .ok_or(SegmentError::NoSuchSegment(sid))
+    }
+
+    /// Locks segment `sid` for the shared fault path, waiting while another
+    /// processor holds it.
+    ///
+    /// # Safety
+    /// Only while the table is used by shared faults alone: no reader or
+    /// writer reaches a segment except through a guard until every guard is
+    /// gone (`Vmm::resolve_shared`'s contract).
+    #[inline]
+    pub unsafe fn lock(&self, sid: Sid) -> Result<SegGuard<'_>, SegmentError> {
+        let cell = self
+            .segments
+            .get(sid)
+            .ok_or(SegmentError::NoSuchSegment(sid))?;
+        while cell
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        Ok(SegGuard { cell })
     }
 
     /// The segment `sid` and, if it is a view, its target and how the view
@@ -773,7 +891,7 @@ impl SegmentTable {
             .index_of(sid)
             .ok_or(SegmentError::NoSuchSegment(sid))?;
         let (target, prot) = match &self.segments.at(i).kind {
-            SegmentKind::Working => return Ok((self.segments.at_mut(i), None)),
+            SegmentKind::Working => return Ok((&mut **self.segments.at_mut(i), None)),
             SegmentKind::View { target, prot, .. } => (*target, *prot),
         };
         let j = self
@@ -781,13 +899,13 @@ impl SegmentTable {
             .index_of(target)
             .ok_or(SegmentError::NoSuchSegment(target))?;
         let (view, target) = self.segments.pair_at_mut(i, j);
-        Ok((view, Some((target, prot))))
+        Ok((&mut **view, Some((&mut **target, prot))))
     }
 
     /// All segments and views in SID order (sorted on each call: for
     /// scans, not for hot paths).
     pub fn iter(&self) -> impl Iterator<Item = &Segment> {
-        let mut all: Vec<&Segment> = self.segments.iter().map(|(_, s)| s).collect();
+        let mut all: Vec<&Segment> = self.segments.iter().map(|(_, s)| &**s).collect();
         all.sort_unstable_by_key(|s| s.sid);
         all.into_iter()
     }
@@ -813,7 +931,12 @@ impl SegmentTable {
         self.segments
             .insert(
                 sid,
-                Segment::new(sid, SegmentKind::Working, size_pages, default_prot),
+                SegCell::new(Segment::new(
+                    sid,
+                    SegmentKind::Working,
+                    size_pages,
+                    default_prot,
+                )),
             )
             .map_err(|_| SegmentError::NoMemory)
     }
@@ -844,7 +967,7 @@ impl SegmentTable {
         self.segments
             .insert(
                 sid,
-                Segment::new(
+                SegCell::new(Segment::new(
                     sid,
                     SegmentKind::View {
                         target,
@@ -853,7 +976,7 @@ impl SegmentTable {
                     },
                     window.end,
                     default_prot,
-                ),
+                )),
             )
             .map_err(|_| SegmentError::NoMemory)?;
         let t = self.get_mut(target)?;

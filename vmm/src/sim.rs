@@ -837,6 +837,23 @@ fn translate_in(
     Ok(PhysAddr::new(pa))
 }
 
+/// The table is behind the machine's lock, so a second handle to it does
+/// what `&mut` does, each call atomic as a hypervisor's is.
+impl crate::platform::SharedHptBackend for SimHpt {
+    fn insert_shared(
+        &self,
+        group: PtegIndex,
+        slot: Option<u8>,
+        hpte: Hpte,
+    ) -> Result<Ptex, HptError> {
+        self.clone().insert(group, slot, hpte)
+    }
+
+    fn remove_shared(&self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+        self.clone().remove(ptex, cond)
+    }
+}
+
 impl HptBackend for SimHpt {
     fn pteg_count(&self) -> u64 {
         self.state.lock().hpt.pteg_count()

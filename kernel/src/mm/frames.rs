@@ -2,7 +2,9 @@
 //! ([`crate::frame`]), zeroed and copied through the linear map.
 
 use arch_ppc64::addr::PhysAddr;
-use vmm::platform::{FrameAllocator, FrameError, PhysMemory, FRAME_SIZE};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use vmm::platform::{FrameAllocator, FrameError, PhysMemory, SharedFrameAllocator, FRAME_SIZE};
 
 use crate::bootinfo::real_to_virt;
 use crate::frame::{self, Frame, SharerCounts};
@@ -10,7 +12,9 @@ use crate::frame::{self, Frame, SharerCounts};
 /// The global frame allocator seen through the VMM's traits.
 #[derive(Debug)]
 pub struct KernelFrames {
-    allocated: u64,
+    /// Frames handed to the VMM (atomic: the shared fault path allocates
+    /// on several processors at once).
+    allocated: AtomicU64,
     /// Bytes one `dcbz` zeroes, if frames are zeroed that way.
     zero_block: Option<usize>,
     /// The allocator's sharer counts, updated without its lock.
@@ -63,7 +67,7 @@ impl KernelFrames {
     /// absent or unusable ([`zero_block`]).
     pub fn new(d_cache_block_size: Option<u32>) -> Self {
         KernelFrames {
-            allocated: 0,
+            allocated: AtomicU64::new(0),
             zero_block: zero_block(d_cache_block_size),
             counts: frame::with(|fa| fa.sharer_counts()),
         }
@@ -71,7 +75,7 @@ impl KernelFrames {
 
     /// Frames the VMM currently holds.
     pub fn allocated(&self) -> u64 {
-        self.allocated
+        self.allocated.load(Ordering::Relaxed)
     }
 
     /// The `dcbz` block size frames are zeroed with, if any.
@@ -189,23 +193,13 @@ unsafe fn copy_frame(dst: *mut u64, src: *const u64) {
 impl FrameAllocator for KernelFrames {
     fn allocate(&mut self) -> Option<PhysAddr> {
         let f = frame::allocate()?;
-        self.allocated += 1;
+        *self.allocated.get_mut() += 1;
         Some(PhysAddr::new(f.start_address()))
     }
 
     /// One sharer fewer; the last returns the frame (one allocator call).
     fn free(&mut self, pa: PhysAddr) -> Result<(), FrameError> {
-        let f = Frame::from_start_address(pa.as_u64()).map_err(|_| FrameError::Misaligned(pa))?;
-        // A copy-on-write break drops a sharer of a frame others keep:
-        // no lock for that.
-        if self.counts.unshare(f) {
-            return Ok(());
-        }
-        let freed = frame::with(|fa| fa.release(f)).map_err(|_| FrameError::NotAllocated(pa))?;
-        if freed {
-            self.allocated -= 1;
-        }
-        Ok(())
+        self.free_shared(pa)
     }
 
     /// One atomic update of the frame allocator's per-frame count,
@@ -264,6 +258,35 @@ impl FrameAllocator for KernelFrames {
 
     fn free_frames(&self) -> usize {
         frame::with(|fa| fa.free_frames()) as usize
+    }
+}
+
+/// The frame allocator has its own lock and the sharer counts are
+/// atomics, so processors may allocate and free at once.
+impl SharedFrameAllocator for KernelFrames {
+    fn allocate_zeroed_shared(&self) -> Result<Option<PhysAddr>, FrameError> {
+        let Some(f) = frame::allocate() else {
+            return Ok(None);
+        };
+        self.allocated.fetch_add(1, Ordering::Relaxed);
+        let pa = PhysAddr::new(f.start_address());
+        // SAFETY: just allocated to the VMM, used by nothing else.
+        unsafe { self.zero_unchecked(pa) };
+        Ok(Some(pa))
+    }
+
+    fn free_shared(&self, pa: PhysAddr) -> Result<(), FrameError> {
+        let f = Frame::from_start_address(pa.as_u64()).map_err(|_| FrameError::Misaligned(pa))?;
+        // A copy-on-write break drops a sharer of a frame others keep:
+        // no lock for that.
+        if self.counts.unshare(f) {
+            return Ok(());
+        }
+        let freed = frame::with(|fa| fa.release(f)).map_err(|_| FrameError::NotAllocated(pa))?;
+        if freed {
+            self.allocated.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@
 use arch_ppc64::addr::{PtegIndex, Ptex};
 use arch_ppc64::structures::hpte::{Hpte, Pp};
 use vmm::native::{HpteFormat, NativeHpt};
-use vmm::platform::{HptBackend, HptError, RefChange, RemoveCondition};
+use vmm::platform::{HptBackend, HptError, RefChange, RemoveCondition, SharedHptBackend};
 use vmm::tlbie::Tlbie;
 
 use super::PaprHpt;
@@ -30,6 +30,12 @@ pub struct HptMemory {
 // MMU's own accesses, setting R and C, are what the table's update
 // protocol is built for).
 unsafe impl Send for HptMemory {}
+
+// SAFETY: shared references reach the table only on the VMM lock's read
+// side, which `mm` never opens on a kernel-owned table (its
+// `SHARED_FAULTS` stays off on powernv): every access goes through the
+// write side, one processor at a time.
+unsafe impl Sync for HptMemory {}
 
 impl HptMemory {
     /// The `len` bytes at kernel address `ptr`.
@@ -92,6 +98,31 @@ impl KernelHpt {
         match self {
             KernelHpt::Papr(_) => 0,
             KernelHpt::Native(h) => h.tlb().issued(),
+        }
+    }
+}
+
+/// The shared fault path's calls. Only the hypervisor's table takes
+/// them: `mm` turns the shared path on for pseries alone, and a
+/// kernel-owned table is kept by the exclusive path (its entries are
+/// written by the kernel, which would need locks of its own).
+impl SharedHptBackend for KernelHpt {
+    fn insert_shared(
+        &self,
+        group: PtegIndex,
+        slot: Option<u8>,
+        hpte: Hpte,
+    ) -> Result<Ptex, HptError> {
+        match self {
+            KernelHpt::Papr(h) => h.insert_shared(group, slot, hpte),
+            KernelHpt::Native(_) => unreachable!("mm: no shared faults on a kernel-owned HPT"),
+        }
+    }
+
+    fn remove_shared(&self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+        match self {
+            KernelHpt::Papr(h) => h.remove_shared(ptex, cond),
+            KernelHpt::Native(_) => unreachable!("mm: no shared faults on a kernel-owned HPT"),
         }
     }
 }

@@ -61,7 +61,10 @@ use arch_ppc64::registers::dsisr::DsisrFlags;
 use arch_ppc64::registers::msr::{self, Msr};
 use arch_ppc64::registers::srr1::IsiFlags;
 use vmm::aix::{Aix, CoreVm};
-use vmm::platform::{FaultHandler, FaultOutcome, HptBackend, Interrupt, Privilege, VmFault};
+use vmm::platform::{
+    FaultCause, FaultHandler, FaultOutcome, HptBackend, Interrupt, Privilege, VmFault,
+};
+use vmm::vm::SharedFault;
 use vmm::vm::{CpuMmu, CpuSet, ShootdownRequest, Vmm};
 
 pub use frames::KernelFrames;
@@ -128,6 +131,24 @@ struct CpuSlot(UnsafeCell<Option<KernelCpuMmu>>);
 unsafe impl Sync for CpuSlot {}
 
 static CPU_MMU: [CpuSlot; MAX_CPUS] = [const { CpuSlot(UnsafeCell::new(None)) }; MAX_CPUS];
+
+/// The VMM lock's read side: processors inside the shared fault path
+/// (`Vmm::resolve_shared`). A reader counts itself in, then checks that
+/// no one holds the lock (else it counts itself out and waits); a writer
+/// takes the lock, then waits for the count to reach zero. Both sides
+/// order their store before their load (sequentially consistent), so one
+/// of them always sees the other.
+static READERS: AtomicU64 = AtomicU64::new(0);
+/// Which processors are inside the shared fault path (a fault taken there
+/// is a bug: reported, not waited for).
+static READING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Whether missing-HPTE faults try the shared path: from the second
+/// processor's arrival on (with one, the lock is never contended and the
+/// exclusive path is the shorter one), on pseries (see
+/// `hpt::KernelHpt`'s `SharedHptBackend`).
+static SHARED_FAULTS: AtomicBool = AtomicBool::new(false);
+/// Faults the shared path resolved.
+static SHARED_RESOLVED: AtomicU64 = AtomicU64::new(0);
 
 /// SLB shootdowns each CPU applied to its own state.
 static SHOOTDOWNS_APPLIED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -201,6 +222,9 @@ pub struct MmStats {
     pub instruction_segment: u64,
     /// Refused faults in problem state (handed to the user-fault hook).
     pub user_faults: u64,
+    /// Of the faults resolved, those resolved on the VMM lock's read side
+    /// (several processors at once; only with more than one online).
+    pub shared_faults: u64,
     /// Refused faults in the kernel (panics).
     pub kernel_faults: u64,
 }
@@ -225,6 +249,7 @@ pub fn stats() -> MmStats {
         isi: ISI.load(Ordering::Relaxed),
         instruction_segment: ISEG.load(Ordering::Relaxed),
         user_faults: USER_FAULTS.load(Ordering::Relaxed),
+        shared_faults: SHARED_RESOLVED.load(Ordering::Relaxed),
         kernel_faults: KERNEL_FAULTS.load(Ordering::Relaxed),
         ..MmStats::default()
     };
@@ -287,10 +312,68 @@ pub fn translation_on() -> bool {
 fn lock() -> CpuLockGuard<'static, Guarded> {
     let me = smp::this_cpu();
     let mut g = AIX.lock_as(me);
+    if SHARED_FAULTS.load(Ordering::Relaxed) {
+        wait_for_readers();
+    }
     if g.installed != me {
         install_here(&mut g, me);
     }
     g
+}
+
+/// The write side, holding the lock: waits until no processor is in the
+/// shared fault path (none enters while the lock is held).
+#[inline]
+fn wait_for_readers() {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if READERS.load(Ordering::SeqCst) != 0 {
+        wait_for_readers_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wait_for_readers_slow() {
+    while READERS.load(Ordering::Acquire) != 0 {
+        smp::poll();
+        core::hint::spin_loop();
+    }
+}
+
+/// Runs a missing-HPTE fault through the VMM's shared path on the read
+/// side of the VMM lock (see [`READERS`]): processors fault at once, each
+/// locking only the segment, PTEG pair and frames it touches.
+fn shared_fault(me: usize, interrupt: Interrupt, privilege: Privilege) -> SharedFault {
+    loop {
+        while !AIX.is_free() {
+            smp::poll();
+            core::hint::spin_loop();
+        }
+        READERS.fetch_add(1, Ordering::SeqCst);
+        if AIX.is_free() {
+            break;
+        }
+        READERS.fetch_sub(1, Ordering::SeqCst);
+    }
+    READING[me].store(true, Ordering::Relaxed);
+    // SAFETY: counted in with the lock free: no writer touches the data
+    // until this processor counts itself out (writers wait for readers).
+    let g = unsafe { &*AIX.data_unlocked() };
+    let vmm = g.aix.as_ref().expect("mm::init has run").vm().vmm();
+    let cpu = if g.installed == me {
+        vmm.installed_cpu()
+    } else {
+        // SAFETY: only a writer moves processor states between slots and
+        // the manager, and none runs now.
+        unsafe { (*CPU_MMU[me].0.get()).as_ref() }
+    }
+    .unwrap_or_else(|| panic!("mm: CPU {me} has no VMM state"));
+    // SAFETY: on the read side: every other use of the manager takes the
+    // write side, which waits for this call; `cpu` is this processor's.
+    let r = unsafe { vmm.resolve_shared(cpu, interrupt, privilege) };
+    READERS.fetch_sub(1, Ordering::Release);
+    READING[me].store(false, Ordering::Relaxed);
+    r
 }
 
 /// Puts the installed processor state back into its owner's slot and
@@ -351,6 +434,11 @@ pub fn lock_owner() -> Option<usize> {
 pub unsafe fn force_unlock() {
     // SAFETY: per the contract the holder no longer runs.
     unsafe { AIX.force_unlock_here() };
+    // A panic inside the shared fault path left this processor counted.
+    let me = smp::this_cpu();
+    if READING[me].swap(false, Ordering::Relaxed) {
+        READERS.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// Makes the running secondary processor's own VMM state
@@ -386,6 +474,11 @@ pub fn add_this_cpu(cpu: usize) -> Result<(), vmm::vm::VmError> {
     // SAFETY: the lock is held and this processor is new: nothing else
     // knows its slot yet.
     unsafe { *CPU_MMU[cpu].0.get() = Some(state) };
+    // The hypervisor's table takes entries from several processors at
+    // once; the kernel's own (powernv) is kept by the write side alone.
+    if !crate::platform::is_powernv() {
+        SHARED_FAULTS.store(true, Ordering::Relaxed);
+    }
     drop(g);
     Ok(())
 }
@@ -524,6 +617,27 @@ pub(crate) fn on_storage_interrupt(frame: &mut TrapFrame) {
     };
     if AIX.held_here() {
         fault_under_the_lock(frame, interrupt);
+    }
+    if SHARED_FAULTS.load(Ordering::Relaxed) && interrupt.cause() == FaultCause::NoPte {
+        let me = smp::this_cpu();
+        if READING[me].load(Ordering::Relaxed) {
+            fault_under_the_lock(frame, interrupt);
+        }
+        match shared_fault(me, interrupt, privilege) {
+            SharedFault::Resolved => {
+                count(&SHARED_RESOLVED);
+                return;
+            }
+            SharedFault::Refused(reason) => {
+                let fault = VmFault {
+                    ea: interrupt.ea(),
+                    access: interrupt.access(),
+                    reason,
+                };
+                return refused(frame, fault, problem);
+            }
+            SharedFault::Exclusive => {}
+        }
     }
     let outcome = {
         let mut guard = lock();

@@ -23,7 +23,7 @@ use arch_ppc64::addr::{PtegIndex, Ptex};
 use arch_ppc64::instructions::hcall::{self, bulk_remove, flags, opcode, protect, PaprError};
 use arch_ppc64::structures::hpte::{self, Hpte, Pp};
 
-use vmm::platform::{HptBackend, HptError, RefChange, RemoveCondition};
+use vmm::platform::{HptBackend, HptError, RefChange, RemoveCondition, SharedHptBackend};
 
 /// What `H_BULK_REMOVE` did with one request: `None` past the requests
 /// made, else the removed entry's `(R, C)` or why it stayed.
@@ -268,12 +268,10 @@ impl PaprHpt {
     }
 }
 
-impl HptBackend for PaprHpt {
-    fn pteg_count(&self) -> u64 {
-        self.ptegs
-    }
-
-    fn insert(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
+impl PaprHpt {
+    /// `H_ENTER` (both the exclusive and the shared insert).
+    #[inline(always)]
+    fn enter(&self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
         if group.as_u64() >= self.ptegs || slot.is_some_and(|s| s > 7) {
             return Err(HptError::Parameter);
         }
@@ -292,7 +290,9 @@ impl HptBackend for PaprHpt {
         Ptex::try_from_raw(out[0]).ok_or(HptError::Hardware(0))
     }
 
-    fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+    /// `H_REMOVE` (both the exclusive and the shared remove).
+    #[inline(always)]
+    fn take(&self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
         self.check(ptex)?;
         let (f, avpn) = match cond {
             RemoveCondition::Absolute => (0, 0),
@@ -310,6 +310,37 @@ impl HptBackend for PaprHpt {
             v: out[0],
             r: out[1],
         })
+    }
+}
+
+/// The hypervisor locks the PTEG for each hcall, so processors may make
+/// them at once.
+impl SharedHptBackend for PaprHpt {
+    fn insert_shared(
+        &self,
+        group: PtegIndex,
+        slot: Option<u8>,
+        hpte: Hpte,
+    ) -> Result<Ptex, HptError> {
+        self.enter(group, slot, hpte)
+    }
+
+    fn remove_shared(&self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+        self.take(ptex, cond)
+    }
+}
+
+impl HptBackend for PaprHpt {
+    fn pteg_count(&self) -> u64 {
+        self.ptegs
+    }
+
+    fn insert(&mut self, group: PtegIndex, slot: Option<u8>, hpte: Hpte) -> Result<Ptex, HptError> {
+        self.enter(group, slot, hpte)
+    }
+
+    fn remove(&mut self, ptex: Ptex, cond: RemoveCondition) -> Result<Hpte, HptError> {
+        self.take(ptex, cond)
     }
 
     fn protect(&mut self, ptex: Ptex, avpn: u64, pp: Pp, no_exec: bool) -> Result<(), HptError> {

@@ -130,6 +130,26 @@ impl<T> CpuLock<T> {
         }
     }
 
+    /// Whether no processor holds the lock (a sequentially consistent
+    /// load: the VMM's readers pair it with their count, see
+    /// `crate::mm`).
+    #[inline]
+    pub fn is_free(&self) -> bool {
+        self.owner.load(Ordering::SeqCst) == 0
+    }
+
+    /// The data, without the lock.
+    ///
+    /// # Safety
+    ///
+    /// The caller must exclude every holder by other means for as long
+    /// as it uses the pointer (the VMM's read side does: a writer waits
+    /// for readers before it touches the data).
+    #[inline]
+    pub unsafe fn data_unlocked(&self) -> *mut T {
+        self.data.get()
+    }
+
     /// The CPU holding the lock, if any.
     pub fn owner(&self) -> Option<usize> {
         match self.owner.load(Ordering::Relaxed) {

@@ -182,6 +182,18 @@ impl FrameAllocator for SimMemory {
     }
 }
 
+/// The memory is behind the machine's lock, so a second handle to it does
+/// what `&mut` does.
+impl crate::platform::SharedFrameAllocator for SimMemory {
+    fn allocate_zeroed_shared(&self) -> Result<Option<PhysAddr>, FrameError> {
+        self.clone().allocate_zeroed()
+    }
+
+    fn free_shared(&self, frame: PhysAddr) -> Result<(), FrameError> {
+        self.clone().free(frame)
+    }
+}
+
 impl PhysMemory for SimMemory {
     fn read(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), FrameError> {
         let st = self.state.lock();

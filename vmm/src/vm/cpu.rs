@@ -152,7 +152,7 @@ pub struct ShootdownRequest {
 
 /// How a platform reaches the other processors: the IPI behind SLB
 /// shootdown (see the module documentation).
-pub trait SlbShootdown: Send {
+pub trait SlbShootdown: Send + Sync {
     /// Makes every processor in `targets` (never the caller) apply
     /// `request` to its own state with [`CpuMmu::apply`], and returns once
     /// each has. The manager calls this with its lock held, so a target
@@ -268,6 +268,13 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
         self.local
             .as_mut()
             .expect("vm: no processor installed (Vmm::install_cpu)")
+    }
+
+    /// The installed processor's state, if one is installed (what a
+    /// kernel passes to [`Vmm::resolve_shared`] for the processor whose
+    /// state the manager holds).
+    pub fn installed_cpu(&self) -> Option<&CpuMmu<S>> {
+        self.local.as_ref()
     }
 
     /// The installed processor's index, if one is installed.

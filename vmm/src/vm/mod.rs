@@ -52,30 +52,37 @@
 //! * **An SLB entry is gone everywhere before its SID is reused**: the
 //!   shootdown runs before the mapping's segment or view is released.
 //!
-//! **Locking today.** The shared part is used under one lock that the
-//! caller holds for each call (the kernel's `with_vmm`, a
-//! `Mutex<Vmm>` in the host tests): faults on different processors
-//! serialize on it. A processor waiting for it must still take shootdown
-//! requests (spin with external interrupts enabled), since the holder may
-//! be waiting for it to apply one.
+//! **Locking.** The manager is used under a reader–writer lock the
+//! kernel keeps (the host tests: `std::sync::RwLock`).
 //!
-//! **Locking next** (so that faults on different segments do not
-//! serialize), from outer to inner; a path takes locks only in this order:
+//! * **Write side: every call but one.** Structural changes (segments,
+//!   spaces, mappings, fork, the AIX services), segment misses, protection
+//!   faults and copy-on-write breaks take the manager by `&mut self`, with
+//!   the calling processor's [`CpuMmu`] installed. A processor waiting
+//!   for the write side must still take shootdown requests (spin with
+//!   external interrupts enabled), since the holder may be waiting for it
+//!   to apply one.
+//! * **Read side: missing-HPTE faults** ([`Vmm::resolve_shared`], the
+//!   `shared` module), by `&self` with the processor's own state passed
+//!   in, several processors at once. Faults on different segments share
+//!   nothing but the leaves; faults on one page serialize on its segment's
+//!   lock, and the second finds the first's entry. Anything the read side
+//!   does not serve it hands to the write side.
 //!
-//! 1. an address space's lock (faults and segment misses read it; map,
-//!    unmap, replace, fork and destroy write it);
-//! 2. the segment table's lock (creating and deleting segments write it;
-//!    everything else reads it);
-//! 3. a segment's lock — a view's before its target's (a view's target is
-//!    never a view, so the order is fixed);
-//! 4. an HPTE group lock, one bit per PTEG pair (as Linux locks an HPTE),
-//!    held across the search, eviction and insert. The victim of an
-//!    eviction belongs to any segment, so its page record is updated with
-//!    a compare-and-swap on its packed entry (slot cleared only if it still
-//!    names that slot, R/C ORed in) instead of by taking its segment's
-//!    lock;
-//! 5. leaves, never held while another lock is taken: the frame allocator,
-//!    the SID allocator, the counters (atomics).
+//! Lock order, outer to inner; a path takes locks only in this order:
+//!
+//! 1. the manager's reader–writer lock (the kernel's);
+//! 2. a segment's lock ([`crate::segment::SegmentTable::lock`]), one at a
+//!    time: the record of an entry evicted by an insert is fixed after
+//!    the faulting segment's lock is dropped (a view's R/C then go to its
+//!    target, again one lock at a time);
+//! 3. a PTEG-pair lock (striped, [`crate::hpt::HptManager::insert_shared`]),
+//!    held across the search, eviction and insert;
+//! 4. leaves, never held while another lock is taken: the frame allocator
+//!    ([`crate::platform::SharedFrameAllocator`]), the counters (atomics).
+//!
+//! On the write side none of these is taken: the borrow excludes
+//! everyone.
 
 use alloc::collections::BTreeMap;
 use core::fmt;
@@ -97,6 +104,7 @@ pub mod cpu;
 pub mod fault;
 mod invariants;
 mod segments;
+mod shared;
 mod slots;
 mod spaces;
 #[cfg(test)]
@@ -106,6 +114,7 @@ use crate::sid::{Sid, SidAllocator, SidError};
 pub use cpu::{CpuMmu, CpuSet, ShootdownRequest, SlbChange, SlbShootdown, MAX_CPUS};
 use fault::FaultCounters;
 pub use invariants::Invariant;
+pub use shared::SharedFault;
 
 /// First ESID of the kernel's half of the effective address space
 /// (EA 0x8000_0000_0000_0000).
@@ -280,6 +289,7 @@ pub struct Vmm<H: HptBackend, S: SlbBackend, F: FrameAllocator> {
     spaces: BTreeMap<SpaceId, AddressSpace>,
     next_space: u32,
     counters: FaultCounters,
+    shared_counters: shared::SharedCounters,
     /// Bolted SLB indexes per processor.
     slb_bolted: usize,
     /// The bolted kernel segments every processor loads: (index, entry).
@@ -350,6 +360,7 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
             spaces: BTreeMap::new(),
             next_space: 1,
             counters: FaultCounters::default(),
+            shared_counters: shared::SharedCounters::default(),
             slb_bolted: config.slb_bolted,
             bolted: alloc::vec::Vec::new(),
             online: CpuSet::single(0),
@@ -396,10 +407,10 @@ impl<H: HptBackend, S: SlbBackend, F: FrameAllocator> Vmm<H, S, F> {
     /// [`CpuMmu::slb`]).
     pub fn counters(&self) -> FaultCounters {
         let (data, instruction) = self.local.as_ref().map_or((0, 0), |c| c.slb.fast_loads());
-        FaultCounters {
+        self.shared_counters.add_to(FaultCounters {
             slb_misses: self.counters.slb_misses + data + instruction,
             ..self.counters
-        }
+        })
     }
     /// Number of SIDs in use (segments and views).
     pub fn sids_in_use(&self) -> usize {
