@@ -162,7 +162,12 @@ extern "C" fn kernel_entry(
             "powernv kernel: entered in hypervisor state (MSR {firmware_msr:#x}), device tree at {fdt:#x}, OPAL at {opal_base:#x} entry {opal_entry:#x}"
         );
         platform::powernv::init_cpu();
-        platform::powernv::collect(fdt)
+        let info = platform::powernv::collect(fdt);
+        match platform::powernv::stop_bmc_watchdog() {
+            Ok(()) => println!("powernv: BMC watchdog stopped"),
+            Err(e) => println!("powernv: BMC watchdog not stopped: {e:?}"),
+        }
+        info
     } else {
         println!(
             "pseries kernel: entered in {}-bit mode (MSR {firmware_msr:#x}), OF entry {of_entry:#x}",

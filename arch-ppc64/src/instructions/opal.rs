@@ -37,6 +37,10 @@ pub mod token {
     pub const REINIT_CPUS: u64 = 70;
     /// Whether OPAL implements a token.
     pub const CHECK_TOKEN: u64 = 80;
+    /// `OPAL_IPMI_SEND(interface, msg, len)`.
+    pub const IPMI_SEND: u64 = 107;
+    /// `OPAL_IPMI_RECV(interface, msg, &len)`.
+    pub const IPMI_RECV: u64 = 108;
 }
 
 /// [`token::REINIT_CPUS`] flag: interrupts in big-endian mode.
@@ -74,6 +78,8 @@ pub enum OpalError {
     /// -14: the target is in the wrong state (e.g. a processor already
     /// started).
     WrongState,
+    /// -16: nothing to return (no IPMI message waiting).
+    Empty,
     /// Any other negative code.
     Other(i64),
 }
@@ -97,6 +103,7 @@ impl OpalError {
             -12 => OpalError::BusyEvent,
             -13 => OpalError::HardwareFrozen,
             -14 => OpalError::WrongState,
+            -16 => OpalError::Empty,
             other => OpalError::Other(other),
         })
     }

@@ -145,6 +145,98 @@ pub fn console_write(bytes: &[u8]) -> Result<(), ConsoleError> {
     Ok(())
 }
 
+/// The BMC's IPMI interface as OPAL names it (`ibm,ipmi-interface-id`
+/// of `/ibm,opal/ipmi`), plus one; 0 without a BMC.
+static IPMI_INTERFACE: AtomicU64 = AtomicU64::new(0);
+
+/// `struct opal_ipmi_msg`: format version 1, the network function (with
+/// the LUN in its low two bits), the command, then its data.
+#[repr(C)]
+struct IpmiMsg {
+    version: u8,
+    netfn: u8,
+    cmd: u8,
+    data: [u8; 32],
+}
+
+/// Why [`stop_bmc_watchdog`] did not stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchdogError {
+    /// The device tree names no IPMI interface (no BMC: no watchdog).
+    NoBmc,
+    /// OPAL refused the request or its answer.
+    Opal(OpalError),
+    /// No answer came.
+    NoAnswer,
+    /// The BMC answered with this completion code.
+    Completion(u8),
+}
+
+/// Stops the BMC's watchdog timer. skiboot leaves it running into the
+/// operating system (60 s, then the BMC resets the machine) for the OS to
+/// take over, as Linux's IPMI watchdog driver does; a kernel that does not
+/// would be reset in the middle of any run longer than a minute. IPMI "Set
+/// Watchdog Timer" (network function App, command 0x24) with the "don't
+/// stop" bit clear stops the timer; the expiry action is set to none as
+/// well.
+pub fn stop_bmc_watchdog() -> Result<(), WatchdogError> {
+    let interface = match IPMI_INTERFACE.load(Ordering::Relaxed) {
+        0 => return Err(WatchdogError::NoBmc),
+        id => id - 1,
+    };
+    const NETFN_APP: u8 = 0x06;
+    const SET_WATCHDOG_TIMER: u8 = 0x24;
+    let mut msg = IpmiMsg {
+        version: 1,
+        netfn: NETFN_APP << 2,
+        cmd: SET_WATCHDOG_TIMER,
+        data: [0; 32],
+    };
+    // Timer use: SMS/OS (4), "don't stop" clear; action: none; no
+    // pre-timeout; clear the SMS/OS expiration flag; countdown 0.
+    msg.data[..6].copy_from_slice(&[0x04, 0x00, 0x00, 0x10, 0x00, 0x00]);
+    call(
+        token::IPMI_SEND,
+        [interface, virt_to_real(&raw const msg as u64), 3 + 6, 0],
+    )
+    .map_err(WatchdogError::Opal)?;
+    // The answer comes once OPAL's pollers have talked to the BMC: give
+    // it up to a second of timebase (512 MHz).
+    let start = crate::harness::timebase();
+    while crate::harness::timebase() - start < 512_000_000 {
+        poll();
+        let mut answer = IpmiMsg {
+            version: 1,
+            netfn: 0,
+            cmd: 0,
+            data: [0; 32],
+        };
+        let mut len = (core::mem::size_of::<IpmiMsg>() as u64).to_be_bytes();
+        let r = call(
+            token::IPMI_RECV,
+            [
+                interface,
+                virt_to_real(&raw mut answer as u64),
+                virt_to_real(len.as_mut_ptr() as u64),
+                0,
+            ],
+        );
+        match r {
+            Ok(_) if answer.cmd == SET_WATCHDOG_TIMER => {
+                return match answer.data[0] {
+                    0 => Ok(()),
+                    cc => Err(WatchdogError::Completion(cc)),
+                };
+            }
+            Ok(_) => {}
+            Err(OpalError::Empty) => {}
+            Err(e) if e.is_busy() => {}
+            Err(e) => return Err(WatchdogError::Opal(e)),
+        }
+    }
+    Err(WatchdogError::NoAnswer)
+}
+
 /// Prints the verdict line, lets OPAL flush the console and powers the
 /// machine down (QEMU exits 0; see [`FAILURE_MARKER`]).
 pub fn exit(success: bool, message: &str) -> ! {
@@ -274,6 +366,13 @@ pub fn collect(fdt: u64) -> BootInfo {
         .unwrap_or_else(|e| panic!("powernv: no device tree at r3: {e:?}"));
     let root = fdt.root().expect("powernv: the device tree has a root");
     let mut info = BootInfo::empty(Firmware::Skiboot);
+    if let Some(id) = fdt
+        .find("/ibm,opal/ipmi")
+        .and_then(|n| n.property("ibm,ipmi-interface-id"))
+        .and_then(|p| p.as_u32())
+    {
+        IPMI_INTERFACE.store(u64::from(id) + 1, Ordering::Relaxed);
+    }
     let cells = root.cell_sizes();
     (info.address_cells, info.size_cells) = cells;
 
